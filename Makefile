@@ -1,0 +1,65 @@
+# The team's vocabulary. `make demo` and `make test` are the two commands a newcomer needs.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# Python 3.13 is the Lambda runtime and the version the tests run on: python3.13 on PATH, else pyenv's.
+VENV := .venv
+SAM_VENV := .venv-sam
+PY := $(VENV)/bin/python
+SAM := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(SAM_VENV)/bin/sam
+TEMPLATE := template.yaml
+
+.PHONY: help
+help: ## list the targets
+	@grep -hE '^[a-z][a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements-dev.txt constraints.txt layers/shared/requirements.txt
+	@[ -x $(PY) ] || { py=$$(scripts/find-python313) && "$$py" -m venv $(VENV); }
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
+	@touch $@
+
+$(SAM_VENV)/.installed: requirements-sam.txt
+	@[ -x $(SAM_VENV)/bin/python ] || { py=$$(scripts/find-python313) && "$$py" -m venv $(SAM_VENV); }
+	$(SAM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-sam.txt
+	@touch $@
+
+.PHONY: dev
+dev: $(VENV)/.installed $(SAM_VENV)/.installed ## create both virtual environments (.venv for the app, .venv-sam for SAM tooling)
+
+# ----------------------------------------------------------------------------------------------------
+# Quality gates. `make test` is what CI runs (.ci/run), on a fresh machine, from nothing.
+# ----------------------------------------------------------------------------------------------------
+PY_SOURCES := layers/shared functions devtools tests scripts benchmarks
+export SAM_CLI_TELEMETRY := 0
+export AWS_DEFAULT_REGION ?= eu-west-1
+
+.PHONY: lint
+lint: $(VENV)/.installed ## ruff (lint + format check)
+	$(VENV)/bin/ruff check $(PY_SOURCES)
+	$(VENV)/bin/ruff format --check $(PY_SOURCES)
+
+.PHONY: format
+format: $(VENV)/.installed ## apply ruff fixes and formatting
+	$(VENV)/bin/ruff check --fix $(PY_SOURCES)
+	$(VENV)/bin/ruff format $(PY_SOURCES)
+
+.PHONY: typecheck
+typecheck: $(VENV)/.installed ## mypy --strict on the layer, functions, devtools and scripts
+	$(VENV)/bin/mypy layers/shared/offergrid_integration functions devtools scripts benchmarks
+
+.PHONY: template-check
+template-check: $(SAM_VENV)/.installed ## sam validate, sam validate --lint, cfn-lint of the translated template
+	$(SAM) validate --template $(TEMPLATE)
+	$(SAM) validate --lint --template $(TEMPLATE)
+	$(SAM_VENV)/bin/python scripts/check_template.py $(TEMPLATE)
+
+.PHONY: build
+build: $(VENV)/.installed $(SAM_VENV)/.installed ## sam build (no container; needs the python3.13 of .venv first on PATH)
+	$(SAM) build --template $(TEMPLATE) --cached --parallel
+
+.PHONY: pytest
+pytest: $(VENV)/.installed ## the test suite only
+	$(PY) -m pytest
+
+.PHONY: test
+test: lint typecheck template-check build pytest ## everything CI checks: lint, types, template, build, tests

@@ -1,0 +1,1 @@
+"""Offergrid Provider API: client, models and errors."""

@@ -1,0 +1,158 @@
+"""Typed errors for everything that can go wrong talking to Offergrid.
+
+One hierarchy, by HTTP status, each error carrying the status, the message and the body.
+`retryable` tells callers (the SQS processor, the sync) whether trying later can succeed:
+connection problems, timeouts, 408, 429, 5xx and an exhausted rate budget are transient;
+401/403/404/409/422 and other 4xx are permanent for that request.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class OffergridError(Exception):
+    """Base of every error raised by the Offergrid client and the rate budget."""
+
+    retryable: bool = False
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class APIConnectionError(OffergridError):
+    """The request never got an HTTP answer (refused, reset, DNS, TLS...)."""
+
+    retryable = True
+
+
+class APITimeoutError(APIConnectionError):
+    """No answer within the timeout (or within the Lambda's remaining time)."""
+
+
+class RateBudgetExhausted(OffergridError):
+    """The shared 100/min + 10,000/h budget has no token within the time we may wait.
+
+    Nothing was sent. `retry_after` is how long (seconds) until a token is expected.
+    """
+
+    retryable = True
+
+    def __init__(self, retry_after: float, message: str | None = None) -> None:
+        super().__init__(message or f"Offergrid rate budget exhausted; retry in {retry_after:.1f}s")
+        self.retry_after = retry_after
+
+
+class UnexpectedResponseError(OffergridError):
+    """Offergrid answered 2xx with a body we cannot use (not JSON, wrong shape, endless pages).
+
+    Not retryable: the same request would get the same answer.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        method: str | None = None,
+        path: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.method = method
+        self.path = path
+
+    def __str__(self) -> str:
+        where = f" ({self.method} {self.path})" if self.method and self.path else ""
+        return f"{self.message}{where}"
+
+
+class APIStatusError(OffergridError):
+    """Offergrid answered with a non-2xx status."""
+
+    status_code: int = 0
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        body: Any = None,
+        request_id: str | None = None,
+        method: str | None = None,
+        path: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.body = body
+        self.request_id = request_id
+        self.method = method
+        self.path = path
+
+    def __str__(self) -> str:
+        where = f" ({self.method} {self.path})" if self.method and self.path else ""
+        return f"{self.status_code} {self.message}{where}"
+
+
+class BadRequestError(APIStatusError):
+    status_code = 400
+
+
+class AuthenticationError(APIStatusError):
+    status_code = 401
+
+
+class PermissionDeniedError(APIStatusError):
+    status_code = 403
+
+
+class NotFoundError(APIStatusError):
+    status_code = 404
+
+
+class RequestTimeoutError(APIStatusError):
+    status_code = 408
+    retryable = True
+
+
+class ConflictError(APIStatusError):
+    status_code = 409
+
+
+class UnprocessableEntityError(APIStatusError):
+    status_code = 422
+
+
+class RateLimitError(APIStatusError):
+    status_code = 429
+    retryable = True
+
+
+class InternalServerError(APIStatusError):
+    """Any 5xx."""
+
+    status_code = 500
+    retryable = True
+
+
+_BY_STATUS: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    408: RequestTimeoutError,
+    409: ConflictError,
+    422: UnprocessableEntityError,
+    429: RateLimitError,
+}
+
+
+def error_class_for_status(status_code: int) -> type[APIStatusError]:
+    if status_code >= 500:
+        return InternalServerError
+    return _BY_STATUS.get(status_code, APIStatusError)
+
+
+def is_retryable_status(status_code: int) -> bool:
+    return status_code in (408, 429) or status_code >= 500
