@@ -15,9 +15,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import yaml
 from samtranslator.translator.managed_policy_translator import ManagedPolicyLoader
 from samtranslator.translator.transform import transform
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from devtools.cfn_yaml import load_template
 
 
 class _OfflinePolicyLoader(ManagedPolicyLoader):
@@ -28,31 +30,6 @@ class _OfflinePolicyLoader(ManagedPolicyLoader):
 
     def load(self) -> dict[str, str]:
         return {}
-
-
-class _CfnLoader(yaml.SafeLoader):
-    pass
-
-
-def _construct_tag(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
-    name = "Ref" if tag_suffix == "Ref" else f"Fn::{tag_suffix}"
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-        if tag_suffix == "GetAtt" and isinstance(value, str):
-            value = value.split(".", 1)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
-    return {name: value}
-
-
-_CfnLoader.add_multi_constructor("!", _construct_tag)
-
-
-def load_template(path: Path) -> dict[str, Any]:
-    with path.open() as fh:
-        return yaml.load(fh, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass with CFN tags only
 
 
 def with_packaged_code(template: dict[str, Any]) -> dict[str, Any]:
