@@ -1,0 +1,257 @@
+"""Pydantic models of the Offergrid Provider API bodies.
+
+Python attributes are snake_case; the wire names are the camelCase of the docs (`sku`,
+`internalName`, `serviceSpecificData`...) through a camelCase alias generator. Either spelling
+is accepted on input (`populate_by_name`); serialise with `to_wire()` (aliases, JSON types, only
+the fields that were set).
+
+Unknown fields are kept, never rejected (`extra="allow"`): Offergrid may add fields at any time
+and a round trip must not drop them.
+
+Requests are strict (our own enums, so a mapping bug fails here and not at Offergrid);
+responses are lenient: only the identifying fields are required, and an enum value we do not
+know yet is kept as a plain string instead of failing the whole list it came in.
+
+No lifecycle rules here: which status may follow which belongs to the order domain.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Self
+
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, model_validator
+from pydantic.alias_generators import to_camel
+
+
+class OfferCategory(StrEnum):
+    INTERNET = "internet"
+    TELEVISION = "television"
+    SECURITY = "security"
+    ENERGY = "energy"
+    INSURANCE = "insurance"
+    OTHER = "other"
+
+
+class OfferStatus(StrEnum):
+    DRAFT = "draft"
+    ACTIVE = "active"
+    INACTIVE = "inactive"
+    ARCHIVED = "archived"
+
+
+class PricingType(StrEnum):
+    FIXED = "fixed"
+    VARIABLE = "variable"
+    TIERED = "tiered"
+    CUSTOM = "custom"
+
+
+class OrderItemStatus(StrEnum):
+    PENDING = "pending"
+    SUBMITTED_TO_PROVIDER = "submitted_to_provider"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    SCHEDULED = "scheduled"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    ACTIVE = "active"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+
+
+class ConnectionType(StrEnum):
+    FIBER = "fiber"
+    CABLE = "cable"
+    DSL = "dsl"
+    SATELLITE = "satellite"
+    FIXED_WIRELESS = "fixed_wireless"
+    HOME_5G = "5g_home"
+
+
+class MonitoringType(StrEnum):
+    PROFESSIONAL_MONITORING = "professional_monitoring"
+    SELF_MONITORING = "self_monitoring"
+    HYBRID = "hybrid"
+
+
+class InstallationType(StrEnum):
+    PROFESSIONAL = "professional"
+    DIY = "diy"
+
+
+# Response-side enum types: try the enum first, keep a value we do not know yet as a plain string.
+OpenOfferCategory = Annotated[OfferCategory | str, Field(union_mode="left_to_right")]
+OpenOfferStatus = Annotated[OfferStatus | str, Field(union_mode="left_to_right")]
+OpenPricingType = Annotated[PricingType | str, Field(union_mode="left_to_right")]
+OpenOrderItemStatus = Annotated[OrderItemStatus | str, Field(union_mode="left_to_right")]
+
+
+class OffergridModel(BaseModel):
+    """Base of every Offergrid body: camelCase on the wire, unknown fields kept."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True, alias_generator=to_camel)
+
+    def to_wire(self) -> dict[str, Any]:
+        """The JSON body to send: wire names, JSON types, only the fields explicitly set."""
+        return self.model_dump(exclude_unset=True, mode="json", by_alias=True)
+
+
+# --- offers -----------------------------------------------------------------------------------
+
+
+class InternetServiceData(OffergridModel):
+    min_bandwidth: float
+    max_bandwidth: float
+    connection_type: ConnectionType
+    data_cap: float | None = None
+
+
+class SecurityServiceData(OffergridModel):
+    monitoring_type: MonitoringType
+    installation_type: InstallationType
+    equipment_included: str
+
+
+# Internet and security data are documented; anything else (television, energy...) stays a dict.
+ServiceSpecificData = Annotated[
+    InternetServiceData | SecurityServiceData | dict[str, Any], Field(union_mode="left_to_right")
+]
+
+
+class _OfferContent(OffergridModel):
+    """The writable offer fields whose type is the same on requests and responses."""
+
+    name: str | None = None
+    internal_name: str | None = None
+    sku: str | None = None
+    external_id: str | None = None
+    metadata: dict[str, Any] | None = None
+    description: str | None = None
+    internal_description: str | None = None
+    marketing_headline: str | None = None
+    marketing_description: str | None = None
+    key_features: list[str] | None = None
+    image_url: str | None = None
+    overview: str | None = None
+    submission_url: str | None = None
+    submission_config: dict[str, Any] | None = None
+    service_specific_data: ServiceSpecificData | None = None
+    monthly_price: float | None = None
+    compliance_data: dict[str, Any] | None = None
+    compliance_status: str | None = None
+    compliance_notes: str | None = None
+
+
+class OfferFields(_OfferContent):
+    """Every writable offer field, all optional, enums strict (what we send)."""
+
+    category: OfferCategory | None = None
+    status: OfferStatus | None = None
+    pricing_type: PricingType | None = None
+
+
+class OfferCreate(OfferFields):
+    """Body of `POST /provider/offers`."""
+
+    name: str
+    category: OfferCategory
+    sku: str
+
+
+class OfferUpdate(OfferFields):
+    """Body of `PATCH /provider/offers/{id}`: only the fields explicitly set are sent.
+
+    `OfferUpdate(monthly_price=None)` sends `{"monthlyPrice": null}`; `OfferUpdate()` sends `{}`.
+    """
+
+
+class Offer(_OfferContent):
+    """An offer as Offergrid returns it."""
+
+    id: str
+    category: OpenOfferCategory | None = None
+    status: OpenOfferStatus | None = None
+    pricing_type: OpenPricingType | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+# --- order items ------------------------------------------------------------------------------
+
+
+class CustomerInfo(OffergridModel):
+    full_name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+
+
+class ServiceAddress(OffergridModel):
+    street: str | None = None
+    city: str | None = None
+    state: str | None = None
+    zip_code: str | None = None
+    country: str | None = None
+
+
+class OrderItem(OffergridModel):
+    """One order item (`/provider/orders/{itemId}`); lenient beyond id, order id and status."""
+
+    id: str
+    order_id: str
+    status: OpenOrderItemStatus
+    offer_id: str | None = None
+    offer_name: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    customer_info: CustomerInfo | None = None
+    service_address: ServiceAddress | None = None
+    notes: str | None = None
+    metadata: dict[str, Any] | None = None
+    provider_notes: str | None = None
+    scheduled_for: datetime | None = None
+
+
+class StatusUpdate(OffergridModel):
+    """Body of `PATCH /provider/orders/{itemId}/status`.
+
+    `scheduled_for` is required with `scheduled`; it is sent as ISO 8601 UTC with a `Z`
+    (a naive datetime is taken as UTC).
+    """
+
+    status: OrderItemStatus
+    provider_notes: str | None = None
+    scheduled_for: datetime | None = None
+    metadata: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _scheduled_needs_a_date(self) -> Self:
+        if self.status is OrderItemStatus.SCHEDULED and self.scheduled_for is None:
+            raise ValueError("scheduledFor is required when status is 'scheduled'")
+        return self
+
+    @field_serializer("scheduled_for")
+    def _iso_utc(self, value: datetime | None) -> str | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+# --- errors -----------------------------------------------------------------------------------
+
+
+class ErrorBody(OffergridModel):
+    """`{"statusCode": 400, "message": "..." | ["...", ...], "error": "Bad Request"}`."""
+
+    status_code: int | None = None
+    message: str | list[str] | None = None
+    error: str | None = None
+
+    def text(self) -> str | None:
+        """The message as one string (a validation list joined with '; ')."""
+        if isinstance(self.message, list):
+            return "; ".join(str(part) for part in self.message) or None
+        return self.message or None

@@ -1,0 +1,177 @@
+"""Pure decisions of the Offergrid client: Retry-After, backoff, what is retried, list pages."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime
+from email.utils import format_datetime
+
+import pytest
+from offergrid_integration.clock import ScaledClock, SystemClock
+from offergrid_integration.offergrid.client import (
+    INITIAL_RETRY_DELAY,
+    MAX_RETRY_AFTER,
+    MAX_RETRY_DELAY,
+    OffergridClient,
+    _real_seconds,
+    _should_retry,
+    compute_backoff,
+    parse_page,
+    parse_retry_after,
+    retry_wait,
+)
+
+NOW = datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC).timestamp()
+
+
+class TestParseRetryAfter:
+    @pytest.mark.parametrize(
+        ("value", "expected"),
+        [
+            ("5", 5.0),
+            ("0", 0.0),
+            ("1.5", 1.5),
+            (" 2 ", 2.0),
+            ("120", 120.0),  # capping is the caller's job
+            ("-3", 0.0),
+        ],
+    )
+    def test_delta_seconds(self, value, expected):
+        assert parse_retry_after(value, NOW) == expected
+
+    def test_http_date_relative_to_the_clock(self):
+        in_30s = format_datetime(datetime.fromtimestamp(NOW + 30, UTC), usegmt=True)
+        assert in_30s.endswith("GMT")
+        assert parse_retry_after(in_30s, NOW) == pytest.approx(30.0)
+
+    def test_http_date_in_the_past_means_now(self):
+        assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", NOW) == 0.0
+
+    @pytest.mark.parametrize("value", [None, "", "   ", "soon", "nan", "inf", "Wed, 99 Foo 2015"])
+    def test_absent_or_unreadable(self, value):
+        assert parse_retry_after(value, NOW) is None
+
+
+class TestBackoff:
+    @pytest.mark.parametrize("attempt", range(8))
+    def test_full_jitter_bounds(self, attempt):
+        ceiling = min(MAX_RETRY_DELAY, INITIAL_RETRY_DELAY * 2**attempt)
+        assert compute_backoff(attempt, lambda: 0.0) == 0.0
+        assert compute_backoff(attempt, lambda: 0.999999) == pytest.approx(ceiling, rel=1e-5)
+        assert compute_backoff(attempt, lambda: 0.5) == pytest.approx(ceiling / 2)
+
+    def test_grows_exponentially_then_is_capped(self):
+        top = [compute_backoff(attempt, lambda: 1.0) for attempt in range(10)]
+        assert top[:4] == [0.5, 1.0, 2.0, 4.0]
+        assert top[4:] == [MAX_RETRY_DELAY] * 6
+
+    def test_huge_attempt_does_not_overflow(self):
+        assert compute_backoff(10_000, lambda: 1.0) == MAX_RETRY_DELAY
+
+    def test_default_random_stays_within_bounds(self):
+        waits = [compute_backoff(3) for _ in range(200)]
+        assert all(0.0 <= wait <= 4.0 for wait in waits)
+        assert len(set(waits)) > 1  # jittered, not constant
+
+    def test_retry_after_wins_over_backoff_and_is_capped(self):
+        assert retry_wait(0, 7.5, lambda: 0.0) == 7.5
+        assert retry_wait(0, 3600.0, lambda: 0.0) == MAX_RETRY_AFTER
+        assert retry_wait(2, None, lambda: 1.0) == 2.0
+
+
+class TestShouldRetry:
+    @pytest.mark.parametrize("status", [408, 429, 500, 502, 503, 504, 599])
+    def test_transient_statuses_are_retried(self, status):
+        assert _should_retry(status) is True
+
+    @pytest.mark.parametrize("status", [400, 401, 403, 404, 405, 409, 410, 413, 415, 422, 451, 499])
+    def test_permanent_statuses_are_not(self, status):
+        assert _should_retry(status) is False
+
+    @pytest.mark.parametrize("status", [200, 201, 204, 301, 302, 304])
+    def test_unexpected_non_error_statuses_are_not(self, status):
+        assert _should_retry(status) is False
+
+    def test_no_answer_at_all_is_retried(self):
+        assert _should_retry(None) is True
+
+
+class TestParsePage:
+    def test_bare_array_is_the_whole_list(self):
+        assert parse_page([{"id": 1}], {}) == ([{"id": 1}], None)
+
+    @pytest.mark.parametrize("key", ["data", "items", "offers", "orders"])
+    def test_envelope_keys(self, key):
+        assert parse_page({key: [1, 2]}, {}) == ([1, 2], None)
+
+    @pytest.mark.parametrize("key", ["nextCursor", "next_cursor", "cursor", "next"])
+    def test_cursor_keys_keep_the_other_params(self, key):
+        items, nxt = parse_page({"data": [1], key: "abc"}, {"status": "pending"})
+        assert items == [1]
+        assert nxt == {"status": "pending", "cursor": "abc"}
+
+    @pytest.mark.parametrize("end", [None, ""])
+    def test_empty_cursor_ends(self, end):
+        assert parse_page({"data": [1], "nextCursor": end}, {"cursor": "x"}) == ([1], None)
+
+    def test_next_link_carries_its_query(self):
+        body = {"data": [1], "next": "https://api.offergrid.io/provider/orders?status=pending&page=3"}
+        assert parse_page(body, {"status": "pending"})[1] == {"status": "pending", "page": "3"}
+
+    @pytest.mark.parametrize(
+        ("body", "expected"),
+        [
+            ({"items": [1], "page": 1, "totalPages": 3}, {"page": "2"}),
+            ({"items": [1], "page": 3, "totalPages": 3}, None),
+            ({"items": [], "page": 1, "totalPages": 0}, None),
+            ({"items": [1], "page": 2, "pages": 5}, {"page": "3"}),
+            ({"items": [1], "page": 1, "hasMore": True}, {"page": "2"}),
+            ({"items": [1], "page": 1, "hasMore": False}, None),
+            ({"items": [1], "page": 4}, {"page": "5"}),  # no totals: go on until an empty page
+            ({"items": [], "page": 5}, None),
+        ],
+    )
+    def test_page_numbers(self, body, expected):
+        assert parse_page(body, {})[1] == expected
+
+    def test_has_more_without_page_counts_from_the_request(self):
+        assert parse_page({"data": [1], "hasMore": True}, {"page": "2"})[1] == {"page": "3"}
+        assert parse_page({"data": [1], "has_more": True}, {})[1] == {"page": "2"}
+
+    @pytest.mark.parametrize("body", [{"result": []}, {"data": "nope"}, "text", 42, None])
+    def test_unusable_bodies_raise(self, body):
+        with pytest.raises(ValueError, match=r"expected a JSON array|no list"):
+            parse_page(body, {})
+
+
+class TestClientBasics:
+    def test_repr_shows_no_key(self):
+        client = OffergridClient(api_key=lambda *, force_refresh=False: "sk-very-secret")
+        try:
+            assert "sk-very-secret" not in repr(client)
+            assert "api.offergrid.io" in repr(client)
+        finally:
+            client.close()
+
+    @pytest.mark.parametrize("kwargs", [{"timeout": 0}, {"max_retries": -1}])
+    def test_bad_settings_are_refused(self, kwargs):
+        with pytest.raises(ValueError, match="must"):
+            OffergridClient(api_key=lambda *, force_refresh=False: "k", **kwargs)
+
+    def test_timeouts_follow_the_clock_scale(self):
+        assert _real_seconds(SystemClock(), 10.0) == 10.0
+        assert _real_seconds(ScaledClock(60), 120.0) == pytest.approx(2.0)
+
+    def test_ids_are_one_path_segment(self):
+        client = OffergridClient(api_key=lambda *, force_refresh=False: "k")
+        try:
+            with pytest.raises(ValueError, match="must not be empty"):
+                client.get_offer("")
+        finally:
+            client.close()
+
+
+def test_jitter_source_is_injectable():
+    values = itertools.cycle([0.25, 0.75])
+    waits = [compute_backoff(2, lambda: next(values)) for _ in range(2)]
+    assert waits == [0.5, 1.5]
