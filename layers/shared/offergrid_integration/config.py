@@ -1,0 +1,199 @@
+"""Each function's environment as a pydantic model, validated at cold start.
+
+`load_settings(WebhookIngressSettings)` reads the environment variables named by the fields'
+aliases (empty means unset) and either returns the settings or raises one `ConfigurationError`
+naming every missing or bad variable and why, never its value. A function that starts with a bad
+environment fails at init, loudly, instead of on its first request.
+
+Adding a function's settings is a few lines: subclass `CommonSettings` (needs the Offergrid API) or
+`AwsSettings` (only AWS), declare each field with `Field(alias="ENV_VAR_NAME")` and reuse the
+annotated types below (`SecretId`, `HttpsUrl`, `QueueUrl`, `EndpointUrl`, `CacheSeconds`, ...).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+
+__all__ = [
+    "AwsSettings",
+    "CacheSeconds",
+    "CommonSettings",
+    "ConfigurationError",
+    "EndpointUrl",
+    "HttpsUrl",
+    "NonBlankStr",
+    "QueueUrl",
+    "SecretId",
+    "WebhookIngressSettings",
+    "load_settings",
+]
+
+DEFAULT_OFFERGRID_API_URL = "https://api.offergrid.io"
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost"})
+MAX_WEBHOOK_BODY_BYTES = 256 * 1024
+
+
+class ConfigurationError(Exception):
+    """The environment (or a secret's content) is unusable. Names what is wrong, never a value."""
+
+    def __init__(self, message: str, *, problems: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.problems: dict[str, str] = dict(problems or {})
+
+    @classmethod
+    def from_problems(cls, problems: Mapping[str, str]) -> ConfigurationError:
+        details = "; ".join(f"{name}: {reason}" for name, reason in problems.items())
+        return cls(f"invalid configuration: {details}", problems=problems)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Reusable field types. Validator messages never include the value: it may be a secret.
+# ---------------------------------------------------------------------------------------------------
+def _non_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value.strip()
+
+
+def _http_url(value: str, *, allow_remote_http: bool) -> str:
+    value = value.strip()
+    if any(char.isspace() for char in value):
+        raise ValueError("must be a URL without whitespace")
+    parts = urlsplit(value)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ValueError("must be an absolute http(s) URL with a host")
+    try:
+        _ = parts.port
+    except ValueError:
+        raise ValueError("has an invalid port") from None
+    if parts.scheme == "http" and not allow_remote_http and parts.hostname not in LOCAL_HOSTS:
+        raise ValueError("must use https (plain http only for 127.0.0.1 or localhost)")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("must not contain credentials")
+    if parts.query or parts.fragment:
+        raise ValueError("must not have a query or fragment")
+    return value.rstrip("/")
+
+
+def _https_url(value: str) -> str:
+    return _http_url(value, allow_remote_http=False)
+
+
+def _endpoint_url(value: str) -> str:
+    return _http_url(value, allow_remote_http=True)
+
+
+_SQS_QUEUE_URL_RE = re.compile(
+    r"""^(?:
+        https://sqs\.[a-z0-9-]+\.amazonaws\.com(?:\.cn)?      # https://sqs.<region>.amazonaws.com
+      | https://[a-z0-9-]+\.queue\.amazonaws\.com(?:\.cn)?    # legacy https://<region>.queue...
+      | https?://(?:localhost|127\.0\.0\.1)(?::\d{1,5})?      # moto server / local stack
+    )/\d{12}/[A-Za-z0-9_-]{1,80}(?:\.fifo)?$""",
+    re.VERBOSE,
+)
+
+
+def _queue_url(value: str) -> str:
+    value = value.strip()
+    if not _SQS_QUEUE_URL_RE.match(value):
+        raise ValueError(
+            "must be an SQS queue URL (https://sqs.<region>.amazonaws.com/<account>/<name>, "
+            "or http(s)://127.0.0.1|localhost[:port]/<account>/<name> locally)"
+        )
+    return value
+
+
+NonBlankStr = Annotated[str, AfterValidator(_non_blank)]
+# A Secrets Manager secret name or ARN (the id, not the value).
+SecretId = NonBlankStr
+HttpsUrl = Annotated[str, AfterValidator(_https_url)]
+EndpointUrl = Annotated[str, AfterValidator(_endpoint_url)]
+QueueUrl = Annotated[str, AfterValidator(_queue_url)]
+CacheSeconds = Annotated[int, Field(ge=0, le=3600)]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Settings models: one per function (or group of functions sharing an environment)
+# ---------------------------------------------------------------------------------------------------
+class _Settings(BaseModel):
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        validate_by_alias=True,
+        validate_by_name=True,
+        hide_input_in_errors=True,
+    )
+
+
+class AwsSettings(_Settings):
+    """What every function reading secrets needs."""
+
+    secrets_cache_seconds: CacheSeconds = Field(default=300, alias="SECRETS_CACHE_SECONDS")
+    # Only for the local stack (moto server); boto3 also honours the variable itself.
+    aws_endpoint_url: EndpointUrl | None = Field(default=None, alias="AWS_ENDPOINT_URL")
+
+
+class CommonSettings(AwsSettings):
+    """What every function calling the Offergrid API needs."""
+
+    offergrid_api_url: HttpsUrl = Field(default=DEFAULT_OFFERGRID_API_URL, alias="OFFERGRID_API_URL")
+    offergrid_api_key_secret: SecretId = Field(alias="OFFERGRID_API_KEY_SECRET")
+    # Absent: each instance rate-limits itself in process (local runs, tests).
+    rate_limit_table: NonBlankStr | None = Field(default=None, alias="RATE_LIMIT_TABLE")
+    offergrid_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=30, allow_inf_nan=False, alias="OFFERGRID_TIMEOUT_SECONDS"
+    )
+
+
+class WebhookIngressSettings(AwsSettings):
+    """The webhook ingress verifies and enqueues; it never calls Offergrid, so needs no API key."""
+
+    offergrid_webhook_secret: SecretId = Field(alias="OFFERGRID_WEBHOOK_SECRET")
+    orders_queue_url: QueueUrl = Field(alias="ORDERS_QUEUE_URL")
+    webhook_max_body_bytes: int = Field(
+        default=MAX_WEBHOOK_BODY_BYTES, ge=1, le=MAX_WEBHOOK_BODY_BYTES, alias="WEBHOOK_MAX_BODY_BYTES"
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# Loading
+# ---------------------------------------------------------------------------------------------------
+def env_var_names(model: type[BaseModel]) -> list[str]:
+    """The environment variables `model` reads, in declaration order."""
+    return [field.alias or name.upper() for name, field in model.model_fields.items()]
+
+
+def load_settings[T: BaseModel](model: type[T], environ: Mapping[str, str] | None = None) -> T:
+    """Validate the environment (default `os.environ`) into `model`; `ConfigurationError` if bad."""
+    if environ is None:
+        environ = os.environ
+    data: dict[str, Any] = {}
+    for name in env_var_names(model):
+        value = environ.get(name)
+        if value is not None and value.strip():
+            data[name] = value.strip()
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        # `from None`: a chained ValidationError would print the input values.
+        raise ConfigurationError.from_problems(_problems(exc)) from None
+
+
+def _problems(exc: ValidationError) -> dict[str, str]:
+    problems: dict[str, str] = {}
+    for error in exc.errors(include_url=False, include_input=False, include_context=True):
+        name = str(error["loc"][0]) if error["loc"] else "environment"
+        if error["type"] == "missing":
+            reason = "required but not set"
+        elif error["type"] == "value_error":
+            reason = str(error.get("ctx", {}).get("error", error["msg"]))
+        else:
+            reason = error["msg"]
+        problems[name] = f"{problems[name]}; {reason}" if name in problems else reason
+    return problems

@@ -1,0 +1,182 @@
+"""The one Logger, Tracer and Metrics of the integration, and redaction of secrets in logs.
+
+Every module imports `logger`, `tracer` and `metrics` from here; nothing else creates them. The
+service name comes from `POWERTOOLS_SERVICE_NAME` (set per function by the template), the metrics
+namespace from `POWERTOOLS_METRICS_NAMESPACE` (default `OffergridIntegration`).
+
+Redaction runs on the final serialised JSON line of the Powertools logger, so it covers the
+message, extra keys, exceptions and stack traces alike:
+
+- every value passed to `register_secret()` (the secret store registers each value it reads) is
+  replaced with `[REDACTED]`, also in its JSON-escaped form;
+- the value of any key that looks secret (`x-api-key`, `apiKey`, `x-offergrid-signature`,
+  `authorization`, `webhook_secret`, `password`, `token`, ...) in JSON, Python reprs, `key=value`
+  text and `header: value` lines;
+- `sha256=<hex>` signatures.
+
+`RedactingFilter` applies the same to stdlib loggers (httpx, botocore, ...). It is attached to those
+loggers and to the root logger's handlers (the Lambda runtime's handler), which is where their
+child loggers' records end up.
+
+Importing this module only creates the three objects and attaches the filter: it runs on every
+cold start.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import threading
+from typing import TYPE_CHECKING
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.logging.types import LogRecord
+
+__all__ = [
+    "METRICS_NAMESPACE",
+    "REDACTED",
+    "RedactingFilter",
+    "RedactingFormatter",
+    "logger",
+    "metrics",
+    "redact",
+    "register_secret",
+    "tracer",
+]
+
+METRICS_NAMESPACE = "OffergridIntegration"
+METRICS_NAMESPACE_ENV = "POWERTOOLS_METRICS_NAMESPACE"
+REDACTED = "[REDACTED]"
+# Shorter values are not registered: redacting them would blank out ordinary words.
+MIN_SECRET_LENGTH = 8
+# Stdlib loggers of our dependencies that may log URLs, headers or bodies.
+THIRD_PARTY_LOGGERS = ("httpx", "httpcore", "botocore", "boto3", "urllib3")
+
+# ---------------------------------------------------------------------------------------------------
+# Registry of secret values
+# ---------------------------------------------------------------------------------------------------
+_registry_lock = threading.Lock()
+# Replaced (never mutated) under the lock, so `redact` can read it without locking. Longest first,
+# so a secret containing another is replaced whole.
+_registered: tuple[str, ...] = ()
+
+
+def register_secret(value: str) -> None:
+    """Redact `value` (and its JSON-escaped form) from every log line from now on."""
+    global _registered
+    if not isinstance(value, str) or len(value.strip()) < MIN_SECRET_LENGTH:
+        return
+    variants = {value, json.dumps(value)[1:-1]}
+    with _registry_lock:
+        if variants.issubset(_registered):
+            return
+        _registered = tuple(sorted(variants.union(_registered), key=len, reverse=True))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Pattern-based redaction
+# ---------------------------------------------------------------------------------------------------
+# A key that looks secret: any name ending in one of these words (`x-api-key`, `apiKey`,
+# `x-offergrid-signature`, `webhook_secret`, `OFFERGRID_WEBHOOK_SECRETS`, `access_token`, ...). Names
+# where the word is not at the end (`apiKeySecretId`, `signature_valid`) are left alone.
+_SECRET_KEY = r"[\w.\-]*?(?:api[_\-]?key|signature|authorization|secrets?|password|passwd|token)"  # noqa: S105
+# The value after it: a JSON string, a Python repr string, a JSON string inside a JSON string
+# (`\"...\"`), a list, or a bare word (with an optional auth scheme). Objects are not matched: their
+# own keys are redacted one by one.
+_VALUE = r"""(?P<value>
+      "(?:[^"\\]|\\.)*"
+    | '(?:[^'\\]|\\.)*'
+    | \\"(?:[^"\\]|\\[^"])*\\"
+    | \[[^\]]*\]
+    | (?:(?:bearer|basic|token)\s+)?[^\s,;&)}\]"'\\{\[]+
+)"""
+# "key": value / 'key': value / \"key\": value (JSON, reprs, JSON inside a message)
+_QUOTED_KEY_RE = re.compile(
+    rf"""(?P<prefix>(?P<quote>\\?["']){_SECRET_KEY}(?P=quote)\s*[:=]\s*){_VALUE}""",
+    re.IGNORECASE | re.VERBOSE,
+)
+# key=value (query strings, reprs of keyword arguments, ad-hoc messages)
+_ASSIGNED_KEY_RE = re.compile(
+    rf"""(?P<prefix>(?<![\w.\-]){_SECRET_KEY}\s*=\s*){_VALUE}""",
+    re.IGNORECASE | re.VERBOSE,
+)
+# header: value (only header names, so "bad signature: header missing" stays readable)
+_HEADER_RE = re.compile(
+    rf"""(?P<prefix>(?<![\w.\-])(?:x-api-key|x-offergrid-signature|(?:proxy-)?authorization)\s*:\s*){_VALUE}""",
+    re.IGNORECASE | re.VERBOSE,
+)
+_SHA256_RE = re.compile(r"sha256=[0-9a-f]+", re.IGNORECASE)
+
+
+def _replace_value(match: re.Match[str]) -> str:
+    value = match.group("value")
+    if value.startswith('\\"'):
+        replacement = f'\\"{REDACTED}\\"'
+    elif value.startswith("'"):
+        replacement = f"'{REDACTED}'"
+    elif value.startswith('"') or match.groupdict().get("quote") == '"':
+        # An unescaped double-quoted key is JSON structure: keep the document valid JSON.
+        replacement = f'"{REDACTED}"'
+    else:
+        replacement = REDACTED
+    return match.group("prefix") + replacement
+
+
+def redact(text: str) -> str:
+    """`text` with every registered secret, secret-looking key value and signature replaced."""
+    for secret in _registered:
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    text = _QUOTED_KEY_RE.sub(_replace_value, text)
+    text = _ASSIGNED_KEY_RE.sub(_replace_value, text)
+    text = _HEADER_RE.sub(_replace_value, text)
+    return _SHA256_RE.sub(f"sha256={REDACTED}", text)
+
+
+class RedactingFormatter(LambdaPowertoolsFormatter):
+    """The Powertools JSON formatter, redacting the final line (message, keys, exception, stack)."""
+
+    def serialize(self, log: LogRecord) -> str:
+        return redact(super().serialize(log))
+
+
+class RedactingFilter(logging.Filter):
+    """Redacts a stdlib record in place: message (with its args), exception text and stack."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record: logging itself reports it later
+            return True
+        record.msg = redact(message)
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
+        return True
+
+
+def _attach_redacting_filter() -> None:
+    redacting_filter = RedactingFilter()
+    targets: list[logging.Filterer] = [logging.getLogger(name) for name in THIRD_PARTY_LOGGERS]
+    targets.extend(logging.getLogger().handlers)
+    for target in targets:
+        if not any(isinstance(existing, RedactingFilter) for existing in target.filters):
+            target.addFilter(redacting_filter)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The three objects
+# ---------------------------------------------------------------------------------------------------
+logger = Logger(logger_formatter=RedactingFormatter())
+tracer = Tracer()
+metrics = Metrics(namespace=os.environ.get(METRICS_NAMESPACE_ENV) or METRICS_NAMESPACE)
+_attach_redacting_filter()

@@ -1,0 +1,257 @@
+"""The shared Logger redacts secrets everywhere in a line; metrics and service come from the env."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from offergrid_integration import observability
+from offergrid_integration.observability import (
+    METRICS_NAMESPACE,
+    REDACTED,
+    RedactingFilter,
+    logger,
+    redact,
+    register_secret,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SIGNATURE = "sha256=" + "ab12" * 16
+REGISTERED = "registered-secret-4c1d"  # registered below; appears nowhere else by chance
+
+
+@pytest.fixture
+def log_output() -> Iterator[Callable[[], str]]:
+    """What the shared Powertools logger wrote (its handler's stream, swapped for a buffer)."""
+    buffer = io.StringIO()
+    handler = logger.registered_handler
+    assert isinstance(handler, logging.StreamHandler)
+    previous = handler.setStream(buffer)
+    try:
+        yield buffer.getvalue
+    finally:
+        handler.setStream(previous)
+
+
+def _lines(output: str) -> list[dict[str, object]]:
+    # Every line must still be valid JSON after redaction (CloudWatch Logs Insights parses it).
+    return [json.loads(line) for line in output.splitlines() if line.strip()]
+
+
+# ---------------------------------------------------------------------------------------------------
+# The Powertools logger
+# ---------------------------------------------------------------------------------------------------
+def test_registered_secret_never_appears_but_normal_text_does(log_output):
+    register_secret(REGISTERED)
+
+    logger.info(f"calling Offergrid with key {REGISTERED} for offer of_123")
+    logger.warning("retrying", extra={"attempt": 2, "note": f"key={REGISTERED}", "list": [REGISTERED]})
+
+    output = log_output()
+    assert REGISTERED not in output
+    assert "for offer of_123" in output
+    assert "retrying" in output
+    lines = _lines(output)
+    assert lines[0]["message"] == f"calling Offergrid with key {REDACTED} for offer of_123"
+    assert lines[1]["attempt"] == 2
+
+
+def test_api_key_in_extra_is_redacted(log_output):
+    # Given an API key that was never registered (pattern-based redaction alone)
+    logger.info(
+        "request sent",
+        extra={
+            "apiKey": "unregistered-key-1",
+            "api_key": "unregistered-key-2",
+            "request": {"method": "GET", "headers": {"x-api-key": "unregistered-key-3", "accept": "json"}},
+            "apiKeySecretId": "offergrid/prod/api-key",
+        },
+    )
+
+    output = log_output()
+    assert "unregistered-key" not in output
+    [line] = _lines(output)
+    assert line["apiKey"] == REDACTED
+    assert line["request"] == {"method": "GET", "headers": {"x-api-key": REDACTED, "accept": "json"}}
+    # A secret's id is not its value and stays readable
+    assert line["apiKeySecretId"] == "offergrid/prod/api-key"
+
+
+def test_signature_header_and_sha256_strings_are_redacted(log_output):
+    headers = {"X-Offergrid-Signature": SIGNATURE, "Content-Type": "application/json"}
+
+    logger.info("webhook received", extra={"headers": headers})
+    logger.warning(f"signature mismatch: got {SIGNATURE}, body of 42 bytes")
+    logger.info(f"raw headers {headers}")
+
+    output = log_output()
+    assert "ab12ab12" not in output
+    assert "sha256=" + REDACTED in output
+    lines = _lines(output)
+    assert lines[0]["headers"] == {"X-Offergrid-Signature": REDACTED, "Content-Type": "application/json"}
+    assert lines[1]["message"] == f"signature mismatch: got sha256={REDACTED}, body of 42 bytes"
+    assert "application/json" in str(lines[2]["message"])
+
+
+def test_exception_with_secret_is_redacted_in_traceback(log_output):
+    register_secret(REGISTERED)
+
+    def call_offergrid() -> None:
+        raise RuntimeError(f"401 for key {REGISTERED} and signature {SIGNATURE}")
+
+    try:
+        call_offergrid()
+    except RuntimeError:
+        logger.exception("Offergrid call failed")
+
+    output = log_output()
+    assert REGISTERED not in output
+    assert "ab12ab12" not in output
+    [line] = _lines(output)
+    assert line["exception_name"] == "RuntimeError"
+    assert "call_offergrid" in str(line["exception"])  # the traceback itself is kept
+    assert f"401 for key {REDACTED}" in str(line["exception"])
+    assert REDACTED in json.dumps(line["stack_trace"])
+
+
+def test_secret_needing_json_escapes_is_redacted(log_output):
+    tricky = 'quote"and\\backslash-secret'
+    register_secret(tricky)
+
+    logger.info("value", extra={"detail": f"got {tricky}"})
+
+    output = log_output()
+    assert "backslash-secret" not in output
+    assert _lines(output)[0]["detail"] == f"got {REDACTED}"
+
+
+def test_short_and_empty_values_are_not_registered():
+    register_secret("")
+    register_secret("order")  # would otherwise blank out ordinary words
+
+    assert redact("order placed") == "order placed"
+
+
+def test_registration_is_thread_safe():
+    values = [f"thread-secret-{thread}-{n:03d}" for thread in range(8) for n in range(10)]
+
+    def register(chunk: list[str]) -> None:
+        for value in chunk:
+            register_secret(value)
+
+    threads = [threading.Thread(target=register, args=(values[i::8],)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert all(redact(value) == REDACTED for value in values)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Pattern-based redaction
+# ---------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{"x-api-key": "k1"}', f'{{"x-api-key": "{REDACTED}"}}'),
+        ("{'Authorization': 'Bearer abc.def'}", f"{{'Authorization': '{REDACTED}'}}"),
+        ("GET /offers?api_key=k1&page=2", f"GET /offers?api_key={REDACTED}&page=2"),
+        ("password=hunter2 user=bob", f"password={REDACTED} user=bob"),
+        ('token="a b c" next', f'token="{REDACTED}" next'),
+        ("webhook_secret=whsec_1", f"webhook_secret={REDACTED}"),
+        ("Secret: s1", "Secret: s1"),  # a word in a sentence, not a header
+        ("x-api-key: k1\naccept: json", f"x-api-key: {REDACTED}\naccept: json"),
+        ("authorization: Bearer abc.def", f"authorization: {REDACTED}"),
+        (f"x-offergrid-signature: {SIGNATURE}", f"x-offergrid-signature: {REDACTED}"),
+        (
+            '{"message": "body {\\"token\\": \\"t1\\"}"}',
+            f'{{"message": "body {{\\"token\\": \\"{REDACTED}\\"}}"}}',
+        ),
+        ('{"webhook_secrets": ["a", "b"], "n": 1}', f'{{"webhook_secrets": "{REDACTED}", "n": 1}}'),
+        ('{"signature": 123}', f'{{"signature": "{REDACTED}"}}'),
+        (f"SHA256={'F0' * 8}", f"sha256={REDACTED}"),
+        # Left alone: ids of secrets, flags, words in prose
+        ('{"apiKeySecretId": "og/api-key", "signature_valid": false}', None),
+        ("bad signature: header missing", None),
+        ("the token bucket has 5 tokens left", None),
+    ],
+)
+def test_redact_patterns(text: str, expected: str | None):
+    assert redact(text) == (text if expected is None else expected)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Stdlib loggers (httpx, botocore, ...)
+# ---------------------------------------------------------------------------------------------------
+def test_redacting_filter_on_a_stdlib_logger():
+    register_secret(REGISTERED)
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RedactingFilter())
+    stdlib_logger = logging.getLogger("tests.observability.stdlib")
+    stdlib_logger.addHandler(handler)
+    stdlib_logger.propagate = False
+    try:
+        stdlib_logger.warning("HTTP Request: %s %s", "GET", f"https://x/offers?api_key={REGISTERED}")
+        try:
+            raise ValueError(f"bad {REGISTERED}")
+        except ValueError:
+            stdlib_logger.exception("failed with %s", {"x-api-key": "unregistered-key"}, stack_info=True)
+    finally:
+        stdlib_logger.removeHandler(handler)
+
+    output = stream.getvalue()
+    assert REGISTERED not in output
+    assert "unregistered-key" not in output
+    assert "HTTP Request: GET https://x/offers?api_key=" in output
+    assert "ValueError: bad " + REDACTED in output
+    assert "Stack (most recent call last)" in output
+
+
+@pytest.mark.parametrize("name", ["httpx", "botocore"])
+def test_filter_attached_to_dependency_loggers(name: str):
+    assert any(isinstance(f, RedactingFilter) for f in logging.getLogger(name).filters)
+
+
+# ---------------------------------------------------------------------------------------------------
+# One Logger / Tracer / Metrics, configured from the environment
+# ---------------------------------------------------------------------------------------------------
+def test_objects_are_module_singletons():
+    from offergrid_integration.observability import metrics, tracer
+
+    assert observability.logger is logger
+    assert observability.metrics is metrics
+    assert observability.tracer is tracer
+
+
+def test_namespace_default_and_service_from_environment():
+    # Given a fresh interpreter (the objects are created at import), first without the variables
+    script = (
+        "import importlib, os\n"
+        "from offergrid_integration import observability as o\n"
+        "print(o.metrics.namespace, o.logger.service)\n"
+        "os.environ['POWERTOOLS_METRICS_NAMESPACE'] = 'CustomNamespace'\n"
+        "os.environ['POWERTOOLS_SERVICE_NAME'] = 'webhook-ingress'\n"
+        "o = importlib.reload(o)\n"
+        "print(o.metrics.namespace, o.logger.service, o.metrics.service)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POWERTOOLS_")}
+    env["PYTHONPATH"] = str(REPO_ROOT / "layers" / "shared")
+    env["POWERTOOLS_TRACE_DISABLED"] = "true"
+
+    result = subprocess.run(  # noqa: S603 - our own interpreter and script
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True, timeout=60
+    )
+
+    without_env, with_env = result.stdout.splitlines()
+    assert without_env == f"{METRICS_NAMESPACE} service_undefined"
+    assert with_env == "CustomNamespace webhook-ingress webhook-ingress"
