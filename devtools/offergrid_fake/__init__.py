@@ -1,0 +1,43 @@
+"""A faithful HTTP fake of the Offergrid Provider API, for tests and the local stack (`make demo`).
+
+    with OffergridFake(api_keys=("test-api-key",), time_scale=60) as fake:
+        httpx.get(f"{fake.base_url}/provider/orders", headers={"x-api-key": "test-api-key"})
+
+Also runnable as a process: `python -m devtools.offergrid_fake --port 8900 --api-key KEY`.
+"""
+
+from devtools.offergrid_fake.clocks import NowClock, ScaledTime, iso_timestamp
+from devtools.offergrid_fake.faults import Fault
+from devtools.offergrid_fake.server import (
+    FORBIDDEN_BODY,
+    TOO_MANY_REQUESTS_BODY,
+    UNAUTHORIZED_BODY,
+    OffergridFake,
+    RecordedCall,
+    format_retry_after,
+)
+from devtools.offergrid_fake.webhooks import (
+    SIGNATURE_HEADER,
+    compact_json,
+    deliver_webhook,
+    sign,
+    webhook_payload,
+)
+
+__all__ = [
+    "FORBIDDEN_BODY",
+    "SIGNATURE_HEADER",
+    "TOO_MANY_REQUESTS_BODY",
+    "UNAUTHORIZED_BODY",
+    "Fault",
+    "NowClock",
+    "OffergridFake",
+    "RecordedCall",
+    "ScaledTime",
+    "compact_json",
+    "deliver_webhook",
+    "format_retry_after",
+    "iso_timestamp",
+    "sign",
+    "webhook_payload",
+]
