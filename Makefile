@@ -63,3 +63,10 @@ pytest: $(VENV)/.installed ## the test suite only
 
 .PHONY: test
 test: lint typecheck template-check build pytest ## everything CI checks: lint, types, template, build, tests
+
+# ----------------------------------------------------------------------------------------------------
+# Benchmarks: scripts that print figures (never timed tests)
+# ----------------------------------------------------------------------------------------------------
+.PHONY: bench-webhook
+bench-webhook: $(VENV)/.installed ## webhook ingress: cold start vs a bare baseline, warm overhead, peak RSS
+	$(PY) benchmarks/bench_webhook.py

@@ -177,6 +177,22 @@ def _attach_redacting_filter() -> None:
 # The three objects
 # ---------------------------------------------------------------------------------------------------
 logger = Logger(logger_formatter=RedactingFormatter())
-tracer = Tracer()
 metrics = Metrics(namespace=os.environ.get(METRICS_NAMESPACE_ENV) or METRICS_NAMESPACE)
 _attach_redacting_filter()
+
+
+# The Tracer is created on first use: `Tracer()` imports the X-Ray SDK (~150 ms of cold start), and
+# the webhook ingress, whose job is to answer fast, does not use it (Lambda's active tracing still
+# records its invocation). `from offergrid_integration.observability import tracer` creates it.
+_tracer: Tracer | None = None
+_tracer_lock = threading.Lock()
+
+
+def __getattr__(name: str) -> Tracer:
+    if name != "tracer":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    global _tracer
+    with _tracer_lock:
+        if _tracer is None:
+            _tracer = Tracer()
+        return _tracer

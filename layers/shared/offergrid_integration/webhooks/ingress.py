@@ -1,0 +1,273 @@
+"""The webhook ingress: one API Gateway request in, one queued message (or a refusal) out.
+
+Checks run cheapest and most hostile first, and each maps to one status:
+
+1. method            405 for anything but POST (if API Gateway routes it here at all)
+2. size              413 over `max_body_bytes`, measured on the decoded body before any HMAC or JSON
+3. signature         401 with a generic body for every signature failure (reason for logs/metrics)
+4. body              400 for non-JSON, non-object, missing or invalid `event`
+5. queue             200 `{"received": true}` only once SQS accepted the message; 503 otherwise
+
+A secret that cannot be read is also 503: Offergrid retries anything but 2xx, so a message is never
+acknowledged without being stored. Unknown event types are queued (and flagged for a metric).
+
+No Powertools, no boto3: `app.py` maps the `IngressResult` to logs, metrics and the HTTP response.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Final, Protocol
+
+from pydantic import ValidationError
+
+from offergrid_integration.clock import SYSTEM_CLOCK, Clock
+from offergrid_integration.webhooks.events import (
+    InvalidEventPayload,
+    OffergridEvent,
+    PayloadFailure,
+    QueuedMessage,
+    build_queued_message,
+    utc_from_epoch,
+)
+from offergrid_integration.webhooks.queue import QueuePort, QueueSendError, send_queued_message
+from offergrid_integration.webhooks.signature import (
+    SignatureFailure,
+    SignatureMatch,
+    SignatureVerificationError,
+    decode_body,
+    find_signature_header,
+    load_json,
+    parse_signature,
+    verify_signature,
+)
+
+DEFAULT_MAX_BODY_BYTES: Final = 256 * 1024
+# At most one forced secret refresh per interval when a signature matches no cached secret: picks
+# up a rotation within a minute without letting junk requests hammer Secrets Manager.
+DEFAULT_SECRET_REFRESH_INTERVAL: Final = 60.0
+
+
+class Outcome(StrEnum):
+    QUEUED = "queued"
+    REJECTED = "rejected"
+    QUEUE_FAILED = "queue_failed"
+    SECRET_UNAVAILABLE = "secret_unavailable"  # noqa: S105 - an outcome name, not a secret
+
+
+class RequestFailure(StrEnum):
+    """Refusals that are neither signature nor payload problems (the rest of the `Reason` set)."""
+
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    BODY_TOO_LARGE = "body_too_large"
+    BODY_UNDECODABLE = "body_undecodable"  # flagged base64 but is not, or text that is not UTF-8
+
+
+RejectReason = SignatureFailure | PayloadFailure | RequestFailure
+
+UNAUTHORIZED_BODY: Final = {"message": "Unauthorized"}
+# 200, not 202: Offergrid "retries when it does not get 200" (API.md), so any other success code
+# could make it redeliver a webhook we already stored.
+ACCEPTED_STATUS: Final = 200
+ACCEPTED_BODY: Final = {"received": True}
+UNAVAILABLE_BODY: Final = {"message": "Service Unavailable"}
+
+
+@dataclass(frozen=True, slots=True)
+class IngressResult:
+    """What happened to one request: the HTTP answer plus what logs and metrics need."""
+
+    status: int
+    body: dict[str, Any]
+    outcome: Outcome
+    reason: RejectReason | None = None
+    message: QueuedMessage | None = None  # set once the body was valid (queued or not)
+    signature: SignatureMatch | None = None
+    message_id: str | None = None
+    error: str | None = None  # error type / service code of a 5xx, never a message with data
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def unknown_event_type(self) -> bool:
+        return self.message is not None and self.message.event.known_type is None
+
+    def log_fields(self) -> dict[str, Any]:
+        """Safe to log: codes, ids, the dedup key. Never bodies, signatures or secrets."""
+        fields: dict[str, Any] = {"outcome": self.outcome.value, "status": self.status}
+        if self.reason is not None:
+            fields["reason"] = self.reason.value
+        if self.error is not None:
+            fields["error"] = self.error
+        if self.signature is not None:
+            fields["signed_form"] = self.signature.form
+            fields["matched_secret_index"] = self.signature.secret_index
+        if self.message is not None:
+            event = self.message.event
+            fields["event_type"] = event.event
+            fields["dedup_key"] = self.message.dedup_key
+            for name in ("order_id", "item_id", "offer_id"):
+                if (value := getattr(event, name)) is not None:
+                    fields[name] = value
+        if self.message_id is not None:
+            fields["sqs_message_id"] = self.message_id
+        return fields
+
+
+class WebhookSecretsProvider(Protocol):
+    """The webhook secrets, current first (`SecretStore.webhook_secrets` is one)."""
+
+    def __call__(self, *, force_refresh: bool = False) -> list[str]: ...
+
+
+class WebhookIngress:
+    """Verify, validate, deduplicate and enqueue Offergrid webhooks (one instance per container)."""
+
+    def __init__(
+        self,
+        *,
+        secrets: WebhookSecretsProvider,
+        queue: QueuePort,
+        clock: Clock = SYSTEM_CLOCK,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        secret_refresh_interval: float = DEFAULT_SECRET_REFRESH_INTERVAL,
+    ) -> None:
+        self._secrets = secrets
+        self._queue = queue
+        self._clock = clock
+        self._max_body_bytes = max_body_bytes
+        self._secret_refresh_interval = secret_refresh_interval
+        self._last_forced_refresh: float | None = None
+
+    def handle(self, event: Mapping[str, Any], *, correlation_id: str | None = None) -> IngressResult:
+        """Process one API Gateway REST proxy event."""
+        method = event.get("httpMethod")
+        if isinstance(method, str) and method.upper() != "POST":
+            return _rejected(405, RequestFailure.METHOD_NOT_ALLOWED, "Method Not Allowed", allow="POST")
+
+        body = self._read_body(event)
+        if isinstance(body, IngressResult):
+            return body
+
+        try:
+            signature = self._verify(body, event)
+        except SignatureVerificationError as exc:
+            return _rejected(401, exc.reason)
+        except _SecretUnavailable as exc:
+            return IngressResult(503, UNAVAILABLE_BODY, Outcome.SECRET_UNAVAILABLE, error=exc.error)
+
+        try:
+            webhook = OffergridEvent.from_payload(load_json(body))
+        except InvalidEventPayload as exc:
+            return _rejected(400, exc.reason, _BAD_REQUEST_MESSAGES[exc.reason], signature=signature)
+        except ValidationError:  # unreachable after from_payload's own checks; never a 5xx
+            reason = PayloadFailure.FIELD_INVALID
+            return _rejected(400, reason, _BAD_REQUEST_MESSAGES[reason], signature=signature)
+        except ValueError:
+            reason = PayloadFailure.NOT_JSON
+            return _rejected(400, reason, _BAD_REQUEST_MESSAGES[reason], signature=signature)
+
+        message = build_queued_message(
+            webhook,
+            received_at=utc_from_epoch(self._clock.now()),
+            source="webhook",
+            correlation_id=correlation_id or None,
+        )
+        try:
+            message_id = send_queued_message(self._queue, message)
+        except QueueSendError as exc:
+            return IngressResult(
+                503,
+                UNAVAILABLE_BODY,
+                Outcome.QUEUE_FAILED,
+                message=message,
+                signature=signature,
+                error=exc.code,
+            )
+        return IngressResult(
+            ACCEPTED_STATUS, ACCEPTED_BODY, Outcome.QUEUED, message=message, signature=signature, message_id=message_id
+        )
+
+    def _read_body(self, event: Mapping[str, Any]) -> bytes | IngressResult:
+        text = event.get("body")
+        if text is not None and not isinstance(text, str):
+            return _rejected(400, RequestFailure.BODY_UNDECODABLE, "Bad Request")
+        is_base64 = event.get("isBase64Encoded") is True
+        # Cheap pre-check on the text: a UTF-8 byte per character at least, 3 bytes per 4 in base64.
+        if text is not None and len(text) > (
+            4 * (self._max_body_bytes // 3 + 1) if is_base64 else self._max_body_bytes
+        ):
+            return _rejected(413, RequestFailure.BODY_TOO_LARGE, "Payload Too Large")
+        try:
+            body = decode_body(text, is_base64_encoded=is_base64)
+        except ValueError:
+            return _rejected(400, RequestFailure.BODY_UNDECODABLE, "Bad Request")
+        if len(body) > self._max_body_bytes:
+            return _rejected(413, RequestFailure.BODY_TOO_LARGE, "Payload Too Large")
+        return body
+
+    def _verify(self, body: bytes, event: Mapping[str, Any]) -> SignatureMatch:
+        header = find_signature_header(event.get("headers"), event.get("multiValueHeaders"))
+        parse_signature(header)  # a malformed header is refused before any secret is read
+        secrets = self._read_secrets(force_refresh=False)
+        try:
+            return verify_signature(body, header, secrets)
+        except SignatureVerificationError:
+            fresh = self._refreshed_secrets()
+            if fresh is None or fresh == secrets:
+                raise
+            return verify_signature(body, header, fresh)
+
+    def _read_secrets(self, *, force_refresh: bool) -> Sequence[str]:
+        try:
+            secrets = self._secrets(force_refresh=force_refresh)
+        except Exception as exc:  # any failure to read the secret is ours, never the sender's
+            raise _SecretUnavailable(type(exc).__name__) from exc
+        if not secrets:
+            raise _SecretUnavailable("NoWebhookSecret")
+        return secrets
+
+    def _refreshed_secrets(self) -> Sequence[str] | None:
+        now = self._clock.now()
+        last = self._last_forced_refresh
+        if last is not None and now - last < self._secret_refresh_interval:
+            return None
+        self._last_forced_refresh = now
+        try:
+            return self._read_secrets(force_refresh=True)
+        except _SecretUnavailable:
+            return None  # keep the cached secrets; the sender gets its 401 and retries
+
+
+class _SecretUnavailable(Exception):
+    def __init__(self, error: str) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+_BAD_REQUEST_MESSAGES: Final[dict[PayloadFailure, str]] = {
+    PayloadFailure.NOT_JSON: "body must be JSON",
+    PayloadFailure.NOT_OBJECT: "body must be a JSON object",
+    PayloadFailure.EVENT_MISSING: "body must have an 'event' field",
+    PayloadFailure.EVENT_INVALID: "'event' must be a short printable string",
+    PayloadFailure.FIELD_INVALID: "orderId, itemId, offerId and timestamp must be strings",
+}
+
+
+def _rejected(
+    status: int,
+    reason: RejectReason,
+    message: str = "Unauthorized",
+    *,
+    signature: SignatureMatch | None = None,
+    allow: str | None = None,
+) -> IngressResult:
+    return IngressResult(
+        status,
+        {"message": message},
+        Outcome.REJECTED,
+        reason=reason,
+        signature=signature,
+        headers={"Allow": allow} if allow else {},
+    )

@@ -1,0 +1,207 @@
+"""Offergrid webhook signatures: `x-offergrid-signature` = hex HMAC-SHA256 of the JSON body.
+
+Decision 1 (API.md): verify over the exact raw bytes received (base64-decoded when API Gateway says
+`isBase64Encoded`); if that fails, also accept the HMAC of the compact JSON re-serialisation of the
+parsed body (what Offergrid's own example computes with `JSON.stringify`). Comparison is constant
+time, an optional `sha256=` prefix is accepted, and several secrets are tried so a rotation needs no
+downtime.
+
+Every way a header can be wrong ends in one `SignatureVerificationError` whose `reason` is a
+short machine code from a fixed set (safe as a metric dimension). Neither the error's message nor
+its repr ever contains the signature, the body or a secret.
+
+Choices the docs leave open:
+- Hex digits are accepted in either case (Offergrid documents lowercase; case carries no entropy).
+- Surrounding whitespace is ignored (HTTP optional whitespace); whitespace inside is not hex.
+- Exactly one signature is accepted: a repeated header, a list value or a comma-joined value is
+  `multiple`, because Offergrid documents one signature and accepting "any of several" would let a
+  sender probe several guesses per request.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Final, Literal
+
+SIGNATURE_HEADER: Final = "x-offergrid-signature"
+SIGNATURE_PREFIX: Final = "sha256="
+_DIGEST_HEX_LENGTH: Final = hashlib.sha256().digest_size * 2
+
+
+class SignatureFailure(StrEnum):
+    """Why a signature was refused; the values form the `Reason` metric dimension."""
+
+    MISSING = "signature_missing"  # no header at all
+    EMPTY = "signature_empty"  # header present but blank, or only the `sha256=` prefix
+    MULTIPLE = "signature_multiple"  # repeated header, list value or comma-joined values
+    NOT_HEX = "signature_not_hex"  # characters outside 0-9a-fA-F (includes unknown prefixes)
+    WRONG_LENGTH = "signature_wrong_length"  # hex, but not 64 digits
+    MISMATCH = "signature_mismatch"  # well formed, matches no secret over any accepted form
+
+
+class SignatureVerificationError(Exception):
+    """The request is not provably from Offergrid. Maps to a generic 401; `reason` goes to logs."""
+
+    def __init__(self, reason: SignatureFailure) -> None:
+        super().__init__(f"webhook signature rejected: {reason.value}")
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return f"SignatureVerificationError(reason={self.reason.value!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureMatch:
+    """Which form of the body and which secret matched (for logs: spot clients on the old secret)."""
+
+    form: Literal["raw", "compact_json"]
+    secret_index: int  # 0 = current secret, 1+ = previous ones
+
+
+_NOT_PARSED: Final[Any] = object()
+
+
+def sign(body: bytes | str, secret: str, *, prefix: bool = False) -> str:
+    """The header value Offergrid would send for `body` (tests, sample events, replay tooling)."""
+    data = body.encode("utf-8") if isinstance(body, str) else body
+    digest = hmac.new(secret.encode("utf-8"), data, hashlib.sha256).hexdigest()
+    return SIGNATURE_PREFIX + digest if prefix else digest
+
+
+def compact_json(parsed: Any) -> bytes:
+    """The compact re-serialisation the fallback signs: like `JSON.stringify`, no spaces, UTF-8."""
+    return json.dumps(parsed, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def decode_body(body: str | None, *, is_base64_encoded: bool) -> bytes:
+    """The bytes Offergrid signed, from an API Gateway proxy event's `body` / `isBase64Encoded`.
+
+    Raises `ValueError` for a body that is not valid base64 although flagged so, or text that cannot
+    be UTF-8 (a lone surrogate): neither can be a well-formed webhook.
+    """
+    if body is None:
+        return b""
+    if is_base64_encoded:
+        try:
+            return base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("body is not valid base64") from None
+    try:
+        return body.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("body is not valid UTF-8 text") from None
+
+
+def find_signature_header(
+    headers: Mapping[str, Any] | None,
+    multi_value_headers: Mapping[str, Any] | None = None,
+) -> str:
+    """The single `x-offergrid-signature` value, looked up case-insensitively in both header maps.
+
+    API Gateway REST puts the last value of a repeated header in `headers` and all of them in
+    `multiValueHeaders`; a client may also send differently-cased duplicates. More than one distinct
+    value is `MULTIPLE`; none is `MISSING`.
+    """
+    from_multi = _header_values(multi_value_headers)
+    from_single = _header_values(headers)
+    if len(from_multi) > 1 or len(from_single) > 1:
+        raise SignatureVerificationError(SignatureFailure.MULTIPLE)
+    distinct = set(from_multi) | set(from_single)
+    if not distinct:
+        raise SignatureVerificationError(SignatureFailure.MISSING)
+    if len(distinct) > 1:
+        raise SignatureVerificationError(SignatureFailure.MULTIPLE)
+    return distinct.pop()
+
+
+def _header_values(mapping: Mapping[str, Any] | None) -> list[str]:
+    values: list[str] = []
+    for name, value in (mapping or {}).items():
+        if not isinstance(name, str) or name.lower() != SIGNATURE_HEADER or value is None:
+            continue
+        items = value if isinstance(value, list | tuple) else [value]
+        for item in items:
+            if not isinstance(item, str):
+                raise SignatureVerificationError(SignatureFailure.NOT_HEX)
+            values.append(item)
+    return values
+
+
+def parse_signature(value: str | None) -> bytes:
+    """The 32 digest bytes a header value claims, or the typed reason it is malformed."""
+    if value is None:
+        raise SignatureVerificationError(SignatureFailure.MISSING)
+    text = value.strip()
+    if "," in text:
+        raise SignatureVerificationError(SignatureFailure.MULTIPLE)
+    if text[: len(SIGNATURE_PREFIX)].lower() == SIGNATURE_PREFIX:
+        text = text[len(SIGNATURE_PREFIX) :].strip()
+    if not text:
+        raise SignatureVerificationError(SignatureFailure.EMPTY)
+    if not text.isascii() or any(char not in "0123456789abcdefABCDEF" for char in text):
+        raise SignatureVerificationError(SignatureFailure.NOT_HEX)
+    if len(text) != _DIGEST_HEX_LENGTH:
+        raise SignatureVerificationError(SignatureFailure.WRONG_LENGTH)
+    return bytes.fromhex(text)
+
+
+def verify_signature(
+    body: bytes,
+    signature: str | None,
+    secrets: Sequence[str],
+    *,
+    parsed_body: Any = _NOT_PARSED,
+) -> SignatureMatch:
+    """Check `signature` (a header value) against `body` with each secret; raise if none matches.
+
+    The raw bytes are tried first with every secret, then the compact JSON re-serialisation of the
+    parsed body (parsed here unless the caller already has it; a body that is not JSON simply has
+    no second form). All candidates are compared with `hmac.compare_digest`.
+    """
+    if not secrets:
+        # A deployment without a secret is a configuration fault, not the sender's: never a 401.
+        raise ValueError("no webhook secret configured")
+    expected = parse_signature(signature)
+    keys = [secret.encode("utf-8") for secret in secrets]
+
+    for index, key in enumerate(keys):
+        if hmac.compare_digest(hmac.new(key, body, hashlib.sha256).digest(), expected):
+            return SignatureMatch(form="raw", secret_index=index)
+
+    reserialised = _compact_form(body, parsed_body)
+    if reserialised is not None and reserialised != body:
+        for index, key in enumerate(keys):
+            if hmac.compare_digest(hmac.new(key, reserialised, hashlib.sha256).digest(), expected):
+                return SignatureMatch(form="compact_json", secret_index=index)
+
+    raise SignatureVerificationError(SignatureFailure.MISMATCH)
+
+
+def _compact_form(body: bytes, parsed_body: Any) -> bytes | None:
+    try:
+        parsed = load_json(body) if parsed_body is _NOT_PARSED else parsed_body
+        return compact_json(parsed)
+    except (ValueError, TypeError, RecursionError):  # UnicodeError is a ValueError
+        return None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def load_json(body: bytes) -> Any:
+    """Strict JSON (no NaN/Infinity, which `JSON.stringify` never writes); raises `ValueError`.
+
+    Deeply nested input raises `ValueError` too instead of `RecursionError`.
+    """
+    try:
+        return json.loads(body, parse_constant=_reject_constant)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None

@@ -1,0 +1,53 @@
+"""`QueuePort` on Amazon SQS (standard queue), with boto3."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from offergrid_integration.webhooks.queue import QueueSendError
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs.client import SQSClient
+    from mypy_boto3_sqs.type_defs import MessageAttributeValueTypeDef
+
+# Offergrid waits for our answer: fail fast enough for a 5xx to reach it (and a retry to follow)
+# well within API Gateway's 29 s, while botocore's standard mode still retries throttling twice.
+_CLIENT_CONFIG = Config(
+    connect_timeout=2,
+    read_timeout=5,
+    retries={"max_attempts": 3, "mode": "standard"},
+)
+
+
+class SqsQueue:
+    def __init__(
+        self,
+        queue_url: str,
+        *,
+        client: SQSClient | None = None,
+        endpoint_url: str | None = None,
+    ) -> None:
+        self.queue_url = queue_url
+        self._client: SQSClient = client or boto3.client(
+            "sqs", endpoint_url=endpoint_url or None, config=_CLIENT_CONFIG
+        )
+
+    def send(self, message_body: str, attributes: dict[str, str]) -> str | None:
+        message_attributes: dict[str, MessageAttributeValueTypeDef] = {
+            name: {"DataType": "String", "StringValue": value} for name, value in attributes.items() if value
+        }
+        try:
+            response = self._client.send_message(
+                QueueUrl=self.queue_url,
+                MessageBody=message_body,
+                MessageAttributes=message_attributes,
+            )
+        except ClientError as exc:
+            raise QueueSendError(str(exc.response.get("Error", {}).get("Code", "ClientError"))) from exc
+        except BotoCoreError as exc:  # connection, endpoint, timeout: nothing was stored
+            raise QueueSendError(type(exc).__name__) from exc
+        return response.get("MessageId")

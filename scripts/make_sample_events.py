@@ -1,0 +1,168 @@
+"""Write the webhook sample events in `events/`, signed with the local development secret.
+
+    .venv/bin/python scripts/make_sample_events.py           # rewrite events/webhook_*.json
+    .venv/bin/python scripts/make_sample_events.py --check   # exit 1 if a committed file differs
+
+Each file is an API Gateway REST proxy event for `POST /webhooks/offergrid`, as
+`sam local invoke WebhookIngressFunction -e events/<file>` and the tests feed it to the handler.
+The secret is the documented dev-only value `local-dev-webhook-secret` (events/README.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "layers" / "shared"))
+
+from offergrid_integration.webhooks.signature import SIGNATURE_HEADER, compact_json, sign  # noqa: E402
+
+# Dev-only, documented in events/README.md; never a deployed secret.
+LOCAL_DEV_WEBHOOK_SECRET = "local-dev-webhook-secret"  # noqa: S105
+WRONG_SECRET = "not-the-webhook-secret"  # noqa: S105
+EVENTS_DIR = ROOT / "events"
+REQUEST_TIME = "27/Nov/2026:14:30:00 +0000"
+REQUEST_TIME_EPOCH = 1_795_789_800_000
+
+ORDER_CREATED = {
+    "event": "order.created",
+    "orderId": "order-123-abc",
+    "itemId": "item-456-def",
+    "offerId": "offer-789-ghi",
+    "timestamp": "2026-11-27T14:30:00.000Z",
+}
+ORDER_CANCELLED_NESTED = {
+    "event": "order.cancelled",
+    "data": {
+        "orderId": "order-123-abc",
+        "itemId": "item-456-def",
+        "reason": "Customer cancelled before installation",
+        "timestamp": "2026-11-28T09:15:00.000Z",
+    },
+}
+ORDER_CREATED_BASE64 = {**ORDER_CREATED, "itemId": "item-457-xyz", "timestamp": "2026-11-27T14:31:00.000Z"}
+OFFER_ORDERED = {
+    "event": "offer.ordered",
+    "offerId": "offer-789-ghi",
+    "timestamp": "2026-11-27T14:32:00.000Z",
+}
+
+
+def api_gateway_event(
+    body: str, signature: str | None, *, request_id: str, is_base64_encoded: bool = False
+) -> dict[str, Any]:
+    """A REST API (v1) proxy event as API Gateway delivers it to the function."""
+    headers = {
+        "Content-Type": "application/json",
+        "Host": "abcdef1234.execute-api.eu-west-1.amazonaws.com",
+        "User-Agent": "Offergrid-Webhooks/1.0",
+        "X-Forwarded-For": "203.0.113.10",
+        "X-Forwarded-Port": "443",
+        "X-Forwarded-Proto": "https",
+    }
+    if signature is not None:
+        # Title case as many HTTP clients send it: the lookup must be case-insensitive.
+        headers[SIGNATURE_HEADER.title()] = signature
+    return {
+        "resource": "/webhooks/offergrid",
+        "path": "/webhooks/offergrid",
+        "httpMethod": "POST",
+        "headers": headers,
+        "multiValueHeaders": {name: [value] for name, value in headers.items()},
+        "queryStringParameters": None,
+        "multiValueQueryStringParameters": None,
+        "pathParameters": None,
+        "stageVariables": None,
+        "requestContext": {
+            "resourceId": "a1b2c3",
+            "resourcePath": "/webhooks/offergrid",
+            "httpMethod": "POST",
+            "extendedRequestId": request_id[:8] + "=",
+            "requestTime": REQUEST_TIME,
+            "path": "/Prod/webhooks/offergrid",
+            "accountId": "123456789012",
+            "protocol": "HTTP/1.1",
+            "stage": "Prod",
+            "domainPrefix": "abcdef1234",
+            "requestTimeEpoch": REQUEST_TIME_EPOCH,
+            "requestId": request_id,
+            "identity": {"sourceIp": "203.0.113.10", "userAgent": "Offergrid-Webhooks/1.0"},
+            "domainName": "abcdef1234.execute-api.eu-west-1.amazonaws.com",
+            "apiId": "abcdef1234",
+        },
+        "body": body,
+        "isBase64Encoded": is_base64_encoded,
+    }
+
+
+def sample_events() -> dict[str, dict[str, Any]]:
+    created = compact_json(ORDER_CREATED).decode()
+    # Pretty-printed on the wire, signed over the compact form (what Offergrid's docs compute), with
+    # the optional prefix: exercises the re-serialisation fallback.
+    cancelled = json.dumps(ORDER_CANCELLED_NESTED, indent=2)
+    created_b64 = compact_json(ORDER_CREATED_BASE64)
+    unknown = compact_json(OFFER_ORDERED).decode()
+    malformed = '{"event":"order.created","itemId":"item-456-def"'  # truncated: not JSON
+    secret = LOCAL_DEV_WEBHOOK_SECRET
+    return {
+        "webhook_order_created.json": api_gateway_event(
+            created, sign(created, secret), request_id="3f1c6a2e-0b7d-4c1e-9a55-0c0ffee00001"
+        ),
+        "webhook_order_cancelled.json": api_gateway_event(
+            cancelled,
+            sign(compact_json(ORDER_CANCELLED_NESTED), secret, prefix=True),
+            request_id="3f1c6a2e-0b7d-4c1e-9a55-0c0ffee00002",
+        ),
+        "webhook_order_created_base64.json": api_gateway_event(
+            base64.b64encode(created_b64).decode(),
+            sign(created_b64, secret),
+            request_id="3f1c6a2e-0b7d-4c1e-9a55-0c0ffee00003",
+            is_base64_encoded=True,
+        ),
+        "webhook_unknown_event.json": api_gateway_event(
+            unknown, sign(unknown, secret), request_id="3f1c6a2e-0b7d-4c1e-9a55-0c0ffee00004"
+        ),
+        "webhook_bad_signature.json": api_gateway_event(
+            created, sign(created, WRONG_SECRET), request_id="3f1c6a2e-0b7d-4c1e-9a55-0c0ffee00005"
+        ),
+        "webhook_malformed_body.json": api_gateway_event(
+            malformed, sign(malformed, secret), request_id="3f1c6a2e-0b7d-4c1e-9a55-0c0ffee00006"
+        ),
+    }
+
+
+def render(event: dict[str, Any]) -> str:
+    return json.dumps(event, indent=2) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--check", action="store_true", help="compare with the committed files, write nothing"
+    )
+    args = parser.parse_args(argv)
+    stale: list[str] = []
+    for name, event in sample_events().items():
+        path = EVENTS_DIR / name
+        text = render(event)
+        if args.check:
+            if not path.exists() or path.read_text(encoding="utf-8") != text:
+                stale.append(name)
+        else:
+            path.write_text(text, encoding="utf-8")
+            print(f"wrote {path.relative_to(ROOT)}")
+    if stale:
+        print("out of date (run scripts/make_sample_events.py): " + ", ".join(stale), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
