@@ -1,0 +1,119 @@
+"""The documented order-item lifecycle and the one check every status change goes through.
+
+Happy path: pending -> submitted_to_provider -> accepted -> scheduled -> in_progress -> completed
+-> active; moving forward along it may skip steps (a pending item is accepted directly, a provider
+may report `in_progress` without a `scheduled` first). Failure edges: pending/submitted_to_provider
+-> rejected; accepted/scheduled/in_progress -> cancelled; in_progress -> failed.
+
+Rejected, cancelled and failed are terminal (API.md); `active` is too in practice: nothing follows
+it. Setting the status an item already has is refused as well: we never send such a PATCH. The
+Offergrid fake (devtools/offergrid_fake/lifecycle.py) enforces the same rules with a 422.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Final
+
+from offergrid_integration.offergrid.models import OrderItemStatus
+
+__all__ = [
+    "DECIDABLE_STATUSES",
+    "HAPPY_PATH",
+    "TERMINAL_STATUSES",
+    "InvalidTransition",
+    "TransitionProblem",
+    "allowed_targets",
+    "check_transition",
+    "is_decidable",
+    "is_terminal",
+    "parse_status",
+]
+
+S = OrderItemStatus
+
+HAPPY_PATH: Final[tuple[OrderItemStatus, ...]] = (
+    S.PENDING,
+    S.SUBMITTED_TO_PROVIDER,
+    S.ACCEPTED,
+    S.SCHEDULED,
+    S.IN_PROGRESS,
+    S.COMPLETED,
+    S.ACTIVE,
+)
+FAILURE_EDGES: Final[dict[OrderItemStatus, frozenset[OrderItemStatus]]] = {
+    S.PENDING: frozenset({S.REJECTED}),
+    S.SUBMITTED_TO_PROVIDER: frozenset({S.REJECTED}),
+    S.ACCEPTED: frozenset({S.CANCELLED}),
+    S.SCHEDULED: frozenset({S.CANCELLED}),
+    S.IN_PROGRESS: frozenset({S.CANCELLED, S.FAILED}),
+}
+TERMINAL_STATUSES: Final = frozenset({S.REJECTED, S.CANCELLED, S.FAILED, S.ACTIVE})
+# The statuses in which the provider still has to accept or reject the item.
+DECIDABLE_STATUSES: Final = frozenset({S.PENDING, S.SUBMITTED_TO_PROVIDER})
+
+
+class TransitionProblem(StrEnum):
+    """Why a transition is refused; the values are low-cardinality metric/log reasons."""
+
+    SAME_STATUS = "same_status"
+    FROM_TERMINAL = "from_terminal"
+    REGRESSION = "regression"
+    NOT_ALLOWED = "not_allowed"
+    UNKNOWN_STATUS = "unknown_status"
+
+
+class InvalidTransition(Exception):
+    """`current -> target` is not a move the lifecycle allows. Permanent: retrying cannot help."""
+
+    def __init__(self, current: str, target: str, problem: TransitionProblem) -> None:
+        super().__init__(f"invalid status transition {current!r} -> {target!r}: {problem.value}")
+        self.current = current
+        self.target = target
+        self.problem = problem
+
+
+def parse_status(value: str | OrderItemStatus) -> OrderItemStatus | None:
+    """The enum member for `value`, or None for a status Offergrid added that we do not know."""
+    try:
+        return OrderItemStatus(value)
+    except ValueError:
+        return None
+
+
+def is_terminal(status: str | OrderItemStatus) -> bool:
+    """Whether nothing may follow `status` (unknown statuses are not terminal: we cannot tell)."""
+    return parse_status(status) in TERMINAL_STATUSES
+
+
+def is_decidable(status: str | OrderItemStatus) -> bool:
+    """Whether the item still waits for the provider's accept/reject decision."""
+    return parse_status(status) in DECIDABLE_STATUSES
+
+
+def allowed_targets(current: str | OrderItemStatus) -> frozenset[OrderItemStatus]:
+    status = parse_status(current)
+    if status is None:
+        return frozenset()
+    forward: frozenset[OrderItemStatus] = frozenset()
+    if status in HAPPY_PATH:
+        forward = frozenset(HAPPY_PATH[HAPPY_PATH.index(status) + 1 :])
+    return forward | FAILURE_EDGES.get(status, frozenset())
+
+
+def check_transition(current: str | OrderItemStatus, target: str | OrderItemStatus) -> None:
+    """Return if `current -> target` is allowed, else raise `InvalidTransition` saying why."""
+    source, destination = parse_status(current), parse_status(target)
+    if source is None or destination is None:
+        raise InvalidTransition(str(current), str(target), TransitionProblem.UNKNOWN_STATUS)
+    if destination in allowed_targets(source):
+        return
+    if source is destination:
+        problem = TransitionProblem.SAME_STATUS
+    elif source in TERMINAL_STATUSES:
+        problem = TransitionProblem.FROM_TERMINAL
+    elif source in HAPPY_PATH and destination in HAPPY_PATH:
+        problem = TransitionProblem.REGRESSION
+    else:
+        problem = TransitionProblem.NOT_ALLOWED
+    raise InvalidTransition(source.value, destination.value, problem)

@@ -1,0 +1,200 @@
+"""The provider's own status changes (Decision 9): `workorder.status_changed` on EventBridge.
+
+The provider's fulfilment system puts events on the custom bus; a rule delivers each whole event
+(no input transformer) to the orders queue, so an SQS message body is the EventBridge envelope:
+
+    {"version": "0", "id": "<event id>", "detail-type": "workorder.status_changed",
+     "source": "<anything, e.g. acme.fulfilment>", "time": "...", ...,
+     "detail": {"id": "WO-123", "offergridItemId": "item-1", "status": "scheduled",
+                "notes": "Technician booked", "appointmentDate": "2026-12-01T09:00:00Z",
+                "technicianId": "tech-7"}}
+
+Mapping to `PATCH /provider/orders/{offergridItemId}/status`: `status` (scheduled, in_progress,
+completed, failed, active) -> `status`; `notes` -> `providerNotes`; `appointmentDate` ->
+`scheduledFor` (required with `scheduled`); `id` and `technicianId` -> `metadata.workOrderId` and
+`metadata.technicianId`. The dedup key is the item + the target status + the EventBridge event id
+(Decision 3). Anything unusable is an `InvalidProviderEvent` (permanent: retrying cannot fix it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Final
+from urllib.parse import quote
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from offergrid_integration.offergrid.models import OrderItemStatus, StatusUpdate
+
+__all__ = [
+    "STATUS_CHANGED_DETAIL_TYPE",
+    "InvalidProviderEvent",
+    "ProviderEventProblem",
+    "ProviderStatusChange",
+    "WorkOrderStatus",
+    "is_provider_event",
+    "parse_provider_event",
+]
+
+STATUS_CHANGED_DETAIL_TYPE: Final = "workorder.status_changed"
+MAX_DEDUP_KEY_LENGTH: Final = 256
+MAX_NOTES_LENGTH: Final = 2_000
+
+
+class WorkOrderStatus(StrEnum):
+    """The work-order states the provider reports, each mapped to the Offergrid status of that name."""
+
+    SCHEDULED = "scheduled"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    ACTIVE = "active"
+
+    @property
+    def offergrid_status(self) -> OrderItemStatus:
+        return OrderItemStatus(self.value)
+
+
+class ProviderEventProblem(StrEnum):
+    """Why a provider event is unusable (low-cardinality metric reason)."""
+
+    NOT_AN_EVENT = "not_an_eventbridge_event"
+    WRONG_DETAIL_TYPE = "wrong_detail_type"
+    INVALID_DETAIL = "invalid_detail"
+    SCHEDULED_WITHOUT_DATE = "scheduled_without_date"
+
+
+class InvalidProviderEvent(ValueError):
+    def __init__(self, problem: ProviderEventProblem, detail: str) -> None:
+        super().__init__(f"{problem.value}: {detail}")
+        self.problem = problem
+
+
+class _Detail(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, str_strip_whitespace=True)
+
+    offergrid_item_id: str = Field(alias="offergridItemId", min_length=1, max_length=200)
+    status: WorkOrderStatus
+    work_order_id: str | None = Field(default=None, alias="id", max_length=200)
+    notes: str | None = Field(default=None, max_length=MAX_NOTES_LENGTH)
+    appointment_date: datetime | None = Field(default=None, alias="appointmentDate")
+    technician_id: str | None = Field(default=None, alias="technicianId", max_length=200)
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def _lenient_status(cls, value: Any) -> Any:
+        # "In Progress", "in-progress" and "IN_PROGRESS" all mean in_progress.
+        if isinstance(value, str):
+            return value.strip().lower().replace("-", "_").replace(" ", "_")
+        return value
+
+    @field_validator("work_order_id", "technician_id", mode="before")
+    @classmethod
+    def _id_as_text(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        return value or None
+
+    @field_validator("appointment_date")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)  # a date without zone is taken as UTC, like StatusUpdate
+        return value
+
+
+class ProviderStatusChange(BaseModel):
+    """A normalised `workorder.status_changed`: what to push to Offergrid for one item."""
+
+    model_config = ConfigDict(frozen=True)
+
+    item_id: str
+    status: WorkOrderStatus
+    source_event_id: str
+    work_order_id: str | None = None
+    technician_id: str | None = None
+    notes: str | None = None
+    scheduled_for: datetime | None = None
+    occurred_at: str | None = None
+
+    @property
+    def target_status(self) -> OrderItemStatus:
+        return self.status.offergrid_status
+
+    @property
+    def dedup_key(self) -> str:
+        """Decision 3: item + target status + source event id."""
+        item, source_id = _part(self.item_id), _part(self.source_event_id)
+        key = f"{STATUS_CHANGED_DETAIL_TYPE}:{item}:{self.status.value}:{source_id}"
+        if len(key) > MAX_DEDUP_KEY_LENGTH:
+            digest = hashlib.sha256(f"{self.item_id}\0{self.source_event_id}".encode()).hexdigest()[:32]
+            key = f"{STATUS_CHANGED_DETAIL_TYPE}:sha256:{digest}:{self.status.value}"
+        return key
+
+    def metadata(self) -> dict[str, str]:
+        metadata: dict[str, str] = {}
+        if self.work_order_id:
+            metadata["workOrderId"] = self.work_order_id
+        if self.technician_id:
+            metadata["technicianId"] = self.technician_id
+        return metadata
+
+    def to_status_update(self) -> StatusUpdate:
+        # Only what the event carries is set: StatusUpdate sends every field set, even to null.
+        fields: dict[str, Any] = {"status": self.target_status}
+        if self.notes:
+            fields["provider_notes"] = self.notes
+        if self.status is WorkOrderStatus.SCHEDULED and self.scheduled_for is not None:
+            fields["scheduled_for"] = self.scheduled_for
+        if metadata := self.metadata():
+            fields["metadata"] = metadata
+        return StatusUpdate(**fields)
+
+
+def _part(identifier: str) -> str:
+    return quote(identifier, safe="-_.~")
+
+
+def is_provider_event(body: object) -> bool:
+    """Whether a queue message body is a raw EventBridge event (rather than an ingress envelope)."""
+    return isinstance(body, Mapping) and "detail-type" in body and "detail" in body
+
+
+def parse_provider_event(body: object) -> ProviderStatusChange:
+    """The status change in a `workorder.status_changed` event; `InvalidProviderEvent` if unusable."""
+    if not is_provider_event(body):
+        raise InvalidProviderEvent(ProviderEventProblem.NOT_AN_EVENT, "no detail-type/detail")
+    assert isinstance(body, Mapping)
+    detail_type = body.get("detail-type")
+    if detail_type != STATUS_CHANGED_DETAIL_TYPE:
+        raise InvalidProviderEvent(
+            ProviderEventProblem.WRONG_DETAIL_TYPE, f"expected {STATUS_CHANGED_DETAIL_TYPE!r}"
+        )
+    event_id = body.get("id")
+    if not isinstance(event_id, str) or not event_id.strip():
+        raise InvalidProviderEvent(ProviderEventProblem.NOT_AN_EVENT, "the event has no id")
+    try:
+        detail = _Detail.model_validate(body.get("detail"))
+    except ValidationError as exc:
+        fields = sorted({".".join(str(part) for part in error["loc"]) or "detail" for error in exc.errors()})
+        raise InvalidProviderEvent(
+            ProviderEventProblem.INVALID_DETAIL, f"invalid field(s): {', '.join(fields)}"
+        ) from None
+    if detail.status is WorkOrderStatus.SCHEDULED and detail.appointment_date is None:
+        raise InvalidProviderEvent(
+            ProviderEventProblem.SCHEDULED_WITHOUT_DATE, "status 'scheduled' needs an appointmentDate"
+        )
+    time = body.get("time")
+    return ProviderStatusChange(
+        item_id=detail.offergrid_item_id,
+        status=detail.status,
+        source_event_id=event_id.strip(),
+        work_order_id=detail.work_order_id,
+        technician_id=detail.technician_id,
+        notes=detail.notes or None,
+        scheduled_for=detail.appointment_date,
+        occurred_at=time if isinstance(time, str) else None,
+    )

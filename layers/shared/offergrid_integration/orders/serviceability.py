@@ -1,0 +1,444 @@
+"""Can we serve this order item's address? The port, the coverage-rules document and its adapters.
+
+Coverage rules (the default checker) are one JSON document, kept in an SSM parameter (the template
+creates it with a working default) or, for larger sets, an S3 object:
+
+    {
+      "version": 1,
+      "defaultCountry": "US",
+      "allow": [
+        {"countries": ["US"], "states": ["CA", "NV"]},
+        {"zipPrefixes": ["100", "112"]},
+        {"zipCodes": ["30301", "30302"]}
+      ],
+      "deny": [
+        {"zipCodes": ["94999"]},
+        {"countries": ["US"], "states": ["NV"], "zipPrefixes": ["893"]}
+      ]
+    }
+
+- A rule has any of `countries`, `states`, `zipCodes`, `zipPrefixes` (at least one, non-empty). It
+  matches an address when the address matches **every** list the rule has (country in
+  `countries`, state in `states`, ZIP in `zipCodes` or starting with one of `zipPrefixes`; when a
+  rule has both ZIP lists, either may match).
+- An address is serviceable when it matches at least one `allow` rule and no `deny` rule (deny
+  wins). `allow` must hold at least one rule: an empty allow list would reject every order.
+- Comparison ignores case and spaces (`sw1a 1aa` = `SW1A1AA`); a US ZIP+4 (`94105-1234`) also
+  matches its 5-digit ZIP. Countries are ISO codes; `USA` / `United States` are read as `US`.
+  `defaultCountry` is the country of an address that has none.
+
+A rule set that is missing, unreadable or invalid raises `ServiceabilityUnavailable`: a
+configuration error that is **transient** (the message is retried and alarms fire), never a reason
+to reject orders. Once rules were read, a failed refresh keeps using the last good ones.
+
+Adapters: `SsmRulesSource` (default), `S3RulesSource` (`s3://bucket/key`), and `HttpsHookChecker`
+for a provider's own serviceability API (POST the address, answer `{"serviceable": bool, "reason"}`).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
+from urllib.parse import urlsplit
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from offergrid_integration.clock import SYSTEM_CLOCK, Clock
+from offergrid_integration.config import ConfigurationError
+from offergrid_integration.observability import logger
+from offergrid_integration.offergrid.models import OrderItem, ServiceAddress
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_ssm import SSMClient
+
+__all__ = [
+    "DEFAULT_COVERAGE_RULES",
+    "CoverageRule",
+    "CoverageRules",
+    "CoverageRulesChecker",
+    "HttpsHookChecker",
+    "RulesSource",
+    "S3RulesSource",
+    "ServiceabilityChecker",
+    "ServiceabilityCode",
+    "ServiceabilityDecision",
+    "ServiceabilityUnavailable",
+    "SsmRulesSource",
+    "build_serviceability_checker",
+    "parse_coverage_rules",
+]
+
+MAX_RULES_BYTES: Final = 5 * 1024 * 1024
+DEFAULT_RULES_MAX_AGE: Final = 300.0
+DEFAULT_HOOK_TIMEOUT: Final = 5.0
+# What a fresh deploy uses (the template's default parameter value): every US address.
+DEFAULT_COVERAGE_RULES: Final = '{"version":1,"defaultCountry":"US","allow":[{"countries":["US"]}],"deny":[]}'
+
+_COUNTRY_ALIASES: Final = {
+    "USA": "US",
+    "UNITEDSTATES": "US",
+    "UNITEDSTATESOFAMERICA": "US",
+    "UK": "GB",
+    "UNITEDKINGDOM": "GB",
+}
+
+
+class ServiceabilityUnavailable(ConfigurationError):
+    """Serviceability cannot be decided now (rules missing/unreadable/invalid, hook down).
+
+    Transient on purpose: the order message is retried (and ends in the DLQ, which alarms) rather
+    than every order being rejected because of a configuration mistake.
+    """
+
+    retryable: bool = True
+
+
+class ServiceabilityCode(StrEnum):
+    COVERED = "covered"
+    NOT_COVERED = "not_covered"
+    DENIED = "denied"
+    ADDRESS_MISSING = "address_missing"
+    HOOK = "hook"
+
+
+@dataclass(frozen=True)
+class ServiceabilityDecision:
+    serviceable: bool
+    code: ServiceabilityCode
+    reason: str  # for people: goes into providerNotes on a rejection
+
+
+class ServiceabilityChecker(Protocol):
+    def check(self, item: OrderItem) -> ServiceabilityDecision:
+        """Decide for the item's service address; `ServiceabilityUnavailable` if it cannot now."""
+        ...
+
+
+# ---------------------------------------------------------------------------------------------------
+# The rules document
+# ---------------------------------------------------------------------------------------------------
+def _compact(value: str) -> str:
+    return "".join(value.split()).upper()
+
+
+def _country(value: str) -> str:
+    compact = _compact(value).replace(".", "")
+    return _COUNTRY_ALIASES.get(compact, compact)
+
+
+@dataclass(frozen=True)
+class _Address:
+    country: str | None
+    state: str | None
+    zip_code: str | None
+
+    @classmethod
+    def from_service_address(cls, address: ServiceAddress | None, default_country: str | None) -> _Address:
+        if address is None:
+            return cls(default_country, None, None)
+        country = _country(address.country) if address.country and address.country.strip() else None
+        state = _compact(address.state) if address.state and address.state.strip() else None
+        zip_code = _compact(address.zip_code) if address.zip_code and address.zip_code.strip() else None
+        return cls(country or default_country, state, zip_code)
+
+    def zip_candidates(self) -> tuple[str, ...]:
+        if self.zip_code is None:
+            return ()
+        base = self.zip_code.split("-", 1)[0]
+        return (self.zip_code, base) if base != self.zip_code else (self.zip_code,)
+
+
+class _RulesModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+class CoverageRule(_RulesModel):
+    countries: frozenset[str] = frozenset()
+    states: frozenset[str] = frozenset()
+    zip_codes: frozenset[str] = Field(default=frozenset(), alias="zipCodes")
+    zip_prefixes: tuple[str, ...] = Field(default=(), alias="zipPrefixes")
+
+    @field_validator("countries", mode="before")
+    @classmethod
+    def _countries(cls, value: Any) -> Any:
+        return [_country(v) for v in value] if isinstance(value, list) else value
+
+    @field_validator("states", "zip_codes", "zip_prefixes", mode="before")
+    @classmethod
+    def _compact_all(cls, value: Any) -> Any:
+        return [_compact(v) for v in value] if isinstance(value, list) else value
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> CoverageRule:
+        if not (self.countries or self.states or self.zip_codes or self.zip_prefixes):
+            raise ValueError("a rule needs at least one of countries, states, zipCodes, zipPrefixes")
+        if any(not value for value in (*self.countries, *self.states, *self.zip_codes, *self.zip_prefixes)):
+            raise ValueError("rule values must not be blank")
+        return self
+
+    def matches(self, address: _Address) -> bool:
+        if self.countries and address.country not in self.countries:
+            return False
+        if self.states and address.state not in self.states:
+            return False
+        if self.zip_codes or self.zip_prefixes:
+            candidates = address.zip_candidates()
+            in_codes = any(zip_code in self.zip_codes for zip_code in candidates)
+            in_prefixes = any(zip_code.startswith(self.zip_prefixes) for zip_code in candidates)
+            if not (in_codes or in_prefixes):
+                return False
+        return True
+
+
+class CoverageRules(_RulesModel):
+    version: Literal[1] = 1
+    default_country: str | None = Field(default=None, alias="defaultCountry")
+    allow: tuple[CoverageRule, ...] = Field(min_length=1)
+    deny: tuple[CoverageRule, ...] = ()
+
+    @field_validator("default_country")
+    @classmethod
+    def _default_country(cls, value: str | None) -> str | None:
+        return _country(value) if value and value.strip() else None
+
+    def evaluate(self, address: ServiceAddress | None) -> ServiceabilityDecision:
+        where = _Address.from_service_address(address, self.default_country)
+        if where.country is None and where.state is None and where.zip_code is None:
+            return ServiceabilityDecision(
+                False, ServiceabilityCode.ADDRESS_MISSING, "The order has no usable service address."
+            )
+        label = " ".join(part for part in (where.zip_code, where.state, where.country) if part)
+        if any(rule.matches(where) for rule in self.deny):
+            return ServiceabilityDecision(
+                False, ServiceabilityCode.DENIED, f"We do not provide this service at {label}."
+            )
+        if any(rule.matches(where) for rule in self.allow):
+            return ServiceabilityDecision(
+                True, ServiceabilityCode.COVERED, f"{label} is in our coverage area."
+            )
+        return ServiceabilityDecision(
+            False,
+            ServiceabilityCode.NOT_COVERED,
+            f"The service address ({label}) is outside our coverage area.",
+        )
+
+
+def parse_coverage_rules(document: str | bytes) -> CoverageRules:
+    """The rules in `document`; `ServiceabilityUnavailable` naming the problem (never the content)."""
+    try:
+        return CoverageRules.model_validate_json(document)
+    except ValidationError as exc:
+        problems = sorted(
+            {
+                f"{'.'.join(str(p) for p in error['loc']) or 'document'}: {error['msg']}"
+                for error in exc.errors()
+            }
+        )
+        raise ServiceabilityUnavailable(
+            "invalid coverage rules: " + "; ".join(problems[:10]), problems={"coverage_rules": "invalid"}
+        ) from None
+
+
+# ---------------------------------------------------------------------------------------------------
+# Where the rules come from
+# ---------------------------------------------------------------------------------------------------
+class RulesSource(Protocol):
+    description: str
+
+    def load(self) -> str | bytes:
+        """The raw document; `ServiceabilityUnavailable` when it cannot be read."""
+        ...
+
+
+class SsmRulesSource:
+    """The rules document in an SSM parameter (String or SecureString; standard tier holds 4 KB,
+    advanced 8 KB: use S3 beyond that)."""
+
+    def __init__(self, name: str, *, client: SSMClient | None = None) -> None:
+        self.name = name
+        self.description = f"SSM parameter {name}"
+        self._client = client
+
+    def load(self) -> str:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        if self._client is None:
+            import boto3
+
+            self._client = boto3.client("ssm")
+        try:
+            return self._client.get_parameter(Name=self.name, WithDecryption=True)["Parameter"]["Value"]
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "ClientError")
+            raise ServiceabilityUnavailable(
+                f"cannot read coverage rules from {self.description}: {code}"
+            ) from None
+        except BotoCoreError as exc:
+            raise ServiceabilityUnavailable(
+                f"cannot read coverage rules from {self.description}: {type(exc).__name__}"
+            ) from None
+
+
+class S3RulesSource:
+    """The rules document in S3 (`s3://bucket/key`), for sets too large for a parameter."""
+
+    def __init__(self, uri: str, *, client: S3Client | None = None) -> None:
+        self.bucket, self.key = parse_s3_uri(uri)
+        self.description = f"s3://{self.bucket}/{self.key}"
+        self._client = client
+
+    def load(self) -> bytes:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        if self._client is None:
+            import boto3
+
+            self._client = boto3.client("s3")
+        try:
+            response = self._client.get_object(Bucket=self.bucket, Key=self.key)
+            if response.get("ContentLength", 0) > MAX_RULES_BYTES:
+                raise ServiceabilityUnavailable(
+                    f"coverage rules in {self.description} exceed {MAX_RULES_BYTES} bytes"
+                )
+            return response["Body"].read()
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "ClientError")
+            raise ServiceabilityUnavailable(
+                f"cannot read coverage rules from {self.description}: {code}"
+            ) from None
+        except BotoCoreError as exc:
+            raise ServiceabilityUnavailable(
+                f"cannot read coverage rules from {self.description}: {type(exc).__name__}"
+            ) from None
+
+
+def parse_s3_uri(uri: str) -> tuple[str, str]:
+    """`s3://bucket/key` -> (bucket, key); ValueError when it is not one."""
+    parts = urlsplit(uri.strip())
+    key = parts.path.lstrip("/")
+    if parts.scheme != "s3" or not parts.netloc or not key or parts.query or parts.fragment:
+        raise ValueError("must be an S3 URI: s3://<bucket>/<key>")
+    return parts.netloc, key
+
+
+class CoverageRulesChecker:
+    """Decides from a coverage-rules document, re-read from its source at most every `max_age` seconds."""
+
+    def __init__(
+        self,
+        source: RulesSource,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        max_age_seconds: float = DEFAULT_RULES_MAX_AGE,
+    ) -> None:
+        self._source = source
+        self._clock = clock
+        self._max_age = max_age_seconds
+        self._rules: CoverageRules | None = None
+        self._loaded_at = 0.0
+        self._lock = threading.Lock()
+
+    def rules(self) -> CoverageRules:
+        with self._lock:
+            now = self._clock.now()
+            if self._rules is not None and now - self._loaded_at < self._max_age:
+                return self._rules
+            try:
+                self._rules = parse_coverage_rules(self._source.load())
+            except ServiceabilityUnavailable as exc:
+                if self._rules is None:
+                    raise
+                # Keep deciding with the last good rules; the log (and its alarm) says why.
+                logger.error(
+                    "coverage rules refresh failed; using the last good rules", extra={"error": str(exc)}
+                )
+            self._loaded_at = now
+            return self._rules
+
+    def check(self, item: OrderItem) -> ServiceabilityDecision:
+        return self.rules().evaluate(item.service_address)
+
+
+class HttpsHookChecker:
+    """Asks the provider's own serviceability API.
+
+    Request: `POST <url>` with `{"itemId", "orderId", "offerId", "serviceAddress": {street, city,
+    state, zipCode, country}}`. Answer: 200 with `{"serviceable": true|false, "reason": "..."}`.
+    Anything else (connection error, timeout, other status, another body) is
+    `ServiceabilityUnavailable`, so the order is retried, never rejected by accident.
+    """
+
+    def __init__(
+        self, url: str, *, timeout: float = DEFAULT_HOOK_TIMEOUT, transport: httpx.BaseTransport | None = None
+    ) -> None:
+        self.url = url
+        self._http = httpx.Client(transport=transport, timeout=timeout, follow_redirects=False)
+
+    def check(self, item: OrderItem) -> ServiceabilityDecision:
+        address = item.service_address.to_wire() if item.service_address else None
+        payload = {
+            "itemId": item.id,
+            "orderId": item.order_id,
+            "offerId": item.offer_id,
+            "serviceAddress": address,
+        }
+        try:
+            response = self._http.post(self.url, json=payload)
+        except httpx.HTTPError as exc:
+            raise ServiceabilityUnavailable(
+                f"serviceability hook unreachable: {type(exc).__name__}"
+            ) from None
+        if response.status_code != 200:
+            raise ServiceabilityUnavailable(f"serviceability hook answered {response.status_code}")
+        try:
+            body = response.json()
+        except ValueError:
+            raise ServiceabilityUnavailable(
+                "serviceability hook answered something other than JSON"
+            ) from None
+        if not isinstance(body, dict) or not isinstance(body.get("serviceable"), bool):
+            raise ServiceabilityUnavailable("serviceability hook answer has no boolean 'serviceable'")
+        reason = body.get("reason")
+        serviceable: bool = body["serviceable"]
+        if not isinstance(reason, str) or not reason.strip():
+            reason = "Serviceable." if serviceable else "The service address is outside our coverage area."
+        return ServiceabilityDecision(serviceable, ServiceabilityCode.HOOK, reason.strip()[:500])
+
+    def close(self) -> None:
+        self._http.close()
+
+
+def build_serviceability_checker(
+    *,
+    rules_parameter: str | None,
+    rules_s3_uri: str | None,
+    hook_url: str | None,
+    clock: Clock = SYSTEM_CLOCK,
+    max_age_seconds: float = DEFAULT_RULES_MAX_AGE,
+) -> ServiceabilityChecker:
+    """The provider's hook if configured, else rules from S3 if configured, else from SSM."""
+    if hook_url:
+        return HttpsHookChecker(hook_url)
+    source: RulesSource
+    if rules_s3_uri:
+        source = S3RulesSource(rules_s3_uri)
+    elif rules_parameter:
+        source = SsmRulesSource(rules_parameter)
+    else:
+        raise ConfigurationError.from_problems(
+            {
+                "SERVICEABILITY_RULES_PARAMETER": "one of SERVICEABILITY_RULES_PARAMETER, "
+                "SERVICEABILITY_RULES_S3_URI or SERVICEABILITY_HOOK_URL is required"
+            }
+        )
+    return CoverageRulesChecker(source, clock=clock, max_age_seconds=max_age_seconds)
+
+
+def rules_to_json(rules: CoverageRules) -> str:
+    """The document form of `rules` (for tests and tooling)."""
+    return json.dumps(rules.model_dump(mode="json", by_alias=True), sort_keys=True)
