@@ -70,3 +70,24 @@ test: lint typecheck template-check build pytest ## everything CI checks: lint, 
 .PHONY: bench-webhook
 bench-webhook: $(VENV)/.installed ## webhook ingress: cold start vs a bare baseline, warm overhead, peak RSS
 	$(PY) benchmarks/bench_webhook.py
+
+# ----------------------------------------------------------------------------------------------------
+# Local stack: no AWS account, no Docker (moto in server mode + the Offergrid fake)
+# ----------------------------------------------------------------------------------------------------
+.PHONY: demo
+demo: $(VENV)/.installed ## the whole integration on this machine (moto + Offergrid fake); exits 0 only if as expected
+	$(PY) -m devtools.demo
+
+.PHONY: local
+local: $(VENV)/.installed ## keep the local stack running (API :3000, moto :5000, fake :8900); Ctrl-C stops it
+	$(PY) -m devtools.local up
+
+FUNCTION ?= WebhookIngressFunction
+EVENT ?= events/webhook_order_created.json
+.PHONY: invoke
+invoke: $(VENV)/.installed ## `sam local invoke` without Docker: make invoke FUNCTION=... EVENT=... [ENV_VARS=file]
+	$(PY) -m devtools.local invoke $(FUNCTION) -e $(EVENT) $(if $(ENV_VARS),--env-vars $(ENV_VARS))
+
+.PHONY: replay
+replay: $(VENV)/.installed ## replay tool: make replay ARGS="webhook" | ARGS="dlq list" | ARGS="sync --dry-run"
+	$(PY) -m devtools.replay $(ARGS)

@@ -1,0 +1,232 @@
+"""`python -m devtools.local`: the stack on this machine, without Docker and without AWS.
+
+    python -m devtools.local up                      # moto + Offergrid fake + API + pollers, until Ctrl-C
+    python -m devtools.local invoke WebhookIngressFunction -e events/webhook_order_created.json \\
+        --env-vars events/env.json                   # what `sam local invoke` does, against `up`'s stack
+    python -m devtools.local invoke OfferSyncFunction -e events/scheduled_sync.json --ephemeral
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from devtools.local.provision import LocalStack
+from devtools.local.runtime import FunctionWorker, InvokeResult
+from devtools.local.stack import (
+    DEFAULT_STACK_FILE,
+    DEFAULT_TEMPLATE,
+    LocalEnvironment,
+    function_environment,
+)
+from devtools.local.template import TemplateError, load_template
+
+
+def _parameters(pairs: list[str]) -> dict[str, str]:
+    parameters: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            raise argparse.ArgumentTypeError(f"--parameter-overrides expects Name=Value, got {pair!r}")
+        parameters[name.removeprefix("ParameterKey=")] = value
+    return parameters
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m devtools.local",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE, help="default: template.yaml")
+        p.add_argument(
+            "--stack-file", type=Path, default=DEFAULT_STACK_FILE, help="default: .local/stack.json"
+        )
+        p.add_argument(
+            "--parameter-overrides",
+            nargs="*",
+            default=[],
+            metavar="NAME=VALUE",
+            help="template parameter values (as sam deploy --parameter-overrides)",
+        )
+
+    up = sub.add_parser("up", help="start the local stack and keep it running until Ctrl-C")
+    common(up)
+    up.add_argument("--port", type=int, default=3000, help="local API Gateway port (default 3000; 0 = any)")
+    up.add_argument("--moto-port", type=int, default=5000, help="moto server port (default 5000; 0 = any)")
+    up.add_argument("--fake-port", type=int, default=8900, help="Offergrid fake port (default 8900; 0 = any)")
+    up.add_argument(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        help="the fake's clock speed (60 = a minute per second; default 1)",
+    )
+    up.add_argument(
+        "--retry-delay",
+        type=float,
+        default=2.0,
+        help="compressed visibility timeout before a failed record is retried (s, default 2)",
+    )
+    up.add_argument("--env-vars", type=Path, help="sam-style env-vars file applied to every worker")
+
+    invoke = sub.add_parser("invoke", help="invoke one function once, as `sam local invoke` does")
+    common(invoke)
+    invoke.add_argument("function", help="logical id of an AWS::Serverless::Function in the template")
+    invoke.add_argument("-e", "--event", type=Path, help="event JSON file ('-' = stdin; default: {})")
+    invoke.add_argument(
+        "--env-vars",
+        type=Path,
+        help='sam\'s format: {"<LogicalId>": {...}, "Parameters": {...}}; only variables '
+        "the template declares are applied",
+    )
+    invoke.add_argument(
+        "--ephemeral",
+        action="store_true",
+        help="start a throw-away stack (moto + fake) for this invocation instead of using "
+        "the one `up` started",
+    )
+    return parser
+
+
+def _read_event(path: Path | None) -> Any:
+    if path is None:
+        return {}
+    text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+def _read_env_vars(path: Path | None) -> dict[str, Any] | None:
+    if path is None:
+        return None
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: an env-vars file is a JSON object")
+    return data
+
+
+def warn_ignored(function_id: str, ignored: list[str], source: str) -> None:
+    if ignored:
+        print(
+            f"warning: {source} sets {', '.join(ignored)} for {function_id}, but template.yaml does not "
+            f"declare {'it' if len(ignored) == 1 else 'them'} in the function's Environment: ignored "
+            "(sam local invoke ignores them too; declare them in the template to use them)",
+            file=sys.stderr,
+        )
+
+
+def local_invoke(
+    function_id: str,
+    event: Any,
+    *,
+    stack_file: Path = DEFAULT_STACK_FILE,
+    template_path: Path = DEFAULT_TEMPLATE,
+    env_vars: Mapping[str, Any] | None = None,
+    warm_workers: dict[str, FunctionWorker] | None = None,
+) -> tuple[InvokeResult, list[str]]:
+    """Invoke `function_id` once against the running local stack; returns the outcome and ignored vars.
+
+    `warm_workers` (a cache the caller owns and stops) reuses a worker whose environment is the
+    same, like a warm container; without it each call is a cold start, as with `sam local invoke`.
+    """
+    stack = LocalStack.load(stack_file)
+    template = load_template(template_path).with_parameters(
+        stack.parameters, region=stack.region, stack_name=stack.stack_name
+    )
+    spec = template.function(function_id, stack.resolver(template))
+    environment, ignored = function_environment(spec, stack, env_vars)
+    key = f"{function_id}:{json.dumps(environment, sort_keys=True)}"
+    if warm_workers is not None and key in warm_workers:
+        return warm_workers[key].invoke(event), ignored
+    worker = FunctionWorker(spec, environment, log_path=None, region=stack.region)
+    if warm_workers is not None:
+        warm_workers[key] = worker
+        return worker.invoke(event), ignored
+    with worker:
+        return worker.invoke(event), ignored
+
+
+def run_invoke(args: argparse.Namespace) -> int:
+    event = _read_event(args.event)
+    env_vars = _read_env_vars(args.env_vars)
+    source = str(args.env_vars)
+    if args.ephemeral:
+        with LocalEnvironment(
+            template_path=args.template,
+            parameters=_parameters(args.parameter_overrides),
+            log_dir=None,
+            env_vars=env_vars,
+            with_api=False,
+        ).start(warm=False) as env:
+            warn_ignored(args.function, env.ignored_env_vars.get(args.function, []), source)
+            outcome = env.invoke(args.function, event)
+    else:
+        outcome, ignored = local_invoke(
+            args.function, event, stack_file=args.stack_file, template_path=args.template, env_vars=env_vars
+        )
+        warn_ignored(args.function, ignored, source)
+    print(outcome.to_json())
+    return 0 if outcome.ok else 1
+
+
+def run_up(args: argparse.Namespace) -> int:
+    env = LocalEnvironment(
+        template_path=args.template,
+        parameters=_parameters(args.parameter_overrides),
+        time_scale=args.time_scale,
+        moto_port=args.moto_port,
+        api_port=args.port,
+        fake_port=args.fake_port,
+        retry_delay=args.retry_delay,
+        stack_file=args.stack_file,
+        env_vars=_read_env_vars(args.env_vars),
+    )
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    print("starting the local stack (moto server, Offergrid fake, workers)...", flush=True)
+    with env.start(warm=False):
+        failures = env.warm_up()
+        assert env.stack is not None
+        for function_id, ignored in env.ignored_env_vars.items():
+            warn_ignored(function_id, ignored, str(args.env_vars))
+        print(f"\nlocal stack up ({env.timings['start']:.1f} s); endpoints in {args.stack_file}:")
+        for name, url in env.stack.urls.items():
+            print(f"  {name:<50} {url}")
+        for function_id in env.workers:
+            state = f"NOT RUNNING: {failures[function_id]}" if function_id in failures else "warm"
+            print(f"  function {function_id:<41} {state}")
+        print(f"  logs{'':<46} {env.log_dir}/<Function>.log")
+        print("\nexport AWS_ENDPOINT_URL=" + env.stack.endpoint_url + "   # for the aws CLI / boto3 / replay")
+        print("Ctrl-C to stop.", flush=True)
+        env.serve_forever(stop)
+    print("stopped.")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "invoke":
+            return run_invoke(args)
+        return run_up(args)
+    except (TemplateError, FileNotFoundError, ValueError, RuntimeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,318 @@
+"""The whole stack on this machine: moto server, the Offergrid fake, the template's resources,
+one warm worker per function, the local API Gateway and the SQS event sources.
+
+    with LocalEnvironment(time_scale=60) as env:
+        env.api_url("WebhookIngressFunction")    # POST webhooks here
+        env.invoke("OfferSyncFunction", {...})    # a direct invocation
+        env.drain()                              # run the queues' consumers until every queue is idle
+
+Used by `python -m devtools.local up` (pollers in background threads, until Ctrl-C), by
+`python -m devtools.local invoke --ephemeral`, by the demo and by the tests.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from devtools.local.apigw import ApiRoute, LocalApiGateway, api_routes
+from devtools.local.poller import DrainReport, SqsEventSource
+from devtools.local.provision import LOCAL_SECRET_VALUES, LocalStack, MotoServer, provision
+from devtools.local.runtime import REPO_ROOT, FunctionWorker, InvokeResult, lambda_runtime_environment
+from devtools.local.template import FunctionSpec, Template, TemplateError, load_template
+from devtools.offergrid_fake import OffergridFake
+
+__all__ = [
+    "DEFAULT_STACK_FILE",
+    "DEFAULT_TEMPLATE",
+    "LOCAL_API_KEY",
+    "LOCAL_WEBHOOK_SECRET",
+    "EnvVarsResult",
+    "LocalEnvironment",
+    "apply_env_vars",
+    "function_environment",
+]
+
+DEFAULT_TEMPLATE: Final = REPO_ROOT / "template.yaml"
+DEFAULT_STACK_FILE: Final = REPO_ROOT / ".local" / "stack.json"
+DEFAULT_LOG_DIR: Final = REPO_ROOT / ".local" / "logs"
+LOCAL_API_KEY: Final = LOCAL_SECRET_VALUES["OFFERGRID_API_KEY_SECRET"]
+LOCAL_WEBHOOK_SECRET: Final = LOCAL_SECRET_VALUES["OFFERGRID_WEBHOOK_SECRET"]
+# The template parameter that points the functions at Offergrid; locally, at the fake.
+OFFERGRID_URL_PARAMETER: Final = "OffergridApiUrl"
+
+
+_EXECUTE_API_URL: Final = re.compile(r"^https://[^/]+\.execute-api\.[^/]+/(?P<rest>.*)$")
+
+
+@dataclass(frozen=True)
+class EnvVarsResult:
+    environment: dict[str, str]
+    ignored: list[str]
+
+
+def apply_env_vars(spec: FunctionSpec, env_vars: Mapping[str, Any] | None) -> EnvVarsResult:
+    """Apply a `sam local invoke --env-vars` file the way SAM does.
+
+    `{"Parameters": {...}}` applies to every function, `{"<LogicalId>": {...}}` to one (it wins).
+    Like SAM, only variables the template declares for the function are overridden; the others
+    are ignored (returned in `ignored`, so the caller can warn — SAM ignores them silently).
+    """
+    environment = dict(spec.environment)
+    ignored: list[str] = []
+    if not env_vars:
+        return EnvVarsResult(environment, ignored)
+    overrides: dict[str, Any] = {
+        **(env_vars.get("Parameters") or {}),
+        **(env_vars.get(spec.logical_id) or {}),
+    }
+    for name, value in overrides.items():
+        if name in spec.environment:
+            environment[name] = value if isinstance(value, str) else json.dumps(value)
+        else:
+            ignored.append(name)
+    return EnvVarsResult(environment, sorted(ignored))
+
+
+def function_environment(
+    spec: FunctionSpec, stack: LocalStack, env_vars: Mapping[str, Any] | None = None
+) -> tuple[dict[str, str], list[str]]:
+    """The worker's full environment (runtime variables + the function's own) and the ignored names."""
+    applied = apply_env_vars(spec, env_vars)
+    overridden = FunctionSpec(**{**spec.__dict__, "environment": applied.environment})
+    return (
+        lambda_runtime_environment(overridden, region=stack.region, endpoint_url=stack.endpoint_url),
+        applied.ignored,
+    )
+
+
+@dataclass
+class LocalEnvironment:
+    template_path: Path = DEFAULT_TEMPLATE
+    code_root: Path | None = None
+    parameters: dict[str, str] = field(default_factory=dict)
+    time_scale: float = 60.0
+    moto_port: int = 0
+    api_port: int = 0
+    fake_port: int = 0
+    retry_delay: float = 0.0
+    log_dir: Path | None = DEFAULT_LOG_DIR
+    stack_file: Path | None = None
+    env_vars: Mapping[str, Any] | None = None
+    region: str = "eu-west-1"
+    stack_name: str = "offergrid-local"
+    with_api: bool = True
+    fake: OffergridFake | None = None
+    moto: MotoServer | None = None
+    template: Template | None = None
+    stack: LocalStack | None = None
+    specs: dict[str, FunctionSpec] = field(default_factory=dict)
+    workers: dict[str, FunctionWorker] = field(default_factory=dict)
+    sources: list[SqsEventSource] = field(default_factory=list)
+    api: LocalApiGateway | None = None
+    ignored_env_vars: dict[str, list[str]] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    _owns_fake: bool = field(default=True, init=False)
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    def start(self, *, warm: bool = True) -> LocalEnvironment:
+        started = time.monotonic()
+        try:
+            self.moto = MotoServer(port=self.moto_port).start()
+            if self.fake is None:
+                self.fake = OffergridFake(
+                    api_keys=(LOCAL_API_KEY,), time_scale=self.time_scale, port=self.fake_port
+                )
+            else:
+                self._owns_fake = False
+            self.fake.start()
+            base = load_template(self.template_path, root=self.code_root)
+            parameters = dict(self.parameters)
+            if OFFERGRID_URL_PARAMETER in (base.document.get("Parameters") or {}):
+                parameters.setdefault(OFFERGRID_URL_PARAMETER, self.fake.base_url)
+            self.template = base.with_parameters(parameters, region=self.region, stack_name=self.stack_name)
+            self.stack = provision(self.template, self.moto.endpoint_url)
+            self.timings["provision"] = time.monotonic() - started
+            resolver = self.stack.resolver(self.template)
+            for function_id in self.template.function_ids():
+                spec = self.template.function(function_id, resolver)
+                environment, ignored = function_environment(spec, self.stack, self.env_vars)
+                if ignored:
+                    self.ignored_env_vars[function_id] = ignored
+                self.specs[function_id] = spec
+                self.workers[function_id] = FunctionWorker(
+                    spec,
+                    environment,
+                    log_path=(self.log_dir / f"{function_id}.log") if self.log_dir else None,
+                    region=self.region,
+                )
+            sqs = self.stack.client("sqs")
+            for spec in self.specs.values():
+                self.sources.extend(
+                    SqsEventSource.for_function(
+                        spec,
+                        invoke=self._invoke_for_source,
+                        client=sqs,
+                        queue_url_for_arn=self.stack.queue_url_for_arn,
+                        region=self.region,
+                        retry_delay=self.retry_delay,
+                    )
+                )
+            if self.with_api:
+                self.api = LocalApiGateway(
+                    api_routes(self.template, self.specs.values()),
+                    invoke=lambda fid, event, rid: self.invoke(fid, event, request_id=rid),
+                    port=self.api_port,
+                ).start()
+            self._record_urls()
+            if warm:
+                self.warm_up()
+            if self.stack_file is not None:
+                self.stack.save(self.stack_file)
+        except BaseException:
+            self.stop()
+            raise
+        self.timings["start"] = time.monotonic() - started
+        return self
+
+    def warm_up(self) -> dict[str, str]:
+        """Cold-start every worker whose code exists, in parallel. Returns {function: init error}."""
+        started = time.monotonic()
+        failures: dict[str, str] = {}
+
+        def start(worker: FunctionWorker) -> None:
+            try:
+                worker.start()
+            except RuntimeError as error:
+                failures[worker.name] = str(error)
+
+        runnable = [w for w in self.workers.values() if self.has_code(w.name)]
+        with ThreadPoolExecutor(max_workers=max(1, len(runnable))) as pool:
+            list(pool.map(start, runnable))
+        for worker in self.workers.values():
+            if worker.name not in failures and not self.has_code(worker.name):
+                failures[worker.name] = f"no handler module in {worker.spec.code_uri}"
+        self.timings["warm_up"] = time.monotonic() - started
+        return failures
+
+    def has_code(self, function_id: str) -> bool:
+        spec = self.specs[function_id]
+        module = spec.handler.rpartition(".")[0].replace(".", "/")
+        return (spec.code_uri / f"{module}.py").exists() or (spec.code_uri / module / "__init__.py").exists()
+
+    def stop(self) -> None:
+        for source in self.sources:
+            source.stop()
+        if self.api is not None:
+            self.api.stop()
+        for worker in self.workers.values():
+            worker.stop()
+        if self.fake is not None and self._owns_fake:
+            self.fake.stop()
+        if self.moto is not None:
+            self.moto.stop()
+            self.moto = None
+
+    def __enter__(self) -> LocalEnvironment:
+        return self if self.moto is not None else self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    # -- use ----------------------------------------------------------------------------------------
+    def _record_urls(self) -> None:
+        assert self.stack is not None
+        assert self.moto is not None
+        assert self.fake is not None
+        self.stack.urls = {"aws": self.moto.endpoint_url, "offergrid": self.fake.base_url}
+        if self.api is not None:
+            self.stack.urls["api"] = self.api.base_url
+            for route in self.api.routes:
+                self.stack.urls[f"{route.function_id}:{route.method} {route.path}"] = self.api.url_for(route)
+        self.stack.outputs = self.local_outputs()
+
+    def local_outputs(self) -> dict[str, str]:
+        """The template's Outputs resolved against the local stack (API URLs pointing at the local API)."""
+        assert self.template is not None
+        assert self.stack is not None
+        resolver = self.stack.resolver(self.template)
+        outputs: dict[str, str] = {}
+        for name, output in self.template.outputs.items():
+            condition = output.get("Condition")
+            if condition is not None and not self.template.condition(str(condition)):
+                continue
+            try:
+                value = str(self.template.resolve(output.get("Value"), resolver))
+            except (TemplateError, KeyError):
+                continue
+            found = _EXECUTE_API_URL.match(value)
+            if found is not None:
+                if self.api is None:
+                    continue
+                value = f"{self.api.base_url}/{found.group('rest')}"
+            outputs[name] = value
+        return outputs
+
+    def routes(self, function_id: str | None = None) -> list[ApiRoute]:
+        if self.api is None:
+            return []
+        return [r for r in self.api.routes if function_id is None or r.function_id == function_id]
+
+    def api_url(self, function_id: str) -> str:
+        routes = self.routes(function_id)
+        if not routes or self.api is None:
+            raise TemplateError(f"{function_id} has no Api event")
+        return self.api.url_for(routes[0])
+
+    def invoke(self, function_id: str, event: Any, *, request_id: str | None = None) -> InvokeResult:
+        try:
+            worker = self.workers[function_id]
+        except KeyError:
+            known = ", ".join(self.workers) or "none"
+            raise TemplateError(
+                f"{function_id} is not a function of the template (functions: {known})"
+            ) from None
+        return worker.invoke(event, request_id=request_id)
+
+    def _invoke_for_source(self, function_id: str, event: dict[str, Any]) -> InvokeResult:
+        return self.invoke(function_id, event)
+
+    def sources_for(self, function_id: str) -> list[SqsEventSource]:
+        return [source for source in self.sources if source.function_id == function_id]
+
+    def drain(self, timeout: float = 60.0) -> dict[str, DrainReport]:
+        """Run every SQS event source until all their queues are idle (one may feed another)."""
+        deadline = time.monotonic() + timeout
+        reports: dict[str, DrainReport] = {}
+        while True:
+            busy = False
+            for source in self.sources:
+                if not source.enabled or not self.has_code(source.function_id):
+                    continue
+                report = source.drain_until_idle(max(0.1, deadline - time.monotonic()))
+                total = reports.setdefault(source.function_id, DrainReport())
+                total.batches += report.batches
+                total.received += report.received
+                total.deleted += report.deleted
+                total.failed += report.failed
+                total.errors.extend(report.errors)
+                busy = busy or report.received > 0
+            if not busy:
+                return reports
+
+    def start_pollers(self) -> None:
+        for source in self.sources:
+            if self.has_code(source.function_id):
+                source.start()
+
+    def serve_forever(self, stop: threading.Event) -> None:
+        self.start_pollers()
+        while not stop.wait(0.5):
+            pass

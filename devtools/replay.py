@@ -1,0 +1,478 @@
+"""Replay events against the local stack or a deployed stage.
+
+    python -m devtools.replay webhook                         # every events/webhook_*.json -> local API
+    python -m devtools.replay webhook events/webhook_order_created.json \\
+        --stack-name offergrid-integration-dev \\
+        --secret-id offergrid-integration/dev/webhook-secret  # a deployed stage, signed fresh
+    python -m devtools.replay send --body '{"event": {...}, "dedupKey": "..."}'
+    python -m devtools.replay send --from-event events/sqs_order_created.json
+    python -m devtools.replay dlq list | dlq show MESSAGE_ID | dlq redrive [--message-id ID ...]
+    python -m devtools.replay sync --dry-run | sync --sku NET-FIBER-300 --sku SEC-PRO-1
+
+Where: the local stack started by `make local` (its endpoints in .local/stack.json; AWS calls go to
+its moto server), or, with --stack-name, a deployed stack: URLs and queues come from the
+CloudFormation stack's Outputs and AWS calls use your usual credentials (boto3 honours
+AWS_ENDPOINT_URL, so the same works against any moto server). Every command exits non-zero when
+something failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+from devtools.local.provision import LocalStack
+from devtools.local.runtime import REPO_ROOT, FunctionWorker
+from devtools.local.stack import DEFAULT_STACK_FILE, DEFAULT_TEMPLATE, function_environment
+from devtools.local.template import TemplateError, load_template
+from devtools.offergrid_fake import SIGNATURE_HEADER, compact_json, deliver_webhook
+
+EVENTS_DIR: Final = REPO_ROOT / "events"
+WEBHOOK_URL_OUTPUT: Final = "WebhookUrl"
+WEBHOOK_SECRET_OUTPUT: Final = "WebhookSecretArn"  # noqa: S105 - an output name, not a secret
+QUEUE_URL_OUTPUT: Final = "OrdersQueueUrl"
+DLQ_URL_OUTPUT: Final = "OrdersDeadLetterQueueUrl"
+DEFAULT_SYNC_FUNCTION: Final = "OfferSyncFunction"
+_VISIBILITY_WHILE_LISTING: Final = 30
+
+
+class ReplayError(Exception):
+    """A problem the user can fix (missing stack, output, secret, file); printed without a traceback."""
+
+
+def _say(message: str) -> None:
+    print(message, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Where to replay: the local stack or a deployed one
+# ---------------------------------------------------------------------------------------------------
+@dataclass
+class Target:
+    outputs: dict[str, str]
+    local: LocalStack | None = None
+    stack_name: str | None = None
+    region: str | None = None
+    _clients: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> Target:
+        if args.stack_name:
+            region = args.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+            cloudformation = boto3.client("cloudformation", region_name=region)
+            try:
+                stack = cloudformation.describe_stacks(StackName=args.stack_name)["Stacks"][0]
+            except (ClientError, BotoCoreError) as error:
+                raise ReplayError(f"cannot read stack {args.stack_name}: {error}") from None
+            outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+            return cls(outputs=outputs, stack_name=args.stack_name, region=region)
+        try:
+            local = LocalStack.load(args.stack_file)
+        except FileNotFoundError as error:
+            raise ReplayError(str(error)) from None
+        return cls(outputs=dict(local.outputs), local=local, region=local.region)
+
+    @property
+    def where(self) -> str:
+        return f"stack {self.stack_name}" if self.stack_name else "the local stack"
+
+    def output(self, name: str) -> str:
+        try:
+            return self.outputs[name]
+        except KeyError:
+            raise ReplayError(
+                f"{self.where} has no output {name!r} (outputs: {', '.join(self.outputs)})"
+            ) from None
+
+    def client(self, service: str) -> Any:
+        if service not in self._clients:
+            if self.local is not None:
+                self._clients[service] = self.local.client(service)
+            else:
+                self._clients[service] = boto3.client(service, region_name=self.region)  # type: ignore[call-overload]
+        return self._clients[service]
+
+
+def _secret(args: argparse.Namespace, target: Target) -> str:
+    if args.secret_env:
+        value = os.environ.get(args.secret_env)
+        if not value:
+            raise ReplayError(f"environment variable {args.secret_env} is not set")
+        return value
+    secret_id = args.secret_id or target.output(WEBHOOK_SECRET_OUTPUT)
+    try:
+        raw = str(target.client("secretsmanager").get_secret_value(SecretId=secret_id)["SecretString"])
+    except (ClientError, BotoCoreError) as error:
+        raise ReplayError(f"cannot read secret {secret_id!r}: {type(error).__name__}") from None
+    return _current_secret(raw.strip())
+
+
+def _current_secret(raw: str) -> str:
+    """The signing secret: the value, or `current` / the first entry during a rotation."""
+    try:
+        parsed = json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
+    if isinstance(parsed, dict) and isinstance(parsed.get("current"), str):
+        return str(parsed["current"])
+    if isinstance(parsed, list) and parsed and isinstance(parsed[0], str):
+        return str(parsed[0])
+    return raw
+
+
+# ---------------------------------------------------------------------------------------------------
+# webhook
+# ---------------------------------------------------------------------------------------------------
+def webhook_body(document: Any) -> tuple[bytes, dict[str, str]]:
+    """The raw body (and original headers) of a stored webhook: an API Gateway event or a payload."""
+    if isinstance(document, dict) and "httpMethod" in document and "body" in document:
+        body = document.get("body") or ""
+        raw = base64.b64decode(body) if document.get("isBase64Encoded") else str(body).encode("utf-8")
+        return raw, {str(k): str(v) for k, v in (document.get("headers") or {}).items()}
+    return compact_json(document), {}
+
+
+def _webhook_files(paths: list[Path]) -> list[Path]:
+    if paths:
+        return paths
+    files = sorted(EVENTS_DIR.glob("webhook_*.json"))
+    if not files:
+        raise ReplayError(f"no webhook_*.json in {EVENTS_DIR}")
+    return files
+
+
+def cmd_webhook(args: argparse.Namespace) -> int:
+    target = Target.from_args(args)
+    url = args.url or target.output(WEBHOOK_URL_OUTPUT)
+    secret = None if args.keep_signature else _secret(args, target)
+    files = _webhook_files(args.files)
+    failures = 0
+    for number, path in enumerate(files, start=1):
+        raw, original_headers = webhook_body(json.loads(path.read_text(encoding="utf-8")))
+        headers: dict[str, str] = {}
+        if args.keep_signature:
+            headers = {k: v for k, v in original_headers.items() if k.lower() == SIGNATURE_HEADER}
+        try:
+            status, answer = deliver_webhook(
+                url,
+                {},
+                secret or "",
+                raw_body=raw,
+                sign_body=secret is not None,
+                headers=headers,
+                timeout=args.timeout,
+            )
+        except OSError as error:
+            status, answer = 0, str(error).encode()
+        ok = 200 <= status < 300
+        failures += not ok
+        shown = answer.decode("utf-8", errors="replace")[:200]
+        _say(f"[{number}/{len(files)}] {path.name} -> {status or 'no answer'} {shown}")
+    _say(f"{len(files) - failures} accepted, {failures} not accepted ({url})")
+    return 1 if failures else 0
+
+
+# ---------------------------------------------------------------------------------------------------
+# send
+# ---------------------------------------------------------------------------------------------------
+def _messages_to_send(args: argparse.Namespace) -> list[tuple[str, dict[str, str]]]:
+    attributes = dict(pair.split("=", 1) for pair in args.attribute)
+    if args.from_event:
+        event = json.loads(args.from_event.read_text(encoding="utf-8"))
+        records = event.get("Records") if isinstance(event, dict) else None
+        if not records:
+            raise ReplayError(f"{args.from_event}: not an SQS event (no Records)")
+        return [
+            (
+                str(record["body"]),
+                {
+                    **{
+                        name: str(v["stringValue"])
+                        for name, v in (record.get("messageAttributes") or {}).items()
+                        if "stringValue" in v
+                    },
+                    **attributes,
+                },
+            )
+            for record in records
+        ]
+    if args.body is None:
+        raise ReplayError("give --body JSON, --body @file.json or --from-event events/sqs_*.json")
+    body = Path(args.body[1:]).read_text(encoding="utf-8") if args.body.startswith("@") else args.body
+    json.loads(body)  # refuse what the processor could never parse
+    return [(body, attributes)]
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    target = Target.from_args(args)
+    queue_url = args.queue_url or target.output(QUEUE_URL_OUTPUT)
+    sqs = target.client("sqs")
+    messages = _messages_to_send(args)
+    for number, (body, attributes) in enumerate(messages, start=1):
+        sent = sqs.send_message(
+            QueueUrl=queue_url,
+            MessageBody=body,
+            MessageAttributes={
+                k: {"DataType": "String", "StringValue": v} for k, v in attributes.items() if v
+            },
+        )
+        _say(f"[{number}/{len(messages)}] sent {sent['MessageId']} to {queue_url}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------
+# dlq
+# ---------------------------------------------------------------------------------------------------
+def _receive_all(sqs: Any, queue_url: str, limit: int) -> Iterator[dict[str, Any]]:
+    """Every message of the queue (up to `limit`), each hidden while we look at it."""
+    seen: set[str] = set()
+    while len(seen) < limit:
+        batch = sqs.receive_message(
+            QueueUrl=queue_url,
+            MaxNumberOfMessages=min(10, limit - len(seen)),
+            VisibilityTimeout=_VISIBILITY_WHILE_LISTING,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        ).get("Messages", [])
+        fresh = [m for m in batch if m["MessageId"] not in seen]
+        if not fresh:
+            return
+        for message in fresh:
+            seen.add(message["MessageId"])
+            yield message
+
+
+def _release(sqs: Any, queue_url: str, messages: list[dict[str, Any]]) -> None:
+    for message in messages:
+        sqs.change_message_visibility(
+            QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+        )
+
+
+def _summary(message: dict[str, Any]) -> str:
+    attributes = message.get("MessageAttributes") or {}
+    key = attributes.get("dedupKey", {}).get("StringValue")
+    body = message["Body"]
+    return (
+        f"{message['MessageId']}  receives={message['Attributes'].get('ApproximateReceiveCount', '?')}  "
+        + (f"dedupKey={key}" if key else f"body={body[:80]}")
+    )
+
+
+def cmd_dlq(args: argparse.Namespace) -> int:
+    target = Target.from_args(args)
+    sqs = target.client("sqs")
+    dlq_url = args.dlq_url or target.output(DLQ_URL_OUTPUT)
+    messages = list(_receive_all(sqs, dlq_url, args.max))
+    try:
+        if args.dlq_command == "list":
+            for message in messages:
+                _say(_summary(message))
+            _say(f"{len(messages)} message(s) in {dlq_url}")
+            return 0
+        if args.dlq_command == "show":
+            found = [m for m in messages if m["MessageId"] == args.message_id]
+            if not found:
+                _say(f"no message {args.message_id} in {dlq_url}")
+                return 1
+            message = found[0]
+            try:
+                body: Any = json.loads(message["Body"])
+            except json.JSONDecodeError:
+                body = message["Body"]
+            shown = {
+                "messageId": message["MessageId"],
+                "attributes": message.get("Attributes"),
+                "messageAttributes": {
+                    k: v.get("StringValue") for k, v in (message.get("MessageAttributes") or {}).items()
+                },
+                "body": body,
+            }
+            _say(json.dumps(shown, indent=2))
+            return 0
+        return _redrive(args, target, sqs, dlq_url, messages)
+    finally:
+        _release(sqs, dlq_url, [m for m in messages if not m.get("_moved")])
+
+
+def _redrive(
+    args: argparse.Namespace, target: Target, sqs: Any, dlq_url: str, messages: list[dict[str, Any]]
+) -> int:
+    queue_url = args.queue_url or target.output(QUEUE_URL_OUTPUT)
+    wanted = set(args.message_id or [])
+    chosen = [m for m in messages if not wanted or m["MessageId"] in wanted]
+    missing = wanted - {m["MessageId"] for m in chosen}
+    for number, message in enumerate(chosen, start=1):
+        attributes = {
+            name: {k: v for k, v in value.items() if k in ("DataType", "StringValue", "BinaryValue")}
+            for name, value in (message.get("MessageAttributes") or {}).items()
+        }
+        sent = sqs.send_message(QueueUrl=queue_url, MessageBody=message["Body"], MessageAttributes=attributes)
+        sqs.delete_message(QueueUrl=dlq_url, ReceiptHandle=message["ReceiptHandle"])
+        message["_moved"] = True
+        _say(f"[{number}/{len(chosen)}] {message['MessageId']} -> {queue_url} as {sent['MessageId']}")
+    for message_id in sorted(missing):
+        _say(f"no message {message_id} in {dlq_url}")
+    _say(f"redrove {len(chosen)} message(s)")
+    return 1 if missing else 0
+
+
+# ---------------------------------------------------------------------------------------------------
+# sync
+# ---------------------------------------------------------------------------------------------------
+def cmd_sync(args: argparse.Namespace) -> int:
+    request: dict[str, Any] = {"dryRun": args.dry_run, "sweep": False, "sync": True}
+    if args.sku:
+        request["skus"] = args.sku
+    target = Target.from_args(args)
+    _say(f"offer sync on {target.where}: {json.dumps(request)}")
+    if target.local is not None:
+        stack = target.local
+        template = load_template(args.template).with_parameters(
+            stack.parameters, region=stack.region, stack_name=stack.stack_name
+        )
+        spec = template.function(args.function, stack.resolver(template))
+        environment, _ = function_environment(spec, stack)
+        with FunctionWorker(spec, environment, log_path=None, region=stack.region) as worker:
+            outcome = worker.invoke(request)
+        ok, result = outcome.ok, (outcome.result if outcome.ok else outcome.error)
+    else:
+        function_name = args.function_name or target.output(f"{args.function}Name")
+        response = target.client("lambda").invoke(
+            FunctionName=function_name, Payload=json.dumps(request).encode()
+        )
+        result = json.loads(response["Payload"].read() or b"null")
+        ok = "FunctionError" not in response
+    _say(json.dumps(result, indent=2))
+    return 0 if ok and _sync_succeeded(result) else 1
+
+
+def _sync_succeeded(result: Any) -> bool:
+    sync = result.get("sync") if isinstance(result, dict) else None
+    if isinstance(sync, dict):
+        return not sync.get("failures")
+    return True
+
+
+# ---------------------------------------------------------------------------------------------------
+# CLI
+# ---------------------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m devtools.replay",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    where = argparse.ArgumentParser(add_help=False)
+    where.add_argument(
+        "--stack-file",
+        type=Path,
+        default=DEFAULT_STACK_FILE,
+        help="the local stack's endpoints (default .local/stack.json, written by `make local`)",
+    )
+    where.add_argument("--stack-name", help="a deployed CloudFormation stack: targets come from its Outputs")
+    where.add_argument("--region", help="AWS region of --stack-name (default: AWS_REGION)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    webhook = sub.add_parser(
+        "webhook",
+        parents=[where],
+        help="sign and POST stored webhooks",
+        description="Sign (freshly) and POST stored webhooks: API Gateway events (their "
+        "body is sent as is) or bare payloads (sent as compact JSON).",
+    )
+    webhook.add_argument("files", nargs="*", type=Path, help="default: every events/webhook_*.json")
+    webhook.add_argument("--url", help="POST here (default: the stack's WebhookUrl output)")
+    secret = webhook.add_mutually_exclusive_group()
+    secret.add_argument(
+        "--secret-id", help="Secrets Manager secret to sign with (default: WebhookSecretArn output)"
+    )
+    secret.add_argument(
+        "--secret-env", metavar="VAR", help="sign with the value of this environment variable"
+    )
+    secret.add_argument(
+        "--keep-signature",
+        action="store_true",
+        help="send each event's own signature header instead of signing fresh",
+    )
+    webhook.add_argument("--timeout", type=float, default=30.0)
+    webhook.set_defaults(handler=cmd_webhook)
+
+    send = sub.add_parser("send", parents=[where], help="send a message straight to the orders queue")
+    send.add_argument("--body", help="message body (JSON), or @file.json")
+    send.add_argument(
+        "--from-event", type=Path, help="send the records (body + attributes) of an SQS event file"
+    )
+    send.add_argument(
+        "--attribute",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a String message attribute (repeatable)",
+    )
+    send.add_argument("--queue-url", help="default: the stack's OrdersQueueUrl output")
+    send.set_defaults(handler=cmd_send)
+
+    dlq = sub.add_parser("dlq", help="list, show and redrive dead-lettered messages")
+    dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True)
+    for name, text in (
+        ("list", "list the DLQ's messages"),
+        ("show", "print one message"),
+        ("redrive", "move messages back to the orders queue"),
+    ):
+        command = dlq_sub.add_parser(name, parents=[where], help=text, description=text)
+        command.add_argument("--dlq-url", help="default: the stack's OrdersDeadLetterQueueUrl output")
+        command.add_argument("--max", type=int, default=1000, help="look at this many messages at most")
+        if name == "show":
+            command.add_argument("message_id")
+        if name == "redrive":
+            command.add_argument(
+                "--message-id", action="append", help="only these (repeatable; default: all)"
+            )
+            command.add_argument("--queue-url", help="default: the stack's OrdersQueueUrl output")
+        command.set_defaults(handler=cmd_dlq)
+
+    sync = sub.add_parser(
+        "sync",
+        parents=[where],
+        help="re-run the offer sync (some SKUs, or a dry run)",
+        description="Invoke the offer sync function (locally in a worker, or the deployed one).",
+    )
+    sync.add_argument(
+        "--sku", action="append", help="only these SKUs (repeatable; default: the whole catalog)"
+    )
+    sync.add_argument("--dry-run", action="store_true", help="print the plan, write nothing")
+    sync.add_argument(
+        "--function", default=DEFAULT_SYNC_FUNCTION, help="logical id (default OfferSyncFunction)"
+    )
+    sync.add_argument("--function-name", help="deployed function name (default: the <function>Name output)")
+    sync.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE)
+    sync.set_defaults(handler=cmd_sync)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.handler(args)
+    except (ReplayError, TemplateError, OSError, json.JSONDecodeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except (ClientError, BotoCoreError) as error:
+        print(f"error: AWS call failed: {error}", file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,190 @@
+"""The replay CLI against the local stack (its endpoints in a stack file, AWS calls to its moto server)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from devtools import replay
+from devtools.local.stack import LocalEnvironment
+
+REPO = Path(__file__).resolve().parents[2]
+EVENTS = REPO / "events"
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalEnvironment]:
+    stack_file = tmp_path_factory.mktemp("local") / "stack.json"
+    with LocalEnvironment(log_dir=None, stack_file=stack_file).start(warm=False) as env:
+        assert env.stack is not None
+        for spec in env.specs.values():
+            source = urlsplit(spec.environment.get("CATALOG_SOURCE_URI", ""))
+            if source.scheme == "s3":
+                env.stack.client("s3").put_object(
+                    Bucket=source.netloc,
+                    Key=source.path.lstrip("/"),
+                    Body=(REPO / "samples" / "catalog.json").read_bytes(),
+                )
+        yield env
+
+
+@pytest.fixture
+def stack(local: LocalEnvironment) -> Iterator[LocalEnvironment]:
+    yield local
+    assert local.stack is not None
+    sqs = local.stack.client("sqs")
+    for url in (res.ref for res in local.stack.of_type("AWS::SQS::Queue").values()):
+        while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+            for message in messages:
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def _replay(local: LocalEnvironment, *argv: str) -> int:
+    assert local.stack_file is not None
+    command, *rest = argv
+    if command == "dlq":
+        sub, *rest = rest
+        return replay.main([command, sub, "--stack-file", str(local.stack_file), *rest])
+    return replay.main([command, "--stack-file", str(local.stack_file), *rest])
+
+
+def _messages(local: LocalEnvironment, output: str) -> list[Any]:
+    assert local.stack is not None
+    url = local.stack.outputs[output]
+    response = local.stack.client("sqs").receive_message(
+        QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], VisibilityTimeout=0
+    )
+    messages: list[Any] = response.get("Messages", [])
+    return messages
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [[], ["webhook"], ["send"], ["dlq"], ["dlq", "list"], ["dlq", "show"], ["dlq", "redrive"], ["sync"]],
+)
+def test_every_command_has_help(argv: list[str], capsys: pytest.CaptureFixture[str]):
+    with pytest.raises(SystemExit) as exited:
+        replay.main([*argv, "--help"])
+    assert exited.value.code == 0
+    assert "usage:" in capsys.readouterr().out
+
+
+def test_local_outputs_point_at_the_local_stack(local: LocalEnvironment):
+    assert local.stack is not None
+    assert local.api is not None
+    outputs = local.stack.outputs
+    assert outputs["WebhookUrl"] == f"{local.api.base_url}/dev/webhooks/offergrid"
+    assert outputs["OrdersQueueUrl"] == local.stack.ref("OrdersQueue")
+    assert outputs["WebhookSecretArn"] == local.stack.ref("OffergridWebhookSecret")
+
+
+def test_webhook_replay_signs_fresh_and_the_message_is_queued(stack: LocalEnvironment, capsys):
+    # Given a stored webhook signed with another secret
+    # When it is replayed (signed fresh with the stack's secret from Secrets Manager)
+    code = _replay(stack, "webhook", str(EVENTS / "webhook_bad_signature.json"))
+    # Then it is accepted and lands on the orders queue
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert re.search(r"\[1/1\] webhook_bad_signature.json -> 2\d\d ", out)
+    (message,) = _messages(stack, "OrdersQueueUrl")
+    assert message["MessageAttributes"]["dedupKey"]["StringValue"].startswith("order.created:")
+
+
+def test_webhook_replay_can_keep_the_stored_signature(stack: LocalEnvironment, capsys):
+    code = _replay(stack, "webhook", str(EVENTS / "webhook_bad_signature.json"), "--keep-signature")
+    assert code == 1
+    assert "-> 401" in capsys.readouterr().out
+    assert _messages(stack, "OrdersQueueUrl") == []
+
+
+def test_webhook_replay_of_all_events_reports_progress_and_fails_on_a_rejection(
+    stack: LocalEnvironment, capsys
+):
+    files = sorted(EVENTS.glob("webhook_*.json"))
+    code = _replay(stack, "webhook")
+    out = capsys.readouterr().out
+    # every file is posted, with progress; the malformed body is a 400, so the run fails
+    assert all(f"/{len(files)}] {path.name} -> " in out for path in files)
+    assert "webhook_malformed_body.json -> 400" in out
+    assert code == 1
+    # every accepted one is on the queue, nothing else
+    assert len(_messages(stack, "OrdersQueueUrl")) == len(re.findall(r" -> 2\d\d ", out))
+
+
+def test_webhook_replay_with_a_secret_from_the_environment(stack, capsys, monkeypatch):
+    monkeypatch.setenv("REPLAY_TEST_SECRET", "not-the-stack-secret")
+    code = _replay(
+        stack, "webhook", str(EVENTS / "webhook_order_created.json"), "--secret-env", "REPLAY_TEST_SECRET"
+    )
+    assert code == 1
+    assert "-> 401" in capsys.readouterr().out
+
+
+def test_send_puts_the_records_of_an_sqs_event_on_the_queue(stack: LocalEnvironment, capsys):
+    sample = next(iter(sorted(EVENTS.glob("sqs_*.json"))), None)
+    if sample is None:
+        pytest.skip("no sqs_*.json sample event yet")
+    records = json.loads(sample.read_text())["Records"]
+    assert _replay(stack, "send", "--from-event", str(sample)) == 0
+    sent = _messages(stack, "OrdersQueueUrl")
+    assert sorted(m["Body"] for m in sent) == sorted(r["body"] for r in records)
+    assert "sent" in capsys.readouterr().out
+
+
+def test_send_refuses_a_body_that_is_not_json(stack: LocalEnvironment, capsys):
+    assert _replay(stack, "send", "--body", "{not json") == 2
+    assert _messages(stack, "OrdersQueueUrl") == []
+
+
+def test_dlq_list_show_and_redrive(stack: LocalEnvironment, capsys):
+    # Given two dead-lettered messages
+    assert stack.stack is not None
+    sqs = stack.stack.client("sqs")
+    dlq = stack.stack.outputs["OrdersDeadLetterQueueUrl"]
+    ids = [
+        sqs.send_message(
+            QueueUrl=dlq,
+            MessageBody=json.dumps({"dedupKey": f"order.created:item-{n}"}),
+            MessageAttributes={"dedupKey": {"DataType": "String", "StringValue": f"order.created:item-{n}"}},
+        )["MessageId"]
+        for n in (1, 2)
+    ]
+    # list shows both and leaves them in place
+    assert _replay(stack, "dlq", "list") == 0
+    out = capsys.readouterr().out
+    assert all(message_id in out for message_id in ids)
+    assert "2 message(s)" in out
+    # show prints one, body parsed
+    assert _replay(stack, "dlq", "show", ids[0]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["body"] == {"dedupKey": "order.created:item-1"}
+    assert _replay(stack, "dlq", "show", "no-such-id") == 1
+    capsys.readouterr()
+    # redrive of one moves it (with its attributes) back to the orders queue
+    assert _replay(stack, "dlq", "redrive", "--message-id", ids[0]) == 0
+    assert "[1/1]" in capsys.readouterr().out
+    (moved,) = _messages(stack, "OrdersQueueUrl")
+    assert moved["MessageAttributes"]["dedupKey"]["StringValue"] == "order.created:item-1"
+    remaining = _messages(stack, "OrdersDeadLetterQueueUrl")
+    assert [m["MessageId"] for m in remaining] == [ids[1]]
+
+
+def test_sync_dry_run_invokes_the_sync_function(stack: LocalEnvironment, capsys):
+    if "OfferSyncFunction" not in stack.specs or not stack.has_code("OfferSyncFunction"):
+        pytest.skip("template.yaml has no OfferSyncFunction yet")
+    code = _replay(stack, "sync", "--dry-run", "--sku", "NET-FIBER-300")
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert '"dryRun": true' in out
+    assert "NET-FIBER-300" in out
+
+
+def test_without_a_local_stack_the_error_says_how_to_start_one(tmp_path: Path, capsys):
+    assert replay.main(["dlq", "list", "--stack-file", str(tmp_path / "missing.json")]) == 2
+    assert "make local" in capsys.readouterr().err
