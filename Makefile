@@ -91,3 +91,7 @@ invoke: $(VENV)/.installed ## `sam local invoke` without Docker: make invoke FUN
 .PHONY: replay
 replay: $(VENV)/.installed ## replay tool: make replay ARGS="webhook" | ARGS="dlq list" | ARGS="sync --dry-run"
 	$(PY) -m devtools.replay $(ARGS)
+
+.PHONY: bench-sync
+bench-sync: $(VENV)/.installed ## offer sync: API calls vs the naive sync, no-change run, plan time and memory (50k offers)
+	$(PY) benchmarks/bench_sync.py

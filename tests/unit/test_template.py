@@ -45,6 +45,16 @@ DLQ_IDS = {
     for props in QUEUES.values()
     if "RedrivePolicy" in props
 }
+# Queues that functions (failed async invocations) and schedules (undelivered events) use as their DLQ.
+DLQ_IDS |= {
+    ref_target(props["DeadLetterQueue"]["TargetArn"]) for props in FUNCTIONS.values() if "DeadLetterQueue" in props
+}
+DLQ_IDS |= {
+    ref_target(event["Properties"]["DeadLetterConfig"]["Arn"])
+    for props in FUNCTIONS.values()
+    for event in props.get("Events", {}).values()
+    if "Arn" in event.get("Properties", {}).get("DeadLetterConfig", {})
+}
 
 
 def sqs_consumers(queue_id: str) -> Iterator[tuple[str, dict[str, Any]]]:

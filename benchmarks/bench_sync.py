@@ -1,0 +1,370 @@
+"""Offer sync figures: API calls vs the naive documented sync, a no-change run, plan time and memory.
+
+    .venv/bin/python benchmarks/bench_sync.py [--offers 10000] [--changed 0.01] [--plan-offers 50000]
+
+Prints figures, asserts nothing:
+
+1. A catalog of `--offers` products against the Offergrid fake already holding them, with
+   `--changed` of them changed (half new prices, a quarter new products, a quarter withdrawn):
+   the API calls this sync makes (one listing + only the needed writes) vs the naive documented
+   sync ("for each product: find the offer by SKU, PATCH it if found, else POST"; the API has no SKU
+   filter, so finding one means listing the offers: one list call per product, then one write).
+   The naive count is computed from the same catalog (2 calls per product, a list call counted once
+   even when the list is paged): running 20,000 calls for real at 100/min would take over 3 hours.
+   Its per-product cost is then measured for real on a 100-product sample to check the formula.
+2. The same sync run again right after: listing calls only.
+3. Plan time and peak memory for `--plan-offers` offers (parse the catalog, map it, parse the
+   listing into `Offer` models, index, plan with 1 % changed), goals < 5 s and < 256 MB.
+
+The fake runs with time_scale=60 (a minute passes in a second) and the documented limits
+(100/min, 10,000/h); the client's rate budget runs on the same compressed clock.
+"""
+
+# ruff: noqa: E402 - the repo root and the layer are put on sys.path before the imports below
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+import uuid
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+for path in (str(ROOT), str(ROOT / "layers" / "shared")):
+    if path not in sys.path:
+        sys.path.insert(0, path)
+
+from offergrid_integration.catalog.mapping import CatalogMapping, RawRow, default_mapping
+from offergrid_integration.catalog.plan import index_offers_by_sku, plan_offer_changes
+from offergrid_integration.catalog.service import SyncDependencies, SyncOptions, run_offer_sync
+from offergrid_integration.catalog.sources import CatalogFormat, ParsedCatalog, parse_catalog
+from offergrid_integration.catalog.state import InMemorySyncState
+from offergrid_integration.clock import ScaledClock
+from offergrid_integration.observability import logger
+from offergrid_integration.offergrid.client import OffergridClient
+from offergrid_integration.offergrid.models import Offer, OfferCreate, OfferUpdate
+from offergrid_integration.ratelimit import InProcessRateBudget
+
+from devtools.offergrid_fake import OffergridFake
+
+API_KEY = "test-api-key"
+TIME_SCALE = 60.0
+PLAN_TIME_GOAL_S = 5.0
+PLAN_MEMORY_GOAL_MB = 256.0
+RATIO_GOAL = 50.0
+NAIVE_SAMPLE = 100
+
+
+# --- data ------------------------------------------------------------------------------------------
+def product(n: int) -> dict[str, Any]:
+    """A realistic Decision 8 product; the category cycles through the four the sample uses."""
+    kind = ("internet", "television", "security", "energy")[n % 4]
+    row: dict[str, Any] = {
+        "sku": f"SKU-{n:06d}",
+        "productName": f"{kind.title()} plan {n}",
+        "type": kind,
+        "price": round(19.99 + (n % 80), 2),
+        "isActive": n % 17 != 0,
+        "description": f"{kind.title()} plan number {n}, with the features customers ask for most.",
+    }
+    if kind == "internet":
+        row |= {
+            "minBandwidth": 100,
+            "maxBandwidth": 100 * (1 + n % 10),
+            "connectionType": "fiber",
+            "dataCap": None,
+        }
+    elif kind == "security":
+        row |= {"monitoringType": "hybrid", "installationType": "diy", "equipmentIncluded": "Hub, 2 sensors"}
+    elif kind == "television":
+        row |= {"channelCount": 50 + n % 150, "includesDvr": n % 2 == 0}
+    else:
+        row |= {"energyType": "electricity", "renewablePercent": n % 101, "contractMonths": 12}
+    return row
+
+
+def fields_of(mapping: CatalogMapping, row: dict[str, Any]) -> dict[str, Any]:
+    return dict(mapping.map_row(RawRow(0, row)).fields)
+
+
+def catalog_and_offers(count: int, changed: float) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(catalog rows, Offergrid offers as the API returns them): `count` products, of which `changed`
+    differ from Offergrid: half have a new price, a quarter are new products (no offer yet); as many
+    offers as another quarter belong to withdrawn products (live in Offergrid, gone from the catalog)."""
+    mapping = default_mapping()
+    rows = [product(n) for n in range(count)]
+    n_changed = round(count * changed)
+    repriced, new = n_changed // 2, n_changed // 4
+    withdrawn = n_changed - repriced - new
+    offers: list[dict[str, Any]] = []
+    for n, row in enumerate(rows):
+        if repriced <= n < repriced + new:
+            continue
+        fields = fields_of(mapping, row)
+        if n < repriced:
+            fields["monthlyPrice"] = round(fields["monthlyPrice"] + 5, 2)
+        offers.append({"id": str(uuid.uuid4()), **fields, "createdAt": "2026-01-01T00:00:00.000Z"})
+    for n in range(withdrawn):
+        row = product(10 * count + n) | {"isActive": True}
+        offers.append(
+            {"id": str(uuid.uuid4()), **fields_of(mapping, row), "createdAt": "2026-01-01T00:00:00.000Z"}
+        )
+    return rows, offers
+
+
+class MemorySource:
+    description = "in-memory benchmark catalog"
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def read(self) -> ParsedCatalog:
+        return parse_catalog(self._data, CatalogFormat.JSON)
+
+
+def seeded_fake(offers: list[dict[str, Any]]) -> OffergridFake:
+    fake = OffergridFake(api_keys=(API_KEY,), time_scale=TIME_SCALE)
+    for offer in offers:  # straight into the state: add_offer checks SKU uniqueness in O(n)
+        fake.offers[offer["id"]] = json.loads(json.dumps(offer))
+    return fake.start()
+
+
+def client_for(fake: OffergridFake, clock: ScaledClock) -> OffergridClient:
+    return OffergridClient(
+        base_url=fake.base_url,
+        api_key=lambda *, force_refresh=False: API_KEY,
+        rate_budget=InProcessRateBudget(clock=clock),
+        clock=clock,
+        # Clock seconds: 600 on a 60x clock is 10 real seconds, enough to serialise 10,000 offers.
+        timeout=600.0,
+    )
+
+
+# --- 1 and 2: calls -------------------------------------------------------------------------------
+def sync_calls(rows: list[dict[str, Any]], offers: list[dict[str, Any]]) -> None:
+    clock = ScaledClock(TIME_SCALE)
+    fake = seeded_fake(offers)
+    try:
+        with client_for(fake, clock) as client:
+            deps = SyncDependencies(
+                source=MemorySource(json.dumps(rows).encode()),
+                mapping=default_mapping(),
+                client=client,
+                state=InMemorySyncState(clock),
+                clock=clock,
+            )
+            started = time.perf_counter()
+            report = run_offer_sync(deps, SyncOptions())
+            elapsed = time.perf_counter() - started
+            calls = len(fake.calls)
+            by_kind = _calls_by_kind(fake)
+            naive = 2 * len(rows)
+            ratio = naive / calls
+            print(f"catalog: {len(rows)} products; Offergrid before: {len(offers)} offers")
+            print(f"plan: {report.planned}")
+            print(f"this sync: {calls} calls ({by_kind}) in {elapsed:.1f} s real")
+            print(
+                f"naive: {naive} calls (computed: {len(rows)} products x (1 list + 1 PATCH/POST); "
+                f"not run: {naive} calls at 100/min is {naive / 100 / 60:.1f} h)"
+            )
+            print(f"sync: {calls} calls vs naive {naive} calls ({ratio:.0f}x fewer)")
+            print(f"  goal >= {RATIO_GOAL:.0f}x fewer: {'met' if ratio >= RATIO_GOAL else 'NOT met'}")
+
+            fake.clear_calls()
+            again = run_offer_sync(deps, SyncOptions())
+            listing_only = all(
+                call.method == "GET" and call.path == "/provider/offers" for call in fake.calls
+            )
+            print(
+                f"no-change run: {len(fake.calls)} calls ({_calls_by_kind(fake)}); "
+                f"listing only: {listing_only}; writes {again.wrote}"
+            )
+    finally:
+        fake.stop()
+
+
+def _calls_by_kind(fake: OffergridFake) -> str:
+    counts: dict[str, int] = {}
+    for call in fake.calls:
+        counts[call.method] = counts.get(call.method, 0) + 1
+    return ", ".join(f"{method} {count}" for method, count in sorted(counts.items()))
+
+
+def paged_no_change(count: int) -> None:
+    """The no-change run against a paged listing (Decision 5): still listing calls only, one per page."""
+    rows, offers = catalog_and_offers(count, 0.0)
+    clock = ScaledClock(TIME_SCALE)
+    fake = OffergridFake(
+        api_keys=(API_KEY,), time_scale=TIME_SCALE, list_style="envelope-cursor", page_size=500
+    )
+    for offer in offers:
+        fake.offers[offer["id"]] = offer
+    fake.start()
+    try:
+        with client_for(fake, clock) as client:
+            deps = SyncDependencies(
+                source=MemorySource(json.dumps(rows).encode()),
+                mapping=default_mapping(),
+                client=client,
+                state=InMemorySyncState(clock),
+                clock=clock,
+            )
+            report = run_offer_sync(deps, SyncOptions())
+        print(
+            f"no-change run, listing paged 500 per page: {len(fake.calls)} calls ({_calls_by_kind(fake)}); "
+            f"writes {report.wrote}"
+        )
+    finally:
+        fake.stop()
+
+
+def naive_sample(rows: list[dict[str, Any]], offers: list[dict[str, Any]]) -> None:
+    """The documented sync for real, on the first NAIVE_SAMPLE products: calls per product."""
+    sample = rows[:NAIVE_SAMPLE]
+    skus = {row["sku"] for row in sample}
+    clock = ScaledClock(TIME_SCALE)
+    fake = seeded_fake([offer for offer in offers if offer["sku"] in skus])
+    mapping = default_mapping()
+    try:
+        with client_for(fake, clock) as client:
+            for row in sample:
+                fields = fields_of(mapping, row)
+                found = next((o for o in client.list_offers() if o.sku == fields["sku"]), None)
+                if found is None:
+                    client.create_offer(OfferCreate.model_validate(fields))
+                else:
+                    client.update_offer(found.id, OfferUpdate.model_validate(fields))
+        per_product = len(fake.calls) / len(sample)
+        print(
+            f"naive pattern run for real on {len(sample)} products: {len(fake.calls)} calls "
+            f"({_calls_by_kind(fake)}), {per_product:.2f} per product (the formula uses 2)"
+        )
+    finally:
+        fake.stop()
+
+
+# --- 3: plan time and memory --------------------------------------------------------------------
+def plan_pipeline(catalog_bytes: bytes, listing_bytes: bytes) -> tuple[dict[str, float], dict[str, int]]:
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    mapping = default_mapping()
+    parsed = parse_catalog(catalog_bytes, CatalogFormat.JSON)
+    mapped = mapping.map_rows(parsed.rows)
+    del parsed  # as the sync does: only the mapped offers are kept
+    timings["read + map catalog"] = time.perf_counter() - started
+
+    # What `OffergridClient.list_offers()` + the sync do with a one-array listing: parse the body,
+    # validate each offer into an `Offer` model, which the index reduces to the owned fields.
+    started = time.perf_counter()
+    raw_offers = json.loads(listing_bytes)
+    index = index_offers_by_sku((Offer.model_validate(raw) for raw in raw_offers), mapping.owned_fields)
+    del raw_offers
+    timings["parse listing + index"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    diff = plan_offer_changes(mapped.offers, index.by_sku, protected_skus=mapped.invalid_skus)
+    timings["plan"] = time.perf_counter() - started
+    return timings, diff.counts()
+
+
+def peak_rss_mb() -> float:
+    """This process's peak RSS. VmHWM (Linux) belongs to the process's own memory map, so unlike
+    `ru_maxrss` it does not carry the high-water mark of the parent that forked it."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def plan_child(catalog_path: str, listing_path: str) -> None:
+    """In a fresh interpreter: time the pipeline, then its peak memory (RSS, then tracemalloc)."""
+    logger.setLevel("WARNING")
+    catalog_bytes, listing_bytes = Path(catalog_path).read_bytes(), Path(listing_path).read_bytes()
+    rss_before = peak_rss_mb()
+    timings, counts = plan_pipeline(catalog_bytes, listing_bytes)
+    rss_after = peak_rss_mb()
+    gc.collect()
+    tracemalloc.start()
+    plan_pipeline(catalog_bytes, listing_bytes)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    result = {
+        "timings": timings,
+        "counts": counts,
+        "rss_before_mb": rss_before,
+        "rss_mb": rss_after,
+        "traced_peak_mb": peak / 2**20,
+        "inputs_mb": (len(catalog_bytes) + len(listing_bytes)) / 2**20,
+    }
+    print(json.dumps(result))
+
+
+def plan_figures(count: int) -> None:
+    rows, offers = catalog_and_offers(count, 0.01)
+    with tempfile.TemporaryDirectory() as folder:
+        catalog_path, listing_path = Path(folder, "catalog.json"), Path(folder, "listing.json")
+        catalog_path.write_text(json.dumps(rows))
+        listing_path.write_text(json.dumps(offers))
+        del rows, offers
+        child = subprocess.run(  # noqa: S603 - our own interpreter and script
+            [sys.executable, __file__, "--plan-child", str(catalog_path), str(listing_path)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    result = json.loads(child.stdout.strip().splitlines()[-1])
+    timings: dict[str, float] = result["timings"]
+    total = sum(timings.values())
+    print(f"plan for {count} offers (1 % changed): {result['counts']}")
+    for name, seconds in timings.items():
+        print(f"  {name}: {seconds:.2f} s")
+    print(
+        f"  plan time, catalog bytes and listing bytes to plan: {total:.2f} s "
+        f"(goal < {PLAN_TIME_GOAL_S:.0f} s: {'met' if total < PLAN_TIME_GOAL_S else 'NOT met'})"
+    )
+    rss = result["rss_mb"]
+    verdict = "met" if rss < PLAN_MEMORY_GOAL_MB else "NOT met"
+    print(
+        f"  peak memory: max RSS {rss:.0f} MB of a fresh process holding the {result['inputs_mb']:.0f} MB "
+        f"of input bytes (interpreter + imports {result['rss_before_mb']:.0f} MB; "
+        f"goal < {PLAN_MEMORY_GOAL_MB:.0f} MB: {verdict}); "
+        f"{result['traced_peak_mb']:.0f} MB allocated by the pipeline at its peak (tracemalloc)"
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--offers", type=int, default=10_000)
+    parser.add_argument("--changed", type=float, default=0.01)
+    parser.add_argument("--plan-offers", type=int, default=50_000)
+    parser.add_argument("--plan-child", nargs=2, metavar=("CATALOG", "LISTING"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.plan_child:
+        plan_child(*args.plan_child)
+        return
+    logger.setLevel("WARNING")
+
+    print(
+        f"== offer sync: {args.offers} offers, {args.changed:.0%} changed (fake time_scale={TIME_SCALE:g}, "
+        "limits 100/min and 10,000/h, the client's budget on the same clock) =="
+    )
+    rows, offers = catalog_and_offers(args.offers, args.changed)
+    sync_calls(rows, offers)
+    naive_sample(rows, offers)
+    paged_no_change(args.offers)
+    print(f"\n== plan time and peak memory: {args.plan_offers} offers ==")
+    plan_figures(args.plan_offers)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,233 @@
+"""Offer sync from a terminal: plan (dry run) or apply a catalog against an Offergrid API.
+
+    python -m devtools.offer_sync_cli plan  --catalog samples/catalog.json --api-url http://127.0.0.1:8900
+    python -m devtools.offer_sync_cli apply --catalog s3://provider-catalog/catalog.csv \\
+        --api-key-secret offergrid-integration/dev/api-key --state-table offer-sync-state
+    python -m devtools.offer_sync_cli reports --state-table offer-sync-state
+
+The API key comes from an environment variable (`--api-key-env`, default OFFERGRID_API_KEY) or a
+Secrets Manager secret (`--api-key-secret`); never from the command line, where `ps` would show it.
+Without `--state-table` the lock, checkpoint and report live in this process only.
+Exit status: 0 when the plan/apply completed without failures, 1 when some writes or rows failed or
+the run is incomplete, 2 on a usage or configuration error.
+"""
+
+# ruff: noqa: E402 - the layer is put on sys.path before its modules are imported
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+# `python -m devtools.offer_sync_cli` from the repo root: the layer's package is not installed.
+_LAYER = str(Path(__file__).resolve().parents[1] / "layers" / "shared")
+if _LAYER not in sys.path:
+    sys.path.insert(0, _LAYER)
+
+from offergrid_integration.catalog.mapping import (
+    CatalogMapping,
+    MappingError,
+    default_mapping,
+    load_mapping,
+)
+from offergrid_integration.catalog.plan import MissingOfferPolicy
+from offergrid_integration.catalog.report import RunStatus, SyncReport
+from offergrid_integration.catalog.service import SyncDependencies, SyncOptions, run_offer_sync
+from offergrid_integration.catalog.sources import (
+    CatalogFormat,
+    CatalogReadError,
+    CatalogSource,
+    FileCatalogSource,
+    HttpsCatalogSource,
+    S3CatalogSource,
+    read_s3_object,
+)
+from offergrid_integration.catalog.state import DynamoDBSyncState, InMemorySyncState, SyncStateStore
+from offergrid_integration.clock import SYSTEM_CLOCK, Clock, ScaledClock
+from offergrid_integration.config import DEFAULT_OFFERGRID_API_URL
+from offergrid_integration.observability import logger
+from offergrid_integration.offergrid.client import ApiKeyProvider, OffergridClient
+from offergrid_integration.ratelimit import budget_id_for_api_key, build_rate_budget
+from offergrid_integration.secrets import SecretStore
+
+EXIT_OK = 0
+EXIT_INCOMPLETE = 1
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    pass
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m devtools.offer_sync_cli",
+        description="Plan (dry run) or apply the provider catalog to Offergrid offers.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, text in (
+        ("plan", "print the writes a sync would make, without writing"),
+        ("apply", "make Offergrid's offers equal to the catalog"),
+    ):
+        command = commands.add_parser(name, help=text, description=text)
+        command.add_argument("--catalog", required=True, help="local file, s3://bucket/key or https:// URL")
+        command.add_argument(
+            "--format", choices=[f.value for f in CatalogFormat], default="auto", help="catalog format"
+        )
+        command.add_argument(
+            "--mapping", help="mapping document (local JSON file or s3:// URI); default: Decision 8"
+        )
+        command.add_argument("--api-url", default=DEFAULT_OFFERGRID_API_URL, help="Offergrid API base URL")
+        command.add_argument(
+            "--api-key-env", default="OFFERGRID_API_KEY", help="environment variable holding the API key"
+        )
+        command.add_argument(
+            "--api-key-secret", help="Secrets Manager secret id of the API key (wins over env)"
+        )
+        command.add_argument(
+            "--missing-policy",
+            choices=[p.value for p in MissingOfferPolicy],
+            default=MissingOfferPolicy.INACTIVE.value,
+            help="what to do with offers whose SKU is not in the catalog (default: inactive)",
+        )
+        command.add_argument(
+            "--sku", action="append", dest="skus", help="limit the run to this SKU (repeatable)"
+        )
+        command.add_argument("--state-table", help="DynamoDB sync state table (lock, checkpoint, reports)")
+        command.add_argument("--rate-limit-table", help="DynamoDB rate-limit table (shared budget)")
+        command.add_argument("--max-writes", type=int, help="stop after this many writes (resume later)")
+        command.add_argument("--json", action="store_true", help="print the report as JSON")
+        command.add_argument("--verbose", action="store_true", help="also print the JSON log lines")
+        command.add_argument(
+            "--time-scale",
+            type=float,
+            default=1.0,
+            help="clock speed-up, only against a local fake started with the same --time-scale",
+        )
+    reports = commands.add_parser("reports", help="print the latest stored run reports")
+    reports.add_argument("--state-table", required=True)
+    reports.add_argument("--limit", type=int, default=5)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "reports":
+            for report in DynamoDBSyncState(args.state_table).latest_reports(args.limit):
+                print(json.dumps(report, indent=2, sort_keys=True), file=out)
+            return EXIT_OK
+        # The report is printed by the CLI; the JSON log lines (stdout) would only repeat it. The
+        # logger is the process-wide one: put its level back afterwards.
+        previous_level = logger.log_level
+        logger.setLevel("DEBUG" if args.verbose else "ERROR")
+        try:
+            return _sync(args, out)
+        finally:
+            logger.setLevel(previous_level)
+    except (UsageError, MappingError, CatalogReadError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _sync(args: argparse.Namespace, out: TextIO) -> int:
+    clock: Clock = ScaledClock(args.time_scale) if args.time_scale != 1.0 else SYSTEM_CLOCK
+    api_key = _api_key(args)
+    state: SyncStateStore = (
+        DynamoDBSyncState(args.state_table, clock=clock) if args.state_table else (InMemorySyncState(clock))
+    )
+    client = OffergridClient(
+        base_url=args.api_url,
+        api_key=api_key,
+        rate_budget=build_rate_budget(args.rate_limit_table, budget_id_for_api_key(api_key()), clock),
+        clock=clock,
+    )
+    with client:
+        deps = SyncDependencies(
+            source=_source(args.catalog, CatalogFormat(args.format)),
+            mapping=_mapping(args.mapping),
+            client=client,
+            state=state,
+            clock=clock,
+        )
+        options = SyncOptions(
+            dry_run=args.command == "plan",
+            skus=args.skus,
+            missing_policy=MissingOfferPolicy(args.missing_policy),
+            max_writes=args.max_writes,
+        )
+        report = run_offer_sync(deps, options)
+    print(json.dumps(report.to_dict(), indent=2) if args.json else render(report), file=out)
+    ok = (
+        report.status in (RunStatus.COMPLETE, RunStatus.DRY_RUN)
+        and not report.failures
+        and not report.row_errors
+    )
+    return EXIT_OK if ok else EXIT_INCOMPLETE
+
+
+def render(report: SyncReport) -> str:
+    """The report as text a person reads: the plan (dry run) or what was done, then the problems."""
+    lines = [f"{'Plan' if report.dry_run else 'Sync'} {report.status.value} (run {report.run_id})"]
+    if report.source:
+        lines.append(f"  catalog: {report.source} ({report.rows_valid}/{report.rows_read} rows valid)")
+    lines.append(f"  offers listed: {report.offers_listed}")
+    planned = ", ".join(f"{name} {count}" for name, count in report.planned.items() if count) or "nothing"
+    lines.append(f"  planned: {planned}")
+    for change in report.plan:
+        detail = ", ".join(sorted(change.get("body", {}))) if change["kind"] != "create" else ""
+        lines.append(f"    {change['kind']:<10} {change['sku']}  {detail}".rstrip())
+    if not report.dry_run:
+        done = ", ".join(f"{name} {count}" for name, count in sorted(report.counts.items())) or "no writes"
+        lines.append(f"  done: {done}")
+    if report.pending:
+        lines.append(f"  pending: {report.pending} writes (stopped: {report.stop_reason})")
+    elif report.stop_reason:
+        lines.append(f"  stopped: {report.stop_reason}")
+    for failure in report.failures:
+        lines.append(f"  FAILED {failure.action} {failure.sku}: {failure.reason}")
+    for error in report.row_errors:
+        lines.append(f"  INVALID row {error['row']} (sku {error['sku'] or '?'}): {error['reason']}")
+    return "\n".join(lines)
+
+
+def _api_key(args: argparse.Namespace) -> ApiKeyProvider:
+    if args.api_key_secret:
+        return SecretStore(api_key_secret_id=args.api_key_secret, webhook_secret_id=None).api_key
+    value = os.environ.get(args.api_key_env, "").strip()
+    if not value:
+        raise UsageError(f"no API key: set {args.api_key_env} or pass --api-key-secret")
+
+    def from_env(*, force_refresh: bool = False) -> str:
+        return value
+
+    return from_env
+
+
+def _source(location: str, catalog_format: CatalogFormat) -> CatalogSource:
+    if location.startswith("s3://"):
+        return S3CatalogSource(location, catalog_format)
+    if location.startswith(("https://", "http://")):
+        return HttpsCatalogSource(location, catalog_format)
+    return FileCatalogSource(location, catalog_format)
+
+
+def _mapping(location: str | None) -> CatalogMapping:
+    if location is None:
+        return default_mapping()
+    if location.startswith("s3://"):
+        return load_mapping(read_s3_object(location))
+    try:
+        with open(location, encoding="utf-8") as handle:
+            return load_mapping(handle.read())
+    except OSError as error:
+        raise UsageError(f"cannot read the mapping {location}: {error.strerror}") from None
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

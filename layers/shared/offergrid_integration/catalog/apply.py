@@ -1,0 +1,157 @@
+"""Apply a plan through the Offergrid client, within the shared rate budget and the Lambda's time.
+
+Each write goes through `OffergridClient` (which takes one token of the shared rate budget per
+request and never waits past the remaining time). Before each write the remaining time is checked:
+below `min_time_left` the run stops cleanly, leaving the rest `pending`; the caller checkpoints and
+the next invocation re-plans from a fresh listing. The run also stops when the budget has no token
+within the remaining time (`RateBudgetExhausted`), when `max_writes` is reached, or when the API keeps
+failing with transient errors (after the client's own retries).
+
+A write that fails for good (400/404/409/422...) is a failure with the SKU and reason and the run
+goes on; a 409 on create means the SKU belongs to an offer that was not in our listing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Final, Protocol
+
+from offergrid_integration.catalog.plan import ChangeKind, OfferChange
+from offergrid_integration.catalog.report import ApplyFailure
+from offergrid_integration.offergrid.errors import (
+    APIStatusError,
+    ConflictError,
+    OffergridError,
+    RateBudgetExhausted,
+)
+from offergrid_integration.offergrid.models import Offer, OfferCreate, OfferUpdate
+
+__all__ = [
+    "DEFAULT_MIN_TIME_LEFT",
+    "MAX_CONSECUTIVE_TRANSIENT_FAILURES",
+    "ApplyResult",
+    "OfferWriter",
+    "StopReason",
+    "apply_plan",
+]
+
+DEFAULT_MIN_TIME_LEFT: Final = 30.0  # seconds kept to checkpoint, store the report and answer
+MAX_CONSECUTIVE_TRANSIENT_FAILURES: Final = 3
+_MAX_REASON: Final = 300
+
+
+class StopReason:
+    TIME = "time_running_out"
+    RATE_BUDGET = "rate_budget_exhausted"
+    MAX_WRITES = "max_writes_reached"
+    API_UNAVAILABLE = "api_unavailable"
+
+
+class OfferWriter(Protocol):
+    """What applying a plan needs of `OffergridClient`."""
+
+    def create_offer(self, offer: OfferCreate) -> Offer: ...
+
+    def update_offer(self, offer_id: str, changes: OfferUpdate) -> Offer: ...
+
+    def delete_offer(self, offer_id: str) -> None: ...
+
+
+@dataclass(slots=True)
+class ApplyResult:
+    done: dict[str, int] = field(default_factory=dict)
+    failures: list[ApplyFailure] = field(default_factory=list)
+    pending: list[OfferChange] = field(default_factory=list)
+    stop_reason: str | None = None
+
+    @property
+    def complete(self) -> bool:
+        return self.stop_reason is None
+
+
+def apply_plan(
+    writes: Sequence[OfferChange],
+    client: OfferWriter,
+    *,
+    remaining_time: Callable[[], float] | None = None,
+    min_time_left: float = DEFAULT_MIN_TIME_LEFT,
+    max_writes: int | None = None,
+) -> ApplyResult:
+    """Perform `writes` in order until done or until it must stop (see the module docstring)."""
+    result = ApplyResult()
+    transient_in_a_row = 0
+    attempted = 0
+    for position, change in enumerate(writes):
+        stop = _must_stop(remaining_time, min_time_left, max_writes, attempted)
+        if stop is not None:
+            result.stop_reason = stop
+            result.pending = list(writes[position:])
+            return result
+        attempted += 1
+        try:
+            _write(client, change)
+        except RateBudgetExhausted:
+            result.stop_reason = StopReason.RATE_BUDGET
+            result.pending = list(writes[position:])
+            return result
+        except OffergridError as error:
+            if _out_of_time(remaining_time, min_time_left):
+                # The client gave up because the deadline is near, not because the write is wrong.
+                result.stop_reason = StopReason.TIME
+                result.pending = list(writes[position:])
+                return result
+            result.failures.append(_failure(change, error))
+            transient_in_a_row = transient_in_a_row + 1 if error.retryable else 0
+            if transient_in_a_row >= MAX_CONSECUTIVE_TRANSIENT_FAILURES:
+                result.stop_reason = StopReason.API_UNAVAILABLE
+                result.pending = list(writes[position + 1 :])
+                return result
+            continue
+        transient_in_a_row = 0
+        result.done[change.kind.value] = result.done.get(change.kind.value, 0) + 1
+    return result
+
+
+def _must_stop(
+    remaining_time: Callable[[], float] | None, min_time_left: float, max_writes: int | None, attempted: int
+) -> str | None:
+    if max_writes is not None and attempted >= max_writes:
+        return StopReason.MAX_WRITES
+    if _out_of_time(remaining_time, min_time_left):
+        return StopReason.TIME
+    return None
+
+
+def _out_of_time(remaining_time: Callable[[], float] | None, min_time_left: float) -> bool:
+    return remaining_time is not None and remaining_time() < min_time_left
+
+
+def _write(client: OfferWriter, change: OfferChange) -> None:
+    match change.kind:
+        case ChangeKind.CREATE:
+            client.create_offer(OfferCreate.model_validate(dict(change.body)))
+        case ChangeKind.DELETE:
+            client.delete_offer(_offer_id(change))
+        case _:
+            client.update_offer(_offer_id(change), OfferUpdate.model_validate(dict(change.body)))
+
+
+def _offer_id(change: OfferChange) -> str:
+    if change.offer_id is None:  # the plan never builds one; a bug if it does
+        raise ValueError(f"{change.kind.value} of {change.sku} has no offer id")
+    return change.offer_id
+
+
+def _failure(change: OfferChange, error: OffergridError) -> ApplyFailure:
+    status = error.status_code if isinstance(error, APIStatusError) else None
+    if isinstance(error, ConflictError) and change.kind is ChangeKind.CREATE:
+        reason = (
+            "SKU already exists in Offergrid (409 Conflict) but was not in our listing of the team's "
+            "offers: another team's offer, or created since the listing"
+        )
+    else:
+        reason = str(error)
+    if len(reason) > _MAX_REASON:
+        reason = reason[: _MAX_REASON - 3] + "..."
+    return ApplyFailure(sku=change.sku, action=change.kind.value, reason=reason, status_code=status)

@@ -1,0 +1,471 @@
+"""The declarative mapping from a provider's catalog rows to Offergrid offer fields.
+
+A mapping is a JSON document, not code (the default, `default_mapping.json`, reads the catalog
+shape of API.md Decision 8). Each target field has a rule:
+
+    "monthlyPrice": {"from": "price", "type": "number", "required": true, "minimum": 0}
+
+- `from`: the source field (a dotted path reaches into nested JSON objects); or `value`: a constant.
+- `type`: `string` | `number` | `integer` | `boolean` | `stringList` (a JSON list, or a `|`-separated
+  string in CSV). CSV cells are strings: they are parsed to the type.
+- `required`: a missing value (absent, null or blank) makes the row invalid.
+- `nullable`: a missing value is written as `null` (e.g. `dataCap`: no cap) instead of leaving the
+  field as it is in Offergrid.
+- `default`: used when the value is missing.
+- `values`: a translation table (keys compared case-insensitively; booleans as `true`/`false`);
+  a value not in it makes the row invalid (`type` -> `category`, `isActive` -> `status`).
+- `minimum`, `maximum` (numbers), `maxLength` (strings).
+
+`fields` holds the top-level offer fields (it must map `sku`, `name` and `category`);
+`serviceSpecificData` holds one rule set per category. A field the mapping produces is owned by the
+catalog: the sync makes Offergrid's value equal to it. A field it does not produce (an optional
+value missing from a row) is left alone.
+
+An invalid row becomes a `RowError` (row number, SKU if known, reason) and is skipped; it never stops
+the run. A bad mapping document is a `MappingError`: nothing can be synced with it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from importlib import resources
+from typing import Any, Final, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from offergrid_integration.offergrid.models import (
+    InternetServiceData,
+    OfferCategory,
+    OfferCreate,
+    OfferFields,
+    OffergridModel,
+    SecurityServiceData,
+)
+
+__all__ = [
+    "CatalogMapping",
+    "DesiredOffer",
+    "FieldRule",
+    "MappedCatalog",
+    "MappingDocument",
+    "MappingError",
+    "RawRow",
+    "RowError",
+    "default_mapping",
+    "load_mapping",
+]
+
+DEFAULT_MAPPING_RESOURCE: Final = "default_mapping.json"
+LIST_SEPARATOR: Final = "|"
+_TRUE_WORDS: Final = frozenset({"true", "yes", "y", "1", "on"})
+_FALSE_WORDS: Final = frozenset({"false", "no", "n", "0", "off"})
+_MAX_VALUE_IN_REASON: Final = 40
+SERVICE_SPECIFIC_DATA: Final = "serviceSpecificData"
+# Wire names of the top-level fields a mapping may write (every writable offer field but the nested one).
+WRITABLE_FIELDS: Final = frozenset(
+    (info.alias or name) for name, info in OfferFields.model_fields.items() if name != "service_specific_data"
+)
+# Documented serviceSpecificData shapes, validated strictly (the fake and Offergrid reject bad ones).
+_DOCUMENTED_SERVICE_DATA: Final[dict[str, type[OffergridModel]]] = {
+    OfferCategory.INTERNET.value: InternetServiceData,
+    OfferCategory.SECURITY.value: SecurityServiceData,
+}
+
+
+class MappingError(ValueError):
+    """The mapping document itself is unusable (names the problem; nothing can be synced)."""
+
+
+# ---------------------------------------------------------------------------------------------------
+# The document
+# ---------------------------------------------------------------------------------------------------
+class FieldRule(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    source: str | None = Field(default=None, alias="from", min_length=1)
+    value: Any = None
+    type: Literal["string", "number", "integer", "boolean", "stringList"] = "string"
+    required: bool = False
+    nullable: bool = False
+    default: Any = None
+    values: dict[str, Any] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    max_length: int | None = Field(default=None, alias="maxLength", ge=1)
+
+    @field_validator("values")
+    @classmethod
+    def _case_insensitive_keys(cls, values: dict[str, Any] | None) -> dict[str, Any] | None:
+        if values is None:
+            return None
+        return {key.strip().lower(): value for key, value in values.items()}
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        if (self.source is None) == (self.value is None):
+            raise ValueError("a rule needs exactly one of 'from' (a source field) or 'value' (a constant)")
+        return self
+
+    @property
+    def label(self) -> str:
+        return self.source if self.source is not None else "<constant>"
+
+
+class MappingDocument(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    comment: str | None = Field(default=None, alias="$comment")
+    version: Literal[1] = 1
+    fields: dict[str, FieldRule]
+    service_specific_data: dict[OfferCategory, dict[str, FieldRule]] = Field(
+        default_factory=dict, alias=SERVICE_SPECIFIC_DATA
+    )
+
+    @model_validator(mode="after")
+    def _targets(self) -> Self:
+        missing = [name for name in ("sku", "name", "category") if name not in self.fields]
+        if missing:
+            raise ValueError(f"fields must map {', '.join(missing)}")
+        unknown = sorted(set(self.fields) - WRITABLE_FIELDS)
+        if unknown:
+            raise ValueError(f"fields are not writable offer fields: {', '.join(unknown)}")
+        category = self.fields["category"]
+        if category.values is not None:
+            bad = sorted({str(v) for v in category.values.values()} - {c.value for c in OfferCategory})
+            if bad:
+                raise ValueError(f"category values map to unknown categories: {', '.join(bad)}")
+        return self
+
+
+# ---------------------------------------------------------------------------------------------------
+# Rows in, offers and row errors out
+# ---------------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class RawRow:
+    """One product as read from the catalog. `number` is where the file puts it (see sources)."""
+
+    number: int
+    fields: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class RowError:
+    row: int
+    sku: str | None
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"row": self.row, "sku": self.sku, "reason": self.reason}
+
+
+@dataclass(frozen=True, slots=True)
+class DesiredOffer:
+    """What Offergrid should hold for one SKU: the wire fields the catalog owns (sku included)."""
+
+    sku: str
+    fields: Mapping[str, Any]
+    row: int
+
+    def create_body(self) -> OfferCreate:
+        return OfferCreate.model_validate(dict(self.fields))
+
+
+@dataclass(slots=True)
+class MappedCatalog:
+    offers: list[DesiredOffer] = field(default_factory=list)
+    errors: list[RowError] = field(default_factory=list)
+
+    @property
+    def invalid_skus(self) -> frozenset[str]:
+        """SKUs of rows that were skipped: their offers must not be treated as missing."""
+        return frozenset(error.sku for error in self.errors if error.sku)
+
+    def only(self, skus: Iterable[str]) -> MappedCatalog:
+        """The catalog restricted to `skus` (a partial run)."""
+        wanted = set(skus)
+        return MappedCatalog(
+            offers=[offer for offer in self.offers if offer.sku in wanted],
+            errors=[error for error in self.errors if error.sku in wanted],
+        )
+
+
+class _RowInvalid(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+_MISSING: Final = object()
+
+
+class CatalogMapping:
+    """A validated mapping document, ready to turn rows into `DesiredOffer`s."""
+
+    def __init__(self, document: MappingDocument) -> None:
+        self.document = document
+        by_category = document.service_specific_data
+        self._service_rules = {str(category): rules for category, rules in by_category.items()}
+
+    @property
+    def owned_fields(self) -> list[str]:
+        """The offer fields (wire names) this mapping can write: the ones the sync compares."""
+        owned = list(self.document.fields)
+        if self._service_rules:
+            owned.append(SERVICE_SPECIFIC_DATA)
+        return owned
+
+    def map_rows(self, rows: Iterable[RawRow]) -> MappedCatalog:
+        """Every valid row as a `DesiredOffer` (first occurrence of a SKU wins), every invalid one as a
+        `RowError`. Never raises for a bad row."""
+        result = MappedCatalog()
+        first_row: dict[str, int] = {}
+        for row in rows:
+            try:
+                offer = self.map_row(row)
+            except _RowInvalid as invalid:
+                result.errors.append(RowError(row.number, _sku_of(row, self.document), invalid.reason))
+                continue
+            if offer.sku in first_row:
+                reason = f"duplicate sku (first on row {first_row[offer.sku]}); row skipped"
+                result.errors.append(RowError(row.number, offer.sku, reason))
+                continue
+            first_row[offer.sku] = row.number
+            result.offers.append(offer)
+        return result
+
+    def map_row(self, row: RawRow) -> DesiredOffer:
+        if not isinstance(row.fields, Mapping):
+            raise _RowInvalid("row is not an object")
+        problems: list[str] = []
+        fields: dict[str, Any] = {}
+        for target, rule in self.document.fields.items():
+            _apply(rule, target, row.fields, fields, problems)
+        category = fields.get("category")
+        rules = self._service_rules.get(category) if isinstance(category, str) else None
+        if rules:
+            service_data: dict[str, Any] = {}
+            for target, rule in rules.items():
+                _apply(rule, f"{SERVICE_SPECIFIC_DATA}.{target}", row.fields, service_data, problems, target)
+            if service_data and not problems:
+                problems.extend(_check_service_data(str(category), service_data))
+            if service_data:
+                fields[SERVICE_SPECIFIC_DATA] = service_data
+        if not problems:
+            problems.extend(_check_offer(fields))
+        if problems:
+            raise _RowInvalid("; ".join(problems))
+        return DesiredOffer(sku=str(fields["sku"]), fields=fields, row=row.number)
+
+
+def _apply(
+    rule: FieldRule,
+    label: str,
+    row: Mapping[str, Any],
+    out: dict[str, Any],
+    problems: list[str],
+    key: str | None = None,
+) -> None:
+    key = key or label
+    try:
+        value = _resolve(rule, row)
+    except _RowInvalid as invalid:
+        problems.append(f"{label} ({rule.label}): {invalid.reason}")
+        return
+    if value is not _MISSING:
+        out[key] = value
+
+
+def _resolve(rule: FieldRule, row: Mapping[str, Any]) -> Any:
+    raw = rule.value if rule.source is None else _lookup(row, rule.source)
+    if _is_missing(raw):
+        if rule.default is not None:
+            raw = rule.default
+        elif rule.required:
+            raise _RowInvalid("is required")
+        elif rule.nullable:
+            return None
+        else:
+            return _MISSING
+    value = _coerce(rule, raw)
+    if rule.values is not None:
+        lookup = _table_key(value)
+        if lookup not in rule.values:
+            allowed = ", ".join(sorted(rule.values))
+            raise _RowInvalid(f"unknown value {_show(raw)} (expected one of: {allowed})")
+        value = rule.values[lookup]
+    return value
+
+
+def _lookup(row: Mapping[str, Any], source: str) -> Any:
+    if source in row:
+        return row[source]
+    current: Any = row
+    for part in source.split("."):
+        if not isinstance(current, Mapping) or part not in current:
+            return None
+        current = current[part]
+    return current
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _coerce(rule: FieldRule, raw: Any) -> Any:
+    match rule.type:
+        case "string":
+            value: Any = _to_string(raw)
+            if rule.max_length is not None and len(value) > rule.max_length:
+                raise _RowInvalid(f"longer than {rule.max_length} characters")
+            return value
+        case "number" | "integer":
+            number = _to_number(raw, integer=rule.type == "integer")
+            if rule.minimum is not None and number < rule.minimum:
+                raise _RowInvalid(f"{_show(raw)} is below the minimum {rule.minimum:g}")
+            if rule.maximum is not None and number > rule.maximum:
+                raise _RowInvalid(f"{_show(raw)} is above the maximum {rule.maximum:g}")
+            return number
+        case "boolean":
+            return _to_bool(raw)
+        case "stringList":
+            return _to_string_list(raw)
+
+
+def _to_string(raw: Any) -> str:
+    if isinstance(raw, bool) or not isinstance(raw, str | int | float):
+        raise _RowInvalid(f"must be a string, got {type(raw).__name__}")
+    if isinstance(raw, float) and raw.is_integer():
+        raw = int(raw)
+    return str(raw).strip()
+
+
+def _to_number(raw: Any, *, integer: bool) -> int | float:
+    kind = "an integer" if integer else "a number"
+    if isinstance(raw, bool):
+        raise _RowInvalid(f"must be {kind}, got a boolean")
+    if isinstance(raw, int):
+        return raw
+    if isinstance(raw, float):
+        number = raw
+    elif isinstance(raw, str):
+        try:
+            parsed = Decimal(raw.strip())
+        except InvalidOperation:
+            raise _RowInvalid(f"must be {kind}, got {_show(raw)}") from None
+        if not parsed.is_finite():
+            raise _RowInvalid(f"must be a finite number, got {_show(raw)}")
+        if parsed == parsed.to_integral_value() and "." not in raw and "e" not in raw.lower():
+            return int(parsed)
+        number = float(parsed)
+    else:
+        raise _RowInvalid(f"must be {kind}, got {type(raw).__name__}")
+    if not math.isfinite(number):
+        raise _RowInvalid(f"must be a finite number, got {_show(raw)}")
+    if integer:
+        if not number.is_integer():
+            raise _RowInvalid(f"must be an integer, got {_show(raw)}")
+        return int(number)
+    return number
+
+
+def _to_bool(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, int) and raw in (0, 1):
+        return bool(raw)
+    if isinstance(raw, str):
+        word = raw.strip().lower()
+        if word in _TRUE_WORDS:
+            return True
+        if word in _FALSE_WORDS:
+            return False
+    raise _RowInvalid(f"must be a boolean (true/false), got {_show(raw)}")
+
+
+def _to_string_list(raw: Any) -> list[str]:
+    if isinstance(raw, str):
+        return [part.strip() for part in raw.split(LIST_SEPARATOR) if part.strip()]
+    if isinstance(raw, list) and all(isinstance(item, str) for item in raw):
+        return [item.strip() for item in raw if item.strip()]
+    raise _RowInvalid(f"must be a list of strings or a '{LIST_SEPARATOR}'-separated string")
+
+
+def _table_key(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value).strip().lower()
+
+
+def _show(raw: Any) -> str:
+    text = json.dumps(raw, default=str, ensure_ascii=False) if not isinstance(raw, str) else repr(raw)
+    return text if len(text) <= _MAX_VALUE_IN_REASON else text[: _MAX_VALUE_IN_REASON - 3] + "..."
+
+
+def _pydantic_problems(exc: ValidationError, prefix: str = "") -> list[str]:
+    # include_input=False: the message names the field and the rule, never quotes the row.
+    return [
+        f"{prefix}{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
+        for error in exc.errors(include_url=False, include_input=False)
+    ]
+
+
+def _check_service_data(category: str, data: Mapping[str, Any]) -> list[str]:
+    model = _DOCUMENTED_SERVICE_DATA.get(category)
+    if model is None:
+        return []
+    try:
+        model.model_validate(dict(data))
+    except ValidationError as exc:
+        return _pydantic_problems(exc, f"{SERVICE_SPECIFIC_DATA}.")
+    low, high = data.get("minBandwidth"), data.get("maxBandwidth")
+    if isinstance(low, int | float) and isinstance(high, int | float) and low > high:
+        return [f"{SERVICE_SPECIFIC_DATA}: minBandwidth {low:g} is above maxBandwidth {high:g}"]
+    return []
+
+
+def _check_offer(fields: Mapping[str, Any]) -> list[str]:
+    try:
+        OfferCreate.model_validate(dict(fields))
+    except ValidationError as exc:
+        return _pydantic_problems(exc)
+    return []
+
+
+def _sku_of(row: RawRow, document: MappingDocument) -> str | None:
+    """The row's SKU for the error report, when it has a readable one."""
+    rule = document.fields["sku"]
+    if not isinstance(row.fields, Mapping) or rule.source is None:
+        return None
+    raw = _lookup(row.fields, rule.source)
+    if _is_missing(raw) or isinstance(raw, bool) or not isinstance(raw, str | int):
+        return None
+    return str(raw).strip()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Loading
+# ---------------------------------------------------------------------------------------------------
+def load_mapping(document: str | bytes | Mapping[str, Any]) -> CatalogMapping:
+    """A mapping from a JSON document (text, bytes or parsed); `MappingError` naming what is wrong."""
+    if isinstance(document, str | bytes):
+        try:
+            document = json.loads(document)
+        except ValueError as exc:
+            raise MappingError(f"mapping document is not JSON: {exc}") from None
+    if not isinstance(document, Mapping):
+        raise MappingError("mapping document must be a JSON object")
+    try:
+        return CatalogMapping(MappingDocument.model_validate(dict(document)))
+    except ValidationError as exc:
+        raise MappingError("invalid mapping document: " + "; ".join(_pydantic_problems(exc))) from None
+
+
+def default_mapping() -> CatalogMapping:
+    """The mapping of API.md Decision 8, shipped in this package."""
+    package = resources.files("offergrid_integration.catalog")
+    text = package.joinpath(DEFAULT_MAPPING_RESOURCE).read_text(encoding="utf-8")
+    return load_mapping(text)

@@ -1,0 +1,160 @@
+"""What a sync run (and a sweep) did: counts per action, failures with SKU and reason.
+
+Every invocation ends with a `SyncReport` that is logged, emitted as metrics (this invocation's
+numbers, so a run resumed over several invocations is not counted twice) and stored (with the
+run's cumulative `totals`) for the CLI. Lists are capped in what is stored and returned, so one
+catastrophic catalog cannot make a report too big for DynamoDB or a Lambda response.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Final, Protocol
+
+__all__ = [
+    "MAX_LISTED",
+    "ApplyFailure",
+    "MetricsSink",
+    "RunStatus",
+    "SweepReport",
+    "SyncReport",
+]
+
+MAX_LISTED: Final = 100  # failures, row errors, planned writes, item ids kept in a report
+METRIC_PREFIX: Final = "OfferSync"
+# Actions whose counts become metrics (this invocation's writes).
+WRITE_ACTIONS: Final = ("create", "update", "deactivate", "archive", "delete")
+
+
+class RunStatus(StrEnum):
+    COMPLETE = "complete"  # the catalog and Offergrid agree (except reported failures)
+    INCOMPLETE = "incomplete"  # stopped early (time, budget, API down): checkpointed, resumes next time
+    DRY_RUN = "dry_run"  # planned only
+    LOCKED = "locked"  # another run holds the lock: nothing done
+    FAILED = "failed"  # could not plan at all (catalog unreadable, listing failed)
+
+
+class MetricsSink(Protocol):
+    """What the report needs of Powertools `Metrics`."""
+
+    def add_metric(self, name: str, unit: str, value: float) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyFailure:
+    sku: str
+    action: str
+    reason: str
+    status_code: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"sku": self.sku, "action": self.action, "reason": self.reason, "statusCode": self.status_code}
+
+
+@dataclass(slots=True)
+class SyncReport:
+    run_id: str
+    started_at: float
+    dry_run: bool = False
+    invocation: int = 1
+    source: str | None = None
+    status: RunStatus = RunStatus.COMPLETE
+    finished_at: float | None = None
+    stop_reason: str | None = None
+    rows_read: int = 0
+    rows_valid: int = 0
+    offers_listed: int = 0
+    planned: dict[str, int] = field(default_factory=dict)  # the plan of this invocation
+    counts: dict[str, int] = field(default_factory=dict)  # writes done in this invocation
+    totals: dict[str, int] = field(default_factory=dict)  # writes done by the whole run so far
+    pending: int = 0  # planned writes not attempted (stopped early)
+    failures: list[ApplyFailure] = field(default_factory=list)
+    row_errors: list[dict[str, Any]] = field(default_factory=list)
+    plan: list[dict[str, Any]] = field(default_factory=list)  # the planned writes (dry runs)
+    offers_without_sku: int = 0
+    duplicate_skus: list[str] = field(default_factory=list)
+
+    @property
+    def wrote(self) -> int:
+        return sum(self.counts.get(action, 0) for action in WRITE_ACTIONS)
+
+    def count(self, action: str, n: int = 1) -> None:
+        self.counts[action] = self.counts.get(action, 0) + n
+        self.totals[action] = self.totals.get(action, 0) + n
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "runId": self.run_id,
+            "invocation": self.invocation,
+            "status": self.status.value,
+            "dryRun": self.dry_run,
+            "source": self.source,
+            "startedAt": self.started_at,
+            "finishedAt": self.finished_at,
+            "stopReason": self.stop_reason,
+            "rowsRead": self.rows_read,
+            "rowsValid": self.rows_valid,
+            "rowsInvalid": len(self.row_errors),
+            "offersListed": self.offers_listed,
+            "planned": dict(self.planned),
+            "counts": dict(self.counts),
+            "totals": dict(self.totals),
+            "pending": self.pending,
+            "failed": len(self.failures),
+            "failures": [failure.to_dict() for failure in self.failures[:MAX_LISTED]],
+            "rowErrors": self.row_errors[:MAX_LISTED],
+            "plan": self.plan[:MAX_LISTED],
+            "planTruncated": len(self.plan) > MAX_LISTED,
+            "offersWithoutSku": self.offers_without_sku,
+            "duplicateSkus": self.duplicate_skus[:MAX_LISTED],
+        }
+
+    def summary(self) -> str:
+        counts = ", ".join(f"{name} {value}" for name, value in sorted(self.counts.items())) or "no writes"
+        return (
+            f"offer sync {self.status.value}: {counts}; unchanged {self.planned.get('unchanged', 0)}; "
+            f"failed {len(self.failures)}; invalid rows {len(self.row_errors)}; pending {self.pending}"
+        )
+
+    def emit_metrics(self, metrics: MetricsSink) -> None:
+        for action in WRITE_ACTIONS:
+            metrics.add_metric(f"{METRIC_PREFIX}{action.capitalize()}d", "Count", self.counts.get(action, 0))
+        metrics.add_metric(f"{METRIC_PREFIX}Unchanged", "Count", self.planned.get("unchanged", 0))
+        metrics.add_metric(f"{METRIC_PREFIX}Failed", "Count", len(self.failures))
+        metrics.add_metric(f"{METRIC_PREFIX}InvalidRows", "Count", len(self.row_errors))
+        metrics.add_metric(f"{METRIC_PREFIX}Pending", "Count", self.pending)
+        metrics.add_metric(f"{METRIC_PREFIX}Incomplete", "Count", int(self.status is RunStatus.INCOMPLETE))
+        metrics.add_metric(f"{METRIC_PREFIX}RunFailed", "Count", int(self.status is RunStatus.FAILED))
+        metrics.add_metric(f"{METRIC_PREFIX}Locked", "Count", int(self.status is RunStatus.LOCKED))
+
+
+@dataclass(slots=True)
+class SweepReport:
+    """The missed-order sweep: items listed, already decided, enqueued, and what failed."""
+
+    listed: int = 0
+    already_decided: int = 0
+    too_recent: int = 0
+    enqueued: list[str] = field(default_factory=list)  # item ids
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    dry_run: bool = False
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "listed": self.listed,
+            "alreadyDecided": self.already_decided,
+            "tooRecent": self.too_recent,
+            "enqueuedCount": len(self.enqueued),
+            "enqueued": self.enqueued[:MAX_LISTED],
+            "failed": len(self.failures),
+            "failures": self.failures[:MAX_LISTED],
+            "dryRun": self.dry_run,
+            "error": self.error,
+        }
+
+    def emit_metrics(self, metrics: MetricsSink) -> None:
+        metrics.add_metric("OrderSweepListed", "Count", self.listed)
+        metrics.add_metric("OrderSweepEnqueued", "Count", 0 if self.dry_run else len(self.enqueued))
+        metrics.add_metric("OrderSweepFailed", "Count", len(self.failures) + int(self.error is not None))

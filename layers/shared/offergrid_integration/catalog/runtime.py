@@ -1,0 +1,185 @@
+"""The offer sync function wired to its environment: adapters built once per container.
+
+`SyncRuntime(settings)` builds the secret store, the Offergrid client (shared rate budget, bounded by
+the invocation's remaining time), the state table, the orders queue and the decision lookup.
+`run(ScheduleInput, ...)` runs the missed-order sweep (first: deciding orders is the more urgent job,
+and it costs two listing calls) and then the offer sync, and returns both reports.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from offergrid_integration.catalog.mapping import CatalogMapping, MappingError, default_mapping, load_mapping
+from offergrid_integration.catalog.report import MetricsSink
+from offergrid_integration.catalog.service import SyncDependencies, SyncOptions, run_offer_sync
+from offergrid_integration.catalog.settings import SyncSettings
+from offergrid_integration.catalog.sources import (
+    CatalogReadError,
+    CatalogSource,
+    HttpsCatalogSource,
+    S3CatalogSource,
+    read_s3_object,
+)
+from offergrid_integration.catalog.state import DynamoDBSyncState, SyncStateStore
+from offergrid_integration.catalog.sweep import DecisionLookup, OrderRecordDecisions, sweep_missed_orders
+from offergrid_integration.clock import SYSTEM_CLOCK, Clock
+from offergrid_integration.config import ConfigurationError
+from offergrid_integration.offergrid.client import ApiKeyProvider, OffergridClient
+from offergrid_integration.orders.records import DynamoDBOrderStore
+from offergrid_integration.ratelimit import budget_id_for_api_key, build_rate_budget
+from offergrid_integration.secrets import SecretStore
+from offergrid_integration.webhooks.queue import QueuePort
+from offergrid_integration.webhooks.sqs_queue import SqsQueue
+
+__all__ = ["ScheduleInput", "SyncRuntime"]
+
+
+class ScheduleInput(BaseModel):
+    """The EventBridge Scheduler input (also what the CLI and a manual invoke send)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    dry_run: bool = Field(default=False, alias="dryRun")
+    skus: list[str] | None = Field(default=None, min_length=1)
+    sweep: bool = True
+    sync: bool = True
+
+    @field_validator("skus")
+    @classmethod
+    def _non_blank(cls, skus: list[str] | None) -> list[str] | None:
+        if skus is None:
+            return None
+        cleaned = list(dict.fromkeys(sku.strip() for sku in skus))
+        if any(not sku for sku in cleaned):
+            raise ValueError("skus must not contain blank values")
+        return cleaned
+
+
+class SyncRuntime:
+    """Everything a container reuses between invocations."""
+
+    def __init__(
+        self,
+        settings: SyncSettings,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        api_key: ApiKeyProvider | None = None,
+        state: SyncStateStore | None = None,
+        queue: QueuePort | None = None,
+        decisions: DecisionLookup | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self._remaining: Callable[[], float] | None = None
+        endpoint = settings.aws_endpoint_url
+        if api_key is None:
+            api_key = SecretStore(
+                api_key_secret_id=settings.offergrid_api_key_secret,
+                webhook_secret_id=None,
+                max_age_seconds=settings.secrets_cache_seconds,
+                endpoint_url=endpoint,
+            ).api_key
+        self.client = OffergridClient(
+            base_url=settings.offergrid_api_url,
+            api_key=api_key,
+            rate_budget=build_rate_budget(settings.rate_limit_table, budget_id_for_api_key(api_key()), clock),
+            timeout=settings.offergrid_timeout_seconds,
+            clock=clock,
+            remaining_time=self.remaining_time,
+        )
+        self.state = state or DynamoDBSyncState(settings.sync_state_table, clock=clock, endpoint_url=endpoint)
+        self.queue = queue or SqsQueue(settings.orders_queue_url, endpoint_url=endpoint)
+        if decisions is None and settings.orders_table:
+            decisions = OrderRecordDecisions(DynamoDBOrderStore(settings.orders_table, endpoint_url=endpoint))
+        self.decisions = decisions
+        self.source = self._catalog_source()
+
+    def remaining_time(self) -> float:
+        """Seconds left in the current invocation (infinite outside one)."""
+        return math.inf if self._remaining is None else self._remaining()
+
+    def run(
+        self,
+        request: ScheduleInput,
+        *,
+        remaining_time: Callable[[], float] | None = None,
+        correlation_id: str | None = None,
+        metrics: MetricsSink | None = None,
+    ) -> dict[str, Any]:
+        """One scheduled invocation: the sweep, then the sync. Returns `{"sweep": ..., "sync": ...}`."""
+        self._remaining = remaining_time
+        try:
+            result: dict[str, Any] = {"dryRun": request.dry_run}
+            if request.sweep:
+                sweep = sweep_missed_orders(
+                    self.client,
+                    self.queue,
+                    clock=self.clock,
+                    decisions=self.decisions,
+                    min_age_seconds=self.settings.sweep_min_age_seconds,
+                    dry_run=request.dry_run,
+                    correlation_id=correlation_id,
+                )
+                if metrics is not None:
+                    sweep.emit_metrics(metrics)
+                result["sweep"] = sweep.to_dict()
+            if request.sync:
+                deps = SyncDependencies(
+                    source=self.source,
+                    mapping=self.load_mapping(),
+                    client=self.client,
+                    state=self.state,
+                    clock=self.clock,
+                    metrics=metrics,
+                )
+                report = run_offer_sync(
+                    deps, self.options(request.dry_run, request.skus), remaining_time=self.remaining_time
+                )
+                result["sync"] = report.to_dict()
+            return result
+        finally:
+            self._remaining = None
+
+    def options(self, dry_run: bool, skus: Sequence[str] | None) -> SyncOptions:
+        return SyncOptions(
+            dry_run=dry_run,
+            skus=skus,
+            missing_policy=self.settings.missing_offer_policy,
+            min_time_left=self.settings.sync_min_time_left_seconds,
+            max_writes=self.settings.sync_max_writes_per_run,
+        )
+
+    def load_mapping(self) -> CatalogMapping:
+        """The configured mapping (read on every run, so a new document needs no deploy)."""
+        uri = self.settings.catalog_mapping
+        if uri is None:
+            return default_mapping()
+        try:
+            return load_mapping(read_s3_object(uri))
+        except (CatalogReadError, MappingError) as error:
+            raise ConfigurationError(
+                f"CATALOG_MAPPING: {error}", problems={"CATALOG_MAPPING": str(error)}
+            ) from None
+
+    def _catalog_source(self) -> CatalogSource:
+        settings = self.settings
+        uri = settings.catalog_source_uri
+        if uri.startswith("s3://"):
+            return S3CatalogSource(uri, settings.catalog_format)
+        key: Callable[[], str] | None = None
+        if settings.catalog_api_key_secret:
+            store = SecretStore(
+                api_key_secret_id=settings.catalog_api_key_secret,
+                webhook_secret_id=None,
+                max_age_seconds=settings.secrets_cache_seconds,
+                endpoint_url=settings.aws_endpoint_url,
+            )
+            key = store.api_key
+        return HttpsCatalogSource(
+            uri, settings.catalog_format, api_key=key, api_key_header=settings.catalog_api_key_header
+        )

@@ -1,0 +1,223 @@
+"""One offer sync invocation: lock, read, map, list, plan, apply, checkpoint, report.
+
+    report = run_offer_sync(deps, SyncOptions(dry_run=False), remaining_time=...)
+
+The lock keeps runs from overlapping (a scheduled run and a manual one). A run that stops early
+(time, rate budget) saves a checkpoint and reports `incomplete`; the next invocation re-plans from a
+fresh listing, so it is correct even if someone edited offers by hand in between, and continues the
+same run id with cumulative totals. A dry run plans only: no lock, no write to Offergrid.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Final, Protocol
+
+from offergrid_integration.catalog.apply import DEFAULT_MIN_TIME_LEFT, OfferWriter, apply_plan
+from offergrid_integration.catalog.mapping import CatalogMapping, RowError
+from offergrid_integration.catalog.plan import (
+    CatalogDiff,
+    MissingOfferPolicy,
+    index_offers_by_sku,
+    plan_offer_changes,
+)
+from offergrid_integration.catalog.report import MetricsSink, RunStatus, SyncReport
+from offergrid_integration.catalog.sources import CatalogReadError, CatalogSource
+from offergrid_integration.catalog.state import SyncCheckpoint, SyncStateStore
+from offergrid_integration.clock import SYSTEM_CLOCK, Clock
+from offergrid_integration.observability import logger
+from offergrid_integration.offergrid.errors import APITimeoutError, OffergridError, RateBudgetExhausted
+from offergrid_integration.offergrid.models import Offer
+
+__all__ = [
+    "DEFAULT_LOCK_SECONDS",
+    "OfferSyncClient",
+    "SyncDependencies",
+    "SyncOptions",
+    "run_offer_sync",
+]
+
+DEFAULT_LOCK_SECONDS: Final = 900.0  # no deadline known (CLI): the longest a Lambda may run
+LOCK_MARGIN_SECONDS: Final = 60.0
+
+
+class OfferSyncClient(OfferWriter, Protocol):
+    """What the sync needs of `OffergridClient`."""
+
+    def list_offers(self) -> Iterator[Offer]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SyncOptions:
+    dry_run: bool = False
+    skus: Sequence[str] | None = None  # a partial run over these SKUs
+    missing_policy: MissingOfferPolicy = MissingOfferPolicy.INACTIVE
+    min_time_left: float = DEFAULT_MIN_TIME_LEFT
+    max_writes: int | None = None
+
+
+@dataclass(slots=True)
+class SyncDependencies:
+    source: CatalogSource
+    mapping: CatalogMapping
+    client: OfferSyncClient
+    state: SyncStateStore
+    clock: Clock = SYSTEM_CLOCK
+    metrics: MetricsSink | None = None
+    new_id: Callable[[], str] = field(default=lambda: uuid.uuid4().hex)
+
+
+def run_offer_sync(
+    deps: SyncDependencies,
+    options: SyncOptions,
+    *,
+    remaining_time: Callable[[], float] | None = None,
+) -> SyncReport:
+    """Run (or resume) the sync once and return its report (also logged, stored and emitted)."""
+    started = deps.clock.now()
+    owner = deps.new_id()
+    if options.dry_run:
+        report = SyncReport(run_id=owner, started_at=started, dry_run=True, status=RunStatus.DRY_RUN)
+        _sync(deps, options, report, remaining_time)
+        return _finish(deps, report)
+
+    deadline = remaining_time() if remaining_time is not None else DEFAULT_LOCK_SECONDS
+    if not math.isfinite(deadline):
+        deadline = DEFAULT_LOCK_SECONDS
+    lock_seconds = deadline + LOCK_MARGIN_SECONDS
+    if not deps.state.acquire_lock(owner, lock_seconds):
+        report = SyncReport(run_id=owner, started_at=started, status=RunStatus.LOCKED)
+        report.stop_reason = "another sync run holds the lock"
+        return _finish(deps, report)
+    try:
+        checkpoint = _resumable(deps.state.load_checkpoint(), options)
+        report = SyncReport(run_id=owner, started_at=started)
+        if checkpoint is not None:
+            report.run_id = checkpoint.run_id
+            report.invocation = checkpoint.invocations + 1
+            report.totals = dict(checkpoint.counts)
+        _sync(deps, options, report, remaining_time)
+        if report.status is RunStatus.INCOMPLETE:
+            deps.state.save_checkpoint(
+                SyncCheckpoint(
+                    run_id=report.run_id,
+                    started_at=checkpoint.started_at if checkpoint else started,
+                    invocations=report.invocation,
+                    counts=dict(report.totals),
+                    failures=[failure.to_dict() for failure in report.failures],
+                    stop_reason=report.stop_reason,
+                    updated_at=deps.clock.now(),
+                    scope=sorted(options.skus) if options.skus is not None else None,
+                )
+            )
+        elif report.status is RunStatus.COMPLETE:
+            deps.state.clear_checkpoint()
+        return _finish(deps, report)
+    finally:
+        deps.state.release_lock(owner)
+
+
+def _resumable(checkpoint: SyncCheckpoint | None, options: SyncOptions) -> SyncCheckpoint | None:
+    """The checkpoint to continue, if it was left by a run over the same scope."""
+    if checkpoint is None:
+        return None
+    scope = sorted(options.skus) if options.skus is not None else None
+    return checkpoint if checkpoint.scope == scope else None
+
+
+def _sync(
+    deps: SyncDependencies,
+    options: SyncOptions,
+    report: SyncReport,
+    remaining_time: Callable[[], float] | None,
+) -> None:
+    report.source = deps.source.description
+    try:
+        parsed = deps.source.read()
+    except CatalogReadError as error:
+        _stop(report, RunStatus.FAILED, f"catalog unreadable: {error}")
+        return
+    mapped = deps.mapping.map_rows(parsed.rows)
+    if options.skus is not None:
+        mapped = mapped.only(options.skus)
+        parsed.errors = [error for error in parsed.errors if error.sku in set(options.skus)]
+    row_errors: list[RowError] = sorted([*parsed.errors, *mapped.errors], key=lambda error: error.row)
+    report.rows_read = len(parsed.rows) + len(parsed.errors)
+    report.rows_valid = len(mapped.offers)
+    report.row_errors = [error.to_dict() for error in row_errors]
+
+    parsed.rows.clear()  # only the mapped offers are needed from here on (memory: 50,000 rows)
+
+    try:
+        # Streamed: each Offer model is reduced to the owned fields as it arrives.
+        index = index_offers_by_sku(deps.client.list_offers(), deps.mapping.owned_fields)
+    except (RateBudgetExhausted, APITimeoutError) as error:
+        _stop(report, RunStatus.INCOMPLETE, f"listing offers stopped: {error}")
+        return
+    except OffergridError as error:
+        _stop(report, RunStatus.FAILED, f"listing offers failed: {error}")
+        return
+    report.offers_listed = index.listed
+    report.offers_without_sku = len(index.without_sku)
+    report.duplicate_skus = sorted(index.duplicate_ids)
+
+    diff = plan_offer_changes(
+        mapped.offers,
+        index.by_sku,
+        options.missing_policy,
+        protected_skus=mapped.invalid_skus,
+        scope=options.skus,
+    )
+    report.planned = diff.counts()
+    if diff.missing_guarded:
+        logger.warning("catalog has no valid row: offers missing from it are left alone")
+    if options.dry_run:
+        report.plan = [change.to_dict() for change in diff.writes]
+        return
+    _apply(deps, options, report, remaining_time, diff)
+
+
+def _apply(
+    deps: SyncDependencies,
+    options: SyncOptions,
+    report: SyncReport,
+    remaining_time: Callable[[], float] | None,
+    diff: CatalogDiff,
+) -> None:
+    result = apply_plan(
+        diff.writes,
+        deps.client,
+        remaining_time=remaining_time,
+        min_time_left=options.min_time_left,
+        max_writes=options.max_writes,
+    )
+    for action, count in result.done.items():
+        report.count(action, count)
+    report.failures = list(result.failures)
+    report.pending = len(result.pending)
+    if result.stop_reason is not None:
+        _stop(report, RunStatus.INCOMPLETE, result.stop_reason)
+    else:
+        report.status = RunStatus.COMPLETE
+
+
+def _stop(report: SyncReport, status: RunStatus, reason: str) -> None:
+    report.status = status
+    report.stop_reason = reason
+
+
+def _finish(deps: SyncDependencies, report: SyncReport) -> SyncReport:
+    report.finished_at = deps.clock.now()
+    data = report.to_dict()
+    try:
+        deps.state.save_report(data)
+    except Exception as error:  # the run itself is done: a lost report must not fail it
+        logger.warning("could not store the sync report", extra={"error": type(error).__name__})
+    log = logger.warning if report.status in (RunStatus.FAILED, RunStatus.INCOMPLETE) else logger.info
+    log(report.summary(), extra={"sync_report": data})
+    if deps.metrics is not None:
+        report.emit_metrics(deps.metrics)
+    return report

@@ -1,0 +1,61 @@
+"""The offer sync function's environment, validated at cold start (see `config.load_settings`)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, Field
+
+from offergrid_integration.catalog.plan import MissingOfferPolicy
+from offergrid_integration.catalog.sources import CatalogFormat, parse_s3_uri
+from offergrid_integration.config import LOCAL_HOSTS, CommonSettings, NonBlankStr, QueueUrl, SecretId
+
+__all__ = ["CatalogUri", "S3Uri", "SyncSettings"]
+
+
+def _s3_uri(value: str) -> str:
+    value = value.strip()
+    parse_s3_uri(value)  # ValueError names the rule, never the value
+    return value
+
+
+def _catalog_uri(value: str) -> str:
+    value = value.strip()
+    if value.startswith("s3://"):
+        return _s3_uri(value)
+    parts = urlsplit(value)
+    if parts.scheme == "https" and parts.hostname:
+        return value
+    if parts.scheme == "http" and parts.hostname in LOCAL_HOSTS:
+        return value
+    raise ValueError("must be s3://bucket/key or an https:// URL (plain http only for 127.0.0.1/localhost)")
+
+
+S3Uri = Annotated[str, AfterValidator(_s3_uri)]
+CatalogUri = Annotated[str, AfterValidator(_catalog_uri)]
+
+
+class SyncSettings(CommonSettings):
+    """`functions/offer_sync`: the catalog, what to do with missing offers, state, and the sweep."""
+
+    catalog_source_uri: CatalogUri = Field(alias="CATALOG_SOURCE_URI")
+    catalog_format: CatalogFormat = Field(default=CatalogFormat.AUTO, alias="CATALOG_FORMAT")
+    # An s3:// JSON mapping document; absent: the default mapping (API.md Decision 8).
+    catalog_mapping: S3Uri | None = Field(default=None, alias="CATALOG_MAPPING")
+    # For an https:// catalog: the secret holding the CRM's API key, and the header it goes in.
+    catalog_api_key_secret: SecretId | None = Field(default=None, alias="CATALOG_API_KEY_SECRET")
+    catalog_api_key_header: NonBlankStr = Field(default="x-api-key", alias="CATALOG_API_KEY_HEADER")
+    missing_offer_policy: MissingOfferPolicy = Field(
+        default=MissingOfferPolicy.INACTIVE, alias="MISSING_OFFER_POLICY"
+    )
+    sync_state_table: NonBlankStr = Field(alias="SYNC_STATE_TABLE")
+    orders_queue_url: QueueUrl = Field(alias="ORDERS_QUEUE_URL")
+    # Absent: every pending item found is queued (the processor's idempotency still decides it once).
+    orders_table: NonBlankStr | None = Field(default=None, alias="ORDERS_TABLE")
+    sync_min_time_left_seconds: float = Field(
+        default=30.0, ge=5, le=600, allow_inf_nan=False, alias="SYNC_MIN_TIME_LEFT_SECONDS"
+    )
+    sync_max_writes_per_run: int | None = Field(default=None, ge=1, alias="SYNC_MAX_WRITES_PER_RUN")
+    # Items younger than this are left to their webhook (likely still on its way).
+    sweep_min_age_seconds: int = Field(default=120, ge=0, le=86_400, alias="SWEEP_MIN_AGE_SECONDS")

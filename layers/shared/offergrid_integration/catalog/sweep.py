@@ -1,0 +1,136 @@
+"""The missed-order sweep (API.md Decision 7): decide orders even when webhooks never arrive.
+
+List `pending` and `submitted_to_provider` order items and queue every one we have not decided yet
+as the `order.created` message its webhook would have produced, with the same dedup key
+(`order.created:<itemId>`, built by `webhooks.events.queued_message_for_order_item`). An item a
+webhook also announced is therefore decided once: the processor's idempotency is keyed on that key.
+
+"Decided" is asked of a `DecisionLookup`; `OrderRecordDecisions` answers from the order processor's
+records (`orders.records.OrderStore`: a record with a `decision`). Without one, every listed item is
+queued (still safe, only more messages). Items younger than `min_age_seconds` are left to their
+webhook, which is most likely on its way. A failure to list stops the sweep (reported); a failure to
+queue one item is reported and the sweep goes on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from typing import Final, Protocol
+
+from offergrid_integration.catalog.report import SweepReport
+from offergrid_integration.clock import Clock
+from offergrid_integration.observability import logger
+from offergrid_integration.offergrid.errors import OffergridError
+from offergrid_integration.offergrid.models import OrderItem, OrderItemStatus
+from offergrid_integration.orders.records import OrderStore
+from offergrid_integration.webhooks.events import (
+    format_timestamp,
+    queued_message_for_order_item,
+    utc_from_epoch,
+)
+from offergrid_integration.webhooks.queue import QueuePort, QueueSendError, send_queued_message
+
+__all__ = [
+    "SWEEP_STATUSES",
+    "DecisionLookup",
+    "OrderLister",
+    "OrderRecordDecisions",
+    "sweep_missed_orders",
+]
+
+SWEEP_STATUSES: Final = (OrderItemStatus.PENDING, OrderItemStatus.SUBMITTED_TO_PROVIDER)
+
+
+class DecisionLookup(Protocol):
+    def has_decision(self, item_id: str) -> bool:
+        """Whether we already recorded a decision (accept, reject, or why none is needed) for the item."""
+        ...
+
+
+class OrderLister(Protocol):
+    """What the sweep needs of `OffergridClient`."""
+
+    def list_orders(self, status: OrderItemStatus | None = None) -> Iterator[OrderItem]: ...
+
+
+class OrderRecordDecisions:
+    """`DecisionLookup` over the order processor's records (`DynamoDBOrderStore` on `ORDERS_TABLE`)."""
+
+    def __init__(self, store: OrderStore) -> None:
+        self._store = store
+
+    def has_decision(self, item_id: str) -> bool:
+        record = self._store.get(item_id)
+        return record is not None and record.decision is not None
+
+
+def sweep_missed_orders(
+    client: OrderLister,
+    queue: QueuePort,
+    *,
+    clock: Clock,
+    decisions: DecisionLookup | None = None,
+    min_age_seconds: float = 0.0,
+    dry_run: bool = False,
+    correlation_id: str | None = None,
+    statuses: Iterable[OrderItemStatus] = SWEEP_STATUSES,
+) -> SweepReport:
+    """Queue every listed, undecided item (see the module docstring). `dry_run` lists and reports the
+    items it would queue without queueing them."""
+    report = SweepReport(dry_run=dry_run)
+    now = clock.now()
+    seen: set[str] = set()
+    try:
+        items = [item for status in statuses for item in client.list_orders(status)]
+    except OffergridError as error:
+        report.error = f"listing order items failed: {error}"
+        logger.warning("order sweep could not list order items", extra={"error": str(error)})
+        return report
+    for item in items:
+        if item.id in seen:  # moved between the two lists while we listed
+            continue
+        seen.add(item.id)
+        report.listed += 1
+        if _is_recent(item.created_at, now, min_age_seconds):
+            report.too_recent += 1
+            continue
+        if decisions is not None and _decided(decisions, item.id):
+            report.already_decided += 1
+            continue
+        if not dry_run:
+            message = queued_message_for_order_item(
+                item_id=item.id,
+                order_id=item.order_id,
+                offer_id=item.offer_id,
+                received_at=utc_from_epoch(now),
+                created_at=format_timestamp(item.created_at) if item.created_at else None,
+                correlation_id=correlation_id,
+                source="sweep",
+            )
+            try:
+                send_queued_message(queue, message)
+            except QueueSendError as error:
+                report.failures.append({"itemId": item.id, "reason": str(error)})
+                continue
+        report.enqueued.append(item.id)
+    logger.info(
+        "order sweep finished",
+        extra={"sweep": {k: v for k, v in report.to_dict().items() if k != "enqueued"}},
+    )
+    return report
+
+
+def _is_recent(created_at: datetime | None, now: float, min_age_seconds: float) -> bool:
+    return created_at is not None and min_age_seconds > 0 and now - created_at.timestamp() < min_age_seconds
+
+
+def _decided(decisions: DecisionLookup, item_id: str) -> bool:
+    try:
+        return decisions.has_decision(item_id)
+    except Exception as error:  # the store is down: queue anyway, the processor still decides once
+        logger.warning(
+            "order sweep could not read the decision; queueing the item",
+            extra={"item_id": item_id, "error": type(error).__name__},
+        )
+        return False

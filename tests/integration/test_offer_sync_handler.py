@@ -1,0 +1,226 @@
+"""The Lambda entry (schedule inputs from events/) and the CLI, against moto and the Offergrid fake."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from offergrid_integration.catalog.runtime import SyncRuntime
+from offergrid_integration.catalog.settings import SyncSettings
+from offergrid_integration.clock import ScaledClock
+from offergrid_integration.config import ConfigurationError, load_settings
+from offergrid_integration.observability import logger
+from pydantic import ValidationError
+
+from devtools import offer_sync_cli
+from devtools.offergrid_fake import OffergridFake
+from functions.offer_sync import app
+from tests.fixtures.offergrid_fake import TEST_API_KEY, OffergridFakeFactory
+
+ROOT = Path(__file__).resolve().parents[2]
+EVENTS = ROOT / "events"
+SAMPLES = ROOT / "samples"
+BUCKET = "provider-catalog"
+
+
+@pytest.fixture
+def fake(offergrid_fake_factory: OffergridFakeFactory) -> OffergridFake:
+    return offergrid_fake_factory(time_scale=60.0)
+
+
+@pytest.fixture
+def stack(aws: None, fake: OffergridFake, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The function's AWS resources in moto and its environment."""
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    s3.upload_file(str(SAMPLES / "catalog.csv"), BUCKET, "exports/catalog.csv")
+    dynamodb = boto3.client("dynamodb")
+    dynamodb.create_table(
+        TableName="offer-sync-state",
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    dynamodb.create_table(
+        TableName="orders",
+        AttributeDefinitions=[{"AttributeName": "itemId", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "itemId", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    boto3.client("secretsmanager").create_secret(Name="offergrid/test/api-key", SecretString=TEST_API_KEY)
+    queue_url = boto3.client("sqs").create_queue(QueueName="orders")["QueueUrl"]
+    environment = {
+        "OFFERGRID_API_URL": fake.base_url,
+        "OFFERGRID_API_KEY_SECRET": "offergrid/test/api-key",
+        "CATALOG_SOURCE_URI": f"s3://{BUCKET}/exports/catalog.csv",
+        "SYNC_STATE_TABLE": "offer-sync-state",
+        "ORDERS_QUEUE_URL": queue_url,
+        "ORDERS_TABLE": "orders",
+        "SWEEP_MIN_AGE_SECONDS": "0",
+    }
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    return environment
+
+
+@pytest.fixture
+def handler(stack: dict[str, str]) -> Iterator[Callable[[dict[str, Any]], dict[str, Any]]]:
+    from tests.fixtures.aws import FakeLambdaContext
+
+    # The function's own wiring, on a clock 60x faster (the fake runs at the same speed).
+    app.configure(SyncRuntime(load_settings(SyncSettings), clock=ScaledClock(60.0)))
+
+    def invoke(event: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = app.lambda_handler(event, FakeLambdaContext(timeout_seconds=900))
+        return result
+
+    yield invoke
+    app.reset()
+
+
+def load_event(name: str) -> dict[str, Any]:
+    event: dict[str, Any] = json.loads((EVENTS / name).read_text())
+    return event
+
+
+def queued_dedup_keys(queue_url: str) -> list[str]:
+    messages = boto3.client("sqs").receive_message(
+        QueueUrl=queue_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
+    )
+    return sorted(m["MessageAttributes"]["dedupKey"]["StringValue"] for m in messages.get("Messages", []))
+
+
+def test_scheduled_event_sweeps_then_syncs(
+    handler: Callable[[dict[str, Any]], dict[str, Any]], fake: OffergridFake, stack: dict[str, str]
+) -> None:
+    # Given a pending order whose webhook never arrived
+    item = fake.add_order_item(status="pending")
+
+    # When the schedule fires with its default input
+    result = handler(load_event("scheduled_offer_sync.json"))
+
+    # Then the order was queued with the webhook dedup key, and the catalog was synced
+    assert result["sweep"]["enqueued"] == [item["id"]]
+    assert queued_dedup_keys(stack["ORDERS_QUEUE_URL"]) == [f"order.created:{item['id']}"]
+    assert result["sync"]["status"] == "complete"
+    assert result["sync"]["counts"] == {"create": 12}
+    assert len(fake.offers) == 12
+    json.dumps(result)  # a Lambda response must be JSON
+
+
+def test_dry_run_schedule_writes_nothing(
+    handler: Callable[[dict[str, Any]], dict[str, Any]], fake: OffergridFake, stack: dict[str, str]
+) -> None:
+    item = fake.add_order_item(status="pending")
+
+    result = handler(load_event("scheduled_offer_sync_dry_run.json"))
+
+    assert result["dryRun"] is True
+    assert result["sync"]["status"] == "dry_run"
+    assert len(result["sync"]["plan"]) == 12
+    assert result["sweep"]["enqueued"] == [item["id"]]
+    assert queued_dedup_keys(stack["ORDERS_QUEUE_URL"]) == []
+    assert {call.method for call in fake.calls} == {"GET"}
+    assert fake.offers == {}
+
+
+def test_sync_only_for_some_skus(
+    handler: Callable[[dict[str, Any]], dict[str, Any]], fake: OffergridFake
+) -> None:
+    result = handler({"sweep": False, "skus": ["TV-ESSENTIALS"]})
+
+    assert "sweep" not in result
+    assert result["sync"]["counts"] == {"create": 1}
+    assert fake.calls_matching("GET", "/provider/orders") == []
+
+
+@pytest.mark.filterwarnings("ignore:No application metrics to publish")
+@pytest.mark.parametrize("event", [{"dryrun": True}, {"skus": []}, {"skus": [" "]}, {"sync": "perhaps"}])
+def test_a_bad_schedule_input_fails_the_invocation(
+    handler: Callable[[dict[str, Any]], dict[str, Any]], fake: OffergridFake, event: dict[str, Any]
+) -> None:
+    with pytest.raises(ValidationError):
+        handler(event)
+    assert fake.calls == []
+
+
+def test_a_bad_environment_fails_loudly(stack: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MISSING_OFFER_POLICY", "purge")
+    app.reset()
+    with pytest.raises(ConfigurationError, match="MISSING_OFFER_POLICY"):
+        app.get_runtime()
+    app.reset()
+
+
+# --- the CLI -------------------------------------------------------------------------------------
+def run_cli(*argv: str) -> tuple[int, str]:
+    out = io.StringIO()
+    level = logger.log_level
+    code = offer_sync_cli.main(list(argv), out=out)
+    assert logger.log_level == level  # the CLI quiets the process-wide logger only while it runs
+    return code, out.getvalue()
+
+
+def test_cli_plan_then_apply_then_plan_again(
+    fake: OffergridFake, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("OFFERGRID_API_KEY", TEST_API_KEY)
+    fake.add_offer(
+        sku="NET-CABLE-500", name="Cable 500", category="internet", status="active", monthlyPrice=1
+    )
+    common = ["--catalog", str(SAMPLES / "catalog.json"), "--api-url", fake.base_url, "--time-scale", "60"]
+
+    # plan: prints the writes, makes none
+    code, text = run_cli("plan", *common)
+    assert code == 0
+    assert "Plan dry_run" in text
+    assert "update     NET-CABLE-500" in text
+    assert "create     TV-ULTIMATE" in text
+    assert {call.method for call in fake.calls} == {"GET"}
+
+    # apply: makes them
+    code, text = run_cli("apply", *common, "--json")
+    assert code == 0
+    report = json.loads(text)
+    assert report["counts"] == {"create": 11, "update": 1}
+
+    # plan again: nothing left to do
+    fake.clear_calls()
+    code, text = run_cli("plan", *common)
+    assert code == 0
+    assert "planned: unchanged 12" in text
+    assert {call.method for call in fake.calls} == {"GET"}
+
+
+def test_cli_reports_bad_rows_with_a_non_zero_exit(
+    fake: OffergridFake, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("OFFERGRID_API_KEY", TEST_API_KEY)
+    catalog = tmp_path / "catalog.csv"
+    catalog.write_text("sku,productName,type,price\nA-1,One,tv,10\nB-1,Two,phone,10\n")
+
+    code, text = run_cli("apply", "--catalog", str(catalog), "--api-url", fake.base_url, "--time-scale", "60")
+
+    assert code == 1
+    assert "INVALID row 3 (sku B-1): category (type): unknown value 'phone'" in text
+    assert [offer["sku"] for offer in fake.offers.values()] == ["A-1"]
+
+
+def test_cli_without_an_api_key_is_a_usage_error(
+    fake: OffergridFake, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("OFFERGRID_API_KEY", raising=False)
+
+    code, _ = run_cli("plan", "--catalog", str(SAMPLES / "catalog.json"), "--api-url", fake.base_url)
+
+    assert code == 2
+    assert "set OFFERGRID_API_KEY" in capsys.readouterr().err
+    assert fake.calls == []

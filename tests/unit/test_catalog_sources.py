@@ -1,0 +1,149 @@
+"""Catalog formats (JSON array / JSON Lines / CSV) and the S3 and HTTPS adapters."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import httpx
+import pytest
+from offergrid_integration.catalog.sources import (
+    CatalogFormat,
+    CatalogReadError,
+    FileCatalogSource,
+    HttpsCatalogSource,
+    S3CatalogSource,
+    detect_format,
+    parse_catalog,
+)
+from offergrid_integration.secrets import SecretStore
+
+
+def test_json_array_rows_are_numbered_by_position() -> None:
+    parsed = parse_catalog(json.dumps([{"sku": "A"}, 42, {"sku": "B"}]).encode(), CatalogFormat.JSON)
+
+    assert [(row.number, row.fields["sku"]) for row in parsed.rows] == [(1, "A"), (3, "B")]
+    assert [(error.row, error.reason) for error in parsed.errors] == [(2, "row is not an object (int)")]
+
+
+def test_json_envelope_is_accepted() -> None:
+    parsed = parse_catalog(b'{"products": [{"sku": "A"}], "exportedAt": "2026-11-27"}', CatalogFormat.JSON)
+    assert [row.fields["sku"] for row in parsed.rows] == ["A"]
+
+
+@pytest.mark.parametrize("document", [b"{broken", b'"text"', b'{"meta": 1}'])
+def test_unreadable_json_stops_the_run(document: bytes) -> None:
+    with pytest.raises(CatalogReadError):
+        parse_catalog(document, CatalogFormat.JSON)
+
+
+def test_json_lines_bad_line_is_a_row_error_with_its_line_number() -> None:
+    text = b'{"sku": "A"}\n\n{"sku": \n{"sku": "C"}\n[1]\n'
+
+    parsed = parse_catalog(text, CatalogFormat.JSONL)
+
+    assert [(row.number, row.fields["sku"]) for row in parsed.rows] == [(1, "A"), (4, "C")]
+    assert [error.row for error in parsed.errors] == [3, 5]
+
+
+def test_csv_rows_are_numbered_by_line_with_bom_and_multiline_cells() -> None:
+    text = (
+        '\ufeffsku,productName,description\r\nA,One,"two\nlines"\r\n,,\r\nB,Two,plain\r\nC,Three,x,extra\r\n'
+    ).encode()
+
+    parsed = parse_catalog(text, CatalogFormat.CSV)
+
+    assert [(row.number, row.fields["sku"]) for row in parsed.rows] == [(2, "A"), (5, "B")]
+    assert parsed.rows[0].fields["description"] == "two\nlines"
+    assert [(error.row, "4 cells" in error.reason) for error in parsed.errors] == [(6, True)]
+
+
+def test_not_utf8_is_unreadable() -> None:
+    with pytest.raises(CatalogReadError, match="not UTF-8"):
+        parse_catalog(b"sku\n\xff\xfe", CatalogFormat.CSV)
+
+
+@pytest.mark.parametrize(
+    ("name", "content_type", "expected"),
+    [
+        ("s3://b/export/catalog.csv", None, CatalogFormat.CSV),
+        ("catalog.ndjson", None, CatalogFormat.JSONL),
+        ("https://crm.example.com/api/products?x=1", "text/csv; charset=utf-8", CatalogFormat.CSV),
+        ("https://crm.example.com/api/products", "application/json", CatalogFormat.JSON),
+        ("catalog", None, CatalogFormat.JSON),
+    ],
+)
+def test_detect_format(name: str, content_type: str | None, expected: CatalogFormat) -> None:
+    assert detect_format(name, content_type) is expected
+
+
+def test_file_source_reads_and_reports_missing_files(tmp_path) -> None:
+    path = tmp_path / "catalog.jsonl"
+    path.write_text('{"sku": "A"}\n')
+
+    assert [row.fields for row in FileCatalogSource(path).read().rows] == [{"sku": "A"}]
+    with pytest.raises(CatalogReadError, match="cannot read"):
+        FileCatalogSource(tmp_path / "absent.json").read()
+
+
+def test_s3_source_reads_the_object_and_names_a_missing_one(aws) -> None:
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="catalog", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    s3.put_object(Bucket="catalog", Key="export/products.csv", Body=b"sku,productName\nA,One\n")
+
+    parsed = S3CatalogSource("s3://catalog/export/products.csv").read()
+
+    assert [(row.number, dict(row.fields)) for row in parsed.rows] == [
+        (2, {"sku": "A", "productName": "One"})
+    ]
+    with pytest.raises(CatalogReadError, match="NoSuchKey"):
+        S3CatalogSource("s3://catalog/export/missing.json").read()
+
+
+def test_s3_source_rejects_a_bad_uri() -> None:
+    with pytest.raises(ValueError, match="s3://bucket/key"):
+        S3CatalogSource("s3://only-bucket")
+
+
+def test_https_source_sends_the_crm_key_from_secrets_manager(aws) -> None:
+    # Given the CRM key in Secrets Manager, and a CRM answering CSV only to that key
+    boto3.client("secretsmanager").create_secret(
+        Name="crm-key", SecretString='{"apiKey": "crm-test-key-123"}'
+    )
+    seen: list[httpx.Request] = []
+
+    def crm(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.headers.get("authorization") != "Bearer crm-test-key-123":
+            return httpx.Response(401)
+        return httpx.Response(200, text="sku,productName\nA,One\n", headers={"content-type": "text/csv"})
+
+    store = SecretStore(api_key_secret_id="crm-key", webhook_secret_id=None)
+    source = HttpsCatalogSource(
+        "https://crm.example.com/export?token=abc",
+        api_key=store.api_key,
+        api_key_header="Authorization",
+        transport=httpx.MockTransport(crm),
+    )
+
+    # When it is read
+    parsed = source.read()
+
+    # Then the key went in the header, the format came from the content type, and the description
+    # (logged, reported) carries no query string
+    assert [dict(row.fields) for row in parsed.rows] == [{"sku": "A", "productName": "One"}]
+    assert len(seen) == 1
+    assert source.description == "https://crm.example.com/export"
+
+
+def test_https_source_error_status_is_unreadable() -> None:
+    source = HttpsCatalogSource(
+        "https://crm.example.com/export", transport=httpx.MockTransport(lambda _: httpx.Response(503))
+    )
+    with pytest.raises(CatalogReadError, match="HTTP 503"):
+        source.read()
+
+
+def test_https_source_refuses_plain_http() -> None:
+    with pytest.raises(ValueError, match="https"):
+        HttpsCatalogSource("http://crm.example.com/export")
