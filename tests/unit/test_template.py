@@ -47,7 +47,9 @@ DLQ_IDS = {
 }
 # Queues that functions (failed async invocations) and schedules (undelivered events) use as their DLQ.
 DLQ_IDS |= {
-    ref_target(props["DeadLetterQueue"]["TargetArn"]) for props in FUNCTIONS.values() if "DeadLetterQueue" in props
+    ref_target(props["DeadLetterQueue"]["TargetArn"])
+    for props in FUNCTIONS.values()
+    if "DeadLetterQueue" in props
 }
 DLQ_IDS |= {
     ref_target(event["Properties"]["DeadLetterConfig"]["Arn"])
@@ -101,7 +103,8 @@ def test_every_function_has_the_shared_layer_tracing_and_a_retained_log_group() 
         for target in (ref_target(v["Fn::If"][1]), ref_target(v["Fn::If"][2]))
         if target
     }
-    assert layers and all(RESOURCES[layer]["Type"] == "AWS::Serverless::LayerVersion" for layer in layers)
+    assert layers
+    assert all(RESOURCES[layer]["Type"] == "AWS::Serverless::LayerVersion" for layer in layers)
     for function_id, props in FUNCTIONS.items():
         assert "Layers" not in props, f"{function_id} overrides the global layer list"
         assert function_property(props, "Tracing") == "Active", function_id

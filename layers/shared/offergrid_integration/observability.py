@@ -46,7 +46,6 @@ __all__ = [
     "metrics",
     "redact",
     "register_secret",
-    "tracer",
 ]
 
 METRICS_NAMESPACE = "OffergridIntegration"

@@ -186,7 +186,12 @@ class WebhookIngress:
                 error=exc.code,
             )
         return IngressResult(
-            ACCEPTED_STATUS, ACCEPTED_BODY, Outcome.QUEUED, message=message, signature=signature, message_id=message_id
+            ACCEPTED_STATUS,
+            ACCEPTED_BODY,
+            Outcome.QUEUED,
+            message=message,
+            signature=signature,
+            message_id=message_id,
         )
 
     def _read_body(self, event: Mapping[str, Any]) -> bytes | IngressResult:
