@@ -28,7 +28,8 @@ from aws_lambda_powertools.utilities.idempotency import (
 from offergrid_integration.clock import SYSTEM_CLOCK, Clock
 from offergrid_integration.config import load_settings
 from offergrid_integration.observability import logger, metrics, tracer
-from offergrid_integration.offergrid.client import ApiKeyProvider, OffergridClient
+from offergrid_integration.offergrid.client import ApiKeyProvider
+from offergrid_integration.offergrid.wiring import client_from_settings
 from offergrid_integration.orders.messages import (
     MalformedMessage,
     dispatch,
@@ -40,8 +41,6 @@ from offergrid_integration.orders.records import DynamoDBOrderStore
 from offergrid_integration.orders.serviceability import build_serviceability_checker
 from offergrid_integration.orders.settings import ProcessorSettings
 from offergrid_integration.orders.workorders import DynamoDBEventBridgeWorkOrders
-from offergrid_integration.ratelimit import budget_id_for_api_key, build_rate_budget
-from offergrid_integration.secrets import SecretStore
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
@@ -70,20 +69,8 @@ class Runtime:
     ) -> None:
         self.settings = settings
         self._context: LambdaContext | None = None
-        if api_key is None:
-            api_key = SecretStore(
-                api_key_secret_id=settings.offergrid_api_key_secret,
-                webhook_secret_id=None,
-                max_age_seconds=settings.secrets_cache_seconds,
-                endpoint_url=settings.aws_endpoint_url,
-            ).api_key
-        self.client = OffergridClient(
-            base_url=settings.offergrid_api_url,
-            api_key=api_key,
-            rate_budget=build_rate_budget(settings.rate_limit_table, budget_id_for_api_key(api_key()), clock),
-            timeout=settings.offergrid_timeout_seconds,
-            clock=clock,
-            remaining_time=self.remaining_time,
+        self.client = client_from_settings(
+            settings, remaining_time=self.remaining_time, clock=clock, api_key=api_key
         )
         self.ports = Ports(
             orders=DynamoDBOrderStore(settings.orders_table, endpoint_url=settings.aws_endpoint_url),

@@ -29,9 +29,9 @@ from offergrid_integration.catalog.state import DynamoDBSyncState, SyncStateStor
 from offergrid_integration.catalog.sweep import DecisionLookup, OrderRecordDecisions, sweep_missed_orders
 from offergrid_integration.clock import SYSTEM_CLOCK, Clock
 from offergrid_integration.config import ConfigurationError
-from offergrid_integration.offergrid.client import ApiKeyProvider, OffergridClient
+from offergrid_integration.offergrid.client import ApiKeyProvider
+from offergrid_integration.offergrid.wiring import client_from_settings
 from offergrid_integration.orders.records import DynamoDBOrderStore
-from offergrid_integration.ratelimit import budget_id_for_api_key, build_rate_budget
 from offergrid_integration.secrets import SecretStore
 from offergrid_integration.webhooks.queue import QueuePort
 from offergrid_integration.webhooks.sqs_queue import SqsQueue
@@ -77,20 +77,8 @@ class SyncRuntime:
         self.clock = clock
         self._remaining: Callable[[], float] | None = None
         endpoint = settings.aws_endpoint_url
-        if api_key is None:
-            api_key = SecretStore(
-                api_key_secret_id=settings.offergrid_api_key_secret,
-                webhook_secret_id=None,
-                max_age_seconds=settings.secrets_cache_seconds,
-                endpoint_url=endpoint,
-            ).api_key
-        self.client = OffergridClient(
-            base_url=settings.offergrid_api_url,
-            api_key=api_key,
-            rate_budget=build_rate_budget(settings.rate_limit_table, budget_id_for_api_key(api_key()), clock),
-            timeout=settings.offergrid_timeout_seconds,
-            clock=clock,
-            remaining_time=self.remaining_time,
+        self.client = client_from_settings(
+            settings, remaining_time=self.remaining_time, clock=clock, api_key=api_key
         )
         self.state = state or DynamoDBSyncState(settings.sync_state_table, clock=clock, endpoint_url=endpoint)
         self.queue = queue or SqsQueue(settings.orders_queue_url, endpoint_url=endpoint)

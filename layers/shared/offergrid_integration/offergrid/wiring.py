@@ -1,0 +1,41 @@
+"""The one way a function builds its OffergridClient from its settings.
+
+API key from Secrets Manager (TTL cache, refreshed on 401), the shared rate budget (DynamoDB when
+`RATE_LIMIT_TABLE` is set, else in-process) keyed by a fingerprint of the key, the configured
+timeout, and the caller's remaining time so no wait outlives the invocation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from offergrid_integration.clock import SYSTEM_CLOCK, Clock
+from offergrid_integration.config import CommonSettings
+from offergrid_integration.offergrid.client import ApiKeyProvider, OffergridClient
+from offergrid_integration.ratelimit import budget_id_for_api_key, build_rate_budget
+from offergrid_integration.secrets import SecretStore
+
+
+def client_from_settings(
+    settings: CommonSettings,
+    *,
+    remaining_time: Callable[[], float],
+    clock: Clock = SYSTEM_CLOCK,
+    api_key: ApiKeyProvider | None = None,
+) -> OffergridClient:
+    """`api_key` replaces the Secrets Manager store (tests and tools)."""
+    if api_key is None:
+        api_key = SecretStore(
+            api_key_secret_id=settings.offergrid_api_key_secret,
+            webhook_secret_id=None,
+            max_age_seconds=settings.secrets_cache_seconds,
+            endpoint_url=settings.aws_endpoint_url,
+        ).api_key
+    return OffergridClient(
+        base_url=settings.offergrid_api_url,
+        api_key=api_key,
+        rate_budget=build_rate_budget(settings.rate_limit_table, budget_id_for_api_key(api_key()), clock),
+        timeout=settings.offergrid_timeout_seconds,
+        clock=clock,
+        remaining_time=remaining_time,
+    )
