@@ -1,0 +1,178 @@
+"""The rate budget against the Offergrid fake's sliding window: 8 threads, compressed time.
+
+Requirement: threads hammering the API through the budget get zero 429s, and the throughput stays
+within 10 % of the 100/min limit. Each worker loops { acquire(); raw GET /provider/offers } for a
+few fake minutes; the fake's recorded calls are the evidence. The raw httpx call (not the project's
+client) proves the limiter on its own. Both run on compressed time: the budget on
+`ScaledClock(scale)`, the fake at `time_scale=scale`.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import threading
+from bisect import bisect_right
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import httpx
+import pytest
+from moto.server import ThreadedMotoServer
+from offergrid_integration.clock import ScaledClock
+from offergrid_integration.offergrid.errors import RateBudgetExhausted
+from offergrid_integration.ratelimit import (
+    WAIT_SAFETY_MARGIN,
+    DynamoDBRateBudget,
+    InProcessRateBudget,
+    RateBudget,
+    budget_id_for_api_key,
+)
+
+from devtools.offergrid_fake import OffergridFake
+from tests.fixtures.offergrid_fake import TEST_API_KEY, OffergridFakeFactory
+
+pytestmark = pytest.mark.slow
+
+THREADS = 8
+# In-process: 3 fake minutes in 9 real seconds. The 3-request headroom absorbs about 2 fake
+# seconds (100 ms real at this scale) of jitter between taking a slot and the request arriving.
+IN_PROCESS_SCALE, IN_PROCESS_MINUTES = 20.0, 3.0
+# DynamoDB over the moto server: a slot costs one or two conditional PutItems (a few ms of CPU
+# each, client and server in this one process) and the 8 writers collide often, so this variant
+# runs slower: 3 fake minutes at scale 15 (12 s real). At scale 20 it falls below 90/min under load.
+DYNAMODB_SCALE, DYNAMODB_MINUTES = 15.0, 3.0
+TABLE = "offergrid-rate-budget-it"
+
+
+def max_in_any_window(timestamps: list[float], period: float) -> int:
+    ordered = sorted(timestamps)
+    return max((bisect_right(ordered, t + period) - i for i, t in enumerate(ordered)), default=0)
+
+
+def hammer(
+    fake: OffergridFake, budgets: list[RateBudget], clock: ScaledClock, minutes: float
+) -> list[BaseException]:
+    """One thread per budget: acquire, GET, repeat until `minutes` have passed on `clock`."""
+    failures: list[BaseException] = []
+    ends: list[float] = []
+    start_together = threading.Barrier(len(budgets))
+
+    def worker(budget: RateBudget) -> None:
+        try:
+            with httpx.Client(
+                base_url=fake.base_url, headers={"x-api-key": TEST_API_KEY}, timeout=10.0
+            ) as http:
+                # Open every connection before the clock starts, so connection setup does not
+                # delay the first requests into the next window (the control plane is not limited)
+                http.get("/_fake/state").raise_for_status()
+                if isinstance(budget, DynamoDBRateBudget):
+                    budget.snapshot()
+                if start_together.wait() == 0:
+                    ends.append(clock.now() + minutes * 60)
+                start_together.wait()
+                end = ends[0]
+                while (remaining := end - clock.now()) > 0:
+                    try:
+                        # may wait right up to `end`, never past it
+                        budget.acquire(remaining_time=remaining + WAIT_SAFETY_MARGIN)
+                    except RateBudgetExhausted:
+                        return
+                    http.get("/provider/offers")
+        except BaseException as exc:  # surfaced to the test thread below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(b,), name=f"hammer-{i}") for i, b in enumerate(budgets)]
+    # A full collection over this process's heap (moto's models, every test module) stops all
+    # threads for ~0.3 s real, several fake seconds: freeze what exists so the run measures the
+    # budget, not the test process's garbage collector.
+    gc.collect()
+    gc.freeze()
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=minutes * 60)
+    finally:
+        gc.unfreeze()
+    assert not any(t.is_alive() for t in threads), "a worker did not finish"
+    return failures
+
+
+def assert_within_limit_and_close_to_it(fake: OffergridFake, minutes: float) -> None:
+    calls = fake.calls_matching("GET", "/provider/offers")
+    statuses = {call.status for call in calls}
+    # Then not a single request was refused by the fake's sliding window
+    assert fake.rate_limited == 0
+    assert statuses == {200}
+    # And no 60 s of the fake's clock saw more than 100 requests, while the pace stayed above 90/min
+    busiest_minute = max_in_any_window([call.at for call in calls], 60)
+    per_minute = len(calls) / minutes
+    print(f"{len(calls)} requests, {per_minute:.1f} per fake minute, busiest 60 s: {busiest_minute}")
+    assert busiest_minute <= 100
+    assert 90 <= per_minute <= 100, f"{per_minute:.1f} requests per fake minute"
+
+
+def test_in_process_budget_never_trips_the_fake(offergrid_fake_factory: OffergridFakeFactory) -> None:
+    # Given the fake enforcing 100/min and 10,000/h, and one budget shared by 8 threads
+    fake = offergrid_fake_factory(time_scale=IN_PROCESS_SCALE, per_minute=100, per_hour=10_000)
+    clock = ScaledClock(IN_PROCESS_SCALE)
+    budget = InProcessRateBudget(clock=clock)
+    # When they hammer the API for three fake minutes
+    failures = hammer(fake, [budget] * THREADS, clock, IN_PROCESS_MINUTES)
+    assert failures == []
+    assert_within_limit_and_close_to_it(fake, IN_PROCESS_MINUTES)
+
+
+@pytest.fixture
+def moto_endpoint() -> Iterator[str]:
+    # werkzeug logs every request the moto server answers; at hundreds per second that formatting
+    # alone starves the threads under test
+    access_log = logging.getLogger("werkzeug")
+    level = access_log.level
+    access_log.setLevel(logging.WARNING)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    client = boto3.client("dynamodb", endpoint_url=endpoint)
+    client.create_table(
+        TableName=TABLE,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    try:
+        yield endpoint
+    finally:
+        client.delete_table(TableName=TABLE)
+        server.stop()
+        access_log.setLevel(level)
+
+
+def test_dynamodb_budget_shared_by_instances_never_trips_the_fake(
+    offergrid_fake_factory: OffergridFakeFactory, moto_endpoint: str
+) -> None:
+    # Given 8 threads, each its own "Lambda instance": its own budget object and boto3 client,
+    # all on one table and one budget id, against a moto server
+    fake = offergrid_fake_factory(time_scale=DYNAMODB_SCALE, per_minute=100, per_hour=10_000)
+    clock = ScaledClock(DYNAMODB_SCALE)
+    budget_id = budget_id_for_api_key(TEST_API_KEY)
+    budgets: list[RateBudget] = [
+        DynamoDBRateBudget(TABLE, budget_id, clock=clock, client=_client(moto_endpoint))
+        for _ in range(THREADS)
+    ]
+    # When they hammer the API for three fake minutes
+    failures = hammer(fake, budgets, clock, DYNAMODB_MINUTES)
+    assert failures == []
+    assert_within_limit_and_close_to_it(fake, DYNAMODB_MINUTES)
+    # And the item's version counts every token handed out: no write was lost or doubled
+    item = _client(moto_endpoint).get_item(
+        TableName=TABLE, Key={"pk": {"S": f"ratelimit#{budget_id}"}}, ConsistentRead=True
+    )["Item"]
+    assert int(item["version"]["N"]) == len(fake.calls_matching("GET", "/provider/offers"))
+
+
+def _client(endpoint: str) -> Any:
+    return boto3.session.Session().client("dynamodb", endpoint_url=endpoint)
