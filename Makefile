@@ -5,6 +5,7 @@ SHELL := /bin/bash
 # Python 3.13 is the Lambda runtime and the version the tests run on: python3.13 on PATH, else pyenv's.
 VENV := .venv
 SAM_VENV := .venv-sam
+CHECKOV_VENV := .venv-checkov
 PY := $(VENV)/bin/python
 SAM := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(SAM_VENV)/bin/sam
 TEMPLATE := template.yaml
@@ -21,6 +22,11 @@ $(VENV)/.installed: requirements-dev.txt constraints.txt layers/shared/requireme
 $(SAM_VENV)/.installed: requirements-sam.txt
 	@[ -x $(SAM_VENV)/bin/python ] || { py=$$(scripts/find-python313) && "$$py" -m venv $(SAM_VENV); }
 	$(SAM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-sam.txt
+	@touch $@
+
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+	@[ -x $(CHECKOV_VENV)/bin/python ] || { py=$$(scripts/find-python313) && "$$py" -m venv $(CHECKOV_VENV); }
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
 	@touch $@
 
 .PHONY: dev
@@ -53,6 +59,10 @@ template-check: $(SAM_VENV)/.installed ## sam validate, sam validate --lint, cfn
 	$(SAM) validate --lint --template $(TEMPLATE)
 	$(SAM_VENV)/bin/python scripts/check_template.py $(TEMPLATE)
 
+.PHONY: security-check
+security-check: $(CHECKOV_VENV)/.installed ## checkov IaC scan (offline): fails on any check neither fixed nor skipped with a reason in the template
+	$(CHECKOV_VENV)/bin/python scripts/security_check.py $(TEMPLATE)
+
 .PHONY: build
 build: $(VENV)/.installed $(SAM_VENV)/.installed ## sam build (no container; needs the python3.13 of .venv first on PATH)
 	$(SAM) build --template $(TEMPLATE) --cached --parallel
@@ -62,7 +72,7 @@ pytest: $(VENV)/.installed ## the test suite only
 	$(PY) -m pytest
 
 .PHONY: test
-test: lint typecheck template-check build pytest ## everything CI checks: lint, types, template, build, tests
+test: lint typecheck template-check security-check build pytest ## everything CI checks: lint, types, template, IaC scan, build, tests
 
 # ----------------------------------------------------------------------------------------------------
 # Benchmarks: scripts that print figures (never timed tests)

@@ -80,10 +80,12 @@ def lambda_runtime_environment(
         # No X-Ray daemon locally: the tracer would only warn and slow down.
         "POWERTOOLS_TRACE_DISABLED": "true",
     }
-    if endpoint_url:
-        environment["AWS_ENDPOINT_URL"] = endpoint_url
     environment.update(spec.environment)
     environment.update(extra or {})
+    if endpoint_url and not environment.get("AWS_ENDPOINT_URL"):
+        # The template declares AWS_ENDPOINT_URL empty (= the real endpoints in AWS); locally it is the
+        # stack's moto, unless an --env-vars entry set another.
+        environment["AWS_ENDPOINT_URL"] = endpoint_url
     return environment
 
 

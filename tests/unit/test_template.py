@@ -6,7 +6,10 @@ instead of naming resources, so a new queue without a DLQ or a new function with
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -144,3 +147,287 @@ def test_api_has_throttling() -> None:
 def test_secrets_are_never_literal_in_the_template() -> None:
     for secret_id, props in resources_of("AWS::SecretsManager::Secret"):
         assert "SecretString" not in props, f"{secret_id} would put a secret value in the template"
+
+
+# ---------------------------------------------------------------------------------------------------
+# Alarms, the alarm topic and the dashboard
+# ---------------------------------------------------------------------------------------------------
+ALARMS = dict(resources_of("AWS::CloudWatch::Alarm"))
+PARAMETERS: dict[str, dict[str, Any]] = TEMPLATE["Parameters"]
+ALARM_TOPIC = "AlarmTopic"
+REPO = Path(__file__).resolve().parents[2]
+SIGNATURE_ALARM_WORDS = "wrong or rotated secret, or an attack"
+
+
+def alarm_metrics(props: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """(namespace, metric name, {dimension: value}) of every metric an alarm reads."""
+    if "MetricName" in props:
+        dims = {d["Name"]: d["Value"] for d in props.get("Dimensions", [])}
+        yield props["Namespace"], props["MetricName"], dims
+    for query in props.get("Metrics", []):
+        if "MetricStat" in query:
+            metric = query["MetricStat"]["Metric"]
+            dims = {d["Name"]: d["Value"] for d in metric.get("Dimensions", [])}
+            yield metric["Namespace"], metric["MetricName"], dims
+
+
+def alarms_on(namespace: str, metric_name: str, dimension: str, target: str) -> list[str]:
+    """Alarms reading `metric_name` whose `dimension` is a Ref/GetAtt of the resource `target`."""
+    return [
+        alarm_id
+        for alarm_id, props in ALARMS.items()
+        for ns, name, dims in alarm_metrics(props)
+        if ns == namespace and name == metric_name and ref_target(dims.get(dimension)) == target
+    ]
+
+
+@pytest.mark.parametrize("function_id", sorted(FUNCTIONS))
+@pytest.mark.parametrize("metric", ["Errors", "Throttles"])
+def test_every_function_has_an_errors_and_a_throttles_alarm(function_id: str, metric: str) -> None:
+    [alarm_id] = alarms_on("AWS/Lambda", metric, "FunctionName", function_id)
+    assert alarm_id == f"{function_id.removesuffix('Function')}{metric}Alarm"  # one naming scheme
+    assert ALARMS[alarm_id]["Threshold"] == 0
+    assert ALARMS[alarm_id]["ComparisonOperator"] == "GreaterThanThreshold"
+
+
+@pytest.mark.parametrize("dlq_id", sorted(i for i in DLQ_IDS if i))
+def test_every_dead_letter_queue_has_a_depth_alarm(dlq_id: str) -> None:
+    alarms = alarms_on("AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", dlq_id)
+    assert alarms, f"nobody hears about messages in {dlq_id}"
+    for alarm_id in alarms:
+        assert ALARMS[alarm_id]["Threshold"] == 0, "one message in a DLQ is one too many"
+
+
+def test_the_orders_queue_has_an_age_alarm_with_a_threshold_parameter() -> None:
+    [alarm_id] = alarms_on("AWS/SQS", "ApproximateAgeOfOldestMessage", "QueueName", "OrdersQueue")
+    threshold = ref_target(ALARMS[alarm_id]["Threshold"])
+    assert threshold in PARAMETERS
+    assert PARAMETERS[threshold]["Type"] == "Number"
+
+
+@pytest.mark.parametrize("alarm_id", sorted(ALARMS))
+def test_every_alarm_notifies_the_topic_on_alarm_and_ok(alarm_id: str) -> None:
+    props = ALARMS[alarm_id]
+    assert [ref_target(a) for a in props.get("AlarmActions", [])] == [ALARM_TOPIC]
+    assert [ref_target(a) for a in props.get("OKActions", [])] == [ALARM_TOPIC]
+    assert props.get("TreatMissingData") in {"notBreaching", "missing"}, "no data is no alarm"
+    assert props["AlarmDescription"].strip()
+    # The topic policy lets CloudWatch publish for alarms of this name prefix only.
+    assert props["AlarmName"]["Fn::Sub"].startswith("offergrid-integration-${Environment}-")
+
+
+def test_alarm_names_are_unique() -> None:
+    names = [props["AlarmName"]["Fn::Sub"] for props in ALARMS.values()]
+    assert len(names) == len(set(names))
+
+
+def test_the_alarm_topic_is_encrypted_with_a_key_cloudwatch_may_use() -> None:
+    # alias/aws/sns would make every alarm action fail: its key policy cannot admit CloudWatch.
+    topic = RESOURCES[ALARM_TOPIC]
+    assert topic["Type"] == "AWS::SNS::Topic"
+    key_id = ref_target(topic["Properties"]["KmsMasterKeyId"])
+    key = RESOURCES[key_id]
+    assert key["Type"] == "AWS::KMS::Key"
+    assert key["Properties"]["EnableKeyRotation"] is True
+    statements = key["Properties"]["KeyPolicy"]["Statement"]
+    assert any(
+        s["Effect"] == "Allow"
+        and s["Principal"].get("Service") == "cloudwatch.amazonaws.com"
+        and {"kms:Decrypt", "kms:GenerateDataKey*"} <= set(s["Action"])
+        for s in statements
+    )
+    [policy] = [
+        p for _, p in resources_of("AWS::SNS::TopicPolicy") if ALARM_TOPIC in map(ref_target, p["Topics"])
+    ]
+    assert any(
+        s["Principal"].get("Service") == "cloudwatch.amazonaws.com"
+        for s in policy["PolicyDocument"]["Statement"]
+    )
+
+
+def test_the_alarm_email_subscription_is_optional() -> None:
+    assert PARAMETERS["AlarmEmail"]["Default"] == ""
+    [(sub_id, sub)] = list(resources_of("AWS::SNS::Subscription"))
+    assert sub["Protocol"] == "email"
+    assert ref_target(sub["Endpoint"]) == "AlarmEmail"
+    condition = TEMPLATE["Conditions"][RESOURCES[sub_id]["Condition"]]
+    assert condition == {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]}]}
+
+
+def test_function_log_groups_are_encrypted_with_the_stack_key() -> None:
+    for function_id, props in FUNCTIONS.items():
+        log_group = RESOURCES[ref_target(props["LoggingConfig"]["LogGroup"]) or ""]["Properties"]
+        assert ref_target(log_group.get("KmsKeyId")) == "ObservabilityKey", function_id
+
+
+def test_aws_endpoint_url_is_declared_empty_for_sam_local_env_vars() -> None:
+    assert GLOBAL_FUNCTION["Environment"]["Variables"]["AWS_ENDPOINT_URL"] == ""
+
+
+# --- the metrics behind alarms and dashboard are emitted by the code ---------------------------------
+def _emitted_metric_names() -> set[str]:
+    """Metric names some code emits: literal names in add_metric / single_metric calls, the
+    `metrics_names` constants those calls use, and what the run reports emit (recorded)."""
+    import offergrid_integration.metrics_names as names
+    from offergrid_integration.catalog.report import RunStatus, SweepReport, SyncReport
+
+    emitted: set[str] = set()
+    sources = [
+        *(REPO / "layers/shared/offergrid_integration").rglob("*.py"),
+        *(REPO / "functions").glob("*/app.py"),
+    ]
+    call = re.compile(r"(?:add_metric|single_metric)\(\s*(?:name=)?(?:\"(\w+)\"|([A-Z][A-Z_]+)\b|(\w+))")
+    for source in sources:
+        text = source.read_text()
+        for literal, constant, variable in call.findall(text):
+            if literal:
+                emitted.add(literal)
+            elif constant:
+                emitted.add(getattr(names, constant))
+            elif variable == "name" and "OUTCOME_METRICS" in text:
+                # order processor: `name = OUTCOME_METRICS.get(...)` -> the dict's values
+                block = text[text.index("OUTCOME_METRICS = {") :].split("}", 1)[0]
+                emitted.update(re.findall(r":\s*\"(\w+)\"", block))
+
+    class Recorder:
+        def add_metric(self, name: str, unit: str, value: float) -> None:
+            emitted.add(name)
+
+    for status in RunStatus:
+        SyncReport(run_id="r", started_at=0.0, status=status).emit_metrics(Recorder())
+    SweepReport().emit_metrics(Recorder())
+    return emitted
+
+
+EMITTED = _emitted_metric_names()
+
+
+def test_the_metric_catalogue_is_exactly_what_the_code_emits() -> None:
+    from offergrid_integration.metrics_names import CATALOGUE
+
+    assert set(CATALOGUE) == EMITTED
+
+
+def _substitute(body: str) -> str:
+    """A `!Sub` string as CloudFormation would resolve it: parameters by default, resources by name."""
+
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name.startswith("AWS::"):
+            return {"AWS::Region": "eu-west-1", "AWS::AccountId": "123456789012"}[name]
+        if name in PARAMETERS:
+            return str(PARAMETERS[name]["Default"])
+        logical_id = name.split(".")[0]
+        assert logical_id in RESOURCES, f"${{{name}}} names no parameter or resource"
+        return f"resolved-{name}"
+
+    # `${!Literal}` is CloudFormation's escape for a literal `${Literal}` (dashboard dynamic labels).
+    return re.sub(r"\$\{([\w:.]+)\}", value, body).replace("${!", "${")
+
+
+DASHBOARD_ID, DASHBOARD = next(resources_of("AWS::CloudWatch::Dashboard"))
+DASHBOARD_BODY: dict[str, Any] = json.loads(_substitute(DASHBOARD["DashboardBody"]["Fn::Sub"]))
+SERVICES = {str(props["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"]) for props in FUNCTIONS.values()}
+
+
+def _dashboard_metrics() -> Iterator[tuple[str, str, dict[str, str]]]:
+    for widget in DASHBOARD_BODY["widgets"]:
+        for row in widget.get("properties", {}).get("metrics", []):
+            if isinstance(row[0], dict):  # a SEARCH expression
+                expression = row[0]["expression"]
+                namespace, *dims = re.search(r"\{([^}]*)\}", expression).group(1).split(",")  # type: ignore[union-attr]
+                name = re.search(r'MetricName="(\w+)"', expression).group(1)  # type: ignore[union-attr]
+                yield namespace, name, dict.fromkeys(dims, "*")
+            else:
+                fields = [f for f in row if not isinstance(f, dict)]
+                yield fields[0], fields[1], dict(zip(fields[2::2], fields[3::2], strict=True))
+
+
+def _check_custom_metric(name: str, dims: dict[str, Any], where: str) -> None:
+    from offergrid_integration.metrics_names import CATALOGUE, OFFERGRID_ERROR_STATUSES
+
+    assert name in EMITTED, f"{where}: no code emits {name}"
+    info = CATALOGUE[name]
+    assert set(dims) == {"service"} | ({info.dimension} if info.dimension else set()), (
+        f"{where}: {name} {dims}"
+    )
+    service = dims["service"]
+    assert service == "*" or (service in SERVICES and service in info.services), f"{where}: {name} {service}"
+    if info.dimension == "Status" and dims["Status"] != "*":
+        assert dims["Status"] in OFFERGRID_ERROR_STATUSES
+
+
+def test_the_dashboard_body_leaves_only_dashboard_variables_unresolved() -> None:
+    body = _substitute(DASHBOARD["DashboardBody"]["Fn::Sub"])
+    assert set(re.findall(r"\$\{(\w+)\(", body)) <= {"PROP"}
+    assert body.count("${") == body.count("${PROP(")
+
+
+def test_the_dashboard_shows_only_metrics_the_code_emits() -> None:
+    namespaces = set()
+    for namespace, name, dims in _dashboard_metrics():
+        namespaces.add(namespace)
+        if namespace == "OffergridIntegration":
+            _check_custom_metric(name, dims, f"dashboard {DASHBOARD_ID}")
+        else:
+            assert namespace in {"AWS/Lambda", "AWS/SQS", "AWS/ApiGateway"}
+            assert all(
+                v.startswith("resolved-") or v in {"dev", "offergrid-integration-webhooks-dev"}
+                for v in dims.values()
+            )
+    assert GLOBAL_FUNCTION["Environment"]["Variables"]["POWERTOOLS_METRICS_NAMESPACE"] in namespaces
+
+
+def test_the_dashboard_covers_the_flow_end_to_end() -> None:
+    shown = {name for _, name, _ in _dashboard_metrics()}
+    flow = {
+        "WebhookReceived", "WebhookRejected",  # webhooks received / rejected
+        "ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage",  # queue depth and age
+        "OrderAccepted", "OrderRejected", "OrderCancelled", "StatusPushed",  # decisions, status pushed
+        "OfferSyncCreated", "OfferSyncUpdated",  # sync actions
+        "OffergridError", "RateBudgetWait",  # Offergrid errors by status, the budget
+    }  # fmt: skip
+    assert flow <= shown
+    [alarm_widget] = [w for w in DASHBOARD_BODY["widgets"] if w["type"] == "alarm"]
+    assert sorted(alarm_widget["properties"]["alarms"]) == sorted(f"resolved-{a}.Arn" for a in ALARMS)
+
+
+@pytest.mark.parametrize("alarm_id", sorted(ALARMS))
+def test_alarms_on_our_metrics_use_emitted_names_and_dimensions(alarm_id: str) -> None:
+    for namespace, name, dims in alarm_metrics(ALARMS[alarm_id]):
+        if namespace == "OffergridIntegration":
+            _check_custom_metric(name, dims, alarm_id)
+
+
+def test_the_unauthorized_alarm_sums_every_signature_failure() -> None:
+    from offergrid_integration.webhooks.signature import SignatureFailure
+
+    props = ALARMS["WebhookUnauthorizedAlarm"]
+    reasons = {dims["Reason"] for _, name, dims in alarm_metrics(props) if name == "WebhookRejected"}
+    assert reasons == {reason.value for reason in SignatureFailure}
+    [expression] = [q for q in props["Metrics"] if q.get("ReturnData")]
+    ids = {q["Id"] for q in props["Metrics"] if "MetricStat" in q}
+    assert set(re.findall(r"FILL\((\w+), 0\)", expression["Expression"])) == ids
+    assert SIGNATURE_ALARM_WORDS in " ".join(props["AlarmDescription"].split())
+
+
+def test_the_serviceability_alarm_watches_the_exception_the_processor_counts() -> None:
+    from offergrid_integration.orders.serviceability import ServiceabilityUnavailable
+
+    [(_, name, dims)] = alarm_metrics(ALARMS["ServiceabilityUnavailableAlarm"])
+    assert (name, dims["Reason"]) == ("TransientFailure", ServiceabilityUnavailable.__name__)
+
+
+# --- checkov suppressions ---------------------------------------------------------------------------
+def test_every_checkov_suppression_carries_its_reason() -> None:
+    skips = [
+        (logical_id, skip)
+        for logical_id, resource in RESOURCES.items()
+        for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", [])
+    ]
+    assert skips
+    for logical_id, skip in skips:
+        assert re.fullmatch(r"CKV2?_AWS_\d+", skip["id"]), (logical_id, skip)
+        assert len(" ".join(str(skip.get("comment", "")).split())) >= 40, (
+            f"{logical_id} {skip['id']}: say why"
+        )

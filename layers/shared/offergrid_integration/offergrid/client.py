@@ -5,6 +5,9 @@ only name a path and a model. Every attempt takes one rate-budget token, reads t
 the provider, and is bounded by the caller's remaining time (a Lambda's deadline), so a retry
 never sleeps past it.
 
+An observer (`offergrid.observer`) hears about every attempt's status, every rate-budget wait and
+every refused token; by default it emits the client's CloudWatch metrics inside a Lambda function.
+
 Durations are seconds of the injected `Clock` (see `offergrid_integration.clock`). httpx timeouts
 are real seconds, so a clock that runs faster (`ScaledClock.scale`) has its timeouts divided by
 that scale.
@@ -30,6 +33,7 @@ from offergrid_integration.offergrid.errors import (
     APIStatusError,
     APITimeoutError,
     OffergridError,
+    RateBudgetExhausted,
     UnexpectedResponseError,
     error_class_for_status,
     is_retryable_status,
@@ -43,6 +47,7 @@ from offergrid_integration.offergrid.models import (
     OrderItemStatus,
     StatusUpdate,
 )
+from offergrid_integration.offergrid.observer import ClientObserver, default_observer
 
 # --- tunables (clock seconds) -----------------------------------------------------------------
 DEFAULT_BASE_URL: Final = "https://api.offergrid.io"
@@ -198,6 +203,7 @@ class OffergridClient:
         remaining_time: Callable[[], float] | None = None,
         transport: httpx.BaseTransport | None = None,
         rng: Random = random.random,
+        observer: ClientObserver | None = None,
     ) -> None:
         if timeout <= 0:
             raise ValueError("timeout must be positive")
@@ -211,6 +217,7 @@ class OffergridClient:
         self._clock = clock
         self._remaining_time = remaining_time
         self._rng = rng
+        self._observer = observer if observer is not None else default_observer()
         self._http = httpx.Client(
             base_url=self.base_url,
             transport=transport,
@@ -357,7 +364,7 @@ class OffergridClient:
                     f"not enough time left for {method} {path} ({remaining:.2f}s)"
                 )
             if self._rate_budget is not None:
-                self._rate_budget.acquire(remaining_time=remaining)
+                self._acquire_token(self._rate_budget, remaining)
                 remaining = self._remaining()
                 if remaining is not None and remaining <= MIN_TIME_LEFT_FOR_REQUEST:
                     raise last_error or APITimeoutError(
@@ -373,6 +380,7 @@ class OffergridClient:
             try:
                 response = self._attempt(method, path, key, params, json, timeout)
             except httpx.TransportError as exc:
+                self._notify("on_response", method, None)
                 last_error = _transport_error(exc, method, path, key)
                 _log.debug(
                     "offergrid %s %s failed: %s",
@@ -383,6 +391,7 @@ class OffergridClient:
                 )
             else:
                 status = response.status_code
+                self._notify("on_response", method, status)
                 _log.debug(
                     "offergrid %s %s -> %d",
                     method,
@@ -413,6 +422,28 @@ class OffergridClient:
             )
             retries += 1
             self._clock.sleep(wait)
+
+    def _acquire_token(self, budget: RateBudget, remaining: float | None) -> None:
+        """One rate-budget token; the observer hears how long it took, or that none was left."""
+        started = self._clock.now()
+        try:
+            budget.acquire(remaining_time=remaining)
+        except RateBudgetExhausted:
+            self._notify("on_budget_exhausted")
+            raise
+        self._notify("on_budget_wait", max(0.0, self._clock.now() - started))
+
+    def _notify(self, event: str, *args: object) -> None:
+        """Call the observer; what it raises is logged, never allowed to fail a request."""
+        try:
+            getattr(self._observer, event)(*args)
+        except Exception as exc:
+            _log.warning(
+                "offergrid client observer failed in %s: %s",
+                event,
+                type(exc).__name__,
+                extra={"observerEvent": event, "error": type(exc).__name__},
+            )
 
     def _attempt(
         self, method: str, path: str, key: str, params: Params | None, json: Any, timeout: float

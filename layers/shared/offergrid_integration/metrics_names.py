@@ -1,0 +1,138 @@
+"""Every CloudWatch metric the integration emits: one namespace, names, dimensions, what each means.
+
+All metrics live in the namespace `OffergridIntegration` (`POWERTOOLS_METRICS_NAMESPACE`) and carry
+the dimension `service` (`POWERTOOLS_SERVICE_NAME`: webhook-ingress, order-processor, offer-sync),
+which Powertools adds. A few carry one more low-cardinality dimension from a fixed set of values
+(`Reason`, `Status`); those are emitted as their own metric set (`single_metric`) so the extra
+dimension never spreads to the other metrics of the invocation.
+
+`template.yaml` builds its alarms and dashboard from these names, and `tests/unit/test_template.py`
+checks that every name here is emitted by some code and that the template uses no other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+__all__ = [
+    "CATALOGUE",
+    "METRICS_NAMESPACE",
+    "OFFERGRID_ERROR",
+    "OFFERGRID_ERROR_STATUSES",
+    "OFFERGRID_REQUEST",
+    "RATE_BUDGET_EXHAUSTED",
+    "RATE_BUDGET_WAIT",
+    "SERVICES",
+    "MetricInfo",
+    "error_status_label",
+]
+
+METRICS_NAMESPACE: Final = "OffergridIntegration"
+
+WEBHOOK_INGRESS: Final = "webhook-ingress"
+ORDER_PROCESSOR: Final = "order-processor"
+OFFER_SYNC: Final = "offer-sync"
+SERVICES: Final = (WEBHOOK_INGRESS, ORDER_PROCESSOR, OFFER_SYNC)
+OFFERGRID_CALLERS: Final = (ORDER_PROCESSOR, OFFER_SYNC)
+
+# --- the Offergrid client (offergrid/observer.py): order-processor and offer-sync -------------------
+OFFERGRID_REQUEST: Final = "OffergridRequest"
+OFFERGRID_ERROR: Final = "OffergridError"
+RATE_BUDGET_WAIT: Final = "RateBudgetWait"
+RATE_BUDGET_EXHAUSTED: Final = "RateBudgetExhausted"
+
+# The `Status` dimension of OffergridError: a fixed set, whatever the server answers.
+NETWORK: Final = "network"  # no HTTP answer: refused, reset, dropped, timed out
+SERVER_ERROR: Final = "5xx"
+OTHER: Final = "other"  # any other non-2xx status (an unexpected 3xx, 410, 418, ...)
+_NAMED_STATUSES: Final = (400, 401, 403, 404, 408, 409, 422, 429)
+OFFERGRID_ERROR_STATUSES: Final = (*(str(code) for code in _NAMED_STATUSES), SERVER_ERROR, NETWORK, OTHER)
+
+
+def error_status_label(status: int | None) -> str | None:
+    """The `Status` dimension value of an attempt's outcome; None when it is not an error (2xx)."""
+    if status is None:
+        return NETWORK
+    if 200 <= status < 300:
+        return None
+    if status in _NAMED_STATUSES:
+        return str(status)
+    if 500 <= status < 600:
+        return SERVER_ERROR
+    return OTHER
+
+
+@dataclass(frozen=True, slots=True)
+class MetricInfo:
+    services: tuple[str, ...]
+    unit: str
+    meaning: str
+    dimension: str | None = None  # the one extra dimension besides `service`, if any
+
+
+_COUNT: Final = "Count"
+
+CATALOGUE: Final[dict[str, MetricInfo]] = {
+    # webhook ingress (functions/webhook_ingress/app.py)
+    "WebhookReceived": MetricInfo((WEBHOOK_INGRESS,), _COUNT, "every webhook request answered"),
+    "WebhookQueued": MetricInfo((WEBHOOK_INGRESS,), _COUNT, "verified and queued (answered 200)"),
+    "UnknownEventType": MetricInfo((WEBHOOK_INGRESS,), _COUNT, "queued, but of an event type we do not know"),
+    "WebhookRejected": MetricInfo(
+        (WEBHOOK_INGRESS,),
+        _COUNT,
+        "refused (401 signature_*, 400 payload, 405/413 request); Reason = why",
+        "Reason",
+    ),
+    "WebhookQueueFailed": MetricInfo((WEBHOOK_INGRESS,), _COUNT, "SQS refused the message (answered 503)"),
+    "WebhookSecretUnavailable": MetricInfo(
+        (WEBHOOK_INGRESS,), _COUNT, "the webhook secret could not be read (answered 503)"
+    ),
+    # order processor (functions/order_processor/app.py)
+    "OrderAccepted": MetricInfo((ORDER_PROCESSOR,), _COUNT, "order items accepted"),
+    "OrderRejected": MetricInfo((ORDER_PROCESSOR,), _COUNT, "order items rejected (not serviceable)"),
+    "OrderCancelled": MetricInfo((ORDER_PROCESSOR,), _COUNT, "cancellations handled"),
+    "StatusPushed": MetricInfo((ORDER_PROCESSOR,), _COUNT, "provider status updates pushed to Offergrid"),
+    "TransientFailure": MetricInfo(
+        (ORDER_PROCESSOR,),
+        _COUNT,
+        "a message failed and will be retried; Reason = exception class (e.g. ServiceabilityUnavailable)",
+        "Reason",
+    ),
+    "PermanentFailure": MetricInfo(
+        (ORDER_PROCESSOR,),
+        _COUNT,
+        "a message failed for good (recorded, not retried); Reason = orders.processing.FailureReason",
+        "Reason",
+    ),
+    # offer sync (catalog/report.py), this invocation's numbers
+    "OfferSyncCreated": MetricInfo((OFFER_SYNC,), _COUNT, "offers created"),
+    "OfferSyncUpdated": MetricInfo((OFFER_SYNC,), _COUNT, "offers updated"),
+    "OfferSyncDeactivated": MetricInfo((OFFER_SYNC,), _COUNT, "offers set inactive (SKU left the catalog)"),
+    "OfferSyncArchived": MetricInfo((OFFER_SYNC,), _COUNT, "offers archived (SKU left the catalog)"),
+    "OfferSyncDeleted": MetricInfo((OFFER_SYNC,), _COUNT, "offers deleted (SKU left the catalog)"),
+    "OfferSyncUnchanged": MetricInfo((OFFER_SYNC,), _COUNT, "offers already equal to the catalog"),
+    "OfferSyncFailed": MetricInfo((OFFER_SYNC,), _COUNT, "writes that failed (SKU and reason in the report)"),
+    "OfferSyncInvalidRows": MetricInfo((OFFER_SYNC,), _COUNT, "catalog rows that could not be mapped"),
+    "OfferSyncPending": MetricInfo((OFFER_SYNC,), _COUNT, "writes left for the next run"),
+    "OfferSyncIncomplete": MetricInfo((OFFER_SYNC,), _COUNT, "1 when the run stopped early (resumes)"),
+    "OfferSyncRunFailed": MetricInfo((OFFER_SYNC,), _COUNT, "1 when the run could not plan at all"),
+    "OfferSyncLocked": MetricInfo((OFFER_SYNC,), _COUNT, "1 when another run held the lock"),
+    "OrderSweepListed": MetricInfo((OFFER_SYNC,), _COUNT, "undecided order items listed by the sweep"),
+    "OrderSweepEnqueued": MetricInfo((OFFER_SYNC,), _COUNT, "missed orders queued by the sweep"),
+    "OrderSweepFailed": MetricInfo((OFFER_SYNC,), _COUNT, "items not queued, or a failed sweep"),
+    # the Offergrid client of both callers
+    OFFERGRID_REQUEST: MetricInfo(OFFERGRID_CALLERS, _COUNT, "HTTP attempts to Offergrid (retries included)"),
+    OFFERGRID_ERROR: MetricInfo(
+        OFFERGRID_CALLERS,
+        _COUNT,
+        f"failed attempts; Status = one of {', '.join(OFFERGRID_ERROR_STATUSES)}",
+        "Status",
+    ),
+    RATE_BUDGET_WAIT: MetricInfo(
+        OFFERGRID_CALLERS, "Seconds", "time spent waiting for a token of the shared rate budget"
+    ),
+    RATE_BUDGET_EXHAUSTED: MetricInfo(
+        OFFERGRID_CALLERS, _COUNT, "a request not sent: no token within the time left"
+    ),
+}
