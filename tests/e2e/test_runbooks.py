@@ -1,0 +1,413 @@
+"""The runbooks (docs/runbooks) against the code: the commands that can run locally are run.
+
+Blocks tagged `sh local <name>` are executed against a local stack (moto + the Offergrid fake + the
+real handlers) through the tools' `main()`; every such block must have a check here. The other
+blocks (deployed-stack commands) are checked statically: the outputs they read exist in
+template.yaml, the project's CLIs accept their arguments, the retained resources and the alarms they
+list are the template's.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import shlex
+from collections.abc import Callable, Iterator
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from devtools import offer_sync_cli, replay
+from devtools.local.__main__ import build_parser as local_parser
+from devtools.local.__main__ import main as local_main
+from devtools.local.stack import DEFAULT_TEMPLATE, LocalEnvironment, apply_env_vars
+from devtools.local.template import Template, load_template
+from tests.e2e.local_env_vars import main as env_vars_main
+from tests.e2e.local_env_vars import render as render_env_vars
+from tests.e2e.runbook_blocks import (
+    REPO,
+    RUNBOOKS,
+    Block,
+    LocalRunner,
+    Result,
+    blocks,
+    command_words,
+    local_blocks,
+    outputs_used,
+    split_python_module,
+)
+
+RUNBOOK_FILES = sorted(RUNBOOKS.glob("*.md"))
+PARSERS: dict[str, Callable[[], Any]] = {
+    "devtools.replay": replay.build_parser,
+    "devtools.offer_sync_cli": offer_sync_cli.build_parser,
+    "devtools.local": local_parser,
+}
+
+
+@pytest.fixture(scope="module")
+def template() -> Template:
+    return load_template(DEFAULT_TEMPLATE)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Static checks: every runbook linked, outputs real, CLI arguments accepted, lists = the template's
+# ---------------------------------------------------------------------------------------------------
+def test_the_runbooks_exist_and_are_linked_from_both_readmes():
+    names = {path.name for path in RUNBOOK_FILES} - {"README.md"}
+    assert {
+        "first-deploy.md",
+        "rotate-secrets.md",
+        "dlq.md",
+        "pause-order-processing.md",
+        "offer-sync.md",
+        "remove-stack.md",
+    } <= names
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    index = (RUNBOOKS / "README.md").read_text(encoding="utf-8")
+    for name in names:
+        assert f"docs/runbooks/{name}" in readme, f"README.md does not link docs/runbooks/{name}"
+        assert f"]({name}" in index, f"docs/runbooks/README.md does not link {name}"
+
+
+def _anchors(path: Path) -> set[str]:
+    """GitHub's heading anchors: lower case, punctuation dropped, spaces to hyphens."""
+    headings = re.findall(r"^#{1,6} (.+)$", path.read_text(encoding="utf-8"), flags=re.M)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+
+
+def test_every_anchor_linked_from_the_docs_exists():
+    docs = [*RUNBOOK_FILES, REPO / "README.md", REPO / "docs" / "local.md", REPO / "events" / "README.md"]
+    checked = 0
+    for path in docs:
+        for target, anchor in re.findall(r"\]\(([^)#\s]*)#([^)\s]+)\)", path.read_text(encoding="utf-8")):
+            linked = (path.parent / target) if target else path
+            if "://" in target or linked.suffix != ".md":
+                continue
+            assert anchor in _anchors(linked), f"{path.relative_to(REPO)}: no #{anchor} in {linked.name}"
+            checked += 1
+    assert checked >= 10
+
+
+def test_relative_links_between_docs_resolve():
+    for path in [
+        *RUNBOOK_FILES,
+        REPO / "README.md",
+        REPO / "docs" / "local.md",
+        REPO / "events" / "README.md",
+    ]:
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", path.read_text(encoding="utf-8")):
+            if "://" in target:
+                continue
+            assert (path.parent / target).exists(), f"{path.relative_to(REPO)} links to a missing {target}"
+
+
+def test_every_output_a_runbook_reads_is_a_template_output(template: Template):
+    outputs = set(template.outputs)
+    used = {name: block.path.name for block in blocks() for name in outputs_used(block)}
+    assert len(used) > 10, "the runbooks read hardly any output: is outputs_used still matching?"
+    missing = {name: where for name, where in used.items() if name not in outputs}
+    assert missing == {}, "runbooks read outputs template.yaml does not have"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        pytest.param(command, id=f"{block.path.stem}:{command[:60]}")
+        for block in blocks()
+        if block.language == "sh"
+        for command in block.commands()
+        if split_python_module(command_words(command)) is not None
+    ],
+)
+def test_project_cli_arguments_in_runbooks_are_accepted(command: str):
+    # Placeholders and outputs replaced by dummies: this checks the flags and sub-commands only.
+    text = re.sub(r"\$\(out \w+\)|<[^>]+>|\$\w+|\$\{\w+\}", "X", command)
+    module = split_python_module(command_words(text))
+    assert module is not None
+    name, args = module
+    assert name in PARSERS, f"{command!r}: unknown tool {name}"
+    try:
+        PARSERS[name]().parse_args(args)
+    except SystemExit as exited:
+        pytest.fail(f"{command!r} is refused by {name} (exit {exited.code})")
+
+
+def test_the_retained_resources_listed_are_the_templates(template: Template):
+    retained = {lid for lid, res in template.resources.items() if res.get("DeletionPolicy") == "Retain"}
+    text = (RUNBOOKS / "remove-stack.md").read_text(encoding="utf-8")
+    section = text.split("## What stays behind", 1)[1].split("\n## ", 1)[0]
+    listed = set(re.findall(r"^\| `(\w+)` \|", section, flags=re.M))
+    assert listed == retained
+
+
+def test_every_alarm_of_the_template_has_a_runbook_row(template: Template):
+    alarms = {lid for lid, res in template.resources.items() if res.get("Type") == "AWS::CloudWatch::Alarm"}
+    assert alarms, "template.yaml has no alarm"
+    table = (RUNBOOKS / "README.md").read_text(encoding="utf-8").split("## Alarm", 1)[1]
+    rows = [line for line in table.splitlines() if line.startswith("| `")]
+    for alarm in alarms:
+        row = next((r for r in rows if f"(`{alarm}`)" in r), None)
+        assert row is not None, f"no row for {alarm} in docs/runbooks/README.md"
+        assert re.search(r"\]\([\w-]+\.md|README", row), f"the row of {alarm} points to no runbook"
+
+
+def test_every_local_block_has_a_check_and_runs_only_supported_commands():
+    found = local_blocks()
+    assert set(found) == set(CHECKS), "a `sh local` block without a check here (or a check without its block)"
+    for block in found.values():
+        for command in block.commands():
+            argv = shlex.split(re.sub(r"<[^>]+>|\$\(out \w+\)", "X", command), comments=True)
+            assert argv[0] == "export" or split_python_module(argv) is not None, command
+
+
+# ---------------------------------------------------------------------------------------------------
+# The `sh local` blocks, run against a local stack
+# ---------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalEnvironment]:
+    stack_file = tmp_path_factory.mktemp("runbooks") / "stack.json"
+    with LocalEnvironment(log_dir=None, stack_file=stack_file, retry_delay=0.0).start(warm=False) as env:
+        assert env.stack is not None
+        catalog = urlsplit(env.specs["OfferSyncFunction"].environment["CATALOG_SOURCE_URI"])
+        env.stack.client("s3").put_object(
+            Bucket=catalog.netloc,
+            Key=catalog.path.lstrip("/"),
+            Body=(REPO / "samples" / "catalog.json").read_bytes(),
+        )
+        yield env
+
+
+@pytest.fixture
+def runner(local: LocalEnvironment, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalRunner]:
+    assert local.stack is not None
+    assert local.stack_file is not None
+    monkeypatch.chdir(REPO)
+    urls = {
+        "aws": local.stack.urls["aws"],
+        "offergrid": local.stack.urls["offergrid"],
+        "api": local.stack.urls["api"],
+    }
+    yield LocalRunner(
+        stack_file=local.stack_file, outputs=local.stack.outputs, urls=urls, setenv=monkeypatch.setenv
+    )
+    _empty_queues(local)
+
+
+def _empty_queues(local: LocalEnvironment) -> None:
+    assert local.stack is not None
+    sqs = local.stack.client("sqs")
+    for url in (res.ref for res in local.stack.of_type("AWS::SQS::Queue").values()):
+        while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+            for message in messages:
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def _messages(local: LocalEnvironment, output: str) -> list[dict[str, Any]]:
+    assert local.stack is not None
+    messages: list[dict[str, Any]] = []
+    sqs = local.stack.client("sqs")
+    while batch := sqs.receive_message(
+        QueueUrl=local.stack.outputs[output],
+        MaxNumberOfMessages=10,
+        MessageAttributeNames=["All"],
+        VisibilityTimeout=30,
+    ).get("Messages", []):
+        messages.extend(batch)
+    for message in messages:  # leave them where they were
+        sqs.change_message_visibility(
+            QueueUrl=local.stack.outputs[output], ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+        )
+    return messages
+
+
+def _dead_letter(local: LocalEnvironment, output: str, *keys: str) -> list[str]:
+    assert local.stack is not None
+    sqs = local.stack.client("sqs")
+    return [
+        sqs.send_message(
+            QueueUrl=local.stack.outputs[output],
+            MessageBody=json.dumps({"dedupKey": key}),
+            MessageAttributes={"dedupKey": {"DataType": "String", "StringValue": key}},
+        )["MessageId"]
+        for key in keys
+    ]
+
+
+def _writes(local: LocalEnvironment) -> int:
+    assert local.fake is not None
+    return sum(len(local.fake.calls_matching(method)) for method in ("POST", "PATCH", "DELETE"))
+
+
+def _run_block(runner: LocalRunner, name: str, **placeholders: str) -> list[Result]:
+    block: Block = local_blocks()[name]
+    results = [runner.run(command, placeholders) for command in block.commands()]
+    for result in results:
+        assert result.code == 0, f"{result.command}\n{result.out}\n{result.err}"
+    return [r for r in results if not r.command.startswith("export ")]
+
+
+def check_webhook_replay(local: LocalEnvironment, runner: LocalRunner) -> None:
+    # When the stored webhook is replayed, signed fresh with the stack's secret
+    (result,) = _run_block(runner, "webhook-replay")
+    # Then API Gateway + the ingress accept it and it is on the orders queue with its dedup key
+    assert re.search(r"webhook_order_created.json -> 2\d\d ", result.out), result.out
+    keys = [m["MessageAttributes"]["dedupKey"]["StringValue"] for m in _messages(local, "OrdersQueueUrl")]
+    assert keys == ["order.created:item-456-def"]
+
+
+def check_dlq_inspect(local: LocalEnvironment, runner: LocalRunner) -> None:
+    (message_id,) = _dead_letter(local, "OrdersDeadLetterQueueUrl", "order.created:item-dlq-1")
+    listed, shown = _run_block(runner, "dlq-inspect", messageId=message_id)
+    assert message_id in listed.out
+    assert "dedupKey=order.created:item-dlq-1" in listed.out
+    assert "1 message(s)" in listed.out
+    assert json.loads(shown.out)["body"] == {"dedupKey": "order.created:item-dlq-1"}
+    # looking leaves the message where it was
+    assert [m["MessageId"] for m in _messages(local, "OrdersDeadLetterQueueUrl")] == [message_id]
+
+
+def check_dlq_redrive(local: LocalEnvironment, runner: LocalRunner) -> None:
+    first, second = _dead_letter(
+        local, "OrdersDeadLetterQueueUrl", "order.created:item-a", "order.created:item-b"
+    )
+    block = local_blocks()["dlq-redrive"]
+    one, everything = block.commands()
+    # one message back to the orders queue, with its attributes; the other stays
+    assert runner.run(one, {"messageId": first}).code == 0
+    moved = _messages(local, "OrdersQueueUrl")
+    assert [m["MessageAttributes"]["dedupKey"]["StringValue"] for m in moved] == ["order.created:item-a"]
+    assert [m["MessageId"] for m in _messages(local, "OrdersDeadLetterQueueUrl")] == [second]
+    # then the rest
+    result = runner.run(everything)
+    assert result.code == 0, result.out
+    assert "redrove 1 message(s)" in result.out
+    assert _messages(local, "OrdersDeadLetterQueueUrl") == []
+    keys = sorted(
+        m["MessageAttributes"]["dedupKey"]["StringValue"] for m in _messages(local, "OrdersQueueUrl")
+    )
+    assert keys == ["order.created:item-a", "order.created:item-b"]
+
+
+def check_offer_sync_dlq(local: LocalEnvironment, runner: LocalRunner) -> None:
+    (message_id,) = _dead_letter(local, "OfferSyncDeadLetterQueueUrl", "scheduled-input")
+    _dead_letter(local, "OrdersDeadLetterQueueUrl", "order.created:not-this-one")
+    (result,) = _run_block(runner, "offer-sync-dlq")
+    assert message_id in result.out
+    assert "not-this-one" not in result.out
+    assert "1 message(s)" in result.out
+
+
+def check_sync_dry_run(local: LocalEnvironment, runner: LocalRunner) -> None:
+    before = _writes(local)
+    whole, one_sku, invoked = _run_block(runner, "sync-dry-run")
+    assert '"dryRun": true' in whole.out
+    assert '"status": "dry_run"' in whole.out
+    assert '"skus": ["NET-FIBER-300"]' in one_sku.out
+    report = json.loads(invoked.out)
+    assert report["dryRun"] is True
+    assert report["sync"]["status"] == "dry_run"
+    assert "sweep" in report
+    # Then nothing was written to Offergrid and nothing queued
+    assert _writes(local) == before
+    assert _messages(local, "OrdersQueueUrl") == []
+
+
+def check_sync_cli_plan(local: LocalEnvironment, runner: LocalRunner) -> None:
+    before = _writes(local)
+    (plan,) = _run_block(runner, "sync-cli-plan")
+    assert plan.out.startswith("Plan dry_run"), plan.out
+    catalog = json.loads((REPO / "samples" / "catalog.json").read_text())
+    assert f"({len(catalog)}/{len(catalog)} rows valid)" in plan.out
+    assert _writes(local) == before
+
+
+def check_sync_skus(local: LocalEnvironment, runner: LocalRunner) -> None:
+    assert local.fake is not None
+    (result,) = _run_block(runner, "sync-skus")
+    assert '"status": "complete"' in result.out
+    skus = [offer.get("sku") for offer in local.fake.offers.values()]
+    assert "NET-FIBER-300" in skus
+    assert len(skus) == 1, "a sync of one SKU wrote other offers"
+
+
+CHECKS: dict[str, Callable[[LocalEnvironment, LocalRunner], None]] = {
+    "webhook-replay": check_webhook_replay,
+    "dlq-inspect": check_dlq_inspect,
+    "dlq-redrive": check_dlq_redrive,
+    "offer-sync-dlq": check_offer_sync_dlq,
+    "sync-dry-run": check_sync_dry_run,
+    "sync-cli-plan": check_sync_cli_plan,
+    "sync-skus": check_sync_skus,  # last: it writes an offer to the fake
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(CHECKS))
+def test_local_runbook_block(name: str, local: LocalEnvironment, runner: LocalRunner):
+    CHECKS[name](local, runner)
+
+
+def test_runbook_paths_used_by_the_blocks_exist():
+    for block in local_blocks().values():
+        for path in re.findall(r"\b(?:events|samples)/[\w./-]+\.json\b", block.body):
+            assert (REPO / path).exists(), f"{block.path.name}: {path} does not exist"
+
+
+# ---------------------------------------------------------------------------------------------------
+# events/env.json: `sam local invoke --env-vars` against the local stack (README "Local invoke")
+# ---------------------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_events_env_json_is_what_the_local_stack_gives_each_function(local: LocalEnvironment):
+    assert local.stack is not None
+    committed = json.loads((REPO / "events" / "env.json").read_text(encoding="utf-8"))
+    assert committed == render_env_vars(local.stack, portable=True), (
+        "events/env.json is stale: python -m tests.e2e.local_env_vars --portable > events/env.json"
+    )
+    assert set(committed) == {"Parameters", *local.specs}
+    assert committed["Parameters"]["AWS_ENDPOINT_URL"] == "http://127.0.0.1:5000"
+
+
+@pytest.mark.slow
+def test_generated_env_vars_set_every_declared_variable_and_nothing_else(local: LocalEnvironment, tmp_path):
+    assert local.stack is not None
+    assert local.stack_file is not None
+    # Given the file written for the running stack by the documented command
+    out = io.StringIO()
+    with redirect_stdout(out):
+        assert env_vars_main(["--stack-file", str(local.stack_file)]) == 0
+    document = json.loads(out.getvalue())
+    for function_id, spec in local.specs.items():
+        # Then sam (and devtools.local) would apply all of it: every name is declared by the template
+        applied = apply_env_vars(spec, document)
+        assert applied.ignored == [], function_id
+        # and the values are the ones the local stack gives the function's worker
+        expected = {**spec.environment, "AWS_ENDPOINT_URL": local.stack.endpoint_url}
+        assert applied.environment == expected, function_id
+    # When a function is invoked with it, as `sam local invoke --env-vars` would
+    env_file = tmp_path / "env.json"
+    env_file.write_text(json.dumps(document))
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with redirect_stdout(stdout), redirect_stderr(stderr):
+        code = local_main(
+            [
+                "invoke",
+                "WebhookIngressFunction",
+                "-e",
+                str(REPO / "events" / "webhook_order_created.json"),
+                "--env-vars",
+                str(env_file),
+                "--stack-file",
+                str(local.stack_file),
+            ]
+        )
+    # Then the webhook is accepted and queued, with no "ignored variables" warning
+    assert code == 0, stderr.getvalue()
+    assert 200 <= json.loads(stdout.getvalue())["statusCode"] < 300
+    assert "warning:" not in stderr.getvalue()
+    assert len(_messages(local, "OrdersQueueUrl")) == 1
+    _empty_queues(local)

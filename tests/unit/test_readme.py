@@ -1,0 +1,142 @@
+"""README.md against the code: every parameter and environment variable documented, commands real."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+from offergrid_integration.catalog.settings import SyncSettings
+from offergrid_integration.config import WebhookIngressSettings, env_var_names
+from offergrid_integration.orders.settings import ProcessorSettings
+from pydantic import BaseModel
+
+from devtools.local.template import Template, load_template
+
+REPO = Path(__file__).resolve().parents[2]
+README = (REPO / "README.md").read_text(encoding="utf-8")
+SETTINGS: tuple[type[BaseModel], ...] = (WebhookIngressSettings, ProcessorSettings, SyncSettings)
+OPENING = """# Offergrid provider integration (AWS SAM)
+
+```sh
+make demo   # the whole integration running locally: moto + an Offergrid fake, no AWS account, no Docker
+make test   # everything CI checks: ruff, mypy, template checks, sam build, the test suite
+```
+"""
+
+
+@pytest.fixture(scope="module")
+def template() -> Template:
+    return load_template(REPO / "template.yaml")
+
+
+def _table_rows(heading: str) -> dict[str, str]:
+    """First-column names (in backticks) of the table under `heading`, with their whole row."""
+    section = README.split(heading, 1)[1].split("\n#", 1)[0]
+    rows = {}
+    for line in section.splitlines():
+        found = re.match(r"^\| `([A-Za-z_][\w]*)` \|", line)
+        if found:
+            rows[found[1]] = line
+    return rows
+
+
+def test_the_readme_opens_with_the_two_commands():
+    assert README.startswith(OPENING)
+    assert "fresh machine" in README.split("##", 1)[0]
+
+
+def test_every_template_parameter_is_in_the_parameter_table(template: Template):
+    documented = _table_rows("### Template parameters")
+    parameters = set(template.document["Parameters"])
+    assert parameters - set(documented) == set(), "parameters missing from the README table"
+    assert set(documented) - parameters == set(), "the README documents parameters the template lacks"
+
+
+def test_every_default_in_the_parameter_table_is_the_templates(template: Template):
+    documented = _table_rows("### Template parameters")
+    for name, spec in template.document["Parameters"].items():
+        default = str(spec.get("Default", ""))
+        if default and len(default) < 40:
+            assert f"`{default}`" in documented[name], f"{name}: default {default!r} not in its README row"
+
+
+def _declared_variables(template: Template) -> set[str]:
+    """Every variable template.yaml declares (Globals and each function), conditional ones included."""
+    globals_ = (template.document.get("Globals") or {}).get("Function") or {}
+    declared = set((globals_.get("Environment") or {}).get("Variables") or {})
+    for function_id in template.function_ids():
+        properties = template.resources[function_id].get("Properties") or {}
+        declared |= set((properties.get("Environment") or {}).get("Variables") or {})
+    return declared
+
+
+def test_every_environment_variable_is_in_the_variable_table(template: Template):
+    documented = set(_table_rows("### Environment variables"))
+    read_by_code = {name for model in SETTINGS for name in env_var_names(model)}
+    assert read_by_code, "no settings model read?"
+    missing = (read_by_code | _declared_variables(template)) - documented
+    assert missing == set(), "variables missing from the README table"
+
+
+def test_variables_marked_not_set_are_really_not_set_by_the_template(template: Template):
+    declared = _declared_variables(template)
+    for name, row in _table_rows("### Environment variables").items():
+        assert ("*not set*" in row) == (name not in declared), f"{name}: the README says otherwise"
+
+
+def _readme_commands() -> list[str]:
+    commands: list[str] = []
+    for block in re.findall(r"^```sh\n(.*?)^```", README, flags=re.M | re.S):
+        pending = ""
+        for raw in block.splitlines():
+            line = raw.strip()
+            if line.endswith("\\"):
+                pending += line[:-1] + " "
+                continue
+            line, pending = pending + line, ""
+            if line and not line.startswith("#"):
+                commands.append(line)
+    return commands
+
+
+def test_every_make_target_in_the_readme_exists():
+    makefile = (REPO / "Makefile").read_text(encoding="utf-8")
+    targets = set(re.findall(r"^([a-z][a-z-]*):", makefile, flags=re.M))
+    used = set(re.findall(r"`make ([a-z][a-z-]*)", README))
+    used |= {shlex.split(c)[1] for c in _readme_commands() if c.startswith("make ")}
+    assert used, "the README names no make target?"
+    assert used - targets == set(), "the README names make targets the Makefile lacks"
+
+
+def test_every_project_cli_command_in_the_readme_parses():
+    from devtools import offer_sync_cli, replay
+    from devtools.local.__main__ import build_parser as local_parser
+
+    parsers = {
+        "devtools.replay": replay.build_parser,
+        "devtools.offer_sync_cli": offer_sync_cli.build_parser,
+        "devtools.local": local_parser,
+        "tests.e2e.local_env_vars": None,
+    }
+    checked = 0
+    for command in _readme_commands():
+        words = shlex.split(command.split(" > ", 1)[0], comments=True)
+        if len(words) < 3 or words[1] != "-m" or not words[0].endswith("python"):
+            continue
+        assert words[2] in parsers, f"{command!r}: unknown module"
+        parser = parsers[words[2]]
+        if parser is not None:
+            parser().parse_args(words[3:])
+        checked += 1
+    assert checked >= 8
+
+
+def test_every_file_the_readme_names_exists():
+    for path in set(
+        re.findall(
+            r"\b((?:events|samples|docs|devtools|tests|benchmarks)/[\w./-]+\.(?:json|md|py|csv))", README
+        )
+    ):
+        assert (REPO / path).exists(), path
