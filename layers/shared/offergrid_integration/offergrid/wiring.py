@@ -23,7 +23,13 @@ def client_from_settings(
     clock: Clock = SYSTEM_CLOCK,
     api_key: ApiKeyProvider | None = None,
 ) -> OffergridClient:
-    """`api_key` replaces the Secrets Manager store (tests and tools)."""
+    """`api_key` replaces the Secrets Manager store (tests and tools).
+
+    The budget is keyed by the secret that holds the key, not by the key's value: across a key
+    rotation, instances that read the old value and instances that read the new one must keep
+    drawing from one budget (two budgets would let the stack send twice the limit with the new key).
+    """
+    budget_owner = settings.offergrid_api_key_secret
     if api_key is None:
         api_key = SecretStore(
             api_key_secret_id=settings.offergrid_api_key_secret,
@@ -31,10 +37,12 @@ def client_from_settings(
             max_age_seconds=settings.secrets_cache_seconds,
             endpoint_url=settings.aws_endpoint_url,
         ).api_key
+    else:
+        budget_owner = api_key()
     return OffergridClient(
         base_url=settings.offergrid_api_url,
         api_key=api_key,
-        rate_budget=build_rate_budget(settings.rate_limit_table, budget_id_for_api_key(api_key()), clock),
+        rate_budget=build_rate_budget(settings.rate_limit_table, budget_id_for_api_key(budget_owner), clock),
         timeout=settings.offergrid_timeout_seconds,
         clock=clock,
         remaining_time=remaining_time,
