@@ -41,6 +41,7 @@ for path in (str(ROOT), str(ROOT / "layers" / "shared")):
     if path not in sys.path:
         sys.path.insert(0, path)
 
+from devtools.offergrid_fake import OffergridFake
 from offergrid_integration.catalog.mapping import CatalogMapping, RawRow, default_mapping
 from offergrid_integration.catalog.plan import index_offers_by_sku, plan_offer_changes
 from offergrid_integration.catalog.service import SyncDependencies, SyncOptions, run_offer_sync
@@ -51,8 +52,6 @@ from offergrid_integration.observability import logger
 from offergrid_integration.offergrid.client import OffergridClient
 from offergrid_integration.offergrid.models import Offer, OfferCreate, OfferUpdate
 from offergrid_integration.ratelimit import InProcessRateBudget
-
-from devtools.offergrid_fake import OffergridFake
 
 API_KEY = "test-api-key"
 TIME_SCALE = 60.0

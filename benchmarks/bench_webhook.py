@@ -127,10 +127,9 @@ class StaticSecrets:
 def warm(requests: int) -> dict[str, Any]:
     import logging
 
+    from functions.webhook_ingress import app
     from offergrid_integration.observability import logger
     from offergrid_integration.webhooks.ingress import WebhookIngress
-
-    from functions.webhook_ingress import app
 
     def event(name: str) -> dict[str, Any]:
         loaded: dict[str, Any] = json.loads((ROOT / "events" / name).read_text(encoding="utf-8"))

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
 from offergrid_integration.config import WebhookIngressSettings, load_settings
 from offergrid_integration.observability import logger, metrics
 from offergrid_integration.secrets import SecretStore

@@ -13,6 +13,8 @@ from typing import Any
 
 import boto3
 import pytest
+
+from devtools.offergrid_fake import OffergridFake
 from offergrid_integration.catalog.mapping import default_mapping
 from offergrid_integration.catalog.plan import MissingOfferPolicy, canonical
 from offergrid_integration.catalog.report import RunStatus, SyncReport
@@ -23,8 +25,6 @@ from offergrid_integration.clock import ScaledClock
 from offergrid_integration.offergrid.client import OffergridClient
 from offergrid_integration.offergrid.models import Offer
 from offergrid_integration.ratelimit import InProcessRateBudget, RateWindow
-
-from devtools.offergrid_fake import OffergridFake
 from tests.fixtures.offergrid_fake import TEST_API_KEY, OffergridFakeFactory
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"

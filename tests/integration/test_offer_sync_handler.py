@@ -10,16 +10,16 @@ from typing import Any
 
 import boto3
 import pytest
-from offergrid_integration.catalog.runtime import SyncRuntime
-from offergrid_integration.catalog.settings import SyncSettings
-from offergrid_integration.clock import ScaledClock
-from offergrid_integration.config import ConfigurationError, load_settings
-from offergrid_integration.observability import logger
 from pydantic import ValidationError
 
 from devtools import offer_sync_cli
 from devtools.offergrid_fake import OffergridFake
 from functions.offer_sync import app
+from offergrid_integration.catalog.runtime import SyncRuntime
+from offergrid_integration.catalog.settings import SyncSettings
+from offergrid_integration.clock import ScaledClock
+from offergrid_integration.config import ConfigurationError, load_settings
+from offergrid_integration.observability import logger
 from tests.fixtures.offergrid_fake import TEST_API_KEY, OffergridFakeFactory
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -27,7 +27,11 @@ def test_instances_before_and_after_a_key_rotation_share_one_budget(aws, offergr
     )
     settings = load_settings(
         CommonSettings,
-        {"OFFERGRID_API_URL": fake.base_url, "OFFERGRID_API_KEY_SECRET": secret_arn, "RATE_LIMIT_TABLE": TABLE},
+        {
+            "OFFERGRID_API_URL": fake.base_url,
+            "OFFERGRID_API_KEY_SECRET": secret_arn,
+            "RATE_LIMIT_TABLE": TABLE,
+        },
     )
 
     # When one instance calls with the old key, the key is rotated, and a new instance calls with the new

@@ -15,14 +15,14 @@ from typing import Any
 
 import boto3
 import pytest
+
+from devtools.offergrid_fake import OffergridFake
+from functions.order_processor import app
 from offergrid_integration.clock import Clock, ScaledClock
 from offergrid_integration.config import load_settings
 from offergrid_integration.orders.records import DynamoDBOrderStore, OrderRecord
 from offergrid_integration.orders.settings import ProcessorSettings
 from offergrid_integration.orders.workorders import work_order_id_for
-
-from devtools.offergrid_fake import OffergridFake
-from functions.order_processor import app
 from tests.fixtures.aws import FakeLambdaContext
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"

@@ -13,12 +13,12 @@ from typing import Any
 import boto3
 import pytest
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
-from offergrid_integration.clock import SYSTEM_CLOCK, ScaledClock
-from offergrid_integration.config import load_settings
-from offergrid_integration.orders.settings import ProcessorSettings
 
 from devtools.offergrid_fake import OffergridFake
 from functions.order_processor import app
+from offergrid_integration.clock import SYSTEM_CLOCK, ScaledClock
+from offergrid_integration.config import load_settings
+from offergrid_integration.orders.settings import ProcessorSettings
 from tests.fixtures.aws import FakeLambdaContext
 from tests.integration import test_order_processor as base
 from tests.integration.test_order_processor import (

@@ -20,6 +20,8 @@ import boto3
 import httpx
 import pytest
 from moto.server import ThreadedMotoServer
+
+from devtools.offergrid_fake import OffergridFake
 from offergrid_integration.clock import ScaledClock
 from offergrid_integration.offergrid.errors import RateBudgetExhausted
 from offergrid_integration.ratelimit import (
@@ -29,8 +31,6 @@ from offergrid_integration.ratelimit import (
     RateBudget,
     budget_id_for_api_key,
 )
-
-from devtools.offergrid_fake import OffergridFake
 from tests.fixtures.offergrid_fake import TEST_API_KEY, OffergridFakeFactory
 
 pytestmark = pytest.mark.slow

@@ -17,6 +17,8 @@ import boto3
 import pytest
 from botocore.exceptions import EndpointConnectionError
 from botocore.stub import Stubber
+
+from functions.webhook_ingress import app
 from offergrid_integration.observability import logger as shared_logger
 from offergrid_integration.webhooks.queue import QueueSendError
 from offergrid_integration.webhooks.signature import (
@@ -26,8 +28,6 @@ from offergrid_integration.webhooks.signature import (
     verify_signature,
 )
 from offergrid_integration.webhooks.sqs_queue import SqsQueue
-
-from functions.webhook_ingress import app
 from scripts import make_sample_events
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

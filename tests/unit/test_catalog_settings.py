@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from offergrid_integration.catalog.plan import MissingOfferPolicy
 from offergrid_integration.catalog.settings import SyncSettings
 from offergrid_integration.catalog.sources import CatalogFormat

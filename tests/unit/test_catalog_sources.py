@@ -7,6 +7,7 @@ import json
 import boto3
 import httpx
 import pytest
+
 from offergrid_integration.catalog.sources import (
     CatalogFormat,
     CatalogReadError,

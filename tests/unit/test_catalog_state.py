@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import boto3
 import pytest
+
 from offergrid_integration.catalog.state import (
     DynamoDBSyncState,
     InMemorySyncState,

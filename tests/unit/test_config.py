@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import BaseModel
+
 from offergrid_integration.config import (
     CommonSettings,
     ConfigurationError,
@@ -10,7 +12,6 @@ from offergrid_integration.config import (
     env_var_names,
     load_settings,
 )
-from pydantic import BaseModel
 
 QUEUE_URL = "https://sqs.eu-west-1.amazonaws.com/123456789012/offergrid-orders"
 COMMON_ENV = {"OFFERGRID_API_KEY_SECRET": "offergrid/api-key"}

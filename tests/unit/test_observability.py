@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
 from offergrid_integration import observability
 from offergrid_integration.observability import (
     METRICS_NAMESPACE,

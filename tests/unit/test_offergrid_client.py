@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 
 import pytest
+
 from offergrid_integration.clock import ScaledClock, SystemClock
 from offergrid_integration.offergrid.client import (
     INITIAL_RETRY_DELAY,

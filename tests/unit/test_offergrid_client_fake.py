@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from offergrid_integration.clock import ScaledClock
 from offergrid_integration.offergrid.client import MAX_RETRY_AFTER, OffergridClient
 from offergrid_integration.offergrid.errors import (

@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 from aws_lambda_powertools import Metrics
+
+from devtools.offergrid_fake import OffergridFake
 from offergrid_integration.metrics_names import (
     CATALOGUE,
     OFFERGRID_ERROR,
@@ -34,8 +36,6 @@ from offergrid_integration.offergrid.observer import (
     NullObserver,
     default_observer,
 )
-
-from devtools.offergrid_fake import OffergridFake
 
 KEY = "test-api-key"
 NAMESPACE = "ObserverTest"

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from pydantic import ValidationError
+
 from offergrid_integration.offergrid.models import (
     ConnectionType,
     CustomerInfo,
@@ -22,7 +24,6 @@ from offergrid_integration.offergrid.models import (
     ServiceAddress,
     StatusUpdate,
 )
-from pydantic import ValidationError
 
 DOCS_OFFER = {
     "id": "off-789-ghi",

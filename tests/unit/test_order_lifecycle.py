@@ -5,6 +5,8 @@ from __future__ import annotations
 import itertools
 
 import pytest
+
+from devtools.offergrid_fake.lifecycle import transition_error
 from offergrid_integration.offergrid.models import OrderItemStatus as S
 from offergrid_integration.orders.lifecycle import (
     InvalidTransition,
@@ -14,8 +16,6 @@ from offergrid_integration.orders.lifecycle import (
     is_decidable,
     is_terminal,
 )
-
-from devtools.offergrid_fake.lifecycle import transition_error
 
 
 @pytest.mark.parametrize(

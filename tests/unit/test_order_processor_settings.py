@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from offergrid_integration.config import ConfigurationError, load_settings
 from offergrid_integration.orders.settings import ProcessorSettings
 

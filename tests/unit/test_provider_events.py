@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from offergrid_integration.offergrid.models import OrderItemStatus
 from offergrid_integration.orders.provider_events import (
     InvalidProviderEvent,

@@ -7,12 +7,12 @@ import shlex
 from pathlib import Path
 
 import pytest
-from offergrid_integration.catalog.settings import SyncSettings
-from offergrid_integration.config import WebhookIngressSettings, env_var_names
-from offergrid_integration.orders.settings import ProcessorSettings
 from pydantic import BaseModel
 
 from devtools.local.template import Template, load_template
+from offergrid_integration.catalog.settings import SyncSettings
+from offergrid_integration.config import WebhookIngressSettings, env_var_names
+from offergrid_integration.orders.settings import ProcessorSettings
 
 REPO = Path(__file__).resolve().parents[2]
 README = (REPO / "README.md").read_text(encoding="utf-8")

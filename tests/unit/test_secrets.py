@@ -11,6 +11,7 @@ from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from aws_lambda_powertools.utilities.parameters import base as parameters_base
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 from moto.server import ThreadedMotoServer
+
 from offergrid_integration.config import ConfigurationError
 from offergrid_integration.observability import REDACTED, redact
 from offergrid_integration.secrets import (
@@ -20,7 +21,6 @@ from offergrid_integration.secrets import (
     parse_api_key,
     parse_webhook_secrets,
 )
-
 from tests.fixtures.aws import REGION
 
 API_KEY_ID = "offergrid/test/api-key"

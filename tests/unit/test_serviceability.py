@@ -8,6 +8,7 @@ from typing import Any
 import boto3
 import httpx
 import pytest
+
 from offergrid_integration.config import ConfigurationError
 from offergrid_integration.offergrid.models import OrderItem, ServiceAddress
 from offergrid_integration.orders.serviceability import (

@@ -6,6 +6,8 @@ import json
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from pydantic import ValidationError
+
 from offergrid_integration.webhooks.events import (
     EventType,
     InvalidEventPayload,
@@ -18,7 +20,6 @@ from offergrid_integration.webhooks.events import (
     queued_message_for_order_item,
     utc_from_epoch,
 )
-from pydantic import ValidationError
 
 FLAT_CREATED = {
     "event": "order.created",

@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass, field
 
 import pytest
+
 from offergrid_integration.webhooks.events import PayloadFailure, QueuedMessage
 from offergrid_integration.webhooks.ingress import (
     IngressResult,

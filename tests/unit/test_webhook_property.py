@@ -17,9 +17,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import event as event_label
 from hypothesis import strategies as st
-from offergrid_integration.webhooks.signature import compact_json, sign
 
 from functions.webhook_ingress import app
+from offergrid_integration.webhooks.signature import compact_json, sign
 
 DEV_SECRET = "local-dev-webhook-secret"
 HEADER_NAMES = ["x-offergrid-signature", "X-Offergrid-Signature", "X-OFFERGRID-SIGNATURE"]

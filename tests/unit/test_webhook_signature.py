@@ -8,6 +8,7 @@ import hmac
 import json
 
 import pytest
+
 from offergrid_integration.webhooks.signature import (
     SignatureFailure,
     SignatureMatch,
