@@ -34,10 +34,9 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 from devtools.local.runtime import REPO_ROOT
-from devtools.local.stack import DEFAULT_TEMPLATE, LOCAL_WEBHOOK_SECRET, LocalEnvironment
+from devtools.local.stack import DEFAULT_TEMPLATE, LOCAL_WEBHOOK_SECRET, SAMPLE_CATALOG, LocalEnvironment
 from devtools.local.template import FunctionSpec
 
-SAMPLE_CATALOG: Final = REPO_ROOT / "samples" / "catalog.json"
 STATUS_EVENT: Final = "workorder.status_changed"
 PROVIDER_SOURCE: Final = "acme.fulfilment"
 DEMO_TIME_SCALE: Final = 60.0
@@ -155,9 +154,7 @@ def step_offer_sync(env: LocalEnvironment, report: DemoReport) -> None:
             f"{spec.logical_id}: CATALOG_SOURCE_URI is {source!r}, the demo needs an s3:// catalog"
         )
     catalog = json.loads(SAMPLE_CATALOG.read_text(encoding="utf-8"))
-    env.stack.client("s3").put_object(
-        Bucket=parts.netloc, Key=parts.path.lstrip("/"), Body=SAMPLE_CATALOG.read_bytes()
-    )
+    env.upload_catalog(SAMPLE_CATALOG, function_id=spec.logical_id)
     # Offergrid already lists two offers of this provider: one outdated, one retired from the catalog.
     first = catalog[0]
     env.fake.add_offer(

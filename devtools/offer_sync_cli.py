@@ -9,7 +9,8 @@ The API key comes from an environment variable (`--api-key-env`, default OFFERGR
 Secrets Manager secret (`--api-key-secret`); never from the command line, where `ps` would show it.
 Without `--state-table` the lock, checkpoint and report live in this process only.
 Exit status: 0 when the plan/apply completed without failures, 1 when some writes or rows failed or
-the run is incomplete, 2 on a usage or configuration error.
+the run is incomplete, 2 on a usage or configuration error or when an AWS call failed (no region, no
+credentials, no such table/bucket/secret, access denied): one line on stderr, no traceback.
 """
 
 # ruff: noqa: E402 - the layer is put on sys.path before its modules are imported
@@ -22,6 +23,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 # `python -m devtools.offer_sync_cli` from the repo root: the layer's package is not installed.
 _LAYER = str(Path(__file__).resolve().parents[1] / "layers" / "shared")
@@ -48,11 +51,11 @@ from offergrid_integration.catalog.sources import (
 )
 from offergrid_integration.catalog.state import DynamoDBSyncState, InMemorySyncState, SyncStateStore
 from offergrid_integration.clock import SYSTEM_CLOCK, Clock, ScaledClock
-from offergrid_integration.config import DEFAULT_OFFERGRID_API_URL
+from offergrid_integration.config import DEFAULT_OFFERGRID_API_URL, ConfigurationError
 from offergrid_integration.observability import logger
 from offergrid_integration.offergrid.client import ApiKeyProvider, OffergridClient
 from offergrid_integration.ratelimit import budget_id_for_api_key, build_rate_budget
-from offergrid_integration.secrets import SecretStore
+from offergrid_integration.secrets import SecretStore, SecretUnavailableError
 
 EXIT_OK = 0
 EXIT_INCOMPLETE = 1
@@ -130,9 +133,31 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             return _sync(args, out)
         finally:
             logger.setLevel(previous_level)
-    except (UsageError, MappingError, CatalogReadError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
+    except (UsageError, MappingError, CatalogReadError, ConfigurationError, ValueError) as error:
+        print(f"error: {_one_line(error)}", file=sys.stderr)
         return EXIT_USAGE
+    except SecretUnavailableError as error:  # names the secret, never its value
+        print(f"error: {_one_line(error)}", file=sys.stderr)
+        return EXIT_USAGE
+    except (ClientError, BotoCoreError) as error:
+        print(f"error: AWS call failed: {_aws_error(error)}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _one_line(error: BaseException | str) -> str:
+    text = " ".join(str(error).split())
+    return text or type(error).__name__
+
+
+def _aws_error(error: ClientError | BotoCoreError) -> str:
+    """`NoRegionError: You must specify a region.`, `ResourceNotFoundException: ...` (one line)."""
+    if isinstance(error, ClientError):
+        details = error.response.get("Error", {})
+        code = details.get("Code") or "ClientError"
+        operation = getattr(error, "operation_name", "") or "the call"
+        message = details.get("Message") or ""
+        return _one_line(f"{code} on {operation}" + (f": {message}" if message else ""))
+    return f"{type(error).__name__}: {_one_line(error)}"
 
 
 def _sync(args: argparse.Namespace, out: TextIO) -> int:

@@ -354,14 +354,37 @@ def cmd_sync(args: argparse.Namespace) -> int:
         result = json.loads(response["Payload"].read() or b"null")
         ok = "FunctionError" not in response
     _say(json.dumps(result, indent=2))
-    return 0 if ok and _sync_succeeded(result) else 1
+    if not ok:
+        print("error: the offer sync function failed (see its error above)", file=sys.stderr)
+        return 1
+    problem = sync_problem(result)
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return 1
+    return 0
 
 
-def _sync_succeeded(result: Any) -> bool:
+SYNC_OK_STATUSES: Final = frozenset({"complete", "dry_run"})
+
+
+def sync_problem(result: Any) -> str | None:
+    """Why the sync function's answer is not a successful run (None when it is).
+
+    Success is a sync report whose `status` is `complete` or `dry_run` and that lists no failed
+    write. `incomplete` (stopped early), `locked` (another run holds the lock) and `failed` (the
+    catalog or the offers could not be read) are not: the run did not make the offers equal.
+    """
     sync = result.get("sync") if isinstance(result, dict) else None
-    if isinstance(sync, dict):
-        return not sync.get("failures")
-    return True
+    if not isinstance(sync, dict):
+        return "the answer holds no sync report"
+    status = sync.get("status")
+    if status not in SYNC_OK_STATUSES:
+        reason = sync.get("stopReason")
+        return f"offer sync status is {status!r}" + (f": {reason}" if reason else "")
+    failed = len(sync.get("failures") or []) or int(sync.get("failed") or 0)
+    if failed:
+        return f"offer sync {status} with {failed} failed write(s)"
+    return None
 
 
 # ---------------------------------------------------------------------------------------------------

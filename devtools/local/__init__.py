@@ -6,6 +6,7 @@
 - `apigw`: the local API Gateway (REST proxy events) for the template's `Api` events
 - `poller`: the SQS event source mapping (batches, partial failures, retries, DLQ)
 - `stack`: all of it together (`LocalEnvironment`), used by `up`, `invoke`, the demo and the tests
+- `env_vars`: the `sam local invoke --env-vars` file of a running stack (`env-vars`; events/env.json)
 """
 
 from devtools.local.provision import LocalStack, MotoServer, provision

@@ -1,9 +1,11 @@
 """`python -m devtools.local`: the stack on this machine, without Docker and without AWS.
 
     python -m devtools.local up                      # moto + Offergrid fake + API + pollers, until Ctrl-C
+    python -m devtools.local up --parameter-overrides OrderProcessingEnabled=false   # queue, don't process
     python -m devtools.local invoke WebhookIngressFunction -e events/webhook_order_created.json \\
         --env-vars events/env.json                   # what `sam local invoke` does, against `up`'s stack
-    python -m devtools.local invoke OfferSyncFunction -e events/scheduled_sync.json --ephemeral
+    python -m devtools.local invoke OfferSyncFunction -e events/scheduled_offer_sync.json --ephemeral
+    python -m devtools.local env-vars > .local/env.json   # sam's --env-vars file for `up`'s stack
 """
 
 from __future__ import annotations
@@ -18,11 +20,14 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from devtools.local.env_vars import render as render_env_vars
+from devtools.local.env_vars import to_json as env_vars_json
 from devtools.local.provision import LocalStack
 from devtools.local.runtime import FunctionWorker, InvokeResult
 from devtools.local.stack import (
     DEFAULT_STACK_FILE,
     DEFAULT_TEMPLATE,
+    SAMPLE_CATALOG,
     LocalEnvironment,
     function_environment,
 )
@@ -78,6 +83,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="compressed visibility timeout before a failed record is retried (s, default 2)",
     )
     up.add_argument("--env-vars", type=Path, help="sam-style env-vars file applied to every worker")
+    catalog = up.add_mutually_exclusive_group()
+    catalog.add_argument(
+        "--catalog",
+        type=Path,
+        default=SAMPLE_CATALOG,
+        help="uploaded where the offer sync reads its catalog (the catalog bucket, at the "
+        "CatalogObjectKey parameter's key); default samples/catalog.json",
+    )
+    catalog.add_argument(
+        "--no-catalog",
+        dest="catalog",
+        action="store_const",
+        const=None,
+        help="leave the catalog bucket empty (the sync then fails until a catalog is uploaded)",
+    )
 
     invoke = sub.add_parser("invoke", help="invoke one function once, as `sam local invoke` does")
     common(invoke)
@@ -94,6 +114,17 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="start a throw-away stack (moto + fake) for this invocation instead of using "
         "the one `up` started",
+    )
+    env_vars = sub.add_parser(
+        "env-vars",
+        help="print the `sam local invoke --env-vars` file for the running stack",
+        description="Print the env-vars JSON (sam's format) for the stack `up` started: every "
+        "variable the template declares, with the local stack's values. Against `make local` on its "
+        "default ports this is events/env.json.",
+    )
+    env_vars.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE, help="default: template.yaml")
+    env_vars.add_argument(
+        "--stack-file", type=Path, default=DEFAULT_STACK_FILE, help="default: .local/stack.json"
     )
     return parser
 
@@ -178,8 +209,9 @@ def run_invoke(args: argparse.Namespace) -> int:
     return 0 if outcome.ok else 1
 
 
-def run_up(args: argparse.Namespace) -> int:
-    env = LocalEnvironment(
+def environment_from_args(args: argparse.Namespace) -> LocalEnvironment:
+    """The `LocalEnvironment` that `up` starts for these arguments (not started)."""
+    return LocalEnvironment(
         template_path=args.template,
         parameters=_parameters(args.parameter_overrides),
         time_scale=args.time_scale,
@@ -189,7 +221,31 @@ def run_up(args: argparse.Namespace) -> int:
         retry_delay=args.retry_delay,
         stack_file=args.stack_file,
         env_vars=_read_env_vars(args.env_vars),
+        catalog=args.catalog,
     )
+
+
+def summary(env: LocalEnvironment, failures: Mapping[str, str]) -> list[str]:
+    """What `up` prints once the stack runs: endpoints, functions, event sources, the catalog."""
+    assert env.stack is not None
+    lines = [f"  {name:<50} {url}" for name, url in env.stack.urls.items()]
+    for function_id in env.workers:
+        state = f"NOT RUNNING: {failures[function_id]}" if function_id in failures else "warm"
+        lines.append(f"  function {function_id:<41} {state}")
+    for source in env.sources:
+        state = "polling" if source.enabled else "PAUSED (Enabled is false: messages wait on the queue)"
+        queue = source.queue_url.rsplit("/", 1)[-1]
+        lines.append(f"  {'poller ' + source.function_id:<50} {queue}: {state}")
+    if env.catalog is None:
+        lines.append(f"  {'catalog':<50} not uploaded (--no-catalog)")
+    for location in env.uploaded_catalogs:
+        lines.append(f"  {'catalog':<50} {location} (from {env.catalog})")
+    lines.append(f"  logs{'':<46} {env.log_dir}/<Function>.log")
+    return lines
+
+
+def run_up(args: argparse.Namespace) -> int:
+    env = environment_from_args(args)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -204,16 +260,18 @@ def run_up(args: argparse.Namespace) -> int:
         for function_id, ignored in env.ignored_env_vars.items():
             warn_ignored(function_id, ignored, str(args.env_vars))
         print(f"\nlocal stack up ({env.timings['start']:.1f} s); endpoints in {args.stack_file}:")
-        for name, url in env.stack.urls.items():
-            print(f"  {name:<50} {url}")
-        for function_id in env.workers:
-            state = f"NOT RUNNING: {failures[function_id]}" if function_id in failures else "warm"
-            print(f"  function {function_id:<41} {state}")
-        print(f"  logs{'':<46} {env.log_dir}/<Function>.log")
+        print("\n".join(summary(env, failures)))
         print("\nexport AWS_ENDPOINT_URL=" + env.stack.endpoint_url + "   # for the aws CLI / boto3 / replay")
+        print("python -m devtools.local env-vars  # sam's --env-vars file (events/env.json on default ports)")
         print("Ctrl-C to stop.", flush=True)
         env.serve_forever(stop)
     print("stopped.")
+    return 0
+
+
+def run_env_vars(args: argparse.Namespace) -> int:
+    stack = LocalStack.load(args.stack_file)
+    sys.stdout.write(env_vars_json(render_env_vars(stack, args.template)))
     return 0
 
 
@@ -222,6 +280,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "invoke":
             return run_invoke(args)
+        if args.command == "env-vars":
+            return run_env_vars(args)
         return run_up(args)
     except (TemplateError, FileNotFoundError, ValueError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)

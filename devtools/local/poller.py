@@ -31,13 +31,20 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from devtools.local.runtime import InvokeResult
-from devtools.local.template import FunctionSpec
+from devtools.local.template import FunctionSpec, TemplateError
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs.client import SQSClient
     from mypy_boto3_sqs.type_defs import MessageTypeDef
 
-__all__ = ["BatchOutcome", "DrainReport", "SqsEventSource", "build_sqs_event", "failed_message_ids"]
+__all__ = [
+    "BatchOutcome",
+    "DrainReport",
+    "SqsEventSource",
+    "build_sqs_event",
+    "event_source_enabled",
+    "failed_message_ids",
+]
 
 MAX_MESSAGES_PER_RECEIVE: Final = 10
 _IDLE_POLL_SECONDS: Final = 0.02
@@ -72,6 +79,23 @@ def _record(message: MessageTypeDef, queue_arn: str, region: str) -> dict[str, A
     if "MD5OfMessageAttributes" in message:
         record["md5OfMessageAttributes"] = message["MD5OfMessageAttributes"]
     return record
+
+
+def event_source_enabled(value: Any, *, where: str = "Enabled") -> bool:
+    """The `Enabled` property of an event source, after the template's intrinsics were resolved.
+
+    The template sets it from a parameter (`Enabled: !Ref OrderProcessingEnabled`, "true" or
+    "false"), so the value is a boolean or its string; anything else (an unresolved intrinsic, a
+    typo) is refused, as CloudFormation would, rather than silently read as "enabled".
+    """
+    if isinstance(value, bool):
+        return value
+    text = value.strip().lower() if isinstance(value, str) else None
+    if text == "true":
+        return True
+    if text == "false":
+        return False
+    raise TemplateError(f"{where} must be true or false, got {value!r}")
 
 
 def build_sqs_event(messages: list[MessageTypeDef], queue_arn: str, region: str) -> dict[str, Any]:
@@ -163,7 +187,10 @@ class SqsEventSource:
                     report_batch_item_failures="ReportBatchItemFailures"
                     in (event.properties.get("FunctionResponseTypes") or []),
                     retry_delay=retry_delay,
-                    enabled=str(event.properties.get("Enabled", "true")).lower() != "false",
+                    enabled=event_source_enabled(
+                        event.properties.get("Enabled", True),
+                        where=f"{spec.logical_id} event {event.name}: Enabled",
+                    ),
                 )
             )
         return sources

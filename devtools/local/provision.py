@@ -6,7 +6,8 @@ provisioner does what CloudFormation does: it walks the template's active resour
 order, resolves their properties against the physical ids created so far and calls the service API
 for each one it knows. Code and wiring resources (functions, layers, APIs, IAM, logs) are run by
 the local runtime instead and are listed in `LocalStack.skipped`. No resource list is kept here:
-a table or queue added to the template appears locally on the next start.
+a table or queue added to the template appears locally on the next start. Generated names are
+deterministic (`physical_name`: `<stack>-<LogicalId>`), the same on every start.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ __all__ = [
     "PhysicalResource",
     "StackResolver",
     "aws_client",
+    "physical_name",
     "provision",
 ]
 
@@ -286,12 +288,21 @@ def _creation_order(resources: Mapping[str, dict[str, Any]]) -> list[str]:
     return order
 
 
-def _physical_name(stack: LocalStack, logical_id: str, *, max_length: int = 80, lower: bool = False) -> str:
-    alphabet = string.ascii_lowercase + string.digits if lower else string.ascii_uppercase + string.digits
-    suffix = "".join(secrets.choice(alphabet) for _ in range(12))
-    base = f"{stack.stack_name}-{logical_id}"[: max_length - 13]
-    name = f"{base}-{suffix}"
+def physical_name(
+    stack_name: str, logical_id: str, *, max_length: int = 80, lower: bool = False, prefix: str = ""
+) -> str:
+    """`<prefix><stack>-<LogicalId>`: CloudFormation's generated name without its random suffix.
+
+    CloudFormation appends 12 random characters so that two stacks in one account never collide;
+    locally every stack starts in a fresh moto server of its own, so the name can be deterministic:
+    the same on every start, which lets `events/env.json` hold the exact names `make local` uses.
+    """
+    name = f"{prefix}{stack_name}-{logical_id}"[:max_length]
     return name.lower() if lower else name
+
+
+def _physical_name(stack: LocalStack, logical_id: str, *, max_length: int = 80, lower: bool = False) -> str:
+    return physical_name(stack.stack_name, logical_id, max_length=max_length, lower=lower)
 
 
 def _arn(stack: LocalStack, service: str, resource: str) -> str:
@@ -391,7 +402,7 @@ def _create_bucket(stack: LocalStack, logical_id: str, props: dict[str, Any]) ->
 
 def _create_parameter(stack: LocalStack, logical_id: str, props: dict[str, Any]) -> PhysicalResource:
     client: SSMClient = stack.client("ssm")
-    name = props.get("Name") or f"CFN-{_physical_name(stack, logical_id)}"
+    name = props.get("Name") or physical_name(stack.stack_name, logical_id, prefix="CFN-")
     client.put_parameter(
         Name=name,
         Value=str(props["Value"]),

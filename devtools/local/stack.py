@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 from devtools.local.apigw import ApiRoute, LocalApiGateway, api_routes
 from devtools.local.poller import DrainReport, SqsEventSource
@@ -34,6 +35,7 @@ __all__ = [
     "DEFAULT_TEMPLATE",
     "LOCAL_API_KEY",
     "LOCAL_WEBHOOK_SECRET",
+    "SAMPLE_CATALOG",
     "EnvVarsResult",
     "LocalEnvironment",
     "apply_env_vars",
@@ -47,6 +49,9 @@ LOCAL_API_KEY: Final = LOCAL_SECRET_VALUES["OFFERGRID_API_KEY_SECRET"]
 LOCAL_WEBHOOK_SECRET: Final = LOCAL_SECRET_VALUES["OFFERGRID_WEBHOOK_SECRET"]
 # The template parameter that points the functions at Offergrid; locally, at the fake.
 OFFERGRID_URL_PARAMETER: Final = "OffergridApiUrl"
+# Where the offer sync reads its catalog (`s3://${CatalogBucket}/${CatalogObjectKey}` in the template).
+CATALOG_SOURCE_VARIABLE: Final = "CATALOG_SOURCE_URI"
+SAMPLE_CATALOG: Final = REPO_ROOT / "samples" / "catalog.json"
 
 
 _EXECUTE_API_URL: Final = re.compile(r"^https://[^/]+\.execute-api\.[^/]+/(?P<rest>.*)$")
@@ -109,6 +114,9 @@ class LocalEnvironment:
     region: str = "eu-west-1"
     stack_name: str = "offergrid-local"
     with_api: bool = True
+    # Uploaded after provisioning where the functions read their catalog (`upload_catalog`).
+    catalog: Path | None = None
+    uploaded_catalogs: list[str] = field(default_factory=list)
     fake: OffergridFake | None = None
     moto: MotoServer | None = None
     template: Template | None = None
@@ -153,6 +161,8 @@ class LocalEnvironment:
                     log_path=(self.log_dir / f"{function_id}.log") if self.log_dir else None,
                     region=self.region,
                 )
+            if self.catalog is not None:
+                self.uploaded_catalogs = self.upload_catalog(self.catalog)
             sqs = self.stack.client("sqs")
             for spec in self.specs.values():
                 self.sources.extend(
@@ -259,6 +269,31 @@ class LocalEnvironment:
                 value = f"{self.api.base_url}/{found.group('rest')}"
             outputs[name] = value
         return outputs
+
+    def catalog_locations(self, function_id: str | None = None) -> list[str]:
+        """The `s3://` catalog URIs the functions (or `function_id`) read, from their environment."""
+        specs = [self.specs[function_id]] if function_id is not None else list(self.specs.values())
+        locations: list[str] = []
+        for spec in specs:
+            source = spec.environment.get(CATALOG_SOURCE_VARIABLE, "")
+            if urlsplit(source).scheme == "s3" and source not in locations:
+                locations.append(source)
+        return locations
+
+    def upload_catalog(self, path: Path = SAMPLE_CATALOG, *, function_id: str | None = None) -> list[str]:
+        """Put the catalog file `path` where the functions' `CATALOG_SOURCE_URI` (an s3:// URI) points.
+
+        That is the template's catalog bucket at the `CatalogObjectKey` parameter's key, as the sync
+        reads it. Returns the URIs written (none when no function reads an s3:// catalog).
+        """
+        assert self.stack is not None
+        body = path.read_bytes()
+        locations = self.catalog_locations(function_id)
+        s3 = self.stack.client("s3")
+        for location in locations:
+            parts = urlsplit(location)
+            s3.put_object(Bucket=parts.netloc, Key=parts.path.lstrip("/"), Body=body)
+        return locations
 
     def routes(self, function_id: str | None = None) -> list[ApiRoute]:
         if self.api is None:

@@ -23,6 +23,8 @@ from typing import Any, Final, Protocol
 
 import yaml
 
+from devtools.cfn_yaml import CfnLoader
+
 __all__ = [
     "ACCOUNT_ID",
     "NO_VALUE",
@@ -59,40 +61,10 @@ class _NoValue:
 NO_VALUE: Final = _NoValue()
 
 
-# ---------------------------------------------------------------------------------------------------
-# YAML with CloudFormation tags
-# ---------------------------------------------------------------------------------------------------
-class _CfnLoader(yaml.SafeLoader):
-    pass
-
-
-def _construct_tag(loader: _CfnLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
-    value: Any
-    if isinstance(node, yaml.ScalarNode):
-        value = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    elif isinstance(node, yaml.MappingNode):
-        value = loader.construct_mapping(node, deep=True)
-    else:  # pragma: no cover - yaml has no other node kinds
-        raise TemplateError(f"unsupported YAML node for !{tag_suffix}")
-    if tag_suffix == "Ref":
-        return {"Ref": value}
-    if tag_suffix == "Condition":
-        return {"Condition": value}
-    if tag_suffix == "GetAtt" and isinstance(value, str):
-        resource, _, attribute = value.partition(".")
-        return {"Fn::GetAtt": [resource, attribute]}
-    return {f"Fn::{tag_suffix}": value}
-
-
-_CfnLoader.add_multi_constructor("!", _construct_tag)
-
-
 def load_template(path: str | Path, *, root: Path | None = None) -> Template:
     """Parse `path`; `CodeUri`s are relative to `root` (default: the template's folder, as in SAM)."""
     text = Path(path).read_text(encoding="utf-8")
-    document = yaml.load(text, Loader=_CfnLoader)  # noqa: S506 - a SafeLoader subclass
+    document = yaml.load(text, Loader=CfnLoader)  # noqa: S506 - a SafeLoader subclass
     if not isinstance(document, dict) or not isinstance(document.get("Resources"), dict):
         raise TemplateError(f"{path}: not a CloudFormation template (no Resources)")
     return Template(document, path=Path(path), root=root)

@@ -9,25 +9,19 @@ list are the template's.
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import shlex
 from collections.abc import Callable, Iterator
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 
 from devtools import offer_sync_cli, replay
 from devtools.local.__main__ import build_parser as local_parser
-from devtools.local.__main__ import main as local_main
-from devtools.local.stack import DEFAULT_TEMPLATE, LocalEnvironment, apply_env_vars
+from devtools.local.stack import DEFAULT_TEMPLATE, SAMPLE_CATALOG, LocalEnvironment
 from devtools.local.template import Template, load_template
-from tests.e2e.local_env_vars import main as env_vars_main
-from tests.e2e.local_env_vars import render as render_env_vars
 from tests.e2e.runbook_blocks import (
     REPO,
     RUNBOOKS,
@@ -171,14 +165,10 @@ def test_every_local_block_has_a_check_and_runs_only_supported_commands():
 @pytest.fixture(scope="module")
 def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalEnvironment]:
     stack_file = tmp_path_factory.mktemp("runbooks") / "stack.json"
-    with LocalEnvironment(log_dir=None, stack_file=stack_file, retry_delay=0.0).start(warm=False) as env:
-        assert env.stack is not None
-        catalog = urlsplit(env.specs["OfferSyncFunction"].environment["CATALOG_SOURCE_URI"])
-        env.stack.client("s3").put_object(
-            Bucket=catalog.netloc,
-            Key=catalog.path.lstrip("/"),
-            Body=(REPO / "samples" / "catalog.json").read_bytes(),
-        )
+    # Given the stack as `make local` starts it: the sample catalog where the sync reads it
+    env = LocalEnvironment(log_dir=None, stack_file=stack_file, retry_delay=0.0, catalog=SAMPLE_CATALOG)
+    with env.start(warm=False):
+        assert env.uploaded_catalogs, "the sample catalog was not uploaded"
         yield env
 
 
@@ -356,58 +346,3 @@ def test_runbook_paths_used_by_the_blocks_exist():
     for block in local_blocks().values():
         for path in re.findall(r"\b(?:events|samples)/[\w./-]+\.json\b", block.body):
             assert (REPO / path).exists(), f"{block.path.name}: {path} does not exist"
-
-
-# ---------------------------------------------------------------------------------------------------
-# events/env.json: `sam local invoke --env-vars` against the local stack (README "Local invoke")
-# ---------------------------------------------------------------------------------------------------
-@pytest.mark.slow
-def test_events_env_json_is_what_the_local_stack_gives_each_function(local: LocalEnvironment):
-    assert local.stack is not None
-    committed = json.loads((REPO / "events" / "env.json").read_text(encoding="utf-8"))
-    assert committed == render_env_vars(local.stack, portable=True), (
-        "events/env.json is stale: python -m tests.e2e.local_env_vars --portable > events/env.json"
-    )
-    assert set(committed) == {"Parameters", *local.specs}
-    assert committed["Parameters"]["AWS_ENDPOINT_URL"] == "http://127.0.0.1:5000"
-
-
-@pytest.mark.slow
-def test_generated_env_vars_set_every_declared_variable_and_nothing_else(local: LocalEnvironment, tmp_path):
-    assert local.stack is not None
-    assert local.stack_file is not None
-    # Given the file written for the running stack by the documented command
-    out = io.StringIO()
-    with redirect_stdout(out):
-        assert env_vars_main(["--stack-file", str(local.stack_file)]) == 0
-    document = json.loads(out.getvalue())
-    for function_id, spec in local.specs.items():
-        # Then sam (and devtools.local) would apply all of it: every name is declared by the template
-        applied = apply_env_vars(spec, document)
-        assert applied.ignored == [], function_id
-        # and the values are the ones the local stack gives the function's worker
-        expected = {**spec.environment, "AWS_ENDPOINT_URL": local.stack.endpoint_url}
-        assert applied.environment == expected, function_id
-    # When a function is invoked with it, as `sam local invoke --env-vars` would
-    env_file = tmp_path / "env.json"
-    env_file.write_text(json.dumps(document))
-    stdout, stderr = io.StringIO(), io.StringIO()
-    with redirect_stdout(stdout), redirect_stderr(stderr):
-        code = local_main(
-            [
-                "invoke",
-                "WebhookIngressFunction",
-                "-e",
-                str(REPO / "events" / "webhook_order_created.json"),
-                "--env-vars",
-                str(env_file),
-                "--stack-file",
-                str(local.stack_file),
-            ]
-        )
-    # Then the webhook is accepted and queued, with no "ignored variables" warning
-    assert code == 0, stderr.getvalue()
-    assert 200 <= json.loads(stdout.getvalue())["statusCode"] < 300
-    assert "warning:" not in stderr.getvalue()
-    assert len(_messages(local, "OrdersQueueUrl")) == 1
-    _empty_queues(local)

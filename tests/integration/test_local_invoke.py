@@ -12,14 +12,13 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 
 from devtools.local.__main__ import local_invoke
 from devtools.local.__main__ import main as local_main
 from devtools.local.runtime import FunctionWorker
-from devtools.local.stack import LocalEnvironment
+from devtools.local.stack import SAMPLE_CATALOG, LocalEnvironment
 from devtools.local.template import FunctionSpec
 from devtools.local.testing import write_project
 
@@ -41,23 +40,9 @@ def warm_workers() -> Iterator[dict[str, FunctionWorker]]:
 @pytest.fixture(scope="module")
 def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalEnvironment]:
     stack_file = tmp_path_factory.mktemp("local") / "stack.json"
-    env = LocalEnvironment(log_dir=None, stack_file=stack_file, with_api=True)
+    env = LocalEnvironment(log_dir=None, stack_file=stack_file, with_api=True, catalog=SAMPLE_CATALOG)
     with env.start(warm=False):
-        _upload_sample_catalog(env)
         yield env
-
-
-def _upload_sample_catalog(env: LocalEnvironment) -> None:
-    """Put samples/catalog.json where a sync function reads its catalog (if the template has one)."""
-    assert env.stack is not None
-    for spec in env.specs.values():
-        source = urlsplit(spec.environment.get("CATALOG_SOURCE_URI", ""))
-        if source.scheme == "s3":
-            env.stack.client("s3").put_object(
-                Bucket=source.netloc,
-                Key=source.path.lstrip("/"),
-                Body=(REPO / "samples" / "catalog.json").read_bytes(),
-            )
 
 
 def _function_for(env: LocalEnvironment, event_file: str) -> FunctionSpec:

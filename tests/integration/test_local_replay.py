@@ -7,12 +7,11 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 
 from devtools import replay
-from devtools.local.stack import LocalEnvironment
+from devtools.local.stack import SAMPLE_CATALOG, LocalEnvironment
 
 REPO = Path(__file__).resolve().parents[2]
 EVENTS = REPO / "events"
@@ -21,16 +20,8 @@ EVENTS = REPO / "events"
 @pytest.fixture(scope="module")
 def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalEnvironment]:
     stack_file = tmp_path_factory.mktemp("local") / "stack.json"
-    with LocalEnvironment(log_dir=None, stack_file=stack_file).start(warm=False) as env:
-        assert env.stack is not None
-        for spec in env.specs.values():
-            source = urlsplit(spec.environment.get("CATALOG_SOURCE_URI", ""))
-            if source.scheme == "s3":
-                env.stack.client("s3").put_object(
-                    Bucket=source.netloc,
-                    Key=source.path.lstrip("/"),
-                    Body=(REPO / "samples" / "catalog.json").read_bytes(),
-                )
+    env = LocalEnvironment(log_dir=None, stack_file=stack_file, catalog=SAMPLE_CATALOG)
+    with env.start(warm=False):
         yield env
 
 
@@ -183,6 +174,50 @@ def test_sync_dry_run_invokes_the_sync_function(stack: LocalEnvironment, capsys)
     assert code == 0, out
     assert '"dryRun": true' in out
     assert "NET-FIBER-300" in out
+
+
+def test_sync_exits_non_zero_when_the_run_failed(stack: LocalEnvironment, capsys):
+    # Given a stack whose catalog object is gone (the sync cannot read its catalog)
+    assert stack.stack is not None
+    (location,) = stack.catalog_locations("OfferSyncFunction")
+    bucket, _, key = location.removeprefix("s3://").partition("/")
+    stack.stack.client("s3").delete_object(Bucket=bucket, Key=key)
+    try:
+        # When the sync is re-run (a dry run: no failed write, only the status says it failed)
+        code = _replay(stack, "sync", "--dry-run")
+        captured = capsys.readouterr()
+    finally:
+        stack.upload_catalog(SAMPLE_CATALOG)
+    # Then the report says failed and the command exits non-zero, saying why on stderr
+    report = json.loads(captured.out.split("\n", 1)[1])
+    assert report["sync"]["status"] == "failed"
+    assert report["sync"]["failures"] == []
+    assert code == 1
+    assert "offer sync status is 'failed': catalog unreadable" in captured.err
+    # and with the catalog back, the same command succeeds
+    assert _replay(stack, "sync", "--dry-run") == 0
+
+
+@pytest.mark.parametrize(
+    ("result", "problem"),
+    [
+        ({"sync": {"status": "complete", "failures": []}}, None),
+        ({"sync": {"status": "dry_run", "failures": [], "failed": 0}}, None),
+        ({"sync": {"status": "incomplete", "stopReason": "rate budget"}}, "'incomplete': rate budget"),
+        ({"sync": {"status": "locked"}}, "'locked'"),
+        ({"sync": {"status": "failed", "stopReason": "catalog unreadable: x"}}, "'failed': catalog"),
+        ({"sync": {"status": "complete", "failed": 2, "failures": [{}, {}]}}, "2 failed write(s)"),
+        ({"sweep": {}}, "no sync report"),
+        (None, "no sync report"),
+    ],
+)
+def test_sync_succeeds_only_for_a_complete_or_dry_run_report(result: Any, problem: str | None):
+    found = replay.sync_problem(result)
+    if problem is None:
+        assert found is None
+    else:
+        assert found is not None
+        assert problem in found
 
 
 def test_without_a_local_stack_the_error_says_how_to_start_one(tmp_path: Path, capsys):

@@ -224,3 +224,87 @@ def test_cli_without_an_api_key_is_a_usage_error(
     assert code == 2
     assert "set OFFERGRID_API_KEY" in capsys.readouterr().err
     assert fake.calls == []
+
+
+def _one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err
+    lines = err.splitlines()
+    assert len(lines) == 1, err  # one line, no traceback
+    assert lines[0].startswith("error: "), err
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (
+            ["reports", "--state-table", "no-such-table"],
+            "AWS call failed: ResourceNotFoundException on Query",
+        ),
+        (
+            ["apply", "--catalog", str(SAMPLES / "catalog.json"), "--state-table", "no-such-table"],
+            "AWS call failed: ResourceNotFoundException on PutItem",
+        ),
+        (
+            ["apply", "--catalog", str(SAMPLES / "catalog.json"), "--rate-limit-table", "no-such-table"],
+            "AWS call failed: ResourceNotFoundException",
+        ),
+        (
+            ["plan", "--catalog", str(SAMPLES / "catalog.json"), "--api-key-secret", "no/such/secret"],
+            "secret 'no/such/secret' is unavailable",
+        ),
+    ],
+)
+def test_cli_aws_errors_are_one_line_and_exit_2(
+    aws: None,
+    fake: OffergridFake,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    expected: str,
+) -> None:
+    # Given AWS (moto) without the table / secret the command names
+    monkeypatch.setenv("OFFERGRID_API_KEY", TEST_API_KEY)
+    api = ["--api-url", fake.base_url] if argv[0] != "reports" else []
+
+    # When the CLI runs
+    code, out = run_cli(*argv, *api)
+
+    # Then it says what failed in one line and exits 2, having written nothing to Offergrid
+    assert code == 2
+    assert expected in _one_error_line(capsys)
+    assert out == ""
+    assert [call for call in fake.calls if call.method != "GET"] == []
+
+
+@pytest.mark.parametrize(
+    ("unset", "expected"),
+    [
+        (("AWS_REGION", "AWS_DEFAULT_REGION"), "AWS call failed: NoRegionError: You must specify a region."),
+        (
+            ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SECURITY_TOKEN", "AWS_SESSION_TOKEN"),
+            "AWS call failed: NoCredentialsError: Unable to locate credentials",
+        ),
+    ],
+)
+def test_cli_without_aws_configuration_is_one_line_and_exit_2(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    unset: tuple[str, ...],
+    expected: str,
+) -> None:
+    # Given no region (or no credentials) anywhere boto3 looks: environment, files, instance metadata
+    for name in unset:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # were a request ever sent: nowhere
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)  # no session that resolved them earlier
+
+    code, out = run_cli("reports", "--state-table", "offer-sync-state")
+
+    assert code == 2
+    assert _one_error_line(capsys) == f"error: {expected}"
+    assert out == ""

@@ -21,7 +21,7 @@ OPENING = """# Offergrid provider integration (AWS SAM)
 
 ```sh
 make demo   # the whole integration running locally: moto + an Offergrid fake, no AWS account, no Docker
-make test   # everything CI checks: ruff, mypy, template checks, sam build, the test suite
+make test   # everything CI checks: ruff, mypy, template checks, checkov, sam build, the test suite
 ```
 """
 
@@ -118,7 +118,6 @@ def test_every_project_cli_command_in_the_readme_parses():
         "devtools.replay": replay.build_parser,
         "devtools.offer_sync_cli": offer_sync_cli.build_parser,
         "devtools.local": local_parser,
-        "tests.e2e.local_env_vars": None,
     }
     checked = 0
     for command in _readme_commands():
