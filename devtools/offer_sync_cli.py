@@ -166,10 +166,13 @@ def _sync(args: argparse.Namespace, out: TextIO) -> int:
     state: SyncStateStore = (
         DynamoDBSyncState(args.state_table, clock=clock) if args.state_table else (InMemorySyncState(clock))
     )
+    # The functions key the shared budget by the API key's secret (offergrid/wiring.py): do the same,
+    # so `--rate-limit-table` really draws from their budget.
+    budget_owner = args.api_key_secret or api_key()
     client = OffergridClient(
         base_url=args.api_url,
         api_key=api_key,
-        rate_budget=build_rate_budget(args.rate_limit_table, budget_id_for_api_key(api_key()), clock),
+        rate_budget=build_rate_budget(args.rate_limit_table, budget_id_for_api_key(budget_owner), clock),
         clock=clock,
     )
     with client:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import boto3
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from devtools.local.provision import LocalStack
@@ -348,9 +349,14 @@ def cmd_sync(args: argparse.Namespace) -> int:
         ok, result = outcome.ok, (outcome.result if outcome.ok else outcome.error)
     else:
         function_name = args.function_name or target.output(f"{args.function}Name")
-        response = target.client("lambda").invoke(
-            FunctionName=function_name, Payload=json.dumps(request).encode()
+        # A full sync may run up to the function's 15 minutes: wait that long, and never let boto3
+        # re-invoke it on a client timeout (a second run would find the lock, or spend budget twice).
+        lambda_client = boto3.client(
+            "lambda",
+            region_name=target.region,
+            config=Config(read_timeout=910, connect_timeout=10, retries={"max_attempts": 1}),
         )
+        response = lambda_client.invoke(FunctionName=function_name, Payload=json.dumps(request).encode())
         result = json.loads(response["Payload"].read() or b"null")
         ok = "FunctionError" not in response
     _say(json.dumps(result, indent=2))

@@ -198,6 +198,7 @@ def run_invoke(args: argparse.Namespace) -> int:
             env_vars=env_vars,
             with_api=False,
         ).start(warm=False) as env:
+            env.upload_catalog()  # as `up` does, so a sync invoked here has the sample catalog to read
             warn_ignored(args.function, env.ignored_env_vars.get(args.function, []), source)
             outcome = env.invoke(args.function, event)
     else:

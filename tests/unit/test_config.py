@@ -72,7 +72,13 @@ def test_common_settings_read_every_variable():
 
 @pytest.mark.parametrize(
     "url",
-    ["http://127.0.0.1:8900", "http://localhost:8900/", "https://localhost", "https://api.offergrid.io"],
+    [
+        "http://127.0.0.1:8900",
+        "http://localhost:8900/",
+        "http://host.docker.internal:8900",
+        "https://localhost",
+        "https://api.offergrid.io",
+    ],
 )
 def test_api_url_accepts_https_and_local_http(url: str):
     settings = load_settings(CommonSettings, {**COMMON_ENV, "OFFERGRID_API_URL": url})
@@ -88,6 +94,7 @@ def test_api_url_accepts_https_and_local_http(url: str):
         "https://eu-west-1.queue.amazonaws.com/123456789012/orders",
         "http://127.0.0.1:5000/123456789012/orders",
         "http://localhost:4566/000000000000/orders",
+        "http://host.docker.internal:5000/123456789012/orders",
     ],
 )
 def test_queue_url_accepts_sqs_and_local_urls(queue_url: str):

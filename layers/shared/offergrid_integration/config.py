@@ -35,7 +35,8 @@ __all__ = [
 ]
 
 DEFAULT_OFFERGRID_API_URL = "https://api.offergrid.io"
-LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost"})
+# host.docker.internal: `sam local invoke` runs the function in Docker, where the host is that name.
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "host.docker.internal"})
 MAX_WEBHOOK_BODY_BYTES = 256 * 1024
 
 
@@ -73,7 +74,7 @@ def _http_url(value: str, *, allow_remote_http: bool) -> str:
     except ValueError:
         raise ValueError("has an invalid port") from None
     if parts.scheme == "http" and not allow_remote_http and parts.hostname not in LOCAL_HOSTS:
-        raise ValueError("must use https (plain http only for 127.0.0.1 or localhost)")
+        raise ValueError("must use https (plain http only for 127.0.0.1, localhost or host.docker.internal)")
     if parts.username is not None or parts.password is not None:
         raise ValueError("must not contain credentials")
     if parts.query or parts.fragment:
@@ -93,7 +94,7 @@ _SQS_QUEUE_URL_RE = re.compile(
     r"""^(?:
         https://sqs\.[a-z0-9-]+\.amazonaws\.com(?:\.cn)?      # https://sqs.<region>.amazonaws.com
       | https://[a-z0-9-]+\.queue\.amazonaws\.com(?:\.cn)?    # legacy https://<region>.queue...
-      | https?://(?:localhost|127\.0\.0\.1)(?::\d{1,5})?      # moto server / local stack
+      | https?://(?:localhost|127\.0\.0\.1|host\.docker\.internal)(?::\d{1,5})?  # moto server / local stack
     )/\d{12}/[A-Za-z0-9_-]{1,80}(?:\.fifo)?$""",
     re.VERBOSE,
 )
@@ -104,7 +105,7 @@ def _queue_url(value: str) -> str:
     if not _SQS_QUEUE_URL_RE.match(value):
         raise ValueError(
             "must be an SQS queue URL (https://sqs.<region>.amazonaws.com/<account>/<name>, "
-            "or http(s)://127.0.0.1|localhost[:port]/<account>/<name> locally)"
+            "or http(s)://127.0.0.1|localhost|host.docker.internal[:port]/<account>/<name> locally)"
         )
     return value
 
