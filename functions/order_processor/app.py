@@ -7,6 +7,11 @@ an idempotency record still in progress, serviceability unavailable, AWS errors.
 (404 item, other 4xx, invalid transition, malformed message) are recorded, logged and counted by
 `Reason`, and the record succeeds so it does not loop. Logs carry ids, codes and dedup keys only.
 
+Only successful outcomes are stored as COMPLETED idempotency records. A permanent failure leaves
+the idempotent function as `_PermanentFailure` (so Powertools deletes its in-progress record) and
+is reported here: a later message with the same dedup key (the pending-order sweep finding an item
+that was not readable yet when its webhook came) is then processed instead of replayed.
+
 The runtime (settings, secret store, client, ports, idempotency) is built once per container: at
 import inside Lambda, on first use elsewhere. `configure()` / `reset()` are for tests and tools.
 """
@@ -33,6 +38,7 @@ from offergrid_integration.offergrid.client import ApiKeyProvider
 from offergrid_integration.offergrid.wiring import client_from_settings
 from offergrid_integration.orders.messages import (
     MalformedMessage,
+    OrdersMessage,
     dispatch,
     parse_queue_message,
     record_malformed,
@@ -56,6 +62,14 @@ OUTCOME_METRICS = {
     OutcomeKind.CANCELLED: "OrderCancelled",
     OutcomeKind.STATUS_PUSHED: "StatusPushed",
 }
+
+
+class _PermanentFailure(Exception):
+    """A permanent-failure outcome leaving the idempotent function, so it is not stored as done."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        super().__init__(outcome.reason)
+        self.outcome = outcome
 
 
 class Runtime:
@@ -132,7 +146,11 @@ class Runtime:
         fields = {"dedupKey": message.dedup_key, "kind": message.kind, "source": message.source}
         logger.append_keys(correlation_id=message.correlation_id, dedup_key=message.dedup_key)
         try:
-            return self.process_once(message={"dedupKey": message.dedup_key, "body": record.body, **fields})
+            # The idempotency key comes from `message` only; `parsed` is handed through as it is.
+            return self.process_once(message=fields, parsed=message)
+        except _PermanentFailure as failed:
+            _report(failed.outcome, dedup_key=message.dedup_key, kind=message.kind)
+            return failed.outcome.to_dict()
         except Exception as exc:
             # Transient by construction (permanent failures are outcomes): fail the record, SQS retries.
             retryable = getattr(exc, "retryable", None)
@@ -153,10 +171,11 @@ class Runtime:
         finally:
             logger.remove_keys(["correlation_id", "dedup_key"])
 
-    def _process(self, message: dict[str, Any]) -> dict[str, Any]:
-        # Parsed again from the body: the idempotent function's input must be plain JSON data.
-        parsed = parse_queue_message(message["body"], {"dedupKey": message["dedupKey"]})
+    def _process(self, message: dict[str, Any], parsed: OrdersMessage) -> dict[str, Any]:
+        """`message`: the plain data the idempotency key is taken from; `parsed`: the message."""
         outcome = dispatch(parsed, ports=self.ports, client=self.client)
+        if outcome.failure is not None:
+            raise _PermanentFailure(outcome)
         _report(outcome, dedup_key=parsed.dedup_key, kind=parsed.kind)
         return outcome.to_dict()
 

@@ -20,6 +20,7 @@ from devtools.offergrid_fake import OffergridFake
 from functions.order_processor import app
 from offergrid_integration.clock import Clock, ScaledClock
 from offergrid_integration.config import load_settings
+from offergrid_integration.orders.messages import parse_queue_message
 from offergrid_integration.orders.records import DynamoDBOrderStore, OrderRecord
 from offergrid_integration.orders.settings import ProcessorSettings
 from offergrid_integration.orders.workorders import work_order_id_for
@@ -410,6 +411,45 @@ def test_the_sweep_finding_a_webhook_item_does_not_decide_it_again(
     assert len(fake.calls_matching("PATCH", f"/provider/orders/{ITEM}/status")) == 1
 
 
+def test_the_sweep_recovers_an_item_whose_webhook_failed_permanently(
+    fake: OffergridFake, stack: Stack, invoke: Invoke
+) -> None:
+    # Given the webhook arrived before Offergrid served the item: 404, a permanent failure
+    assert invoke(load_event("sqs_order_created.json")) == []
+    assert (stack.record(ITEM).last_failure or "").startswith("item_not_found")
+
+    # When the item becomes readable and the sweep queues the same dedup key
+    fake.add_order_item(id=ITEM, orderId=ORDER)
+    sweep = webhook_body("order.created", itemId=ITEM, orderId=ORDER) | {"source": "sweep"}
+    assert invoke(sqs_event(sweep)) == []
+
+    # Then the failure was not remembered as processed: the sweep decides the item, once
+    assert fake.order_items[ITEM]["status"] == "accepted"
+    assert len(fake.calls_matching("PATCH", f"/provider/orders/{ITEM}/status")) == 1
+    assert stack.record(ITEM).decision == "accepted"
+    # ... and a later duplicate of the decided message is still answered from the idempotency store
+    assert invoke(sqs_event(sweep)) == []
+    assert len(fake.calls_matching("GET", f"/provider/orders/{ITEM}")) == 2
+
+
+def test_each_message_is_parsed_once(
+    fake: OffergridFake, invoke: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parsed: list[str] = []
+
+    def counting(body: str, attributes: Any) -> Any:
+        parsed.append(body)
+        return parse_queue_message(body, attributes)
+
+    monkeypatch.setattr(app, "parse_queue_message", counting)
+    fake.add_order_item(id=ITEM, orderId=ORDER)
+
+    assert invoke(load_event("sqs_order_created.json")) == []
+
+    assert fake.order_items[ITEM]["status"] == "accepted"
+    assert len(parsed) == 1
+
+
 def test_a_redelivery_after_the_idempotency_window_is_still_not_decided_twice(
     fake: OffergridFake, stack: Stack, invoke: Invoke
 ) -> None:
@@ -479,6 +519,32 @@ def test_cancellation_of_a_terminal_item_changes_nothing_on_offergrid(
     assert "cannot become cancelled" in (stack.record(ITEM).history[-1].detail or "")
 
 
+def test_cancellation_of_an_active_item_keeps_its_work_order(
+    fake: OffergridFake, stack: Stack, invoke: Invoke, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given an item we accepted, which has since been installed (active: terminal on Offergrid)
+    fake.add_order_item(id=ITEM, orderId=ORDER)
+    assert invoke(load_event("sqs_order_created.json")) == []
+    fake.set_order_item_status(ITEM, "active")
+    stack.published()
+    capsys.readouterr()
+
+    # When a cancellation arrives for it
+    assert invoke(load_event("sqs_order_cancelled.json")) == []
+
+    # Then nothing is cancelled anywhere: Offergrid, the work order, the provider's bus
+    assert [body["status"] for body in patches(fake, ITEM)] == ["accepted"]
+    assert fake.order_items[ITEM]["status"] == "active"
+    work_order = stack.work_order(work_order_id_for(ITEM))
+    assert work_order is not None
+    assert work_order["status"] == "open"
+    assert stack.published() == []
+    record = stack.record(ITEM)
+    assert (record.decision, record.cancelled_at) == ("accepted", None)
+    assert "cannot become cancelled" in (record.history[-1].detail or "")
+    assert ("OrderCancelled", None) not in emitted_metrics(capsys.readouterr().out)
+
+
 def test_a_pending_item_cancelled_before_our_decision_is_never_accepted(
     fake: OffergridFake, stack: Stack, invoke: Invoke
 ) -> None:
@@ -522,9 +588,16 @@ def test_cancellation_without_item_id_falls_back_to_listing_orders(
     fake.add_order_item(id="item-2", orderId=ORDER, status="scheduled")
     fake.add_order_item(id="item-other", orderId="order-other", status="accepted")
 
+    fake.clear_calls()
+
     assert invoke(load_event("sqs_order_cancelled_no_item.json")) == []
 
-    assert fake.calls_matching("GET", "/provider/orders")[0].path == "/provider/orders"
+    # One listing, then a PATCH per item of the order: the listed items are not fetched again
+    assert [(call.method, call.path) for call in fake.calls] == [
+        ("GET", "/provider/orders"),
+        ("PATCH", "/provider/orders/item-2/status"),
+        ("PATCH", f"/provider/orders/{ITEM}/status"),
+    ]
     assert fake.order_items[ITEM]["status"] == "cancelled"
     assert fake.order_items["item-2"]["status"] == "cancelled"
     assert fake.order_items["item-other"]["status"] == "accepted"

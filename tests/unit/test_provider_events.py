@@ -18,6 +18,7 @@ from offergrid_integration.orders.provider_events import (
     is_provider_event,
     parse_provider_event,
 )
+from offergrid_integration.webhooks.events import dedup_key_part
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 
@@ -132,3 +133,12 @@ def test_dedup_key_is_item_target_status_and_source_event(event: dict[str, Any])
     long_item = parse_provider_event(with_detail(event, offergridItemId="x" * 200))
     assert len(long_item.dedup_key) <= 256
     assert long_item.dedup_key.endswith(":scheduled")
+
+
+def test_dedup_key_segments_are_encoded_like_webhook_keys(event: dict[str, Any]) -> None:
+    # An item id holding the ':' separator cannot collide with another item + status combination
+    change = parse_provider_event({**with_detail(event, offergridItemId="item:1"), "id": "evt/2"})
+    assert change.dedup_key == (
+        f"workorder.status_changed:{dedup_key_part('item:1')}:scheduled:{dedup_key_part('evt/2')}"
+    )
+    assert change.dedup_key == "workorder.status_changed:item%3A1:scheduled:evt%2F2"

@@ -264,3 +264,15 @@ def test_hook_wins_over_rules_when_configured() -> None:
         rules_parameter="/p", rules_s3_uri="s3://b/k", hook_url="https://provider.example/serviceability"
     )
     assert isinstance(checker, HttpsHookChecker)
+
+
+def test_s3_rules_over_the_size_limit_are_unavailable(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    from offergrid_integration.orders import serviceability
+
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="rules", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    s3.put_object(Bucket="rules", Key="coverage.json", Body=json.dumps(RULES).encode())
+    monkeypatch.setattr(serviceability, "MAX_RULES_BYTES", 10)
+
+    with pytest.raises(ServiceabilityUnavailable, match="over the 10 byte limit"):
+        S3RulesSource("s3://rules/coverage.json").load()

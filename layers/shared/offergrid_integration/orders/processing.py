@@ -19,7 +19,12 @@ the order record and returned as an `Outcome` with a `failure`, so the message i
 
 Crash safety: before the accept/reject PATCH the intended decision is saved on the record; a retry
 that finds the item already in that status finishes the work (opens the work order, records the
-decision) instead of deciding again. Idempotency keyed on the dedup key comes on top (the handler).
+decision) instead of deciding again. A PATCH refused with 409/422 is checked by re-reading the item:
+if it already has the target status, our PATCH was applied and only its answer was lost (timeout,
+dropped connection, 5xx after the write), so the work continues as if it had been answered. A
+cancellation that finds a decision in flight (an intended decision on a still decidable item) is a
+`RecordConflict`: retried once the decision has landed, it then cancels the decided item.
+Idempotency keyed on the dedup key comes on top (the handler).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from enum import StrEnum
 from typing import Final
 
 from offergrid_integration.clock import SYSTEM_CLOCK, Clock
+from offergrid_integration.observability import logger
 from offergrid_integration.offergrid.client import OffergridClient
 from offergrid_integration.offergrid.errors import (
     APIStatusError,
@@ -48,7 +54,7 @@ from offergrid_integration.orders.lifecycle import (
     parse_status,
 )
 from offergrid_integration.orders.provider_events import ProviderStatusChange
-from offergrid_integration.orders.records import Decision, OrderRecord, OrderStore
+from offergrid_integration.orders.records import Decision, OrderRecord, OrderStore, RecordConflict
 from offergrid_integration.orders.serviceability import ServiceabilityChecker
 from offergrid_integration.orders.workorders import WorkOrder, WorkOrderSink, work_order_id_for
 from offergrid_integration.webhooks.events import OffergridEvent
@@ -68,6 +74,9 @@ __all__ = [
 
 DEFAULT_CONTACT_WITHIN_HOURS: Final = 24
 MAX_NOTES: Final = 1_000
+# An intended decision older than this cannot be in flight any more: no invocation lasts longer
+# (the Lambda maximum). A cancellation then proceeds instead of waiting for it forever.
+DECISION_IN_FLIGHT_SECONDS: Final = 900
 
 
 class OutcomeKind(StrEnum):
@@ -200,10 +209,22 @@ def _patch(
     update: StatusUpdate,
     dedup_key: str | None,
 ) -> OrderItem | Outcome:
-    """PATCH the status; a permanent refusal is recorded (on `record`) and returned as an Outcome."""
+    """PATCH the status; a permanent refusal is recorded (on `record`) and returned as an Outcome.
+
+    A 409/422 may answer the client's retry of a PATCH that Offergrid applied but whose answer was
+    lost: the item is re-read, and if it has the target status the PATCH counts as applied.
+    """
     try:
         return client.update_order_item_status(record.item_id, update)
     except APIStatusError as err:
+        if isinstance(err, ConflictError | UnprocessableEntityError):
+            current = _already_in_status(client, record.item_id, update.status)
+            if current is not None:
+                logger.info(
+                    "status PATCH refused but the item already has that status: treated as applied",
+                    extra={"itemId": record.item_id, "status": update.status.value, "code": err.status_code},
+                )
+                return current
         failure = permanent_reason(err, on_transition=True)
         if failure is None:
             raise
@@ -216,6 +237,17 @@ def _patch(
         )
         ports.orders.save(record)
         return Outcome(OutcomeKind.PERMANENT_FAILURE, detail, (record.item_id,), failure)
+
+
+def _already_in_status(client: OffergridClient, item_id: str, target: OrderItemStatus) -> OrderItem | None:
+    """The item re-read, if it has the `target` status; None if not or it cannot be read for good."""
+    try:
+        item = client.get_order_item(item_id)
+    except APIStatusError as err:
+        if permanent_reason(err) is None:
+            raise
+        return None
+    return item if parse_status(item.status) is target else None
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -381,41 +413,73 @@ def handle_order_cancelled(
             (),
             FailureReason.MALFORMED_MESSAGE,
         )
-    item_ids = _items_to_cancel(event, ports, client)
-    if not item_ids:
+    targets = _items_to_cancel(event, ports, client)
+    if not targets:
         return Outcome(OutcomeKind.NOTHING_TO_CANCEL, f"no items of order {event.order_id} are ours")
-    results = [_cancel_item(item_id, event, ports, client, dedup_key) for item_id in item_ids]
-    summary = "; ".join(f"{item_id}: {result}" for item_id, result in zip(item_ids, results, strict=True))
-    return Outcome(OutcomeKind.CANCELLED, summary, tuple(item_ids))
+    results = [_cancel_item(item_id, event, ports, client, dedup_key, listed) for item_id, listed in targets]
+    summary = "; ".join(
+        f"{item_id}: {done}" for (item_id, _), (done, _) in zip(targets, results, strict=True)
+    )
+    cancelled = tuple(item_id for (item_id, _), (_, ok) in zip(targets, results, strict=True) if ok)
+    if not cancelled:
+        return Outcome(OutcomeKind.NOTHING_TO_CANCEL, summary)
+    return Outcome(OutcomeKind.CANCELLED, summary, cancelled)
 
 
-def _items_to_cancel(event: OffergridEvent, ports: Ports, client: OffergridClient) -> list[str]:
-    """Decision 4: the itemId, else the items of the order in our records, else from listing orders."""
+def _items_to_cancel(
+    event: OffergridEvent, ports: Ports, client: OffergridClient
+) -> list[tuple[str, OrderItem | None]]:
+    """Decision 4: the itemId, else the items of the order in our records, else from listing orders.
+
+    Items found by listing come with their listed state (not fetched again); the others are None.
+    """
     if event.item_id:
-        return [event.item_id]
+        return [(event.item_id, None)]
     assert event.order_id is not None
     records = ports.orders.find_by_order(event.order_id)
     if records:
-        return sorted(record.item_id for record in records)
-    return sorted({item.id for item in client.list_orders() if item.order_id == event.order_id})
+        return [(item_id, None) for item_id in sorted(record.item_id for record in records)]
+    listed = {item.id: item for item in client.list_orders() if item.order_id == event.order_id}
+    return [(item_id, listed[item_id]) for item_id in sorted(listed)]
 
 
 def _cancellation_notes(reason: str | None) -> str:
     return f"Cancelled: {reason}"[:MAX_NOTES] if reason else "Cancelled at the customer's request."
 
 
+def _decision_in_flight(record: OrderRecord, item: OrderItem, now: datetime) -> bool:
+    """An accept/reject was started (intent saved) and its PATCH has not landed yet."""
+    return (
+        record.intended_decision is not None
+        and is_decidable(item.status)
+        and (now - record.updated_at).total_seconds() < DECISION_IN_FLIGHT_SECONDS
+    )
+
+
 def _cancel_item(
-    item_id: str, event: OffergridEvent, ports: Ports, client: OffergridClient, dedup_key: str | None
-) -> str:
-    """Cancel one item; returns what was done (for the outcome's reason)."""
-    fetched = _fetch_item(client, ports, item_id, event.order_id, dedup_key)
-    if isinstance(fetched, Outcome):
-        return f"not cancelled ({fetched.reason})"
-    item = fetched
+    item_id: str,
+    event: OffergridEvent,
+    ports: Ports,
+    client: OffergridClient,
+    dedup_key: str | None,
+    listed: OrderItem | None = None,
+) -> tuple[str, bool]:
+    """Cancel one item (`listed`: its state from a listing, so not fetched again).
+
+    Returns what was done (for the outcome's reason) and whether the item is now cancelled. The
+    work order is cancelled only with the item: one that Offergrid cannot cancel (active, completed,
+    failed...) keeps its work order. `RecordConflict` while a decision on the item is in flight.
+    """
+    if listed is None:
+        fetched = _fetch_item(client, ports, item_id, event.order_id, dedup_key)
+        if isinstance(fetched, Outcome):
+            return f"not cancelled ({fetched.reason})", False
+        listed = fetched
+    item = listed
     now = ports.now()
     record = _record_for(ports, item, now)
-    if record.work_order_id:
-        ports.work_orders.cancel(record.work_order_id, reason=event.reason, at=now)
+    if _decision_in_flight(record, item, now):
+        raise RecordConflict(f"order record {item_id!r} has a decision in flight; cancel after it")
 
     status = parse_status(item.status)
     if status is OrderItemStatus.CANCELLED:
@@ -429,7 +493,7 @@ def _cancel_item(
             dedup_key,
         )
         if isinstance(patched, Outcome):
-            return f"not cancelled ({patched.reason})"
+            return f"not cancelled ({patched.reason})", False
         record.offergrid_status = str(patched.status)
         done = "cancelled"
     elif is_decidable(item.status):
@@ -437,6 +501,13 @@ def _cancel_item(
         done = "cancelled before our decision (no status change on Offergrid)"
     else:
         done = f"not changed on Offergrid: {item.status} cannot become cancelled"
+        record.add_history(
+            now, "not_cancelled", status=record.offergrid_status, detail=done, dedup_key=dedup_key
+        )
+        ports.orders.save(record)
+        return done, False
+    if record.work_order_id:
+        ports.work_orders.cancel(record.work_order_id, reason=event.reason, at=now)
     if record.decision is None:
         record.decision = Decision.CANCELLED
         record.decision_reason = event.reason or "cancelled"
@@ -444,7 +515,7 @@ def _cancel_item(
     record.cancelled_at = record.cancelled_at or now
     record.add_history(now, "cancelled", status=record.offergrid_status, detail=done, dedup_key=dedup_key)
     ports.orders.save(record)
-    return done
+    return done, True
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -23,11 +23,11 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Final
-from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from offergrid_integration.offergrid.models import OrderItemStatus, StatusUpdate
+from offergrid_integration.webhooks.events import MAX_DEDUP_KEY_LENGTH, dedup_key_part
 
 __all__ = [
     "STATUS_CHANGED_DETAIL_TYPE",
@@ -40,7 +40,6 @@ __all__ = [
 ]
 
 STATUS_CHANGED_DETAIL_TYPE: Final = "workorder.status_changed"
-MAX_DEDUP_KEY_LENGTH: Final = 256
 MAX_NOTES_LENGTH: Final = 2_000
 
 
@@ -127,7 +126,7 @@ class ProviderStatusChange(BaseModel):
     @property
     def dedup_key(self) -> str:
         """Decision 3: item + target status + source event id."""
-        item, source_id = _part(self.item_id), _part(self.source_event_id)
+        item, source_id = dedup_key_part(self.item_id), dedup_key_part(self.source_event_id)
         key = f"{STATUS_CHANGED_DETAIL_TYPE}:{item}:{self.status.value}:{source_id}"
         if len(key) > MAX_DEDUP_KEY_LENGTH:
             digest = hashlib.sha256(f"{self.item_id}\0{self.source_event_id}".encode()).hexdigest()[:32]
@@ -152,10 +151,6 @@ class ProviderStatusChange(BaseModel):
         if metadata := self.metadata():
             fields["metadata"] = metadata
         return StatusUpdate(**fields)
-
-
-def _part(identifier: str) -> str:
-    return quote(identifier, safe="-_.~")
 
 
 def is_provider_event(body: object) -> bool:

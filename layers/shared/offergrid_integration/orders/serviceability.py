@@ -42,7 +42,6 @@ import threading
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
-from urllib.parse import urlsplit
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -51,6 +50,7 @@ from offergrid_integration.clock import SYSTEM_CLOCK, Clock
 from offergrid_integration.config import ConfigurationError
 from offergrid_integration.observability import logger
 from offergrid_integration.offergrid.models import OrderItem, ServiceAddress
+from offergrid_integration.s3 import S3ReadError, parse_s3_uri, read_s3_object
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -293,37 +293,14 @@ class S3RulesSource:
         self._client = client
 
     def load(self) -> bytes:
-        from botocore.exceptions import BotoCoreError, ClientError
-
         if self._client is None:
             import boto3
 
-            self._client = boto3.client("s3")
+            self._client = boto3.client("s3")  # one client for the container, reused by every refresh
         try:
-            response = self._client.get_object(Bucket=self.bucket, Key=self.key)
-            if response.get("ContentLength", 0) > MAX_RULES_BYTES:
-                raise ServiceabilityUnavailable(
-                    f"coverage rules in {self.description} exceed {MAX_RULES_BYTES} bytes"
-                )
-            return response["Body"].read()
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "ClientError")
-            raise ServiceabilityUnavailable(
-                f"cannot read coverage rules from {self.description}: {code}"
-            ) from None
-        except BotoCoreError as exc:
-            raise ServiceabilityUnavailable(
-                f"cannot read coverage rules from {self.description}: {type(exc).__name__}"
-            ) from None
-
-
-def parse_s3_uri(uri: str) -> tuple[str, str]:
-    """`s3://bucket/key` -> (bucket, key); ValueError when it is not one."""
-    parts = urlsplit(uri.strip())
-    key = parts.path.lstrip("/")
-    if parts.scheme != "s3" or not parts.netloc or not key or parts.query or parts.fragment:
-        raise ValueError("must be an S3 URI: s3://<bucket>/<key>")
-    return parts.netloc, key
+            return read_s3_object(self.description, self._client, max_bytes=MAX_RULES_BYTES)
+        except S3ReadError as exc:
+            raise ServiceabilityUnavailable(f"coverage rules: {exc}") from None
 
 
 class CoverageRulesChecker:

@@ -24,7 +24,7 @@ from typing import Annotated, Self
 from pydantic import AfterValidator, Field, model_validator
 
 from offergrid_integration.config import CacheSeconds, CommonSettings, HttpsUrl, NonBlankStr
-from offergrid_integration.orders.serviceability import parse_s3_uri
+from offergrid_integration.s3 import parse_s3_uri
 
 __all__ = ["ProcessorSettings", "S3Uri"]
 

@@ -166,11 +166,11 @@ def dedup_key_for(event: OffergridEvent) -> str:
     key: str | None = None
     match event.known_type:
         case EventType.ORDER_CREATED if event.item_id is not None:
-            key = f"{event.event}:{_key_part(event.item_id)}"
+            key = f"{event.event}:{dedup_key_part(event.item_id)}"
         case EventType.ORDER_CANCELLED if event.order_id is not None:
-            key = f"{event.event}:{_key_part(event.order_id)}"
+            key = f"{event.event}:{dedup_key_part(event.order_id)}"
             if event.item_id is not None:
-                key += f":{_key_part(event.item_id)}"
+                key += f":{dedup_key_part(event.item_id)}"
         case _:
             pass
     if key is None or len(key) > MAX_DEDUP_KEY_LENGTH:
@@ -178,7 +178,9 @@ def dedup_key_for(event: OffergridEvent) -> str:
     return key
 
 
-def _key_part(identifier: str) -> str:
+def dedup_key_part(identifier: str) -> str:
+    """An identifier as one dedup-key segment: percent-encoded, so no id can contain the ':'
+    separator and two different ids never give the same key (shared with provider status events)."""
     return quote(identifier, safe="-_.~")
 
 
