@@ -17,9 +17,9 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from offergrid_integration.config import WebhookIngressSettings, load_settings
-from offergrid_integration.observability import logger, metrics
+from offergrid_integration.observability import logger, metric_dimensions, metrics
 from offergrid_integration.secrets import SecretStore
-from offergrid_integration.webhooks.ingress import IngressResult, Outcome, WebhookIngress
+from offergrid_integration.webhooks.ingress import IngressResult, Outcome, RequestFailure, WebhookIngress
 from offergrid_integration.webhooks.sqs_queue import SqsQueue
 
 if TYPE_CHECKING:
@@ -92,22 +92,21 @@ def _record(result: IngressResult) -> None:
                 unit=MetricUnit.Count,
                 value=1,
                 namespace=metrics.namespace,
-                default_dimensions=_metric_dimensions(),
+                default_dimensions=metric_dimensions(metrics),
             ) as rejected:
                 rejected.add_dimension(
                     name="Reason", value=result.reason.value if result.reason else "unknown"
                 )
-            logger.warning("webhook rejected", extra=fields)
+            if result.reason is RequestFailure.MESSAGE_TOO_LARGE:
+                # Authentic, but no queue will take it: lost unless the pending-order sweep finds it.
+                logger.error(
+                    "verified webhook too large for the orders queue; refused with 413", extra=fields
+                )
+            else:
+                logger.warning("webhook rejected", extra=fields)
         case Outcome.QUEUE_FAILED:
             metrics.add_metric(name="WebhookQueueFailed", unit=MetricUnit.Count, value=1)
             logger.error("webhook not queued; answering 503 so Offergrid retries", extra=fields)
         case Outcome.SECRET_UNAVAILABLE:
             metrics.add_metric(name="WebhookSecretUnavailable", unit=MetricUnit.Count, value=1)
             logger.error("webhook secret unavailable; answering 503 so Offergrid retries", extra=fields)
-
-
-def _metric_dimensions() -> dict[str, str]:
-    dimensions = dict(metrics.default_dimensions)
-    if metrics.service:
-        dimensions.setdefault("service", metrics.service)
-    return dimensions

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import httpx
 import pytest
 
 from devtools.offergrid_fake import OffergridFake
@@ -364,17 +365,20 @@ def test_an_exhausted_rate_budget_stops_and_checkpoints_without_a_429(
 
 
 class ConcurrentCreator(OffergridClient):
-    """An Offergrid client through which, right after our listing, someone creates an offer with one
-    of the catalog's SKUs (a hand edit racing the sync)."""
+    """An Offergrid client through which, right after our first listing, someone creates an offer with
+    one of the catalog's SKUs (a hand edit racing the sync)."""
 
     def __init__(self, fake: OffergridFake, sku: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._fake = fake
         self._sku = sku
+        self._raced = False
 
     def list_offers(self) -> Iterator[Offer]:
         yield from super().list_offers()
-        self._fake.add_offer(sku=self._sku, name="Created by hand", category="energy", status="draft")
+        if not self._raced:
+            self._raced = True
+            self._fake.add_offer(sku=self._sku, name="Created by hand", category="energy", status="draft")
 
 
 def test_a_sku_conflict_on_create_is_reported_with_the_sku(
@@ -405,6 +409,117 @@ def test_a_sku_conflict_on_create_is_reported_with_the_sku(
     assert again.failures == []
     assert again.counts == {"update": 1}
     assert_matches_catalog(fake, sample_products())
+
+
+def test_a_failure_before_a_timeout_is_still_in_the_final_report_of_the_resumed_run(
+    fake: OffergridFake,
+    catalog: Callable[..., str],
+    sync: Callable[..., SyncReport],
+    state: DynamoDBSyncState,
+    clock: ScaledClock,
+) -> None:
+    # Given a first invocation whose second create hits a SKU conflict (409), and whose time runs low
+    # after 4 writes
+    def remaining_time() -> float:
+        return 600.0 if len(writes(fake)) < 4 else 12.0
+
+    client = ConcurrentCreator(
+        fake,
+        "ENERGY-GREEN-24",
+        base_url=fake.base_url,
+        api_key=lambda *, force_refresh=False: TEST_API_KEY,
+        rate_budget=InProcessRateBudget(clock=clock),
+        clock=clock,
+        remaining_time=remaining_time,
+    )
+    uri = catalog(sample_products())
+    first = sync(fake, uri, client=client, remaining_time=remaining_time, min_time_left=30.0)
+    assert first.status is RunStatus.INCOMPLETE
+    assert [(f.sku, f.status_code) for f in first.failures] == [("ENERGY-GREEN-24", 409)]
+    checkpoint = state.load_checkpoint()
+    assert checkpoint is not None
+    assert [failure["sku"] for failure in checkpoint.failures] == ["ENERGY-GREEN-24"]
+
+    # When the next invocation resumes the run and finishes it
+    final = sync(fake, uri, remaining_time=lambda: 600.0)
+
+    # Then the run's final report still lists the conflict of the first invocation
+    assert final.status is RunStatus.COMPLETE
+    assert final.run_id == first.run_id
+    assert [(f.sku, f.action, f.status_code) for f in final.failures] == [("ENERGY-GREEN-24", "create", 409)]
+    stored = state.latest_reports(1)[0]
+    assert stored["failed"] == 1
+    assert stored["failures"][0]["sku"] == "ENERGY-GREEN-24"
+    # And the failure metric counts it once, in the invocation where it happened
+    assert final.to_dict()["failedThisInvocation"] == 0
+    metrics = RecordingMetrics()
+    final.emit_metrics(metrics)
+    assert metrics.values["OfferSyncFailed"] == 0
+
+
+class RecordingMetrics:
+    def __init__(self) -> None:
+        self.values: dict[str, float] = {}
+
+    def add_metric(self, name: str, unit: str, value: float) -> None:
+        self.values[name] = value
+
+
+class LostAnswers(httpx.HTTPTransport):
+    """A network that loses Offergrid's answer: the first `times` requests matching `method` reach
+    the fake (which applies them), then the client sees a read timeout instead of the answer."""
+
+    def __init__(self, method: str, times: int = 1) -> None:
+        super().__init__()
+        self._method = method
+        self._left = times
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = super().handle_request(request)
+        if request.method == self._method and self._left > 0:
+            self._left -= 1
+            response.read()
+            response.close()
+            raise httpx.ReadTimeout("answer lost on the way back", request=request)
+        return response
+
+
+def test_a_create_retried_after_a_lost_answer_is_confirmed_not_a_failure(
+    fake: OffergridFake, catalog: Callable[..., str], sync: Callable[..., SyncReport], clock: ScaledClock
+) -> None:
+    # Given a network that loses the answer to the first POST (the fake created the offer)
+    client = make_client(fake, clock, transport=LostAnswers("POST"))
+    uri = catalog(sample_products())
+
+    # When the sync runs (the client retries that POST and gets 409 for its own offer)
+    report = sync(fake, uri, client=client)
+
+    # Then the create is confirmed from a listing and counted, not reported as a failure
+    posts = [call for call in fake.calls_matching("POST")]
+    assert [call.status for call in posts[:2]] == [201, 409]
+    assert report.failures == []
+    assert report.counts == {"create": 12}
+    assert report.confirmed_on_retry == ["ENERGY-FIXED-12"]
+    assert report.status is RunStatus.COMPLETE
+    assert len(offers_by_sku(fake)) == 12
+    assert_matches_catalog(fake, sample_products())
+
+
+def test_a_delete_retried_after_a_lost_answer_is_done_not_a_failure(
+    fake: OffergridFake, catalog: Callable[..., str], sync: Callable[..., SyncReport], clock: ScaledClock
+) -> None:
+    # Given a withdrawn SKU to delete and a network that loses the answer to the DELETE
+    gone = fake.add_offer(sku="OLD-1", name="Old", status="active")
+    client = make_client(fake, clock, transport=LostAnswers("DELETE"))
+
+    # When the sync deletes it (the client retries and gets 404: it is already gone)
+    report = sync(fake, catalog(sample_products()), client=client, missing_policy=MissingOfferPolicy.DELETE)
+
+    # Then the delete is done, not a failure
+    assert [call.status for call in fake.calls_matching("DELETE")] == [204, 404]
+    assert gone["id"] not in fake.offers
+    assert report.failures == []
+    assert report.counts == {"create": 12, "delete": 1}
 
 
 def test_dry_run_plans_without_writing(

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from devtools import offer_sync_cli
 from devtools.offergrid_fake import OffergridFake
 from functions.offer_sync import app
-from offergrid_integration.catalog.runtime import SyncRuntime
+from offergrid_integration.catalog.runtime import ScheduleInput, SyncRuntime
 from offergrid_integration.catalog.settings import SyncSettings
 from offergrid_integration.clock import ScaledClock
 from offergrid_integration.config import ConfigurationError, load_settings
@@ -158,6 +158,40 @@ def test_a_bad_environment_fails_loudly(stack: dict[str, str], monkeypatch: pyte
     with pytest.raises(ConfigurationError, match="MISSING_OFFER_POLICY"):
         app.get_runtime()
     app.reset()
+
+
+# --- one S3 client per runtime, one default mapping per process ---------------------------------------
+def test_two_runs_of_a_runtime_use_one_s3_client_and_report_the_same(
+    stack: dict[str, str], fake: OffergridFake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the catalog and the mapping document both in S3, and every boto3 S3 client counted
+    mapping = ROOT / "layers/shared/offergrid_integration/catalog/default_mapping.json"
+    boto3.client("s3").upload_file(str(mapping), BUCKET, "config/mapping.json")
+    monkeypatch.setenv("CATALOG_MAPPING", f"s3://{BUCKET}/config/mapping.json")
+    created: list[str] = []
+    real_client = boto3.client
+
+    def counting_client(service_name: str, *args: Any, **kwargs: Any) -> Any:
+        if service_name == "s3":
+            created.append(service_name)
+        return real_client(service_name, *args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(boto3, "client", counting_client)
+    runtime = SyncRuntime(load_settings(SyncSettings), clock=ScaledClock(60.0))
+    request = ScheduleInput(sweep=False, dry_run=True)
+
+    # When the runtime runs twice (two invocations of one container)
+    first = runtime.run(request)["sync"]
+    second = runtime.run(request)["sync"]
+
+    # Then both runs read catalog and mapping through one S3 client, and agree
+    assert len(created) == 1
+    assert len(first["plan"]) == 12
+
+    def without_run_identity(report: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in report.items() if k not in ("runId", "startedAt", "finishedAt")}
+
+    assert without_run_identity(first) == without_run_identity(second)
 
 
 # --- the CLI -------------------------------------------------------------------------------------

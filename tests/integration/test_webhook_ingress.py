@@ -20,6 +20,9 @@ from botocore.stub import Stubber
 
 from functions.webhook_ingress import app
 from offergrid_integration.observability import logger as shared_logger
+from offergrid_integration.observability import metric_dimensions, metrics
+from offergrid_integration.secrets import MIN_REFRESH_INTERVAL_SECONDS, SecretStore
+from offergrid_integration.webhooks.ingress import WebhookIngress
 from offergrid_integration.webhooks.queue import QueueSendError
 from offergrid_integration.webhooks.signature import (
     SIGNATURE_HEADER,
@@ -377,6 +380,149 @@ def test_bad_configuration_fails_loudly_naming_the_variable(monkeypatch, lambda_
             app.lambda_handler(load_event("webhook_order_created.json"), lambda_context)
     finally:
         app.reset()
+
+
+# --- a message SQS would refuse ---------------------------------------------------------------------
+@pytest.fixture
+def sqs_sized_queue(sqs: Any, monkeypatch: pytest.MonkeyPatch, webhook_secret: str) -> str:
+    """A queue with SQS's 256 KiB message limit (moto's default is 1 MiB), wired to the function."""
+    url = str(
+        sqs.create_queue(QueueName="orders-256k", Attributes={"MaximumMessageSize": "262144"})["QueueUrl"]
+    )
+    monkeypatch.setenv("ORDERS_QUEUE_URL", url)
+    app.reset()
+    return url
+
+
+def test_signed_non_ascii_webhook_too_big_once_queued_is_413_not_503(
+    invoke, sqs, sqs_sized_queue, log_output, capsys
+):
+    # Given a correctly signed 200 KB body of non-ASCII text (under the 256 KiB body limit, but about
+    # 600 KB once queued, since the queued JSON escapes every non-ASCII character)
+    event = load_event("webhook_order_created.json")
+    del event["multiValueHeaders"]
+    prefix = json.dumps({"event": "order.created", "itemId": "i-big", "note": ""}, ensure_ascii=False)[:-2]
+    event["body"] = prefix + "ü" * ((200_000 - len(prefix) - 2) // 2) + '"}'
+    event["headers"]["X-Offergrid-Signature"] = sign(event["body"], DEV_SECRET)
+    assert len(event["body"].encode()) <= 256 * 1024
+    capsys.readouterr()
+    # When it arrives
+    response = invoke(event)
+    # Then it is refused for good with 413 (a 503 would be retried by Offergrid forever), nothing is
+    # queued, and the reason is in a metric and an error log line naming the lost event
+    assert response["statusCode"] == 413
+    assert json.loads(response["body"]) == {"message": "Payload Too Large"}
+    messages = sqs.receive_message(QueueUrl=sqs_sized_queue, WaitTimeSeconds=0).get("Messages", [])
+    assert messages == []
+    documents = emf_metrics(capsys.readouterr().out)
+    [rejected] = [doc for doc in documents if "WebhookRejected" in doc]
+    assert rejected["Reason"] == "message_too_large"
+    assert "WebhookQueueFailed" not in metric_names(documents)
+    [line] = [line for line in log_lines(log_output()) if line["level"] == "ERROR"]
+    assert (line["reason"], line["status"], line["dedup_key"]) == (
+        "message_too_large",
+        413,
+        "order.created:i-big",
+    )
+    assert line["message_bytes"] > 262_144
+
+
+# --- the forced secret refresh is throttled by the store, not the ingress ---------------------------
+class SteppingClock:
+    def __init__(self, now: float = 1_795_789_805.0) -> None:
+        self.current = now
+
+    def now(self) -> float:
+        return self.current
+
+    def sleep(self, seconds: float) -> None:
+        self.current += seconds
+
+
+@pytest.fixture
+def get_secret_value_calls(aws: None, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every GetSecretValue moto answers (the calls that would reach Secrets Manager)."""
+    from moto.secretsmanager.models import SecretsManagerBackend
+
+    calls: list[str] = []
+    original = SecretsManagerBackend.get_secret_value
+
+    def counting(self: SecretsManagerBackend, secret_id: str, *args: Any, **kwargs: Any) -> Any:
+        calls.append(secret_id)
+        return original(self, secret_id, *args, **kwargs)
+
+    monkeypatch.setattr(SecretsManagerBackend, "get_secret_value", counting)
+    return calls
+
+
+@pytest.fixture
+def store_clock(ingress_env: None, queue_url: str, webhook_secret: str) -> Iterator[SteppingClock]:
+    """The function's ingress with a SecretStore on a clock the test moves."""
+    clock = SteppingClock()
+    store = SecretStore(api_key_secret_id=None, webhook_secret_id=webhook_secret, clock=clock)
+    app.reset(WebhookIngress(secrets=store.webhook_secrets, queue=SqsQueue(queue_url), clock=clock))
+    yield clock
+    app.reset()
+
+
+def test_a_rotated_secret_is_picked_up_with_one_forced_read(
+    invoke, queued, store_clock, webhook_secret, get_secret_value_calls
+):
+    # Given a warm ingress that cached the dev secret
+    assert invoke(load_event("webhook_order_created.json"))["statusCode"] == 200
+    assert len(get_secret_value_calls) == 1
+    # When the secret is rotated and Offergrid signs with the new one before the cache expires
+    boto3.client("secretsmanager").put_secret_value(
+        SecretId=webhook_secret,
+        SecretString=json.dumps({"current": "rotated-secret", "previous": DEV_SECRET}),
+    )
+    event = load_event("webhook_order_created.json")
+    del event["multiValueHeaders"]
+    event["headers"]["X-Offergrid-Signature"] = sign(event["body"], "rotated-secret")
+    # Then the webhook is accepted after exactly one more read, bypassing the cache
+    assert invoke(event)["statusCode"] == 200
+    assert len(get_secret_value_calls) == 2
+    assert len(queued()) == 2
+
+
+def test_junk_signatures_cannot_hammer_secrets_manager(invoke, queued, store_clock, get_secret_value_calls):
+    # Given a warm ingress
+    assert invoke(load_event("webhook_order_created.json"))["statusCode"] == 200
+    junk = load_event("webhook_order_created.json")
+    del junk["multiValueHeaders"]
+    junk["headers"]["X-Offergrid-Signature"] = "0" * 64
+    # When 20 well-formed but wrong signatures arrive within the store's refresh interval
+    for _ in range(20):
+        assert invoke(junk)["statusCode"] == 401
+    # Then Secrets Manager saw one forced read, not twenty
+    assert len(get_secret_value_calls) == 2
+    # And once the interval has passed, a mismatch may read it once more
+    store_clock.sleep(MIN_REFRESH_INTERVAL_SECONDS + 1)
+    for _ in range(5):
+        assert invoke(junk)["statusCode"] == 401
+    assert len(get_secret_value_calls) == 3
+    assert len(queued()) == 1
+
+
+# --- one definition of the metric dimensions ---------------------------------------------------------
+def test_rejected_metric_carries_the_shared_default_dimensions(invoke, capsys):
+    # Given a default dimension set on the one Metrics object
+    metrics.set_default_dimensions(environment="test")
+    try:
+        capsys.readouterr()
+        event = load_event("webhook_bad_signature.json")
+        assert invoke(event)["statusCode"] == 401
+        [rejected] = [doc for doc in emf_metrics(capsys.readouterr().out) if "WebhookRejected" in doc]
+        # Then the Reason metric set has the function's dimensions (one helper computes them for the
+        # ingress and the client observer), plus Reason
+        service = {"service": str(metrics.service)} if metrics.service else {}
+        assert metric_dimensions(metrics) == {"environment": "test", **service}
+        [dimensions] = rejected["_aws"]["CloudWatchMetrics"][0]["Dimensions"]
+        assert sorted(set(dimensions) - {"service"}) == ["Reason", "environment"]
+        assert rejected["environment"] == "test"
+    finally:
+        metrics.set_default_dimensions()
+        metrics.default_dimensions.clear()
 
 
 # --- the SQS adapter ------------------------------------------------------------------------------

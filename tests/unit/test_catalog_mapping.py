@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from offergrid_integration.catalog import mapping as mapping_module
 from offergrid_integration.catalog.mapping import (
     CatalogMapping,
     MappingError,
@@ -262,3 +265,21 @@ def test_custom_mapping_with_constants_nested_paths_and_lists() -> None:
 def test_a_bad_mapping_document_is_a_mapping_error(document: object, message: str) -> None:
     with pytest.raises(MappingError, match=message):
         load_mapping(document if isinstance(document, str) else json.dumps(document))
+
+
+def test_default_mapping_is_read_and_validated_once_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given the shipped document is loaded through load_mapping (counted)
+    default_mapping.cache_clear()
+    loads: list[object] = []
+    real_load = mapping_module.load_mapping
+
+    def counting_load(document: str | bytes | Mapping[str, Any]) -> CatalogMapping:
+        loads.append(document)
+        return real_load(document)
+
+    monkeypatch.setattr(mapping_module, "load_mapping", counting_load)
+    # When the default mapping is asked for on every run
+    first, second = default_mapping(), default_mapping()
+    # Then it was read and validated once, and every run shares it
+    assert first is second
+    assert len(loads) == 1

@@ -1,4 +1,4 @@
-"""`WebhookIngress` without AWS: the order of checks, every status, the secret refresh throttle."""
+"""`WebhookIngress` without AWS: the order of checks, every status, the forced refresh, the SQS size."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ import pytest
 
 from offergrid_integration.webhooks.events import PayloadFailure, QueuedMessage
 from offergrid_integration.webhooks.ingress import (
+    SQS_MAX_MESSAGE_BYTES,
     IngressResult,
     Outcome,
     RequestFailure,
     WebhookIngress,
+    sqs_message_size,
 )
 from offergrid_integration.webhooks.queue import QueueSendError
 from offergrid_integration.webhooks.signature import SignatureFailure, sign
@@ -289,14 +291,17 @@ def test_signature_with_a_rotated_secret_triggers_one_forced_refresh(ingress, se
     assert secrets.calls == [False, True]
 
 
-def test_forced_refresh_happens_at_most_once_per_interval(ingress, secrets, clock):
+def test_every_mismatch_asks_the_store_for_a_forced_refresh_and_leaves_throttling_to_it(
+    ingress, secrets, clock
+):
+    # Given a store that answers every forced refresh (the real SecretStore throttles them itself:
+    # see tests/integration/test_webhook_ingress.py for the GetSecretValue count against moto)
     bad = api_event(signature="0" * 64)
+    # When junk signatures arrive in a burst
     for _ in range(5):
         assert ingress.handle(bad).status == 401
-    assert secrets.calls.count(True) == 1
-    clock.sleep(61)
-    assert ingress.handle(bad).status == 401
-    assert secrets.calls.count(True) == 2
+    # Then the ingress keeps no throttle of its own: each mismatch asks once, never more
+    assert secrets.calls == [False, True] * 5
 
 
 def test_failed_forced_refresh_still_answers_401(ingress, secrets):
@@ -309,6 +314,62 @@ def test_failed_forced_refresh_still_answers_401(ingress, secrets):
     failing = FailingOnRefresh([SECRET])
     ingress = WebhookIngress(secrets=failing, queue=RecordingQueue(), clock=FakeClock())
     assert ingress.handle(api_event(signature="0" * 64)).status == 401
+
+
+# --- the queued message must fit SQS ----------------------------------------------------------------
+def _non_ascii_body(raw_bytes: int) -> str:
+    """A valid order.created of about `raw_bytes` UTF-8 bytes, nearly all of it 2-byte characters."""
+    prefix = json.dumps({"event": "order.created", "itemId": "i-1", "note": ""}, ensure_ascii=False)[:-2]
+    return prefix + "é" * ((raw_bytes - len(prefix) - 2) // 2) + '"}'
+
+
+def test_non_ascii_body_within_the_raw_limit_but_too_big_once_queued_is_413_not_queued(queue, secrets, clock):
+    # Given the default 256 KiB body limit and a correctly signed 200 KB body of non-ASCII text
+    ingress = WebhookIngress(secrets=secrets, queue=queue, clock=clock)
+    body = _non_ascii_body(200_000)
+    assert 190_000 < len(body.encode()) <= 256 * 1024
+    # When it arrives
+    result = ingress.handle(api_event(body))
+    # Then it is refused for good (413, never a 503 Offergrid would retry forever) and nothing is queued
+    assert (result.status, result.outcome, result.reason) == (
+        413,
+        Outcome.REJECTED,
+        RequestFailure.MESSAGE_TOO_LARGE,
+    )
+    assert result.body == {"message": "Payload Too Large"}
+    assert queue.sent == []
+    assert result.signature is not None  # it was authentic: the logs say which event was lost
+    assert result.message_bytes is not None
+    assert result.message_bytes > SQS_MAX_MESSAGE_BYTES
+    assert result.log_fields()["reason"] == "message_too_large"
+    assert result.log_fields()["dedup_key"] == "order.created:i-1"
+
+
+def test_the_sqs_limit_counts_the_body_and_the_attributes_inclusively(queue, secrets, clock):
+    # Given the exact size of the message one webhook becomes (body + String attributes)
+    body = _non_ascii_body(2_000)
+    probe = RecordingQueue()
+    WebhookIngress(secrets=secrets, queue=probe, clock=clock).handle(api_event(body), correlation_id="r-1")
+    [(sent_body, attributes)] = probe.sent
+    size = len(sent_body.encode()) + sum(
+        len(name.encode()) + len(b"String") + len(value.encode()) for name, value in attributes.items()
+    )
+    # When the queue limit is exactly that size, it is queued; one byte less, it is refused
+    at_limit = WebhookIngress(secrets=secrets, queue=queue, clock=clock, max_message_bytes=size)
+    assert at_limit.handle(api_event(body), correlation_id="r-1").status == 200
+    below = WebhookIngress(secrets=secrets, queue=queue, clock=clock, max_message_bytes=size - 1)
+    result = below.handle(api_event(body), correlation_id="r-1")
+    assert (result.status, result.reason, result.message_bytes) == (
+        413,
+        RequestFailure.MESSAGE_TOO_LARGE,
+        size,
+    )
+    assert len(queue.sent) == 1
+
+
+def test_sqs_message_size_counts_utf8_bytes_of_body_and_attributes():
+    assert sqs_message_size("{}", {}) == 2
+    assert sqs_message_size("é", {"k": "v", "empty": ""}) == 2 + 1 + 6 + 1
 
 
 # --- what may be logged -------------------------------------------------------------------------------------

@@ -43,6 +43,7 @@ __all__ = [
     "RedactingFilter",
     "RedactingFormatter",
     "logger",
+    "metric_dimensions",
     "metrics",
     "redact",
     "register_secret",
@@ -178,6 +179,17 @@ def _attach_redacting_filter() -> None:
 logger = Logger(logger_formatter=RedactingFormatter())
 metrics = Metrics(namespace=os.environ.get(METRICS_NAMESPACE_ENV) or METRICS_NAMESPACE)
 _attach_redacting_filter()
+
+
+def metric_dimensions(source: Metrics | None = None) -> dict[str, str]:
+    """The dimensions every metric of `source` (default: `metrics`) carries: its default dimensions
+    and its `service`. A `single_metric` with one extra dimension (`Reason`, `Status`) starts from
+    these, so it lands in the same dimension set as the function's other metrics plus that one."""
+    source = metrics if source is None else source
+    dimensions = dict(source.default_dimensions)
+    if source.service:
+        dimensions.setdefault("service", str(source.service))
+    return dimensions
 
 
 # The Tracer is created on first use: `Tracer()` imports the X-Ray SDK (~150 ms of cold start), and

@@ -9,19 +9,35 @@ failing with transient errors (after the client's own retries).
 
 A write that fails for good (400/404/409/422...) is a failure with the SKU and reason and the run
 goes on; a 409 on create means the SKU belongs to an offer that was not in our listing.
+
+Except for the two answers a retry can earn for a write that was applied but whose answer was lost
+(a timeout or a dropped connection, then the client's retry):
+
+- a create answered 409: `confirm_created` (`ListingConfirmation`: one listing of the team's offers,
+  at the first need in a run) decides; when our offers hold the SKU with the catalog's values it is
+  counted as created and listed in `confirmed_on_retry`, otherwise it stays a 409 failure;
+- a delete answered 404: the offer is gone, which is what was wanted, so it is done.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
-from offergrid_integration.catalog.plan import ChangeKind, OfferChange
+from offergrid_integration.catalog.plan import (
+    ChangeKind,
+    CurrentOffer,
+    OfferChange,
+    index_offers_by_sku,
+    matches,
+)
 from offergrid_integration.catalog.report import ApplyFailure
+from offergrid_integration.observability import logger
 from offergrid_integration.offergrid.errors import (
     APIStatusError,
     ConflictError,
+    NotFoundError,
     OffergridError,
     RateBudgetExhausted,
 )
@@ -31,6 +47,7 @@ __all__ = [
     "DEFAULT_MIN_TIME_LEFT",
     "MAX_CONSECUTIVE_TRANSIENT_FAILURES",
     "ApplyResult",
+    "ListingConfirmation",
     "OfferWriter",
     "StopReason",
     "apply_plan",
@@ -58,12 +75,41 @@ class OfferWriter(Protocol):
     def delete_offer(self, offer_id: str) -> None: ...
 
 
+class OfferLister(Protocol):
+    def list_offers(self) -> Iterator[Offer]: ...
+
+
+class ListingConfirmation:
+    """Whether a create answered 409 made our offer after all: the team's offers hold its SKU with the
+    catalog's values. One listing per instance (one per run), taken at the first need; a listing that
+    fails confirms nothing (the 409 stays a failure and the next run's listing settles it)."""
+
+    def __init__(self, client: OfferLister, owned_fields: Iterable[str] | None = None) -> None:
+        self._client = client
+        self._owned = None if owned_fields is None else tuple(owned_fields)
+        self._by_sku: dict[str, CurrentOffer] | None = None
+
+    def __call__(self, change: OfferChange) -> bool:
+        if self._by_sku is None:
+            try:
+                self._by_sku = index_offers_by_sku(self._client.list_offers(), self._owned).by_sku
+            except OffergridError as error:
+                logger.warning(
+                    "could not list offers to confirm a create answered 409",
+                    extra={"sku": change.sku, "error": type(error).__name__},
+                )
+                self._by_sku = {}
+        current = self._by_sku.get(change.sku)
+        return current is not None and matches(change.body, current)
+
+
 @dataclass(slots=True)
 class ApplyResult:
     done: dict[str, int] = field(default_factory=dict)
     failures: list[ApplyFailure] = field(default_factory=list)
     pending: list[OfferChange] = field(default_factory=list)
     stop_reason: str | None = None
+    confirmed_on_retry: list[str] = field(default_factory=list)  # SKUs
 
     @property
     def complete(self) -> bool:
@@ -77,6 +123,7 @@ def apply_plan(
     remaining_time: Callable[[], float] | None = None,
     min_time_left: float = DEFAULT_MIN_TIME_LEFT,
     max_writes: int | None = None,
+    confirm_created: Callable[[OfferChange], bool] | None = None,
 ) -> ApplyResult:
     """Perform `writes` in order until done or until it must stop (see the module docstring)."""
     result = ApplyResult()
@@ -101,6 +148,12 @@ def apply_plan(
                 result.stop_reason = StopReason.TIME
                 result.pending = list(writes[position:])
                 return result
+            if _done_after_all(change, error, confirm_created):
+                transient_in_a_row = 0
+                result.done[change.kind.value] = result.done.get(change.kind.value, 0) + 1
+                if change.kind is ChangeKind.CREATE:
+                    result.confirmed_on_retry.append(change.sku)
+                continue
             result.failures.append(_failure(change, error))
             transient_in_a_row = transient_in_a_row + 1 if error.retryable else 0
             if transient_in_a_row >= MAX_CONSECUTIVE_TRANSIENT_FAILURES:
@@ -127,10 +180,32 @@ def _out_of_time(remaining_time: Callable[[], float] | None, min_time_left: floa
     return remaining_time is not None and remaining_time() < min_time_left
 
 
+def _done_after_all(
+    change: OfferChange, error: OffergridError, confirm_created: Callable[[OfferChange], bool] | None
+) -> bool:
+    """Whether a write that raised `error` reached its goal anyway (see the module docstring)."""
+    if change.kind is ChangeKind.DELETE and isinstance(error, NotFoundError):
+        return True
+    if (
+        change.kind is ChangeKind.CREATE
+        and isinstance(error, ConflictError)
+        and confirm_created is not None
+        and confirm_created(change)
+    ):
+        logger.info(
+            "create answered 409 confirmed: the offer exists with the catalog's values",
+            extra={"sku": change.sku},
+        )
+        return True
+    return False
+
+
 def _write(client: OfferWriter, change: OfferChange) -> None:
     match change.kind:
         case ChangeKind.CREATE:
-            client.create_offer(OfferCreate.model_validate(dict(change.body)))
+            if change.desired is None:  # the plan always sets it; a bug if it does not
+                raise ValueError(f"create of {change.sku} has no desired offer")
+            client.create_offer(change.desired.create_body())
         case ChangeKind.DELETE:
             client.delete_offer(_offer_id(change))
         case _:

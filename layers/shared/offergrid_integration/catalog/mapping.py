@@ -27,6 +27,7 @@ the run. A bad mapping document is a `MappingError`: nothing can be synced with 
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Iterable, Mapping
@@ -464,8 +465,10 @@ def load_mapping(document: str | bytes | Mapping[str, Any]) -> CatalogMapping:
         raise MappingError("invalid mapping document: " + "; ".join(_pydantic_problems(exc))) from None
 
 
+@functools.cache
 def default_mapping() -> CatalogMapping:
-    """The mapping of API.md Decision 8, shipped in this package."""
+    """The mapping of API.md Decision 8, shipped in this package: read and validated once per process
+    and shared (a `CatalogMapping` is never changed after it is built)."""
     package = resources.files("offergrid_integration.catalog")
     text = package.joinpath(DEFAULT_MAPPING_RESOURCE).read_text(encoding="utf-8")
     return load_mapping(text)

@@ -39,6 +39,7 @@ __all__ = [
     "OfferIndex",
     "canonical",
     "index_offers_by_sku",
+    "matches",
     "plan_offer_changes",
     "same",
 ]
@@ -85,13 +86,14 @@ _WRITE_ORDER: Final = (
 @dataclass(frozen=True, slots=True)
 class OfferChange:
     """One write. `body` is the wire JSON to send (empty for a delete); `before` the current values
-    of the fields it changes (for display)."""
+    of the fields it changes (for display); `desired` the catalog's offer a create comes from."""
 
     kind: ChangeKind
     sku: str
     offer_id: str | None
     body: Mapping[str, Any]
     before: Mapping[str, Any] = field(default_factory=dict)
+    desired: DesiredOffer | None = field(default=None, compare=False, repr=False)
 
     @property
     def fields(self) -> list[str]:
@@ -258,7 +260,7 @@ def plan_offer_changes(
         offer = wanted[sku]
         existing = current.get(sku)
         if existing is None:
-            diff.creates.append(OfferChange(ChangeKind.CREATE, sku, None, dict(offer.fields)))
+            diff.creates.append(OfferChange(ChangeKind.CREATE, sku, None, dict(offer.fields), desired=offer))
             continue
         body, before = _differences(offer.fields, existing)
         if body:
@@ -300,6 +302,12 @@ def _missing_change(sku: str, offer: CurrentOffer, policy: MissingOfferPolicy) -
 # ---------------------------------------------------------------------------------------------------
 # Comparison
 # ---------------------------------------------------------------------------------------------------
+def matches(desired: Mapping[str, Any], offer: CurrentOffer) -> bool:
+    """Whether `offer` already holds every value of `desired` (normalised, as the plan compares)."""
+    body, _ = _differences(desired, offer)
+    return not body
+
+
 def _differences(desired: Mapping[str, Any], offer: CurrentOffer) -> tuple[dict[str, Any], dict[str, Any]]:
     """(PATCH body, current values) for the owned fields whose normalised values differ."""
     current = offer.values

@@ -51,6 +51,16 @@ class ApplyFailure:
     def to_dict(self) -> dict[str, Any]:
         return {"sku": self.sku, "action": self.action, "reason": self.reason, "statusCode": self.status_code}
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ApplyFailure:
+        status = data.get("statusCode")
+        return cls(
+            sku=str(data.get("sku", "")),
+            action=str(data.get("action", "")),
+            reason=str(data.get("reason", "")),
+            status_code=int(status) if status is not None else None,
+        )
+
 
 @dataclass(slots=True)
 class SyncReport:
@@ -69,11 +79,27 @@ class SyncReport:
     counts: dict[str, int] = field(default_factory=dict)  # writes done in this invocation
     totals: dict[str, int] = field(default_factory=dict)  # writes done by the whole run so far
     pending: int = 0  # planned writes not attempted (stopped early)
+    # The run's failures: those carried from its earlier invocations (the first `earlier_listed`
+    # entries; `earlier_failed` of them in all, the checkpoint keeps at most MAX_LISTED), then this
+    # invocation's.
     failures: list[ApplyFailure] = field(default_factory=list)
+    earlier_listed: int = 0
+    earlier_failed: int = 0
+    # Creates that got 409 on a retry after a lost answer, confirmed by a listing (counted as created).
+    confirmed_on_retry: list[str] = field(default_factory=list)
     row_errors: list[dict[str, Any]] = field(default_factory=list)
     plan: list[dict[str, Any]] = field(default_factory=list)  # the planned writes (dry runs)
     offers_without_sku: int = 0
     duplicate_skus: list[str] = field(default_factory=list)
+
+    @property
+    def failed_this_invocation(self) -> int:
+        return len(self.failures) - self.earlier_listed
+
+    @property
+    def failed(self) -> int:
+        """Failed writes of the whole run so far (like `totals`)."""
+        return self.earlier_failed + self.failed_this_invocation
 
     @property
     def wrote(self) -> int:
@@ -101,8 +127,10 @@ class SyncReport:
             "counts": dict(self.counts),
             "totals": dict(self.totals),
             "pending": self.pending,
-            "failed": len(self.failures),
+            "failed": self.failed,
+            "failedThisInvocation": self.failed_this_invocation,
             "failures": [failure.to_dict() for failure in self.failures[:MAX_LISTED]],
+            "confirmedOnRetry": self.confirmed_on_retry[:MAX_LISTED],
             "rowErrors": self.row_errors[:MAX_LISTED],
             "plan": self.plan[:MAX_LISTED],
             "planTruncated": len(self.plan) > MAX_LISTED,
@@ -114,14 +142,14 @@ class SyncReport:
         counts = ", ".join(f"{name} {value}" for name, value in sorted(self.counts.items())) or "no writes"
         return (
             f"offer sync {self.status.value}: {counts}; unchanged {self.planned.get('unchanged', 0)}; "
-            f"failed {len(self.failures)}; invalid rows {len(self.row_errors)}; pending {self.pending}"
+            f"failed {self.failed}; invalid rows {len(self.row_errors)}; pending {self.pending}"
         )
 
     def emit_metrics(self, metrics: MetricsSink) -> None:
         for action in WRITE_ACTIONS:
             metrics.add_metric(f"{METRIC_PREFIX}{action.capitalize()}d", "Count", self.counts.get(action, 0))
         metrics.add_metric(f"{METRIC_PREFIX}Unchanged", "Count", self.planned.get("unchanged", 0))
-        metrics.add_metric(f"{METRIC_PREFIX}Failed", "Count", len(self.failures))
+        metrics.add_metric(f"{METRIC_PREFIX}Failed", "Count", self.failed_this_invocation)
         metrics.add_metric(f"{METRIC_PREFIX}InvalidRows", "Count", len(self.row_errors))
         metrics.add_metric(f"{METRIC_PREFIX}Pending", "Count", self.pending)
         metrics.add_metric(f"{METRIC_PREFIX}Incomplete", "Count", int(self.status is RunStatus.INCOMPLETE))

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -23,6 +24,7 @@ from offergrid_integration.catalog.sources import (
     CatalogSource,
     HttpsCatalogSource,
     S3CatalogSource,
+    new_s3_client,
     read_s3_object,
 )
 from offergrid_integration.catalog.state import DynamoDBSyncState, SyncStateStore
@@ -35,6 +37,9 @@ from offergrid_integration.orders.records import DynamoDBOrderStore
 from offergrid_integration.secrets import SecretStore
 from offergrid_integration.webhooks.queue import QueuePort
 from offergrid_integration.webhooks.sqs_queue import SqsQueue
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 __all__ = ["ScheduleInput", "SyncRuntime"]
 
@@ -72,6 +77,7 @@ class SyncRuntime:
         state: SyncStateStore | None = None,
         queue: QueuePort | None = None,
         decisions: DecisionLookup | None = None,
+        s3_client: S3Client | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock
@@ -85,7 +91,19 @@ class SyncRuntime:
         if decisions is None and settings.orders_table:
             decisions = OrderRecordDecisions(DynamoDBOrderStore(settings.orders_table, endpoint_url=endpoint))
         self.decisions = decisions
-        self.source = self._catalog_source()
+        self._s3 = s3_client
+
+    @property
+    def s3(self) -> S3Client:
+        """The runtime's one S3 client (catalog and mapping reads), created on first use."""
+        if self._s3 is None:
+            self._s3 = new_s3_client(self.settings.aws_endpoint_url)
+        return self._s3
+
+    @cached_property
+    def source(self) -> CatalogSource:
+        """Where the catalog comes from, built on first use (an S3 source shares `s3`)."""
+        return self._catalog_source()
 
     def remaining_time(self) -> float:
         """Seconds left in the current invocation (infinite outside one)."""
@@ -143,12 +161,13 @@ class SyncRuntime:
         )
 
     def load_mapping(self) -> CatalogMapping:
-        """The configured mapping (read on every run, so a new document needs no deploy)."""
+        """The configured mapping (read on every run, so a new document needs no deploy); the default
+        one is read once per process."""
         uri = self.settings.catalog_mapping
         if uri is None:
             return default_mapping()
         try:
-            return load_mapping(read_s3_object(uri))
+            return load_mapping(read_s3_object(uri, self.s3))
         except (CatalogReadError, MappingError) as error:
             raise ConfigurationError(
                 f"CATALOG_MAPPING: {error}", problems={"CATALOG_MAPPING": str(error)}
@@ -158,7 +177,7 @@ class SyncRuntime:
         settings = self.settings
         uri = settings.catalog_source_uri
         if uri.startswith("s3://"):
-            return S3CatalogSource(uri, settings.catalog_format)
+            return S3CatalogSource(uri, settings.catalog_format, s3_client=self.s3)
         key: Callable[[], str] | None = None
         if settings.catalog_api_key_secret:
             store = SecretStore(

@@ -16,7 +16,12 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
-from offergrid_integration.catalog.apply import DEFAULT_MIN_TIME_LEFT, OfferWriter, apply_plan
+from offergrid_integration.catalog.apply import (
+    DEFAULT_MIN_TIME_LEFT,
+    ListingConfirmation,
+    OfferWriter,
+    apply_plan,
+)
 from offergrid_integration.catalog.mapping import CatalogMapping, RowError
 from offergrid_integration.catalog.plan import (
     CatalogDiff,
@@ -24,7 +29,7 @@ from offergrid_integration.catalog.plan import (
     index_offers_by_sku,
     plan_offer_changes,
 )
-from offergrid_integration.catalog.report import MetricsSink, RunStatus, SyncReport
+from offergrid_integration.catalog.report import MAX_LISTED, ApplyFailure, MetricsSink, RunStatus, SyncReport
 from offergrid_integration.catalog.sources import CatalogReadError, CatalogSource
 from offergrid_integration.catalog.state import SyncCheckpoint, SyncStateStore
 from offergrid_integration.clock import SYSTEM_CLOCK, Clock
@@ -99,6 +104,10 @@ def run_offer_sync(
             report.run_id = checkpoint.run_id
             report.invocation = checkpoint.invocations + 1
             report.totals = dict(checkpoint.counts)
+            # The run's earlier failures stay in its report until the run completes.
+            report.failures = [ApplyFailure.from_dict(failure) for failure in checkpoint.failures]
+            report.earlier_listed = len(report.failures)
+            report.earlier_failed = max(checkpoint.failed, report.earlier_listed)
         _sync(deps, options, report, remaining_time)
         if report.status is RunStatus.INCOMPLETE:
             deps.state.save_checkpoint(
@@ -107,7 +116,8 @@ def run_offer_sync(
                     started_at=checkpoint.started_at if checkpoint else started,
                     invocations=report.invocation,
                     counts=dict(report.totals),
-                    failures=[failure.to_dict() for failure in report.failures],
+                    failures=[failure.to_dict() for failure in report.failures[:MAX_LISTED]],
+                    failed=report.failed,
                     stop_reason=report.stop_reason,
                     updated_at=deps.clock.now(),
                     scope=sorted(options.skus) if options.skus is not None else None,
@@ -193,10 +203,12 @@ def _apply(
         remaining_time=remaining_time,
         min_time_left=options.min_time_left,
         max_writes=options.max_writes,
+        confirm_created=ListingConfirmation(deps.client, deps.mapping.owned_fields),
     )
     for action, count in result.done.items():
         report.count(action, count)
-    report.failures = list(result.failures)
+    report.failures.extend(result.failures)
+    report.confirmed_on_retry.extend(result.confirmed_on_retry)
     report.pending = len(result.pending)
     if result.stop_reason is not None:
         _stop(report, RunStatus.INCOMPLETE, result.stop_reason)

@@ -8,8 +8,9 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, Field
 
 from offergrid_integration.catalog.plan import MissingOfferPolicy
-from offergrid_integration.catalog.sources import CatalogFormat, parse_s3_uri
+from offergrid_integration.catalog.sources import CatalogFormat
 from offergrid_integration.config import LOCAL_HOSTS, CommonSettings, NonBlankStr, QueueUrl, SecretId
+from offergrid_integration.s3 import parse_s3_uri
 
 __all__ = ["CatalogUri", "S3Uri", "SyncSettings"]
 

@@ -27,11 +27,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final, Protocol
 from urllib.parse import urlsplit
 
-import boto3
 import httpx
-from botocore.exceptions import BotoCoreError, ClientError
 
 from offergrid_integration.catalog.mapping import RawRow, RowError
+from offergrid_integration.s3 import S3ReadError, parse_s3_uri
+from offergrid_integration.s3 import read_s3_object as _read_s3_object
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -46,8 +46,8 @@ __all__ = [
     "ParsedCatalog",
     "S3CatalogSource",
     "detect_format",
+    "new_s3_client",
     "parse_catalog",
-    "parse_s3_uri",
     "read_s3_object",
 ]
 
@@ -197,28 +197,20 @@ def _parse_csv(text: str) -> ParsedCatalog:
 # ---------------------------------------------------------------------------------------------------
 # Adapters
 # ---------------------------------------------------------------------------------------------------
-def parse_s3_uri(uri: str) -> tuple[str, str]:
-    parts = urlsplit(uri)
-    if parts.scheme != "s3" or not parts.netloc or not parts.path.strip("/"):
-        raise ValueError("must be an s3://bucket/key URI")
-    return parts.netloc, parts.path.lstrip("/")
+def new_s3_client(endpoint_url: str | None = None) -> S3Client:
+    """A boto3 S3 client (`endpoint_url`: the local stack). Build one per runtime and pass it on."""
+    import boto3
+
+    return boto3.client("s3", endpoint_url=endpoint_url or None)
 
 
 def read_s3_object(uri: str, s3_client: S3Client | None = None, max_bytes: int = MAX_CATALOG_BYTES) -> bytes:
-    """The bytes of an S3 object (catalog or mapping document); `CatalogReadError` if unreadable."""
-    bucket, key = parse_s3_uri(uri)
-    client = s3_client or boto3.client("s3")
+    """The bytes of an S3 object (catalog or mapping document); `CatalogReadError` if unreadable.
+    (`offergrid_integration.s3.read_s3_object` with the catalog's error type.)"""
     try:
-        response = client.get_object(Bucket=bucket, Key=key)
-        size = response.get("ContentLength", 0)
-        if size > max_bytes:
-            raise CatalogReadError(f"{uri} is {size} bytes, over the {max_bytes} byte limit")
-        return response["Body"].read()
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "error")
-        raise CatalogReadError(f"cannot read {uri}: {code}") from None
-    except BotoCoreError as exc:
-        raise CatalogReadError(f"cannot read {uri}: {type(exc).__name__}") from None
+        return _read_s3_object(uri, s3_client, max_bytes=max_bytes)
+    except S3ReadError as exc:
+        raise CatalogReadError(str(exc)) from None
 
 
 class S3CatalogSource:
@@ -239,6 +231,8 @@ class S3CatalogSource:
         return self._uri
 
     def read(self) -> ParsedCatalog:
+        if self._s3 is None:  # none given: one of its own, kept for the next reads
+            self._s3 = new_s3_client()
         return parse_catalog(read_s3_object(self._uri, self._s3), self._format)
 
 

@@ -55,7 +55,8 @@ class SyncCheckpoint:
     """Progress of a run that stopped before finishing (time or budget ran out).
 
     The next invocation does not replay it: it re-plans from a fresh listing (hand edits in between
-    are then respected) and carries the run id and the cumulative counts and failures forward.
+    are then respected) and carries the run id and the cumulative counts and failures forward
+    (`failures`: at most `report.MAX_LISTED` of them, as a report lists; `failed`: how many in all).
     """
 
     run_id: str
@@ -63,6 +64,7 @@ class SyncCheckpoint:
     invocations: int = 1
     counts: dict[str, int] = field(default_factory=dict)
     failures: list[dict[str, Any]] = field(default_factory=list)
+    failed: int = 0
     stop_reason: str | None = None
     updated_at: float = 0.0
     scope: list[str] | None = None  # the SKUs of a partial run; None: the whole catalog
@@ -79,6 +81,7 @@ class SyncCheckpoint:
             invocations=int(data.get("invocations", 1)),
             counts={str(k): int(v) for k, v in (data.get("counts") or {}).items()},
             failures=list(data.get("failures") or []),
+            failed=int(data.get("failed", len(data.get("failures") or []))),
             stop_reason=data.get("stop_reason"),
             updated_at=float(data.get("updated_at", 0.0)),
             scope=[str(sku) for sku in data["scope"]] if data.get("scope") is not None else None,

@@ -110,11 +110,9 @@ class MetricsObserver:
         self._metrics.add_metric(name=RATE_BUDGET_EXHAUSTED, unit=MetricUnit.Count, value=1)
 
     def _dimensions(self) -> dict[str, str]:
-        # The function's default dimensions and its `service`, as on its other metrics.
-        dimensions = dict(self._metrics.default_dimensions)
-        if self._metrics.service:
-            dimensions.setdefault("service", str(self._metrics.service))
-        return dimensions
+        from offergrid_integration.observability import metric_dimensions
+
+        return metric_dimensions(self._metrics)
 
 
 def default_observer() -> ClientObserver:

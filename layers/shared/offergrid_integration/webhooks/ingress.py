@@ -6,10 +6,18 @@ Checks run cheapest and most hostile first, and each maps to one status:
 2. size              413 over `max_body_bytes`, measured on the decoded body before any HMAC or JSON
 3. signature         401 with a generic body for every signature failure (reason for logs/metrics)
 4. body              400 for non-JSON, non-object, missing or invalid `event`
-5. queue             200 `{"received": true}` only once SQS accepted the message; 503 otherwise
+5. message size      413 when the message to queue (ASCII-only JSON body + String attributes) is over
+                     SQS's `max_message_bytes`: non-ASCII text grows up to 3x once escaped, so a body
+                     under the body limit can still make a message SQS refuses. Refused for good
+                     (a 503 would have Offergrid redeliver it forever); reason `message_too_large`.
+6. queue             200 `{"received": true}` only once SQS accepted the message; 503 otherwise
 
 A secret that cannot be read is also 503: Offergrid retries anything but 2xx, so a message is never
 acknowledged without being stored. Unknown event types are queued (and flagged for a metric).
+
+A signature that matches no cached secret makes one `secrets(force_refresh=True)` call (a rotation
+is picked up at once); how often that may really reach Secrets Manager is the secret store's
+business (`SecretStore` throttles forced refreshes), so junk signatures cannot hammer it.
 
 No Powertools, no boto3: `app.py` maps the `IngressResult` to logs, metrics and the HTTP response.
 """
@@ -32,7 +40,7 @@ from offergrid_integration.webhooks.events import (
     build_queued_message,
     utc_from_epoch,
 )
-from offergrid_integration.webhooks.queue import QueuePort, QueueSendError, send_queued_message
+from offergrid_integration.webhooks.queue import QueuePort, QueueSendError
 from offergrid_integration.webhooks.signature import (
     SignatureFailure,
     SignatureMatch,
@@ -45,9 +53,9 @@ from offergrid_integration.webhooks.signature import (
 )
 
 DEFAULT_MAX_BODY_BYTES: Final = 256 * 1024
-# At most one forced secret refresh per interval when a signature matches no cached secret: picks
-# up a rotation within a minute without letting junk requests hammer Secrets Manager.
-DEFAULT_SECRET_REFRESH_INTERVAL: Final = 60.0
+# SQS's limit on one message: body plus every attribute's name, data type and value, in bytes.
+SQS_MAX_MESSAGE_BYTES: Final = 262_144
+_STRING_TYPE_BYTES: Final = len(b"String")
 
 
 class Outcome(StrEnum):
@@ -63,6 +71,7 @@ class RequestFailure(StrEnum):
     METHOD_NOT_ALLOWED = "method_not_allowed"
     BODY_TOO_LARGE = "body_too_large"
     BODY_UNDECODABLE = "body_undecodable"  # flagged base64 but is not, or text that is not UTF-8
+    MESSAGE_TOO_LARGE = "message_too_large"  # verified, but too big for SQS once queued
 
 
 RejectReason = SignatureFailure | PayloadFailure | RequestFailure
@@ -88,6 +97,7 @@ class IngressResult:
     message_id: str | None = None
     error: str | None = None  # error type / service code of a 5xx, never a message with data
     headers: dict[str, str] = field(default_factory=dict)
+    message_bytes: int | None = None  # the queued size, when it was too large for the queue
 
     @property
     def unknown_event_type(self) -> bool:
@@ -112,6 +122,8 @@ class IngressResult:
                     fields[name] = value
         if self.message_id is not None:
             fields["sqs_message_id"] = self.message_id
+        if self.message_bytes is not None:
+            fields["message_bytes"] = self.message_bytes
         return fields
 
 
@@ -131,14 +143,13 @@ class WebhookIngress:
         queue: QueuePort,
         clock: Clock = SYSTEM_CLOCK,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-        secret_refresh_interval: float = DEFAULT_SECRET_REFRESH_INTERVAL,
+        max_message_bytes: int = SQS_MAX_MESSAGE_BYTES,
     ) -> None:
         self._secrets = secrets
         self._queue = queue
         self._clock = clock
         self._max_body_bytes = max_body_bytes
-        self._secret_refresh_interval = secret_refresh_interval
-        self._last_forced_refresh: float | None = None
+        self._max_message_bytes = max_message_bytes
 
     def handle(self, event: Mapping[str, Any], *, correlation_id: str | None = None) -> IngressResult:
         """Process one API Gateway REST proxy event."""
@@ -174,8 +185,20 @@ class WebhookIngress:
             source="webhook",
             correlation_id=correlation_id or None,
         )
+        message_body, attributes = message.to_json(), message.message_attributes()
+        size = sqs_message_size(message_body, attributes)
+        if size > self._max_message_bytes:
+            return IngressResult(
+                413,
+                {"message": "Payload Too Large"},
+                Outcome.REJECTED,
+                reason=RequestFailure.MESSAGE_TOO_LARGE,
+                message=message,
+                signature=signature,
+                message_bytes=size,
+            )
         try:
-            message_id = send_queued_message(self._queue, message)
+            message_id = self._queue.send(message_body, attributes)
         except QueueSendError as exc:
             return IngressResult(
                 503,
@@ -219,7 +242,9 @@ class WebhookIngress:
         try:
             return verify_signature(body, header, secrets)
         except SignatureVerificationError:
-            fresh = self._refreshed_secrets()
+            # A rotation we have not seen yet, or junk: ask for fresh secrets. The store decides
+            # whether that really reaches Secrets Manager (it throttles forced refreshes).
+            fresh = self._forced_refresh()
             if fresh is None or fresh == secrets:
                 raise
             return verify_signature(body, header, fresh)
@@ -233,16 +258,21 @@ class WebhookIngress:
             raise _SecretUnavailable("NoWebhookSecret")
         return secrets
 
-    def _refreshed_secrets(self) -> Sequence[str] | None:
-        now = self._clock.now()
-        last = self._last_forced_refresh
-        if last is not None and now - last < self._secret_refresh_interval:
-            return None
-        self._last_forced_refresh = now
+    def _forced_refresh(self) -> Sequence[str] | None:
         try:
             return self._read_secrets(force_refresh=True)
         except _SecretUnavailable:
             return None  # keep the cached secrets; the sender gets its 401 and retries
+
+
+def sqs_message_size(message_body: str, attributes: Mapping[str, str]) -> int:
+    """What SQS counts against its message limit: the body's UTF-8 bytes plus, per attribute sent
+    (the adapter drops empty values), its name, its data type (`String`) and its value."""
+    return len(message_body.encode()) + sum(
+        len(name.encode()) + _STRING_TYPE_BYTES + len(value.encode())
+        for name, value in attributes.items()
+        if value
+    )
 
 
 class _SecretUnavailable(Exception):
