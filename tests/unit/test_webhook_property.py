@@ -175,6 +175,18 @@ def is_valid_webhook(body: str | None) -> bool:
         return False
     fields = payload["data"] if isinstance(payload.get("data"), dict) else payload
     return all(
-        value is None or isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
+        value is None
+        or value == ""
+        or is_usable_id(value)
+        or (isinstance(value, int) and not isinstance(value, bool))
         for value in (fields.get(key) for key in ("orderId", "itemId", "offerId"))
+    )
+
+
+def is_usable_id(value: object) -> bool:
+    """docs/decisions.md#12, written out again: 1-128 characters, no control character, no surrogate."""
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= 128
+        and not any(ord(c) < 32 or 127 <= ord(c) < 160 or 0xD800 <= ord(c) <= 0xDFFF for c in value)
     )

@@ -23,12 +23,17 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
 
+from offergrid_integration.identifiers import identifier_problem
+
 EVENT_TYPE_MAX_LENGTH: Final = 100
 # Printable ASCII without spaces: every real event type fits, and the value is then safe as an SQS
 # message attribute and a log field whatever a sender puts there.
 _EVENT_TYPE_PATTERN: Final = r"^[!-~]{1," + str(EVENT_TYPE_MAX_LENGTH) + r"}$"
 _EVENT_TYPE_RE: Final = re.compile(_EVENT_TYPE_PATTERN)
 MAX_DEDUP_KEY_LENGTH: Final = 256
+# Offergrid's payloads nest two or three levels (envelope, data, metadata). A body nested hundreds of
+# levels deep is hostile: pydantic refuses to serialise it and the stdlib recurses on it.
+MAX_JSON_DEPTH: Final = 32
 _HASH_HEX_LENGTH: Final = 32  # 128 bits of SHA-256: collision-free for any realistic volume
 
 
@@ -47,7 +52,8 @@ class PayloadFailure(StrEnum):
     NOT_OBJECT = "body_not_object"
     EVENT_MISSING = "event_missing"
     EVENT_INVALID = "event_invalid"  # not a string, empty, too long, or not printable ASCII
-    FIELD_INVALID = "field_invalid"  # an id or timestamp of a type no id can have (object, list...)
+    FIELD_INVALID = "field_invalid"  # an id that breaks docs/decisions.md#12, a timestamp of no usable type
+    TOO_DEEP = "body_too_deep"  # nested deeper than MAX_JSON_DEPTH: no webhook needs it
 
 
 class InvalidEventPayload(ValueError):
@@ -85,6 +91,15 @@ class OffergridEvent(BaseModel):
     timestamp: str | None = None
     extra: dict[str, Any] = Field(default_factory=dict)
 
+    @field_validator("order_id", "item_id", "offer_id")
+    @classmethod
+    def _usable_identifier(cls, value: str | None) -> str | None:
+        # The processor validates queued envelopes with this model too: an id that slipped past an
+        # older ingress is a malformed message there, never a DynamoDB or UnicodeEncodeError retry loop.
+        if value is not None and (problem := identifier_problem(value)) is not None:
+            raise ValueError(f"identifier {problem}")
+        return value
+
     @property
     def known_type(self) -> EventType | None:
         try:
@@ -101,6 +116,8 @@ class OffergridEvent(BaseModel):
         """
         if not isinstance(payload, Mapping):
             raise InvalidEventPayload(PayloadFailure.NOT_OBJECT, "body is not a JSON object")
+        if json_depth_exceeds(payload, MAX_JSON_DEPTH):
+            raise InvalidEventPayload(PayloadFailure.TOO_DEEP, f"nested deeper than {MAX_JSON_DEPTH} levels")
         if "event" not in payload:
             raise InvalidEventPayload(PayloadFailure.EVENT_MISSING, "no 'event' field")
         event = payload["event"]
@@ -129,11 +146,31 @@ class OffergridEvent(BaseModel):
 def _identifier(name: str, value: object) -> str | None:
     if value is None or value == "":
         return None
-    if isinstance(value, str):
-        return value
     if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    raise InvalidEventPayload(PayloadFailure.FIELD_INVALID, f"'{name}' must be a string")
+        value = str(value)
+    if not isinstance(value, str):
+        raise InvalidEventPayload(PayloadFailure.FIELD_INVALID, f"'{name}' must be a string")
+    problem = identifier_problem(value)
+    if problem is not None:
+        raise InvalidEventPayload(PayloadFailure.FIELD_INVALID, f"'{name}' {problem}")
+    return value
+
+
+def json_depth_exceeds(value: object, limit: int) -> bool:
+    """Whether parsed JSON nests more than `limit` containers deep (iterative: no recursion)."""
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        current, depth = stack.pop()
+        if isinstance(current, Mapping):
+            children: Any = current.values()
+        elif isinstance(current, list):
+            children = current
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def _reason(value: object) -> str | None:

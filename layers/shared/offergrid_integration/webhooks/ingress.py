@@ -286,7 +286,11 @@ _BAD_REQUEST_MESSAGES: Final[dict[PayloadFailure, str]] = {
     PayloadFailure.NOT_OBJECT: "body must be a JSON object",
     PayloadFailure.EVENT_MISSING: "body must have an 'event' field",
     PayloadFailure.EVENT_INVALID: "'event' must be a short printable string",
-    PayloadFailure.FIELD_INVALID: "orderId, itemId, offerId and timestamp must be strings",
+    PayloadFailure.FIELD_INVALID: (
+        "orderId, itemId and offerId must be strings of 1-128 characters without control characters; "
+        "timestamp a string or a number"
+    ),
+    PayloadFailure.TOO_DEEP: "body is nested too deeply",
 }
 
 
