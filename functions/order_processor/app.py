@@ -101,6 +101,7 @@ class Runtime:
             ),
             clock=clock,
             contact_within_hours=settings.customer_contact_hours,
+            remaining_time=self.remaining_time,
         )
         self.idempotency_config = IdempotencyConfig(
             event_key_jmespath="dedupKey",

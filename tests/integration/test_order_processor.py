@@ -10,6 +10,7 @@ import json
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from functions.order_processor import app
 from offergrid_integration.clock import Clock, ScaledClock
 from offergrid_integration.config import load_settings
 from offergrid_integration.orders.messages import parse_queue_message
-from offergrid_integration.orders.records import DynamoDBOrderStore, OrderRecord
+from offergrid_integration.orders.records import Decision, DynamoDBOrderStore, OrderRecord
 from offergrid_integration.orders.settings import ProcessorSettings
 from offergrid_integration.orders.workorders import work_order_id_for
 from tests.fixtures.aws import FakeLambdaContext
@@ -110,6 +111,21 @@ class Stack:
         record = self.orders.get(item_id)
         assert record is not None, f"no order record for {item_id}"
         return record
+
+    def we_accepted(self, item_id: str, order_id: str = ORDER, *, with_work_order_id: bool = True) -> None:
+        """Our record of an earlier acceptance: fulfilment statuses are pushed only for items we
+        accepted (docs/decisions.md#11)."""
+        now = datetime.now(UTC)
+        self.orders.save(
+            OrderRecord(
+                item_id=item_id,
+                order_id=order_id,
+                decision=Decision.ACCEPTED,
+                work_order_id=work_order_id_for(item_id) if with_work_order_id else None,
+                created_at=now,
+                updated_at=now,
+            )
+        )
 
     def published(self) -> list[dict[str, Any]]:
         """Events that reached the provider's bus (via a rule into a CRM queue)."""
@@ -559,6 +575,19 @@ def test_a_pending_item_cancelled_before_our_decision_is_never_accepted(
     assert stack.record(ITEM).decision == "cancelled"
 
 
+LISTED_FOR_CANCELLATION = {"pending", "submitted_to_provider", "accepted", "scheduled", "in_progress"}
+
+
+def listed_statuses(fake: OffergridFake) -> set[str]:
+    """The statuses the order items were listed by (each listing may take several pages)."""
+    return {
+        status
+        for call in fake.calls
+        if call.path == "/provider/orders"
+        for status in call.query.get("status", [])
+    }
+
+
 def test_cancellation_without_item_id_uses_our_records(
     fake: OffergridFake, stack: Stack, invoke: Invoke
 ) -> None:
@@ -577,7 +606,8 @@ def test_cancellation_without_item_id_uses_our_records(
     assert fake.order_items[ITEM]["status"] == "cancelled"
     assert fake.order_items["item-2"]["status"] == "cancelled"
     assert fake.order_items["item-other"]["status"] == "accepted"
-    assert [call for call in fake.calls if call.path == "/provider/orders"] == []
+    # Offergrid is listed too (docs/decisions.md#4), for items whose webhook has not arrived yet
+    assert listed_statuses(fake) == LISTED_FOR_CANCELLATION
 
 
 def test_cancellation_without_item_id_falls_back_to_listing_orders(
@@ -592,9 +622,10 @@ def test_cancellation_without_item_id_falls_back_to_listing_orders(
 
     assert invoke(load_event("sqs_order_cancelled_no_item.json")) == []
 
-    # One listing, then a PATCH per item of the order: the listed items are not fetched again
-    assert [(call.method, call.path) for call in fake.calls] == [
-        ("GET", "/provider/orders"),
+    # A listing of each status that can still be cancelled or decided, then a PATCH per item of the
+    # order: the listed items are not fetched again
+    assert listed_statuses(fake) == LISTED_FOR_CANCELLATION
+    assert [(call.method, call.path) for call in fake.calls if call.path != "/provider/orders"] == [
         ("PATCH", "/provider/orders/item-2/status"),
         ("PATCH", f"/provider/orders/{ITEM}/status"),
     ]
@@ -616,6 +647,7 @@ def test_cancellation_of_an_order_with_no_items_of_ours_is_not_retried(
 # ---------------------------------------------------------------------------------------------------
 def test_sample_status_event_schedules_the_item(fake: OffergridFake, stack: Stack, invoke: Invoke) -> None:
     fake.add_order_item(id=ITEM, orderId=ORDER, status="accepted")
+    stack.we_accepted(ITEM)
 
     assert invoke(load_event("sqs_status_changed.json")) == []
 
@@ -636,9 +668,10 @@ def test_sample_status_event_schedules_the_item(fake: OffergridFake, stack: Stac
 
 
 def test_each_status_maps_through_the_whole_lifecycle(
-    fake: OffergridFake, invoke: Invoke, capsys: pytest.CaptureFixture[str]
+    fake: OffergridFake, stack: Stack, invoke: Invoke, capsys: pytest.CaptureFixture[str]
 ) -> None:
     fake.add_order_item(id=ITEM, orderId=ORDER, status="accepted")
+    stack.we_accepted(ITEM)
     for status in ("scheduled", "in_progress", "completed", "active"):
         assert invoke(sqs_event(status_event(ITEM, status, notes=f"now {status}"))) == []
         assert fake.order_items[ITEM]["status"] == status
@@ -652,8 +685,9 @@ def test_each_status_maps_through_the_whole_lifecycle(
     assert len(pushed) == 4
 
 
-def test_failed_maps_from_in_progress(fake: OffergridFake, invoke: Invoke) -> None:
+def test_failed_maps_from_in_progress(fake: OffergridFake, stack: Stack, invoke: Invoke) -> None:
     fake.add_order_item(id=ITEM, orderId=ORDER, status="in_progress")
+    stack.we_accepted(ITEM)
     assert invoke(sqs_event(status_event(ITEM, "failed", notes="Line not reachable"))) == []
     assert patches(fake, ITEM) == [
         {
@@ -683,6 +717,7 @@ def test_invalid_transitions_are_recorded_not_sent_not_retried(
     problem: str,
 ) -> None:
     fake.add_order_item(id=ITEM, orderId=ORDER, status=current)
+    stack.we_accepted(ITEM)
 
     assert invoke(sqs_event(status_event(ITEM, target))) == []
 
@@ -700,6 +735,7 @@ def test_the_status_the_item_already_has_is_not_patched(
     fake: OffergridFake, stack: Stack, invoke: Invoke
 ) -> None:
     fake.add_order_item(id=ITEM, orderId=ORDER, status="scheduled")
+    stack.we_accepted(ITEM)
     assert invoke(sqs_event(status_event(ITEM, "scheduled"))) == []
     assert fake.calls_matching("PATCH") == []
     assert stack.record(ITEM).history[-1].action == "status_unchanged"
@@ -710,6 +746,7 @@ def test_a_status_change_refused_by_offergrid_is_permanent(
 ) -> None:
     # Given Offergrid moves the item between our GET and our PATCH (the fake refuses with 422)
     fake.add_order_item(id=ITEM, orderId=ORDER, status="accepted")
+    stack.we_accepted(ITEM)
     fake.inject_fault("status", status=422, method="PATCH", path=f"/provider/orders/{ITEM}/status")
 
     assert invoke(sqs_event(status_event(ITEM, "scheduled"))) == []
@@ -721,6 +758,7 @@ def test_scheduled_without_appointment_is_recorded_on_the_item(
     fake: OffergridFake, stack: Stack, invoke: Invoke
 ) -> None:
     fake.add_order_item(id=ITEM, orderId=ORDER, status="accepted")
+    stack.we_accepted(ITEM)
     event = status_event(ITEM, "in_progress")
     event["detail"]["status"] = "scheduled"  # and no appointmentDate
 
@@ -730,8 +768,9 @@ def test_scheduled_without_appointment_is_recorded_on_the_item(
     assert (stack.record(ITEM).last_failure or "").startswith("invalid_provider_event")
 
 
-def test_duplicate_status_events_push_once(fake: OffergridFake, invoke: Invoke) -> None:
+def test_duplicate_status_events_push_once(fake: OffergridFake, stack: Stack, invoke: Invoke) -> None:
     fake.add_order_item(id=ITEM, orderId=ORDER, status="accepted")
+    stack.we_accepted(ITEM)
     event = status_event(ITEM, "in_progress", event_id="evt-1")
     assert invoke(sqs_event(event, event, event)) == []
     assert len(fake.calls_matching("PATCH")) == 1

@@ -127,6 +127,8 @@ def test_a_poison_message_ends_in_the_dlq_and_nothing_else_is_lost(
         fake.add_order_item(id=item_id, orderId=f"order-{item_id}")
     fake.add_order_item(id="item-to-cancel", orderId="order-cancel", status="accepted")
     fake.add_order_item(id="item-scheduled", orderId="order-scheduled", status="scheduled")
+    # (accepted before our work-order ids existed: the provider's own id, WO-9, is then recorded)
+    stack.we_accepted("item-scheduled", "order-scheduled", with_work_order_id=False)
     fake.inject_fault("status", status=500, times=1_000, path="/provider/orders/item-poison")
     for item_id in ("item-good-1", "item-good-2", "item-poison"):
         send_webhook(queue_url, {"event": "order.created", "orderId": f"order-{item_id}", "itemId": item_id})

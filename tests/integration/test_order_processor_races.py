@@ -133,6 +133,7 @@ def test_a_status_push_applied_but_unanswered_is_recorded_as_pushed(
     fake: OffergridFake, stack: Stack, invoke: Invoke, lossy: AnswerLostOnce
 ) -> None:
     fake.add_order_item(id=ITEM, orderId=ORDER, status="accepted")
+    stack.we_accepted(ITEM)
 
     assert invoke(sqs_event(status_event(ITEM, "in_progress"))) == []
 
@@ -147,6 +148,7 @@ def test_a_refusal_for_another_status_is_still_a_permanent_failure(
 ) -> None:
     # Given the item moves elsewhere between our GET and our PATCH (the fake refuses with 422)
     fake.add_order_item(id=ITEM, orderId=ORDER, status="accepted")
+    stack.we_accepted(ITEM)
     fake.inject_fault("status", status=422, method="PATCH", path=STATUS_PATH)
 
     assert invoke(sqs_event(status_event(ITEM, "scheduled"))) == []

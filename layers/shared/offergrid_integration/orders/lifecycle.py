@@ -18,6 +18,7 @@ from typing import Final
 from offergrid_integration.offergrid.models import OrderItemStatus
 
 __all__ = [
+    "AFTER_ACCEPTANCE",
     "DECIDABLE_STATUSES",
     "HAPPY_PATH",
     "TERMINAL_STATUSES",
@@ -51,6 +52,8 @@ FAILURE_EDGES: Final[dict[OrderItemStatus, frozenset[OrderItemStatus]]] = {
 TERMINAL_STATUSES: Final = frozenset({S.REJECTED, S.CANCELLED, S.FAILED, S.ACTIVE})
 # The statuses in which the provider still has to accept or reject the item.
 DECIDABLE_STATUSES: Final = frozenset({S.PENDING, S.SUBMITTED_TO_PROVIDER})
+# The statuses an accepted item can be in afterwards, short of a cancellation.
+AFTER_ACCEPTANCE: Final = frozenset({S.ACCEPTED, S.SCHEDULED, S.IN_PROGRESS, S.COMPLETED, S.ACTIVE, S.FAILED})
 
 
 class TransitionProblem(StrEnum):

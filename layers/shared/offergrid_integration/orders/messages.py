@@ -20,6 +20,7 @@ from typing import Any, Final
 
 from pydantic import ValidationError
 
+from offergrid_integration.identifiers import identifier_problem
 from offergrid_integration.offergrid.client import OffergridClient
 from offergrid_integration.orders.processing import (
     FailureReason,
@@ -110,7 +111,8 @@ def _provider_message(payload: dict[str, Any]) -> OrdersMessage:
         raise MalformedMessage(
             FailureReason.INVALID_PROVIDER_EVENT,
             str(exc),
-            item_id=item_id if isinstance(item_id, str) and item_id else None,
+            # Recorded on the item only when the id could be a key at all (docs/decisions.md#12).
+            item_id=item_id if identifier_problem(item_id) is None else None,
         ) from None
     return OrdersMessage(
         kind=STATUS_CHANGED_DETAIL_TYPE,

@@ -29,6 +29,8 @@ Idempotency keyed on the dedup key comes on top (the handler).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -47,6 +49,7 @@ from offergrid_integration.offergrid.errors import (
 )
 from offergrid_integration.offergrid.models import OrderItem, OrderItemStatus, StatusUpdate
 from offergrid_integration.orders.lifecycle import (
+    AFTER_ACCEPTANCE,
     InvalidTransition,
     allowed_targets,
     check_transition,
@@ -77,6 +80,15 @@ MAX_NOTES: Final = 1_000
 # An intended decision older than this cannot be in flight any more: no invocation lasts longer
 # (the Lambda maximum). A cancellation then proceeds instead of waiting for it forever.
 DECISION_IN_FLIGHT_SECONDS: Final = 900
+# The item statuses a cancellation without itemId looks for at Offergrid (docs/decisions.md#4): the
+# ones that can still be cancelled or decided. Older items need nothing.
+CANCELLABLE_LISTING: Final = (
+    OrderItemStatus.PENDING,
+    OrderItemStatus.SUBMITTED_TO_PROVIDER,
+    OrderItemStatus.ACCEPTED,
+    OrderItemStatus.SCHEDULED,
+    OrderItemStatus.IN_PROGRESS,
+)
 
 
 class OutcomeKind(StrEnum):
@@ -99,6 +111,8 @@ class FailureReason(StrEnum):
     REQUEST_REJECTED = "request_rejected"  # another 4xx: Offergrid refused the request as sent
     MALFORMED_MESSAGE = "malformed_message"
     INVALID_PROVIDER_EVENT = "invalid_provider_event"
+    # A fulfilment status for an item we never accepted (docs/decisions.md#11): never pushed.
+    ITEM_NOT_ACCEPTED = "item_not_accepted"
 
 
 @dataclass(frozen=True)
@@ -124,9 +138,17 @@ class Ports:
     serviceability: ServiceabilityChecker
     clock: Clock = SYSTEM_CLOCK
     contact_within_hours: int = DEFAULT_CONTACT_WITHIN_HOURS
+    # Seconds left in the current invocation (None: no deadline known). Bounds how long a decision
+    # we start may stay "in flight" for the others.
+    remaining_time: Callable[[], float] | None = None
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock.now(), UTC)
+
+    def decision_deadline(self, now: datetime) -> datetime:
+        """When a decision started now is over for sure: this invocation will have ended by then."""
+        left = DECISION_IN_FLIGHT_SECONDS if self.remaining_time is None else self.remaining_time()
+        return now + timedelta(seconds=min(max(left, 0.0), DECISION_IN_FLIGHT_SECONDS))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -208,14 +230,18 @@ def _patch(
     record: OrderRecord,
     update: StatusUpdate,
     dedup_key: str | None,
-) -> OrderItem | Outcome:
-    """PATCH the status; a permanent refusal is recorded (on `record`) and returned as an Outcome.
+) -> str | Outcome:
+    """PATCH the status and return the item's status after it; a permanent refusal is recorded (on
+    `record`) and returned as an Outcome.
 
-    A 409/422 may answer the client's retry of a PATCH that Offergrid applied but whose answer was
-    lost: the item is re-read, and if it has the target status the PATCH counts as applied.
+    Any 2xx means applied (docs/decisions.md#10): an answer without the item (204, an empty or
+    message-only 200) leaves the item in the target status. A 409/422 may answer the client's retry
+    of a PATCH that Offergrid applied but whose answer was lost: the item is re-read, and if it has
+    the target status the PATCH counts as applied.
     """
     try:
-        return client.update_order_item_status(record.item_id, update)
+        answered = client.update_order_item_status(record.item_id, update)
+        return update.status.value if answered is None else str(answered.status)
     except APIStatusError as err:
         if isinstance(err, ConflictError | UnprocessableEntityError):
             current = _already_in_status(client, record.item_id, update.status)
@@ -224,7 +250,7 @@ def _patch(
                     "status PATCH refused but the item already has that status: treated as applied",
                     extra={"itemId": record.item_id, "status": update.status.value, "code": err.status_code},
                 )
-                return current
+                return str(current.status)
         failure = permanent_reason(err, on_transition=True)
         if failure is None:
             raise
@@ -276,26 +302,24 @@ def handle_order_created(
     record = _record_for(ports, item, now)
     status = parse_status(item.status)
 
-    # A retry after a crash between our PATCH and recording it: finish, do not decide again.
-    if (
-        record.decision is None
-        and record.intended_decision is Decision.ACCEPTED
-        and status is OrderItemStatus.ACCEPTED
-    ):
-        return _finish_accept(ports, record, item, dedup_key, resumed=True)
-    if (
-        record.decision is None
-        and record.intended_decision is Decision.REJECTED
-        and status is OrderItemStatus.REJECTED
-    ):
-        return _finish_reject(ports, record, record.decision_reason or "rejected", dedup_key)
-
-    if record.decision is Decision.CANCELLED:
-        record.add_history(
-            now, "skipped", status=str(item.status), detail="cancelled before decision", dedup_key=dedup_key
-        )
-        ports.orders.save(record)
-        return Outcome(OutcomeKind.ALREADY_DECIDED, "the order was cancelled before we decided", (item_id,))
+    if record.decision is Decision.CANCELLED or _order_cancelled(ports, record):
+        return _keep_cancelled(ports, record, item, dedup_key, "the order was cancelled before we decided")
+    if record.decision is None and record.intended_decision is not None:
+        # A retry after a crash (or a lost race) between our PATCH and recording it: finish, do not
+        # decide again. An accepted item may have moved on meanwhile (fulfilment heard of it).
+        if record.intended_decision is Decision.ACCEPTED and status in AFTER_ACCEPTANCE:
+            return _finish_accept(ports, record, item, dedup_key, resumed=True)
+        if record.intended_decision is Decision.ACCEPTED and status is OrderItemStatus.CANCELLED:
+            record.decision = Decision.ACCEPTED
+            return _keep_cancelled(ports, record, item, dedup_key, "accepted, then cancelled on Offergrid")
+        if record.intended_decision is Decision.REJECTED and status is OrderItemStatus.REJECTED:
+            return _finish_reject(ports, record, record.decision_reason or "rejected", dedup_key)
+        if _decision_in_flight(record, now):
+            # Another worker (the webhook and the sweep, say) is deciding this item right now.
+            raise RecordConflict(f"order record {item_id!r} has a decision in flight")
+    if record.decision is Decision.ACCEPTED and status is OrderItemStatus.CANCELLED:
+        # Cancelled at Offergrid after our acceptance: the work order must not stay open.
+        return _keep_cancelled(ports, record, item, dedup_key, "accepted, then cancelled on Offergrid")
     if not is_decidable(item.status):
         detail = f"item is already {item.status}"
         if record.decision is None:
@@ -311,6 +335,31 @@ def handle_order_created(
     return _reject(client, ports, record, verdict.reason, dedup_key)
 
 
+def _order_cancelled(ports: Ports, record: OrderRecord) -> bool:
+    """Whether the item's whole order was cancelled (without itemId) before we decided the item."""
+    if record.decision is not None or record.order_id is None:
+        return False
+    if record.order_cancelled_at is not None:
+        return True
+    return any(other.order_cancelled_at is not None for other in ports.orders.find_by_order(record.order_id))
+
+
+def _keep_cancelled(
+    ports: Ports, record: OrderRecord, item: OrderItem, dedup_key: str | None, detail: str
+) -> Outcome:
+    """The item is cancelled on our side: make sure no work order stays open (or ever opens)."""
+    now = ports.now()
+    ports.work_orders.cancel(work_order_id_for(item.id), item_id=item.id, reason="cancelled", at=now)
+    if record.decision is None:
+        record.decision = Decision.CANCELLED
+        record.decision_reason = detail
+    record.intended_decision = None
+    record.cancelled_at = record.cancelled_at or now
+    record.add_history(now, "skipped", status=str(item.status), detail=detail, dedup_key=dedup_key)
+    ports.orders.save(record)
+    return Outcome(OutcomeKind.ALREADY_DECIDED, detail, (item.id,))
+
+
 def _accept(
     client: OffergridClient, ports: Ports, record: OrderRecord, item: OrderItem, dedup_key: str | None
 ) -> Outcome:
@@ -318,6 +367,7 @@ def _accept(
     work_order_id = work_order_id_for(item.id)
     contact_by = now + timedelta(hours=ports.contact_within_hours)
     record.intended_decision = Decision.ACCEPTED
+    record.decision_deadline = ports.decision_deadline(now)
     record.work_order_id = work_order_id
     record.add_history(now, "accepting", status=str(item.status), dedup_key=dedup_key)
     record = ports.orders.save(record)
@@ -326,11 +376,29 @@ def _accept(
         provider_notes=acceptance_notes(contact_by, ports.contact_within_hours, work_order_id),
         metadata={"workOrderId": work_order_id, "contactBy": contact_by.isoformat().replace("+00:00", "Z")},
     )
-    patched = _patch(client, ports, record, update, dedup_key)
-    if isinstance(patched, Outcome):
-        return patched
-    record.offergrid_status = str(patched.status)
-    return _finish_accept(ports, record, item, dedup_key, resumed=False, contact_by=contact_by)
+    with _released_on_error(ports, record):
+        patched = _patch(client, ports, record, update, dedup_key)
+        if isinstance(patched, Outcome):
+            return patched
+        record.offergrid_status = patched
+        return _finish_accept(ports, record, item, dedup_key, resumed=False, contact_by=contact_by)
+
+
+@contextmanager
+def _released_on_error(ports: Ports, record: OrderRecord) -> Iterator[None]:
+    """A decision that fails here (transiently: it will be retried) is no longer in flight: clear
+    its deadline so a cancellation or the retry need not wait for this invocation's end. The intent
+    itself stays, so the retry finishes a PATCH that landed instead of deciding again. Best effort:
+    a crash leaves the deadline, which then simply passes."""
+    try:
+        yield
+    except Exception:
+        record.decision_deadline = None
+        try:
+            ports.orders.save(record)
+        except Exception:  # the original error is the one worth reporting
+            logger.info("could not release an in-flight decision", extra={"itemId": record.item_id})
+        raise
 
 
 def _finish_accept(
@@ -346,7 +414,7 @@ def _finish_accept(
     work_order_id = record.work_order_id or work_order_id_for(item.id)
     customer = item.customer_info.to_wire() if item.customer_info else None
     address = item.service_address.to_wire() if item.service_address else None
-    ports.work_orders.open(
+    stored = ports.work_orders.open(
         WorkOrder(
             work_order_id=work_order_id,
             item_id=item.id,
@@ -360,12 +428,18 @@ def _finish_accept(
             created_at=now,
         )
     )
+    if not stored.is_open:
+        # A cancellation got to the work order first (it stored a tombstone): nothing was announced.
+        # Retried, the message finds the record cancelled and keeps it so.
+        raise RecordConflict(f"item {item.id!r} was cancelled while being accepted")
     reason = f"serviceable; work order {work_order_id}"
     record.decision = Decision.ACCEPTED
     record.decision_reason = reason
     record.intended_decision = None
+    record.decision_deadline = None
     record.work_order_id = work_order_id
-    record.offergrid_status = OrderItemStatus.ACCEPTED.value
+    if is_decidable(record.offergrid_status or OrderItemStatus.PENDING):
+        record.offergrid_status = OrderItemStatus.ACCEPTED.value
     detail = "resumed after an interruption" if resumed else None
     record.add_history(now, "accepted", status=record.offergrid_status, detail=detail, dedup_key=dedup_key)
     ports.orders.save(record)
@@ -377,21 +451,28 @@ def _reject(
 ) -> Outcome:
     now = ports.now()
     record.intended_decision = Decision.REJECTED
+    record.decision_deadline = ports.decision_deadline(now)
     record.decision_reason = reason
     record.add_history(now, "rejecting", status=record.offergrid_status, detail=reason, dedup_key=dedup_key)
     record = ports.orders.save(record)
-    patched = _patch(
-        client, ports, record, StatusUpdate(status=OrderItemStatus.REJECTED, provider_notes=reason), dedup_key
-    )
-    if isinstance(patched, Outcome):
-        return patched
-    return _finish_reject(ports, record, reason, dedup_key)
+    with _released_on_error(ports, record):
+        patched = _patch(
+            client,
+            ports,
+            record,
+            StatusUpdate(status=OrderItemStatus.REJECTED, provider_notes=reason),
+            dedup_key,
+        )
+        if isinstance(patched, Outcome):
+            return patched
+        return _finish_reject(ports, record, reason, dedup_key)
 
 
 def _finish_reject(ports: Ports, record: OrderRecord, reason: str, dedup_key: str | None) -> Outcome:
     record.decision = Decision.REJECTED
     record.decision_reason = reason
     record.intended_decision = None
+    record.decision_deadline = None
     record.offergrid_status = OrderItemStatus.REJECTED.value
     record.add_history(
         ports.now(), "rejected", status=record.offergrid_status, detail=reason, dedup_key=dedup_key
@@ -416,7 +497,11 @@ def handle_order_cancelled(
     targets = _items_to_cancel(event, ports, client)
     if not targets:
         return Outcome(OutcomeKind.NOTHING_TO_CANCEL, f"no items of order {event.order_id} are ours")
-    results = [_cancel_item(item_id, event, ports, client, dedup_key, listed) for item_id, listed in targets]
+    whole_order = event.item_id is None
+    results = [
+        _cancel_item(item_id, event, ports, client, dedup_key, listed, whole_order=whole_order)
+        for item_id, listed in targets
+    ]
     summary = "; ".join(
         f"{item_id}: {done}" for (item_id, _), (done, _) in zip(targets, results, strict=True)
     )
@@ -429,31 +514,35 @@ def handle_order_cancelled(
 def _items_to_cancel(
     event: OffergridEvent, ports: Ports, client: OffergridClient
 ) -> list[tuple[str, OrderItem | None]]:
-    """Decision 4: the itemId, else the items of the order in our records, else from listing orders.
+    """docs/decisions.md#4: the itemId; else every item of the order, from our records AND from
+    Offergrid (the items whose webhook has not arrived yet), listing each status that can still be
+    cancelled or decided, every page.
 
     Items found by listing come with their listed state (not fetched again); the others are None.
     """
     if event.item_id:
         return [(event.item_id, None)]
     assert event.order_id is not None
-    records = ports.orders.find_by_order(event.order_id)
-    if records:
-        return [(item_id, None) for item_id in sorted(record.item_id for record in records)]
-    listed = {item.id: item for item in client.list_orders() if item.order_id == event.order_id}
-    return [(item_id, listed[item_id]) for item_id in sorted(listed)]
+    targets: dict[str, OrderItem | None] = {
+        record.item_id: None for record in ports.orders.find_by_order(event.order_id)
+    }
+    for status in CANCELLABLE_LISTING:
+        for item in client.list_orders(status):
+            if item.order_id == event.order_id:
+                targets[item.id] = item
+    return sorted(targets.items())
 
 
 def _cancellation_notes(reason: str | None) -> str:
     return f"Cancelled: {reason}"[:MAX_NOTES] if reason else "Cancelled at the customer's request."
 
 
-def _decision_in_flight(record: OrderRecord, item: OrderItem, now: datetime) -> bool:
-    """An accept/reject was started (intent saved) and its PATCH has not landed yet."""
-    return (
-        record.intended_decision is not None
-        and is_decidable(item.status)
-        and (now - record.updated_at).total_seconds() < DECISION_IN_FLIGHT_SECONDS
-    )
+def _decision_in_flight(record: OrderRecord, now: datetime) -> bool:
+    """An accept/reject was started (intent saved) by an invocation that may still be running: its
+    PATCH may not have landed yet, or it has and the work order is not open yet."""
+    if record.intended_decision is None or record.decision is not None or record.decision_deadline is None:
+        return False
+    return now < record.decision_deadline
 
 
 def _cancel_item(
@@ -463,6 +552,8 @@ def _cancel_item(
     client: OffergridClient,
     dedup_key: str | None,
     listed: OrderItem | None = None,
+    *,
+    whole_order: bool = False,
 ) -> tuple[str, bool]:
     """Cancel one item (`listed`: its state from a listing, so not fetched again).
 
@@ -478,7 +569,7 @@ def _cancel_item(
     item = listed
     now = ports.now()
     record = _record_for(ports, item, now)
-    if _decision_in_flight(record, item, now):
+    if _decision_in_flight(record, now):
         raise RecordConflict(f"order record {item_id!r} has a decision in flight; cancel after it")
 
     status = parse_status(item.status)
@@ -494,7 +585,7 @@ def _cancel_item(
         )
         if isinstance(patched, Outcome):
             return f"not cancelled ({patched.reason})", False
-        record.offergrid_status = str(patched.status)
+        record.offergrid_status = patched
         done = "cancelled"
     elif is_decidable(item.status):
         # Offergrid has no pending -> cancelled edge: record it so we never accept the item later.
@@ -506,13 +597,17 @@ def _cancel_item(
         )
         ports.orders.save(record)
         return done, False
-    if record.work_order_id:
-        ports.work_orders.cancel(record.work_order_id, reason=event.reason, at=now)
+    # Always, by the item's own work-order id: a work order not opened yet gets a tombstone, so an
+    # acceptance racing this cancellation can never open it afterwards.
+    ports.work_orders.cancel(work_order_id_for(item_id), item_id=item_id, reason=event.reason, at=now)
     if record.decision is None:
         record.decision = Decision.CANCELLED
         record.decision_reason = event.reason or "cancelled"
     record.intended_decision = None
+    record.decision_deadline = None
     record.cancelled_at = record.cancelled_at or now
+    if whole_order:
+        record.order_cancelled_at = record.order_cancelled_at or now
     record.add_history(now, "cancelled", status=record.offergrid_status, detail=done, dedup_key=dedup_key)
     ports.orders.save(record)
     return done, True
@@ -535,6 +630,17 @@ def handle_status_change(
         record.work_order_id = change.work_order_id
     target = change.target_status
 
+    if not _accepted_by_us(record, item):
+        return record_permanent_failure(
+            ports,
+            item_id=item.id,
+            order_id=item.order_id,
+            failure=FailureReason.ITEM_NOT_ACCEPTED,
+            detail=f"{target.value} for an item we did not accept (it is {item.status}; "
+            f"our decision: {record.decision.value if record.decision else 'none'})",
+            dedup_key=dedup_key,
+            status=str(item.status),
+        )
     if parse_status(item.status) is target:
         record.add_history(now, "status_unchanged", status=target.value, dedup_key=dedup_key)
         ports.orders.save(record)
@@ -554,9 +660,21 @@ def handle_status_change(
     patched = _patch(client, ports, record, change.to_status_update(), dedup_key)
     if isinstance(patched, Outcome):
         return patched
-    record.offergrid_status = str(patched.status)
+    record.offergrid_status = patched
     record.add_history(
         now, "status_pushed", status=record.offergrid_status, detail=change.notes, dedup_key=dedup_key
     )
     ports.orders.save(record)
     return Outcome(OutcomeKind.STATUS_PUSHED, f"{item.status} -> {target.value}", (item.id,))
+
+
+def _accepted_by_us(record: OrderRecord, item: OrderItem) -> bool:
+    """docs/decisions.md#11: fulfilment statuses are pushed only for items we accepted (recorded, or
+    our accept PATCH landed and its work order is being opened right now)."""
+    if record.decision is Decision.ACCEPTED:
+        return True
+    return (
+        record.decision is None
+        and record.intended_decision is Decision.ACCEPTED
+        and parse_status(item.status) in AFTER_ACCEPTANCE
+    )

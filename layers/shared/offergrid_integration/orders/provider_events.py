@@ -26,6 +26,7 @@ from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from offergrid_integration.identifiers import identifier_problem
 from offergrid_integration.offergrid.models import OrderItemStatus, StatusUpdate
 from offergrid_integration.webhooks.events import MAX_DEDUP_KEY_LENGTH, dedup_key_part
 
@@ -75,12 +76,19 @@ class InvalidProviderEvent(ValueError):
 class _Detail(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True, str_strip_whitespace=True)
 
-    offergrid_item_id: str = Field(alias="offergridItemId", min_length=1, max_length=200)
+    offergrid_item_id: str = Field(alias="offergridItemId", min_length=1)
     status: WorkOrderStatus
     work_order_id: str | None = Field(default=None, alias="id", max_length=200)
     notes: str | None = Field(default=None, max_length=MAX_NOTES_LENGTH)
     appointment_date: datetime | None = Field(default=None, alias="appointmentDate")
     technician_id: str | None = Field(default=None, alias="technicianId", max_length=200)
+
+    @field_validator("offergrid_item_id")
+    @classmethod
+    def _usable_item_id(cls, value: str) -> str:
+        if (problem := identifier_problem(value)) is not None:
+            raise ValueError(f"offergridItemId {problem}")  # docs/decisions.md#12
+        return value
 
     @field_validator("status", mode="before")
     @classmethod

@@ -74,6 +74,12 @@ class OrderRecord(_Model):
     decision_reason: str | None = None
     # Written before the accept/reject PATCH, so a retry after a crash finishes what was started.
     intended_decision: Decision | None = None
+    # When the invocation that wrote `intended_decision` will have ended for sure (its deadline):
+    # until then its decision is in flight and nobody else decides or cancels the item.
+    decision_deadline: datetime | None = None
+    # Set on every item of an order cancelled without itemId (docs/decisions.md#4): a later
+    # order.created of another item of that order finds it through the byOrderId index.
+    order_cancelled_at: datetime | None = None
     work_order_id: str | None = None
     cancelled_at: datetime | None = None
     last_failure: str | None = None

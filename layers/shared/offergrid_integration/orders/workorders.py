@@ -9,6 +9,15 @@
 Source `offergrid.integration`. Delivery is at least once (a retried message publishes again), so
 consumers deduplicate on `workOrderId` + detail-type. The work order id is derived from the item id,
 so a retry after a crash reopens the same work order instead of creating a second one.
+
+Opening and cancelling race when a cancellation arrives while an acceptance is in flight. Both are
+conditional writes on the one work-order item, so whichever lands second sees the first:
+
+- `open` creates the work order only if none exists; when a cancelled one exists it announces
+  nothing and returns it, so the caller knows the item was cancelled meanwhile;
+- `cancel` of a work order that does not exist yet stores a cancelled *tombstone* (`opened` false),
+  so an acceptance that lands later cannot open it. A tombstone is never announced: fulfilment
+  never heard of it. A cancelled work order that had been opened is (re-)announced as cancelled.
 """
 
 from __future__ import annotations
@@ -33,12 +42,14 @@ __all__ = [
     "WorkOrder",
     "WorkOrderPublishError",
     "WorkOrderSink",
+    "WorkOrderWriteConflict",
     "work_order_id_for",
 ]
 
 EVENT_SOURCE: Final = "offergrid.integration"
 ACCEPTED_DETAIL_TYPE: Final = "offergrid.order.accepted"
 CANCELLED_DETAIL_TYPE: Final = "offergrid.order.cancelled"
+_WRITE_ATTEMPTS: Final = 3
 
 
 def work_order_id_for(item_id: str) -> str:
@@ -51,20 +62,31 @@ class WorkOrder(BaseModel):
 
     work_order_id: str
     item_id: str
-    order_id: str
+    order_id: str | None = None  # None only on a tombstone of an item we never read
     offer_id: str | None = None
     offer_name: str | None = None
     status: Literal["open", "cancelled"] = "open"
     customer: dict[str, Any] | None = None
     service_address: dict[str, Any] | None = None
     order_notes: str | None = None
-    contact_by: datetime
+    contact_by: datetime | None = None  # None only on a tombstone
     created_at: datetime
     cancelled_at: datetime | None = None
     cancel_reason: str | None = None
+    # False on a tombstone: cancelled before it was ever opened, so never announced.
+    opened: bool = True
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == "open"
 
     def to_json_dict(self) -> dict[str, Any]:
+        """The stored item."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+    def to_event_detail(self) -> dict[str, Any]:
+        """What fulfilment receives (the storage-only `opened` flag left out)."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"opened"})
 
 
 class WorkOrderPublishError(Exception):
@@ -73,13 +95,27 @@ class WorkOrderPublishError(Exception):
     retryable = True
 
 
+class WorkOrderWriteConflict(Exception):
+    """The work order kept changing under our conditional writes. Transient: the message is retried."""
+
+    retryable = True
+
+    def __init__(self, work_order_id: str) -> None:
+        super().__init__(f"work order {work_order_id} changed concurrently")
+
+
 class WorkOrderSink(Protocol):
-    def open(self, work_order: WorkOrder) -> None:
-        """Create (or re-announce, when it exists) the work order. Idempotent on its id."""
+    def open(self, work_order: WorkOrder) -> WorkOrder:
+        """Create (or re-announce, when it is open) the work order; idempotent on its id. Returns what
+        is stored: a cancelled one (announced nothing) when a cancellation got there first."""
         ...
 
-    def cancel(self, work_order_id: str, *, reason: str | None, at: datetime) -> WorkOrder | None:
-        """Mark the work order cancelled and announce it; None when there is no such work order."""
+    def cancel(
+        self, work_order_id: str, *, item_id: str, reason: str | None, at: datetime
+    ) -> WorkOrder | None:
+        """Mark the work order cancelled and announce it if it was ever opened; when it does not
+        exist, store a tombstone so it can never be opened. Returns the opened work order now
+        cancelled, or None when it was never opened."""
         ...
 
 
@@ -119,26 +155,65 @@ class DynamoDBEventBridgeWorkOrders:
         item = self.table.get_item(Key={"workOrderId": work_order_id}, ConsistentRead=True).get("Item")
         return None if item is None else WorkOrder.model_validate(item)
 
-    def open(self, work_order: WorkOrder) -> None:
-        existing = self.get(work_order.work_order_id)
-        if existing is None:
-            self.table.put_item(Item=work_order.to_json_dict())
-        else:
-            work_order = existing  # a retry: announce what is stored, do not overwrite it
-        self._publish(ACCEPTED_DETAIL_TYPE, work_order)
+    def open(self, work_order: WorkOrder) -> WorkOrder:
+        for _ in range(_WRITE_ATTEMPTS):
+            existing = self.get(work_order.work_order_id)
+            if existing is not None and not existing.is_open:
+                return existing  # cancelled meanwhile (or a tombstone): nothing to announce
+            if existing is None and not self._put_if(work_order, "attribute_not_exists(workOrderId)", {}):
+                continue  # someone wrote it between our read and our write: look again
+            stored = existing or work_order  # a retry announces what is stored, never overwrites it
+            self._publish(ACCEPTED_DETAIL_TYPE, stored)
+            return stored
+        raise WorkOrderWriteConflict(work_order.work_order_id)
 
-    def cancel(self, work_order_id: str, *, reason: str | None, at: datetime) -> WorkOrder | None:
-        existing = self.get(work_order_id)
-        if existing is None:
-            return None
-        cancelled = existing
-        if existing.status != "cancelled":
-            cancelled = existing.model_copy(
-                update={"status": "cancelled", "cancelled_at": at, "cancel_reason": reason}
-            )
-            self.table.put_item(Item=cancelled.to_json_dict())
-        self._publish(CANCELLED_DETAIL_TYPE, cancelled)
-        return cancelled
+    def cancel(
+        self, work_order_id: str, *, item_id: str, reason: str | None, at: datetime
+    ) -> WorkOrder | None:
+        for _ in range(_WRITE_ATTEMPTS):
+            existing = self.get(work_order_id)
+            if existing is None:
+                tombstone = WorkOrder(
+                    work_order_id=work_order_id,
+                    item_id=item_id,
+                    status="cancelled",
+                    created_at=at,
+                    cancelled_at=at,
+                    cancel_reason=reason,
+                    opened=False,
+                )
+                if self._put_if(tombstone, "attribute_not_exists(workOrderId)", {}):
+                    return None
+                continue
+            if not existing.opened:
+                return None
+            cancelled = existing
+            if existing.is_open:
+                cancelled = existing.model_copy(
+                    update={"status": "cancelled", "cancelled_at": at, "cancel_reason": reason}
+                )
+                if not self._put_if(cancelled, "#status = :open", {":open": "open"}):
+                    continue
+            # Announced again when it already was cancelled: the retry of a crash after the write.
+            self._publish(CANCELLED_DETAIL_TYPE, cancelled)
+            return cancelled
+        raise WorkOrderWriteConflict(work_order_id)
+
+    def _put_if(self, work_order: WorkOrder, condition: str, values: dict[str, Any]) -> bool:
+        """Put `work_order` if `condition` holds on the stored item; False when it does not."""
+        from botocore.exceptions import ClientError
+
+        extra: dict[str, Any] = {"ConditionExpression": condition}
+        if values:
+            extra["ExpressionAttributeValues"] = values
+            extra["ExpressionAttributeNames"] = {"#status": "status"}
+        try:
+            self.table.put_item(Item=work_order.to_json_dict(), **extra)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
     def _publish(self, detail_type: str, work_order: WorkOrder) -> None:
         response = self.events.put_events(
@@ -146,7 +221,7 @@ class DynamoDBEventBridgeWorkOrders:
                 {
                     "Source": EVENT_SOURCE,
                     "DetailType": detail_type,
-                    "Detail": json.dumps(work_order.to_json_dict(), separators=(",", ":")),
+                    "Detail": json.dumps(work_order.to_event_detail(), separators=(",", ":")),
                     "EventBusName": self.event_bus_name,
                     "Resources": [],
                 }
