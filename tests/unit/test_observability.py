@@ -256,3 +256,60 @@ def test_namespace_default_and_service_from_environment():
     without_env, with_env = result.stdout.splitlines()
     assert without_env == f"{METRICS_NAMESPACE} service_undefined"
     assert with_env == "CustomNamespace webhook-ingress webhook-ingress"
+
+
+# ---------------------------------------------------------------------------------------------------
+# The SDKs at DEBUG (issue 10, case 10)
+# ---------------------------------------------------------------------------------------------------
+DEBUG_SCRIPT = """
+import logging, sys
+# What Lambda does with ApplicationLogLevel=DEBUG: the runtime's handler on a DEBUG root logger
+logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, force=True)
+from moto import mock_aws
+import boto3
+from offergrid_integration.secrets import SecretStore
+with mock_aws():
+    sm = boto3.client("secretsmanager", region_name="eu-west-1")
+    sm.create_secret(Name="key", SecretString='{"apiKey": "og-live-key-DEBUG-0123456789"}')
+    sm.create_secret(Name="hook", SecretString='{"current": "whsec-DEBUG-abcdefghij"}')
+    store = SecretStore(api_key_secret_id="key", webhook_secret_id="hook")
+    print(store.api_key(), store.webhook_secrets()[0])
+"""
+
+
+@pytest.mark.parametrize("sdk_level", [None, "DEBUG"])
+def test_secrets_never_reach_the_log_with_the_root_logger_at_debug(sdk_level):
+    # Given a fresh function process whose root logger is at DEBUG (SDK debug asked for, or not)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("POWERTOOLS_", "SDK_LOG"))}
+    env |= {
+        "PYTHONPATH": str(REPO_ROOT / "layers" / "shared"),
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+    }
+    if sdk_level:
+        env["SDK_LOG_LEVEL"] = sdk_level
+
+    # When it reads both secrets from Secrets Manager
+    result = subprocess.run(  # noqa: S603 - our own interpreter and script
+        [sys.executable, "-c", DEBUG_SCRIPT], env=env, capture_output=True, text=True, check=True, timeout=120
+    )
+
+    # Then it got them, and neither value (nor the secret JSON around them) is anywhere in the log
+    assert result.stdout.split() == ["og-live-key-DEBUG-0123456789", "whsec-DEBUG-abcdefghij"]
+    for value in ("og-live-key-DEBUG-0123456789", "whsec-DEBUG-abcdefghij"):
+        assert value not in result.stderr
+    botocore_debug = "Response body" in result.stderr
+    # ... and the SDK's debug lines are there only when asked for
+    assert botocore_debug is (sdk_level == "DEBUG")
+
+
+def test_secret_string_in_an_sdk_record_is_redacted_before_it_is_registered():
+    # botocore's DEBUG line: a bytes repr of the JSON body, the secret JSON escaped inside it
+    line = """Response body:\nb'{"ARN":"arn:x","Name":"key","SecretString":"{\\\\"apiKey\\\\":\\\\"k-123456789\\\\"}"}'"""
+    record = logging.LogRecord("botocore.parsers", logging.DEBUG, __file__, 1, line, None, None)
+    RedactingFilter().filter(record)
+    assert "k-123456789" not in record.getMessage()
+    assert "SecretString [REDACTED]" in record.getMessage()
+    assert record.getMessage().startswith("Response body:")

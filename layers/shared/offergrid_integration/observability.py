@@ -55,7 +55,11 @@ REDACTED = "[REDACTED]"
 # Shorter values are not registered: redacting them would blank out ordinary words.
 MIN_SECRET_LENGTH = 8
 # Stdlib loggers of our dependencies that may log URLs, headers or bodies.
-THIRD_PARTY_LOGGERS = ("httpx", "httpcore", "botocore", "boto3", "urllib3")
+THIRD_PARTY_LOGGERS = ("httpx", "httpcore", "botocore", "boto3", "urllib3", "s3transfer")
+# At DEBUG, botocore logs every response body (GetSecretValue's included) and urllib3 every request.
+# They stay at INFO even when the function's log level is DEBUG, unless this variable asks for more.
+SDK_LOG_LEVEL_ENV = "SDK_LOG_LEVEL"
+DEFAULT_SDK_LOG_LEVEL = "INFO"
 
 # ---------------------------------------------------------------------------------------------------
 # Registry of secret values
@@ -111,6 +115,10 @@ _HEADER_RE = re.compile(
     re.IGNORECASE | re.VERBOSE,
 )
 _SHA256_RE = re.compile(r"sha256=[0-9a-f]+", re.IGNORECASE)
+# A Secrets Manager payload (`SecretString`/`SecretBinary`, as botocore logs request and response
+# bodies at DEBUG) is dropped to the end of its line: its value may be JSON escaped twice over in a
+# bytes repr, and it holds secrets that are not registered yet (they are being read).
+_SECRET_PAYLOAD_RE = re.compile(r"(?P<key>Secret(?:String|Binary))[^\n]*")
 
 
 def _replace_value(match: re.Match[str]) -> str:
@@ -138,6 +146,12 @@ def redact(text: str) -> str:
     return _SHA256_RE.sub(f"sha256={REDACTED}", text)
 
 
+def redact_sdk_text(text: str) -> str:
+    """`redact`, plus Secrets Manager payloads cut to the end of their line: for the SDKs' own
+    records (never our JSON lines, which must stay valid JSON and never carry a payload)."""
+    return _SECRET_PAYLOAD_RE.sub(rf"\g<key> {REDACTED}", redact(text))
+
+
 class RedactingFormatter(LambdaPowertoolsFormatter):
     """The Powertools JSON formatter, redacting the final line (message, keys, exception, stack)."""
 
@@ -153,15 +167,24 @@ class RedactingFilter(logging.Filter):
             message = record.getMessage()
         except Exception:  # a malformed record: logging itself reports it later
             return True
-        record.msg = redact(message)
+        record.msg = redact_sdk_text(message)
         record.args = None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = redact(record.exc_text)
+            record.exc_text = redact_sdk_text(record.exc_text)
         if record.stack_info:
-            record.stack_info = redact(record.stack_info)
+            record.stack_info = redact_sdk_text(record.stack_info)
         return True
+
+
+def _quiet_sdk_loggers() -> None:
+    """Keep the SDKs' loggers at INFO (or `SDK_LOG_LEVEL`), whatever the root logger's level."""
+    level = (os.environ.get(SDK_LOG_LEVEL_ENV) or DEFAULT_SDK_LOG_LEVEL).upper()
+    if not isinstance(logging.getLevelName(level), int):
+        level = DEFAULT_SDK_LOG_LEVEL
+    for name in THIRD_PARTY_LOGGERS:
+        logging.getLogger(name).setLevel(level)
 
 
 def _attach_redacting_filter() -> None:
@@ -178,6 +201,7 @@ def _attach_redacting_filter() -> None:
 # ---------------------------------------------------------------------------------------------------
 logger = Logger(logger_formatter=RedactingFormatter())
 metrics = Metrics(namespace=os.environ.get(METRICS_NAMESPACE_ENV) or METRICS_NAMESPACE)
+_quiet_sdk_loggers()
 _attach_redacting_filter()
 
 
