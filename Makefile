@@ -74,6 +74,10 @@ pytest: $(VENV)/.installed ## the test suite only
 .PHONY: test
 test: lint typecheck template-check security-check build pytest ## everything CI checks: lint, types, template, IaC scan, build, tests
 
+.PHONY: test-deep
+test-deep: $(VENV)/.installed ## the order invariants' long state-machine run (nights, before a release; ~10 min)
+	ORDER_INVARIANTS_PROFILE=deep $(PY) -m pytest tests/integration/test_order_invariants.py -p no:logging -s -q
+
 # ----------------------------------------------------------------------------------------------------
 # Benchmarks: scripts that print figures (never timed tests)
 # ----------------------------------------------------------------------------------------------------
