@@ -2,7 +2,8 @@
 
 One hierarchy, by HTTP status, each error carrying the status, the message and the body.
 `retryable` tells callers (the SQS processor, the sync) whether trying later can succeed:
-connection problems, timeouts, 408, 429, 5xx and an exhausted rate budget are transient;
+connection problems, timeouts, 408, 429, 5xx, an exhausted rate budget and a 2xx read without
+a readable resource (`UnreadableResponseError`) are transient;
 401/403/404/409/422 and other 4xx are permanent for that request.
 """
 
@@ -45,10 +46,39 @@ class RateBudgetExhausted(OffergridError):
 
 
 class UnexpectedResponseError(OffergridError):
-    """Offergrid answered 2xx with a body we cannot use (not JSON, wrong shape, endless pages).
+    """Offergrid answered 2xx with a body we cannot use (a list we cannot follow, endless pages).
 
     Not retryable: the same request would get the same answer.
     """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        method: str | None = None,
+        path: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.method = method
+        self.path = path
+
+    def __str__(self) -> str:
+        where = f" ({self.method} {self.path})" if self.method and self.path else ""
+        return f"{self.message}{where}"
+
+
+class UnreadableResponseError(OffergridError):
+    """Offergrid answered 2xx, but not with the resource we asked for (no body, a message, a shape
+    without the fields the code needs): the request was applied or the read succeeded, yet there is
+    nothing to use (API.md Decision 10).
+
+    Retryable: a read that came back without its resource is asked again later, so the caller (the
+    order processor) keeps the message instead of dropping it.
+    """
+
+    retryable = True
 
     def __init__(
         self,

@@ -215,7 +215,10 @@ def _patch(
     lost: the item is re-read, and if it has the target status the PATCH counts as applied.
     """
     try:
-        return client.update_order_item_status(record.item_id, update)
+        # A 2xx without a readable item (204, a message) was applied: the item has the target status.
+        return client.update_order_item_status(record.item_id, update) or OrderItem(
+            id=record.item_id, status=update.status
+        )
     except APIStatusError as err:
         if isinstance(err, ConflictError | UnprocessableEntityError):
             current = _already_in_status(client, record.item_id, update.status)
