@@ -182,7 +182,7 @@ def test_get_offer_answered_without_the_offer_is_a_retryable_error(
     offer_id = offergrid_fake.add_offer(sku="G-1")["id"]
     offergrid_fake.inject_fault("empty", method="GET")
 
-    with pytest.raises(UnreadableResponseError, match="without a body"):
+    with pytest.raises(UnreadableResponseError, match="without a JSON body"):
         make_client(offergrid_fake).get_offer(offer_id)
 
 

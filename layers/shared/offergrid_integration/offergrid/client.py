@@ -389,15 +389,7 @@ class OffergridClient:
         seen: set[tuple[tuple[str, str], ...]] = {tuple(sorted(params.items()))}
         position = 0
         for _ in range(MAX_PAGES):
-            response = self._send("GET", path, params=params)
-            body = _json_body(response)
-            if body is _NO_BODY:
-                raise UnreadableResponseError(
-                    f"list answered {response.status_code} without a readable body",
-                    status_code=response.status_code,
-                    method="GET",
-                    path=path,
-                )
+            response, body = self._get_json(path, params)
             next_link = response.links.get("next", {}).get("url")
             try:
                 items, next_params = parse_page(body, params, next_link=next_link, base_params=base)
@@ -464,17 +456,22 @@ class OffergridClient:
             )
         return parsed
 
-    def _read[M: OffergridResponse](self, model: type[M], path: str) -> M:
-        """GET one resource; a 2xx answer without a readable one is `UnreadableResponseError`."""
-        response = self._send("GET", path)
+    def _get_json(self, path: str, params: Params | None = None) -> tuple[httpx.Response, Any]:
+        """GET `path`: the answer and its JSON; `UnreadableResponseError` when a 2xx has none."""
+        response = self._send("GET", path, params=params)
         body = _json_body(response)
         if body is _NO_BODY:
             raise UnreadableResponseError(
-                f"answered {response.status_code} without a body",
+                f"answered {response.status_code} without a JSON body",
                 status_code=response.status_code,
                 method="GET",
                 path=path,
             )
+        return response, body
+
+    def _read[M: OffergridResponse](self, model: type[M], path: str) -> M:
+        """GET one resource; a 2xx answer without a readable one is `UnreadableResponseError`."""
+        response, body = self._get_json(path)
         try:
             return model.model_validate(_unwrap(body))
         except ValidationError as exc:

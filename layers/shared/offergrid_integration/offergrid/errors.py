@@ -45,11 +45,8 @@ class RateBudgetExhausted(OffergridError):
         self.retry_after = retry_after
 
 
-class UnexpectedResponseError(OffergridError):
-    """Offergrid answered 2xx with a body we cannot use (a list we cannot follow, endless pages).
-
-    Not retryable: the same request would get the same answer.
-    """
+class ResponseBodyError(OffergridError):
+    """Offergrid answered 2xx, but with a body we cannot use; base of the two kinds below."""
 
     def __init__(
         self,
@@ -69,33 +66,22 @@ class UnexpectedResponseError(OffergridError):
         return f"{self.message}{where}"
 
 
-class UnreadableResponseError(OffergridError):
-    """Offergrid answered 2xx, but not with the resource we asked for (no body, a message, a shape
-    without the fields the code needs): the request was applied or the read succeeded, yet there is
-    nothing to use (API.md Decision 10).
+class UnexpectedResponseError(ResponseBodyError):
+    """A list we cannot follow: an unknown shape, more announced without a way there, endless pages.
+
+    Not retryable: the same request would get the same answer.
+    """
+
+
+class UnreadableResponseError(ResponseBodyError):
+    """A 2xx read without the resource asked for (no body, a message, a shape without the fields the
+    code needs): nothing to use, though the request succeeded (API.md Decision 10).
 
     Retryable: a read that came back without its resource is asked again later, so the caller (the
     order processor) keeps the message instead of dropping it.
     """
 
     retryable = True
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status_code: int | None = None,
-        method: str | None = None,
-        path: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-        self.method = method
-        self.path = path
-
-    def __str__(self) -> str:
-        where = f" ({self.method} {self.path})" if self.method and self.path else ""
-        return f"{self.message}{where}"
 
 
 class APIStatusError(OffergridError):
