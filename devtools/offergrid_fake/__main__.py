@@ -12,6 +12,7 @@ import sys
 import threading
 from types import FrameType
 
+from devtools.offergrid_fake.answers import ANSWER_MODES, ANSWERS_ENV
 from devtools.offergrid_fake.pagination import LIST_STYLES
 from devtools.offergrid_fake.server import OffergridFake
 
@@ -34,8 +35,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--time-scale", type=float, default=1.0)
     parser.add_argument("--per-minute", type=int, default=100)
     parser.add_argument("--per-hour", type=int, default=10_000)
-    parser.add_argument("--page-size", type=int, default=None)
-    parser.add_argument("--list-style", choices=LIST_STYLES, default="array")
+    parser.add_argument(
+        "--answers",
+        choices=ANSWER_MODES,
+        default=None,
+        help=f"how undocumented choices are answered (default: ${ANSWERS_ENV}, else documented)",
+    )
+    parser.add_argument("--page-size", type=int, default=None, help="overrides the answers' page size")
+    parser.add_argument(
+        "--list-style", choices=LIST_STYLES, default=None, help="overrides the answers' list styles"
+    )
     parser.add_argument("--no-lifecycle", action="store_true", help="accept any status transition")
     parser.add_argument("--verbose", action="store_true", help="log request lines (never headers) to stderr")
     return parser.parse_args(argv)
@@ -55,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             per_hour=args.per_hour,
             page_size=args.page_size,
             list_style=args.list_style,
+            answers=args.answers,
             host=args.host,
             port=args.port,
             enforce_lifecycle=not args.no_lifecycle,

@@ -13,6 +13,8 @@ No API key is needed, nothing here is recorded as an API call or counted against
                                  {"status", ...}: set a status as Offergrid would (no lifecycle check)
     POST   /_fake/api-keys       {"key": ..., "role"?: "provider"|"hybrid"|"reseller"}  (key rotation)
     DELETE /_fake/api-keys       {"key": ...}
+    GET    /_fake/answers        how undocumented choices are answered (see `answers`)
+    POST   /_fake/answers        {"answers": "documented"|"other", <knob>?: ...} -> the answers now used
     POST   /_fake/reset          forget everything but the API keys
     POST   /_fake/webhooks       {"url", "secret", "payload"} or {"url", "secret", "kind", "itemId"}, plus
                                  optional "prefix", "shape", "reason", "includeItemId" -> {"status", "body"}
@@ -25,6 +27,7 @@ import re
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import unquote, urlsplit
 
+from devtools.offergrid_fake.answers import answers_from_dict
 from devtools.offergrid_fake.replies import Reply, error_reply
 
 if TYPE_CHECKING:
@@ -64,6 +67,10 @@ def handle_control(fake: OffergridFake, method: str, target: str, raw_body: byte
             case ("DELETE", "/_fake/api-keys"):
                 fake.revoke_api_key(str(body["key"]))
                 return Reply(204)
+            case ("GET", "/_fake/answers"):
+                return Reply(200, fake.answers.to_dict())
+            case ("POST", "/_fake/answers"):
+                return Reply(200, fake.set_answers(answers_from_dict(body)).to_dict())
             case ("POST", "/_fake/reset"):
                 fake.reset()
                 return Reply(204)

@@ -7,8 +7,11 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Final, Literal, cast
 
-FaultKind = Literal["status", "rate_limit", "slow", "drop"]
-FAULT_KINDS: Final = ("status", "rate_limit", "slow", "drop")
+FaultKind = Literal["status", "rate_limit", "slow", "drop", "empty", "message", "drop_after"]
+FAULT_KINDS: Final = ("status", "rate_limit", "slow", "drop", "empty", "message", "drop_after")
+# Faults that let the request take effect and only change (or withhold) its answer.
+AFTER_EFFECT_KINDS: Final = ("empty", "message", "drop_after")
+_DEFAULT_STATUS: Final = {"rate_limit": 429, "empty": 204, "message": 200}
 
 
 @dataclass
@@ -33,7 +36,7 @@ def make_fault(
     kind: str,
     *,
     times: int = 1,
-    status: int = 503,
+    status: int | None = None,
     retry_after: float | str | None = None,
     delay: float = 0.0,
     method: str | None = None,
@@ -43,8 +46,12 @@ def make_fault(
         raise ValueError(f"unknown fault kind {kind!r}; expected one of {', '.join(FAULT_KINDS)}")
     if times < 1:
         raise ValueError("times must be at least 1")
+    if status is None:
+        status = _DEFAULT_STATUS.get(kind, 503)
     if not 100 <= status <= 599:
         raise ValueError("status must be an HTTP status code")
+    if kind in ("empty", "message") and not 200 <= status <= 299:
+        raise ValueError(f"a {kind!r} fault answers a 2xx status")
     if delay < 0:
         raise ValueError("delay must not be negative")
     if kind == "rate_limit":

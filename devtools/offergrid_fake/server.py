@@ -4,7 +4,12 @@
 rate window, the fault queue and the call log. `_Handler` only moves bytes: it reads a request,
 asks the fake for a `Reply` and writes it (or drops the connection). Everything the docs state is
 enforced; see API.md and openapi.yaml beside it, and the module docstrings of `validation`,
-`lifecycle`, `ratelimit` and `pagination` for the choices made where the docs are silent.
+`lifecycle`, `ratelimit` and `pagination` for the choices made where the docs are silent, and
+`answers` for the switch that answers each of those choices the documented way or the other way.
+
+Paths are routed on their raw segments, each percent-decoded on its own (as Express/NestJS route
+parameters are): `/provider/orders/a%2Fb` is the item `a/b`, `/provider/orders/%2E` the item `.`.
+Literal `.`/`..` segments are removed first, as URL normalisation in any proxy would.
 """
 
 from __future__ import annotations
@@ -15,7 +20,6 @@ import hashlib
 import itertools
 import json
 import math
-import re
 import socket
 import sys
 import threading
@@ -30,10 +34,11 @@ from typing import Any, Final, Self
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from devtools.offergrid_fake import control
+from devtools.offergrid_fake.answers import SPARSE_ORDER_ITEM_FIELDS, Answers, resolve_answers
 from devtools.offergrid_fake.clocks import NowClock, ScaledTime, iso_timestamp
-from devtools.offergrid_fake.faults import Fault, FaultQueue, make_fault
+from devtools.offergrid_fake.faults import AFTER_EFFECT_KINDS, Fault, FaultQueue, make_fault
 from devtools.offergrid_fake.lifecycle import transition_error
-from devtools.offergrid_fake.pagination import PageError, check_list_config, paginate
+from devtools.offergrid_fake.pagination import PageError, continued_style, paginate
 from devtools.offergrid_fake.ratelimit import SlidingWindowLimiter
 from devtools.offergrid_fake.replies import Reply, error_body, error_reply, phrase
 from devtools.offergrid_fake.validation import (
@@ -71,11 +76,18 @@ TOO_MANY_REQUESTS_BODY: Final = {
 }
 _ANONYMOUS: Final = "anonymous"
 
-_OFFERS = re.compile(r"^/provider/offers/?$")
-_OFFER = re.compile(r"^/provider/offers/([^/]+)/?$")
-_ORDERS = re.compile(r"^/provider/orders/?$")
-_ORDER_ITEM = re.compile(r"^/provider/orders/([^/]+)/?$")
-_ORDER_ITEM_STATUS = re.compile(r"^/provider/orders/([^/]+)/status/?$")
+_ID: Final = "{id}"  # a route segment that matches any one non-empty path segment
+_OFFERS: Final = ("provider", "offers")
+_OFFER: Final = ("provider", "offers", _ID)
+_ORDERS: Final = ("provider", "orders")
+_ORDER_ITEM: Final = ("provider", "orders", _ID)
+_ORDER_ITEM_STATUS: Final = ("provider", "orders", _ID, "status")
+MESSAGE_ONLY_BODIES: Final = {
+    "status_patch": {"message": "Order item status updated successfully"},
+    "offer_create": {"message": "Offer created successfully"},
+    "offer_update": {"message": "Offer updated successfully"},
+    "offer_delete": {"message": "Offer deleted successfully"},
+}
 
 
 @dataclass(frozen=True)
@@ -90,6 +102,7 @@ class RecordedCall:
     api_key_valid: bool
     at: float  # arrival, on the fake's clock
     fault: str | None = None  # the injected fault kind that shaped the answer, if any
+    raw_path: str | None = None  # the path exactly as sent, before any decoding (`/provider/orders/%2E`)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -117,7 +130,8 @@ class OffergridFake:
         per_minute: int = 100,
         per_hour: int = 10_000,
         page_size: int | None = None,
-        list_style: str = "array",
+        list_style: str | None = None,
+        answers: str | Answers | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
         clock: NowClock | None = None,
@@ -125,11 +139,10 @@ class OffergridFake:
         reseller_keys: Iterable[str] = (),
         verbose: bool = False,
     ) -> None:
-        check_list_config(list_style, page_size)
+        self.answers = resolve_answers(answers).with_lists(list_style, page_size)
         self.clock: NowClock = clock if clock is not None else ScaledTime(time_scale)
         self.time_scale = time_scale if clock is None else None
-        self.page_size = page_size
-        self.list_style = list_style
+        self._turns: Counter[str] = Counter()  # round robin per knob of `answers`
         self.enforce_lifecycle = enforce_lifecycle
         self.verbose = verbose
         self._host = host
@@ -211,6 +224,30 @@ class OffergridFake:
     def now(self) -> float:
         return self.clock.now()
 
+    @property
+    def page_size(self) -> int | None:
+        return self.answers.page_size
+
+    @property
+    def list_style(self) -> str:
+        """The list style, or "rotate" when several are used in turn."""
+        styles = self.answers.list_styles
+        return styles[0] if len(styles) == 1 else "rotate"
+
+    def set_answers(self, answers: str | Answers) -> Answers:
+        """Switch how undocumented choices are answered (see `answers`); state is kept."""
+        resolved = resolve_answers(answers)
+        with self._lock:
+            self.answers = resolved
+            self._turns.clear()
+        return resolved
+
+    def _turn(self, knob: str, choices: tuple[str, ...]) -> str:
+        """The next of `choices` for `knob` (under the lock)."""
+        choice = choices[self._turns[knob] % len(choices)]
+        self._turns[knob] += 1
+        return choice
+
     def add_api_key(self, key: str, *, role: str = "provider") -> None:
         if role not in ROLES:
             raise ValueError(f"role must be one of {', '.join(ROLES)}")
@@ -228,7 +265,7 @@ class OffergridFake:
         kind: str,
         *,
         times: int = 1,
-        status: int = 503,
+        status: int | None = None,
         retry_after: float | str | None = None,
         delay: float = 0.0,
         method: str | None = None,
@@ -236,9 +273,14 @@ class OffergridFake:
     ) -> Fault:
         """Make the next `times` matching API requests fail. Faults are consumed first-in first-out.
 
-        kinds: "status" (answer `status` with an error body, `Retry-After` if given), "rate_limit"
-        (429 + `Retry-After`, default 1 s), "slow" (wait `delay` REAL seconds, then answer normally),
-        "drop" (close the connection without any response).
+                kinds: "status" (answer `status`, default 503, with an error body, `Retry-After` if given),
+                "rate_limit" (429 + `Retry-After`, default 1 s; none when the answers leave it out),
+                "slow" (wait `delay` REAL seconds, then answer normally), "drop" (close the connection
+                without any response). These three let the request take effect, then change its answer
+        when it succeeded (an error answer is left as it is):
+                "empty" (answer `status`, default 204, with no body), "message" (answer `status`, default
+                200, with only `{"message": ...}`), "drop_after" (close the connection without an answer:
+                a timeout after the change was applied).
         """
         fault = make_fault(
             kind, times=times, status=status, retry_after=retry_after, delay=delay, method=method, path=path
@@ -261,6 +303,7 @@ class OffergridFake:
             self._calls.clear()
             self._limiter.reset()
             self._faults.clear()
+            self._turns.clear()
 
     # -- call log ------------------------------------------------------------------------------
 
@@ -375,6 +418,7 @@ class OffergridFake:
                         "perHour": self._limiter.per_hour,
                         "pageSize": self.page_size,
                         "listStyle": self.list_style,
+                        "answers": self.answers.to_dict(),
                         "enforceLifecycle": self.enforce_lifecycle,
                     },
                     "now": self.now(),
@@ -442,7 +486,8 @@ class OffergridFake:
         self, method: str, target: str, api_key: str | None, raw_body: bytes, wait: Callable[[float], object]
     ) -> Reply:
         parts = urlsplit(target)
-        path = unquote(parts.path) or "/"
+        segments = _segments(parts.path)
+        path = "/" + "/".join(segments)
         query = parse_qs(parts.query, keep_blank_values=True)
         body, body_error = _parse_json(raw_body)
         arrival = self.now()
@@ -464,6 +509,7 @@ class OffergridFake:
                 role is not None,
                 arrival,
                 fault_kind,
+                parts.path,
             )
             with self._lock:
                 self._calls.append(call)
@@ -474,24 +520,25 @@ class OffergridFake:
         if retry_after is not None:
             with self._lock:
                 self.rate_limited += 1
-            reply = Reply(429, dict(TOO_MANY_REQUESTS_BODY), {"Retry-After": format_retry_after(retry_after)})
-            return finish(reply)
+                with_header = self.answers.retry_after_on_429
+            headers = {"Retry-After": format_retry_after(retry_after)} if with_header else {}
+            return finish(Reply(429, dict(TOO_MANY_REQUESTS_BODY), headers))
         if fault is not None:
             if fault.kind == "slow":
                 wait(fault.delay)
-            else:
+            elif fault.kind not in AFTER_EFFECT_KINDS:
                 return finish(self._fault_reply(fault), fault.kind)
-        return finish(
-            self._answer(method, path, query, body, body_error, role), fault.kind if fault else None
-        )
+        reply = self._answer(method, segments, query, body, body_error, role)
+        if fault is not None and fault.kind in AFTER_EFFECT_KINDS and 200 <= reply.status < 300:
+            reply = _after_effect_reply(fault)
+        return finish(reply, fault.kind if fault else None)
 
-    @staticmethod
-    def _fault_reply(fault: Fault) -> Reply:
+    def _fault_reply(self, fault: Fault) -> Reply:
         if fault.kind == "drop":
             return Reply(0, drop=True)
         headers: dict[str, str] = {}
         retry_after = fault.retry_after
-        if retry_after is None and fault.kind == "rate_limit":
+        if retry_after is None and fault.kind == "rate_limit" and self.answers.retry_after_on_429:
             retry_after = 1
         if retry_after is not None:
             headers["Retry-After"] = (
@@ -507,7 +554,7 @@ class OffergridFake:
     def _answer(
         self,
         method: str,
-        path: str,
+        segments: list[str],
         query: dict[str, list[str]],
         body: Any,
         body_error: str | None,
@@ -517,9 +564,9 @@ class OffergridFake:
             return Reply(401, dict(UNAUTHORIZED_BODY))
         if role == "reseller":
             return Reply(403, dict(FORBIDDEN_BODY))
-        route = _route(method, path)
+        route = _route(method, segments)
         if route is None:
-            return error_reply(404, f"Cannot {method} {path}")
+            return error_reply(404, f"Cannot {method} /{'/'.join(segments)}")
         handler, ident = route
         if method in ("POST", "PATCH"):
             if body_error is not None:
@@ -532,7 +579,10 @@ class OffergridFake:
     # Handlers run under the lock; `body` is a dict for POST/PATCH.
 
     def _list_offers(self, _ident: str, query: dict[str, list[str]], _body: Any) -> Reply:
-        return self._page(list(self.offers.values()), query)
+        offers = list(self.offers.values())
+        if self.answers.sparse_listings:  # optional fields left out instead of null
+            offers = [{key: value for key, value in offer.items() if value is not None} for offer in offers]
+        return self._page(offers, query, "/provider/offers")
 
     def _create_offer(self, _ident: str, _query: dict[str, list[str]], body: dict[str, Any]) -> Reply:
         errors = validate_offer(body)
@@ -546,7 +596,7 @@ class OffergridFake:
             fields["status"] = "draft"
         offer = {"id": str(uuid.uuid4()), **fields, "createdAt": stamp, "updatedAt": stamp}
         self.offers[offer["id"]] = offer
-        return Reply(201, copy.deepcopy(offer))
+        return self._written("offer_create", offer)
 
     def _get_offer(self, offer_id: str, _query: dict[str, list[str]], _body: Any) -> Reply:
         offer = self.offers.get(offer_id)
@@ -563,12 +613,13 @@ class OffergridFake:
             return _sku_conflict(body["sku"])
         offer.update({key: value for key, value in body.items() if key not in SERVER_OFFER_FIELDS})
         offer["updatedAt"] = self._stamp()
-        return Reply(200, copy.deepcopy(offer))
+        return self._written("offer_update", offer)
 
     def _delete_offer(self, offer_id: str, _query: dict[str, list[str]], _body: Any) -> Reply:
-        if self.offers.pop(offer_id, None) is None:
+        offer = self.offers.pop(offer_id, None)
+        if offer is None:
             return _offer_not_found(offer_id)
-        return Reply(204)
+        return self._written("offer_delete", offer)
 
     def _list_orders(self, _ident: str, query: dict[str, list[str]], _body: Any) -> Reply:
         statuses = query.get("status")
@@ -577,7 +628,9 @@ class OffergridFake:
             if len(statuses) != 1 or statuses[0] not in ORDER_ITEM_STATUSES:
                 return error_reply(400, [one_of("status", ORDER_ITEM_STATUSES)])
             items = [item for item in items if item["status"] == statuses[0]]
-        return self._page(items, query)
+        if self.answers.sparse_listings:  # a listing summary: what identifies the item and its state
+            items = [{key: item[key] for key in SPARSE_ORDER_ITEM_FIELDS if key in item} for item in items]
+        return self._page(items, query, "/provider/orders")
 
     def _get_order_item(self, item_id: str, _query: dict[str, list[str]], _body: Any) -> Reply:
         item = self.order_items.get(item_id)
@@ -601,15 +654,28 @@ class OffergridFake:
         if isinstance(body.get("metadata"), dict):
             # Shallow merge: the reseller's metadata (unitNumber, moveInDate...) survives provider updates.
             item["metadata"] = {**(item.get("metadata") or {}), **body["metadata"]}
-        return Reply(200, copy.deepcopy(item))
+        return self._written("status_patch", item)
 
     # -- helpers (under the lock) ----------------------------------------------------------------
 
-    def _page(self, items: list[dict[str, Any]], query: dict[str, list[str]]) -> Reply:
+    def _page(self, items: list[dict[str, Any]], query: dict[str, list[str]], path: str) -> Reply:
+        styles = self.answers.list_styles
+        style = continued_style(query, styles) or self._turn("list_styles", styles)
         try:
-            return Reply(200, copy.deepcopy(paginate(items, self.list_style, self.page_size, query)))
+            body, headers = paginate(items, style, self.answers.page_size, query, path)
         except PageError as error:
             return error_reply(400, [str(error)])
+        return Reply(200, copy.deepcopy(body), headers)
+
+    def _written(self, knob: str, resource: dict[str, Any]) -> Reply:
+        """The answer to a successful write, as `answers` says for `knob` (e.g. "status_patch")."""
+        choice = self._turn(knob, getattr(self.answers, knob))
+        status, _, shape = choice.partition("-")
+        if shape == "item":
+            return Reply(int(status), copy.deepcopy(resource))
+        if shape == "message":
+            return Reply(int(status), dict(MESSAGE_ONLY_BODIES[knob]))
+        return Reply(int(status))
 
     def _sku_owner(self, sku: object) -> str | None:
         return next((offer_id for offer_id, offer in self.offers.items() if offer.get("sku") == sku), None)
@@ -635,7 +701,7 @@ class OffergridFake:
 
 
 _Handler = Callable[[OffergridFake, str, dict[str, list[str]], Any], Reply]
-_ROUTES: Final[list[tuple[str, re.Pattern[str], _Handler]]] = [
+_ROUTES: Final[list[tuple[str, tuple[str, ...], _Handler]]] = [
     ("GET", _OFFERS, OffergridFake._list_offers),
     ("POST", _OFFERS, OffergridFake._create_offer),
     ("GET", _OFFER, OffergridFake._get_offer),
@@ -647,12 +713,48 @@ _ROUTES: Final[list[tuple[str, re.Pattern[str], _Handler]]] = [
 ]
 
 
-def _route(method: str, path: str) -> tuple[_Handler, str] | None:
+def _segments(raw_path: str) -> list[str]:
+    """The decoded segments of a raw path: dot segments removed first (RFC 3986 5.2.4), then each
+    segment percent-decoded on its own, so an encoded `/` or `.` stays inside its segment. One
+    trailing slash is ignored."""
+    out: list[str] = []
+    for segment in raw_path.split("/")[1:]:
+        if segment == ".":
+            continue
+        if segment == "..":
+            if out:
+                out.pop()
+            continue
+        out.append(segment)
+    if out and out[-1] == "" and raw_path.endswith("/"):
+        out.pop()
+    return [unquote(segment) for segment in out]
+
+
+def _route(method: str, segments: list[str]) -> tuple[_Handler, str] | None:
     for route_method, pattern, handler in _ROUTES:
-        match = pattern.match(path)
-        if match and route_method == method:
-            return handler, match.group(1) if pattern.groups else ""
+        if route_method != method or len(pattern) != len(segments):
+            continue
+        ident = ""
+        for expected, actual in zip(pattern, segments, strict=True):
+            if expected == _ID:
+                if not actual:
+                    break
+                ident = actual
+            elif expected != actual:
+                break
+        else:
+            return handler, ident
     return None
+
+
+def _after_effect_reply(fault: Fault) -> Reply:
+    """The answer of an "empty", "message" or "drop_after" fault (the request took effect)."""
+    if fault.kind == "drop_after":
+        return Reply(0, drop=True)
+    if fault.kind == "message":
+        return Reply(fault.status, {"message": "OK"})
+    return Reply(fault.status)
 
 
 def _parse_json(raw: bytes) -> tuple[Any, str | None]:

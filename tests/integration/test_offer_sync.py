@@ -496,7 +496,8 @@ def test_a_create_retried_after_a_lost_answer_is_confirmed_not_a_failure(
 
     # Then the create is confirmed from a listing and counted, not reported as a failure
     posts = [call for call in fake.calls_matching("POST")]
-    assert [call.status for call in posts[:2]] == [201, 409]
+    [created, conflict] = [call.status for call in posts[:2]]
+    assert (200 <= created < 300, conflict) == (True, 409)  # 201 + offer, or another 2xx answer
     assert report.failures == []
     assert report.counts == {"create": 12}
     assert report.confirmed_on_retry == ["ENERGY-FIXED-12"]
@@ -516,7 +517,8 @@ def test_a_delete_retried_after_a_lost_answer_is_done_not_a_failure(
     report = sync(fake, catalog(sample_products()), client=client, missing_policy=MissingOfferPolicy.DELETE)
 
     # Then the delete is done, not a failure
-    assert [call.status for call in fake.calls_matching("DELETE")] == [204, 404]
+    [deleted, not_found] = [call.status for call in fake.calls_matching("DELETE")]
+    assert (200 <= deleted < 300, not_found) == (True, 404)  # 204, or 200 when the fake answers the other way
     assert gone["id"] not in fake.offers
     assert report.failures == []
     assert report.counts == {"create": 12, "delete": 1}

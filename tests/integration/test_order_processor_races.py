@@ -98,7 +98,8 @@ def test_an_accept_applied_but_unanswered_is_finished_not_failed(
 
     # Then the 422 is recognised as our own applied PATCH: accepted once, decision and work order kept
     assert lossy.lost == 1
-    assert [call.status for call in fake.calls_matching("PATCH", STATUS_PATH)] == [200, 422]
+    [applied, refused] = [call.status for call in fake.calls_matching("PATCH", STATUS_PATH)]
+    assert (200 <= applied < 300, refused) == (True, 422)  # 200 + item, or 204 / a message
     assert fake.order_items[ITEM]["status"] == "accepted"
     assert transitions_to(fake, "accepted") == 1
     record = stack.record(ITEM)

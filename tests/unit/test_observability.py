@@ -307,7 +307,10 @@ def test_secrets_never_reach_the_log_with_the_root_logger_at_debug(sdk_level):
 
 def test_secret_string_in_an_sdk_record_is_redacted_before_it_is_registered():
     # botocore's DEBUG line: a bytes repr of the JSON body, the secret JSON escaped inside it
-    line = """Response body:\nb'{"ARN":"arn:x","Name":"key","SecretString":"{\\\\"apiKey\\\\":\\\\"k-123456789\\\\"}"}'"""
+    line = (
+        "Response body:\n"
+        """b'{"ARN":"arn:x","Name":"key","SecretString":"{\\\\"apiKey\\\\":\\\\"k-123456789\\\\"}"}'"""
+    )
     record = logging.LogRecord("botocore.parsers", logging.DEBUG, __file__, 1, line, None, None)
     RedactingFilter().filter(record)
     assert "k-123456789" not in record.getMessage()

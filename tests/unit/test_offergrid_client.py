@@ -139,6 +139,59 @@ class TestParsePage:
         assert parse_page({"data": [1], "hasMore": True}, {"page": "2"})[1] == {"page": "3"}
         assert parse_page({"data": [1], "has_more": True}, {})[1] == {"page": "2"}
 
+    def test_links_next_is_followed_with_the_listing_filters(self):
+        body = {"data": [1], "meta": {"page": 1, "totalPages": 3}, "links": {"next": "/x?page%5Bnumber%5D=2"}}
+        nxt = parse_page(body, {"status": "pending", "page[number]": "1"}, base_params={"status": "pending"})
+        assert nxt[1] == {"status": "pending", "page[number]": "2"}
+
+    def test_links_next_null_on_the_last_page(self):
+        body = {"data": [1], "meta": {"page": 3, "totalPages": 3}, "links": {"next": None}}
+        assert parse_page(body, {"page": "3"})[1] is None
+
+    def test_meta_page_and_total_pages_without_links(self):
+        assert parse_page({"data": [1], "meta": {"page": 1, "totalPages": 2}}, {})[1] == {"page": "2"}
+        assert parse_page({"data": [1], "meta": {"currentPage": 2, "lastPage": 2}}, {})[1] is None
+
+    @pytest.mark.parametrize(
+        ("body", "expected"),
+        [
+            ({"data": [1, 2], "total": 5, "limit": 2, "offset": 0}, {"offset": "2", "limit": "2"}),
+            ({"data": [1], "total": 5, "limit": 2, "offset": 4}, None),
+            ({"data": [1, 2], "meta": {"total": 3, "offset": 0, "limit": 2}}, {"offset": "2", "limit": "2"}),
+            (
+                {"data": [1, 2], "limit": 2, "offset": 0},
+                {"offset": "2", "limit": "2"},
+            ),  # no total: a full page
+            ({"data": [1], "limit": 2, "offset": 2}, None),  # a short page is the last
+        ],
+    )
+    def test_total_offset_limit(self, body, expected):
+        assert parse_page(body, {})[1] == expected
+
+    def test_link_header_continues_a_bare_array(self):
+        items, nxt = parse_page(
+            [1], {"status": "pending"}, next_link="/provider/orders?status=pending&after=abc"
+        )
+        assert (items, nxt) == ([1], {"status": "pending", "after": "abc"})
+
+    def test_next_as_an_href_object(self):
+        assert parse_page({"data": [1], "next": {"href": "?cursor=c2"}}, {})[1] == {"cursor": "c2"}
+
+    @pytest.mark.parametrize(
+        "body",
+        [
+            {"data": [1], "total": 2},
+            {"items": [1], "meta": {"totalItems": 9}},
+            {"offers": [1, 2], "pagination": {"total_count": 3}},
+        ],
+    )
+    def test_more_without_a_way_there_is_refused(self, body):
+        with pytest.raises(ValueError, match="no way to the next page"):
+            parse_page(body, {})
+
+    def test_a_total_that_is_reached_ends(self):
+        assert parse_page({"data": [1, 2], "total": 2}, {})[1] is None
+
     @pytest.mark.parametrize("body", [{"result": []}, {"data": "nope"}, "text", 42, None])
     def test_unusable_bodies_raise(self, body):
         with pytest.raises(ValueError, match=r"expected a JSON array|no list"):

@@ -188,11 +188,69 @@ class TestOrderItem:
         assert item.service_address.zip_code == "62701"
         assert item.metadata == {"unitNumber": "4B", "moveInDate": "2025-01-15"}
 
-    @pytest.mark.parametrize("missing", ["id", "orderId", "status"])
+    @pytest.mark.parametrize("missing", ["id", "status"])
     def test_identifying_fields_are_required(self, missing):
         body = {key: value for key, value in DOCS_ORDER_ITEM.items() if key != missing}
         with pytest.raises(ValidationError):
             OrderItem.model_validate(body)
+
+    @pytest.mark.parametrize("bad", [{"id": None}, {"id": ["i"]}, {"status": None}, {"status": 3}])
+    def test_unreadable_identifying_fields_still_fail(self, bad):
+        with pytest.raises(ValidationError):
+            OrderItem.model_validate({**DOCS_ORDER_ITEM, **bad})
+
+    def test_an_item_without_order_id_is_readable(self):
+        # Decision 10: only what the code needs is required (the order id is not, to read an item)
+        body = {key: value for key, value in DOCS_ORDER_ITEM.items() if key != "orderId"}
+        item = OrderItem.model_validate(body)
+        assert item.order_id is None
+        assert item.unreadable_fields == ()
+
+    def test_numeric_zip_code_and_ids_are_read_as_text(self):
+        item = OrderItem.model_validate(
+            {**DOCS_ORDER_ITEM, "id": 42, "orderId": 7, "serviceAddress": {"zipCode": 62701, "country": "US"}}
+        )
+        assert item.id == "42"
+        assert item.order_id == "7"
+        assert item.service_address is not None
+        assert item.service_address.zip_code == "62701"
+        assert item.unreadable_fields == ()
+
+    def test_unreadable_optional_fields_are_left_out_and_named(self):
+        item = OrderItem.model_validate(
+            {
+                **DOCS_ORDER_ITEM,
+                "metadata": ["unitNumber", "4B"],
+                "createdAt": "last tuesday",
+                "customerInfo": "Jane Doe",
+                "serviceAddress": {"city": ["Springfield"], "zipCode": "62701"},
+            }
+        )
+        assert item.metadata is None
+        assert item.created_at is None
+        assert item.customer_info is None
+        assert item.unreadable_fields == ("createdAt", "customerInfo", "metadata")
+        assert item.service_address is not None
+        assert item.service_address.city is None
+        assert item.service_address.zip_code == "62701"
+        assert item.service_address.unreadable_fields == ("city",)
+        # what could be read is intact
+        assert item.order_id == "ord-123-abc"
+        assert item.status is OrderItemStatus.PENDING
+
+    def test_offer_needs_only_an_id(self):
+        offer = Offer.model_validate({"id": 9, "metadata": [1], "monthlyPrice": "n/a", "sku": "S"})
+        assert offer.id == "9"
+        assert offer.sku == "S"
+        assert offer.metadata is None
+        assert offer.monthly_price is None
+        assert offer.unreadable_fields == ("metadata", "monthlyPrice")
+        with pytest.raises(ValidationError):
+            Offer.model_validate({"sku": "S"})
+
+    def test_requests_stay_strict(self):
+        with pytest.raises(ValidationError):
+            OfferCreate.model_validate({"name": "x", "category": "other", "sku": "s", "metadata": [1]})
 
     def test_minimal_item_and_partial_customer_are_accepted(self):
         item = OrderItem.model_validate(

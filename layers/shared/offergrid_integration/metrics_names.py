@@ -21,6 +21,7 @@ __all__ = [
     "OFFERGRID_ERROR",
     "OFFERGRID_ERROR_STATUSES",
     "OFFERGRID_REQUEST",
+    "OFFERGRID_UNREADABLE_ITEM",
     "RATE_BUDGET_EXHAUSTED",
     "RATE_BUDGET_WAIT",
     "SERVICES",
@@ -41,6 +42,7 @@ OFFERGRID_REQUEST: Final = "OffergridRequest"
 OFFERGRID_ERROR: Final = "OffergridError"
 RATE_BUDGET_WAIT: Final = "RateBudgetWait"
 RATE_BUDGET_EXHAUSTED: Final = "RateBudgetExhausted"
+OFFERGRID_UNREADABLE_ITEM: Final = "OffergridUnreadableItem"
 
 # The `Status` dimension of OffergridError: a fixed set, whatever the server answers.
 NETWORK: Final = "network"  # no HTTP answer: refused, reset, dropped, timed out
@@ -134,5 +136,10 @@ CATALOGUE: Final[dict[str, MetricInfo]] = {
     ),
     RATE_BUDGET_EXHAUSTED: MetricInfo(
         OFFERGRID_CALLERS, _COUNT, "a request not sent: no token within the time left"
+    ),
+    OFFERGRID_UNREADABLE_ITEM: MetricInfo(
+        OFFERGRID_CALLERS,
+        _COUNT,
+        "listed elements skipped: no readable id/status (logged with their position)",
     ),
 }

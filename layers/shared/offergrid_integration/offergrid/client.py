@@ -5,8 +5,16 @@ only name a path and a model. Every attempt takes one rate-budget token, reads t
 the provider, and is bounded by the caller's remaining time (a Lambda's deadline), so a retry
 never sleeps past it.
 
-An observer (`offergrid.observer`) hears about every attempt's status, every rate-budget wait and
-every refused token; by default it emits the client's CloudWatch metrics inside a Lambda function.
+Tolerant reader (API.md Decisions 5 and 10): any 2xx is success whatever its body. A write
+returns the resource when the answer carries a readable one and None otherwise (204, an empty
+body, `{"message": ...}`): the change was applied either way. A read answered 2xx without a
+readable resource raises `UnreadableResponseError` (retryable). Responses need only the fields the
+code uses (see `models`). Lists follow every common paging convention (`parse_page`); one listed
+element that cannot be read is skipped, logged and reported to the observer, never fatal to the list.
+
+An observer (`offergrid.observer`) hears about every attempt's status, every rate-budget wait,
+every refused token and every skipped list element; by default it emits the client's CloudWatch
+metrics inside a Lambda function.
 
 Durations are seconds of the injected `Clock` (see `offergrid_integration.clock`). httpx timeouts
 are real seconds, so a clock that runs faster (`ScaledClock.scale`) has its timeouts divided by
@@ -25,7 +33,7 @@ from typing import Any, Final, Protocol, Self
 from urllib.parse import quote
 
 import httpx
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from offergrid_integration.clock import SYSTEM_CLOCK, Clock
 from offergrid_integration.offergrid.errors import (
@@ -35,6 +43,7 @@ from offergrid_integration.offergrid.errors import (
     OffergridError,
     RateBudgetExhausted,
     UnexpectedResponseError,
+    UnreadableResponseError,
     error_class_for_status,
     is_retryable_status,
 )
@@ -42,6 +51,7 @@ from offergrid_integration.offergrid.models import (
     ErrorBody,
     Offer,
     OfferCreate,
+    OffergridResponse,
     OfferUpdate,
     OrderItem,
     OrderItemStatus,
@@ -61,11 +71,29 @@ MIN_TIME_LEFT_FOR_REQUEST: Final = 1.0  # never start an attempt with less time 
 MAX_PAGES: Final = 10_000  # a list longer than this is a server bug, not a catalogue
 
 LIST_KEYS: Final = ("data", "items", "offers", "orders")
+# Where an envelope may keep its paging fields besides its top level (`{data, meta: {page, ...}}`).
+PAGING_OBJECTS: Final = ("meta", "pagination", "paging", "page_info", "pageInfo")
 CURSOR_KEYS: Final = ("nextCursor", "next_cursor", "cursor", "next")
-TOTAL_PAGES_KEYS: Final = ("totalPages", "total_pages", "pages")
-HAS_MORE_KEYS: Final = ("hasMore", "has_more")
+PAGE_KEYS: Final = ("page", "currentPage", "current_page")
+TOTAL_PAGES_KEYS: Final = (
+    "totalPages",
+    "total_pages",
+    "pages",
+    "pageCount",
+    "page_count",
+    "lastPage",
+    "last_page",
+)
+HAS_MORE_KEYS: Final = ("hasMore", "has_more", "hasNextPage", "has_next_page")
+TOTAL_KEYS: Final = ("total", "totalCount", "total_count", "totalItems", "total_items")
+OFFSET_KEYS: Final = ("offset", "skip")
+LIMIT_KEYS: Final = ("limit", "pageSize", "page_size", "perPage", "per_page")
+# Single resources may come wrapped: `{"data": {...}}`.
+RESOURCE_KEYS: Final = ("data", "item", "orderItem", "order", "offer")
 CURSOR_PARAM: Final = "cursor"
 PAGE_PARAM: Final = "page"
+OFFSET_PARAM: Final = "offset"
+LIMIT_PARAM: Final = "limit"
 
 _USER_AGENT: Final = "offergrid-provider-integration/0.1"
 _MAX_ERROR_TEXT: Final = 2_000
@@ -131,40 +159,90 @@ def _should_retry(status_code: int | None) -> bool:
     return is_retryable_status(status_code)
 
 
-def parse_page(body: Any, params: Mapping[str, str]) -> tuple[list[Any], Params | None]:
-    """One list response -> (its items, the query of the next page or None when it is the last).
+def parse_page(
+    body: Any,
+    params: Mapping[str, str],
+    *,
+    next_link: str | None = None,
+    base_params: Mapping[str, str] | None = None,
+) -> tuple[list[Any], Params | None]:
+    """One list response -> (its elements, the query of the next page or None when it is the last).
 
-    Accepts a bare array, or an object holding the list under one of `LIST_KEYS` with an optional
-    cursor (`CURSOR_KEYS`) or page number (`page` + `TOTAL_PAGES_KEYS`, or `HAS_MORE_KEYS`).
-    A page number without totals continues until an empty page.
+    `params`: the query that fetched this page; `base_params`: the listing's own query (filters),
+    kept when a link gives the next query (default `params`); `next_link`: the `rel="next"` URL of
+    an RFC 8288 `Link` header, if any.
+
+    A bare array is the whole list unless a `Link` header names a next page. An object holds the
+    list under one of `LIST_KEYS`; its paging fields are read at its top level or in a `meta`-like
+    object (`PAGING_OBJECTS`), first match wins, in this order: `links.next`, the `Link` header, a
+    cursor or next URL (`CURSOR_KEYS`), page numbers (`page` + `totalPages`, or `hasMore`, or until
+    an empty page), an offset (`offset`/`limit` + `total`), `hasMore` alone (next page number).
+    An envelope that says there is more (a `total` beyond what was listed) but gives no way to
+    the next page raises ValueError: never a silent first page.
     """
+    base = params if base_params is None else base_params
     if isinstance(body, list):
-        return body, None
+        return body, _link_params(next_link, base) if next_link else None
     if not isinstance(body, dict):
         raise ValueError(f"expected a JSON array or object, got {type(body).__name__}")
     items = next((body[key] for key in LIST_KEYS if isinstance(body.get(key), list)), None)
     if items is None:
         raise ValueError(f"no list under any of {', '.join(LIST_KEYS)}")
+    places = [body, *(body[key] for key in PAGING_OBJECTS if isinstance(body.get(key), dict))]
 
-    for key in CURSOR_KEYS:
-        cursor = body.get(key)
-        if isinstance(cursor, str | int) and not isinstance(cursor, bool) and str(cursor):
-            return items, _cursor_params(str(cursor), params)
+    def find(keys: tuple[str, ...], accept: Callable[[Any], bool]) -> Any:
+        return next((place[key] for place in places for key in keys if accept(place.get(key))), None)
 
-    has_more = next((body[key] for key in HAS_MORE_KEYS if isinstance(body.get(key), bool)), None)
-    page = body.get(PAGE_PARAM)
-    if isinstance(page, int) and not isinstance(page, bool):
-        total = next((body[key] for key in TOTAL_PAGES_KEYS if _is_int(body.get(key))), None)
-        if total is not None:
-            more = page < total
+    links = body.get("links")
+    if isinstance(links, dict) and (link := _href(links.get("next"))):
+        return items, _link_params(link, base)
+    if next_link:
+        return items, _link_params(next_link, base)
+    cursor = find(CURSOR_KEYS, lambda v: _href(v) is not None)
+    if cursor is not None:
+        text = _href(cursor) or ""
+        if text.startswith(("http://", "https://", "/", "?")):
+            return items, _link_params(text, base)
+        return items, {**params, CURSOR_PARAM: text}
+
+    has_more = find(HAS_MORE_KEYS, lambda v: isinstance(v, bool))
+    page = find(PAGE_KEYS, _is_int)
+    total_pages = find(TOTAL_PAGES_KEYS, _is_int)
+    if page is not None or total_pages is not None:
+        current = page if page is not None else _int_param(params, PAGE_PARAM, 1)
+        if total_pages is not None:
+            more = current < total_pages
         elif has_more is not None:
             more = has_more
         else:
             more = bool(items)
-        return items, {**params, PAGE_PARAM: str(page + 1)} if more else None
+        return items, {**params, PAGE_PARAM: str(current + 1)} if more else None
+
+    total = find(TOTAL_KEYS, _is_int)
+    offset = find(OFFSET_KEYS, _is_int)
+    limit = find(LIMIT_KEYS, _is_int)
+    if offset is not None or limit is not None:
+        start = offset if offset is not None else _int_param(params, OFFSET_PARAM, 0)
+        end = start + len(items)
+        if total is not None:
+            more = end < total
+        elif has_more is not None:
+            more = has_more
+        else:
+            more = bool(items) and (limit is None or len(items) >= limit)
+        if not more:
+            return items, None
+        following = {**params, OFFSET_PARAM: str(end)}
+        if limit is not None and limit > 0:
+            following[LIMIT_PARAM] = str(limit)
+        return items, following
     if has_more:
-        current = int(params.get(PAGE_PARAM, "1"))
-        return items, {**params, PAGE_PARAM: str(current + 1)}
+        return items, {**params, PAGE_PARAM: str(_int_param(params, PAGE_PARAM, 1) + 1)}
+    if total is not None and len(items) < total and has_more is None:
+        raise ValueError(
+            f"the envelope says there are {total} elements but holds {len(items)} "
+            "and names no way to the next page"
+        )
     return items, None
 
 
@@ -172,11 +250,25 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _cursor_params(cursor: str, params: Mapping[str, str]) -> Params:
-    # A `next` link (absolute or relative URL) carries the whole next query; a token is a cursor.
-    if cursor.startswith(("http://", "https://", "/")):
-        return {**params, **dict(httpx.URL(cursor).params)}
-    return {**params, CURSOR_PARAM: cursor}
+def _href(value: Any) -> str | None:
+    """A next-page pointer: a non-empty string or number, or `{"href": ...}` (JSON:API, HAL)."""
+    if isinstance(value, dict):
+        value = value.get("href")
+    if isinstance(value, str | int) and not isinstance(value, bool) and str(value):
+        return str(value)
+    return None
+
+
+def _int_param(params: Mapping[str, str], name: str, default: int) -> int:
+    try:
+        return int(params.get(name, default))
+    except ValueError:
+        return default
+
+
+def _link_params(link: str, base: Mapping[str, str]) -> Params:
+    """The query of the page a next link points at: the link's own query over the listing's filters."""
+    return {**base, **dict(httpx.URL(link).params)}
 
 
 def _real_seconds(clock: Clock, seconds: float) -> float:
@@ -242,65 +334,84 @@ class OffergridClient:
     # --- offers -------------------------------------------------------------------------------
 
     def list_offers(self) -> Iterator[Offer]:
-        """Every offer of the team, page after page, fetched lazily as the iterator advances."""
-        for raw in self._paginate("/provider/offers", {}):
-            yield self._parse(Offer, raw, "GET", "/provider/offers")
+        """Every offer of the team, page after page, fetched lazily as the iterator advances.
+
+        An element without a readable `id` is skipped and reported (see `_paginate`)."""
+        return self._paginate(Offer, "/provider/offers", {})
 
     def get_offer(self, offer_id: str) -> Offer:
+        """The offer; `UnreadableResponseError` (retryable) when a 2xx answer does not hold it."""
         path = f"/provider/offers/{_segment(offer_id)}"
-        return self._parse(Offer, self._call("GET", path), "GET", path)
+        return self._read(Offer, path)
 
-    def create_offer(self, offer: OfferCreate) -> Offer:
+    def create_offer(self, offer: OfferCreate) -> Offer | None:
+        """POST the offer: the created offer if the answer holds it, else None (it was created)."""
         path = "/provider/offers"
-        body = self._call("POST", path, json=offer.to_wire(), ok=(200, 201))
-        return self._parse(Offer, body, "POST", path)
+        response = self._send("POST", path, json=offer.to_wire())
+        return self._written(Offer, response, "POST", path)
 
-    def update_offer(self, offer_id: str, changes: OfferUpdate) -> Offer:
-        """PATCH only the fields set on `changes` (see `OfferUpdate`)."""
+    def update_offer(self, offer_id: str, changes: OfferUpdate) -> Offer | None:
+        """PATCH only the fields set on `changes` (see `OfferUpdate`): the offer if the answer holds
+        it, else None (the change was applied)."""
         path = f"/provider/offers/{_segment(offer_id)}"
-        body = self._call("PATCH", path, json=changes.to_wire())
-        return self._parse(Offer, body, "PATCH", path)
+        response = self._send("PATCH", path, json=changes.to_wire())
+        return self._written(Offer, response, "PATCH", path, expected_id=offer_id)
 
     def delete_offer(self, offer_id: str) -> None:
-        self._send("DELETE", f"/provider/offers/{_segment(offer_id)}", ok=(200, 204))
+        """DELETE the offer; any 2xx (204, 200 with or without a body) means it is gone."""
+        self._send("DELETE", f"/provider/offers/{_segment(offer_id)}")
 
     # --- order items --------------------------------------------------------------------------
 
     def list_orders(self, status: OrderItemStatus | None = None) -> Iterator[OrderItem]:
-        """Order items addressed to us (optionally of one status), fetched lazily page by page."""
+        """Order items addressed to us (optionally of one status), fetched lazily page by page.
+
+        An element without a readable `id` and `status` is skipped and reported (see `_paginate`)."""
         params: Params = {"status": str(status)} if status is not None else {}
-        for raw in self._paginate("/provider/orders", params):
-            yield self._parse(OrderItem, raw, "GET", "/provider/orders")
+        return self._paginate(OrderItem, "/provider/orders", params)
 
     def get_order_item(self, item_id: str) -> OrderItem:
+        """The item; `UnreadableResponseError` (retryable) when a 2xx answer does not hold it."""
         path = f"/provider/orders/{_segment(item_id)}"
-        return self._parse(OrderItem, self._call("GET", path), "GET", path)
+        return self._read(OrderItem, path)
 
-    def update_order_item_status(self, item_id: str, update: StatusUpdate) -> OrderItem:
+    def update_order_item_status(self, item_id: str, update: StatusUpdate) -> OrderItem | None:
+        """PATCH the status: the item if the answer holds a readable one, else None (204, 200 with
+        no body or a message: the change was applied). Re-read it with `get_order_item` if needed."""
         path = f"/provider/orders/{_segment(item_id)}/status"
-        body = self._call("PATCH", path, json=update.to_wire())
-        return self._parse(OrderItem, body, "PATCH", path)
+        response = self._send("PATCH", path, json=update.to_wire())
+        return self._written(OrderItem, response, "PATCH", path, expected_id=item_id)
 
     # --- plumbing -----------------------------------------------------------------------------
 
-    def _paginate(self, path: str, params: Params) -> Iterator[Any]:
-        seen: set[tuple[tuple[str, str], ...]] = set()
+    def _paginate[M: OffergridResponse](self, model: type[M], path: str, params: Params) -> Iterator[M]:
+        base = dict(params)
+        seen: set[tuple[tuple[str, str], ...]] = {tuple(sorted(params.items()))}
+        position = 0
         for _ in range(MAX_PAGES):
-            body = self._call("GET", path, params=params)
+            response, body = self._get_json(path, params)
+            next_link = response.links.get("next", {}).get("url")
             try:
-                items, next_params = parse_page(body, params)
+                items, next_params = parse_page(body, params, next_link=next_link, base_params=base)
             except ValueError as exc:
                 raise UnexpectedResponseError(
-                    f"unexpected list response: {exc}", status_code=200, method="GET", path=path
+                    f"unexpected list response: {exc}",
+                    status_code=response.status_code,
+                    method="GET",
+                    path=path,
                 ) from None
-            yield from items
+            for raw in items:
+                position += 1
+                parsed = self._listed(model, raw, path, position)
+                if parsed is not None:
+                    yield parsed
             if next_params is None:
                 return
             marker = tuple(sorted(next_params.items()))
-            if next_params == params or marker in seen:
+            if marker in seen:
                 raise UnexpectedResponseError(
                     "pagination does not advance (the server repeated a cursor or page)",
-                    status_code=200,
+                    status_code=response.status_code,
                     method="GET",
                     path=path,
                 )
@@ -308,35 +419,93 @@ class OffergridClient:
             params = next_params
         raise UnexpectedResponseError(f"more than {MAX_PAGES} pages", method="GET", path=path)
 
-    def _call(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Params | None = None,
-        json: Any = None,
-        ok: tuple[int, ...] = (200,),
-    ) -> Any:
-        response = self._send(method, path, params=params, json=json, ok=ok)
+    def _listed[M: OffergridResponse](self, model: type[M], raw: Any, path: str, position: int) -> M | None:
+        """One listed element, or None when it cannot be read: skipped, logged, reported."""
         try:
-            return response.json()
-        except ValueError:
-            raise UnexpectedResponseError(
-                "response body is not JSON", status_code=response.status_code, method=method, path=path
+            parsed = model.model_validate(raw)
+        except ValidationError as exc:
+            ident = raw.get("id") if isinstance(raw, dict) else None
+            shown = ident if isinstance(ident, str | int) and not isinstance(ident, bool) else None
+            _log.warning(
+                "offergrid list element %d of GET %s skipped: unreadable %s (%s)",
+                position,
+                path,
+                model.__name__,
+                _problems(exc),
+                extra={
+                    "path": path,
+                    "position": position,
+                    "model": model.__name__,
+                    "elementId": None if shown is None else str(shown)[:_MAX_ID_SHOWN],
+                    "problems": _problems(exc),
+                },
+            )
+            self._notify("on_unreadable_item", "GET", path)
+            return None
+        if parsed.unreadable_fields:
+            _log.info(
+                "offergrid list element %d of GET %s: unreadable optional fields left out: %s",
+                position,
+                path,
+                ", ".join(parsed.unreadable_fields),
+                extra={
+                    "path": path,
+                    "position": position,
+                    "unreadableFields": list(parsed.unreadable_fields),
+                },
+            )
+        return parsed
+
+    def _get_json(self, path: str, params: Params | None = None) -> tuple[httpx.Response, Any]:
+        """GET `path`: the answer and its JSON; `UnreadableResponseError` when a 2xx has none."""
+        response = self._send("GET", path, params=params)
+        body = _json_body(response)
+        if body is _NO_BODY:
+            raise UnreadableResponseError(
+                f"answered {response.status_code} without a JSON body",
+                status_code=response.status_code,
+                method="GET",
+                path=path,
+            )
+        return response, body
+
+    def _read[M: OffergridResponse](self, model: type[M], path: str) -> M:
+        """GET one resource; a 2xx answer without a readable one is `UnreadableResponseError`."""
+        response, body = self._get_json(path)
+        try:
+            return model.model_validate(_unwrap(body))
+        except ValidationError as exc:
+            raise UnreadableResponseError(
+                f"answered {response.status_code} without a readable {model.__name__}: {_problems(exc)}",
+                status_code=response.status_code,
+                method="GET",
+                path=path,
             ) from None
 
     @staticmethod
-    def _parse[M: BaseModel](model: type[M], raw: Any, method: str, path: str) -> M:
+    def _written[M: OffergridResponse](
+        model: type[M], response: httpx.Response, method: str, path: str, *, expected_id: str | None = None
+    ) -> M | None:
+        """What a 2xx write answered: the resource if it holds a readable one (of `expected_id`),
+        else None. Either way the write was applied (Decision 10)."""
+        body = _json_body(response)
+        if body is _NO_BODY:
+            return None
         try:
-            return model.model_validate(raw)
-        except ValidationError as exc:
-            # The pydantic message quotes the input; keep only where and what went wrong.
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or '<body>'}: {err['msg']}" for err in exc.errors()
+            resource = model.model_validate(_unwrap(body))
+        except ValidationError:
+            _log.debug(
+                "offergrid %s %s answered %d without a readable %s",
+                method,
+                path,
+                response.status_code,
+                model.__name__,
+                extra={"method": method, "path": path, "status": response.status_code},
             )
-            raise UnexpectedResponseError(
-                f"unexpected {model.__name__} in response: {problems}", method=method, path=path
-            ) from None
+            return None
+        if expected_id is not None and getattr(resource, "id", None) != expected_id:
+            return None
+        return resource
 
     def _remaining(self) -> float | None:
         return None if self._remaining_time is None else self._remaining_time()
@@ -348,9 +517,9 @@ class OffergridClient:
         *,
         params: Params | None = None,
         json: Any = None,
-        ok: tuple[int, ...] = (200,),
     ) -> httpx.Response:
-        """One logical request: attempts, retries, waits and the final typed error."""
+        """One logical request: attempts, retries, waits and the final typed error. Any 2xx is
+        success, whatever its body (Decision 10)."""
         retries = 0
         attempt = 0
         key_refreshed = False
@@ -399,7 +568,7 @@ class OffergridClient:
                     status,
                     extra={"method": method, "path": path, "status": status, "attempt": attempt},
                 )
-                if status in ok:
+                if 200 <= status < 300:
                     return response
                 last_error = _status_error(response, method, path)
                 if status == 401 and not key_refreshed:
@@ -436,7 +605,9 @@ class OffergridClient:
     def _notify(self, event: str, *args: object) -> None:
         """Call the observer; what it raises is logged, never allowed to fail a request."""
         try:
-            getattr(self._observer, event)(*args)
+            callback = getattr(self._observer, event, None)
+            if callback is not None:  # an observer written before the event existed
+                callback(*args)
         except Exception as exc:
             _log.warning(
                 "offergrid client observer failed in %s: %s",
@@ -460,10 +631,54 @@ class OffergridClient:
 
 
 def _segment(value: str) -> str:
-    """An id as one path segment (no `/`, `..` or query can escape it)."""
+    """An id as one path segment (Decision 12): no `/`, `?`, `#`, `.` or `..` can change the path.
+
+    Percent-encoding leaves `.` as it is, and URL normalisation (httpx's included) removes the
+    dot segments `.` and `..` before sending: `GET /provider/orders/.` would become the listing.
+    A segment made only of dots is therefore sent with each dot as `%2E`, which no normalisation
+    removes and every server decodes back to the same id.
+    """
     if not value:
         raise ValueError("id must not be empty")
-    return quote(value, safe="")
+    encoded = quote(value, safe="")
+    if encoded.strip(".") == "":
+        return "%2E" * len(encoded)
+    return encoded
+
+
+class _NoBody:
+    """The body of a 2xx answer that has none, or none that is JSON."""
+
+
+_NO_BODY: Final = _NoBody()
+_MAX_ID_SHOWN: Final = 128
+
+
+def _json_body(response: httpx.Response) -> Any:
+    """The JSON of `response`, or `_NO_BODY` when it is empty or not JSON (a 204, a text message)."""
+    if not response.content.strip():
+        return _NO_BODY
+    try:
+        return response.json()
+    except ValueError:
+        return _NO_BODY
+
+
+def _unwrap(body: Any) -> Any:
+    """A resource given as is, or wrapped once (`{"data": {...}}`) when the top level has no `id`."""
+    if isinstance(body, dict) and "id" not in body:
+        for key in RESOURCE_KEYS:
+            inner = body.get(key)
+            if isinstance(inner, dict):
+                return inner
+    return body
+
+
+def _problems(exc: ValidationError) -> str:
+    """Where and what went wrong, never the values (the pydantic message quotes the input)."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or '<body>'}: {err['msg']}" for err in exc.errors()
+    )
 
 
 def _transport_error(exc: httpx.TransportError, method: str, path: str, key: str) -> APIConnectionError:
@@ -488,8 +703,6 @@ def _status_error(response: httpx.Response, method: str, path: str) -> APIStatus
             message = None
     if not message:
         message = response.reason_phrase or f"HTTP {status}"
-    if 200 <= status < 300:
-        message = f"unexpected success status {status}"
     return error_class_for_status(status)(
         message,
         status_code=status,

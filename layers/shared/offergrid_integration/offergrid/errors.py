@@ -2,7 +2,8 @@
 
 One hierarchy, by HTTP status, each error carrying the status, the message and the body.
 `retryable` tells callers (the SQS processor, the sync) whether trying later can succeed:
-connection problems, timeouts, 408, 429, 5xx and an exhausted rate budget are transient;
+connection problems, timeouts, 408, 429, 5xx, an exhausted rate budget and a 2xx read without
+a readable resource (`UnreadableResponseError`) are transient;
 401/403/404/409/422 and other 4xx are permanent for that request.
 """
 
@@ -44,11 +45,8 @@ class RateBudgetExhausted(OffergridError):
         self.retry_after = retry_after
 
 
-class UnexpectedResponseError(OffergridError):
-    """Offergrid answered 2xx with a body we cannot use (not JSON, wrong shape, endless pages).
-
-    Not retryable: the same request would get the same answer.
-    """
+class ResponseBodyError(OffergridError):
+    """Offergrid answered 2xx, but with a body we cannot use; base of the two kinds below."""
 
     def __init__(
         self,
@@ -66,6 +64,24 @@ class UnexpectedResponseError(OffergridError):
     def __str__(self) -> str:
         where = f" ({self.method} {self.path})" if self.method and self.path else ""
         return f"{self.message}{where}"
+
+
+class UnexpectedResponseError(ResponseBodyError):
+    """A list we cannot follow: an unknown shape, more announced without a way there, endless pages.
+
+    Not retryable: the same request would get the same answer.
+    """
+
+
+class UnreadableResponseError(ResponseBodyError):
+    """A 2xx read without the resource asked for (no body, a message, a shape without the fields the
+    code needs): nothing to use, though the request succeeded (API.md Decision 10).
+
+    Retryable: a read that came back without its resource is asked again later, so the caller (the
+    order processor) keeps the message instead of dropping it.
+    """
+
+    retryable = True
 
 
 class APIStatusError(OffergridError):

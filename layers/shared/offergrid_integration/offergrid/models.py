@@ -9,8 +9,11 @@ Unknown fields are kept, never rejected (`extra="allow"`): Offergrid may add fie
 and a round trip must not drop them.
 
 Requests are strict (our own enums, so a mapping bug fails here and not at Offergrid);
-responses are lenient: only the identifying fields are required, and an enum value we do not
-know yet is kept as a plain string instead of failing the whole list it came in.
+responses are lenient (API.md Decision 10, "require only the response fields the code uses"):
+only an offer's `id` and an order item's `id` and `status` are required; an enum value we do not
+know yet is kept as a plain string; a numeric id or ZIP code is read as its string; and an optional
+field whose value cannot be read (a list where an object belongs, a date that is not one...) is
+left out, named in `unreadable_fields`, instead of failing the whole resource or the list it came in.
 
 No lifecycle rules here: which status may follow which belongs to the order domain.
 """
@@ -21,7 +24,17 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
+    ValidationError,
+    field_serializer,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 
@@ -88,6 +101,17 @@ OpenPricingType = Annotated[PricingType | str, Field(union_mode="left_to_right")
 OpenOrderItemStatus = Annotated[OrderItemStatus | str, Field(union_mode="left_to_right")]
 
 
+def _number_as_text(value: Any) -> Any:
+    """A JSON number where the docs have a string (an id, a ZIP code) is read as its text."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+# A string on the wire that a server may also send as a number (`"zipCode": 62701`, `"id": 42`).
+Text = Annotated[str, BeforeValidator(_number_as_text)]
+
+
 class OffergridModel(BaseModel):
     """Base of every Offergrid body: camelCase on the wire, unknown fields kept."""
 
@@ -96,6 +120,57 @@ class OffergridModel(BaseModel):
     def to_wire(self) -> dict[str, Any]:
         """The JSON body to send: wire names, JSON types, only the fields explicitly set."""
         return self.model_dump(exclude_unset=True, mode="json", by_alias=True)
+
+
+class OffergridResponse(OffergridModel):
+    """Base of what Offergrid answers: an optional field that cannot be read is left out, not fatal.
+
+    Validation is tried as is; if it fails only on optional fields, those fields are dropped from
+    the input and validation runs again. Their wire names are kept in `unreadable_fields` (the
+    client logs them, never their values). A failure on a required field still fails.
+    """
+
+    _unreadable_fields: tuple[str, ...] = PrivateAttr(default=())
+
+    @property
+    def unreadable_fields(self) -> tuple[str, ...]:
+        """Wire names of the optional fields left out because their value could not be read."""
+        return self._unreadable_fields
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _leave_out_unreadable_optional_fields(
+        cls, data: Any, handler: ModelWrapValidatorHandler[Self]
+    ) -> Self:
+        try:
+            return handler(data)
+        except ValidationError as exc:
+            if not isinstance(data, dict):
+                raise
+            names = _failed_optional_fields(cls, exc)
+            if names is None:
+                raise
+            model = handler({key: value for key, value in data.items() if key not in names})
+            model._unreadable_fields = tuple(sorted(names & data.keys()))
+            return model
+
+
+def _failed_optional_fields(model: type[BaseModel], exc: ValidationError) -> set[str] | None:
+    """The input keys (alias and name) of the optional fields that failed; None if a required one did."""
+    keys: set[str] = set()
+    for error in exc.errors():
+        loc = error["loc"]
+        if not loc:
+            return None
+        found = next(
+            ((name, field) for name, field in model.model_fields.items() if loc[0] in (name, field.alias)),
+            None,
+        )
+        if found is None or found[1].is_required():
+            return None
+        name, field = found
+        keys.update(key for key in (name, field.alias) if key)
+    return keys or None
 
 
 # --- offers -----------------------------------------------------------------------------------
@@ -167,10 +242,10 @@ class OfferUpdate(OfferFields):
     """
 
 
-class Offer(_OfferContent):
-    """An offer as Offergrid returns it."""
+class Offer(_OfferContent, OffergridResponse):
+    """An offer as Offergrid returns it (only `id` is required)."""
 
-    id: str
+    id: Text
     category: OpenOfferCategory | None = None
     status: OpenOfferStatus | None = None
     pricing_type: OpenPricingType | None = None
@@ -181,27 +256,27 @@ class Offer(_OfferContent):
 # --- order items ------------------------------------------------------------------------------
 
 
-class CustomerInfo(OffergridModel):
+class CustomerInfo(OffergridResponse):
     full_name: str | None = None
     email: str | None = None
     phone: str | None = None
 
 
-class ServiceAddress(OffergridModel):
+class ServiceAddress(OffergridResponse):
     street: str | None = None
     city: str | None = None
     state: str | None = None
-    zip_code: str | None = None
+    zip_code: Text | None = None
     country: str | None = None
 
 
-class OrderItem(OffergridModel):
-    """One order item (`/provider/orders/{itemId}`); lenient beyond id, order id and status."""
+class OrderItem(OffergridResponse):
+    """One order item (`/provider/orders/{itemId}`): only `id` and `status` are required."""
 
-    id: str
-    order_id: str
+    id: Text
     status: OpenOrderItemStatus
-    offer_id: str | None = None
+    order_id: Text | None = None
+    offer_id: Text | None = None
     offer_name: str | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None

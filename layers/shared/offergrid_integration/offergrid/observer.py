@@ -2,15 +2,16 @@
 
 `OffergridClient` calls its observer after every HTTP attempt (`on_response`, with the status or
 None when no answer came), after every rate-budget token it takes (`on_budget_wait`, the clock
-seconds spent in `RateBudget.acquire`), and when the budget refused a token (`on_budget_exhausted`).
+seconds spent in `RateBudget.acquire`), when the budget refused a token (`on_budget_exhausted`), and
+when it skipped a listed element it could not read (`on_unreadable_item`, API.md Decision 5).
 An observer must be cheap and must not raise (the client swallows and logs what it raises anyway).
 
 `MetricsObserver` turns these into Powertools metrics (names in `offergrid_integration.metrics_names`):
 
 - `OffergridRequest` (Count) per attempt and `RateBudgetWait` (Seconds, only waits of at least
-  `MIN_REPORTED_WAIT`: a token taken at once, DynamoDB round trip included, is not a wait) and
-  `RateBudgetExhausted` (Count) go into the function's shared metric set, flushed once per
-  invocation by `@metrics.log_metrics`;
+  `MIN_REPORTED_WAIT`: a token taken at once, DynamoDB round trip included, is not a wait),
+  `RateBudgetExhausted` (Count) and `OffergridUnreadableItem` (Count) go into the function's
+  shared metric set, flushed once per invocation by `@metrics.log_metrics`;
 - `OffergridError` (Count) with the `Status` dimension (a fixed set: see `error_status_label`) is
   its own small EMF document per failed attempt, so the dimension never spreads to the other
   metrics and successful requests add nothing but a value to `OffergridRequest`.
@@ -31,6 +32,7 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from offergrid_integration.metrics_names import (
     OFFERGRID_ERROR,
     OFFERGRID_REQUEST,
+    OFFERGRID_UNREADABLE_ITEM,
     RATE_BUDGET_EXHAUSTED,
     RATE_BUDGET_WAIT,
     error_status_label,
@@ -61,6 +63,9 @@ class ClientObserver(Protocol):
     def on_budget_exhausted(self) -> None:
         """The rate budget had no token within the time left: the request was not sent."""
 
+    def on_unreadable_item(self, method: str, path: str) -> None:
+        """A listed element of `method path` could not be read: it was skipped (and logged)."""
+
 
 class NullObserver:
     """Reports nothing."""
@@ -72,6 +77,9 @@ class NullObserver:
         return None
 
     def on_budget_exhausted(self) -> None:
+        return None
+
+    def on_unreadable_item(self, method: str, path: str) -> None:
         return None
 
 
@@ -108,6 +116,9 @@ class MetricsObserver:
 
     def on_budget_exhausted(self) -> None:
         self._metrics.add_metric(name=RATE_BUDGET_EXHAUSTED, unit=MetricUnit.Count, value=1)
+
+    def on_unreadable_item(self, method: str, path: str) -> None:
+        self._metrics.add_metric(name=OFFERGRID_UNREADABLE_ITEM, unit=MetricUnit.Count, value=1)
 
     def _dimensions(self) -> dict[str, str]:
         from offergrid_integration.observability import metric_dimensions
