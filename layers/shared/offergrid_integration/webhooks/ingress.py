@@ -77,8 +77,8 @@ class RequestFailure(StrEnum):
 RejectReason = SignatureFailure | PayloadFailure | RequestFailure
 
 UNAUTHORIZED_BODY: Final = {"message": "Unauthorized"}
-# 200, not 202: Offergrid "retries when it does not get 200" (API.md), so any other success code
-# could make it redeliver a webhook we already stored.
+# 200, not 202: Offergrid "retries when it does not get 200" (docs/offergrid-api.md), so any other
+# success code could make it redeliver a webhook we already stored.
 ACCEPTED_STATUS: Final = 200
 ACCEPTED_BODY: Final = {"received": True}
 UNAVAILABLE_BODY: Final = {"message": "Service Unavailable"}
