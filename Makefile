@@ -101,11 +101,11 @@ FUNCTION ?= WebhookIngressFunction
 EVENT ?= events/webhook_order_created.json
 .PHONY: invoke
 invoke: $(VENV)/.installed ## `sam local invoke` without Docker: make invoke FUNCTION=OfferSyncFunction EVENT=events/sam_cloudwatch_scheduled_event.json
-	$(PY) -m devtools.local invoke $(FUNCTION) -e $(EVENT) $(if $(ENV_VARS),--env-vars $(ENV_VARS))
+	@$(PY) -m devtools.local invoke $(FUNCTION) -e $(EVENT) $(if $(ENV_VARS),--env-vars $(ENV_VARS))
 
 .PHONY: replay
 replay: $(VENV)/.installed ## replay tool: make replay ARGS="webhook" | ARGS="dlq list" | ARGS="sync --dry-run"
-	$(PY) -m devtools.replay $(ARGS)
+	@$(PY) -m devtools.replay $(ARGS)
 
 # ----------------------------------------------------------------------------------------------------
 # Deploy: non-interactive, every answer (stack name, region, parameters) in samconfig.toml

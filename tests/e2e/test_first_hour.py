@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
+import shutil
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,6 +158,75 @@ def test_invoke_of_a_non_2xx_answer_exits_non_zero(stack_file: Path) -> None:
     assert json.loads(done.stdout)["statusCode"] == 401
     assert done.returncode == 1
     assert "the function answered HTTP 401" in done.stderr
+
+
+def _documented_make_examples() -> list[list[str]]:
+    """Every `make replay ARGS="..."` / `make invoke FUNCTION=... EVENT=...` in `make help`, the
+    README and docs/local.md, as the module command it runs (the stack file added by the caller)."""
+    help_text = subprocess.run(  # noqa: S603
+        [shutil.which("make") or "make", "help"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    texts = [help_text, *((REPO / name).read_text() for name in ("README.md", "docs/local.md"))]
+    commands: list[list[str]] = []
+    for text in texts:
+        for args in re.findall(r'(?:make replay )?ARGS="([^"]*)"', text):
+            if args and ".local/" not in args and "..." not in args:
+                commands.append(["devtools.replay", *shlex.split(args)])
+        for function, event in re.findall(r"make invoke FUNCTION=(\w+) EVENT=(\S+?)`?(?:\s|$)", text):
+            commands.append(["devtools.local", "invoke", function, "-e", event])
+    return [list(c) for c in dict.fromkeys(tuple(c) for c in commands)]
+
+
+def test_every_documented_make_example_succeeds_as_written(stack_file: Path) -> None:
+    examples = _documented_make_examples()
+    assert ["devtools.replay", "webhook"] in examples  # the one that failed by design before
+    assert ["devtools.replay", "sync", "--dry-run"] in examples
+    assert any(c[:2] == ["devtools.local", "invoke"] for c in examples)
+    for command in examples:
+        done = _run(*command, "--stack-file", str(stack_file))
+        assert done.returncode == 0, (command, done.stdout[-2000:], done.stderr[-2000:])
+
+
+def test_seeding_more_items_as_docs_local_md_shows(stack_file: Path, tmp_path: Path) -> None:
+    # Given an item added through the fake's control plane (the docs' curl POST, as it sends it)
+    fake_url = json.loads(stack_file.read_text())["urls"]["offergrid"]
+    request = urllib.request.Request(  # noqa: S310 - the local fake
+        f"{fake_url}/_fake/orders",
+        data=json.dumps({"id": "item-900", "orderId": "order-900", "status": "pending"}).encode(),
+        headers={"content-type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+        assert response.status == 201
+    # When a bare payload naming it is replayed (signed fresh)
+    payload = tmp_path / "item-900.json"
+    payload.write_text(
+        '{"event": "order.created", "orderId": "order-900", "itemId": "item-900", "offerId": "o-1"}'
+    )
+    done = _run("devtools.replay", "webhook", str(payload), "--stack-file", str(stack_file))
+    # Then it is decided too
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "item-900: accepted" in done.stdout
+
+
+def test_a_copied_command_run_with_another_python_says_so_in_one_line() -> None:
+    # -S: no site-packages, as a system Python without the project's dependencies
+    done = subprocess.run(
+        [sys.executable, "-S", "-m", "devtools.replay", "dlq", "list"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert "is not the project's interpreter" in done.stderr
+    assert ".venv/bin/python" in done.stderr
 
 
 # Runs last in this module (pytest keeps file order): it stops the stack.
