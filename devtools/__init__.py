@@ -27,4 +27,8 @@ def _check_interpreter() -> None:
     raise SystemExit(2)
 
 
-_check_interpreter()
+# Only for `python -m devtools.<tool>` (while -m locates the module, sys.argv[0] is "-m"): scripts
+# that import a light module of this package under another interpreter (scripts/check_template.py
+# under .venv-sam) are not tools a user runs.
+if sys.argv[:1] == ["-m"]:
+    _check_interpreter()

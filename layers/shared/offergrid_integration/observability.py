@@ -31,7 +31,7 @@ import os
 import re
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
@@ -184,7 +184,7 @@ metrics = Metrics(namespace=os.environ.get(METRICS_NAMESPACE_ENV) or METRICS_NAM
 _attach_redacting_filter()
 
 
-def log_metrics[E, C, R](handler: Callable[[E, C], R]) -> Callable[[E, C], R]:
+def log_metrics[R](handler: Callable[..., R]) -> Callable[..., R]:
     """`@metrics.log_metrics` without its "No application metrics to publish" warning.
 
     Powertools warns whenever an invocation ends with an empty metric set. Here that is normal, not
@@ -194,7 +194,7 @@ def log_metrics[E, C, R](handler: Callable[[E, C], R]) -> Callable[[E, C], R]:
     """
 
     @functools.wraps(handler)
-    def flushing(event: E, context: C) -> R:
+    def flushing(event: Any, context: Any) -> R:
         try:
             return handler(event, context)
         finally:
