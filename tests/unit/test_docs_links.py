@@ -78,3 +78,14 @@ def test_every_decision_cited_by_the_code_exists():
             assert number in anchors, f"{path.relative_to(REPO)} cites docs/decisions.md#{number}"
             cited += 1
     assert cited >= 10
+
+
+def test_every_file_the_decisions_and_facts_name_exists():
+    # `orders/records.py` is a module of the layer; `events/...`, `devtools/...` are repo paths
+    layer = REPO / "layers" / "shared" / "offergrid_integration"
+    named = 0
+    for page in (DECISIONS, REPO / "docs" / "offergrid-api.md"):
+        for path in re.findall(r"`([\w./-]+\.(?:py|json|md))`", page.read_text(encoding="utf-8")):
+            named += 1
+            assert (REPO / path).exists() or (layer / path).exists(), f"{page.name} names {path}"
+    assert named >= 20
