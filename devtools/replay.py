@@ -1,13 +1,13 @@
 """Replay events against the local stack or a deployed stage.
 
-    python -m devtools.replay webhook                         # every events/webhook_*.json -> local API
-    python -m devtools.replay webhook events/webhook_order_created.json \\
+    .venv/bin/python -m devtools.replay webhook                # every events/webhook_*.json -> local API
+    .venv/bin/python -m devtools.replay webhook events/webhook_order_created.json \\
         --stack-name offergrid-integration-dev \\
         --secret-id offergrid-integration/dev/webhook-secret  # a deployed stage, signed fresh
-    python -m devtools.replay send --body '{"event": {...}, "dedupKey": "..."}'
-    python -m devtools.replay send --from-event events/sqs_order_created.json
-    python -m devtools.replay dlq list | dlq show MESSAGE_ID | dlq redrive [--message-id ID ...]
-    python -m devtools.replay sync --dry-run | sync --sku NET-FIBER-300 --sku SEC-PRO-1
+    .venv/bin/python -m devtools.replay send --body '{"event": {...}, "dedupKey": "..."}'
+    .venv/bin/python -m devtools.replay send --from-event events/sqs_order_created.json
+    .venv/bin/python -m devtools.replay dlq list | dlq show MESSAGE_ID | dlq redrive [--message-id ID ...]
+    .venv/bin/python -m devtools.replay sync --dry-run | sync --sku NET-FIBER-300 --sku SEC-PRO-1
 
 Where: the local stack started by `make local` (its endpoints in .local/stack.json; AWS calls go to
 its moto server), or, with --stack-name, a deployed stack: URLs and queues come from the
@@ -513,7 +513,7 @@ def sync_problem(result: Any) -> str | None:
 # ---------------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m devtools.replay",
+        prog=".venv/bin/python -m devtools.replay",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -1,11 +1,12 @@
-"""`python -m devtools.local`: the stack on this machine, without Docker and without AWS.
+"""`.venv/bin/python -m devtools.local`: the stack on this machine, without Docker and without AWS.
 
-    python -m devtools.local up                      # moto + Offergrid fake + API + pollers, until Ctrl-C
-    python -m devtools.local up --parameter-overrides OrderProcessingEnabled=false   # queue, don't process
-    python -m devtools.local invoke WebhookIngressFunction -e events/webhook_order_created.json \\
+    .venv/bin/python -m devtools.local up           # moto + Offergrid fake + API + pollers, until Ctrl-C
+    .venv/bin/python -m devtools.local up --parameter-overrides OrderProcessingEnabled=false   # queue only
+    .venv/bin/python -m devtools.local invoke WebhookIngressFunction -e events/webhook_order_created.json \\
         --env-vars events/env.json                   # what `sam local invoke` does, against `up`'s stack
-    python -m devtools.local invoke OfferSyncFunction -e events/scheduled_offer_sync.json --ephemeral
-    python -m devtools.local env-vars > .local/env.json   # sam's --env-vars file for `up`'s stack
+    .venv/bin/python -m devtools.local invoke OfferSyncFunction -e events/scheduled_offer_sync.json \\
+        --ephemeral                                  # a throw-away stack for one invocation
+    .venv/bin/python -m devtools.local env-vars > .local/env.json   # sam's --env-vars file for `up`'s stack
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def _parameters(pairs: list[str]) -> dict[str, str]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m devtools.local",
+        prog=".venv/bin/python -m devtools.local",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
