@@ -14,19 +14,24 @@ TEMPLATE := template.yaml
 help: ## list the targets
 	@grep -hE '^[a-z][a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
+# Each install step says what it is when it starts and how long it took (scripts/timed-step): a
+# first run installs for a minute or more, and would otherwise be silent.
 $(VENV)/.installed: requirements-dev.txt constraints.txt layers/shared/requirements.txt
-	@[ -x $(PY) ] || { py=$$(scripts/find-python313) && "$$py" -m venv $(VENV); }
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
+	@[ -x $(PY) ] || { py=$$(scripts/find-python313) && scripts/timed-step "creating $(VENV) with $$py" "$$py" -m venv $(VENV); }
+	@scripts/timed-step "installing the app and test dependencies into $(VENV) (pip; about a minute the first time)" \
+		$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
 	@touch $@
 
 $(SAM_VENV)/.installed: requirements-sam.txt
-	@[ -x $(SAM_VENV)/bin/python ] || { py=$$(scripts/find-python313) && "$$py" -m venv $(SAM_VENV); }
-	$(SAM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-sam.txt
+	@[ -x $(SAM_VENV)/bin/python ] || { py=$$(scripts/find-python313) && scripts/timed-step "creating $(SAM_VENV) with $$py" "$$py" -m venv $(SAM_VENV); }
+	@scripts/timed-step "installing the SAM CLI into $(SAM_VENV) (pip; about a minute the first time)" \
+		$(SAM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-sam.txt
 	@touch $@
 
 $(CHECKOV_VENV)/.installed: requirements-checkov.txt
-	@[ -x $(CHECKOV_VENV)/bin/python ] || { py=$$(scripts/find-python313) && "$$py" -m venv $(CHECKOV_VENV); }
-	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	@[ -x $(CHECKOV_VENV)/bin/python ] || { py=$$(scripts/find-python313) && scripts/timed-step "creating $(CHECKOV_VENV) with $$py" "$$py" -m venv $(CHECKOV_VENV); }
+	@scripts/timed-step "installing checkov into $(CHECKOV_VENV) (pip; about a minute the first time)" \
+		$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
 	@touch $@
 
 .PHONY: dev
@@ -68,7 +73,7 @@ build: $(VENV)/.installed $(SAM_VENV)/.installed ## sam build (no container; nee
 	$(SAM) build --template $(TEMPLATE) --cached --parallel
 
 .PHONY: pytest
-pytest: $(VENV)/.installed ## the test suite only
+pytest: $(VENV)/.installed $(SAM_VENV)/.installed ## the test suite only (sam regenerates events/sam_*.json to compare)
 	$(PY) -m pytest
 
 .PHONY: test
@@ -99,12 +104,28 @@ local: $(VENV)/.installed ## keep the local stack running (API :3000, moto :5000
 FUNCTION ?= WebhookIngressFunction
 EVENT ?= events/webhook_order_created.json
 .PHONY: invoke
-invoke: $(VENV)/.installed ## `sam local invoke` without Docker: make invoke FUNCTION=... EVENT=... [ENV_VARS=file]
-	$(PY) -m devtools.local invoke $(FUNCTION) -e $(EVENT) $(if $(ENV_VARS),--env-vars $(ENV_VARS))
+invoke: $(VENV)/.installed ## `sam local invoke` without Docker: make invoke FUNCTION=OfferSyncFunction EVENT=events/sam_cloudwatch_scheduled_event.json
+	@$(PY) -m devtools.local invoke $(FUNCTION) -e $(EVENT) $(if $(ENV_VARS),--env-vars $(ENV_VARS))
 
 .PHONY: replay
 replay: $(VENV)/.installed ## replay tool: make replay ARGS="webhook" | ARGS="dlq list" | ARGS="sync --dry-run"
-	$(PY) -m devtools.replay $(ARGS)
+	@$(PY) -m devtools.replay $(ARGS)
+
+# ----------------------------------------------------------------------------------------------------
+# Deploy: non-interactive, every answer (stack name, region, parameters) in samconfig.toml
+# ----------------------------------------------------------------------------------------------------
+ENV ?=
+DEPLOY_ENVS := dev prod
+
+.PHONY: deploy-env
+deploy-env:
+	@case " $(DEPLOY_ENVS) " in *" $(ENV) "*) ;; *) echo "usage: make deploy ENV=dev|prod (the environments of samconfig.toml; got ENV='$(ENV)')" >&2; exit 2;; esac
+
+.PHONY: deploy
+deploy: deploy-env build ## build, then deploy without questions from samconfig.toml: make deploy ENV=dev|prod
+	@scripts/timed-step "sam deploy --config-env $(ENV) (stack, region and parameters from samconfig.toml)" \
+		env PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(SAM_VENV)/bin/sam deploy --config-env $(ENV) \
+		--no-confirm-changeset --no-fail-on-empty-changeset
 
 .PHONY: bench-sync
 bench-sync: $(VENV)/.installed ## offer sync: API calls vs the naive sync, no-change run, plan time and memory (50k offers)

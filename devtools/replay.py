@@ -1,13 +1,13 @@
 """Replay events against the local stack or a deployed stage.
 
-    python -m devtools.replay webhook                         # every events/webhook_*.json -> local API
-    python -m devtools.replay webhook events/webhook_order_created.json \\
+    .venv/bin/python -m devtools.replay webhook                # every events/webhook_*.json -> local API
+    .venv/bin/python -m devtools.replay webhook events/webhook_order_created.json \\
         --stack-name offergrid-integration-dev \\
         --secret-id offergrid-integration/dev/webhook-secret  # a deployed stage, signed fresh
-    python -m devtools.replay send --body '{"event": {...}, "dedupKey": "..."}'
-    python -m devtools.replay send --from-event events/sqs_order_created.json
-    python -m devtools.replay dlq list | dlq show MESSAGE_ID | dlq redrive [--message-id ID ...]
-    python -m devtools.replay sync --dry-run | sync --sku NET-FIBER-300 --sku SEC-PRO-1
+    .venv/bin/python -m devtools.replay send --body '{"event": {...}, "dedupKey": "..."}'
+    .venv/bin/python -m devtools.replay send --from-event events/sqs_order_created.json
+    .venv/bin/python -m devtools.replay dlq list | dlq show MESSAGE_ID | dlq redrive [--message-id ID ...]
+    .venv/bin/python -m devtools.replay sync --dry-run | sync --sku NET-FIBER-300 --sku SEC-PRO-1
 
 Where: the local stack started by `make local` (its endpoints in .local/stack.json; AWS calls go to
 its moto server), or, with --stack-name, a deployed stack: URLs and queues come from the
@@ -23,6 +23,8 @@ import base64
 import json
 import os
 import sys
+import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +34,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from devtools.local.provision import LocalStack
+from devtools.local.provision import LocalStack, LocalStackNotRunning
 from devtools.local.runtime import REPO_ROOT, FunctionWorker
 from devtools.local.stack import DEFAULT_STACK_FILE, DEFAULT_TEMPLATE, function_environment
 from devtools.local.template import TemplateError, load_template
@@ -53,6 +55,10 @@ class ReplayError(Exception):
 
 def _say(message: str) -> None:
     print(message, flush=True)
+
+
+def _note(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -79,7 +85,7 @@ class Target:
             return cls(outputs=outputs, stack_name=args.stack_name, region=region)
         try:
             local = LocalStack.load(args.stack_file)
-        except FileNotFoundError as error:
+        except LocalStackNotRunning as error:
             raise ReplayError(str(error)) from None
         return cls(outputs=dict(local.outputs), local=local, region=local.region)
 
@@ -135,12 +141,66 @@ def _current_secret(raw: str) -> str:
 # webhook
 # ---------------------------------------------------------------------------------------------------
 def webhook_body(document: Any) -> tuple[bytes, dict[str, str]]:
-    """The raw body (and original headers) of a stored webhook: an API Gateway event or a payload."""
-    if isinstance(document, dict) and "httpMethod" in document and "body" in document:
+    """The raw body (and original headers) of a stored webhook: an API Gateway event (REST API v1 or
+    HTTP API v2) or a bare payload."""
+    if _is_api_gateway_event(document):
         body = document.get("body") or ""
         raw = base64.b64decode(body) if document.get("isBase64Encoded") else str(body).encode("utf-8")
         return raw, {str(k): str(v) for k, v in (document.get("headers") or {}).items()}
     return compact_json(document), {}
+
+
+def _is_api_gateway_event(document: Any) -> bool:
+    if not isinstance(document, dict) or "body" not in document:
+        return False
+    return "httpMethod" in document or document.get("version") == "2.0"
+
+
+def _created_item(raw: bytes) -> str | None:
+    """The itemId of an `order.created` payload (flat or nested), else None."""
+    try:
+        payload = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(payload, dict) or payload.get("event") != "order.created":
+        return None
+    nested = payload.get("data")
+    item = (nested if isinstance(nested, dict) else payload).get("itemId")
+    return item if isinstance(item, str) else None
+
+
+def _offergrid_items(fake_url: str) -> dict[str, str]:
+    """itemId -> status, from the local Offergrid fake's control plane."""
+    with urllib.request.urlopen(f"{fake_url}/_fake/state", timeout=5) as response:  # noqa: S310 - local
+        state = json.loads(response.read())
+    return {str(item["id"]): str(item["status"]) for item in state.get("orderItems", [])}
+
+
+def _await_decisions(target: Target, item_ids: list[str], wait: float) -> None:
+    """Local stack: wait (up to `wait` s) until the order processor decided each item, and say how."""
+    fake_url = target.local.urls.get("offergrid") if target.local is not None else None
+    if not item_ids or fake_url is None or wait <= 0:
+        return
+    deadline = time.monotonic() + wait
+    undecided = set(item_ids)
+    while True:
+        statuses = _offergrid_items(fake_url)
+        for item_id in sorted(undecided):
+            status = statuses.get(item_id)
+            if status is None:
+                _say(f"{item_id}: not in the local Offergrid (seed it: docs/local.md#seeding-order-items)")
+                undecided.discard(item_id)
+            elif status not in UNDECIDED_STATUSES:
+                _say(f"{item_id}: {status} (the order processor's decision, at the local Offergrid)")
+                undecided.discard(item_id)
+        if not undecided or time.monotonic() >= deadline:
+            break
+        time.sleep(0.2)
+    for item_id in sorted(undecided):
+        _say(
+            f"{item_id}: still {statuses.get(item_id)} after {wait:g} s (order processing paused? "
+            "see .local/logs/OrderProcessorFunction.log)"
+        )
 
 
 def _webhook_files(paths: list[Path]) -> list[Path]:
@@ -158,10 +218,13 @@ def cmd_webhook(args: argparse.Namespace) -> int:
     secret = None if args.keep_signature else _secret(args, target)
     files = _webhook_files(args.files)
     failures = 0
+    created: list[str] = []
     for number, path in enumerate(files, start=1):
         raw, original_headers = webhook_body(json.loads(path.read_text(encoding="utf-8")))
+        refusal = REFUSAL_SAMPLES.get(path.name)
+        keep = args.keep_signature or refusal is not None  # re-signing would defeat a refusal sample
         headers: dict[str, str] = {}
-        if args.keep_signature:
+        if keep:
             headers = {k: v for k, v in original_headers.items() if k.lower() == SIGNATURE_HEADER}
         try:
             status, answer = deliver_webhook(
@@ -169,18 +232,31 @@ def cmd_webhook(args: argparse.Namespace) -> int:
                 {},
                 secret or "",
                 raw_body=raw,
-                sign_body=secret is not None,
+                sign_body=not keep,
                 headers=headers,
                 timeout=args.timeout,
             )
         except OSError as error:
             status, answer = 0, str(error).encode()
-        ok = 200 <= status < 300
+        expected = refusal is not None and refusal == status
+        ok = 200 <= status < 300 if refusal is None else expected
         failures += not ok
+        if ok and refusal is None and (item := _created_item(raw)) is not None:
+            created.append(item)
         shown = answer.decode("utf-8", errors="replace")[:200]
-        _say(f"[{number}/{len(files)}] {path.name} -> {status or 'no answer'} {shown}")
-    _say(f"{len(files) - failures} accepted, {failures} not accepted ({url})")
+        note = f"  (refused as this sample should be: {refusal})" if expected else ""
+        if refusal is not None and not expected:
+            note = f"  (this sample should be refused with {refusal})"
+        _say(f"[{number}/{len(files)}] {path.name} -> {status or 'no answer'} {shown}{note}")
+    _say(f"{len(files) - failures} as expected, {failures} not ({url})")
+    _await_decisions(target, list(dict.fromkeys(created)), args.wait)
     return 1 if failures else 0
+
+
+# Samples that exist to be refused: always sent as stored (a fresh signature would make the bad-
+# signature sample valid) and counted as expected when refused with this status.
+REFUSAL_SAMPLES: Final = {"webhook_bad_signature.json": 401, "webhook_malformed_body.json": 400}
+UNDECIDED_STATUSES: Final = frozenset({"pending", "submitted_to_provider"})
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -270,6 +346,24 @@ def _summary(message: dict[str, Any]) -> str:
     )
 
 
+def _receive_count_note(target: Target, sqs: Any) -> str:
+    """Why `receives` grows: SQS has no peek, so looking at a message is a receive, and counts."""
+    arrival = "the orders queue's maxReceiveCount"
+    try:
+        queue_url = target.output(QUEUE_URL_OUTPUT)
+        policy = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["RedrivePolicy"])
+        arrival = f"{json.loads(policy['Attributes']['RedrivePolicy'])['maxReceiveCount']} ({arrival})"
+    except (ReplayError, ClientError, BotoCoreError, KeyError, ValueError):
+        pass
+    return (
+        "note: `receives` is SQS's ApproximateReceiveCount. A message is moved here after its "
+        f"receive count on the orders queue reached {arrival}. SQS has no peek: every `dlq list` "
+        "or `dlq show` receives each message once more, so the count grows by one per look "
+        "(harmless: the DLQ has no redrive of its own). `dlq redrive` sends a fresh copy, counted "
+        "from 0 again."
+    )
+
+
 def cmd_dlq(args: argparse.Namespace) -> int:
     target = Target.from_args(args)
     sqs = target.client("sqs")
@@ -280,6 +374,8 @@ def cmd_dlq(args: argparse.Namespace) -> int:
             for message in messages:
                 _say(_summary(message))
             _say(f"{len(messages)} message(s) in {dlq_url}")
+            if messages:
+                _say(_receive_count_note(target, sqs))
             return 0
         if args.dlq_command == "show":
             found = [m for m in messages if m["MessageId"] == args.message_id]
@@ -336,7 +432,9 @@ def cmd_sync(args: argparse.Namespace) -> int:
     if args.sku:
         request["skus"] = args.sku
     target = Target.from_args(args)
-    _say(f"offer sync on {target.where}: {json.dumps(request)}")
+    # With --json, stdout carries the result's JSON only (`| jq` works); everything else is stderr.
+    say = _note if args.json else _say
+    say(f"offer sync on {target.where}: {json.dumps(request)}")
     if target.local is not None:
         stack = target.local
         template = load_template(args.template).with_parameters(
@@ -359,15 +457,32 @@ def cmd_sync(args: argparse.Namespace) -> int:
         response = lambda_client.invoke(FunctionName=function_name, Payload=json.dumps(request).encode())
         result = json.loads(response["Payload"].read() or b"null")
         ok = "FunctionError" not in response
-    _say(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2), flush=True)
     if not ok:
         print("error: the offer sync function failed (see its error above)", file=sys.stderr)
         return 1
-    problem = sync_problem(result)
+    problem = sync_problem(result) or unmatched_skus(result, args.sku)
     if problem is not None:
         print(f"error: {problem}", file=sys.stderr)
         return 1
     return 0
+
+
+def unmatched_skus(result: Any, skus: list[str] | None) -> str | None:
+    """`--sku` that matched nothing: no catalog row and nothing planned (not even `unchanged`)."""
+    sync = result.get("sync") if isinstance(result, dict) else None
+    if not skus or not isinstance(sync, dict):
+        return None
+    rows = int(sync.get("rowsValid") or 0) + int(sync.get("rowsInvalid") or 0)
+    planned = sum(int(n) for n in (sync.get("planned") or {}).values())
+    if rows == 0 and planned == 0:
+        return (
+            f"--sku {' '.join(skus)} matched nothing: no such SKU in the catalog ({sync.get('source')}) "
+            "nor among Offergrid's offers; nothing was synced"
+        )
+    if rows < len(set(skus)):
+        _note(f"warning: only {rows} of the {len(set(skus))} SKUs given are in the catalog")
+    return None
 
 
 SYNC_OK_STATUSES: Final = frozenset({"complete", "dry_run"})
@@ -398,7 +513,7 @@ def sync_problem(result: Any) -> str | None:
 # ---------------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m devtools.replay",
+        prog=".venv/bin/python -m devtools.replay",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -435,6 +550,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="send each event's own signature header instead of signing fresh",
     )
     webhook.add_argument("--timeout", type=float, default=30.0)
+    webhook.add_argument(
+        "--wait",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="local stack: wait this long for the order processor's decision on each order.created "
+        "accepted, and print it (0 = do not wait; default 30)",
+    )
     webhook.set_defaults(handler=cmd_webhook)
 
     send = sub.add_parser("send", parents=[where], help="send a message straight to the orders queue")
@@ -486,6 +609,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sync.add_argument("--function-name", help="deployed function name (default: the <function>Name output)")
     sync.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE)
+    sync.add_argument(
+        "--json", action="store_true", help="stdout: the result's JSON only (for jq); the rest on stderr"
+    )
     sync.set_defaults(handler=cmd_sync)
     return parser
 

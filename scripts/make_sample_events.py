@@ -1,11 +1,15 @@
-"""Write the webhook sample events in `events/`, signed with the local development secret.
+"""Write the generated sample events in `events/`, webhooks signed with the local development secret.
 
-    .venv/bin/python scripts/make_sample_events.py           # rewrite events/webhook_*.json
+    .venv/bin/python scripts/make_sample_events.py           # rewrite them
     .venv/bin/python scripts/make_sample_events.py --check   # exit 1 if a committed file differs
 
-Each file is an API Gateway REST proxy event for `POST /webhooks/offergrid`, as
-`sam local invoke WebhookIngressFunction -e events/<file>` and the tests feed it to the handler.
+`webhook_*.json` are API Gateway REST proxy events for `POST /webhooks/offergrid`,
+as `sam local invoke WebhookIngressFunction -e events/<file>` and the tests feed it to the handler.
 The secret is the documented dev-only value `local-dev-webhook-secret` (events/README.md).
+
+`sam_*.json` are what `sam local generate-event` prints for each trigger of each function, unchanged;
+the other AWS-shaped events (`http_api_webhook_*.json`, `scheduled_event_*.json`) are sam's output with
+our body, method or options put in. They are made by running `.venv-sam/bin/sam` (`make dev`).
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -136,6 +142,60 @@ def sample_events() -> dict[str, dict[str, Any]]:
     }
 
 
+SAM = ROOT / ".venv-sam" / "bin" / "sam"
+
+
+class SamUnavailable(RuntimeError):
+    """`.venv-sam/bin/sam` is missing or failed: the AWS-generated events cannot be made."""
+
+
+def sam_generate_event(service: str, event_type: str, *options: str) -> dict[str, Any]:
+    """`sam local generate-event SERVICE TYPE [OPTIONS]`: offline, deterministic."""
+    if not SAM.exists():
+        raise SamUnavailable(f"{SAM.relative_to(ROOT)} not found: run `make dev` first")
+    done = subprocess.run(  # noqa: S603 - our own venv's sam, fixed arguments
+        [str(SAM), "local", "generate-event", service, event_type, *options],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "SAM_CLI_TELEMETRY": "0"},
+        check=False,
+    )
+    if done.returncode != 0:
+        raise SamUnavailable(f"sam local generate-event {service} {event_type}: {done.stderr.strip()}")
+    event: dict[str, Any] = json.loads(done.stdout)
+    return event
+
+
+def http_api_event(body: str, signature: str | None, *, method: str = "POST") -> dict[str, Any]:
+    """An HTTP API (payload v2) event as sam generates it, for `METHOD /webhooks/offergrid`, signed."""
+    event = sam_generate_event(
+        "apigateway", "http-api-proxy", "--method", method, "--path", "webhooks/offergrid", "--body", body
+    )
+    if signature is not None:
+        event["headers"][SIGNATURE_HEADER] = signature  # HTTP API lower-cases header names
+    return event
+
+
+def aws_generated_events() -> dict[str, dict[str, Any]]:
+    """Every trigger's event as `sam local generate-event` makes it, and the variants we test."""
+    created = compact_json(ORDER_CREATED).decode()
+    signature = sign(created, LOCAL_DEV_WEBHOOK_SECRET)
+    scheduled_dry_run = sam_generate_event("cloudwatch", "scheduled-event")
+    scheduled_dry_run["detail"] = {"dryRun": True, "sweep": False}
+    return {
+        # WebhookIngressFunction (Api): REST API v1, and HTTP API v2 (a user may front it with one)
+        "sam_apigateway_aws_proxy.json": sam_generate_event("apigateway", "aws-proxy"),
+        "sam_apigateway_http_api_proxy.json": sam_generate_event("apigateway", "http-api-proxy"),
+        "http_api_webhook_order_created.json": http_api_event(created, signature),
+        "http_api_webhook_get.json": http_api_event(created, signature, method="GET"),
+        # OrderProcessorFunction (SQS)
+        "sam_sqs_receive_message.json": sam_generate_event("sqs", "receive-message"),
+        # OfferSyncFunction (ScheduleV2; a classic EventBridge rule delivers this envelope)
+        "sam_cloudwatch_scheduled_event.json": sam_generate_event("cloudwatch", "scheduled-event"),
+        "scheduled_event_dry_run.json": scheduled_dry_run,
+    }
+
+
 def render(event: dict[str, Any]) -> str:
     return json.dumps(event, indent=2) + "\n"
 
@@ -149,7 +209,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     stale: list[str] = []
-    for name, event in sample_events().items():
+    try:
+        events = {**sample_events(), **aws_generated_events()}
+    except SamUnavailable as exc:
+        print(f"make_sample_events: {exc}", file=sys.stderr)
+        return 2
+    for name, event in events.items():
         path = EVENTS_DIR / name
         text = render(event)
         if args.check:

@@ -1,11 +1,12 @@
-"""`python -m devtools.local`: the stack on this machine, without Docker and without AWS.
+"""`.venv/bin/python -m devtools.local`: the stack on this machine, without Docker and without AWS.
 
-    python -m devtools.local up                      # moto + Offergrid fake + API + pollers, until Ctrl-C
-    python -m devtools.local up --parameter-overrides OrderProcessingEnabled=false   # queue, don't process
-    python -m devtools.local invoke WebhookIngressFunction -e events/webhook_order_created.json \\
+    .venv/bin/python -m devtools.local up           # moto + Offergrid fake + API + pollers, until Ctrl-C
+    .venv/bin/python -m devtools.local up --parameter-overrides OrderProcessingEnabled=false   # queue only
+    .venv/bin/python -m devtools.local invoke WebhookIngressFunction -e events/webhook_order_created.json \\
         --env-vars events/env.json                   # what `sam local invoke` does, against `up`'s stack
-    python -m devtools.local invoke OfferSyncFunction -e events/scheduled_offer_sync.json --ephemeral
-    python -m devtools.local env-vars > .local/env.json   # sam's --env-vars file for `up`'s stack
+    .venv/bin/python -m devtools.local invoke OfferSyncFunction -e events/scheduled_offer_sync.json \\
+        --ephemeral                                  # a throw-away stack for one invocation
+    .venv/bin/python -m devtools.local env-vars > .local/env.json   # sam's --env-vars file for `up`'s stack
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 
 from devtools.local.env_vars import render as render_env_vars
 from devtools.local.env_vars import to_json as env_vars_json
-from devtools.local.provision import LocalStack
+from devtools.local.provision import LocalStack, LocalStackNotRunning
 from devtools.local.runtime import FunctionWorker, InvokeResult
 from devtools.local.stack import (
     DEFAULT_STACK_FILE,
@@ -46,7 +47,7 @@ def _parameters(pairs: list[str]) -> dict[str, str]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m devtools.local",
+        prog=".venv/bin/python -m devtools.local",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -97,6 +98,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_const",
         const=None,
         help="leave the catalog bucket empty (the sync then fails until a catalog is uploaded)",
+    )
+
+    up.add_argument(
+        "--no-seed",
+        dest="seed",
+        action="store_false",
+        help="do not add the order items the sample events name (events/) to the Offergrid fake",
     )
 
     invoke = sub.add_parser("invoke", help="invoke one function once, as `sam local invoke` does")
@@ -202,12 +210,39 @@ def run_invoke(args: argparse.Namespace) -> int:
             warn_ignored(args.function, env.ignored_env_vars.get(args.function, []), source)
             outcome = env.invoke(args.function, event)
     else:
-        outcome, ignored = local_invoke(
-            args.function, event, stack_file=args.stack_file, template_path=args.template, env_vars=env_vars
-        )
+        try:
+            outcome, ignored = local_invoke(
+                args.function,
+                event,
+                stack_file=args.stack_file,
+                template_path=args.template,
+                env_vars=env_vars,
+            )
+        except LocalStackNotRunning as error:
+            raise LocalStackNotRunning(f"{error} (or pass --ephemeral for a throw-away stack)") from None
         warn_ignored(args.function, ignored, source)
     print(outcome.to_json())
-    return 0 if outcome.ok else 1
+    if not outcome.ok:
+        return 1
+    problem = unsuccessful_result(outcome.result)
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def unsuccessful_result(result: Any) -> str | None:
+    """Why a handler's answer is not a success, though it returned: a non-2xx HTTP answer (API
+    Gateway proxy result) or records an SQS partial batch response reports as failed."""
+    if not isinstance(result, dict):
+        return None
+    status = result.get("statusCode")
+    if isinstance(status, int) and not 200 <= status < 300:
+        return f"the function answered HTTP {status}"
+    failures = result.get("batchItemFailures")
+    if isinstance(failures, list) and failures:
+        return f"{len(failures)} record(s) failed (batchItemFailures): SQS would retry them"
+    return None
 
 
 def environment_from_args(args: argparse.Namespace) -> LocalEnvironment:
@@ -223,6 +258,7 @@ def environment_from_args(args: argparse.Namespace) -> LocalEnvironment:
         stack_file=args.stack_file,
         env_vars=_read_env_vars(args.env_vars),
         catalog=args.catalog,
+        seed_orders=args.seed,
     )
 
 
@@ -241,6 +277,9 @@ def summary(env: LocalEnvironment, failures: Mapping[str, str]) -> list[str]:
         lines.append(f"  {'catalog':<50} not uploaded (--no-catalog)")
     for location in env.uploaded_catalogs:
         lines.append(f"  {'catalog':<50} {location} (from {env.catalog})")
+    if env.seeded_items:
+        seeded = f"{', '.join(env.seeded_items)} (pending; the items events/ names)"
+        lines.append(f"  {'offergrid order items':<50} {seeded}")
     lines.append(f"  logs{'':<46} {env.log_dir}/<Function>.log")
     return lines
 
@@ -263,7 +302,11 @@ def run_up(args: argparse.Namespace) -> int:
         print(f"\nlocal stack up ({env.timings['start']:.1f} s); endpoints in {args.stack_file}:")
         print("\n".join(summary(env, failures)))
         print("\nexport AWS_ENDPOINT_URL=" + env.stack.endpoint_url + "   # for the aws CLI / boto3 / replay")
-        print("python -m devtools.local env-vars  # sam's --env-vars file (events/env.json on default ports)")
+        print(".venv/bin/python -m devtools.local env-vars  # sam's --env-vars file (= events/env.json)")
+        if env.seeded_items:
+            print(
+                'make replay ARGS="webhook events/webhook_order_created.json"  # another terminal: a decision'
+            )
         print("Ctrl-C to stop.", flush=True)
         env.serve_forever(stop)
     print("stopped.")

@@ -1,6 +1,6 @@
 """A `sam local invoke --env-vars` file for a running local stack, from template.yaml itself.
 
-    python -m devtools.local env-vars > .local/env.json      # the stack `make local` started
+    .venv/bin/python -m devtools.local env-vars > .local/env.json      # the stack `make local` started
     sam local invoke WebhookIngressFunction --docker-network host \\
         -e events/webhook_order_created.json --env-vars .local/env.json
 

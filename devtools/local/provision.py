@@ -16,6 +16,7 @@ import contextlib
 import json
 import secrets
 import select
+import socket
 import string
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import urlsplit
 
 import boto3
 
@@ -175,13 +177,38 @@ class LocalStack:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(self.to_json() + "\n", encoding="utf-8")
 
+    def not_answering(self, timeout: float = 1.0) -> list[str]:
+        """The stack's local servers (moto, the Offergrid fake, the API) that accept no connection."""
+        silent = []
+        for name in ("aws", "offergrid", "api"):
+            url = self.urls.get(name) or (self.endpoint_url if name == "aws" else None)
+            if url is None:
+                continue
+            parts = urlsplit(url)
+            try:
+                with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 80), timeout):
+                    pass
+            except OSError:
+                silent.append(f"{name} at {url}")
+        return silent
+
     @classmethod
-    def load(cls, path: Path) -> LocalStack:
+    def load(cls, path: Path, *, require_running: bool = True) -> LocalStack:
+        """The stack `make local` wrote to `path`; refused when nothing answers at its endpoints any
+        more (a stack stopped with Ctrl-C, or killed, leaves its file behind)."""
         if not path.exists():
-            raise FileNotFoundError(
-                f"{path} not found: start the local stack first (`make local`), or pass --ephemeral"
+            raise LocalStackNotRunning(f"no local stack: {path} not found; start it with `make local`")
+        stack = cls.from_json(path.read_text(encoding="utf-8"))
+        if require_running and (silent := stack.not_answering()):
+            raise LocalStackNotRunning(
+                f"the local stack in {path} is not running (nothing answers: {', '.join(silent)}); "
+                "start it with `make local`"
             )
-        return cls.from_json(path.read_text(encoding="utf-8"))
+        return stack
+
+
+class LocalStackNotRunning(RuntimeError):
+    """No running local stack behind the stack file; the message says to start it with `make local`."""
 
 
 class StackResolver:

@@ -27,6 +27,7 @@ from devtools.local.apigw import ApiRoute, LocalApiGateway, api_routes
 from devtools.local.poller import DrainReport, SqsEventSource
 from devtools.local.provision import LOCAL_SECRET_VALUES, LocalStack, MotoServer, provision
 from devtools.local.runtime import REPO_ROOT, FunctionWorker, InvokeResult, lambda_runtime_environment
+from devtools.local.seed import sample_order_items, seed_order_items
 from devtools.local.template import FunctionSpec, Template, TemplateError, load_template
 from devtools.offergrid_fake import OffergridFake
 
@@ -117,6 +118,10 @@ class LocalEnvironment:
     # Uploaded after provisioning where the functions read their catalog (`upload_catalog`).
     catalog: Path | None = None
     uploaded_catalogs: list[str] = field(default_factory=list)
+    # Seed the fake with the order items events/ names (`make local`), so replayed webhooks end in
+    # a decision instead of a 404 (`devtools/local/seed.py`).
+    seed_orders: bool = False
+    seeded_items: list[str] = field(default_factory=list)
     fake: OffergridFake | None = None
     moto: MotoServer | None = None
     template: Template | None = None
@@ -163,6 +168,8 @@ class LocalEnvironment:
                 )
             if self.catalog is not None:
                 self.uploaded_catalogs = self.upload_catalog(self.catalog)
+            if self.seed_orders:
+                self.seeded_items = seed_order_items(self.fake, sample_order_items())
             sqs = self.stack.client("sqs")
             for spec in self.specs.values():
                 self.sources.extend(

@@ -1,6 +1,6 @@
 """How the fake answers where the Offergrid guide is silent: "documented" or "other" (or your own mix).
 
-The guide documents requests, not responses (API.md Decision 10). A fake that always answers the
+The guide documents requests, not responses (docs/decisions.md#10). A fake that always answers the
 way our client expects hides the client's bugs, so every undocumented choice is a knob here, and
 two presets set them all:
 

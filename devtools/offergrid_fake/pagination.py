@@ -1,4 +1,4 @@
-"""List responses in every shape a client must cope with (Decision 5 of API.md).
+"""List responses in every shape a client must cope with (docs/decisions.md#5).
 
 - "array": a bare JSON array holding everything (the shape the docs imply).
 - "envelope-cursor": `{"data": [...], "nextCursor": "..." | null}`, next page with `?cursor=`.

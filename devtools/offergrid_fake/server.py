@@ -3,7 +3,7 @@
 `OffergridFake` owns the state (offers, order items, their status history), the per-key sliding
 rate window, the fault queue and the call log. `_Handler` only moves bytes: it reads a request,
 asks the fake for a `Reply` and writes it (or drops the connection). Everything the docs state is
-enforced; see API.md and openapi.yaml beside it, and the module docstrings of `validation`,
+enforced; see docs/offergrid-api.md and docs/decisions.md, and the module docstrings of `validation`,
 `lifecycle`, `ratelimit` and `pagination` for the choices made where the docs are silent, and
 `answers` for the switch that answers each of those choices the documented way or the other way.
 

@@ -1,7 +1,10 @@
 """Lambda entry of the scheduled offer sync and missed-order sweep (EventBridge Scheduler).
 
-Input (the schedule's `Input`, every field optional):
-`{"dryRun": false, "skus": ["NET-FIBER-300"], "sweep": true, "sync": true}`.
+Options (every field optional): `{"dryRun": false, "skus": ["NET-FIBER-300"], "sweep": true, "sync": true}`,
+in any shape the trigger can deliver (docs/decisions.md#14): the EventBridge Scheduler `Input` as it
+is, a classic EventBridge rule's `Scheduled Event` envelope (what `sam local generate-event cloudwatch
+scheduled-event` and the Lambda console's EventBridge test event make) with the options in `detail`,
+or `{}` (defaults). Anything else is an `InvalidScheduleEvent` naming the shapes expected.
 Returns `{"dryRun": ..., "sweep": <SweepReport>, "sync": <SyncReport>}` (see `catalog.report`).
 
 The runtime (settings, secret store, client, adapters) is built once per container: at import inside
@@ -14,15 +17,56 @@ in the report, the logs and the metrics.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Final
+
+from pydantic import ValidationError
 
 from offergrid_integration.catalog.runtime import ScheduleInput, SyncRuntime
 from offergrid_integration.catalog.settings import SyncSettings
 from offergrid_integration.config import load_settings
-from offergrid_integration.observability import logger, metrics, tracer
+from offergrid_integration.observability import log_metrics, logger, metrics, tracer
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
+
+SCHEDULED_EVENT_DETAIL_TYPE: Final = "Scheduled Event"
+EXPECTED_SHAPES: Final = (
+    'expected the schedule input {"dryRun": bool, "skus": [str, ...], "sweep": bool, "sync": bool} '
+    "(every field optional), an EventBridge 'Scheduled Event' with those options in 'detail', or {}"
+)
+
+
+class InvalidScheduleEvent(ValueError):
+    """The invocation's event is none of the shapes the sync accepts; the message says which are."""
+
+
+def schedule_input(event: object) -> ScheduleInput:
+    """The sync's options from any event its trigger can deliver (docs/decisions.md#14)."""
+    if event is None:
+        event = {}
+    if not isinstance(event, Mapping):
+        raise InvalidScheduleEvent(
+            f"offer sync: the event is a JSON {type(event).__name__}; {EXPECTED_SHAPES}"
+        )
+    options: object = event
+    if "detail-type" in event:  # an EventBridge envelope: only a schedule's carries our options
+        detail_type = event["detail-type"]
+        if detail_type != SCHEDULED_EVENT_DETAIL_TYPE:
+            raise InvalidScheduleEvent(
+                f"offer sync: an EventBridge event of detail-type {detail_type!r} is not a schedule; "
+                + EXPECTED_SHAPES
+            )
+        options = event.get("detail") or {}
+    try:
+        return ScheduleInput.model_validate(options)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']) or 'options'}: {error['msg']}"
+            for error in exc.errors(include_url=False, include_input=False)
+        )
+        raise InvalidScheduleEvent(f"offer sync: bad options ({problems}); {EXPECTED_SHAPES}") from exc
+
 
 _runtime: SyncRuntime | None = None
 
@@ -52,9 +96,9 @@ if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
-@metrics.log_metrics
+@log_metrics
 def lambda_handler(event: dict[str, Any] | None, context: LambdaContext) -> dict[str, Any]:
-    request = ScheduleInput.model_validate(event or {})
+    request = schedule_input(event)
     return get_runtime().run(
         request,
         remaining_time=lambda: context.get_remaining_time_in_millis() / 1000,

@@ -33,7 +33,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 
 from offergrid_integration.clock import SYSTEM_CLOCK, Clock
 from offergrid_integration.config import load_settings
-from offergrid_integration.observability import logger, metrics, tracer
+from offergrid_integration.observability import log_metrics, logger, metrics, tracer
 from offergrid_integration.offergrid.client import ApiKeyProvider
 from offergrid_integration.offergrid.wiring import client_from_settings
 from offergrid_integration.orders.messages import (
@@ -239,7 +239,7 @@ if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
-@metrics.log_metrics
+@log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     runtime = get_runtime()
     runtime.bind(context)

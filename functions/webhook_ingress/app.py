@@ -17,7 +17,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from offergrid_integration.config import WebhookIngressSettings, load_settings
-from offergrid_integration.observability import logger, metric_dimensions, metrics
+from offergrid_integration.observability import log_metrics, logger, metric_dimensions, metrics
 from offergrid_integration.secrets import SecretStore
 from offergrid_integration.webhooks.ingress import IngressResult, Outcome, RequestFailure, WebhookIngress
 from offergrid_integration.webhooks.sqs_queue import SqsQueue
@@ -63,7 +63,7 @@ if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
-@metrics.log_metrics
+@log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     result = get_ingress().handle(event, correlation_id=logger.get_correlation_id())
     _record(result)

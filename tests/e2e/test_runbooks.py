@@ -69,9 +69,12 @@ def test_the_runbooks_exist_and_are_linked_from_both_readmes():
 
 
 def _anchors(path: Path) -> set[str]:
-    """GitHub's heading anchors: lower case, punctuation dropped, spaces to hyphens."""
-    headings = re.findall(r"^#{1,6} (.+)$", path.read_text(encoding="utf-8"), flags=re.M)
-    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+    """GitHub's heading anchors (lower case, punctuation dropped, spaces to hyphens) and explicit
+    `<a id="...">` ones (docs/decisions.md#N)."""
+    text = path.read_text(encoding="utf-8")
+    headings = re.findall(r"^#{1,6} (.+)$", text, flags=re.M)
+    explicit = set(re.findall(r'<a id="([^"]+)"></a>', text))
+    return explicit | {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
 
 
 def test_every_anchor_linked_from_the_docs_exists():

@@ -25,7 +25,25 @@ from devtools.local.testing import write_project
 REPO = Path(__file__).resolve().parents[2]
 EVENTS = sorted((REPO / "events").glob("*.json"))
 SAMPLE_EVENTS = [path for path in EVENTS if path.name != "env.json"]
-WEBHOOK_STATUS = {"webhook_bad_signature.json": 401, "webhook_malformed_body.json": 400}
+WEBHOOK_STATUS = {
+    "webhook_bad_signature.json": 401,
+    "webhook_malformed_body.json": 400,
+    # `sam local generate-event apigateway ...` untouched: unsigned
+    "sam_apigateway_aws_proxy.json": 401,
+    "sam_apigateway_http_api_proxy.json": 401,
+    "http_api_webhook_get.json": 405,
+}
+# Which function takes an event file, by the trigger type its name starts with.
+TRIGGERS = {
+    "webhook_": ("Api",),
+    "http_api_webhook_": ("Api", "HttpApi"),
+    "sam_apigateway_": ("Api", "HttpApi"),
+    "sqs_": ("SQS",),
+    "sam_sqs_": ("SQS",),
+    "scheduled_": ("ScheduleV2", "Schedule"),
+    "sam_cloudwatch_scheduled_": ("ScheduleV2", "Schedule"),
+}
+WEBHOOK_PREFIXES = ("webhook_", "http_api_webhook_", "sam_apigateway_")
 
 
 @pytest.fixture(scope="module")
@@ -46,12 +64,7 @@ def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalEnvironment
 
 
 def _function_for(env: LocalEnvironment, event_file: str) -> FunctionSpec:
-    wanted = {
-        "webhook_": ("Api",),
-        "sqs_": ("SQS",),
-        "scheduled_": ("ScheduleV2", "Schedule"),
-    }
-    for prefix, types in wanted.items():
+    for prefix, types in TRIGGERS.items():
         if event_file.startswith(prefix):
             for spec in env.specs.values():
                 if spec.events_of_type(*types) and env.has_code(spec.logical_id):
@@ -85,7 +98,7 @@ def _empty_queues(local: LocalEnvironment) -> None:
 def test_every_sample_event_has_a_rule():
     assert SAMPLE_EVENTS, "events/ is empty"
     for path in SAMPLE_EVENTS:
-        assert path.name.startswith(("webhook_", "sqs_", "scheduled_", "eventbridge_")), path.name
+        assert path.name.startswith((*TRIGGERS, "eventbridge_")), path.name
 
 
 @pytest.mark.parametrize(
@@ -103,13 +116,13 @@ def test_sample_event_through_local_invoke(
     assert outcome.ok, outcome.error
     assert ignored == []
     result = outcome.result
-    if event_file.startswith("webhook_"):
+    if event_file.startswith(WEBHOOK_PREFIXES):
         expected = WEBHOOK_STATUS.get(event_file)
         if expected is None:  # accepted: Offergrid only needs a 2xx
             assert 200 <= result["statusCode"] < 300, result
         else:
             assert result["statusCode"] == expected, result
-    elif event_file.startswith("sqs_"):
+    elif event_file.startswith(("sqs_", "sam_sqs_")):
         # the processor answers with a partial batch response; the fake does not know these items,
         # which is a permanent problem recorded by the processor, not a retry
         assert result == {"batchItemFailures": []}

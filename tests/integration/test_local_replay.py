@@ -75,37 +75,71 @@ def test_local_outputs_point_at_the_local_stack(local: LocalEnvironment):
     assert outputs["WebhookSecretArn"] == local.stack.ref("OffergridWebhookSecret")
 
 
-def test_webhook_replay_signs_fresh_and_the_message_is_queued(stack: LocalEnvironment, capsys):
-    # Given a stored webhook signed with another secret
+def test_webhook_replay_signs_fresh_and_the_message_is_queued(stack: LocalEnvironment, capsys, tmp_path):
+    # Given a stored webhook signed with another secret (say, captured from another stage)
+    stored = tmp_path / "captured_order_created.json"
+    stored.write_text((EVENTS / "webhook_bad_signature.json").read_text())
     # When it is replayed (signed fresh with the stack's secret from Secrets Manager)
-    code = _replay(stack, "webhook", str(EVENTS / "webhook_bad_signature.json"))
+    code = _replay(stack, "webhook", str(stored), "--wait", "0")
     # Then it is accepted and lands on the orders queue
     out = capsys.readouterr().out
     assert code == 0, out
-    assert re.search(r"\[1/1\] webhook_bad_signature.json -> 2\d\d ", out)
+    assert re.search(r"\[1/1\] captured_order_created.json -> 2\d\d ", out)
     (message,) = _messages(stack, "OrdersQueueUrl")
     assert message["MessageAttributes"]["dedupKey"]["StringValue"].startswith("order.created:")
 
 
-def test_webhook_replay_can_keep_the_stored_signature(stack: LocalEnvironment, capsys):
-    code = _replay(stack, "webhook", str(EVENTS / "webhook_bad_signature.json"), "--keep-signature")
+def test_the_bad_signature_sample_is_never_re_signed(stack: LocalEnvironment, capsys):
+    # The sample exists to be refused: replaying it must not make it valid
+    code = _replay(stack, "webhook", str(EVENTS / "webhook_bad_signature.json"))
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "webhook_bad_signature.json -> 401" in out
+    assert "refused as this sample should be: 401" in out
+    assert _messages(stack, "OrdersQueueUrl") == []
+
+
+def test_webhook_replay_can_keep_the_stored_signature(stack: LocalEnvironment, capsys, tmp_path):
+    # Given a captured webhook whose signature was made with another secret
+    stored = tmp_path / "captured_order_created.json"
+    stored.write_text((EVENTS / "webhook_bad_signature.json").read_text())
+    # When it is replayed with its own signature, it is refused, and the replay says so
+    code = _replay(stack, "webhook", str(stored), "--keep-signature")
     assert code == 1
     assert "-> 401" in capsys.readouterr().out
     assert _messages(stack, "OrdersQueueUrl") == []
 
 
-def test_webhook_replay_of_all_events_reports_progress_and_fails_on_a_rejection(
+def test_webhook_replay_of_all_events_reports_progress_and_succeeds_as_written(
     stack: LocalEnvironment, capsys
 ):
     files = sorted(EVENTS.glob("webhook_*.json"))
-    code = _replay(stack, "webhook")
+    code = _replay(stack, "webhook", "--wait", "0")
     out = capsys.readouterr().out
-    # every file is posted, with progress; the malformed body is a 400, so the run fails
+    # every file is posted, with progress; the refusal samples are refused, as expected: exit 0
     assert all(f"/{len(files)}] {path.name} -> " in out for path in files)
     assert "webhook_malformed_body.json -> 400" in out
-    assert code == 1
+    assert "webhook_bad_signature.json -> 401" in out
+    assert f"{len(files)} as expected, 0 not" in out
+    assert code == 0
     # every accepted one is on the queue, nothing else
     assert len(_messages(stack, "OrdersQueueUrl")) == len(re.findall(r" -> 2\d\d ", out))
+
+
+def test_webhook_replay_fails_when_a_webhook_is_not_accepted(stack: LocalEnvironment, capsys, monkeypatch):
+    monkeypatch.setenv("REPLAY_WRONG_SECRET", "not-the-stack-secret")
+    code = _replay(
+        stack, "webhook", str(EVENTS / "webhook_order_created.json"), "--secret-env", "REPLAY_WRONG_SECRET"
+    )
+    assert code == 1
+    assert "0 as expected, 1 not" in capsys.readouterr().out
+
+
+def test_webhook_replay_of_an_http_api_event_sends_its_body(stack: LocalEnvironment, capsys):
+    code = _replay(stack, "webhook", str(EVENTS / "http_api_webhook_order_created.json"), "--wait", "0")
+    assert code == 0, capsys.readouterr().out
+    (message,) = _messages(stack, "OrdersQueueUrl")
+    assert message["MessageAttributes"]["dedupKey"]["StringValue"] == "order.created:item-456-def"
 
 
 def test_webhook_replay_with_a_secret_from_the_environment(stack, capsys, monkeypatch):
@@ -151,6 +185,9 @@ def test_dlq_list_show_and_redrive(stack: LocalEnvironment, capsys):
     out = capsys.readouterr().out
     assert all(message_id in out for message_id in ids)
     assert "2 message(s)" in out
+    # and says why `receives` grows (SQS has no peek), with the count a message arrives after
+    assert "SQS has no peek" in out
+    assert "reached 5 (the orders queue's maxReceiveCount)" in out
     # show prints one, body parsed
     assert _replay(stack, "dlq", "show", ids[0]) == 0
     shown = json.loads(capsys.readouterr().out)
@@ -222,4 +259,21 @@ def test_sync_succeeds_only_for_a_complete_or_dry_run_report(result: Any, proble
 
 def test_without_a_local_stack_the_error_says_how_to_start_one(tmp_path: Path, capsys):
     assert replay.main(["dlq", "list", "--stack-file", str(tmp_path / "missing.json")]) == 2
-    assert "make local" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "start it with `make local`" in err
+    assert "--ephemeral" not in err  # replay has no such flag
+
+
+def test_sync_json_prints_only_json_on_stdout(stack: LocalEnvironment, capsys):
+    code = _replay(stack, "sync", "--dry-run", "--json", "--sku", "NET-FIBER-300")
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert json.loads(captured.out)["sync"]["status"] == "dry_run"
+    assert "offer sync on the local stack" in captured.err
+
+
+def test_sync_of_skus_that_match_nothing_warns_and_exits_non_zero(stack: LocalEnvironment, capsys):
+    code = _replay(stack, "sync", "--dry-run", "--sku", "NO-SUCH-SKU")
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "--sku NO-SUCH-SKU matched nothing" in captured.err

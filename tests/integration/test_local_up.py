@@ -52,6 +52,7 @@ def paused(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalEnvironmen
     env = _up(
         tmp_path_factory.mktemp("paused"),
         "--no-catalog",
+        "--no-seed",
         "--parameter-overrides",
         "OrderProcessingEnabled=false",
     )
@@ -231,6 +232,59 @@ def test_no_catalog_leaves_the_bucket_empty(paused: LocalEnvironment):
     assert listing["KeyCount"] == 0
     assert paused.uploaded_catalogs == []
     assert any("not uploaded (--no-catalog)" in line for line in summary(paused, {}))
+
+
+# ---------------------------------------------------------------------------------------------------
+# The order items the sample events name (no hand seeding before a replay)
+# ---------------------------------------------------------------------------------------------------
+def test_up_seeds_the_fake_with_the_items_the_sample_events_name(up: LocalEnvironment):
+    assert up.fake is not None
+    item = up.fake.order_items["item-456-def"]
+    assert (item["orderId"], item["offerId"], item["status"]) == ("order-123-abc", "offer-789-ghi", "pending")
+    assert "item-457-xyz" in up.fake.order_items  # the base64 sample's item
+    assert up.seeded_items == ["item-456-def", "item-457-xyz"]
+    assert any("item-456-def, item-457-xyz (pending" in line for line in summary(up, {}))
+
+
+def test_up_seeds_an_item_the_processor_decides(up: LocalEnvironment):
+    # The seeded item is one a replayed order.created is decided for, not a 404
+    assert up.fake is not None
+    result = up.invoke(
+        PROCESSOR,
+        {
+            "Records": [
+                {
+                    "messageId": "m-1",
+                    "receiptHandle": "r-1",
+                    "body": json.dumps(
+                        {
+                            "event": {
+                                "event": "order.created",
+                                "orderId": "order-123-abc",
+                                "itemId": "item-456-def",
+                            },
+                            "dedupKey": "order.created:item-456-def",
+                            "source": "webhook",
+                            "receivedAt": "2026-11-27T14:30:01Z",
+                        }
+                    ),
+                    "attributes": {"ApproximateReceiveCount": "1"},
+                    "messageAttributes": {},
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": "arn:aws:sqs:eu-west-1:123456789012:offergrid-local-OrdersQueue",
+                }
+            ]
+        },
+    )
+    assert result.ok, result.error
+    assert result.result == {"batchItemFailures": []}
+    assert up.fake.order_items["item-456-def"]["status"] == "accepted"
+
+
+def test_no_seed_leaves_the_fake_empty(paused: LocalEnvironment):
+    assert paused.fake is not None
+    assert paused.fake.order_items == {}
+    assert paused.seeded_items == []
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -10,7 +10,6 @@ from typing import Any
 
 import boto3
 import pytest
-from pydantic import ValidationError
 
 from devtools import offer_sync_cli
 from devtools.offergrid_fake import OffergridFake
@@ -142,13 +141,63 @@ def test_sync_only_for_some_skus(
     assert fake.calls_matching("GET", "/provider/orders") == []
 
 
-@pytest.mark.filterwarnings("ignore:No application metrics to publish")
-@pytest.mark.parametrize("event", [{"dryrun": True}, {"skus": []}, {"skus": [" "]}, {"sync": "perhaps"}])
-def test_a_bad_schedule_input_fails_the_invocation(
-    handler: Callable[[dict[str, Any]], dict[str, Any]], fake: OffergridFake, event: dict[str, Any]
+# --- every shape the trigger can deliver (docs/decisions.md#14) -----------------------------------------
+def test_a_classic_scheduled_event_runs_with_the_defaults(
+    handler: Callable[[dict[str, Any]], dict[str, Any]], fake: OffergridFake, stack: dict[str, str]
 ) -> None:
-    with pytest.raises(ValidationError):
+    # Given what `sam local generate-event cloudwatch scheduled-event` makes (also the Lambda console's
+    # EventBridge test event, and what a plain EventBridge rule delivers): an envelope, `detail: {}`
+    item = fake.add_order_item(status="pending")
+    result = handler(load_event("sam_cloudwatch_scheduled_event.json"))
+    # Then the run is the default one: sweep, then sync
+    assert result["dryRun"] is False
+    assert result["sweep"]["enqueued"] == [item["id"]]
+    assert result["sync"]["counts"] == {"create": 12}
+
+
+def test_a_classic_scheduled_event_takes_its_options_from_detail(
+    handler: Callable[[dict[str, Any]], dict[str, Any]], fake: OffergridFake
+) -> None:
+    event = load_event("scheduled_event_dry_run.json")
+    assert event["detail-type"] == "Scheduled Event"
+    result = handler(event)
+    assert (result["dryRun"], result["sync"]["status"], "sweep" in result) == (True, "dry_run", False)
+    assert fake.offers == {}
+    assert fake.calls_matching("GET", "/provider/orders") == []
+
+
+@pytest.mark.parametrize("event", [{}, None])
+def test_an_empty_console_test_event_runs_with_the_defaults(
+    handler: Callable[[dict[str, Any] | None], dict[str, Any]], fake: OffergridFake, event: Any
+) -> None:
+    result = handler(event)
+    assert (result["dryRun"], result["sync"]["status"]) == (False, "complete")
+    assert "sweep" in result
+
+
+@pytest.mark.parametrize(
+    ("event", "message"),
+    [
+        ({"dryrun": True}, "dryrun: Extra inputs are not permitted"),
+        ({"skus": []}, "skus:"),
+        ({"skus": [" "]}, "skus"),
+        ({"sync": "perhaps"}, "sync:"),
+        ({"key1": "value1", "key2": "value2", "key3": "value3"}, "key1"),  # the console's hello-world event
+        ({"detail-type": "Scheduled Event", "source": "aws.events", "detail": {"dryRun": "?"}}, "dryRun"),
+        (
+            {"detail-type": "Object Created", "source": "aws.s3", "detail": {}},
+            "'Object Created' is not a schedule",
+        ),
+        ([{"dryRun": True}], "is a JSON list"),
+    ],
+)
+def test_a_bad_schedule_input_fails_the_invocation_and_says_what_is_expected(
+    handler: Callable[[Any], dict[str, Any]], fake: OffergridFake, event: Any, message: str
+) -> None:
+    with pytest.raises(app.InvalidScheduleEvent) as raised:
         handler(event)
+    assert message in str(raised.value)
+    assert "'Scheduled Event'" in str(raised.value)
     assert fake.calls == []
 
 

@@ -305,6 +305,34 @@ def test_other_methods_are_405(invoke, queued):
     assert queued() == []
 
 
+# --- the shapes AWS tools generate (docs/decisions.md#14; sam local generate-event apigateway ...) -----
+def test_http_api_v2_event_is_queued_like_the_rest_api_one(invoke, queued):
+    # Given the same signed order.created as an HTTP API (payload v2) event, as sam generates it
+    response = invoke(load_event("http_api_webhook_order_created.json"))
+    # Then it is accepted and queued with the same dedup key as the REST API event
+    assert (response["statusCode"], json.loads(response["body"])) == (200, {"received": True})
+    [message] = queued()
+    assert attributes(message)["dedupKey"] == "order.created:item-456-def"
+
+
+def test_http_api_v2_get_is_405_and_nothing_is_queued(invoke, queued):
+    # Given a validly signed body in an HTTP API v2 GET (the method lives in requestContext.http)
+    event = load_event("http_api_webhook_get.json")
+    assert event["requestContext"]["http"]["method"] == "GET"
+    # Then the method check refuses it exactly as for a REST API GET
+    response = invoke(event)
+    assert (response["statusCode"], response["headers"]["Allow"]) == (405, "POST")
+    assert queued() == []
+
+
+@pytest.mark.parametrize("name", ["sam_apigateway_aws_proxy.json", "sam_apigateway_http_api_proxy.json"])
+def test_sams_default_api_events_are_unsigned_401s(invoke, queued, name):
+    # `sam local generate-event apigateway aws-proxy|http-api-proxy` untouched: a POST, no signature
+    response = invoke(load_event(name))
+    assert (response["statusCode"], json.loads(response["body"])) == (401, {"message": "Unauthorized"})
+    assert queued() == []
+
+
 def test_sqs_failure_is_503_not_2xx(invoke, queued, sqs, queue_url, log_output, capsys):
     # Given the ingress is warm, then its queue disappears
     assert invoke(load_event("webhook_order_created.json"))["statusCode"] == 200
@@ -370,7 +398,6 @@ def test_customer_data_never_reaches_the_logs(invoke, queued, log_output):
     assert json.loads(message["Body"])["event"]["extra"]["customerInfo"]["email"] == "jane.doe@example.com"
 
 
-@pytest.mark.filterwarnings("ignore:No application metrics to publish")
 def test_bad_configuration_fails_loudly_naming_the_variable(monkeypatch, lambda_context):
     monkeypatch.delenv("ORDERS_QUEUE_URL", raising=False)
     monkeypatch.setenv("OFFERGRID_WEBHOOK_SECRET", SECRET_NAME)

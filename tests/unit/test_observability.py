@@ -316,3 +316,24 @@ def test_secret_string_in_an_sdk_record_is_redacted_before_it_is_registered():
     assert "k-123456789" not in record.getMessage()
     assert "SecretString [REDACTED]" in record.getMessage()
     assert record.getMessage().startswith("Response body:")
+
+
+def test_log_metrics_flushes_a_metric_set_and_stays_quiet_without_one(capsys, recwarn):
+    from aws_lambda_powertools.metrics import MetricUnit
+
+    @observability.log_metrics
+    def counting(event: dict[str, bool], context: object) -> str:
+        if event["count"]:
+            observability.metrics.add_metric(name="Counted", unit=MetricUnit.Count, value=1)
+        observability.metrics.add_metadata(key="note", value="x")
+        return "done"
+
+    # An invocation that counted nothing: no EMF line, no Powertools warning, nothing left behind
+    assert counting({"count": False}, None) == "done"
+    assert capsys.readouterr().out == ""
+    assert [str(w.message) for w in recwarn] == []
+    assert observability.metrics.metadata_set == {}
+    # One that counted: its EMF line, as @metrics.log_metrics would print it
+    assert counting({"count": True}, None) == "done"
+    [line] = capsys.readouterr().out.splitlines()
+    assert json.loads(line)["Counted"] == [1.0]

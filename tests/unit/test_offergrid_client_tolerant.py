@@ -1,4 +1,4 @@
-"""The tolerant client (API.md Decisions 5, 10, 12) against the fake answering the other way.
+"""The tolerant client (docs/decisions.md#5, #10, #12) against the fake answering the other way.
 
 Regression tests of issue #10: a status PATCH answered 204 / 200 without the item (3); a GET
 answered without the item (3); paged envelopes we did not know (4); one unreadable listed item

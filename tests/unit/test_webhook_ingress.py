@@ -184,6 +184,27 @@ def test_other_methods_are_405(ingress, queue, method):
     assert queue.sent == []
 
 
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "get"])
+def test_http_api_v2_methods_other_than_post_are_405_too(ingress, queue, method):
+    # An HTTP API (payload v2) event has no httpMethod: the method is in requestContext.http
+    event = api_event(requestContext={"http": {"method": method, "path": "/webhooks/offergrid"}})
+    del event["httpMethod"]
+    result = ingress.handle(event)
+    assert (result.status, result.reason, result.headers) == (
+        405,
+        RequestFailure.METHOD_NOT_ALLOWED,
+        {"Allow": "POST"},
+    )
+    assert queue.sent == []
+
+
+def test_http_api_v2_post_is_accepted(ingress, queue):
+    event = api_event(requestContext={"http": {"method": "POST"}})
+    del event["httpMethod"]
+    assert ingress.handle(event).status == 200
+    assert len(queue.sent) == 1
+
+
 def test_lowercase_post_is_accepted(ingress):
     assert ingress.handle(api_event(httpMethod="post")).status == 200
 

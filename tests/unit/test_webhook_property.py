@@ -163,7 +163,7 @@ def test_random_requests_never_5xx_and_queue_only_when_correctly_signed(
 
 
 def is_valid_webhook(body: str | None) -> bool:
-    """Independent oracle of what the ingress must accept (Decision 2, API.md)."""
+    """Independent oracle of what the ingress must accept (docs/decisions.md#2)."""
     try:
         payload = json.loads(body) if body is not None else None
     except ValueError:

@@ -24,12 +24,14 @@ cold start.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
 import re
 import threading
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
@@ -42,6 +44,7 @@ __all__ = [
     "REDACTED",
     "RedactingFilter",
     "RedactingFormatter",
+    "log_metrics",
     "logger",
     "metric_dimensions",
     "metrics",
@@ -203,6 +206,28 @@ logger = Logger(logger_formatter=RedactingFormatter())
 metrics = Metrics(namespace=os.environ.get(METRICS_NAMESPACE_ENV) or METRICS_NAMESPACE)
 _quiet_sdk_loggers()
 _attach_redacting_filter()
+
+
+def log_metrics[R](handler: Callable[..., R]) -> Callable[..., R]:
+    """`@metrics.log_metrics` without its "No application metrics to publish" warning.
+
+    Powertools warns whenever an invocation ends with an empty metric set. Here that is normal, not
+    a mistake: a duplicate message or a refused input counts nothing, and reasons are counted with
+    `single_metric` (its own EMF line, so it needs its own dimension). So an empty set is not
+    flushed (nothing would be published anyway), only cleared; a non-empty one is flushed as usual.
+    """
+
+    @functools.wraps(handler)
+    def flushing(event: Any, context: Any) -> R:
+        try:
+            return handler(event, context)
+        finally:
+            if metrics.metric_set:
+                metrics.flush_metrics()
+            else:
+                metrics.clear_metrics()  # dimensions or metadata added without a metric
+
+    return flushing
 
 
 def metric_dimensions(source: Metrics | None = None) -> dict[str, str]:

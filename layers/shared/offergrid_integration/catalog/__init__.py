@@ -1,7 +1,7 @@
 """The scheduled offer sync (catalog -> Offergrid offers) and the missed-order sweep.
 
 sources.py   CatalogSource port; S3 (default), HTTPS (provider CRM) and local-file adapters; formats
-mapping.py   the declarative mapping document (default_mapping.json, API.md Decision 8); row errors
+mapping.py   the declarative mapping document (default_mapping.json, docs/decisions.md#8); row errors
 plan.py      plan_offer_changes: create / update only what differs / unchanged / missing policy
 apply.py     apply_plan through the client, within the rate budget and the Lambda's remaining time
 state.py     run lock, checkpoint and stored reports (DynamoDB SYNC_STATE_TABLE)

@@ -1,7 +1,7 @@
 """The declarative mapping from a provider's catalog rows to Offergrid offer fields.
 
 A mapping is a JSON document, not code (the default, `default_mapping.json`, reads the catalog
-shape of API.md Decision 8). Each target field has a rule:
+shape of docs/decisions.md#8). Each target field has a rule:
 
     "monthlyPrice": {"from": "price", "type": "number", "required": true, "minimum": 0}
 
@@ -467,7 +467,7 @@ def load_mapping(document: str | bytes | Mapping[str, Any]) -> CatalogMapping:
 
 @functools.cache
 def default_mapping() -> CatalogMapping:
-    """The mapping of API.md Decision 8, shipped in this package: read and validated once per process
+    """The mapping of docs/decisions.md#8, shipped in this package: read and validated once per process
     and shared (a `CatalogMapping` is never changed after it is built)."""
     package = resources.files("offergrid_integration.catalog")
     text = package.joinpath(DEFAULT_MAPPING_RESOURCE).read_text(encoding="utf-8")

@@ -42,7 +42,7 @@ class SyncSettings(CommonSettings):
 
     catalog_source_uri: CatalogUri = Field(alias="CATALOG_SOURCE_URI")
     catalog_format: CatalogFormat = Field(default=CatalogFormat.AUTO, alias="CATALOG_FORMAT")
-    # An s3:// JSON mapping document; absent: the default mapping (API.md Decision 8).
+    # An s3:// JSON mapping document; absent: the default mapping (docs/decisions.md#8).
     catalog_mapping: S3Uri | None = Field(default=None, alias="CATALOG_MAPPING")
     # For an https:// catalog: the secret holding the CRM's API key, and the header it goes in.
     catalog_api_key_secret: SecretId | None = Field(default=None, alias="CATALOG_API_KEY_SECRET")

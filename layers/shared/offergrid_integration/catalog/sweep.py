@@ -1,4 +1,4 @@
-"""The missed-order sweep (API.md Decision 7): decide orders even when webhooks never arrive.
+"""The missed-order sweep (docs/decisions.md#7): decide orders even when webhooks never arrive.
 
 List `pending` and `submitted_to_provider` order items and queue every one we have not decided yet
 as the `order.created` message its webhook would have produced, with the same dedup key

@@ -5,7 +5,7 @@ only name a path and a model. Every attempt takes one rate-budget token, reads t
 the provider, and is bounded by the caller's remaining time (a Lambda's deadline), so a retry
 never sleeps past it.
 
-Tolerant reader (API.md Decisions 5 and 10): any 2xx is success whatever its body. A write
+Tolerant reader (docs/decisions.md#5 and #10): any 2xx is success whatever its body. A write
 returns the resource when the answer carries a readable one and None otherwise (204, an empty
 body, `{"message": ...}`): the change was applied either way. A read answered 2xx without a
 readable resource raises `UnreadableResponseError` (retryable). Responses need only the fields the

@@ -75,7 +75,7 @@ class UnexpectedResponseError(ResponseBodyError):
 
 class UnreadableResponseError(ResponseBodyError):
     """A 2xx read without the resource asked for (no body, a message, a shape without the fields the
-    code needs): nothing to use, though the request succeeded (API.md Decision 10).
+    code needs): nothing to use, though the request succeeded (docs/decisions.md#10).
 
     Retryable: a read that came back without its resource is asked again later, so the caller (the
     order processor) keeps the message instead of dropping it.

@@ -9,7 +9,7 @@ Unknown fields are kept, never rejected (`extra="allow"`): Offergrid may add fie
 and a round trip must not drop them.
 
 Requests are strict (our own enums, so a mapping bug fails here and not at Offergrid);
-responses are lenient (API.md Decision 10, "require only the response fields the code uses"):
+responses are lenient (docs/decisions.md#10, "require only the response fields the code uses"):
 only an offer's `id` and an order item's `id` and `status` are required; an enum value we do not
 know yet is kept as a plain string; a numeric id or ZIP code is read as its string; and an optional
 field whose value cannot be read (a list where an object belongs, a date that is not one...) is

@@ -3,7 +3,7 @@
 `OffergridClient` calls its observer after every HTTP attempt (`on_response`, with the status or
 None when no answer came), after every rate-budget token it takes (`on_budget_wait`, the clock
 seconds spent in `RateBudget.acquire`), when the budget refused a token (`on_budget_exhausted`), and
-when it skipped a listed element it could not read (`on_unreadable_item`, API.md Decision 5).
+when it skipped a listed element it could not read (`on_unreadable_item`, docs/decisions.md#5).
 An observer must be cheap and must not raise (the client swallows and logs what it raises anyway).
 
 `MetricsObserver` turns these into Powertools metrics (names in `offergrid_integration.metrics_names`):

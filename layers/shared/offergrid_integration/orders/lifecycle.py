@@ -5,8 +5,8 @@ Happy path: pending -> submitted_to_provider -> accepted -> scheduled -> in_prog
 may report `in_progress` without a `scheduled` first). Failure edges: pending/submitted_to_provider
 -> rejected; accepted/scheduled/in_progress -> cancelled; in_progress -> failed.
 
-Rejected, cancelled and failed are terminal (API.md); `active` is too in practice: nothing follows
-it. Setting the status an item already has is refused as well: we never send such a PATCH. The
+Rejected, cancelled and failed are terminal (docs/offergrid-api.md); `active` is too in practice:
+nothing follows it. Setting the status an item already has is refused as well: we never send such a PATCH. The
 Offergrid fake (devtools/offergrid_fake/lifecycle.py) enforces the same rules with a 422.
 """
 

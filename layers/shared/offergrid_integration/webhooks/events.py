@@ -1,6 +1,6 @@
 """The one internal event model: what the ingress queues and the processor and the sweep consume.
 
-Offergrid sends two payload shapes (API.md, Webhooks): flat
+Offergrid sends two payload shapes (docs/offergrid-api.md, Webhooks): flat
 `{"event", "orderId", "itemId", "offerId", "timestamp"}` and nested `{"event", "data": {...}}`.
 `OffergridEvent.from_payload` normalises both to one model; fields we do not know are kept in
 `extra`, unknown event types are kept too (Decision 2). `QueuedMessage` is the SQS message body:

@@ -2,7 +2,8 @@
 
 Checks run cheapest and most hostile first, and each maps to one status:
 
-1. method            405 for anything but POST (if API Gateway routes it here at all)
+1. method            405 for anything but POST (if API Gateway routes it here at all), REST v1 and
+                     HTTP API v2 events alike
 2. size              413 over `max_body_bytes`, measured on the decoded body before any HMAC or JSON
 3. signature         401 with a generic body for every signature failure (reason for logs/metrics)
 4. body              400 for non-JSON, non-object, missing or invalid `event`
@@ -77,8 +78,8 @@ class RequestFailure(StrEnum):
 RejectReason = SignatureFailure | PayloadFailure | RequestFailure
 
 UNAUTHORIZED_BODY: Final = {"message": "Unauthorized"}
-# 200, not 202: Offergrid "retries when it does not get 200" (API.md), so any other success code
-# could make it redeliver a webhook we already stored.
+# 200, not 202: Offergrid "retries when it does not get 200" (docs/offergrid-api.md), so any other
+# success code could make it redeliver a webhook we already stored.
 ACCEPTED_STATUS: Final = 200
 ACCEPTED_BODY: Final = {"received": True}
 UNAVAILABLE_BODY: Final = {"message": "Service Unavailable"}
@@ -152,9 +153,9 @@ class WebhookIngress:
         self._max_message_bytes = max_message_bytes
 
     def handle(self, event: Mapping[str, Any], *, correlation_id: str | None = None) -> IngressResult:
-        """Process one API Gateway REST proxy event."""
-        method = event.get("httpMethod")
-        if isinstance(method, str) and method.upper() != "POST":
+        """Process one API Gateway proxy event (REST API v1 or HTTP API v2 payload)."""
+        method = request_method(event)
+        if method is not None and method.upper() != "POST":
             return _rejected(405, RequestFailure.METHOD_NOT_ALLOWED, "Method Not Allowed", allow="POST")
 
         body = self._read_body(event)
@@ -263,6 +264,18 @@ class WebhookIngress:
             return self._read_secrets(force_refresh=True)
         except _SecretUnavailable:
             return None  # keep the cached secrets; the sender gets its 401 and retries
+
+
+def request_method(event: Mapping[str, Any]) -> str | None:
+    """The HTTP method of a REST API (v1: `httpMethod`) or HTTP API (v2: `requestContext.http.method`)
+    proxy event; None when the event carries neither (a hand-made test event)."""
+    method = event.get("httpMethod")
+    if isinstance(method, str):
+        return method
+    context = event.get("requestContext")
+    http = context.get("http") if isinstance(context, Mapping) else None
+    method = http.get("method") if isinstance(http, Mapping) else None
+    return method if isinstance(method, str) else None
 
 
 def sqs_message_size(message_body: str, attributes: Mapping[str, str]) -> int:

@@ -1,6 +1,6 @@
 """Offergrid webhook signatures: `x-offergrid-signature` = hex HMAC-SHA256 of the JSON body.
 
-Decision 1 (API.md): verify over the exact raw bytes received (base64-decoded when API Gateway says
+docs/decisions.md#1: verify over the exact raw bytes received (base64-decoded when API Gateway says
 `isBase64Encoded`); if that fails, also accept the HMAC of the compact JSON re-serialisation of the
 parsed body (what Offergrid's own example computes with `JSON.stringify`). Comparison is constant
 time, an optional `sha256=` prefix is accepted, and several secrets are tried so a rotation needs no
