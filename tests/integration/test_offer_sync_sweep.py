@@ -181,3 +181,19 @@ def test_a_queue_failure_is_reported_per_item(
 
     assert report.enqueued == []
     assert [failure["itemId"] for failure in report.failures] == [item["id"]]
+
+
+def test_a_listed_item_with_an_unusable_id_is_reported_and_the_others_still_queued(
+    fake: OffergridFake, client: OffergridClient, queue_url: str
+) -> None:
+    # Given a pending item whose id breaks docs/decisions.md#12 (over 128 characters) beside a good one
+    good = fake.add_order_item(status="pending")["id"]
+    fake.add_order_item(id="x" * 300, status="pending")
+
+    # When the sweep runs
+    report = sweep_missed_orders(client, SqsQueue(queue_url), clock=SYSTEM_CLOCK)
+
+    # Then the good item is queued, the other reported (never queued, never a crash)
+    assert report.enqueued == [good]
+    assert [failure["reason"] for failure in report.failures] == ["item id longer than 128 characters"]
+    assert len(received(queue_url)) == 1

@@ -20,6 +20,7 @@ from typing import Final, Protocol
 
 from offergrid_integration.catalog.report import SweepReport
 from offergrid_integration.clock import Clock
+from offergrid_integration.identifiers import identifier_problem
 from offergrid_integration.observability import logger
 from offergrid_integration.offergrid.errors import OffergridError
 from offergrid_integration.offergrid.models import OrderItem, OrderItemStatus
@@ -92,6 +93,11 @@ def sweep_missed_orders(
             continue
         seen.add(item.id)
         report.listed += 1
+        if (problem := identifier_problem(item.id)) is not None:
+            # docs/decisions.md#12: it could never be a key or a message; report it, never crash.
+            report.failures.append({"itemId": "(unusable)", "reason": f"item id {problem}"})
+            logger.warning("order sweep skipped an item with an unusable id", extra={"problem": problem})
+            continue
         if _is_recent(item.created_at, now, min_age_seconds):
             report.too_recent += 1
             continue
@@ -101,8 +107,8 @@ def sweep_missed_orders(
         if not dry_run:
             message = queued_message_for_order_item(
                 item_id=item.id,
-                order_id=item.order_id,
-                offer_id=item.offer_id,
+                order_id=_usable(item.order_id),
+                offer_id=_usable(item.offer_id),
                 received_at=utc_from_epoch(now),
                 created_at=format_timestamp(item.created_at) if item.created_at else None,
                 correlation_id=correlation_id,
@@ -119,6 +125,10 @@ def sweep_missed_orders(
         extra={"sweep": {k: v for k, v in report.to_dict().items() if k != "enqueued"}},
     )
     return report
+
+
+def _usable(identifier: str | None) -> str | None:
+    return identifier if identifier is not None and identifier_problem(identifier) is None else None
 
 
 def _is_recent(created_at: datetime | None, now: float, min_age_seconds: float) -> bool:
