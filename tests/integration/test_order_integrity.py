@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
 
 import pytest
 
@@ -22,6 +21,7 @@ from offergrid_integration.orders.records import RecordConflict
 from offergrid_integration.orders.workorders import WorkOrder, WorkOrderSink, work_order_id_for
 from offergrid_integration.webhooks.events import OffergridEvent
 from tests.integration import test_order_processor as base
+from tests.integration.test_order_invariants import AnswerShaper
 from tests.integration.test_order_processor import (
     ITEM,
     ORDER,
@@ -180,53 +180,25 @@ def test_case_2_an_item_listed_only_after_the_cancellation_is_not_accepted(
     assert stack.record("item-late").decision == "cancelled"
 
 
-class NoItemInAnswer:
-    """Forwards to the fake; every status PATCH it applied is answered the way `style` says."""
-
-    def __init__(self, style: str) -> None:
-        import httpx
-
-        self._inner = httpx.HTTPTransport()
-        self.style = style
-
-    def handle_request(self, request: Any) -> Any:
-        import httpx
-
-        response = self._inner.handle_request(request)
-        if (
-            request.method != "PATCH"
-            or not request.url.path.endswith("/status")
-            or response.status_code != 200
-        ):
-            return response
-        response.read()
-        response.close()
-        if self.style == "204":
-            return httpx.Response(204, request=request)
-        if self.style == "empty":
-            return httpx.Response(200, request=request, content=b"")
-        return httpx.Response(200, request=request, json={"message": "Status updated"})
-
-    def close(self) -> None:
-        self._inner.close()
-
-
 @pytest.mark.parametrize("style", ["204", "empty", "message"])
 def test_case_3_a_status_patch_answered_without_the_item_is_applied(
     fake: OffergridFake, stack: Stack, runtime: app.Runtime, invoke: Invoke, style: str
 ) -> None:
     # Given Offergrid answering status PATCHes with no item (204, empty 200, message-only 200)
     fake.add_order_item(id=ITEM, orderId=ORDER)
+    shaper = AnswerShaper()
     runtime.client.close()
     runtime.client = OffergridClient(
         base_url=fake.base_url,
         api_key=lambda *, force_refresh=False: "test-api-key",
         remaining_time=runtime.remaining_time,
-        transport=NoItemInAnswer(style),  # type: ignore[arg-type]
+        transport=shaper,
     )
 
     # When the order is accepted, then scheduled by fulfilment
+    shaper.next_answer = style
     assert invoke(load_event("sqs_order_created.json")) == []
+    shaper.next_answer = style
     assert invoke(sqs_event(status_event(ITEM, "scheduled"))) == []
 
     # Then both are recorded as applied: a decision, one open work order, no failure
