@@ -105,3 +105,7 @@ replay: $(VENV)/.installed ## replay tool: make replay ARGS="webhook" | ARGS="dl
 .PHONY: bench-sync
 bench-sync: $(VENV)/.installed ## offer sync: API calls vs the naive sync, no-change run, plan time and memory (50k offers)
 	$(PY) benchmarks/bench_sync.py
+
+.PHONY: bench-cold
+bench-cold: $(VENV)/.installed build ## cold starts of the 3 functions, from source and as built (python -B), vs bare handlers
+	$(PY) benchmarks/bench_cold.py $(BENCH_ARGS)
