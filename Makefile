@@ -63,9 +63,13 @@ template-check: $(SAM_VENV)/.installed ## sam validate, sam validate --lint, cfn
 security-check: $(CHECKOV_VENV)/.installed ## checkov IaC scan (offline): fails on any check neither fixed nor skipped with a reason in the template
 	$(CHECKOV_VENV)/bin/python scripts/security_check.py $(TEMPLATE)
 
+# The layer's Makefile learns the architecture from LAYER_ARCHITECTURE (sam does not pass parameters
+# to a makefile build); one cache per architecture, so a cached layer of the other one is never reused.
+ARCHITECTURE ?= x86_64
 .PHONY: build
-build: $(VENV)/.installed $(SAM_VENV)/.installed ## sam build (no container; needs the python3.13 of .venv first on PATH)
-	$(SAM) build --template $(TEMPLATE) --cached --parallel
+build: $(VENV)/.installed $(SAM_VENV)/.installed ## sam build (no container) for ARCHITECTURE (x86_64 | arm64): functions + one precompiled layer
+	LAYER_ARCHITECTURE=$(ARCHITECTURE) $(SAM) build --template $(TEMPLATE) --cached --parallel \
+		--cache-dir .aws-sam/cache-$(ARCHITECTURE) --parameter-overrides Architecture=$(ARCHITECTURE)
 
 .PHONY: pytest
 pytest: $(VENV)/.installed ## the test suite only
