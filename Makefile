@@ -29,6 +29,9 @@ $(CHECKOV_VENV)/.installed: requirements-checkov.txt
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
 	@touch $@
 
+.PHONY: venvs
+venvs: $(VENV)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed ## the three venvs (CI: make -j3 venvs, one pip install each, in parallel)
+
 .PHONY: dev
 dev: $(VENV)/.installed $(SAM_VENV)/.installed ## create both virtual environments (.venv for the app, .venv-sam for SAM tooling)
 
@@ -71,9 +74,12 @@ build: $(VENV)/.installed $(SAM_VENV)/.installed ## sam build (no container) for
 	LAYER_ARCHITECTURE=$(ARCHITECTURE) $(SAM) build --template $(TEMPLATE) --cached --parallel \
 		--cache-dir .aws-sam/cache-$(ARCHITECTURE) --parameter-overrides Architecture=$(ARCHITECTURE)
 
+# In parallel (pytest-xdist), one worker per CPU; --dist loadfile keeps each test file on one worker,
+# so a file's module-scoped fixtures (local stacks on free ports, in temporary folders) start once.
+PYTEST_WORKERS ?= auto
 .PHONY: pytest
-pytest: $(VENV)/.installed ## the test suite only
-	$(PY) -m pytest
+pytest: $(VENV)/.installed ## the test suite only, in parallel (PYTEST_WORKERS=auto|N|0)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 .PHONY: test
 test: lint typecheck template-check security-check build pytest ## everything CI checks: lint, types, template, IaC scan, build, tests
