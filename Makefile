@@ -34,6 +34,9 @@ $(CHECKOV_VENV)/.installed: requirements-checkov.txt
 		$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
 	@touch $@
 
+.PHONY: venvs
+venvs: $(VENV)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed ## the three venvs (CI: make -j3 venvs, one pip install each, in parallel)
+
 .PHONY: dev
 dev: $(VENV)/.installed $(SAM_VENV)/.installed ## create both virtual environments (.venv for the app, .venv-sam for SAM tooling)
 
@@ -68,13 +71,20 @@ template-check: $(SAM_VENV)/.installed ## sam validate, sam validate --lint, cfn
 security-check: $(CHECKOV_VENV)/.installed ## checkov IaC scan (offline): fails on any check neither fixed nor skipped with a reason in the template
 	$(CHECKOV_VENV)/bin/python scripts/security_check.py $(TEMPLATE)
 
+# The layer's Makefile learns the architecture from LAYER_ARCHITECTURE (sam does not pass parameters
+# to a makefile build); one cache per architecture, so a cached layer of the other one is never reused.
+ARCHITECTURE ?= x86_64
 .PHONY: build
-build: $(VENV)/.installed $(SAM_VENV)/.installed ## sam build (no container; needs the python3.13 of .venv first on PATH)
-	$(SAM) build --template $(TEMPLATE) --cached --parallel
+build: $(VENV)/.installed $(SAM_VENV)/.installed ## sam build (no container) for ARCHITECTURE (x86_64 | arm64): functions + one precompiled layer
+	LAYER_ARCHITECTURE=$(ARCHITECTURE) $(SAM) build --template $(TEMPLATE) --cached --parallel \
+		--cache-dir .aws-sam/cache-$(ARCHITECTURE) --parameter-overrides Architecture=$(ARCHITECTURE)
 
+# In parallel (pytest-xdist), one worker per CPU; --dist loadfile keeps each test file on one worker,
+# so a file's module-scoped fixtures (local stacks on free ports, in temporary folders) start once.
+PYTEST_WORKERS ?= auto
 .PHONY: pytest
-pytest: $(VENV)/.installed $(SAM_VENV)/.installed ## the test suite only (sam regenerates events/sam_*.json to compare)
-	$(PY) -m pytest
+pytest: $(VENV)/.installed $(SAM_VENV)/.installed ## the test suite only, in parallel (PYTEST_WORKERS=auto|N|0; sam regenerates events/sam_*.json to compare)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 .PHONY: test
 test: lint typecheck template-check security-check build pytest ## everything CI checks: lint, types, template, IaC scan, build, tests
@@ -130,3 +140,7 @@ deploy: deploy-env build ## build, then deploy without questions from samconfig.
 .PHONY: bench-sync
 bench-sync: $(VENV)/.installed ## offer sync: API calls vs the naive sync, no-change run, plan time and memory (50k offers)
 	$(PY) benchmarks/bench_sync.py
+
+.PHONY: bench-cold
+bench-cold: $(VENV)/.installed build ## cold starts of the 3 functions, from source and as built (python -B), vs bare handlers
+	$(PY) benchmarks/bench_cold.py $(BENCH_ARGS)

@@ -23,6 +23,7 @@ Prints a short report and exits 0 only if every expectation holds.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -41,6 +42,10 @@ STATUS_EVENT: Final = "workorder.status_changed"
 PROVIDER_SOURCE: Final = "acme.fulfilment"
 DEMO_TIME_SCALE: Final = 60.0
 RETIRED_SKU: Final = "LEGACY-ADSL-8"
+# The processor's and the sync's workers run their handler through this shim, which gives them a
+# runtime on the fake's compressed clock (devtools/demo_clock/demo_scaled_handler.py).
+CLOCK_SHIM_DIR: Final = Path(__file__).resolve().parent / "demo_clock"
+CLOCK_SHIM_HANDLER: Final = "demo_scaled_handler.lambda_handler"
 _ACCEPTED_OR_LATER: Final = frozenset({"accepted", "scheduled", "in_progress", "completed", "active"})
 
 # Addresses the demo orders ship to. Which ones are serviceable is decided by the coverage rules
@@ -378,6 +383,7 @@ def run_demo(
         template_path=template, code_root=code_root, time_scale=time_scale, log_dir=log_dir, retry_delay=0.0
     )
     with env.start(warm=False):
+        on_compressed_clock(env, time_scale)
         failures = env.warm_up()
         _say(f"    up in {time.monotonic() - started:.1f} s; function logs in {log_dir}")
         for function_id, error in failures.items():
@@ -413,6 +419,22 @@ def run_demo(
         _summarise(env, report, orders)
     report.seconds = time.monotonic() - started
     return report
+
+
+def on_compressed_clock(env: LocalEnvironment, time_scale: float) -> list[str]:
+    """Run the functions that wait (on the rate budget, on backoff) on the fake's compressed clock,
+    injected as the tests inject it: the handler shim builds their runtime with `ScaledClock`.
+    Returns the functions changed (before their workers start)."""
+    changed: list[str] = []
+    for worker in env.workers.values():
+        if not (worker.spec.events_of_type("SQS") or worker.spec.events_of_type("ScheduleV2", "Schedule")):
+            continue
+        worker.environment["OFFERGRID_DEMO_HANDLER"] = worker.spec.handler
+        worker.environment["OFFERGRID_DEMO_TIME_SCALE"] = str(time_scale)
+        worker.spec = dataclasses.replace(worker.spec, handler=CLOCK_SHIM_HANDLER)
+        worker.layer_dirs = (*worker.layer_dirs, CLOCK_SHIM_DIR)
+        changed.append(worker.name)
+    return changed
 
 
 def _summarise(env: LocalEnvironment, report: DemoReport, orders: list[SeededOrder]) -> None:

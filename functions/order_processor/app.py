@@ -23,6 +23,7 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import boto3
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.idempotency import (
@@ -54,6 +55,7 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
     from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
     from aws_lambda_powertools.utilities.typing import LambdaContext
+    from mypy_boto3_ssm import SSMClient
 
 IDEMPOTENCY_KEY_PREFIX = "order-processor"
 OUTCOME_METRICS = {
@@ -81,16 +83,43 @@ class Runtime:
         *,
         clock: Clock = SYSTEM_CLOCK,
         api_key: ApiKeyProvider | None = None,
+        session: boto3.session.Session | None = None,
     ) -> None:
         self.settings = settings
         self._context: LambdaContext | None = None
+        # Every AWS client of the container, built here (Lambda's init phase) from one session: one
+        # DynamoDB client for the rate budget and the idempotency records, the DynamoDB resource for
+        # the order and work-order tables (its own client converts Python values, so it cannot be
+        # shared with low-level callers), EventBridge, Secrets Manager, and SSM or S3 for the rules.
+        session = session or boto3.session.Session()
+        endpoint = settings.aws_endpoint_url
+        self.dynamodb = session.client("dynamodb", endpoint_url=endpoint)
+        self.tables = session.resource("dynamodb", endpoint_url=endpoint)
+        self.events = session.client("events", endpoint_url=endpoint)
+        secrets = None if api_key is not None else session.client("secretsmanager", endpoint_url=endpoint)
+        ssm: SSMClient | None = None
+        s3 = None
+        if settings.serviceability_hook_url:
+            pass  # no rules to read
+        elif settings.serviceability_rules_s3_uri:
+            s3 = session.client("s3", endpoint_url=endpoint)
+        elif settings.serviceability_rules_parameter:
+            ssm = session.client("ssm", endpoint_url=endpoint)
         self.client = client_from_settings(
-            settings, remaining_time=self.remaining_time, clock=clock, api_key=api_key
+            settings,
+            remaining_time=self.remaining_time,
+            clock=clock,
+            api_key=api_key,
+            secrets_client=secrets,
+            dynamodb_client=self.dynamodb,
         )
         self.ports = Ports(
-            orders=DynamoDBOrderStore(settings.orders_table, endpoint_url=settings.aws_endpoint_url),
+            orders=DynamoDBOrderStore(settings.orders_table, table=self.tables.Table(settings.orders_table)),
             work_orders=DynamoDBEventBridgeWorkOrders(
-                settings.work_orders_table, settings.event_bus_name, endpoint_url=settings.aws_endpoint_url
+                settings.work_orders_table,
+                settings.event_bus_name,
+                table=self.tables.Table(settings.work_orders_table),
+                events=self.events,
             ),
             serviceability=build_serviceability_checker(
                 rules_parameter=settings.serviceability_rules_parameter,
@@ -98,6 +127,8 @@ class Runtime:
                 hook_url=settings.serviceability_hook_url,
                 clock=clock,
                 max_age_seconds=settings.serviceability_cache_seconds,
+                ssm_client=ssm,
+                s3_client=s3,
             ),
             clock=clock,
             contact_within_hours=settings.customer_contact_hours,
@@ -109,7 +140,10 @@ class Runtime:
             expires_after_seconds=settings.idempotency_expiry_seconds,
             response_hook=_mark_duplicate,
         )
-        persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table)
+        # Powertools would otherwise build its own session and DynamoDB client on the first record.
+        persistence = DynamoDBPersistenceLayer(
+            table_name=settings.idempotency_table, boto3_client=self.dynamodb
+        )
         self.process_once: Callable[..., dict[str, Any]] = idempotent_function(
             data_keyword_argument="message",
             persistence_store=persistence,

@@ -97,6 +97,22 @@ def test_visibility_timeout_is_at_least_six_times_each_consumer_timeout(queue_id
         assert visibility >= 6 * timeout, f"{queue_id} visibility {visibility}s vs {function_id} {timeout}s"
 
 
+def test_one_layer_for_the_chosen_architecture_built_and_precompiled_by_its_makefile() -> None:
+    # Issue 12: one layer (not one per architecture, all built and uploaded), for the Architecture
+    # parameter, built by layers/shared/Makefile (pip + compileall with unchecked-hash pycs).
+    layers = [logical_id for logical_id, _ in resources_of("AWS::Serverless::LayerVersion")]
+    assert layers == ["SharedLayer"]
+    layer = RESOURCES["SharedLayer"]
+    assert layer["Properties"]["CompatibleArchitectures"] == [{"Ref": "Architecture"}]
+    assert layer["Metadata"]["BuildMethod"] == "makefile"
+    content = Path(__file__).resolve().parents[2] / layer["Properties"]["ContentUri"]
+    makefile = (content / "Makefile").read_text()
+    assert "build-SharedLayer:" in makefile
+    assert "--invalidation-mode unchecked-hash" in makefile
+    assert GLOBAL_FUNCTION["Architectures"] == [{"Ref": "Architecture"}]
+    assert GLOBAL_FUNCTION["Layers"] == [{"Ref": "SharedLayer"}]
+
+
 def test_every_function_has_the_shared_layer_tracing_and_a_retained_log_group() -> None:
     layers = {ref_target(v) for v in GLOBAL_FUNCTION.get("Layers", []) if ref_target(v)}
     layers |= {

@@ -123,7 +123,10 @@ CacheSeconds = Annotated[int, Field(ge=0, le=3600)]
 # Settings models: one per function (or group of functions sharing an environment)
 # ---------------------------------------------------------------------------------------------------
 class _Settings(BaseModel):
+    # defer_build: a model's validator is built when first used, not at import, so a function builds
+    # its own settings model only (not every base and sibling of it) during its cold start.
     model_config = ConfigDict(
+        defer_build=True,
         frozen=True,
         extra="forbid",
         validate_by_alias=True,

@@ -358,8 +358,10 @@ def build_rate_budget(
     budget_id: str,
     clock: Clock = SYSTEM_CLOCK,
     windows: Sequence[RateWindow] = DEFAULT_WINDOWS,
+    client: DynamoDBClient | None = None,
 ) -> RateBudget:
-    """The shared DynamoDB budget when a table is configured (a blank name is none), else in-process."""
+    """The shared DynamoDB budget when a table is configured (a blank name is none), else in-process.
+    `client`: the DynamoDB client to use (default: one created on first use)."""
     if table_name:
-        return DynamoDBRateBudget(table_name, budget_id, windows=windows, clock=clock)
+        return DynamoDBRateBudget(table_name, budget_id, windows=windows, clock=clock, client=client)
     return InProcessRateBudget(windows=windows, clock=clock)

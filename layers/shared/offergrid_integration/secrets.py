@@ -45,6 +45,7 @@ from offergrid_integration.observability import logger, register_secret
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.parameters import SecretsProvider
+    from mypy_boto3_secretsmanager.client import SecretsManagerClient
 
 __all__ = [
     "DEFAULT_MAX_AGE_SECONDS",
@@ -149,8 +150,12 @@ class SecretStore:
         refresh_interval_seconds: float = MIN_REFRESH_INTERVAL_SECONDS,
         endpoint_url: str | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        client: SecretsManagerClient | None = None,
     ) -> None:
+        """`client`: the Secrets Manager client to read with (a function shares its clients);
+        default: Powertools' own, or one for `endpoint_url` (the local stack)."""
         self._api_key_secret_id = api_key_secret_id
+        self._client = client
         self._webhook_secret_id = webhook_secret_id
         self._max_age = max_age_seconds
         self._refresh_interval = refresh_interval_seconds
@@ -219,15 +224,17 @@ class SecretStore:
             return True
 
     def _get_secret(self, secret_id: str, *, force_fetch: bool) -> str | bytes | dict[str, Any] | None:
-        if self._endpoint_url is None:
+        if self._endpoint_url is None and self._client is None:
             return parameters.get_secret(secret_id, max_age=self._max_age, force_fetch=force_fetch)
         return self._endpoint_provider().get(secret_id, max_age=self._max_age, force_fetch=force_fetch)
 
     def _endpoint_provider(self) -> SecretsProvider:
         with self._lock:
             if self._provider is None:
-                import boto3  # only the local stack needs its own client
+                client = self._client
+                if client is None:
+                    import boto3  # only the local stack needs its own client
 
-                client = boto3.client("secretsmanager", endpoint_url=self._endpoint_url)
+                    client = boto3.client("secretsmanager", endpoint_url=self._endpoint_url)
                 self._provider = parameters.SecretsProvider(boto3_client=client)
             return self._provider

@@ -8,12 +8,17 @@ timeout, and the caller's remaining time so no wait outlives the invocation.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from offergrid_integration.clock import SYSTEM_CLOCK, Clock
 from offergrid_integration.config import CommonSettings
 from offergrid_integration.offergrid.client import ApiKeyProvider, OffergridClient
 from offergrid_integration.ratelimit import budget_id_for_api_key, build_rate_budget
 from offergrid_integration.secrets import SecretStore
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+    from mypy_boto3_secretsmanager.client import SecretsManagerClient
 
 
 def client_from_settings(
@@ -22,8 +27,12 @@ def client_from_settings(
     remaining_time: Callable[[], float],
     clock: Clock = SYSTEM_CLOCK,
     api_key: ApiKeyProvider | None = None,
+    secrets_client: SecretsManagerClient | None = None,
+    dynamodb_client: DynamoDBClient | None = None,
 ) -> OffergridClient:
-    """`api_key` replaces the Secrets Manager store (tests and tools).
+    """`api_key` replaces the Secrets Manager store (tests and tools). `secrets_client` and
+    `dynamodb_client`: the function's own clients, for the key and the budget (default: created on
+    first use).
 
     The budget is keyed by the secret that holds the key, not by the key's value: across a key
     rotation, instances that read the old value and instances that read the new one must keep
@@ -36,13 +45,16 @@ def client_from_settings(
             webhook_secret_id=None,
             max_age_seconds=settings.secrets_cache_seconds,
             endpoint_url=settings.aws_endpoint_url,
+            client=secrets_client,
         ).api_key
     else:
         budget_owner = api_key()
     return OffergridClient(
         base_url=settings.offergrid_api_url,
         api_key=api_key,
-        rate_budget=build_rate_budget(settings.rate_limit_table, budget_id_for_api_key(budget_owner), clock),
+        rate_budget=build_rate_budget(
+            settings.rate_limit_table, budget_id_for_api_key(budget_owner), clock, client=dynamodb_client
+        ),
         timeout=settings.offergrid_timeout_seconds,
         clock=clock,
         remaining_time=remaining_time,

@@ -397,15 +397,18 @@ def build_serviceability_checker(
     hook_url: str | None,
     clock: Clock = SYSTEM_CLOCK,
     max_age_seconds: float = DEFAULT_RULES_MAX_AGE,
+    ssm_client: SSMClient | None = None,
+    s3_client: S3Client | None = None,
 ) -> ServiceabilityChecker:
-    """The provider's hook if configured, else rules from S3 if configured, else from SSM."""
+    """The provider's hook if configured, else rules from S3 if configured, else from SSM. The clients
+    are the function's own (default: created on first use)."""
     if hook_url:
         return HttpsHookChecker(hook_url)
     source: RulesSource
     if rules_s3_uri:
-        source = S3RulesSource(rules_s3_uri)
+        source = S3RulesSource(rules_s3_uri, client=s3_client)
     elif rules_parameter:
-        source = SsmRulesSource(rules_parameter)
+        source = SsmRulesSource(rules_parameter, client=ssm_client)
     else:
         raise ConfigurationError.from_problems(
             {
