@@ -274,7 +274,7 @@ class CatalogDiff:
             "unattributableRows": self.unattributable_rows,
             "refused": len(self.refused),
             "reason": self.refused_reason,
-            "token": self.removal_token,
+            "confirmation": self.removal_token,
             "confirmed": self.removals_confirmed,
         }
 
@@ -355,7 +355,7 @@ class _Entry:
     __slots__ = ("created", "desired", "offer_id", "row", "shape", "status")
 
     def __init__(self) -> None:
-        self.desired: bytes | None = None
+        self.desired: str | None = None  # compact JSON: ASCII text costs 49 bytes + 1 per character
         self.shape: tuple[str, ...] = ()
         self.row = 0
         self.offer_id: str | None = None
@@ -402,7 +402,7 @@ class OfferPlanner:
             return entry.row
         shape = tuple(offer.fields)
         entry.shape = self._shapes.setdefault(shape, shape)
-        entry.desired = _encode([offer.fields[name] for name in shape])
+        entry.desired = _encode(list(offer.fields.values()))  # in `shape` order
         entry.row = offer.row
         self.desired_count += 1
         return None
@@ -420,11 +420,22 @@ class OfferPlanner:
     # --- the listing -----------------------------------------------------------------------------
     def add_offer(self, offer: Offer) -> None:
         """One listed offer, compared at once and then reduced to its id, age and status."""
+        self.listed += 1
         sku = offer.sku.strip() if offer.sku else ""
-        entry = self._entries.get(sku) if sku else None
+        if not sku:
+            self.without_sku.append(offer.id)
+            return
+        entry = self._entries.get(sku)
+        wanted = entry is not None and entry.desired is not None
         # Only an offer the catalog also has is compared: the others need no field values.
-        names = self._owned if entry is not None and entry.desired is not None else ()
-        self.add_current(summarise(offer, names, sku=sku), sku=sku)
+        values = (
+            _wire_values(offer, self._owned if self._owned is not None else _all_fields(offer))
+            if wanted
+            else {}
+        )
+        created = offer.created_at.timestamp() if offer.created_at else -math.inf
+        status = str(offer.status) if offer.status is not None else None
+        self._add(sku, offer.id, created, status, values)
 
     def add_current(self, offer: CurrentOffer, *, sku: str | None = None) -> None:
         self.listed += 1
@@ -432,23 +443,26 @@ class OfferPlanner:
         if not sku:
             self.without_sku.append(offer.id)
             return
+        self._add(sku, offer.id, _age(offer.created_at), offer.status, offer.values)
+
+    def _add(
+        self, sku: str, offer_id: str, created: float, status: str | None, values: Mapping[str, Any]
+    ) -> None:
         entry = self._entries.get(sku)
         if entry is None:
             entry = self._entries[sku] = _Entry()
-        created = _age(offer.created_at)
         if entry.offer_id is not None:
-            if (entry.created, entry.offer_id) <= (created, offer.id):
-                self.duplicate_ids.setdefault(sku, []).append(offer.id)
+            if (entry.created, entry.offer_id) <= (created, offer_id):
+                self.duplicate_ids.setdefault(sku, []).append(offer_id)
                 return
             self.duplicate_ids.setdefault(sku, []).append(entry.offer_id)
-        entry.offer_id = offer.id
+        entry.offer_id = offer_id
         entry.created = created
-        status = offer.status
         entry.status = None if status is None else self._statuses.setdefault(status, status)
         if entry.desired is not None:
-            body, before = _differences(_decode(entry), offer.values)
+            body, before = _differences(_decode(entry), values)
             if body:
-                self._updates[sku] = OfferChange(ChangeKind.UPDATE, sku, offer.id, body, before)
+                self._updates[sku] = OfferChange(ChangeKind.UPDATE, sku, offer_id, body, before)
             else:
                 self._updates.pop(sku, None)
 
@@ -524,12 +538,20 @@ class OfferPlanner:
         diff.removal_token = token
 
 
-def _encode(values: list[Any]) -> bytes:
-    return json.dumps(values, separators=(",", ":"), ensure_ascii=False).encode()
+_ENCODER: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+_DECODER: Final = json.JSONDecoder()
+
+
+def _encode(values: list[Any]) -> str:
+    return _ENCODER.encode(values)
 
 
 def _decode(entry: _Entry) -> dict[str, Any]:
-    return dict(zip(entry.shape, json.loads(entry.desired or b"[]"), strict=True))
+    return dict(zip(entry.shape, _DECODER.decode(entry.desired or "[]"), strict=True))
+
+
+def _all_fields(offer: Offer) -> list[str]:
+    return list(offer.model_dump(by_alias=True, exclude_none=True))
 
 
 def _age(created_at: str) -> float:

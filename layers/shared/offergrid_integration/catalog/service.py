@@ -181,7 +181,11 @@ def _sync(
     if diff.refused:
         logger.warning(
             "removals refused",
-            extra={"refused": len(diff.refused), "reason": diff.refused_reason, "token": diff.removal_token},
+            extra={
+                "refused": len(diff.refused),
+                "reason": diff.refused_reason,
+                "confirmation": diff.removal_token,
+            },
         )
     if options.dry_run:
         report.plan = [change.to_dict() for change in diff.writes]

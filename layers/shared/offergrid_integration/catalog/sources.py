@@ -435,10 +435,12 @@ def _parse_csv(texts: Iterator[str], sku_field: str | None) -> Iterator[CatalogI
 
 def _csv_candidates(cells: list[str], sku_column: int | None, extra: int) -> list[str]:
     """The cells that may be the SKU of a row with `extra` cells too many: an unquoted comma before the
-    SKU column shifts it right by one cell per comma, one after it leaves it in place."""
+    SKU column shifts it right by one cell per comma, one after it leaves it in place (so the first
+    column's cell is the SKU for certain)."""
     if sku_column is None:
         return []
-    found = (_sku_text(cell) for cell in cells[sku_column : sku_column + extra + 1])
+    shift = extra if sku_column > 0 else 0
+    found = (_sku_text(cell) for cell in cells[sku_column : sku_column + shift + 1])
     return [sku for sku in found if sku]
 
 
