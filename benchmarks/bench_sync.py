@@ -91,10 +91,14 @@ def product(n: int) -> dict[str, Any]:
         }
     elif kind == "security":
         row |= {"monitoringType": "hybrid", "installationType": "diy", "equipmentIncluded": "Hub, 2 sensors"}
-    elif kind == "television":
-        row |= {"channelCount": 50 + n % 150, "includesDvr": n % 2 == 0}
+    elif kind == "television":  # categories Offergrid documents no fields for: the row's own object
+        row["serviceSpecificData"] = {"channelCount": 50 + n % 150, "includesDvr": n % 2 == 0}
     else:
-        row |= {"energyType": "electricity", "renewablePercent": n % 101, "contractMonths": 12}
+        row["serviceSpecificData"] = {
+            "energyType": "electricity",
+            "renewablePercent": n % 101,
+            "contractMonths": 12,
+        }
     return row
 
 
