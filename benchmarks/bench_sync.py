@@ -399,7 +399,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--traced", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.plan_child:
-        plan_child(*args.plan_child, traced=args.traced)
+        catalog_path, listing_path = args.plan_child
+        plan_child(catalog_path, listing_path, traced=args.traced)
         return
     logger.setLevel("WARNING")
 
