@@ -359,3 +359,23 @@ def test_planning_costs_at_most_1_kb_per_offer(tmp_path: Path) -> None:
     assert report.planned["unchanged"] == count
     per_offer = (peak - baseline) / count
     assert per_offer < 1024, f"{per_offer:.0f} bytes per offer"
+
+
+def test_the_planner_keeps_the_oldest_of_two_offers_with_one_sku_whatever_the_listing_order() -> None:
+    from offergrid_integration.catalog.plan import OfferPlanner
+
+    newer = offer("D", monthlyPrice=1, createdAt="2026-02-01T00:00:00Z").model_copy(update={"id": "newer"})
+    older = offer("D", monthlyPrice=1, createdAt="2026-01-01T00:00:00Z").model_copy(update={"id": "older"})
+    plans = []
+    for listing in ([newer, older], [older, newer]):
+        planner = OfferPlanner(owned_fields=["sku", "monthlyPrice"])
+        planner.add_desired(DesiredOffer("D", {"sku": "D", "monthlyPrice": 2}, 1))
+        for listed in listing:
+            planner.add_offer(listed)
+        plans.append((planner.finish(), planner.duplicate_ids))
+
+    for diff, duplicates in plans:
+        assert [(c.kind, c.offer_id, dict(c.body)) for c in diff.writes] == [
+            (ChangeKind.UPDATE, "older", {"monthlyPrice": 2})
+        ]
+        assert duplicates == {"D": ["newer"]}
