@@ -5,6 +5,12 @@
         --api-key-secret offergrid-integration/dev/api-key --state-table offer-sync-state
     python -m devtools.offer_sync_cli reports --state-table offer-sync-state
 
+Removal guard (API.md Decision 13): a run that would take more than max(5, 10 %) of the live offers
+off sale, or that met catalog rows naming no SKU, removes nothing and lists the refused removals
+with a confirmation code. After checking that list (`plan`), `apply ... --allow-removals CODE` makes
+exactly those removals in that one run; if the catalog or the offers changed since, the code no
+longer matches and the removals are refused again.
+
 The API key comes from an environment variable (`--api-key-env`, default OFFERGRID_API_KEY) or a
 Secrets Manager secret (`--api-key-secret`); never from the command line, where `ps` would show it.
 Without `--state-table` the lock, checkpoint and report live in this process only.
@@ -37,7 +43,7 @@ from offergrid_integration.catalog.mapping import (
     default_mapping,
     load_mapping,
 )
-from offergrid_integration.catalog.plan import MissingOfferPolicy
+from offergrid_integration.catalog.plan import DEFAULT_REMOVAL_PERCENT, MissingOfferPolicy, RemovalGuard
 from offergrid_integration.catalog.report import RunStatus, SyncReport
 from offergrid_integration.catalog.service import SyncDependencies, SyncOptions, run_offer_sync
 from offergrid_integration.catalog.sources import (
@@ -103,6 +109,18 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--state-table", help="DynamoDB sync state table (lock, checkpoint, reports)")
         command.add_argument("--rate-limit-table", help="DynamoDB rate-limit table (shared budget)")
         command.add_argument("--max-writes", type=int, help="stop after this many writes (resume later)")
+        command.add_argument(
+            "--removal-guard-percent",
+            type=float,
+            default=DEFAULT_REMOVAL_PERCENT,
+            help="removal guard: at most max(5, this %% of the live offers) removals per run (default 10)",
+        )
+        if name == "apply":
+            command.add_argument(
+                "--allow-removals",
+                metavar="CODE",
+                help="make the removals a dry run refused and listed with this code (this run only)",
+            )
         command.add_argument("--json", action="store_true", help="print the report as JSON")
         command.add_argument("--verbose", action="store_true", help="also print the JSON log lines")
         command.add_argument(
@@ -188,18 +206,41 @@ def _sync(args: argparse.Namespace, out: TextIO) -> int:
             skus=args.skus,
             missing_policy=MissingOfferPolicy(args.missing_policy),
             max_writes=args.max_writes,
+            removal_guard=RemovalGuard(
+                percent=args.removal_guard_percent, confirm=getattr(args, "allow_removals", None)
+            ),
         )
         report = run_offer_sync(deps, options)
-    print(json.dumps(report.to_dict(), indent=2) if args.json else render(report), file=out)
+    print(json.dumps(report.to_dict(), indent=2) if args.json else render(report, _rerun(args)), file=out)
     ok = (
         report.status in (RunStatus.COMPLETE, RunStatus.DRY_RUN)
         and not report.failures
         and not report.row_errors
+        and not report.refused
     )
     return EXIT_OK if ok else EXIT_INCOMPLETE
 
 
-def render(report: SyncReport) -> str:
+def _rerun(args: argparse.Namespace) -> str:
+    """The `apply` command line that repeats this one (the override hint)."""
+    words = ["python -m devtools.offer_sync_cli apply", "--catalog", args.catalog]
+    for flag, value in (
+        ("--format", args.format if args.format != "auto" else None),
+        ("--mapping", args.mapping),
+        ("--api-url", args.api_url if args.api_url != DEFAULT_OFFERGRID_API_URL else None),
+        ("--api-key-secret", args.api_key_secret),
+        ("--missing-policy", args.missing_policy if args.missing_policy != "inactive" else None),
+        ("--state-table", args.state_table),
+        ("--rate-limit-table", args.rate_limit_table),
+    ):
+        if value:
+            words += [flag, value]
+    for sku in args.skus or ():
+        words += ["--sku", sku]
+    return " ".join(words)
+
+
+def render(report: SyncReport, rerun: str = "python -m devtools.offer_sync_cli apply ...") -> str:
     """The report as text a person reads: the plan (dry run) or what was done, then the problems."""
     lines = [f"{'Plan' if report.dry_run else 'Sync'} {report.status.value} (run {report.run_id})"]
     if report.source:
@@ -220,8 +261,32 @@ def render(report: SyncReport) -> str:
     for failure in report.failures:
         lines.append(f"  FAILED {failure.action} {failure.sku}: {failure.reason}")
     for error in report.row_errors:
-        lines.append(f"  INVALID row {error['row']} (sku {error['sku'] or '?'}): {error['reason']}")
+        sku = error["sku"] or " or ".join(error.get("candidates", ())) or "?"
+        lines.append(f"  INVALID row {error['row']} (sku {sku}): {error['reason']}")
+    if report.rows_invalid > len(report.row_errors):
+        lines.append(f"  ... and {report.rows_invalid - len(report.row_errors)} more invalid rows")
+    lines.extend(_render_guard(report, rerun))
     return "\n".join(lines)
+
+
+def _render_guard(report: SyncReport, rerun: str) -> list[str]:
+    guard = report.removal_guard
+    if guard.get("confirmed"):
+        code = guard.get("confirmation")
+        return [f"  removals confirmed by --allow-removals {code}: the guard is lifted for this run only"]
+    if not report.refused:
+        return []
+    lines = [f"  REFUSED {report.refused} removals: {guard.get('reason')}"]
+    lines += [
+        f"    {change['kind']:<10} {change['sku']}  (offer {change['offerId']})"
+        for change in report.removals_refused
+    ]
+    lines += [
+        "  Nothing was taken off sale. If these products really are discontinued, check the list above, then",
+        "  make exactly these removals in one run (refused again if the catalog or offers change meanwhile):",
+        f"    {rerun} --allow-removals {guard.get('confirmation')}",
+    ]
+    return lines
 
 
 def _api_key(args: argparse.Namespace) -> ApiKeyProvider:

@@ -23,8 +23,8 @@ PRODUCT = {
     "price": 39.99,
     "isActive": True,
     "description": "75+ live channels",
-    "channelCount": 75,
-    "includesDvr": True,
+    # Issue #11 case 5: television fields are undocumented, so they come as the row's own object.
+    "serviceSpecificData": {"channelCount": 75, "includesDvr": True},
 }
 
 

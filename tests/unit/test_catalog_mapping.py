@@ -100,10 +100,11 @@ def test_missing_optional_field_is_not_owned_but_nullable_one_is_null(mapping: C
     assert offer.fields["serviceSpecificData"]["dataCap"] is None
 
 
-def test_is_active_defaults_to_active(mapping: CatalogMapping) -> None:
+def test_missing_is_active_is_inactive(mapping: CatalogMapping) -> None:
+    # Issue #11 case 3 (was: defaults to active): the guide's `isActive ? 'active' : 'inactive'`.
     row = _internet()
     del row["isActive"]
-    assert mapping.map_row(RawRow(1, row)).fields["status"] == "active"
+    assert mapping.map_row(RawRow(1, row)).fields["status"] == "inactive"
 
 
 @pytest.mark.parametrize(

@@ -26,6 +26,8 @@ def test_defaults() -> None:
     assert settings.orders_table is None
     assert settings.sync_max_writes_per_run is None
     assert settings.sync_min_time_left_seconds == 30.0
+    # The removal guard of API.md Decision 13: max(5, 10 % of the live offers) per run.
+    assert (settings.removal_guard.percent, settings.removal_guard.minimum) == (10.0, 5)
 
 
 def test_all_options() -> None:
@@ -77,3 +79,15 @@ def test_required_variables(name: str) -> None:
     environ = {key: value for key, value in GOOD.items() if key != name}
     with pytest.raises(ConfigurationError, match=f"{name}: required but not set"):
         load_settings(SyncSettings, environ)
+
+
+def test_the_removal_guard_threshold_is_configurable_and_checked() -> None:
+    settings = load_settings(
+        SyncSettings, GOOD | {"SYNC_REMOVAL_GUARD_PERCENT": "25", "SYNC_REMOVAL_GUARD_MINIMUM": "2"}
+    )
+    assert settings.removal_guard.allowance(100) == 25
+    assert settings.removal_guard.allowance(3) == 2
+
+    with pytest.raises(ConfigurationError) as raised:
+        load_settings(SyncSettings, GOOD | {"SYNC_REMOVAL_GUARD_PERCENT": "150"})
+    assert "SYNC_REMOVAL_GUARD_PERCENT" in str(raised.value)

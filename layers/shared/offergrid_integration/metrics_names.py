@@ -116,6 +116,14 @@ CATALOGUE: Final[dict[str, MetricInfo]] = {
     "OfferSyncUnchanged": MetricInfo((OFFER_SYNC,), _COUNT, "offers already equal to the catalog"),
     "OfferSyncFailed": MetricInfo((OFFER_SYNC,), _COUNT, "writes that failed (SKU and reason in the report)"),
     "OfferSyncInvalidRows": MetricInfo((OFFER_SYNC,), _COUNT, "catalog rows that could not be mapped"),
+    "OfferSyncUnattributableRows": MetricInfo(
+        (OFFER_SYNC,), _COUNT, "invalid catalog rows naming no SKU: the run removed nothing (not on dry runs)"
+    ),
+    "OfferSyncRemovalsRefused": MetricInfo(
+        (OFFER_SYNC,),
+        _COUNT,
+        "removals refused: over the removal guard, or unattributable rows (not on dry runs)",
+    ),
     "OfferSyncPending": MetricInfo((OFFER_SYNC,), _COUNT, "writes left for the next run"),
     "OfferSyncIncomplete": MetricInfo((OFFER_SYNC,), _COUNT, "1 when the run stopped early (resumes)"),
     "OfferSyncRunFailed": MetricInfo((OFFER_SYNC,), _COUNT, "1 when the run could not plan at all"),

@@ -84,15 +84,24 @@ class ListingConfirmation:
     catalog's values. One listing per instance (one per run), taken at the first need; a listing that
     fails confirms nothing (the 409 stays a failure and the next run's listing settles it)."""
 
-    def __init__(self, client: OfferLister, owned_fields: Iterable[str] | None = None) -> None:
+    def __init__(
+        self,
+        client: OfferLister,
+        owned_fields: Iterable[str] | None = None,
+        *,
+        only: Iterable[str] | None = None,
+    ) -> None:
         self._client = client
         self._owned = None if owned_fields is None else tuple(owned_fields)
+        # The SKUs that may need confirming (the run's creates): the rest of the listing is not kept.
+        self._only = None if only is None else frozenset(only)
         self._by_sku: dict[str, CurrentOffer] | None = None
 
     def __call__(self, change: OfferChange) -> bool:
         if self._by_sku is None:
             try:
-                self._by_sku = index_offers_by_sku(self._client.list_offers(), self._owned).by_sku
+                listing = self._client.list_offers()
+                self._by_sku = index_offers_by_sku(listing, self._owned, only=self._only).by_sku
             except OffergridError as error:
                 logger.warning(
                     "could not list offers to confirm a create answered 409",

@@ -7,22 +7,29 @@ shape of docs/decisions.md#8). Each target field has a rule:
 
 - `from`: the source field (a dotted path reaches into nested JSON objects); or `value`: a constant.
 - `type`: `string` | `number` | `integer` | `boolean` | `stringList` (a JSON list, or a `|`-separated
-  string in CSV). CSV cells are strings: they are parsed to the type.
+  string in CSV) | `object` (a JSON object, or JSON text in a CSV cell). CSV cells are strings: they
+  are parsed to the type.
 - `required`: a missing value (absent, null or blank) makes the row invalid.
 - `nullable`: a missing value is written as `null` (e.g. `dataCap`: no cap) instead of leaving the
   field as it is in Offergrid.
 - `default`: used when the value is missing.
 - `values`: a translation table (keys compared case-insensitively; booleans as `true`/`false`);
   a value not in it makes the row invalid (`type` -> `category`, `isActive` -> `status`).
-- `minimum`, `maximum` (numbers), `maxLength` (strings).
+- `nullableWhen`: `{"pricingType": ["variable", "custom"]}`: a missing value is written as `null`
+  (instead of being `required`) when another mapped top-level field has one of those values.
+- `minimum`, `maximum` (numbers), `maxLength` (strings); `$comment`: free text, ignored.
 
 `fields` holds the top-level offer fields (it must map `sku`, `name` and `category`);
-`serviceSpecificData` holds one rule set per category. A field the mapping produces is owned by the
-catalog: the sync makes Offergrid's value equal to it. A field it does not produce (an optional
-value missing from a row) is left alone.
+`serviceSpecificData` holds, per category, either a rule set (one rule per key: the documented
+internet and security fields) or a single `object` rule that takes the row's own object as given
+(`{"from": "serviceSpecificData", "type": "object"}`: the categories Offergrid does not document).
+A field the mapping produces is owned by the catalog: the sync makes Offergrid's value equal to it.
+A field it does not produce (an optional value missing from a row) is left alone.
 
 An invalid row becomes a `RowError` (row number, SKU if known, reason) and is skipped; it never stops
-the run. A bad mapping document is a `MappingError`: nothing can be synced with it.
+the run. Its SKU (or, when the raw row leaves a doubt, every value that may be it: `candidates`)
+protects the SKU's offer; a row error with neither is *unattributable*, and the plan then removes
+nothing (API.md Decision 13). A bad mapping document is a `MappingError`: nothing can be synced with it.
 """
 
 from __future__ import annotations
@@ -87,11 +94,13 @@ class MappingError(ValueError):
 class FieldRule(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
+    comment: str | None = Field(default=None, alias="$comment")
     source: str | None = Field(default=None, alias="from", min_length=1)
     value: Any = None
-    type: Literal["string", "number", "integer", "boolean", "stringList"] = "string"
+    type: Literal["string", "number", "integer", "boolean", "stringList", "object"] = "string"
     required: bool = False
     nullable: bool = False
+    nullable_when: dict[str, list[str]] | None = Field(default=None, alias="nullableWhen")
     default: Any = None
     values: dict[str, Any] | None = None
     minimum: float | None = None
@@ -122,7 +131,8 @@ class MappingDocument(BaseModel):
     comment: str | None = Field(default=None, alias="$comment")
     version: Literal[1] = 1
     fields: dict[str, FieldRule]
-    service_specific_data: dict[OfferCategory, dict[str, FieldRule]] = Field(
+    # Per category: a rule set (one rule per key), or one `object` rule for the whole object.
+    service_specific_data: dict[OfferCategory, FieldRule | dict[str, FieldRule]] = Field(
         default_factory=dict, alias=SERVICE_SPECIFIC_DATA
     )
 
@@ -139,6 +149,12 @@ class MappingDocument(BaseModel):
             bad = sorted({str(v) for v in category.values.values()} - {c.value for c in OfferCategory})
             if bad:
                 raise ValueError(f"category values map to unknown categories: {', '.join(bad)}")
+        for name, rule in self.fields.items():
+            if rule.nullable_when and not set(rule.nullable_when) <= set(self.fields) - {name}:
+                raise ValueError(f"{name}: nullableWhen names fields this mapping does not map")
+        for kind, rule_set in self.service_specific_data.items():
+            if isinstance(rule_set, FieldRule) and rule_set.type != "object":
+                raise ValueError(f"serviceSpecificData.{kind}: a single rule must be of type object")
         return self
 
 
@@ -155,12 +171,28 @@ class RawRow:
 
 @dataclass(frozen=True, slots=True)
 class RowError:
+    """A row that was not synced. `sku`: its SKU when the raw row names it for certain; `candidates`:
+    when it does not (an unquoted comma shifted the cells), every value that may be the SKU."""
+
     row: int
     sku: str | None
     reason: str
+    candidates: tuple[str, ...] = ()
+
+    @property
+    def protects(self) -> frozenset[str]:
+        """The SKUs whose offers this error protects from being treated as missing."""
+        return frozenset((self.sku, *self.candidates) if self.sku else self.candidates)
+
+    @property
+    def attributable(self) -> bool:
+        return bool(self.sku or self.candidates)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"row": self.row, "sku": self.sku, "reason": self.reason}
+        data: dict[str, Any] = {"row": self.row, "sku": self.sku, "reason": self.reason}
+        if self.candidates:
+            data["candidates"] = list(self.candidates)
+        return data
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,14 +215,20 @@ class MappedCatalog:
     @property
     def invalid_skus(self) -> frozenset[str]:
         """SKUs of rows that were skipped: their offers must not be treated as missing."""
-        return frozenset(error.sku for error in self.errors if error.sku)
+        return frozenset(sku for error in self.errors for sku in error.protects)
+
+    @property
+    def unattributable(self) -> int:
+        """Row errors naming no SKU at all: any offer may be theirs."""
+        return sum(1 for error in self.errors if not error.attributable)
 
     def only(self, skus: Iterable[str]) -> MappedCatalog:
         """The catalog restricted to `skus` (a partial run)."""
         wanted = set(skus)
         return MappedCatalog(
             offers=[offer for offer in self.offers if offer.sku in wanted],
-            errors=[error for error in self.errors if error.sku in wanted],
+            # An unattributable row may be any SKU, so it stays (and still blocks removals).
+            errors=[e for e in self.errors if not e.attributable or e.protects & wanted],
         )
 
 
@@ -210,6 +248,18 @@ class CatalogMapping:
         self.document = document
         by_category = document.service_specific_data
         self._service_rules = {str(category): rules for category, rules in by_category.items()}
+        # Rules that depend on other mapped fields (`nullableWhen`) are resolved after the others.
+        fields = document.fields
+        self._field_order = [
+            *(name for name, rule in fields.items() if not rule.nullable_when),
+            *(name for name, rule in fields.items() if rule.nullable_when),
+        ]
+        self._reorder = self._field_order != list(fields)
+
+    @property
+    def sku_source(self) -> str | None:
+        """The catalog field the SKU comes from (to recover it from a row that cannot be read)."""
+        return self.document.fields["sku"].source
 
     @property
     def owned_fields(self) -> list[str]:
@@ -225,10 +275,9 @@ class CatalogMapping:
         result = MappedCatalog()
         first_row: dict[str, int] = {}
         for row in rows:
-            try:
-                offer = self.map_row(row)
-            except _RowInvalid as invalid:
-                result.errors.append(RowError(row.number, _sku_of(row, self.document), invalid.reason))
+            offer = self.map_one(row)
+            if isinstance(offer, RowError):
+                result.errors.append(offer)
                 continue
             if offer.sku in first_row:
                 reason = f"duplicate sku (first on row {first_row[offer.sku]}); row skipped"
@@ -238,16 +287,28 @@ class CatalogMapping:
             result.offers.append(offer)
         return result
 
+    def map_one(self, row: RawRow) -> DesiredOffer | RowError:
+        """The row's `DesiredOffer`, or its `RowError` (with the SKU when the row has a readable one)."""
+        try:
+            return self.map_row(row)
+        except _RowInvalid as invalid:
+            return RowError(row.number, _sku_of(row, self.document), invalid.reason)
+
     def map_row(self, row: RawRow) -> DesiredOffer:
         if not isinstance(row.fields, Mapping):
             raise _RowInvalid("row is not an object")
         problems: list[str] = []
         fields: dict[str, Any] = {}
-        for target, rule in self.document.fields.items():
-            _apply(rule, target, row.fields, fields, problems)
+        rules_by_target = self.document.fields
+        for target in self._field_order:
+            _apply(rules_by_target[target], target, row.fields, fields, problems)
+        if self._reorder:  # the document's order, whatever order the rules were resolved in
+            fields = {target: fields[target] for target in rules_by_target if target in fields}
         category = fields.get("category")
         rules = self._service_rules.get(category) if isinstance(category, str) else None
-        if rules:
+        if isinstance(rules, FieldRule):
+            _apply(rules, SERVICE_SPECIFIC_DATA, row.fields, fields, problems)
+        elif rules:
             service_data: dict[str, Any] = {}
             for target, rule in rules.items():
                 _apply(rule, f"{SERVICE_SPECIFIC_DATA}.{target}", row.fields, service_data, problems, target)
@@ -272,7 +333,7 @@ def _apply(
 ) -> None:
     key = key or label
     try:
-        value = _resolve(rule, row)
+        value = _resolve(rule, row, out)
     except _RowInvalid as invalid:
         problems.append(f"{label} ({rule.label}): {invalid.reason}")
         return
@@ -280,11 +341,13 @@ def _apply(
         out[key] = value
 
 
-def _resolve(rule: FieldRule, row: Mapping[str, Any]) -> Any:
+def _resolve(rule: FieldRule, row: Mapping[str, Any], mapped: Mapping[str, Any]) -> Any:
     raw = rule.value if rule.source is None else _lookup(row, rule.source)
     if _is_missing(raw):
         if rule.default is not None:
             raw = rule.default
+        elif rule.nullable_when and _condition_met(rule.nullable_when, mapped):
+            return None
         elif rule.required:
             raise _RowInvalid("is required")
         elif rule.nullable:
@@ -299,6 +362,14 @@ def _resolve(rule: FieldRule, row: Mapping[str, Any]) -> Any:
             raise _RowInvalid(f"unknown value {_show(raw)} (expected one of: {allowed})")
         value = rule.values[lookup]
     return value
+
+
+def _condition_met(condition: Mapping[str, list[str]], mapped: Mapping[str, Any]) -> bool:
+    """Whether a mapped field has one of the listed values (compared like `values` keys)."""
+    return any(
+        name in mapped and _table_key(mapped[name]) in {_table_key(v) for v in allowed}
+        for name, allowed in condition.items()
+    )
 
 
 def _lookup(row: Mapping[str, Any], source: str) -> Any:
@@ -334,6 +405,8 @@ def _coerce(rule: FieldRule, raw: Any) -> Any:
             return _to_bool(raw)
         case "stringList":
             return _to_string_list(raw)
+        case "object":
+            return _to_object(raw)
 
 
 def _to_string(raw: Any) -> str:
@@ -393,6 +466,18 @@ def _to_string_list(raw: Any) -> list[str]:
     if isinstance(raw, list) and all(isinstance(item, str) for item in raw):
         return [item.strip() for item in raw if item.strip()]
     raise _RowInvalid(f"must be a list of strings or a '{LIST_SEPARATOR}'-separated string")
+
+
+def _to_object(raw: Any) -> dict[str, Any]:
+    """A JSON object as given, or the JSON text of one (a CSV cell)."""
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except ValueError:
+            raise _RowInvalid("must be a JSON object, got text that is not JSON") from None
+    if not isinstance(raw, dict):
+        raise _RowInvalid(f"must be a JSON object, got {type(raw).__name__}")
+    return raw
 
 
 def _table_key(value: Any) -> str:

@@ -9,6 +9,17 @@
 - missing: an offer whose SKU is not in the catalog, handled by the `MissingOfferPolicy`
   (`inactive` by default; `archive`; `ignore`; `delete` only when explicitly configured).
 
+Removals (deactivate, archive, delete) are guarded (API.md Decision 13): an offer whose catalog row
+could not be read is protected by the SKU the row error names; when any row error names no SKU, or
+when a run would remove more than `RemovalGuard` allows (max(5, 10 %) of the team's live offers),
+the run removes nothing and the removals are `refused` (reported, counted, alarmed). A dry run's
+`removal_token` confirms exactly the refused list for one later run (`RemovalGuard(confirm=...)`).
+
+`OfferPlanner` builds the plan from streams: the catalog's offers first (each kept as compact JSON
+of its values), then Offergrid's listing (each offer compared as it arrives and reduced to its id
+and status), so planning costs well under 1 KB per offer; `plan_offer_changes` is the same plan
+from lists.
+
 Values are compared normalised, so `59.9` vs `59.90`, `100` vs `100.0`, key order, or `null` vs
 absent never cause a write. `serviceSpecificData` is compared key by key on the keys the catalog
 owns; when it differs the PATCH carries the whole object (current keys kept, catalog keys over them),
@@ -20,29 +31,42 @@ Pure logic: no I/O.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Final
 
 from pydantic import BaseModel
 
-from offergrid_integration.catalog.mapping import SERVICE_SPECIFIC_DATA, DesiredOffer
+from offergrid_integration.catalog.mapping import SERVICE_SPECIFIC_DATA, DesiredOffer, RowError
 from offergrid_integration.offergrid.models import Offer, OfferStatus
 
 __all__ = [
+    "DEFAULT_REMOVAL_MINIMUM",
+    "DEFAULT_REMOVAL_PERCENT",
+    "REMOVAL_KINDS",
     "CatalogDiff",
     "ChangeKind",
     "MissingOfferPolicy",
     "OfferChange",
     "OfferIndex",
+    "OfferPlanner",
+    "RemovalGuard",
     "canonical",
     "index_offers_by_sku",
     "matches",
     "plan_offer_changes",
+    "removal_token",
     "same",
 ]
+
+DEFAULT_REMOVAL_PERCENT: Final = 10.0
+DEFAULT_REMOVAL_MINIMUM: Final = 5
 
 
 class MissingOfferPolicy(StrEnum):
@@ -81,6 +105,32 @@ _WRITE_ORDER: Final = (
     ChangeKind.ARCHIVE,
     ChangeKind.DELETE,
 )
+REMOVAL_KINDS: Final = frozenset({ChangeKind.DEACTIVATE, ChangeKind.ARCHIVE, ChangeKind.DELETE})
+
+
+@dataclass(frozen=True, slots=True)
+class RemovalGuard:
+    """One run removes at most max(`minimum`, `percent` % of the team's live offers) offers
+    (live: listed with status `active`). `confirm`: the `removal_token` a dry run printed for its
+    refused removals; when the run plans exactly that list, it is applied (a one-run override)."""
+
+    percent: float = DEFAULT_REMOVAL_PERCENT
+    minimum: int = DEFAULT_REMOVAL_MINIMUM
+    confirm: str | None = None
+
+    def allowance(self, live: int) -> int:
+        return max(self.minimum, math.floor(live * self.percent / 100 + 1e-9))
+
+    def describe(self, live: int) -> str:
+        return f"max({self.minimum}, {self.percent:g} % of {live} live offers) = {self.allowance(live)}"
+
+
+def removal_token(changes: Iterable[OfferChange]) -> str:
+    """A short digest of a list of removals (kind, SKU, offer id): what an override confirms."""
+    digest = hashlib.sha256()
+    for change in sorted(changes, key=lambda c: (c.sku, c.kind.value, c.offer_id or "")):
+        digest.update(f"{change.kind.value}\t{change.sku}\t{change.offer_id}\n".encode())
+    return digest.hexdigest()[:16]
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,16 +181,21 @@ class OfferIndex:
     listed: int = 0
 
 
-def index_offers_by_sku(offers: Iterable[Offer], owned_fields: Iterable[str] | None = None) -> OfferIndex:
+def index_offers_by_sku(
+    offers: Iterable[Offer], owned_fields: Iterable[str] | None = None, *, only: Iterable[str] | None = None
+) -> OfferIndex:
     """Index a listing (consumed lazily: each `Offer` model is dropped once summarised). Only the
-    `owned_fields` (wire names; default: every field) are kept."""
+    `owned_fields` (wire names; default: every field) are kept; with `only`, only those SKUs."""
     owned = None if owned_fields is None else tuple(owned_fields)
+    wanted = None if only is None else frozenset(only)
     index = OfferIndex()
     for offer in offers:
         index.listed += 1
         sku = offer.sku.strip() if offer.sku else ""
         if not sku:
             index.without_sku.append(offer.id)
+            continue
+        if wanted is not None and sku not in wanted:
             continue
         current = summarise(offer, owned, sku=sku)
         held = index.by_sku.get(sku)
@@ -184,6 +239,14 @@ class CatalogDiff:
     # Offers of SKUs whose catalog row was invalid: neither updated nor treated as missing.
     skipped_invalid: list[str] = field(default_factory=list)
     missing_guarded: bool = False
+    # Removals this run will not make (Decision 13), why, and the token that confirms them.
+    refused: list[OfferChange] = field(default_factory=list)
+    refused_reason: str | None = None
+    removal_token: str | None = None
+    removals_confirmed: bool = False  # refused but for an override that confirmed this exact list
+    live_offers: int = 0
+    removal_allowance: int = 0
+    unattributable_rows: int = 0
 
     @property
     def writes(self) -> list[OfferChange]:
@@ -200,7 +263,20 @@ class CatalogDiff:
         counts["unchanged"] = len(self.unchanged)
         counts["missing_untouched"] = len(self.missing_untouched)
         counts["skipped_invalid"] = len(self.skipped_invalid)
+        counts["refused"] = len(self.refused)
         return counts
+
+    def guard_dict(self) -> dict[str, Any]:
+        """The removal guard's numbers and verdict (reports, the CLI)."""
+        return {
+            "liveOffers": self.live_offers,
+            "allowance": self.removal_allowance,
+            "unattributableRows": self.unattributable_rows,
+            "refused": len(self.refused),
+            "reason": self.refused_reason,
+            "confirmation": self.removal_token,
+            "confirmed": self.removals_confirmed,
+        }
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -210,6 +286,8 @@ class CatalogDiff:
             "missingUntouched": list(self.missing_untouched),
             "skippedInvalid": list(self.skipped_invalid),
             "missingGuarded": self.missing_guarded,
+            "refused": [change.to_dict() for change in self.refused],
+            "removalGuard": self.guard_dict(),
         }
 
     def render(self) -> str:
@@ -220,6 +298,9 @@ class CatalogDiff:
             lines.append("  ! the catalog has no valid row: missing offers are left alone")
         for change in self.writes:
             lines.append(f"  {change.kind.value:<10} {change.sku}" + _describe(change))
+        if self.refused:
+            lines.append(f"  ! {len(self.refused)} removals refused: {self.refused_reason}")
+            lines.extend(f"  refused    {change.kind.value} {change.sku}" for change in self.refused)
         return "\n".join(lines)
 
 
@@ -246,57 +327,249 @@ def plan_offer_changes(
     *,
     protected_skus: Iterable[str] = (),
     scope: Iterable[str] | None = None,
+    guard: RemovalGuard | None = RemovalGuard(),
+    unattributable_rows: int = 0,
 ) -> CatalogDiff:
     """The writes that make `current` (Offergrid's offers by SKU) match `desired`.
 
     `protected_skus`: SKUs whose catalog row was invalid; their offers are left alone.
     `scope`: when given (a partial run over some SKUs), only offers with those SKUs may be treated as
     missing; otherwise every offer with a SKU not in `desired` is.
+    `guard`: the removal guard (None: none); `unattributable_rows`: row errors naming no SKU (then
+    nothing is removed).
     """
-    diff = CatalogDiff()
-    wanted = {offer.sku: offer for offer in desired}
-    protected = set(protected_skus) - set(wanted)
-    for sku in sorted(wanted):
-        offer = wanted[sku]
-        existing = current.get(sku)
-        if existing is None:
-            diff.creates.append(OfferChange(ChangeKind.CREATE, sku, None, dict(offer.fields), desired=offer))
-            continue
-        body, before = _differences(offer.fields, existing)
-        if body:
-            diff.updates.append(OfferChange(ChangeKind.UPDATE, sku, existing.id, body, before))
-        else:
-            diff.unchanged.append(sku)
+    planner = OfferPlanner(missing_policy, scope=scope, guard=guard)
+    for wanted in desired:
+        planner.add_desired(wanted)
+    planner.protect(protected_skus)
+    planner.unattributable += unattributable_rows
+    for sku, offer in current.items():
+        planner.add_current(offer, sku=sku)
+    return planner.finish()
 
-    in_scope = set(current) if scope is None else set(scope) & set(current)
-    candidates = sorted(in_scope - set(wanted))
-    diff.skipped_invalid = [sku for sku in candidates if sku in protected]
-    candidates = [sku for sku in candidates if sku not in protected]
-    if not wanted and candidates and missing_policy is not MissingOfferPolicy.IGNORE:
-        # An empty (or entirely invalid) catalog is far more likely a broken export than a provider
-        # withdrawing every product: never deactivate everything on its say-so.
-        diff.missing_guarded = True
-        diff.missing_untouched = candidates
+
+# One SKU while planning, a plain tuple of atomic values (which the garbage collector stops tracking,
+# so 200,000 of them cost no collection time): the catalog's values as compact JSON in `shape` order
+# (None: not in the catalog) and its row, then the listed offer kept for it (None: not listed), its
+# age and status.
+type _Entry = tuple[str | None, tuple[str, ...], int, str | None, float, str | None]
+_DESIRED: Final = 0
+_SHAPE: Final = 1
+_ROW: Final = 2
+_OFFER_ID: Final = 3
+_CREATED: Final = 4
+_STATUS: Final = 5
+_EMPTY: Final[_Entry] = (None, (), 0, None, -math.inf, None)
+
+
+class OfferPlanner:
+    """The plan, built from streams: `add_desired` / `reject` every catalog row first, then
+    `add_offer` (or `add_current`) every listed offer, then `finish()`."""
+
+    def __init__(
+        self,
+        missing_policy: MissingOfferPolicy = MissingOfferPolicy.INACTIVE,
+        *,
+        owned_fields: Iterable[str] | None = None,
+        scope: Iterable[str] | None = None,
+        guard: RemovalGuard | None = RemovalGuard(),
+    ) -> None:
+        self.missing_policy = missing_policy
+        self.guard = guard
+        self._owned = None if owned_fields is None else tuple(owned_fields)
+        self._scope = None if scope is None else frozenset(scope)
+        self._entries: dict[str, _Entry] = {}
+        self._updates: dict[str, OfferChange] = {}
+        self._protected: set[str] = set()
+        self._shapes: dict[tuple[str, ...], tuple[str, ...]] = {}
+        self._statuses: dict[str, str] = {}
+        self.desired_count = 0
+        self.unattributable = 0
+        self.listed = 0
+        self.without_sku: list[str] = []
+        self.duplicate_ids: dict[str, list[str]] = {}
+
+    # --- the catalog -----------------------------------------------------------------------------
+    def add_desired(self, offer: DesiredOffer) -> int | None:
+        """Keep a catalog offer; returns the row that already holds its SKU (a duplicate, not kept)."""
+        if self._scope is not None and offer.sku not in self._scope:
+            return None
+        entry = self._entries.get(offer.sku, _EMPTY)
+        if entry[_ROW]:
+            return entry[_ROW]
+        shape = tuple(offer.fields)
+        shape = self._shapes.setdefault(shape, shape)
+        desired = _encode(list(offer.fields.values()))  # in `shape` order
+        self._entries[offer.sku] = (desired, shape, offer.row, *entry[_OFFER_ID:])
+        self.desired_count += 1
+        return None
+
+    def reject(self, error: RowError) -> None:
+        """A catalog row that was not mapped: its SKUs are protected, or it names none."""
+        if error.attributable:
+            self._protected.update(error.protects)
+        else:
+            self.unattributable += 1
+
+    def protect(self, skus: Iterable[str]) -> None:
+        self._protected.update(skus)
+
+    # --- the listing -----------------------------------------------------------------------------
+    def add_offer(self, offer: Offer) -> None:
+        """One listed offer, compared at once and then reduced to its id, age and status."""
+        self.listed += 1
+        sku = offer.sku.strip() if offer.sku else ""
+        if not sku:
+            self.without_sku.append(offer.id)
+            return
+        entry = self._entries.get(sku)
+        wanted = entry is not None and entry[_DESIRED] is not None
+        # Only an offer the catalog also has is compared: the others need no field values.
+        values = (
+            _wire_values(offer, self._owned if self._owned is not None else _all_fields(offer))
+            if wanted
+            else {}
+        )
+        created = offer.created_at.timestamp() if offer.created_at else -math.inf
+        status = str(offer.status) if offer.status is not None else None
+        self._add(sku, offer.id, created, status, values)
+
+    def add_current(self, offer: CurrentOffer, *, sku: str | None = None) -> None:
+        self.listed += 1
+        sku = (offer.sku if sku is None else sku).strip()
+        if not sku:
+            self.without_sku.append(offer.id)
+            return
+        self._add(sku, offer.id, _age(offer.created_at), offer.status, offer.values)
+
+    def _add(
+        self, sku: str, offer_id: str, created: float, status: str | None, values: Mapping[str, Any]
+    ) -> None:
+        entry = self._entries.get(sku, _EMPTY)
+        held = entry[_OFFER_ID]
+        if held is not None:
+            if (entry[_CREATED], held) <= (created, offer_id):
+                self.duplicate_ids.setdefault(sku, []).append(offer_id)
+                return
+            self.duplicate_ids.setdefault(sku, []).append(held)
+        status = None if status is None else self._statuses.setdefault(status, status)
+        entry = self._entries[sku] = (*entry[:_OFFER_ID], offer_id, created, status)
+        if entry[_DESIRED] is not None:
+            body, before = _differences(_decode(entry), values)
+            if body:
+                self._updates[sku] = OfferChange(ChangeKind.UPDATE, sku, offer_id, body, before)
+            else:
+                self._updates.pop(sku, None)
+
+    # --- the plan --------------------------------------------------------------------------------
+    def finish(self) -> CatalogDiff:
+        diff = CatalogDiff(unattributable_rows=self.unattributable)
+        candidates: list[tuple[str, _Entry]] = []
+        live = 0
+        for sku in sorted(self._entries):
+            entry = self._entries[sku]
+            offer_id = entry[_OFFER_ID]
+            if offer_id is not None and entry[_STATUS] == OfferStatus.ACTIVE.value:
+                live += 1
+            if entry[_DESIRED] is not None:
+                if offer_id is None:
+                    fields = _decode(entry)
+                    wanted = DesiredOffer(sku=sku, fields=fields, row=entry[_ROW])
+                    diff.creates.append(
+                        OfferChange(ChangeKind.CREATE, sku, None, dict(fields), desired=wanted)
+                    )
+                elif sku in self._updates:
+                    diff.updates.append(self._updates[sku])
+                else:
+                    diff.unchanged.append(sku)
+            elif offer_id is not None and (self._scope is None or sku in self._scope):
+                if sku in self._protected:
+                    diff.skipped_invalid.append(sku)
+                else:
+                    candidates.append((sku, entry))
+        diff.live_offers = live
+        policy = self.missing_policy
+        if not self.desired_count and candidates and policy is not MissingOfferPolicy.IGNORE:
+            # An empty (or entirely invalid) catalog is far more likely a broken export than a provider
+            # withdrawing every product: never deactivate everything on its say-so.
+            diff.missing_guarded = True
+            diff.missing_untouched = [sku for sku, _ in candidates]
+            return diff
+        removals: list[OfferChange] = []
+        for sku, entry in candidates:
+            change = _missing_change(sku, entry[_OFFER_ID] or "", entry[_STATUS], policy)
+            if change is None:
+                diff.missing_untouched.append(sku)
+            else:
+                removals.append(change)
+        self._guard(diff, removals)
         return diff
-    for sku in candidates:
-        change = _missing_change(sku, current[sku], missing_policy)
-        if change is None:
-            diff.missing_untouched.append(sku)
-        else:
-            diff.missing.append(change)
-    return diff
+
+    def _guard(self, diff: CatalogDiff, removals: list[OfferChange]) -> None:
+        guard = self.guard
+        if guard is not None:
+            diff.removal_allowance = guard.allowance(diff.live_offers)
+        reason = None
+        if removals and self.unattributable:
+            reason = (
+                f"{self.unattributable} catalog rows could not be read and name no SKU: "
+                "any offer may be theirs, so nothing is removed"
+            )
+        elif guard is not None and len(removals) > diff.removal_allowance:
+            reason = (
+                f"{len(removals)} removals planned, more than the removal guard allows in one run: "
+                f"{guard.describe(diff.live_offers)}"
+            )
+        if reason is None:
+            diff.missing = removals
+            return
+        token = removal_token(removals)
+        if guard is not None and guard.confirm == token:
+            diff.missing = removals
+            diff.removals_confirmed = True
+            diff.removal_token = token
+            return
+        diff.refused = removals
+        diff.refused_reason = reason
+        diff.removal_token = token
 
 
-def _missing_change(sku: str, offer: CurrentOffer, policy: MissingOfferPolicy) -> OfferChange | None:
+_ENCODER: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+_DECODER: Final = json.JSONDecoder()
+
+
+def _encode(values: list[Any]) -> str:
+    return _ENCODER.encode(values)
+
+
+def _decode(entry: _Entry) -> dict[str, Any]:
+    return dict(zip(entry[_SHAPE], _DECODER.decode(entry[_DESIRED] or "[]"), strict=True))
+
+
+def _all_fields(offer: Offer) -> list[str]:
+    return list(offer.model_dump(by_alias=True, exclude_none=True))
+
+
+def _age(created_at: str) -> float:
+    if not created_at:
+        return -math.inf
+    try:
+        return datetime.fromisoformat(created_at.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return -math.inf
+
+
+def _missing_change(
+    sku: str, offer_id: str, status: str | None, policy: MissingOfferPolicy
+) -> OfferChange | None:
     if policy is MissingOfferPolicy.IGNORE:
         return None
     if policy is MissingOfferPolicy.DELETE:
-        return OfferChange(ChangeKind.DELETE, sku, offer.id, {})
-    status = offer.status
+        return OfferChange(ChangeKind.DELETE, sku, offer_id, {})
     if status in _ALREADY_DONE[policy]:
         return None
     kind, target = _POLICY_CHANGE[policy]
-    return OfferChange(kind, sku, offer.id, {"status": target}, {"status": status})
+    return OfferChange(kind, sku, offer_id, {"status": target}, {"status": status})
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -304,13 +577,14 @@ def _missing_change(sku: str, offer: CurrentOffer, policy: MissingOfferPolicy) -
 # ---------------------------------------------------------------------------------------------------
 def matches(desired: Mapping[str, Any], offer: CurrentOffer) -> bool:
     """Whether `offer` already holds every value of `desired` (normalised, as the plan compares)."""
-    body, _ = _differences(desired, offer)
+    body, _ = _differences(desired, offer.values)
     return not body
 
 
-def _differences(desired: Mapping[str, Any], offer: CurrentOffer) -> tuple[dict[str, Any], dict[str, Any]]:
+def _differences(
+    desired: Mapping[str, Any], current: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """(PATCH body, current values) for the owned fields whose normalised values differ."""
-    current = offer.values
     body: dict[str, Any] = {}
     before: dict[str, Any] = {}
     for name, value in desired.items():

@@ -87,10 +87,23 @@ class SyncReport:
     earlier_failed: int = 0
     # Creates that got 409 on a retry after a lost answer, confirmed by a listing (counted as created).
     confirmed_on_retry: list[str] = field(default_factory=list)
-    row_errors: list[dict[str, Any]] = field(default_factory=list)
+    row_errors: list[dict[str, Any]] = field(default_factory=list)  # the first MAX_LISTED
+    row_errors_total: int | None = None  # all of them (None: `row_errors` is the whole list)
+    unattributable_rows: int = 0  # row errors naming no SKU: nothing was removed (Decision 13)
     plan: list[dict[str, Any]] = field(default_factory=list)  # the planned writes (dry runs)
     offers_without_sku: int = 0
     duplicate_skus: list[str] = field(default_factory=list)
+    # Removals the run refused (unattributable rows, or over the removal guard) and the guard's numbers.
+    removals_refused: list[dict[str, Any]] = field(default_factory=list)
+    removal_guard: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rows_invalid(self) -> int:
+        return len(self.row_errors) if self.row_errors_total is None else self.row_errors_total
+
+    @property
+    def refused(self) -> int:
+        return int(self.removal_guard.get("refused", len(self.removals_refused)))
 
     @property
     def failed_this_invocation(self) -> int:
@@ -121,7 +134,8 @@ class SyncReport:
             "stopReason": self.stop_reason,
             "rowsRead": self.rows_read,
             "rowsValid": self.rows_valid,
-            "rowsInvalid": len(self.row_errors),
+            "rowsInvalid": self.rows_invalid,
+            "unattributableRows": self.unattributable_rows,
             "offersListed": self.offers_listed,
             "planned": dict(self.planned),
             "counts": dict(self.counts),
@@ -136,21 +150,32 @@ class SyncReport:
             "planTruncated": len(self.plan) > MAX_LISTED,
             "offersWithoutSku": self.offers_without_sku,
             "duplicateSkus": self.duplicate_skus[:MAX_LISTED],
+            "removalsRefused": self.removals_refused[:MAX_LISTED],
+            "removalGuard": dict(self.removal_guard),
         }
 
     def summary(self) -> str:
         counts = ", ".join(f"{name} {value}" for name, value in sorted(self.counts.items())) or "no writes"
-        return (
+        text = (
             f"offer sync {self.status.value}: {counts}; unchanged {self.planned.get('unchanged', 0)}; "
-            f"failed {self.failed}; invalid rows {len(self.row_errors)}; pending {self.pending}"
+            f"failed {self.failed}; invalid rows {self.rows_invalid}; pending {self.pending}"
         )
+        if self.refused:
+            text += f"; removals refused {self.refused} ({self.removal_guard.get('reason')})"
+        return text
 
     def emit_metrics(self, metrics: MetricsSink) -> None:
         for action in WRITE_ACTIONS:
             metrics.add_metric(f"{METRIC_PREFIX}{action.capitalize()}d", "Count", self.counts.get(action, 0))
         metrics.add_metric(f"{METRIC_PREFIX}Unchanged", "Count", self.planned.get("unchanged", 0))
         metrics.add_metric(f"{METRIC_PREFIX}Failed", "Count", self.failed_this_invocation)
-        metrics.add_metric(f"{METRIC_PREFIX}InvalidRows", "Count", len(self.row_errors))
+        metrics.add_metric(f"{METRIC_PREFIX}InvalidRows", "Count", self.rows_invalid)
+        # A dry run refuses nothing for real: only runs that write raise the removal alarms.
+        real = not self.dry_run
+        metrics.add_metric(
+            f"{METRIC_PREFIX}UnattributableRows", "Count", self.unattributable_rows if real else 0
+        )
+        metrics.add_metric(f"{METRIC_PREFIX}RemovalsRefused", "Count", self.refused if real else 0)
         metrics.add_metric(f"{METRIC_PREFIX}Pending", "Count", self.pending)
         metrics.add_metric(f"{METRIC_PREFIX}Incomplete", "Count", int(self.status is RunStatus.INCOMPLETE))
         metrics.add_metric(f"{METRIC_PREFIX}RunFailed", "Count", int(self.status is RunStatus.FAILED))

@@ -158,6 +158,7 @@ class SyncRuntime:
             missing_policy=self.settings.missing_offer_policy,
             min_time_left=self.settings.sync_min_time_left_seconds,
             max_writes=self.settings.sync_max_writes_per_run,
+            removal_guard=self.settings.removal_guard,
         )
 
     def load_mapping(self) -> CatalogMapping:

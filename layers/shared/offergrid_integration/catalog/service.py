@@ -26,8 +26,8 @@ from offergrid_integration.catalog.mapping import CatalogMapping, RowError
 from offergrid_integration.catalog.plan import (
     CatalogDiff,
     MissingOfferPolicy,
-    index_offers_by_sku,
-    plan_offer_changes,
+    OfferPlanner,
+    RemovalGuard,
 )
 from offergrid_integration.catalog.report import MAX_LISTED, ApplyFailure, MetricsSink, RunStatus, SyncReport
 from offergrid_integration.catalog.sources import CatalogReadError, CatalogSource
@@ -62,6 +62,7 @@ class SyncOptions:
     missing_policy: MissingOfferPolicy = MissingOfferPolicy.INACTIVE
     min_time_left: float = DEFAULT_MIN_TIME_LEFT
     max_writes: int | None = None
+    removal_guard: RemovalGuard = field(default_factory=RemovalGuard)
 
 
 @dataclass(slots=True)
@@ -145,49 +146,85 @@ def _sync(
     remaining_time: Callable[[], float] | None,
 ) -> None:
     report.source = deps.source.description
+    planner = OfferPlanner(
+        options.missing_policy,
+        owned_fields=deps.mapping.owned_fields,
+        scope=options.skus,
+        guard=options.removal_guard,
+    )
     try:
-        parsed = deps.source.read()
+        _read_catalog(deps, options, report, planner)
     except CatalogReadError as error:
         _stop(report, RunStatus.FAILED, f"catalog unreadable: {error}")
         return
-    mapped = deps.mapping.map_rows(parsed.rows)
-    if options.skus is not None:
-        mapped = mapped.only(options.skus)
-        parsed.errors = [error for error in parsed.errors if error.sku in set(options.skus)]
-    row_errors: list[RowError] = sorted([*parsed.errors, *mapped.errors], key=lambda error: error.row)
-    report.rows_read = len(parsed.rows) + len(parsed.errors)
-    report.rows_valid = len(mapped.offers)
-    report.row_errors = [error.to_dict() for error in row_errors]
-
-    parsed.rows.clear()  # only the mapped offers are needed from here on (memory: 50,000 rows)
 
     try:
-        # Streamed: each Offer model is reduced to the owned fields as it arrives.
-        index = index_offers_by_sku(deps.client.list_offers(), deps.mapping.owned_fields)
+        # Streamed: each Offer model is compared and reduced to its id and status as it arrives.
+        for offer in deps.client.list_offers():
+            planner.add_offer(offer)
     except (RateBudgetExhausted, APITimeoutError) as error:
         _stop(report, RunStatus.INCOMPLETE, f"listing offers stopped: {error}")
         return
     except OffergridError as error:
         _stop(report, RunStatus.FAILED, f"listing offers failed: {error}")
         return
-    report.offers_listed = index.listed
-    report.offers_without_sku = len(index.without_sku)
-    report.duplicate_skus = sorted(index.duplicate_ids)
+    report.offers_listed = planner.listed
+    report.offers_without_sku = len(planner.without_sku)
+    report.duplicate_skus = sorted(planner.duplicate_ids)
 
-    diff = plan_offer_changes(
-        mapped.offers,
-        index.by_sku,
-        options.missing_policy,
-        protected_skus=mapped.invalid_skus,
-        scope=options.skus,
-    )
+    diff = planner.finish()
     report.planned = diff.counts()
+    report.removal_guard = diff.guard_dict()
+    report.removals_refused = [change.to_dict() for change in diff.refused]  # the CLI lists them all
     if diff.missing_guarded:
         logger.warning("catalog has no valid row: offers missing from it are left alone")
+    if diff.refused:
+        logger.warning(
+            "removals refused",
+            extra={
+                "refused": len(diff.refused),
+                "reason": diff.refused_reason,
+                "confirmation": diff.removal_token,
+            },
+        )
     if options.dry_run:
         report.plan = [change.to_dict() for change in diff.writes]
         return
     _apply(deps, options, report, remaining_time, diff)
+
+
+def _read_catalog(
+    deps: SyncDependencies, options: SyncOptions, report: SyncReport, planner: OfferPlanner
+) -> None:
+    """Stream the catalog into the planner: each row mapped and kept as compact values, each row error
+    reported (the first MAX_LISTED listed) and its SKUs protected."""
+    scope = None if options.skus is None else frozenset(options.skus)
+    mapping = deps.mapping
+    read = 0
+    invalid = 0
+
+    def reject(error: RowError) -> None:
+        nonlocal invalid
+        if scope is not None and error.attributable and not error.protects & scope:
+            return  # another SKU's row, outside this partial run
+        invalid += 1
+        if len(report.row_errors) < MAX_LISTED:
+            report.row_errors.append(error.to_dict())
+        planner.reject(error)
+
+    for item in deps.source.rows(mapping.sku_source):
+        read += 1
+        mapped = item if isinstance(item, RowError) else mapping.map_one(item)
+        if isinstance(mapped, RowError):
+            reject(mapped)
+            continue
+        first = planner.add_desired(mapped)
+        if first is not None:
+            reject(RowError(mapped.row, mapped.sku, f"duplicate sku (first on row {first}); row skipped"))
+    report.rows_read = read
+    report.rows_valid = planner.desired_count
+    report.row_errors_total = invalid
+    report.unattributable_rows = planner.unattributable
 
 
 def _apply(
@@ -203,7 +240,9 @@ def _apply(
         remaining_time=remaining_time,
         min_time_left=options.min_time_left,
         max_writes=options.max_writes,
-        confirm_created=ListingConfirmation(deps.client, deps.mapping.owned_fields),
+        confirm_created=ListingConfirmation(
+            deps.client, deps.mapping.owned_fields, only=[change.sku for change in diff.creates]
+        ),
     )
     for action, count in result.done.items():
         report.count(action, count)

@@ -7,7 +7,12 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field
 
-from offergrid_integration.catalog.plan import MissingOfferPolicy
+from offergrid_integration.catalog.plan import (
+    DEFAULT_REMOVAL_MINIMUM,
+    DEFAULT_REMOVAL_PERCENT,
+    MissingOfferPolicy,
+    RemovalGuard,
+)
 from offergrid_integration.catalog.sources import CatalogFormat
 from offergrid_integration.config import LOCAL_HOSTS, CommonSettings, NonBlankStr, QueueUrl, SecretId
 from offergrid_integration.s3 import parse_s3_uri
@@ -58,5 +63,17 @@ class SyncSettings(CommonSettings):
         default=30.0, ge=5, le=600, allow_inf_nan=False, alias="SYNC_MIN_TIME_LEFT_SECONDS"
     )
     sync_max_writes_per_run: int | None = Field(default=None, ge=1, alias="SYNC_MAX_WRITES_PER_RUN")
+    # The removal guard (API.md Decision 13): one run removes at most max(minimum, percent % of the
+    # team's live offers); more are refused, reported and alarmed.
+    sync_removal_guard_percent: float = Field(
+        default=DEFAULT_REMOVAL_PERCENT, ge=0, le=100, allow_inf_nan=False, alias="SYNC_REMOVAL_GUARD_PERCENT"
+    )
+    sync_removal_guard_minimum: int = Field(
+        default=DEFAULT_REMOVAL_MINIMUM, ge=0, alias="SYNC_REMOVAL_GUARD_MINIMUM"
+    )
     # Items younger than this are left to their webhook (likely still on its way).
     sweep_min_age_seconds: int = Field(default=120, ge=0, le=86_400, alias="SWEEP_MIN_AGE_SECONDS")
+
+    @property
+    def removal_guard(self) -> RemovalGuard:
+        return RemovalGuard(percent=self.sync_removal_guard_percent, minimum=self.sync_removal_guard_minimum)

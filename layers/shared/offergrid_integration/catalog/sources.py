@@ -9,22 +9,33 @@ Formats (`CatalogFormat`): a JSON array (or an object holding the array under `p
 the file extension or content type. Row numbers are where a person editing the file finds the row:
 the position in a JSON array (1-based), the line in JSON Lines, the line in CSV (the header is line 1).
 
-A row that cannot even be read (a JSON Lines line that is not JSON, an array element that is not an
-object) is a `RowError` like any invalid row. A catalog that cannot be read at all (missing object,
-not JSON, too big) is a `CatalogReadError`: the run stops before planning, so nothing is deactivated
-because of a broken export.
+Catalogs are streamed (`CatalogSource.rows()`): the bytes are read in chunks and each row is handed
+on as soon as it is parsed, so a run never holds the raw export, every parsed row and the plan at
+once (a JSON object envelope is the exception: it is parsed whole). `read()` collects the same rows
+into a `ParsedCatalog` (tests, small catalogs).
+
+A row that cannot even be read is a `RowError` like any invalid row, and names its SKU whenever the
+raw row still shows it (API.md Decision 13; `sku_field` is the mapping's SKU source): a CSV row with
+more cells than the header (an unquoted comma: the SKU column's cell and, when the shift may have
+reached it, the cells after it are its `candidates`), a CSV cell over the field-size limit, a JSON
+Lines line that is not JSON (a trailing comma: the SKU is read from the raw text), an array element
+that is not an object (a JSON string holding the object, a list around it). A catalog that cannot be
+read at all (missing object, not JSON, too big) is a `CatalogReadError`: the run stops before
+planning, so nothing is deactivated because of a broken export.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 from urllib.parse import urlsplit
 
 import httpx
@@ -39,6 +50,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_CATALOG_BYTES",
     "CatalogFormat",
+    "CatalogItem",
     "CatalogReadError",
     "CatalogSource",
     "FileCatalogSource",
@@ -46,6 +58,7 @@ __all__ = [
     "ParsedCatalog",
     "S3CatalogSource",
     "detect_format",
+    "iter_catalog",
     "new_s3_client",
     "parse_catalog",
     "read_s3_object",
@@ -54,6 +67,14 @@ __all__ = [
 MAX_CATALOG_BYTES: Final = 200 * 1024 * 1024
 ENVELOPE_KEYS: Final = ("products", "items", "offers", "data")
 HTTPS_TIMEOUT_SECONDS: Final = 30.0
+CHUNK_BYTES: Final = 1024 * 1024
+# One physical line (CSV, JSON Lines) or one JSON array element longer than this is not a catalog row.
+MAX_ROW_CHARS: Final = 16 * 1024 * 1024
+_MAX_CANDIDATE_CHARS: Final = 1024  # a recovered SKU longer than this is no SKU
+_LINE_END: Final = re.compile(r"\r\n|\r|\n")
+_WHITESPACE: Final = re.compile(r"[ \t\r\n]*")
+
+type CatalogItem = RawRow | RowError
 
 
 class CatalogFormat(StrEnum):
@@ -72,16 +93,25 @@ class ParsedCatalog:
     rows: list[RawRow] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
 
+    @classmethod
+    def collect(cls, items: Iterable[CatalogItem]) -> ParsedCatalog:
+        parsed = cls()
+        for item in items:
+            (parsed.errors if isinstance(item, RowError) else parsed.rows).append(item)  # type: ignore[arg-type]
+        return parsed
+
 
 class CatalogSource(Protocol):
-    """Reads the whole catalog once per run."""
+    """Reads the catalog once per run, row by row."""
 
     @property
     def description(self) -> str:
         """Where the catalog comes from, for logs and reports (never a credential)."""
         ...
 
-    def read(self) -> ParsedCatalog: ...
+    def rows(self, sku_field: str | None = "sku") -> Iterator[CatalogItem]:
+        """Every row (or row error) in file order; `CatalogReadError` when the catalog is unreadable."""
+        ...
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -104,27 +134,73 @@ def detect_format(name: str, content_type: str | None = None) -> CatalogFormat:
     return CatalogFormat.JSON
 
 
-def parse_catalog(data: bytes, catalog_format: CatalogFormat) -> ParsedCatalog:
+def parse_catalog(data: bytes, catalog_format: CatalogFormat, sku_field: str | None = "sku") -> ParsedCatalog:
+    """The whole catalog in memory (tests, small catalogs); `iter_catalog` streams it."""
+    return ParsedCatalog.collect(iter_catalog([data], catalog_format, sku_field))
+
+
+def iter_catalog(
+    chunks: Iterable[bytes], catalog_format: CatalogFormat, sku_field: str | None = "sku"
+) -> Iterator[CatalogItem]:
+    """The rows of a catalog arriving as byte chunks, one at a time, in file order."""
     if catalog_format is CatalogFormat.AUTO:
         raise ValueError("resolve CatalogFormat.AUTO with detect_format() first")
-    try:
-        text = data.decode("utf-8-sig")  # Excel writes a BOM
-    except UnicodeDecodeError as exc:
-        raise CatalogReadError(f"catalog is not UTF-8 text (byte {exc.start})") from None
+    text = _decode(chunks)
     match catalog_format:
         case CatalogFormat.JSON:
-            return _parse_json(text)
+            return _parse_json(text, sku_field)
         case CatalogFormat.JSONL:
-            return _parse_json_lines(text)
+            return _parse_json_lines(text, sku_field)
         case _:
-            return _parse_csv(text)
+            return _parse_csv(text, sku_field)
 
 
-def _parse_json(text: str) -> ParsedCatalog:
+def _decode(chunks: Iterable[bytes]) -> Iterator[str]:
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()  # Excel writes a BOM
+    offset = 0
     try:
-        document = json.loads(text)
-    except ValueError as exc:
-        raise CatalogReadError(f"catalog is not valid JSON: {exc}") from None
+        for chunk in chunks:
+            text = decoder.decode(chunk)
+            offset += len(chunk)
+            if text:
+                yield text
+        tail = decoder.decode(b"", final=True)
+    except UnicodeDecodeError as exc:
+        raise CatalogReadError(f"catalog is not UTF-8 text (byte {offset + exc.start})") from None
+    if tail:
+        yield tail
+
+
+def _lines(texts: Iterable[str]) -> Iterator[str]:
+    """Physical lines with their endings (`\\n`, `\\r\\n` or `\\r`), as `open(newline="")` gives them."""
+    pending = ""
+    for text in texts:
+        buffer = pending + text if pending else text
+        start = 0
+        for match in _LINE_END.finditer(buffer):
+            if match.end() == len(buffer) and match.group() == "\r":
+                break  # a "\r\n" may be split between two chunks
+            yield buffer[start : match.end()]
+            start = match.end()
+        pending = buffer[start:]
+        if len(pending) > MAX_ROW_CHARS:
+            raise CatalogReadError(f"catalog has a line longer than {MAX_ROW_CHARS} characters")
+    if pending:
+        yield pending
+
+
+# --- JSON ----------------------------------------------------------------------------------------------
+def _parse_json(texts: Iterator[str], sku_field: str | None) -> Iterator[CatalogItem]:
+    buffer = ""
+    for text in texts:
+        buffer += text
+        if buffer.strip():
+            break
+    first = buffer.lstrip()[:1]
+    if first == "[":
+        yield from _stream_json_array(buffer, texts, sku_field)
+        return
+    document = _load_whole(buffer, texts)
     if isinstance(document, dict):
         products = next((document[key] for key in ENVELOPE_KEYS if isinstance(document.get(key), list)), None)
         if products is None:
@@ -132,66 +208,281 @@ def _parse_json(text: str) -> ParsedCatalog:
         document = products
     if not isinstance(document, list):
         raise CatalogReadError("catalog must be a JSON array of products")
-    parsed = ParsedCatalog()
     for number, item in enumerate(document, start=1):
-        if isinstance(item, dict):
-            parsed.rows.append(RawRow(number, item))
-        else:
-            parsed.errors.append(RowError(number, None, f"row is not an object ({type(item).__name__})"))
-    return parsed
+        yield _json_element(number, item, sku_field)
 
 
-def _parse_json_lines(text: str) -> ParsedCatalog:
-    parsed = ParsedCatalog()
-    for number, line in enumerate(text.splitlines(), start=1):
+def _load_whole(buffer: str, texts: Iterator[str]) -> Any:
+    parts = [buffer, *texts]
+    try:
+        return json.loads("".join(parts))
+    except ValueError as exc:
+        raise CatalogReadError(f"catalog is not valid JSON: {exc}") from None
+
+
+def _stream_json_array(buffer: str, texts: Iterator[str], sku_field: str | None) -> Iterator[CatalogItem]:
+    """The elements of a top-level JSON array, decoded one at a time from a growing buffer."""
+    decoder = json.JSONDecoder()
+    position = buffer.index("[") + 1
+    done = False
+
+    def more() -> bool:
+        nonlocal buffer, position, done
+        if done:
+            return False
+        chunk = next(texts, None)
+        if chunk is None:
+            done = True
+            return False
+        buffer = buffer[position:] + chunk
+        position = 0
+        return True
+
+    def skip_space() -> str:
+        nonlocal position
+        while True:
+            position = _WHITESPACE.match(buffer, position).end()  # type: ignore[union-attr]
+            if position < len(buffer):
+                return buffer[position]
+            if not more():
+                return ""
+
+    def fail(problem: str) -> CatalogReadError:
+        return CatalogReadError(f"catalog is not valid JSON: {problem} (element {number + 1})")
+
+    number = 0
+    if skip_space() == "]":
+        position += 1
+    else:
+        while True:
+            if not skip_space():
+                raise fail("the array is not closed")
+            while True:
+                try:
+                    item, end = decoder.raw_decode(buffer, position)
+                except ValueError as exc:
+                    if len(buffer) - position > MAX_ROW_CHARS or not more():
+                        raise fail(str(exc)) from None
+                    continue
+                if end == len(buffer) and more():  # a number may go on in the next chunk
+                    continue
+                break
+            position = end
+            number += 1
+            yield _json_element(number, item, sku_field)
+            separator = skip_space()
+            position += 1
+            if separator == "]":
+                break
+            if separator != ",":
+                raise fail("expected ',' or ']' after an element")
+    if skip_space():
+        raise fail("extra data after the array")
+
+
+def _json_element(number: int, item: Any, sku_field: str | None) -> CatalogItem:
+    if isinstance(item, dict):
+        return RawRow(number, item)
+    reason = f"row is not an object ({type(item).__name__})"
+    return _attributed(RowError(number, None, reason), _skus_in_value(item, sku_field))
+
+
+def _skus_in_value(value: Any, sku_field: str | None, depth: int = 0) -> list[str]:
+    """SKUs in a value that should have been a product object: a JSON string holding the object
+    (double-encoded export), or a list around it."""
+    if sku_field is None or depth > 3:
+        return []
+    if isinstance(value, dict):
+        sku = _lookup_path(value, sku_field)
+        return [text] if (text := _sku_text(sku)) else []
+    if isinstance(value, str) and value.lstrip()[:1] in ("{", "["):
+        try:
+            return _skus_in_value(json.loads(value), sku_field, depth + 1)
+        except ValueError:
+            return _skus_in_text(value, sku_field)
+    if isinstance(value, list):
+        return [sku for element in value[:100] for sku in _skus_in_value(element, sku_field, depth + 1)]
+    return []
+
+
+def _lookup_path(row: dict[str, Any], path: str) -> Any:
+    if path in row:
+        return row[path]
+    current: Any = row
+    for part in path.split("."):
+        if not isinstance(current, dict) or part not in current:
+            return None
+        current = current[part]
+    return current
+
+
+def _sku_text(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    text = str(value).strip()
+    return text if text and len(text) <= _MAX_CANDIDATE_CHARS else None
+
+
+def _skus_in_text(text: str, sku_field: str | None) -> list[str]:
+    """The values of `"<sku field>": ...` in JSON text that does not parse (a trailing comma...)."""
+    if sku_field is None:
+        return []
+    key = re.escape(json.dumps(sku_field.rsplit(".", 1)[-1]))
+    found: list[str] = []
+    for match in re.finditer(key + r'\s*:\s*("(?:[^"\\\n]|\\.)*"|-?\d+)', text):
+        try:
+            value = json.loads(match.group(1))
+        except ValueError:
+            continue
+        if (sku := _sku_text(value)) and sku not in found:
+            found.append(sku)
+    return found
+
+
+def _attributed(error: RowError, skus: list[str]) -> RowError:
+    distinct = list(dict.fromkeys(skus))
+    if len(distinct) == 1:
+        return RowError(error.row, distinct[0], error.reason)
+    return RowError(error.row, None, error.reason, tuple(distinct))
+
+
+# --- JSON Lines ----------------------------------------------------------------------------------------
+def _parse_json_lines(texts: Iterator[str], sku_field: str | None) -> Iterator[CatalogItem]:
+    for number, line in enumerate(_lines(texts), start=1):
         if not line.strip():
             continue
         try:
             item = json.loads(line)
         except ValueError as exc:
-            parsed.errors.append(RowError(number, None, f"line is not valid JSON: {exc.args[0]}"))
+            reason = f"line is not valid JSON: {exc.args[0]}"
+            yield _attributed(RowError(number, None, reason), _skus_in_broken_line(line, sku_field))
             continue
         if isinstance(item, dict):
-            parsed.rows.append(RawRow(number, item))
+            yield RawRow(number, item)
         else:
-            parsed.errors.append(RowError(number, None, f"line is not a JSON object ({type(item).__name__})"))
-    return parsed
+            reason = f"line is not a JSON object ({type(item).__name__})"
+            yield _attributed(RowError(number, None, reason), _skus_in_value(item, sku_field))
 
 
-def _parse_csv(text: str) -> ParsedCatalog:
-    reader = csv.reader(io.StringIO(text, newline=""))
+def _skus_in_broken_line(line: str, sku_field: str | None) -> list[str]:
+    """A line with one object and something after it (a trailing comma) names its SKU for certain;
+    otherwise the `"sku": ...` values in its text."""
+    if sku_field is None:
+        return []
+    try:
+        item, _ = json.JSONDecoder().raw_decode(line.strip())
+    except ValueError:
+        return _skus_in_text(line, sku_field)
+    found = _skus_in_value(item, sku_field)
+    return found or _skus_in_text(line, sku_field)
+
+
+# --- CSV -----------------------------------------------------------------------------------------------
+class _RecordingLines:
+    """The lines fed to `csv.reader`, remembering those of the record being read (for row errors)."""
+
+    def __init__(self, lines: Iterator[str]) -> None:
+        self._lines = lines
+        self.current: list[str] = []
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._lines)
+        self.current.append(line)
+        return line
+
+
+def _parse_csv(texts: Iterator[str], sku_field: str | None) -> Iterator[CatalogItem]:
+    lines = _RecordingLines(_lines(texts))
+    reader = csv.reader(lines)
     try:
         header = next(reader)
     except StopIteration:
-        return ParsedCatalog()
+        return
     except csv.Error as exc:
         raise CatalogReadError(f"catalog CSV header is unreadable: {exc}") from None
     columns = [name.strip() for name in header]
     if not any(columns):
         raise CatalogReadError("catalog CSV has an empty header row")
-    parsed = ParsedCatalog()
+    sku_column = columns.index(sku_field) if sku_field in columns else None
     line = reader.line_num
     while True:
         start = line + 1
+        lines.current = []
         try:
             cells = next(reader)
         except StopIteration:
             break
         except csv.Error as exc:
-            parsed.errors.append(RowError(start, None, f"unreadable CSV row: {exc}"))
+            raw = lines.current[0] if lines.current else ""
+            error = RowError(start, None, f"unreadable CSV row: {exc}")
+            yield _attributed(error, _csv_candidates(_leading_cells(raw, sku_column), sku_column, 0))
             line = reader.line_num
             continue
         line = reader.line_num
         if not any(cell.strip() for cell in cells):
             continue
         if len(cells) > len(columns):
-            parsed.errors.append(
-                RowError(start, None, f"row has {len(cells)} cells but the header has {len(columns)} columns")
-            )
+            extra = len(cells) - len(columns)
+            reason = f"row has {len(cells)} cells but the header has {len(columns)} columns"
+            yield _attributed(RowError(start, None, reason), _csv_candidates(cells, sku_column, extra))
             continue
         values = {name: cell for name, cell in zip(columns, cells, strict=False) if name}
-        parsed.rows.append(RawRow(start, values))
-    return parsed
+        yield RawRow(start, values)
+
+
+def _csv_candidates(cells: list[str], sku_column: int | None, extra: int) -> list[str]:
+    """The cells that may be the SKU of a row with `extra` cells too many: an unquoted comma before the
+    SKU column shifts it right by one cell per comma, one after it leaves it in place (so the first
+    column's cell is the SKU for certain)."""
+    if sku_column is None:
+        return []
+    shift = extra if sku_column > 0 else 0
+    found = (_sku_text(cell) for cell in cells[sku_column : sku_column + shift + 1])
+    return [sku for sku in found if sku]
+
+
+def _leading_cells(line: str, last: int | None) -> list[str]:
+    """The cells of a CSV line up to index `last` (quotes honoured, no size limit, each cut to a
+    SKU's plausible length): enough to read the SKU of a row whose long cell made `csv` give up."""
+    if last is None:
+        return []
+    cells: list[str] = []
+    position, size = 0, len(line)
+    while len(cells) <= last and position <= size:
+        if line.startswith('"', position):
+            end = position + 1
+            parts: list[str] = []
+            while end < size:
+                quote = line.find('"', end)
+                if quote < 0:
+                    parts.append(line[end:])
+                    end = size
+                    break
+                parts.append(line[end:quote])
+                if line.startswith('"', quote + 1):
+                    parts.append('"')
+                    end = quote + 2
+                    continue
+                end = quote + 1
+                break
+            cell = "".join(parts)
+            comma = line.find(",", end)
+        else:
+            comma = line.find(",", position)
+            cell = line[position : comma if comma >= 0 else size].rstrip("\r\n")
+        cells.append(cell[: _MAX_CANDIDATE_CHARS + 1])
+        if comma < 0:
+            break
+        position = comma + 1
+    return cells
+
+
+def _chunks_of(stream: io.BufferedIOBase | Any, max_bytes: int, where: str) -> Iterator[bytes]:
+    """Chunks of a binary stream (`read(n)`), at most `max_bytes` in all."""
+    return _limited(iter(lambda: bytes(stream.read(CHUNK_BYTES)), b""), max_bytes, where)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -220,20 +511,46 @@ class S3CatalogSource:
         catalog_format: CatalogFormat = CatalogFormat.AUTO,
         *,
         s3_client: S3Client | None = None,
+        max_bytes: int = MAX_CATALOG_BYTES,
     ) -> None:
         parse_s3_uri(uri)
         self._uri = uri
         self._format = detect_format(uri) if catalog_format is CatalogFormat.AUTO else catalog_format
         self._s3 = s3_client
+        self._max_bytes = max_bytes
 
     @property
     def description(self) -> str:
         return self._uri
 
     def read(self) -> ParsedCatalog:
+        return ParsedCatalog.collect(self.rows())
+
+    def rows(self, sku_field: str | None = "sku") -> Iterator[CatalogItem]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
         if self._s3 is None:  # none given: one of its own, kept for the next reads
             self._s3 = new_s3_client()
-        return parse_catalog(read_s3_object(self._uri, self._s3), self._format)
+        bucket, key = parse_s3_uri(self._uri)
+        try:
+            response = self._s3.get_object(Bucket=bucket, Key=key)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "ClientError")
+            raise CatalogReadError(f"cannot read {self._uri}: {code}") from None
+        except BotoCoreError as exc:
+            raise CatalogReadError(f"cannot read {self._uri}: {type(exc).__name__}") from None
+        size = response.get("ContentLength", 0)
+        if size > self._max_bytes:
+            raise CatalogReadError(
+                f"cannot read {self._uri}: {size} bytes, over the {self._max_bytes} byte limit"
+            )
+        body = response["Body"]
+        try:
+            yield from iter_catalog(_chunks_of(body, self._max_bytes, self._uri), self._format, sku_field)
+        except (ClientError, BotoCoreError, OSError) as exc:  # the connection dropped mid-object
+            raise CatalogReadError(f"cannot read {self._uri}: {type(exc).__name__}") from None
+        finally:
+            body.close()
 
 
 class FileCatalogSource:
@@ -247,11 +564,17 @@ class FileCatalogSource:
         return str(self._path)
 
     def read(self) -> ParsedCatalog:
+        return ParsedCatalog.collect(self.rows())
+
+    def rows(self, sku_field: str | None = "sku") -> Iterator[CatalogItem]:
         try:
-            data = self._path.read_bytes()
+            handle = self._path.open("rb")
         except OSError as exc:
             raise CatalogReadError(f"cannot read {self._path}: {exc.strerror}") from None
-        return parse_catalog(data, self._format)
+        with handle:
+            yield from iter_catalog(
+                _chunks_of(handle, MAX_CATALOG_BYTES, str(self._path)), self._format, sku_field
+            )
 
 
 class HttpsCatalogSource:
@@ -286,20 +609,33 @@ class HttpsCatalogSource:
         return f"{parts.scheme}://{parts.netloc}{parts.path}"  # no query: it might carry a token
 
     def read(self) -> ParsedCatalog:
+        return ParsedCatalog.collect(self.rows())
+
+    def rows(self, sku_field: str | None = "sku") -> Iterator[CatalogItem]:
         headers = {"accept": "application/json, text/csv, application/x-ndjson"}
         if self._api_key is not None:
             key = self._api_key()
             headers[self._header] = f"Bearer {key}" if self._header.lower() == "authorization" else key
         try:
-            with httpx.Client(transport=self._transport, timeout=self._timeout) as client:
-                response = client.get(self._url, headers=headers)
+            with (
+                httpx.Client(transport=self._transport, timeout=self._timeout) as client,
+                client.stream("GET", self._url, headers=headers) as response,
+            ):
+                if response.status_code != 200:
+                    raise CatalogReadError(f"cannot read {self.description}: HTTP {response.status_code}")
+                catalog_format = self._format
+                if catalog_format is CatalogFormat.AUTO:
+                    catalog_format = detect_format(self._url, response.headers.get("content-type"))
+                chunks = _limited(response.iter_bytes(CHUNK_BYTES), self._max_bytes, self.description)
+                yield from iter_catalog(chunks, catalog_format, sku_field)
         except httpx.HTTPError as exc:
             raise CatalogReadError(f"cannot read {self.description}: {type(exc).__name__}") from None
-        if response.status_code != 200:
-            raise CatalogReadError(f"cannot read {self.description}: HTTP {response.status_code}")
-        if len(response.content) > self._max_bytes:
-            raise CatalogReadError(f"{self.description} is over the {self._max_bytes} byte limit")
-        catalog_format = self._format
-        if catalog_format is CatalogFormat.AUTO:
-            catalog_format = detect_format(self._url, response.headers.get("content-type"))
-        return parse_catalog(response.content, catalog_format)
+
+
+def _limited(chunks: Iterable[bytes], max_bytes: int, where: str) -> Iterator[bytes]:
+    total = 0
+    for chunk in chunks:
+        total += len(chunk)
+        if total > max_bytes:
+            raise CatalogReadError(f"{where} is over the {max_bytes} byte limit")
+        yield chunk

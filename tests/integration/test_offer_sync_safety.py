@@ -1,0 +1,293 @@
+"""Catalog safety end to end (issue #11, API.md Decision 13): a bad or partial catalog never takes
+products off sale. The catalog in S3 (moto), state in DynamoDB (moto), the Offergrid HTTP fake (paged
+listing), the real sync, the real CLI and the function's own settings."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from devtools import offer_sync_cli
+from devtools.offergrid_fake import OffergridFake
+from offergrid_integration.catalog.report import RunStatus, SyncReport
+from offergrid_integration.catalog.runtime import SyncRuntime
+from offergrid_integration.catalog.settings import SyncSettings
+from offergrid_integration.clock import ScaledClock
+from offergrid_integration.config import load_settings
+from offergrid_integration.observability import logger
+from tests.fixtures.offergrid_fake import TEST_API_KEY
+from tests.integration.test_offer_sync import (
+    STATE_TABLE,
+    catalog,
+    clock,
+    fake,
+    make_fake,
+    offers_by_sku,
+    state,
+    sync,
+    writes,
+)
+
+CSV_HEADER = "sku,productName,type,price,isActive,description"
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.values: dict[str, float] = {}
+
+    def add_metric(self, name: str, unit: str, value: float) -> None:
+        self.values[name] = self.values.get(name, 0) + value
+
+
+def live(fake: OffergridFake, *skus: str) -> dict[str, str]:
+    """Offers on sale in Offergrid, equal to `product(sku)`: SKU -> offer id."""
+    fields = {"category": "television", "status": "active", "monthlyPrice": 10}
+    return {sku: fake.add_offer(sku=sku, name=f"Product {sku}", **fields)["id"] for sku in skus}
+
+
+def product(sku: str) -> dict[str, Any]:
+    return {"sku": sku, "productName": f"Product {sku}", "type": "television", "price": 10, "isActive": True}
+
+
+def csv_row(sku: str) -> str:
+    return f"{sku},Product {sku},television,10,true,A product"
+
+
+# --- 1. an unreadable row never takes its product off sale -------------------------------------------
+UNREADABLE_ROWS: dict[str, tuple[str, str]] = {
+    # format: (catalog key, catalog text whose row for TV-BROKEN cannot be read)
+    "csv extra cell": (
+        "exports/catalog.csv",
+        "\n".join([CSV_HEADER, csv_row("TV-OK"), "TV-BROKEN,Sports,television,10,true,Sports, movies"])
+        + "\n",
+    ),
+    "csv cell over the field limit": (
+        "exports/catalog.csv",
+        "\n".join([CSV_HEADER, csv_row("TV-OK"), f'TV-BROKEN,Big,television,10,true,"{"x" * 200_000}"'])
+        + "\n",
+    ),
+    "jsonl trailing comma": (
+        "exports/catalog.jsonl",
+        json.dumps(product("TV-OK")) + "\n" + json.dumps(product("TV-BROKEN")) + ",\n",
+    ),
+    "json element not an object": (
+        "exports/catalog.json",
+        json.dumps([product("TV-OK"), json.dumps(product("TV-BROKEN"))]),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(UNREADABLE_ROWS))
+def test_an_unreadable_row_keeps_its_product_on_sale(
+    case: str, fake: OffergridFake, catalog: Callable[..., str], sync: Callable[..., SyncReport]
+) -> None:
+    # Given both products on sale, and a catalog whose row for TV-BROKEN cannot be read
+    ids = live(fake, "TV-OK", "TV-BROKEN")
+    key, text = UNREADABLE_ROWS[case]
+
+    report = sync(fake, catalog(text, key=key))
+
+    # Then the row error names the SKU, and its offer is neither deactivated nor touched at all
+    assert [(error["sku"]) for error in report.row_errors] == ["TV-BROKEN"]
+    assert report.unattributable_rows == 0
+    assert fake.offers[ids["TV-BROKEN"]]["status"] == "active"
+    assert not any(call.path.endswith(ids["TV-BROKEN"]) for call in fake.calls)
+    assert report.status is RunStatus.COMPLETE
+
+
+def test_a_row_naming_no_sku_stops_every_removal_and_says_so(
+    fake: OffergridFake,
+    catalog: Callable[..., str],
+    state: Any,
+    clock: ScaledClock,
+) -> None:
+    # Given a withdrawn product still on sale, a changed price, a new product, and one row with no SKU
+    ids = live(fake, "TV-GONE", "TV-OK")
+    products: list[Any] = [product("TV-OK") | {"price": 12}, product("TV-NEW"), 42]
+    metrics = Metrics()
+
+    report = _run(fake, catalog(products), state, clock, metrics=metrics)
+
+    # Then the update and the create happen, but nothing is taken off sale
+    assert report.counts == {"create": 1, "update": 1}
+    assert fake.offers[ids["TV-GONE"]]["status"] == "active"
+    # And the report, the metric and the refused list say why
+    assert report.unattributable_rows == 1
+    assert [(r["kind"], r["sku"]) for r in report.removals_refused] == [("deactivate", "TV-GONE")]
+    assert "name no SKU" in report.removal_guard["reason"]
+    assert metrics.values["OfferSyncUnattributableRows"] == 1
+    assert metrics.values["OfferSyncRemovalsRefused"] == 1
+    assert "removals refused 1" in report.summary()
+
+
+# --- 2. a truncated catalog never empties the shop ---------------------------------------------------
+def test_a_catalog_cut_to_1_of_50_rows_deactivates_nothing(
+    fake: OffergridFake, catalog: Callable[..., str], state: Any, clock: ScaledClock
+) -> None:
+    skus = [f"TV-{n:02d}" for n in range(50)]
+    ids = live(fake, *skus)
+    metrics = Metrics()
+
+    report = _run(fake, catalog([product(skus[0])]), state, clock, metrics=metrics)
+
+    assert writes(fake) == []
+    assert all(fake.offers[offer_id]["status"] == "active" for offer_id in ids.values())
+    assert report.status is RunStatus.COMPLETE
+    assert report.refused == 49
+    assert report.removal_guard["allowance"] == 5
+    assert metrics.values["OfferSyncRemovalsRefused"] == 49
+
+
+def test_removals_within_the_guard_still_happen(
+    fake: OffergridFake, catalog: Callable[..., str], state: Any, clock: ScaledClock
+) -> None:
+    skus = [f"TV-{n:02d}" for n in range(50)]
+    ids = live(fake, *skus)
+
+    report = _run(fake, catalog([product(sku) for sku in skus[5:]]), state, clock)
+
+    assert report.counts == {"deactivate": 5}
+    assert [fake.offers[ids[sku]]["status"] for sku in skus[:6]] == ["inactive"] * 5 + ["active"]
+
+
+def test_the_functions_guard_threshold_comes_from_its_environment(
+    fake: OffergridFake, catalog: Callable[..., str], state: Any, clock: ScaledClock
+) -> None:
+    # Given SYNC_REMOVAL_GUARD_PERCENT=20 (template parameter OfferSyncRemovalGuardPercent)
+    skus = [f"TV-{n:02d}" for n in range(50)]
+    ids = live(fake, *skus)
+    boto3.client("sqs").create_queue(QueueName="orders")
+    settings = load_settings(
+        SyncSettings,
+        {
+            "OFFERGRID_API_URL": fake.base_url,
+            "OFFERGRID_API_KEY_SECRET": "unused",
+            "CATALOG_SOURCE_URI": catalog([product(sku) for sku in skus[10:]]),
+            "SYNC_STATE_TABLE": STATE_TABLE,
+            "ORDERS_QUEUE_URL": boto3.client("sqs").get_queue_url(QueueName="orders")["QueueUrl"],
+            "SYNC_REMOVAL_GUARD_PERCENT": "20",
+        },
+    )
+    runtime = SyncRuntime(
+        settings, clock=clock, api_key=lambda *, force_refresh=False: TEST_API_KEY, state=state
+    )
+    from offergrid_integration.catalog.runtime import ScheduleInput
+
+    # When the function runs: 10 removals = 20 % of 50, allowed
+    result = runtime.run(ScheduleInput(sweep=False))
+
+    assert result["sync"]["counts"] == {"deactivate": 10}
+    assert fake.offers[ids["TV-09"]]["status"] == "inactive"
+
+
+def test_cli_dry_run_lists_the_refused_removals_and_one_apply_confirms_exactly_them(
+    fake: OffergridFake, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Given 20 offers on sale, and a catalog from which 12 are genuinely discontinued
+    monkeypatch.setenv("OFFERGRID_API_KEY", TEST_API_KEY)
+    skus = [f"TV-{n:02d}" for n in range(20)]
+    ids = live(fake, *skus)
+    path = tmp_path / "catalog.json"
+    path.write_text(json.dumps([product(sku) for sku in skus[12:]]))
+    common = ["--catalog", str(path), "--api-url", fake.base_url, "--time-scale", "60"]
+
+    # A scheduled-style apply refuses them (exit 1)
+    code, text = _cli("apply", *common)
+    assert code == 1
+    assert "REFUSED 12 removals" in text
+    assert writes(fake) == []
+
+    # The dry run shows the list and the confirmation code
+    code, text = _cli("plan", *common)
+    assert code == 1
+    assert all(f"deactivate {sku}" in text for sku in skus[:12])
+    match = re.search(r"--allow-removals (\w+)", text)
+    assert match is not None
+    confirmation = match.group(1)
+
+    # A wrong code confirms nothing
+    code, text = _cli("apply", *common, "--allow-removals", "0123456789abcdef")
+    assert (code, writes(fake)) == (1, [])
+
+    # The right one makes exactly those removals, in that one run
+    code, text = _cli("apply", *common, "--allow-removals", confirmation)
+    assert code == 0, text
+    assert [fake.offers[ids[sku]]["status"] for sku in skus] == ["inactive"] * 12 + ["active"] * 8
+
+    # And it is spent: once the list differs (a new withdrawal), the same code is refused again
+    path.write_text(json.dumps([product(sku) for sku in skus[13:]]))
+    code, text = _cli("apply", *common, "--allow-removals", confirmation)
+    assert code == 0  # one removal: within the guard, no code needed
+    code, _ = _cli("plan", *common)
+    assert code == 0
+
+
+# --- 3, 4, 5. the default mapping follows the guide -------------------------------------------------
+def test_products_without_is_active_or_with_variable_prices_are_created_as_the_guide_says(
+    fake: OffergridFake, catalog: Callable[..., str], sync: Callable[..., SyncReport]
+) -> None:
+    no_flag = product("TV-NOFLAG")
+    del no_flag["isActive"]
+    variable = product("EN-VAR") | {"type": "energy", "pricingType": "variable"}
+    del variable["price"]
+
+    report = sync(fake, catalog([no_flag, variable]))
+
+    assert report.row_errors == []
+    created = offers_by_sku(fake)
+    assert created["TV-NOFLAG"]["status"] == "inactive"
+    assert (created["EN-VAR"]["pricingType"], created["EN-VAR"].get("monthlyPrice")) == ("variable", None)
+
+
+def test_the_sample_csv_passes_service_data_of_undocumented_categories_as_given(
+    fake: OffergridFake, catalog: Callable[..., str], sync: Callable[..., SyncReport]
+) -> None:
+    samples = Path(__file__).resolve().parents[2] / "samples"
+
+    sync(fake, catalog((samples / "catalog.csv").read_text(), key="exports/catalog.csv"))
+
+    offers = offers_by_sku(fake)
+    assert offers["TV-ULTIMATE"]["serviceSpecificData"] == {"channelCount": 185, "includesDvr": True}
+    assert offers["ENERGY-GREEN-24"]["serviceSpecificData"] == {
+        "energyType": "electricity",
+        "renewablePercent": 100,
+        "contractMonths": 24,
+    }
+
+
+# --- helpers ---------------------------------------------------------------------------------------
+def _run(fake: OffergridFake, uri: str, state: Any, clock: ScaledClock, **kwargs: Any) -> SyncReport:
+    from offergrid_integration.catalog.mapping import default_mapping
+    from offergrid_integration.catalog.service import SyncDependencies, SyncOptions, run_offer_sync
+    from offergrid_integration.catalog.sources import S3CatalogSource
+    from tests.integration.test_offer_sync import make_client
+
+    with make_client(fake, clock) as client:
+        deps = SyncDependencies(
+            source=S3CatalogSource(uri),
+            mapping=default_mapping(),
+            client=client,
+            state=state,
+            clock=clock,
+            metrics=kwargs.pop("metrics", None),
+        )
+        return run_offer_sync(deps, SyncOptions(**kwargs))
+
+
+def _cli(*argv: str) -> tuple[int, str]:
+    out = io.StringIO()
+    level = logger.log_level
+    code = offer_sync_cli.main(list(argv), out=out)
+    assert logger.log_level == level
+    return code, out.getvalue()
+
+
+# The fixtures shared with test_offer_sync.py (imported above, used by name as test parameters).
+__all__ = ["catalog", "clock", "fake", "make_fake", "state", "sync"]
