@@ -5,7 +5,7 @@
         --api-key-secret offergrid-integration/dev/api-key --state-table offer-sync-state
     python -m devtools.offer_sync_cli reports --state-table offer-sync-state
 
-Removal guard (API.md Decision 13): a run that would take more than max(5, 10 %) of the live offers
+Removal guard (docs/decisions.md#13): a run that would take more than max(5, 10 %) of the live offers
 off sale, or that met catalog rows naming no SKU, removes nothing and lists the refused removals
 with a confirmation code. After checking that list (`plan`), `apply ... --allow-removals CODE` makes
 exactly those removals in that one run; if the catalog or the offers changed since, the code no

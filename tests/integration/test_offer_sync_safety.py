@@ -1,4 +1,4 @@
-"""Catalog safety end to end (issue #11, API.md Decision 13): a bad or partial catalog never takes
+"""Catalog safety end to end (issue #11, docs/decisions.md#13): a bad or partial catalog never takes
 products off sale. The catalog in S3 (moto), state in DynamoDB (moto), the Offergrid HTTP fake (paged
 listing), the real sync, the real CLI and the function's own settings."""
 

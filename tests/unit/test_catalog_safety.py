@@ -1,4 +1,4 @@
-"""Catalog safety (issue #11, API.md Decision 13): row errors name their SKU, unattributable rows and
+"""Catalog safety (issue #11, docs/decisions.md#13): row errors name their SKU, unattributable rows and
 truncated catalogs remove nothing, the default mapping follows the guide, planning stays compact."""
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ def test_defaults() -> None:
     assert settings.orders_table is None
     assert settings.sync_max_writes_per_run is None
     assert settings.sync_min_time_left_seconds == 30.0
-    # The removal guard of API.md Decision 13: max(5, 10 % of the live offers) per run.
+    # The removal guard of docs/decisions.md#13: max(5, 10 % of the live offers) per run.
     assert (settings.removal_guard.percent, settings.removal_guard.minimum) == (10.0, 5)
 
 

@@ -1,10 +1,10 @@
 """The scheduled offer sync (catalog -> Offergrid offers) and the missed-order sweep.
 
 sources.py   CatalogSource port; S3 (default), HTTPS (provider CRM) and local-file adapters; formats,
-             streamed row by row; row errors that name their SKU (API.md Decision 13)
-mapping.py   the declarative mapping document (default_mapping.json, API.md Decision 8); row errors
+             streamed row by row; row errors that name their SKU (docs/decisions.md#13)
+mapping.py   the declarative mapping document (default_mapping.json, docs/decisions.md#8); row errors
 plan.py      OfferPlanner / plan_offer_changes: create / update only what differs / unchanged /
-             missing policy, behind the removal guard (Decision 13)
+             missing policy, behind the removal guard (docs/decisions.md#13)
 apply.py     apply_plan through the client, within the rate budget and the Lambda's remaining time
 state.py     run lock, checkpoint and stored reports (DynamoDB SYNC_STATE_TABLE)
 report.py    SyncReport / SweepReport: counts, failures, metrics

@@ -9,7 +9,7 @@
 - missing: an offer whose SKU is not in the catalog, handled by the `MissingOfferPolicy`
   (`inactive` by default; `archive`; `ignore`; `delete` only when explicitly configured).
 
-Removals (deactivate, archive, delete) are guarded (API.md Decision 13): an offer whose catalog row
+Removals (deactivate, archive, delete) are guarded (docs/decisions.md#13): an offer whose catalog row
 could not be read is protected by the SKU the row error names; when any row error names no SKU, or
 when a run would remove more than `RemovalGuard` allows (max(5, 10 %) of the team's live offers),
 the run removes nothing and the removals are `refused` (reported, counted, alarmed). A dry run's

@@ -63,7 +63,7 @@ class SyncSettings(CommonSettings):
         default=30.0, ge=5, le=600, allow_inf_nan=False, alias="SYNC_MIN_TIME_LEFT_SECONDS"
     )
     sync_max_writes_per_run: int | None = Field(default=None, ge=1, alias="SYNC_MAX_WRITES_PER_RUN")
-    # The removal guard (API.md Decision 13): one run removes at most max(minimum, percent % of the
+    # The removal guard (docs/decisions.md#13): one run removes at most max(minimum, percent % of the
     # team's live offers); more are refused, reported and alarmed.
     sync_removal_guard_percent: float = Field(
         default=DEFAULT_REMOVAL_PERCENT, ge=0, le=100, allow_inf_nan=False, alias="SYNC_REMOVAL_GUARD_PERCENT"

@@ -15,7 +15,7 @@ once (a JSON object envelope is the exception: it is parsed whole). `read()` col
 into a `ParsedCatalog` (tests, small catalogs).
 
 A row that cannot even be read is a `RowError` like any invalid row, and names its SKU whenever the
-raw row still shows it (API.md Decision 13; `sku_field` is the mapping's SKU source): a CSV row with
+raw row still shows it (docs/decisions.md#13; `sku_field` is the mapping's SKU source): a CSV row with
 more cells than the header (an unquoted comma: the SKU column's cell and, when the shift may have
 reached it, the cells after it are its `candidates`), a CSV cell over the field-size limit, a JSON
 Lines line that is not JSON (a trailing comma: the SKU is read from the raw text), an array element
