@@ -130,3 +130,7 @@ deploy: deploy-env build ## build, then deploy without questions from samconfig.
 .PHONY: bench-sync
 bench-sync: $(VENV)/.installed ## offer sync: API calls vs the naive sync, no-change run, plan time and memory (50k offers)
 	$(PY) benchmarks/bench_sync.py
+
+.PHONY: bench-reconcile
+bench-reconcile: $(VENV)/.installed ## reconciliation: Offergrid API calls per run for 1,000 open items, against the fake
+	$(PY) benchmarks/bench_reconcile.py
