@@ -467,3 +467,21 @@ def test_the_schedule_input_switches_the_reconciliation_on(
     assert ("ReconcileMissingWorkOrder", None) in emitted_metrics(capsys.readouterr().out)
     json.dumps(result)
     assert default.reconcile is False  # `{}` (a console test): the reconciliation stays off
+
+
+def test_an_old_open_work_order_of_an_item_listed_without_created_at_is_no_drift(
+    fake: OffergridFake, stack: Stack, run_reconcile: Reconcile
+) -> None:
+    # Given an item in progress that the listing gives without `createdAt` (the guide documents no
+    # listing fields), whose work order was opened before the lookback window
+    fake.add_order_item(id="item-long-running", orderId=ORDER, status="in_progress", createdAt=None)
+    stack.we_accepted("item-long-running")
+    sink = DynamoDBEventBridgeWorkOrders(stack.env["WORK_ORDERS_TABLE"], stack.env["EVENT_BUS_NAME"])
+    opened = datetime.fromtimestamp(SYSTEM_CLOCK.now() - LOOKBACK - 86_400, UTC)
+    wo_id = work_order_id_for("item-long-running")
+    sink.open(WorkOrder(work_order_id=wo_id, item_id="item-long-running", order_id=ORDER, created_at=opened))
+
+    # Then its open work order is found: no drift
+    report = run_reconcile()
+    assert report.drifts == []
+    assert report.outside_window == 1

@@ -349,11 +349,16 @@ def reconcile(
         logger.warning("reconciliation could not list order items", extra={"error": str(error)})
         return report
 
+    # Every open work order is known when classifying a listed item (one opened before the window is
+    # still that item's); only those opened within the window are looked up when their item is not
+    # listed (a GET each).
     open_by_item: dict[str, WorkOrder] = {}
+    recent: dict[str, WorkOrder] = {}
     for work_order in work_orders.open_work_orders():
         report.open_work_orders += 1
+        open_by_item[work_order.item_id] = work_order
         if work_order.created_at.timestamp() >= since:
-            open_by_item[work_order.item_id] = work_order
+            recent[work_order.item_id] = work_order
         else:
             report.outside_window += 1
 
@@ -364,7 +369,7 @@ def reconcile(
         _classify(item, open_by_item.get(item.id), orders, work_orders, report, now)
 
     if report.incomplete is None:
-        for item_id, work_order in sorted(open_by_item.items()):
+        for item_id, work_order in sorted(recent.items()):
             if item_id in listed:
                 continue
             try:
@@ -448,6 +453,8 @@ def _classify(
     stored = work_orders.get(
         record.work_order_id if record and record.work_order_id else work_order_id_for(item.id)
     )
+    if stored is not None and stored.is_open:
+        return  # opened since we read the open work orders (a decision that just landed)
     if record is not None and (
         record.decision in (Decision.CANCELLED, Decision.REJECTED) or record.order_cancelled_at is not None
     ):
