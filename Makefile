@@ -144,3 +144,7 @@ bench-sync: $(VENV)/.installed ## offer sync: API calls vs the naive sync, no-ch
 .PHONY: bench-cold
 bench-cold: $(VENV)/.installed build ## cold starts of the 3 functions, from source and as built (python -B), vs bare handlers
 	$(PY) benchmarks/bench_cold.py $(BENCH_ARGS)
+
+.PHONY: bench-reconcile
+bench-reconcile: $(VENV)/.installed ## reconciliation: Offergrid API calls per run for 1,000 open items, against the fake
+	$(PY) benchmarks/bench_reconcile.py

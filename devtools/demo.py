@@ -15,7 +15,9 @@ and plays a provider's first day:
 5. the provider's fulfilment system puts `workorder.status_changed` events on its event bus
    (scheduled, in_progress, completed), routed by the template's rule to the queue and pushed to
    Offergrid;
-6. the poison message ends in the dead-letter queue after `maxReceiveCount` receives, nothing else does.
+6. someone accepts an item by hand in the Offergrid dashboard (no webhook, no work order): the
+   scheduled reconciliation finds the drift and its repair opens the one work order it needs;
+7. the poison message ends in the dead-letter queue after `maxReceiveCount` receives, nothing else does.
 
 Prints a short report and exits 0 only if every expectation holds.
 """
@@ -346,6 +348,41 @@ def step_status_updates(env: LocalEnvironment, report: DemoReport, orders: list[
     return pushed
 
 
+def step_reconcile(env: LocalEnvironment, report: DemoReport) -> None:
+    """An item accepted by hand in the Offergrid dashboard: the reconciliation repairs the drift."""
+    assert env.fake is not None
+    assert env.stack is not None
+    sync = _sync_function(env)
+    table = _processor_function(env).environment.get("WORK_ORDERS_TABLE", "")
+    item = env.fake.add_order_item(status="accepted", serviceAddress=ADDRESSES[0])
+    _say(f"  {item['id']} accepted by hand in the Offergrid dashboard: no webhook, no work order")
+    run = env.invoke(sync.logical_id, {"sweep": False, "sync": False, "reconcile": True})
+    if not run.ok:
+        raise DemoError(f"reconciliation failed: {run.error}")
+    found = (run.result or {}).get("reconcile") or {}
+    env.drain(timeout=60)
+    stored = env.stack.client("dynamodb").scan(TableName=table).get("Items", []) if table else []
+    opened = [wo for wo in stored if wo.get("itemId", {}).get("S") == item["id"]]
+    again = env.invoke(sync.logical_id, {"sweep": False, "sync": False, "reconcile": True})
+    left = ((again.result or {}).get("reconcile") or {}).get("differences") if again.ok else None
+    drift = ", ".join(f"{n} {kind}" for kind, n in (found.get("drift") or {}).items() if n)
+    report.lines.append(
+        f"reconciliation: drift {drift or 'none'}, {found.get('repairsQueued', 0)} repair(s) queued, "
+        f"{found.get('calls', '?')} Offergrid calls; next run: {len(left or [])} differences"
+    )
+    report.check(
+        "the reconciliation finds the item accepted by hand",
+        [d.get("itemId") for d in found.get("differences") or []] == [item["id"]],
+        str(found.get("differences")),
+    )
+    report.check(
+        "its repair opens exactly one work order",
+        len(opened) == 1 and opened[0].get("status", {}).get("S") == "open",
+        str(opened),
+    )
+    report.check("the next reconciliation finds no drift", left == [], str(left))
+
+
 def step_dead_letters(env: LocalEnvironment, report: DemoReport, orders: list[SeededOrder]) -> list[str]:
     assert env.stack is not None
     processor = _processor_function(env)
@@ -402,6 +439,7 @@ def run_demo(
                 "status updates from the provider's fulfilment system",
                 lambda: step_status_updates(env, report, orders),
             ),
+            ("drift repaired by the reconciliation", lambda: step_reconcile(env, report)),
             ("the dead-letter queue", lambda: step_dead_letters(env, report, orders)),
         ]
         for title, step in steps:

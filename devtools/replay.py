@@ -8,6 +8,7 @@
     .venv/bin/python -m devtools.replay send --from-event events/sqs_order_created.json
     .venv/bin/python -m devtools.replay dlq list | dlq show MESSAGE_ID | dlq redrive [--message-id ID ...]
     .venv/bin/python -m devtools.replay sync --dry-run | sync --sku NET-FIBER-300 --sku SEC-PRO-1
+    .venv/bin/python -m devtools.replay reconcile --dry-run     # the drift between Offergrid and work orders
 
 Where: the local stack started by `make local` (its endpoints in .local/stack.json; AWS calls go to
 its moto server), or, with --stack-name, a deployed stack: URLs and queues come from the
@@ -435,6 +436,21 @@ def cmd_sync(args: argparse.Namespace) -> int:
     # With --json, stdout carries the result's JSON only (`| jq` works); everything else is stderr.
     say = _note if args.json else _say
     say(f"offer sync on {target.where}: {json.dumps(request)}")
+    ok, result = _invoke_offer_sync(args, target, request)
+    print(json.dumps(result, indent=2), flush=True)
+    if not ok:
+        print("error: the offer sync function failed (see its error above)", file=sys.stderr)
+        return 1
+    problem = sync_problem(result) or unmatched_skus(result, args.sku)
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _invoke_offer_sync(args: argparse.Namespace, target: Target, request: dict[str, Any]) -> tuple[bool, Any]:
+    """Invoke the offer sync function with `request` (locally in a worker, or the deployed one):
+    whether it succeeded, and its result (or its error)."""
     if target.local is not None:
         stack = target.local
         template = load_template(args.template).with_parameters(
@@ -457,15 +473,70 @@ def cmd_sync(args: argparse.Namespace) -> int:
         response = lambda_client.invoke(FunctionName=function_name, Payload=json.dumps(request).encode())
         result = json.loads(response["Payload"].read() or b"null")
         ok = "FunctionError" not in response
-    print(json.dumps(result, indent=2), flush=True)
+    return ok, result
+
+
+# ---------------------------------------------------------------------------------------------------
+# reconcile
+# ---------------------------------------------------------------------------------------------------
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    request: dict[str, Any] = {"dryRun": args.dry_run, "sweep": False, "sync": False, "reconcile": True}
+    target = Target.from_args(args)
+    say = _note if args.json else _say
+    say(f"reconciliation on {target.where}: {json.dumps(request)}")
+    ok, result = _invoke_offer_sync(args, target, request)
+    report = result.get("reconcile") if ok and isinstance(result, dict) else None
+    if args.json or not isinstance(report, dict):
+        print(json.dumps(result, indent=2), flush=True)
+    else:
+        print(format_differences(report), flush=True)
     if not ok:
         print("error: the offer sync function failed (see its error above)", file=sys.stderr)
         return 1
-    problem = sync_problem(result) or unmatched_skus(result, args.sku)
+    problem = reconcile_problem(report)
     if problem is not None:
         print(f"error: {problem}", file=sys.stderr)
         return 1
     return 0
+
+
+def format_differences(report: dict[str, Any]) -> str:
+    """The reconciliation report for a person: one line per difference, then the counts."""
+    lines = []
+    for drift in report.get("differences") or []:
+        repair = drift.get("repair") or "report only"
+        if report.get("dryRun") and drift.get("repair"):
+            repair = f"would queue {repair}"
+        status = drift.get("offergridStatus") or "unknown"
+        lines.append(
+            f"{drift.get('kind')}: item {drift.get('itemId')} is {status} at "
+            f"Offergrid; our decision {drift.get('ourDecision') or 'none'}; work order "
+            f"{drift.get('workOrder') or 'none'} -> {repair} ({drift.get('detail')})"
+        )
+    if not lines:
+        lines.append("no differences")
+    counts = ", ".join(f"{kind} {n}" for kind, n in (report.get("drift") or {}).items())
+    listed = sum(int(n) for n in (report.get("listed") or {}).values())
+    lines.append(
+        f"listed {listed} items, {report.get('openWorkOrders', 0)} open work orders, "
+        f"{report.get('calls', '?')} of {report.get('maxCalls', '?')} calls; {counts}; "
+        f"repairs queued {report.get('repairsQueued', 0)}"
+        + (" (dry run: nothing queued)" if report.get("dryRun") else "")
+    )
+    return "\n".join(lines)
+
+
+def reconcile_problem(report: Any) -> str | None:
+    """Why the reconciliation did not run to its end (None when it did)."""
+    if not isinstance(report, dict):
+        return "the answer holds no reconciliation report"
+    if report.get("error"):
+        return f"reconciliation failed: {report['error']}"
+    if report.get("incomplete"):
+        return f"reconciliation stopped early: {report['incomplete']}"
+    if report.get("failed"):
+        return f"{report['failed']} repair(s) could not be queued or items read"
+    return None
 
 
 def unmatched_skus(result: Any, skus: list[str] | None) -> str | None:
@@ -613,6 +684,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="stdout: the result's JSON only (for jq); the rest on stderr"
     )
     sync.set_defaults(handler=cmd_sync)
+
+    rec = sub.add_parser(
+        "reconcile",
+        parents=[where],
+        help="run the drift reconciliation (--dry-run: print the differences, repair nothing)",
+        description="Invoke the offer sync function's reconciliation (docs/runbooks/reconcile.md) and "
+        "print each difference between Offergrid and the work orders, and what was (or would be) repaired.",
+    )
+    rec.add_argument("--dry-run", action="store_true", help="print the differences, queue no repair")
+    rec.add_argument(
+        "--function", default=DEFAULT_SYNC_FUNCTION, help="logical id (default OfferSyncFunction)"
+    )
+    rec.add_argument("--function-name", help="deployed function name (default: the <function>Name output)")
+    rec.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE)
+    rec.add_argument("--json", action="store_true", help="stdout: the result's JSON only (for jq)")
+    rec.set_defaults(handler=cmd_reconcile)
     return parser
 
 

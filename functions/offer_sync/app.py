@@ -1,11 +1,13 @@
 """Lambda entry of the scheduled offer sync and missed-order sweep (EventBridge Scheduler).
 
-Options (every field optional): `{"dryRun": false, "skus": ["NET-FIBER-300"], "sweep": true, "sync": true}`,
+Options (every field optional): `{"dryRun": false, "skus": ["NET-FIBER-300"], "sweep": true, "sync": true,
+"reconcile": false}` (`reconcile`: the drift reconciliation, orders/reconcile.py; its own schedule sets it),
 in any shape the trigger can deliver (docs/decisions.md#14): the EventBridge Scheduler `Input` as it
 is, a classic EventBridge rule's `Scheduled Event` envelope (what `sam local generate-event cloudwatch
 scheduled-event` and the Lambda console's EventBridge test event make) with the options in `detail`,
 or `{}` (defaults). Anything else is an `InvalidScheduleEvent` naming the shapes expected.
-Returns `{"dryRun": ..., "sweep": <SweepReport>, "sync": <SyncReport>}` (see `catalog.report`).
+Returns `{"dryRun": ..., "sweep": <SweepReport>, "reconcile": <ReconcileReport>, "sync": <SyncReport>}`
+(see `catalog.report`, `orders.reconcile`).
 
 The runtime (settings, secret store, client, adapters) is built once per container: at import inside
 Lambda (a bad environment fails the init loudly), on first use elsewhere; `configure()` and
@@ -32,7 +34,8 @@ if TYPE_CHECKING:
 
 SCHEDULED_EVENT_DETAIL_TYPE: Final = "Scheduled Event"
 EXPECTED_SHAPES: Final = (
-    'expected the schedule input {"dryRun": bool, "skus": [str, ...], "sweep": bool, "sync": bool} '
+    'expected the schedule input {"dryRun": bool, "skus": [str, ...], "sweep": bool, "sync": bool, '
+    '"reconcile": bool} '
     "(every field optional), an EventBridge 'Scheduled Event' with those options in 'detail', or {}"
 )
 

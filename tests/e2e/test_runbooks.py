@@ -328,6 +328,19 @@ def check_sync_skus(local: LocalEnvironment, runner: LocalRunner) -> None:
     assert len(skus) == 1, "a sync of one SKU wrote other offers"
 
 
+def check_reconcile_dry_run(local: LocalEnvironment, runner: LocalRunner) -> None:
+    # Given an item accepted by hand in the Offergrid dashboard (no work order on our side)
+    assert local.fake is not None
+    local.fake.add_order_item(id="item-runbook-by-hand", status="accepted")
+    before = _writes(local)
+    (result,) = _run_block(runner, "reconcile-dry-run")
+    # Then the difference is printed with the repair it would queue, and nothing was done
+    assert "missing_work_order: item item-runbook-by-hand is accepted at Offergrid" in result.out
+    assert "would queue reconcile.open_work_order" in result.out
+    assert _writes(local) == before
+    assert _messages(local, "OrdersQueueUrl") == []
+
+
 CHECKS: dict[str, Callable[[LocalEnvironment, LocalRunner], None]] = {
     "webhook-replay": check_webhook_replay,
     "dlq-inspect": check_dlq_inspect,
@@ -335,6 +348,7 @@ CHECKS: dict[str, Callable[[LocalEnvironment, LocalRunner], None]] = {
     "offer-sync-dlq": check_offer_sync_dlq,
     "sync-dry-run": check_sync_dry_run,
     "sync-cli-plan": check_sync_cli_plan,
+    "reconcile-dry-run": check_reconcile_dry_run,
     "sync-skus": check_sync_skus,  # last: it writes an offer to the fake
 }
 

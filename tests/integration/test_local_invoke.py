@@ -128,7 +128,7 @@ def test_sample_event_through_local_invoke(
         assert result == {"batchItemFailures": []}
     else:
         assert isinstance(result, dict)
-        assert "sync" in result or "sweep" in result
+        assert "sync" in result or "sweep" in result or "reconcile" in result
 
 
 @pytest.mark.parametrize("event_file", [p.name for p in SAMPLE_EVENTS if p.name.startswith("eventbridge_")])

@@ -57,7 +57,17 @@ def _messages(local: LocalEnvironment, output: str) -> list[Any]:
 
 @pytest.mark.parametrize(
     "argv",
-    [[], ["webhook"], ["send"], ["dlq"], ["dlq", "list"], ["dlq", "show"], ["dlq", "redrive"], ["sync"]],
+    [
+        [],
+        ["webhook"],
+        ["send"],
+        ["dlq"],
+        ["dlq", "list"],
+        ["dlq", "show"],
+        ["dlq", "redrive"],
+        ["sync"],
+        ["reconcile"],
+    ],
 )
 def test_every_command_has_help(argv: list[str], capsys: pytest.CaptureFixture[str]):
     with pytest.raises(SystemExit) as exited:
@@ -277,3 +287,35 @@ def test_sync_of_skus_that_match_nothing_warns_and_exits_non_zero(stack: LocalEn
     captured = capsys.readouterr()
     assert code == 1
     assert "--sku NO-SUCH-SKU matched nothing" in captured.err
+
+
+def test_reconcile_dry_run_prints_the_differences_and_repairs_nothing(stack: LocalEnvironment, capsys):
+    # Given an item accepted by hand in the Offergrid dashboard: no work order on our side
+    assert stack.fake is not None
+    stack.fake.add_order_item(id="item-by-hand-replay", status="accepted")
+
+    # When on-call asks for the differences
+    code = _replay(stack, "reconcile", "--dry-run")
+    captured = capsys.readouterr()
+
+    # Then it prints the drift and what would be repaired, and queues nothing
+    assert code == 0, captured.err
+    assert "missing_work_order: item item-by-hand-replay is accepted at Offergrid" in captured.out
+    assert "would queue reconcile.open_work_order" in captured.out
+    assert "(dry run: nothing queued)" in captured.out
+    assert _messages(stack, "OrdersQueueUrl") == []
+
+
+@pytest.mark.parametrize(
+    ("report", "problem"),
+    [
+        ({"error": None, "incomplete": None, "failed": 0}, None),
+        ({"error": "listing order items failed: 503"}, "reconciliation failed: listing"),
+        ({"incomplete": "budget used"}, "stopped early: budget used"),
+        ({"failed": 2}, "2 repair(s)"),
+        (None, "no reconciliation report"),
+    ],
+)
+def test_reconcile_succeeds_only_for_a_complete_run(report: Any, problem: str | None):
+    found = replay.reconcile_problem(report)
+    assert found == problem if problem is None else problem in (found or "")

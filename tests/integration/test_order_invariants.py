@@ -3,10 +3,12 @@
 A hypothesis state machine drives the real use cases (`orders.messages.dispatch`) against moto
 (order records, work orders, the provider's bus) and the Offergrid fake. Its rules interleave:
 webhooks (duplicated, reordered), cancellations with and without itemId, fulfilment status events,
-sweeps, a second worker running *inside* another's delivery at any port call (the deterministic
-form of two instances racing), crashes that kill an invocation mid-way (its deadline left to pass),
-and the answer Offergrid gives to the next status PATCH: the item, an empty 200, a message-only
-200, 204, a 5xx, or the change applied and the answer lost.
+sweeps, clicks in the Offergrid dashboard (an item accepted or cancelled by hand, no webhook) and the
+scheduled reconciliation that heals them (issue 15), a second worker running *inside* another's
+delivery at any port call (the deterministic form of two instances racing), crashes that kill an
+invocation mid-way (its deadline left to pass), and the answer Offergrid gives to the next status
+PATCH: the item, an empty 200, a message-only 200, 204, a 5xx, or the change applied and the answer
+lost.
 
 Invariants (docs/order-state-machine.md):
 - I1 at most one decision (accepted/rejected) per item at Offergrid;                  every step
@@ -16,7 +18,8 @@ Invariants (docs/order-state-machine.md):
      order, heard it cancelled last;                                                      quiescent
 - I4 no valid message exhausts its receives (the DLQ);                                    quiescent
 "Quiescent" is after the queue has drained: between a PATCH and the write of its work order no
-system can be atomic, so I2/I3 are promised once every delivered message has been processed.
+system can be atomic, so I2/I3 are promised once every delivered message has been processed (and,
+after a click in the dashboard, once a reconciliation has run and its repairs have been processed).
 
 `make test` runs a bounded profile; `make test-deep` (ORDER_INVARIANTS_PROFILE=deep) a long one.
 """
@@ -47,6 +50,7 @@ from offergrid_integration.offergrid.client import OffergridClient
 from offergrid_integration.offergrid.models import OrderItemStatus
 from offergrid_integration.orders.messages import OrdersMessage, dispatch, parse_queue_message
 from offergrid_integration.orders.processing import Ports
+from offergrid_integration.orders.reconcile import DynamoDBWorkOrderIndex, reconcile
 from offergrid_integration.orders.records import DynamoDBOrderStore
 from offergrid_integration.orders.serviceability import build_serviceability_checker
 from offergrid_integration.orders.workorders import DynamoDBEventBridgeWorkOrders, work_order_id_for
@@ -63,6 +67,9 @@ INVOCATION_SECONDS = 60.0
 FULFILMENT = ("scheduled", "in_progress", "completed", "failed")
 ANSWERS = ("item", "empty", "message", "204", "5xx", "lost")
 DECISIONS = {"accepted", "rejected"}
+
+RECONCILE_LOOKBACK = 10.0**9  # every item and work order of an example
+PROVIDER_WORK = ("accepted", "scheduled", "in_progress")
 
 PROFILES = {
     "bounded": {"max_examples": 25, "stateful_step_count": 20},
@@ -147,14 +154,24 @@ class Interleave:
         self._tick()
         return self.orders.save(record)
 
-    # WorkOrderSink
+
+@dataclass
+class InterleavedWorkOrders:
+    """The work-order port of an `Interleave` (its own object: `get` means another thing there)."""
+
+    interleave: Interleave
+
+    def get(self, work_order_id: str) -> Any:
+        self.interleave._tick()
+        return self.interleave.work_orders.get(work_order_id)
+
     def open(self, work_order: Any) -> Any:
-        self._tick()
-        return self.work_orders.open(work_order)
+        self.interleave._tick()
+        return self.interleave.work_orders.open(work_order)
 
     def cancel(self, work_order_id: str, **kwargs: Any) -> Any:
-        self._tick()
-        return self.work_orders.cancel(work_order_id, **kwargs)
+        self.interleave._tick()
+        return self.interleave.work_orders.cancel(work_order_id, **kwargs)
 
 
 @dataclass
@@ -202,6 +219,8 @@ class OrderInvariants(RuleBasedStateMachine):
         self.queue: list[Queued] = []
         self.published: list[dict[str, Any]] = []
         self.dead: list[str] = []
+        self.work_order_index = DynamoDBWorkOrderIndex("work-orders")
+        self.clicked = False  # someone worked in the dashboard since the last reconciliation
 
     def teardown(self) -> None:
         self.client.close()
@@ -248,6 +267,42 @@ class OrderInvariants(RuleBasedStateMachine):
             for item in self.client.list_orders(status):
                 self._enqueue(self._created(item.id, source="sweep"))
 
+    # -- the Offergrid dashboard and the reconciliation (issue 15) -----------------------------------
+    @rule(item_id=st.sampled_from(sorted(ITEMS)))
+    def accepted_by_hand(self, item_id: str) -> None:
+        """Someone accepts an item in the dashboard that we never heard of (no webhook yet): it is
+        accepted at Offergrid and has no work order."""
+        known = self.ports.orders.get(item_id) is not None or any(item_id in q.body for q in self.queue)
+        if known or self.fake.order_items[item_id]["status"] not in ("pending", "submitted_to_provider"):
+            return
+        self.fake.set_order_item_status(item_id, "accepted")
+        self.clicked = True
+
+    @rule(item_id=st.sampled_from(sorted(ITEMS)))
+    def cancelled_silently(self, item_id: str) -> None:
+        """Cancelled at Offergrid after the decision; the cancellation webhook never comes."""
+        if self.fake.order_items[item_id]["status"] not in PROVIDER_WORK:
+            return
+        self.fake.set_order_item_status(item_id, "cancelled")
+        self.clicked = True
+
+    @rule()
+    def reconciliation(self) -> None:
+        """The scheduled reconciliation: its repairs go on the queue like every other message."""
+        reconcile(
+            self.client,
+            self,
+            orders=self.ports.orders,
+            work_orders=self.work_order_index,
+            clock=self.clock,
+            lookback_seconds=RECONCILE_LOOKBACK,
+        )
+
+    def send(self, message_body: str, attributes: dict[str, str]) -> str | None:
+        """The orders queue, as the reconciliation sees it (`QueuePort`)."""
+        self.queue.append(Queued(message_body))
+        return None
+
     @rule(answer=st.sampled_from(ANSWERS))
     def next_patch_answer(self, answer: str) -> None:
         self.transport.next_answer = answer
@@ -289,7 +344,7 @@ class OrderInvariants(RuleBasedStateMachine):
         ports = self.ports
         if inside is not None:
             interleave = Interleave(self.ports.orders, self.ports.work_orders, at=at, inside=inside)
-            ports = replace(self.ports, orders=interleave, work_orders=interleave)
+            ports = replace(self.ports, orders=interleave, work_orders=InterleavedWorkOrders(interleave))
         try:
             outcome = dispatch(message, ports=ports, client=self.client)
         except SimulatedCrash:
@@ -331,18 +386,25 @@ class OrderInvariants(RuleBasedStateMachine):
                 if entry["to"] in FULFILMENT:
                     assert accepted, (item_id, self.fake.history(item_id))
 
-    @precondition(lambda self: self.queue)
+    @precondition(lambda self: self.queue or self.clicked)
     @rule()
     def drain(self) -> None:
         """Let SQS deliver everything (the deadline of a dead invocation passes), then check the
         invariants that hold once no message is in flight."""
+        self._drain_queue()
+        if self.clicked:  # the next scheduled reconciliation, then its repairs
+            self.reconciliation()
+            self._drain_queue()
+            self.clicked = False
+        self.check_quiescent()
+
+    def _drain_queue(self) -> None:
         for _ in range(len(self.queue) * MAX_RECEIVES + 5):
             if not self.queue:
                 break
             self.clock.t += VISIBILITY_TIMEOUT
             self._deliver(0)
         assert not self.queue
-        self.check_quiescent()
 
     def check_quiescent(self) -> None:
         assert self.dead == [], f"valid messages in the DLQ: {self.dead}"  # I4

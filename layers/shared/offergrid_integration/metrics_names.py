@@ -24,6 +24,12 @@ __all__ = [
     "OFFERGRID_UNREADABLE_ITEM",
     "RATE_BUDGET_EXHAUSTED",
     "RATE_BUDGET_WAIT",
+    "RECONCILE_DECISION_MISMATCH",
+    "RECONCILE_FAILED",
+    "RECONCILE_MISSING_WORK_ORDER",
+    "RECONCILE_OPEN_WORK_ORDER_FOR_ENDED_ITEM",
+    "RECONCILE_REPAIRS_QUEUED",
+    "RECONCILE_UNKNOWN_WORK_ORDER",
     "SERVICES",
     "MetricInfo",
     "error_status_label",
@@ -43,6 +49,14 @@ OFFERGRID_ERROR: Final = "OffergridError"
 RATE_BUDGET_WAIT: Final = "RateBudgetWait"
 RATE_BUDGET_EXHAUSTED: Final = "RateBudgetExhausted"
 OFFERGRID_UNREADABLE_ITEM: Final = "OffergridUnreadableItem"
+
+# --- the reconciliation (orders/reconcile.py): offer-sync, one metric per kind of drift -----------------
+RECONCILE_MISSING_WORK_ORDER: Final = "ReconcileMissingWorkOrder"
+RECONCILE_OPEN_WORK_ORDER_FOR_ENDED_ITEM: Final = "ReconcileOpenWorkOrderForEndedItem"
+RECONCILE_UNKNOWN_WORK_ORDER: Final = "ReconcileUnknownWorkOrder"
+RECONCILE_DECISION_MISMATCH: Final = "ReconcileDecisionMismatch"
+RECONCILE_REPAIRS_QUEUED: Final = "ReconcileRepairsQueued"
+RECONCILE_FAILED: Final = "ReconcileFailed"
 
 # The `Status` dimension of OffergridError: a fixed set, whatever the server answers.
 NETWORK: Final = "network"  # no HTTP answer: refused, reset, dropped, timed out
@@ -131,6 +145,23 @@ CATALOGUE: Final[dict[str, MetricInfo]] = {
     "OrderSweepListed": MetricInfo((OFFER_SYNC,), _COUNT, "undecided order items listed by the sweep"),
     "OrderSweepEnqueued": MetricInfo((OFFER_SYNC,), _COUNT, "missed orders queued by the sweep"),
     "OrderSweepFailed": MetricInfo((OFFER_SYNC,), _COUNT, "items not queued, or a failed sweep"),
+    # the reconciliation (orders/reconcile.py), this run's numbers (docs/runbooks/reconcile.md)
+    RECONCILE_MISSING_WORK_ORDER: MetricInfo(
+        (OFFER_SYNC,), _COUNT, "accepted/scheduled/in progress at Offergrid without a work order (repaired)"
+    ),
+    RECONCILE_OPEN_WORK_ORDER_FOR_ENDED_ITEM: MetricInfo(
+        (OFFER_SYNC,), _COUNT, "cancelled (or rejected/failed) at Offergrid, our work order open (repaired)"
+    ),
+    RECONCILE_UNKNOWN_WORK_ORDER: MetricInfo(
+        (OFFER_SYNC,), _COUNT, "an open work order for an item Offergrid does not have (reported)"
+    ),
+    RECONCILE_DECISION_MISMATCH: MetricInfo(
+        (OFFER_SYNC,), _COUNT, "our decision contradicts Offergrid's status (reported)"
+    ),
+    RECONCILE_REPAIRS_QUEUED: MetricInfo((OFFER_SYNC,), _COUNT, "repair messages queued for the processor"),
+    RECONCILE_FAILED: MetricInfo(
+        (OFFER_SYNC,), _COUNT, "a reconciliation that failed or stopped early, or repairs not queued"
+    ),
     # the Offergrid client of both callers
     OFFERGRID_REQUEST: MetricInfo(OFFERGRID_CALLERS, _COUNT, "HTTP attempts to Offergrid (retries included)"),
     OFFERGRID_ERROR: MetricInfo(

@@ -3,7 +3,9 @@
 `SyncRuntime(settings)` builds the secret store, the Offergrid client (shared rate budget, bounded by
 the invocation's remaining time), the state table, the orders queue and the decision lookup.
 `run(ScheduleInput, ...)` runs the missed-order sweep (first: deciding orders is the more urgent job,
-and it costs two listing calls) and then the offer sync, and returns both reports.
+and it costs two listing calls), the reconciliation when asked (`"reconcile": true`, its own schedule:
+orders/reconcile.py, with its own client capped at its share of the hourly budget) and then the offer
+sync, and returns their reports.
 """
 
 from __future__ import annotations
@@ -31,9 +33,17 @@ from offergrid_integration.catalog.state import DynamoDBSyncState, SyncStateStor
 from offergrid_integration.catalog.sweep import DecisionLookup, OrderRecordDecisions, sweep_missed_orders
 from offergrid_integration.clock import SYSTEM_CLOCK, Clock
 from offergrid_integration.config import ConfigurationError
-from offergrid_integration.offergrid.client import ApiKeyProvider
+from offergrid_integration.offergrid.client import ApiKeyProvider, OffergridClient
 from offergrid_integration.offergrid.wiring import client_from_settings
-from offergrid_integration.orders.records import DynamoDBOrderStore
+from offergrid_integration.orders.reconcile import (
+    CappedRateBudget,
+    DynamoDBWorkOrderIndex,
+    WorkOrderIndex,
+    max_calls_per_run,
+    reconcile,
+)
+from offergrid_integration.orders.records import DynamoDBOrderStore, OrderStore
+from offergrid_integration.ratelimit import RateBudget
 from offergrid_integration.secrets import SecretStore
 from offergrid_integration.webhooks.queue import QueuePort
 from offergrid_integration.webhooks.sqs_queue import SqsQueue
@@ -53,6 +63,8 @@ class ScheduleInput(BaseModel):
     skus: list[str] | None = Field(default=None, min_length=1)
     sweep: bool = True
     sync: bool = True
+    # The reconciliation (orders/reconcile.py): off unless asked; its own schedule asks for it.
+    reconcile: bool = False
 
     @field_validator("skus")
     @classmethod
@@ -78,6 +90,8 @@ class SyncRuntime:
         queue: QueuePort | None = None,
         decisions: DecisionLookup | None = None,
         s3_client: S3Client | None = None,
+        orders: OrderStore | None = None,
+        work_orders: WorkOrderIndex | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock
@@ -92,6 +106,13 @@ class SyncRuntime:
             decisions = OrderRecordDecisions(DynamoDBOrderStore(settings.orders_table, endpoint_url=endpoint))
         self.decisions = decisions
         self._s3 = s3_client
+        if orders is None and settings.orders_table:
+            orders = DynamoDBOrderStore(settings.orders_table, endpoint_url=endpoint)
+        if work_orders is None and settings.work_orders_table:
+            work_orders = DynamoDBWorkOrderIndex(settings.work_orders_table, endpoint_url=endpoint)
+        self.orders, self.work_orders = orders, work_orders
+        self.reconcile_budget: CappedRateBudget | None = None
+        self._clock_and_key = (clock, api_key)
 
     @property
     def s3(self) -> S3Client:
@@ -134,6 +155,8 @@ class SyncRuntime:
                 if metrics is not None:
                     sweep.emit_metrics(metrics)
                 result["sweep"] = sweep.to_dict()
+            if request.reconcile:
+                result["reconcile"] = self.reconcile(request.dry_run, correlation_id, metrics)
             if request.sync:
                 deps = SyncDependencies(
                     source=self.source,
@@ -150,6 +173,47 @@ class SyncRuntime:
             return result
         finally:
             self._remaining = None
+
+    @cached_property
+    def reconcile_client(self) -> OffergridClient:
+        """The reconciliation's own client: the shared budget, capped at its share per run."""
+        clock, api_key = self._clock_and_key
+        settings = self.settings
+        cap = max_calls_per_run(settings.reconcile_budget_share, settings.reconcile_interval_minutes)
+
+        def capped(budget: RateBudget) -> RateBudget:
+            self.reconcile_budget = CappedRateBudget(budget, cap)
+            return self.reconcile_budget
+
+        return client_from_settings(
+            settings, remaining_time=self.remaining_time, clock=clock, api_key=api_key, budget_wrapper=capped
+        )
+
+    def reconcile(
+        self, dry_run: bool, correlation_id: str | None, metrics: MetricsSink | None
+    ) -> dict[str, Any]:
+        """One reconciliation run; its report (an `error` when the tables it needs are not configured)."""
+        if self.orders is None or self.work_orders is None:
+            return {"error": "reconciliation needs ORDERS_TABLE and WORK_ORDERS_TABLE", "dryRun": dry_run}
+        client = self.reconcile_client
+        assert self.reconcile_budget is not None
+        self.reconcile_budget.used = 0
+        report = reconcile(
+            client,
+            self.queue,
+            orders=self.orders,
+            work_orders=self.work_orders,
+            clock=self.clock,
+            lookback_seconds=self.settings.reconcile_lookback_hours * 3600,
+            dry_run=dry_run,
+            correlation_id=correlation_id,
+            max_calls=self.reconcile_budget.max_calls,
+        )
+        if metrics is not None:
+            report.emit_metrics(metrics)
+        result = report.to_dict()
+        result["calls"] = self.reconcile_budget.used
+        return result
 
     def options(self, dry_run: bool, skus: Sequence[str] | None) -> SyncOptions:
         return SyncOptions(

@@ -77,3 +77,14 @@ class SyncSettings(CommonSettings):
     @property
     def removal_guard(self) -> RemovalGuard:
         return RemovalGuard(percent=self.sync_removal_guard_percent, minimum=self.sync_removal_guard_minimum)
+
+    # The reconciliation (orders/reconcile.py), run when the schedule input says `"reconcile": true`.
+    # Absent: the run reports that it cannot reconcile (the work orders are needed).
+    work_orders_table: NonBlankStr | None = Field(default=None, alias="WORK_ORDERS_TABLE")
+    # How far back: items created and work orders opened earlier are left alone.
+    reconcile_lookback_hours: int = Field(default=72, ge=1, le=24 * 90, alias="RECONCILE_LOOKBACK_HOURS")
+    # How often its schedule runs it, and the share of the hourly budget (10,000) its runs may use.
+    reconcile_interval_minutes: int = Field(default=60, ge=5, le=1440, alias="RECONCILE_INTERVAL_MINUTES")
+    reconcile_budget_share: float = Field(
+        default=0.1, gt=0, le=0.5, allow_inf_nan=False, alias="RECONCILE_BUDGET_SHARE"
+    )

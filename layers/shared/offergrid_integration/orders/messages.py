@@ -23,12 +23,16 @@ from pydantic import ValidationError
 from offergrid_integration.identifiers import identifier_problem
 from offergrid_integration.offergrid.client import OffergridClient
 from offergrid_integration.orders.processing import (
+    RECONCILE_CANCEL,
+    RECONCILE_OPEN,
     FailureReason,
     Outcome,
     OutcomeKind,
     Ports,
     handle_order_cancelled,
     handle_order_created,
+    handle_reconcile_cancel,
+    handle_reconcile_open,
     handle_status_change,
     record_permanent_failure,
 )
@@ -60,7 +64,7 @@ class MalformedMessage(ValueError):
 class OrdersMessage:
     kind: str  # the event type or detail-type
     dedup_key: str
-    source: str  # "webhook" | "sweep" | "provider" | "eventbridge"
+    source: str  # "webhook" | "sweep" | "reconcile" | "provider" | "eventbridge"
     correlation_id: str | None = None
     event: OffergridEvent | None = None
     change: ProviderStatusChange | None = None
@@ -132,6 +136,10 @@ def dispatch(message: OrdersMessage, *, ports: Ports, client: OffergridClient) -
         return handle_order_created(event, ports=ports, client=client, dedup_key=message.dedup_key)
     if event is not None and event.known_type is EventType.ORDER_CANCELLED:
         return handle_order_cancelled(event, ports=ports, client=client, dedup_key=message.dedup_key)
+    if event is not None and message.source == "reconcile" and event.event == RECONCILE_OPEN:
+        return handle_reconcile_open(event, ports=ports, client=client, dedup_key=message.dedup_key)
+    if event is not None and message.source == "reconcile" and event.event == RECONCILE_CANCEL:
+        return handle_reconcile_cancel(event, ports=ports, client=client, dedup_key=message.dedup_key)
     # Decision 2: unknown event types are kept and logged, never failed.
     return Outcome(OutcomeKind.IGNORED, f"no handler for {message.kind!r}")
 

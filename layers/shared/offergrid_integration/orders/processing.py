@@ -59,19 +59,31 @@ from offergrid_integration.orders.lifecycle import (
 from offergrid_integration.orders.provider_events import ProviderStatusChange
 from offergrid_integration.orders.records import Decision, OrderRecord, OrderStore, RecordConflict
 from offergrid_integration.orders.serviceability import ServiceabilityChecker
-from offergrid_integration.orders.workorders import WorkOrder, WorkOrderSink, work_order_id_for
+from offergrid_integration.orders.workorders import (
+    WorkOrder,
+    WorkOrderReader,
+    WorkOrderSink,
+    work_order_id_for,
+)
 from offergrid_integration.webhooks.events import OffergridEvent
 
 __all__ = [
     "DEFAULT_CONTACT_WITHIN_HOURS",
+    "PROVIDER_WORK",
+    "RECONCILE_CANCEL",
+    "RECONCILE_OPEN",
+    "WORK_ENDED",
     "FailureReason",
     "Outcome",
     "OutcomeKind",
     "Ports",
     "handle_order_cancelled",
     "handle_order_created",
+    "handle_reconcile_cancel",
+    "handle_reconcile_open",
     "handle_status_change",
     "permanent_reason",
+    "pushed_by_us",
     "record_permanent_failure",
 ]
 
@@ -101,6 +113,10 @@ class OutcomeKind(StrEnum):
     STATUS_UNCHANGED = "status_unchanged"
     PERMANENT_FAILURE = "permanent_failure"
     IGNORED = "ignored"
+    # Reconciliation repairs (orders/reconcile.py): what the repair did, or why nothing was needed.
+    WORK_ORDER_OPENED = "work_order_opened"
+    WORK_ORDER_CANCELLED = "work_order_cancelled"
+    NOTHING_TO_REPAIR = "nothing_to_repair"
 
 
 class FailureReason(StrEnum):
@@ -678,3 +694,140 @@ def _accepted_by_us(record: OrderRecord, item: OrderItem) -> bool:
         and record.intended_decision is Decision.ACCEPTED
         and parse_status(item.status) in AFTER_ACCEPTANCE
     )
+
+
+# ---------------------------------------------------------------------------------------------------
+# Reconciliation repairs (orders/reconcile.py queues them; docs/order-state-machine.md)
+# ---------------------------------------------------------------------------------------------------
+# Offergrid statuses in which the provider still has work to do: the item needs an open work order.
+PROVIDER_WORK: Final = frozenset(
+    {OrderItemStatus.ACCEPTED, OrderItemStatus.SCHEDULED, OrderItemStatus.IN_PROGRESS}
+)
+# Statuses that end the provider's work when Offergrid (not our fulfilment) put the item there.
+WORK_ENDED: Final = frozenset({OrderItemStatus.CANCELLED, OrderItemStatus.REJECTED, OrderItemStatus.FAILED})
+ADOPTED_REASON: Final = "accepted at Offergrid outside this integration; adopted by reconciliation"
+RESUMED_REASON: Final = "serviceable; our acceptance's work order opened by reconciliation"
+# The event types of the repair messages the reconciler queues (source "reconcile").
+RECONCILE_OPEN: Final = "reconcile.open_work_order"
+RECONCILE_CANCEL: Final = "reconcile.cancel_work_order"
+
+
+def pushed_by_us(record: OrderRecord | None, status: OrderItemStatus) -> bool:
+    """Whether our fulfilment pushed `status` to Offergrid for this item (then its work order ended
+    with fulfilment's knowledge: not a drift)."""
+    return record is not None and any(
+        entry.action == "status_pushed" and entry.status == status.value for entry in record.history
+    )
+
+
+def handle_reconcile_open(
+    event: OffergridEvent, *, ports: Ports, client: OffergridClient, dedup_key: str | None = None
+) -> Outcome:
+    """Open the missing work order of an item Offergrid shows accepted/scheduled/in_progress.
+
+    Re-checked here, on fresh state, because the reconciler's view is minutes old: the item must
+    still imply provider work, no decision on it may be in flight (`RecordConflict`: retried after
+    it), and our record must not say cancelled or rejected (that drift is reported, never repaired).
+    An item accepted by hand (record `decided_elsewhere`, or none) is *adopted*: its record becomes
+    `accepted`, so fulfilment statuses may be pushed for it (docs/decisions.md#11). Never PATCHes.
+    """
+    if not event.item_id:
+        return Outcome(
+            OutcomeKind.PERMANENT_FAILURE, "repair without itemId", (), FailureReason.MALFORMED_MESSAGE
+        )
+    fetched = _fetch_item(client, ports, event.item_id, event.order_id, dedup_key)
+    if isinstance(fetched, Outcome):
+        return fetched
+    item = fetched
+    now = ports.now()
+    record = _record_for(ports, item, now)
+    status = parse_status(item.status)
+    if _decision_in_flight(record, now):
+        raise RecordConflict(f"order record {item.id!r} has a decision in flight; repair after it")
+    if status not in PROVIDER_WORK:
+        return _no_repair(ports, record, f"item is {item.status} now: no work order needed", dedup_key)
+    if record.decision in (Decision.CANCELLED, Decision.REJECTED) or record.order_cancelled_at is not None:
+        return _no_repair(
+            ports, record, f"our record says {record.decision or 'order cancelled'}: not reopened", dedup_key
+        )
+    work_order_id = record.work_order_id or work_order_id_for(item.id)
+    existing = (
+        ports.work_orders.get(work_order_id) if isinstance(ports.work_orders, WorkOrderReader) else None
+    )
+    if existing is not None and not existing.is_open:
+        return _no_repair(ports, record, f"work order {work_order_id} was cancelled: not reopened", dedup_key)
+    if existing is None:
+        stored = ports.work_orders.open(
+            WorkOrder(
+                work_order_id=work_order_id,
+                item_id=item.id,
+                order_id=item.order_id,
+                offer_id=item.offer_id,
+                offer_name=item.offer_name,
+                customer=item.customer_info.to_wire() if item.customer_info else None,
+                service_address=item.service_address.to_wire() if item.service_address else None,
+                order_notes=item.notes,
+                contact_by=now + timedelta(hours=ports.contact_within_hours),
+                created_at=now,
+            )
+        )
+        if not stored.is_open:  # a cancellation wrote its tombstone meanwhile: retried, it is seen
+            raise RecordConflict(f"item {item.id!r} was cancelled while its work order was repaired")
+    if record.decision is not Decision.ACCEPTED:
+        ours = record.intended_decision is Decision.ACCEPTED  # our accept landed, its work order did not
+        record.decision = Decision.ACCEPTED
+        record.decision_reason = RESUMED_REASON if ours else ADOPTED_REASON
+    record.intended_decision = None
+    record.decision_deadline = None
+    record.work_order_id = work_order_id
+    detail = "work order already open" if existing is not None else f"work order {work_order_id} opened"
+    record.add_history(now, "reconciled_open", status=str(item.status), detail=detail, dedup_key=dedup_key)
+    ports.orders.save(record)
+    if existing is not None:
+        return Outcome(OutcomeKind.NOTHING_TO_REPAIR, detail, (item.id,))
+    return Outcome(OutcomeKind.WORK_ORDER_OPENED, detail, (item.id,))
+
+
+def handle_reconcile_cancel(
+    event: OffergridEvent, *, ports: Ports, client: OffergridClient, dedup_key: str | None = None
+) -> Outcome:
+    """Cancel (and announce) the open work order of an item Offergrid shows cancelled, or rejected or
+    failed without our fulfilment having pushed that status. Never PATCHes Offergrid."""
+    if not event.item_id:
+        return Outcome(
+            OutcomeKind.PERMANENT_FAILURE, "repair without itemId", (), FailureReason.MALFORMED_MESSAGE
+        )
+    fetched = _fetch_item(client, ports, event.item_id, event.order_id, dedup_key)
+    if isinstance(fetched, Outcome):
+        return fetched
+    item = fetched
+    now = ports.now()
+    record = _record_for(ports, item, now)
+    status = parse_status(item.status)
+    if _decision_in_flight(record, now):
+        raise RecordConflict(f"order record {item.id!r} has a decision in flight; repair after it")
+    if status not in WORK_ENDED or (status is not OrderItemStatus.CANCELLED and pushed_by_us(record, status)):
+        return _no_repair(ports, record, f"item is {item.status} now: work order kept", dedup_key)
+    reason = event.reason or f"{item.status} at Offergrid"
+    cancelled = ports.work_orders.cancel(work_order_id_for(item.id), item_id=item.id, reason=reason, at=now)
+    record.intended_decision = None
+    record.decision_deadline = None
+    if status is OrderItemStatus.CANCELLED:
+        record.cancelled_at = record.cancelled_at or now
+        if record.decision is None:
+            record.decision = Decision.CANCELLED
+            record.decision_reason = reason
+    detail = "work order cancelled" if cancelled is not None else "no opened work order"
+    record.add_history(now, "reconciled_cancel", status=str(item.status), detail=detail, dedup_key=dedup_key)
+    ports.orders.save(record)
+    if cancelled is None:
+        return Outcome(OutcomeKind.NOTHING_TO_REPAIR, detail, (item.id,))
+    return Outcome(OutcomeKind.WORK_ORDER_CANCELLED, detail, (item.id,))
+
+
+def _no_repair(ports: Ports, record: OrderRecord, detail: str, dedup_key: str | None) -> Outcome:
+    record.add_history(
+        ports.now(), "reconcile_skipped", status=record.offergrid_status, detail=detail, dedup_key=dedup_key
+    )
+    ports.orders.save(record)
+    return Outcome(OutcomeKind.NOTHING_TO_REPAIR, detail, (record.item_id,))

@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
@@ -41,6 +41,7 @@ __all__ = [
     "DynamoDBEventBridgeWorkOrders",
     "WorkOrder",
     "WorkOrderPublishError",
+    "WorkOrderReader",
     "WorkOrderSink",
     "WorkOrderWriteConflict",
     "work_order_id_for",
@@ -117,6 +118,14 @@ class WorkOrderSink(Protocol):
         exist, store a tombstone so it can never be opened. Returns the opened work order now
         cancelled, or None when it was never opened."""
         ...
+
+
+@runtime_checkable
+class WorkOrderReader(Protocol):
+    """A sink that can also read one work order back (the DynamoDB adapter): lets a reconciliation
+    repair tell an open work order from a missing one without announcing it again."""
+
+    def get(self, work_order_id: str) -> WorkOrder | None: ...
 
 
 class DynamoDBEventBridgeWorkOrders:

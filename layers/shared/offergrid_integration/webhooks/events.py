@@ -64,7 +64,8 @@ class InvalidEventPayload(ValueError):
         self.reason = reason
 
 
-MessageSource = Literal["webhook", "sweep", "provider"]
+# "reconcile": a repair queued by the scheduled reconciliation (orders/reconcile.py).
+MessageSource = Literal["webhook", "sweep", "provider", "reconcile"]
 
 _ID_FIELDS: Final = {"orderId": "order_id", "itemId": "item_id", "offerId": "offer_id"}
 _KNOWN_FIELDS: Final = frozenset({"event", *_ID_FIELDS, "reason", "timestamp"})
