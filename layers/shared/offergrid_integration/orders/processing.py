@@ -428,22 +428,7 @@ def _finish_accept(
 ) -> Outcome:
     now = ports.now()
     work_order_id = record.work_order_id or work_order_id_for(item.id)
-    customer = item.customer_info.to_wire() if item.customer_info else None
-    address = item.service_address.to_wire() if item.service_address else None
-    stored = ports.work_orders.open(
-        WorkOrder(
-            work_order_id=work_order_id,
-            item_id=item.id,
-            order_id=item.order_id,
-            offer_id=item.offer_id,
-            offer_name=item.offer_name,
-            customer=customer,
-            service_address=address,
-            order_notes=item.notes,
-            contact_by=contact_by or now + timedelta(hours=ports.contact_within_hours),
-            created_at=now,
-        )
-    )
+    stored = ports.work_orders.open(_new_work_order(ports, item, work_order_id, now, contact_by=contact_by))
     if not stored.is_open:
         # A cancellation got to the work order first (it stored a tombstone): nothing was announced.
         # Retried, the message finds the record cancelled and keeps it so.
@@ -460,6 +445,24 @@ def _finish_accept(
     record.add_history(now, "accepted", status=record.offergrid_status, detail=detail, dedup_key=dedup_key)
     ports.orders.save(record)
     return Outcome(OutcomeKind.ACCEPTED, reason, (item.id,))
+
+
+def _new_work_order(
+    ports: Ports, item: OrderItem, work_order_id: str, now: datetime, *, contact_by: datetime | None = None
+) -> WorkOrder:
+    """The work order fulfilment acts on for an accepted item (what the customer needs done)."""
+    return WorkOrder(
+        work_order_id=work_order_id,
+        item_id=item.id,
+        order_id=item.order_id,
+        offer_id=item.offer_id,
+        offer_name=item.offer_name,
+        customer=item.customer_info.to_wire() if item.customer_info else None,
+        service_address=item.service_address.to_wire() if item.service_address else None,
+        order_notes=item.notes,
+        contact_by=contact_by or now + timedelta(hours=ports.contact_within_hours),
+        created_at=now,
+    )
 
 
 def _reject(
@@ -757,20 +760,7 @@ def handle_reconcile_open(
     if existing is not None and not existing.is_open:
         return _no_repair(ports, record, f"work order {work_order_id} was cancelled: not reopened", dedup_key)
     if existing is None:
-        stored = ports.work_orders.open(
-            WorkOrder(
-                work_order_id=work_order_id,
-                item_id=item.id,
-                order_id=item.order_id,
-                offer_id=item.offer_id,
-                offer_name=item.offer_name,
-                customer=item.customer_info.to_wire() if item.customer_info else None,
-                service_address=item.service_address.to_wire() if item.service_address else None,
-                order_notes=item.notes,
-                contact_by=now + timedelta(hours=ports.contact_within_hours),
-                created_at=now,
-            )
-        )
+        stored = ports.work_orders.open(_new_work_order(ports, item, work_order_id, now))
         if not stored.is_open:  # a cancellation wrote its tombstone meanwhile: retried, it is seen
             raise RecordConflict(f"item {item.id!r} was cancelled while its work order was repaired")
     if record.decision is not Decision.ACCEPTED:
