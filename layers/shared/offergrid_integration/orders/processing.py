@@ -723,6 +723,25 @@ def pushed_by_us(record: OrderRecord | None, status: OrderItemStatus) -> bool:
     )
 
 
+def _repair_target(
+    event: OffergridEvent, ports: Ports, client: OffergridClient, dedup_key: str | None
+) -> tuple[OrderItem, OrderRecord, datetime] | Outcome:
+    """The item a repair is about, read afresh, with our record of it; `RecordConflict` while a
+    decision on it is in flight (the repair is retried after it)."""
+    if not event.item_id:
+        return Outcome(
+            OutcomeKind.PERMANENT_FAILURE, "repair without itemId", (), FailureReason.MALFORMED_MESSAGE
+        )
+    fetched = _fetch_item(client, ports, event.item_id, event.order_id, dedup_key)
+    if isinstance(fetched, Outcome):
+        return fetched
+    now = ports.now()
+    record = _record_for(ports, fetched, now)
+    if _decision_in_flight(record, now):
+        raise RecordConflict(f"order record {fetched.id!r} has a decision in flight; repair after it")
+    return fetched, record, now
+
+
 def handle_reconcile_open(
     event: OffergridEvent, *, ports: Ports, client: OffergridClient, dedup_key: str | None = None
 ) -> Outcome:
@@ -734,19 +753,11 @@ def handle_reconcile_open(
     An item accepted by hand (record `decided_elsewhere`, or none) is *adopted*: its record becomes
     `accepted`, so fulfilment statuses may be pushed for it (docs/decisions.md#11). Never PATCHes.
     """
-    if not event.item_id:
-        return Outcome(
-            OutcomeKind.PERMANENT_FAILURE, "repair without itemId", (), FailureReason.MALFORMED_MESSAGE
-        )
-    fetched = _fetch_item(client, ports, event.item_id, event.order_id, dedup_key)
-    if isinstance(fetched, Outcome):
-        return fetched
-    item = fetched
-    now = ports.now()
-    record = _record_for(ports, item, now)
+    target = _repair_target(event, ports, client, dedup_key)
+    if isinstance(target, Outcome):
+        return target
+    item, record, now = target
     status = parse_status(item.status)
-    if _decision_in_flight(record, now):
-        raise RecordConflict(f"order record {item.id!r} has a decision in flight; repair after it")
     if status not in PROVIDER_WORK:
         return _no_repair(ports, record, f"item is {item.status} now: no work order needed", dedup_key)
     if record.decision in (Decision.CANCELLED, Decision.REJECTED) or record.order_cancelled_at is not None:
@@ -783,19 +794,11 @@ def handle_reconcile_cancel(
 ) -> Outcome:
     """Cancel (and announce) the open work order of an item Offergrid shows cancelled, or rejected or
     failed without our fulfilment having pushed that status. Never PATCHes Offergrid."""
-    if not event.item_id:
-        return Outcome(
-            OutcomeKind.PERMANENT_FAILURE, "repair without itemId", (), FailureReason.MALFORMED_MESSAGE
-        )
-    fetched = _fetch_item(client, ports, event.item_id, event.order_id, dedup_key)
-    if isinstance(fetched, Outcome):
-        return fetched
-    item = fetched
-    now = ports.now()
-    record = _record_for(ports, item, now)
+    target = _repair_target(event, ports, client, dedup_key)
+    if isinstance(target, Outcome):
+        return target
+    item, record, now = target
     status = parse_status(item.status)
-    if _decision_in_flight(record, now):
-        raise RecordConflict(f"order record {item.id!r} has a decision in flight; repair after it")
     if status not in WORK_ENDED or (status is not OrderItemStatus.CANCELLED and pushed_by_us(record, status)):
         return _no_repair(ports, record, f"item is {item.status} now: work order kept", dedup_key)
     reason = event.reason or f"{item.status} at Offergrid"
