@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
 import os
 import sys
@@ -350,12 +351,11 @@ def _summary(message: dict[str, Any]) -> str:
 def _receive_count_note(target: Target, sqs: Any) -> str:
     """Why `receives` grows: SQS has no peek, so looking at a message is a receive, and counts."""
     arrival = "the orders queue's maxReceiveCount"
-    try:
+    # Best effort: without the queue's redrive policy the note names the setting instead of its value.
+    with contextlib.suppress(ReplayError, ClientError, BotoCoreError, KeyError, ValueError):
         queue_url = target.output(QUEUE_URL_OUTPUT)
         policy = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["RedrivePolicy"])
         arrival = f"{json.loads(policy['Attributes']['RedrivePolicy'])['maxReceiveCount']} ({arrival})"
-    except (ReplayError, ClientError, BotoCoreError, KeyError, ValueError):
-        pass
     return (
         "note: `receives` is SQS's ApproximateReceiveCount. A message is moved here after its "
         f"receive count on the orders queue reached {arrival}. SQS has no peek: every `dlq list` "

@@ -186,8 +186,7 @@ class LocalStack:
                 continue
             parts = urlsplit(url)
             try:
-                with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 80), timeout):
-                    pass
+                socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 80), timeout).close()
             except OSError:
                 silent.append(f"{name} at {url}")
         return silent

@@ -124,8 +124,15 @@ def test_sample_event_through_local_invoke(
             assert result["statusCode"] == expected, result
     elif event_file.startswith(("sqs_", "sam_sqs_")):
         # the processor answers with a partial batch response; the fake does not know these items,
-        # which is a permanent problem recorded by the processor, not a retry
+        # and sam_sqs_receive_message.json's body ("Test message.") is no orders message: both are
+        # permanent problems recorded by the processor, not retries
         assert result == {"batchItemFailures": []}
+    elif event_file == "scheduled_reconcile_dry_run.json":
+        # the reconciliation alone, as a dry run: it reports, it queues no repair
+        assert result["dryRun"] is True
+        assert result["reconcile"]["dryRun"] is True
+        assert result["reconcile"]["repairsQueued"] == 0
+        assert result.get("sync") is None
     else:
         assert isinstance(result, dict)
         assert "sync" in result or "sweep" in result or "reconcile" in result

@@ -382,7 +382,7 @@ def test_a_repair_and_the_webhook_of_the_same_item_give_one_work_order(
     crashing = runtime_factory()
 
     class Crash(Exception):
-        pass
+        """The invocation dies between its PATCH and its work order."""
 
     class CrashOnOpen:
         def open(self, work_order: WorkOrder) -> WorkOrder:
