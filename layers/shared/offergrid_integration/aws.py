@@ -1,0 +1,99 @@
+"""One way to reach AWS: every client of a container made once, on first use, from one session.
+
+boto3 itself reads `AWS_ENDPOINT_URL` (and `AWS_ENDPOINT_URL_<SERVICE>`): the local stack and the
+tests point it at moto, and in AWS it is unset or empty (boto3 then uses the real endpoints). So no
+code of ours takes an `endpoint_url`.
+
+`clients()` is the container's `AwsClients`; adapters take the client they need as an argument
+(tests pass their own) and the entry points hand them `clients().<service>`. A client is made the
+first time it is asked for: Lambda's init phase for what a function needs on every event, never for
+what it may not need at all (an S3 client for coverage rules held in SSM). `reset()` forgets them
+(tests that start a new moto backend, tools that change the environment).
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+import boto3
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient, DynamoDBServiceResource
+    from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_ssm import SSMClient
+
+__all__ = ["AwsClients", "clients", "reset"]
+
+
+class AwsClients:
+    """The AWS clients of one container, from one session; each made once, when first used.
+
+    One DynamoDB client serves the rate budget, the idempotency records and the sync state; the
+    DynamoDB resource (`tables`) serves the order and work-order tables (its own client converts
+    Python values, so it cannot be shared with low-level callers).
+    """
+
+    def __init__(self, session: boto3.session.Session | None = None) -> None:
+        self.session = session or boto3.session.Session()
+        # boto3 sessions are not thread-safe while making clients; the sync's threads may ask at once.
+        self._lock = threading.Lock()
+
+    @cached_property
+    def dynamodb(self) -> DynamoDBClient:
+        with self._lock:
+            return self.session.client("dynamodb")
+
+    @cached_property
+    def tables(self) -> DynamoDBServiceResource:
+        with self._lock:
+            return self.session.resource("dynamodb")
+
+    @cached_property
+    def events(self) -> EventBridgeClient:
+        with self._lock:
+            return self.session.client("events")
+
+    @cached_property
+    def s3(self) -> S3Client:
+        with self._lock:
+            return self.session.client("s3")
+
+    @cached_property
+    def secretsmanager(self) -> SecretsManagerClient:
+        with self._lock:
+            return self.session.client("secretsmanager")
+
+    @cached_property
+    def sqs(self) -> SQSClient:
+        with self._lock:
+            return self.session.client("sqs")
+
+    @cached_property
+    def ssm(self) -> SSMClient:
+        with self._lock:
+            return self.session.client("ssm")
+
+
+_clients: AwsClients | None = None
+_clients_lock = threading.Lock()
+
+
+def clients() -> AwsClients:
+    """The container's clients (one session), made on first use."""
+    global _clients
+    with _clients_lock:
+        if _clients is None:
+            _clients = AwsClients()
+        return _clients
+
+
+def reset() -> None:
+    """Forget the container's clients: the next `clients()` starts a new session."""
+    global _clients
+    with _clients_lock:
+        _clients = None
