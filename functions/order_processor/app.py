@@ -44,7 +44,7 @@ from offergrid_integration.orders.messages import (
     parse_queue_message,
     record_malformed,
 )
-from offergrid_integration.orders.processing import Outcome, OutcomeKind, Ports
+from offergrid_integration.orders.processing import OrderOutcome, OutcomeKind, Ports
 from offergrid_integration.orders.records import DynamoDBOrderStore
 from offergrid_integration.orders.serviceability import build_serviceability_checker
 from offergrid_integration.orders.settings import ProcessorSettings
@@ -69,7 +69,7 @@ OUTCOME_METRICS = {
 class _PermanentFailure(Exception):
     """A permanent-failure outcome leaving the idempotent function, so it is not stored as done."""
 
-    def __init__(self, outcome: Outcome) -> None:
+    def __init__(self, outcome: OrderOutcome) -> None:
         super().__init__(outcome.reason)
         self.outcome = outcome
 
@@ -226,7 +226,7 @@ def _mark_duplicate(response: Any, idempotent_data: DataRecord) -> Any:
     return response
 
 
-def _report(outcome: Outcome, **fields: Any) -> None:
+def _report(outcome: OrderOutcome, **fields: Any) -> None:
     log_fields = {**fields, **outcome.to_dict()}
     if outcome.failure is not None:
         logger.warning("order message failed permanently; recorded, not retried", extra=log_fields)

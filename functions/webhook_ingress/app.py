@@ -19,7 +19,12 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from offergrid_integration.config import WebhookIngressSettings, load_settings
 from offergrid_integration.observability import log_metrics, logger, metric_dimensions, metrics
 from offergrid_integration.secrets import SecretStore
-from offergrid_integration.webhooks.ingress import IngressResult, Outcome, RequestFailure, WebhookIngress
+from offergrid_integration.webhooks.ingress import (
+    IngressOutcome,
+    IngressResult,
+    RequestReason,
+    WebhookIngress,
+)
 from offergrid_integration.webhooks.sqs_queue import SqsQueue
 
 if TYPE_CHECKING:
@@ -78,14 +83,14 @@ def _record(result: IngressResult) -> None:
     metrics.add_metric(name="WebhookReceived", unit=MetricUnit.Count, value=1)
     fields = result.log_fields()
     match result.outcome:
-        case Outcome.QUEUED:
+        case IngressOutcome.QUEUED:
             metrics.add_metric(name="WebhookQueued", unit=MetricUnit.Count, value=1)
             if result.unknown_event_type:
                 metrics.add_metric(name="UnknownEventType", unit=MetricUnit.Count, value=1)
                 logger.warning("webhook with an unknown event type queued", extra=fields)
             else:
                 logger.info("webhook queued", extra=fields)
-        case Outcome.REJECTED:
+        case IngressOutcome.REJECTED:
             # Its own metric set: the Reason dimension must not spread to the other metrics.
             with single_metric(
                 name="WebhookRejected",
@@ -97,16 +102,16 @@ def _record(result: IngressResult) -> None:
                 rejected.add_dimension(
                     name="Reason", value=result.reason.value if result.reason else "unknown"
                 )
-            if result.reason is RequestFailure.MESSAGE_TOO_LARGE:
+            if result.reason is RequestReason.MESSAGE_TOO_LARGE:
                 # Authentic, but no queue will take it: lost unless the pending-order sweep finds it.
                 logger.error(
                     "verified webhook too large for the orders queue; refused with 413", extra=fields
                 )
             else:
                 logger.warning("webhook rejected", extra=fields)
-        case Outcome.QUEUE_FAILED:
+        case IngressOutcome.QUEUE_FAILED:
             metrics.add_metric(name="WebhookQueueFailed", unit=MetricUnit.Count, value=1)
             logger.error("webhook not queued; answering 503 so Offergrid retries", extra=fields)
-        case Outcome.SECRET_UNAVAILABLE:
+        case IngressOutcome.SECRET_UNAVAILABLE:
             metrics.add_metric(name="WebhookSecretUnavailable", unit=MetricUnit.Count, value=1)
             logger.error("webhook secret unavailable; answering 503 so Offergrid retries", extra=fields)

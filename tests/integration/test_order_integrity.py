@@ -16,7 +16,7 @@ from devtools.offergrid_fake import OffergridFake
 from functions.order_processor import app
 from offergrid_integration.clock import Clock
 from offergrid_integration.offergrid.client import OffergridClient
-from offergrid_integration.orders.processing import Outcome, Ports, handle_order_cancelled
+from offergrid_integration.orders.processing import OrderOutcome, Ports, handle_order_cancelled
 from offergrid_integration.orders.records import RecordConflict
 from offergrid_integration.orders.workorders import WorkOrder, WorkOrderSink, work_order_id_for
 from offergrid_integration.webhooks.events import OffergridEvent
@@ -62,7 +62,7 @@ class CancelBeforeWorkOrder:
     inner: WorkOrderSink
     cancel_ports: Ports
     client: OffergridClient
-    results: list[Outcome | Exception] = field(default_factory=list)
+    results: list[OrderOutcome | Exception] = field(default_factory=list)
 
     def open(self, work_order: WorkOrder) -> WorkOrder:
         if not self.results:
@@ -126,7 +126,7 @@ def test_case_1_a_cancel_after_the_deadline_leaves_a_tombstone_the_accept_cannot
     # When order.created is handled: the cancel lands first, the accept finds the tombstone
     failed = invoke(load_event("sqs_order_created.json"))
     [cancelled] = racing.results
-    assert isinstance(cancelled, Outcome)
+    assert isinstance(cancelled, OrderOutcome)
     assert cancelled.item_ids == (ITEM,)
     assert failed == [load_event("sqs_order_created.json")["Records"][0]["messageId"]]
 

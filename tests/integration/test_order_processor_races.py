@@ -17,7 +17,7 @@ from devtools.offergrid_fake import OffergridFake
 from functions.order_processor import app
 from offergrid_integration.clock import ScaledClock
 from offergrid_integration.offergrid.client import OffergridClient
-from offergrid_integration.orders.processing import Outcome, Ports, handle_order_cancelled
+from offergrid_integration.orders.processing import OrderOutcome, Ports, handle_order_cancelled
 from offergrid_integration.orders.records import Decision, OrderRecord, OrderStore, RecordConflict
 from offergrid_integration.orders.workorders import work_order_id_for
 from offergrid_integration.webhooks.events import OffergridEvent
@@ -171,7 +171,7 @@ class CancelDuringAccept:
     inner: OrderStore
     cancel_ports: Ports
     client: OffergridClient
-    results: list[Outcome | Exception] = field(default_factory=list)
+    results: list[OrderOutcome | Exception] = field(default_factory=list)
 
     def get(self, item_id: str) -> OrderRecord | None:
         return self.inner.get(item_id)

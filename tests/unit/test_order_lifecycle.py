@@ -10,7 +10,7 @@ from devtools.offergrid_fake.lifecycle import transition_error
 from offergrid_integration.offergrid.models import OrderItemStatus as S
 from offergrid_integration.orders.lifecycle import (
     InvalidTransition,
-    TransitionProblem,
+    TransitionReason,
     allowed_targets,
     check_transition,
     is_decidable,
@@ -47,21 +47,21 @@ def test_documented_moves_are_allowed(current: S, target: S) -> None:
 @pytest.mark.parametrize(
     ("current", "target", "problem"),
     [
-        (S.ACCEPTED, S.ACCEPTED, TransitionProblem.SAME_STATUS),
-        (S.SCHEDULED, S.SCHEDULED, TransitionProblem.SAME_STATUS),
-        (S.CANCELLED, S.SCHEDULED, TransitionProblem.FROM_TERMINAL),
-        (S.REJECTED, S.ACCEPTED, TransitionProblem.FROM_TERMINAL),
-        (S.FAILED, S.IN_PROGRESS, TransitionProblem.FROM_TERMINAL),
-        (S.ACTIVE, S.CANCELLED, TransitionProblem.FROM_TERMINAL),
-        (S.COMPLETED, S.IN_PROGRESS, TransitionProblem.REGRESSION),
-        (S.SCHEDULED, S.ACCEPTED, TransitionProblem.REGRESSION),
-        (S.PENDING, S.CANCELLED, TransitionProblem.NOT_ALLOWED),
-        (S.ACCEPTED, S.FAILED, TransitionProblem.NOT_ALLOWED),
-        (S.COMPLETED, S.CANCELLED, TransitionProblem.NOT_ALLOWED),
-        (S.ACCEPTED, S.REJECTED, TransitionProblem.NOT_ALLOWED),
+        (S.ACCEPTED, S.ACCEPTED, TransitionReason.SAME_STATUS),
+        (S.SCHEDULED, S.SCHEDULED, TransitionReason.SAME_STATUS),
+        (S.CANCELLED, S.SCHEDULED, TransitionReason.FROM_TERMINAL),
+        (S.REJECTED, S.ACCEPTED, TransitionReason.FROM_TERMINAL),
+        (S.FAILED, S.IN_PROGRESS, TransitionReason.FROM_TERMINAL),
+        (S.ACTIVE, S.CANCELLED, TransitionReason.FROM_TERMINAL),
+        (S.COMPLETED, S.IN_PROGRESS, TransitionReason.REGRESSION),
+        (S.SCHEDULED, S.ACCEPTED, TransitionReason.REGRESSION),
+        (S.PENDING, S.CANCELLED, TransitionReason.NOT_ALLOWED),
+        (S.ACCEPTED, S.FAILED, TransitionReason.NOT_ALLOWED),
+        (S.COMPLETED, S.CANCELLED, TransitionReason.NOT_ALLOWED),
+        (S.ACCEPTED, S.REJECTED, TransitionReason.NOT_ALLOWED),
     ],
 )
-def test_refused_moves_say_why(current: S, target: S, problem: TransitionProblem) -> None:
+def test_refused_moves_say_why(current: S, target: S, problem: TransitionReason) -> None:
     with pytest.raises(InvalidTransition) as caught:
         check_transition(current, target)
     assert caught.value.problem is problem
@@ -71,7 +71,7 @@ def test_refused_moves_say_why(current: S, target: S, problem: TransitionProblem
 def test_an_unknown_status_is_refused_not_guessed() -> None:
     with pytest.raises(InvalidTransition) as caught:
         check_transition("on_hold", S.ACCEPTED)
-    assert caught.value.problem is TransitionProblem.UNKNOWN_STATUS
+    assert caught.value.problem is TransitionReason.UNKNOWN_STATUS
     with pytest.raises(InvalidTransition):
         check_transition(S.ACCEPTED, "teleported")
     assert allowed_targets("on_hold") == frozenset()

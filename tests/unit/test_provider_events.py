@@ -13,7 +13,7 @@ import pytest
 from offergrid_integration.offergrid.models import OrderItemStatus
 from offergrid_integration.orders.provider_events import (
     InvalidProviderEvent,
-    ProviderEventProblem,
+    ProviderEventReason,
     WorkOrderStatus,
     is_provider_event,
     parse_provider_event,
@@ -75,7 +75,7 @@ def test_scheduled_for_is_sent_only_with_scheduled(event: dict[str, Any]) -> Non
 def test_scheduled_without_appointment_is_a_permanent_error(event: dict[str, Any]) -> None:
     with pytest.raises(InvalidProviderEvent) as caught:
         parse_provider_event(with_detail(event, appointmentDate=None))
-    assert caught.value.problem is ProviderEventProblem.SCHEDULED_WITHOUT_DATE
+    assert caught.value.problem is ProviderEventReason.SCHEDULED_WITHOUT_DATE
 
 
 @pytest.mark.parametrize(
@@ -91,17 +91,17 @@ def test_scheduled_without_appointment_is_a_permanent_error(event: dict[str, Any
 def test_invalid_details_are_refused(event: dict[str, Any], changes: dict[str, Any]) -> None:
     with pytest.raises(InvalidProviderEvent) as caught:
         parse_provider_event(with_detail(event, **changes))
-    assert caught.value.problem is ProviderEventProblem.INVALID_DETAIL
+    assert caught.value.problem is ProviderEventReason.INVALID_DETAIL
 
 
 def test_other_detail_types_and_non_events_are_refused(event: dict[str, Any]) -> None:
     other = {**event, "detail-type": "workorder.created"}
     with pytest.raises(InvalidProviderEvent) as caught:
         parse_provider_event(other)
-    assert caught.value.problem is ProviderEventProblem.WRONG_DETAIL_TYPE
+    assert caught.value.problem is ProviderEventReason.WRONG_DETAIL_TYPE
     with pytest.raises(InvalidProviderEvent) as caught:
         parse_provider_event({"event": "order.created"})
-    assert caught.value.problem is ProviderEventProblem.NOT_AN_EVENT
+    assert caught.value.problem is ProviderEventReason.NOT_AN_EVENT
     no_id = {key: value for key, value in event.items() if key != "id"}
     with pytest.raises(InvalidProviderEvent):
         parse_provider_event(no_id)

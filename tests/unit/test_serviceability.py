@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from offergrid_integration.config import ConfigurationError
+from offergrid_integration.errors import TransientError
 from offergrid_integration.offergrid.models import OrderItem, ServiceAddress
 from offergrid_integration.orders.serviceability import (
     DEFAULT_COVERAGE_RULES,
@@ -129,10 +130,12 @@ def test_the_default_document_serves_every_us_address() -> None:
         '{"allow": [{"zipCodes": "10001"}]}',
     ],
 )
-def test_invalid_documents_are_transient_configuration_errors(document: str) -> None:
+def test_invalid_documents_are_transient_errors(document: str) -> None:
+    # Issue 14: transient (the order is retried), not a ConfigurationError (a wrong environment).
     with pytest.raises(ServiceabilityUnavailable) as caught:
         parse_coverage_rules(document)
-    assert isinstance(caught.value, ConfigurationError)
+    assert isinstance(caught.value, TransientError)
+    assert not isinstance(caught.value, ConfigurationError)
     assert caught.value.retryable is True
 
 

@@ -416,11 +416,11 @@ def test_alarms_on_our_metrics_use_emitted_names_and_dimensions(alarm_id: str) -
 
 
 def test_the_unauthorized_alarm_sums_every_signature_failure() -> None:
-    from offergrid_integration.webhooks.signature import SignatureFailure
+    from offergrid_integration.webhooks.signature import SignatureReason
 
     props = ALARMS["WebhookUnauthorizedAlarm"]
     reasons = {dims["Reason"] for _, name, dims in alarm_metrics(props) if name == "WebhookRejected"}
-    assert reasons == {reason.value for reason in SignatureFailure}
+    assert reasons == {reason.value for reason in SignatureReason}
     [expression] = [q for q in props["Metrics"] if q.get("ReturnData")]
     ids = {q["Id"] for q in props["Metrics"] if "MetricStat" in q}
     assert set(re.findall(r"FILL\((\w+), 0\)", expression["Expression"])) == ids

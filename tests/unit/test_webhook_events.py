@@ -12,7 +12,7 @@ from offergrid_integration.webhooks.events import (
     EventType,
     InvalidEventPayload,
     OffergridEvent,
-    PayloadFailure,
+    PayloadReason,
     QueuedMessage,
     build_queued_message,
     dedup_key_for,
@@ -108,25 +108,25 @@ def test_structured_reason_and_numeric_timestamp_are_kept_as_text():
 @pytest.mark.parametrize(
     ("payload", "reason"),
     [
-        ([FLAT_CREATED], PayloadFailure.NOT_OBJECT),
-        ("order.created", PayloadFailure.NOT_OBJECT),
-        (None, PayloadFailure.NOT_OBJECT),
-        (42, PayloadFailure.NOT_OBJECT),
-        ({"orderId": "o"}, PayloadFailure.EVENT_MISSING),
-        ({"data": {"event": "order.created"}}, PayloadFailure.EVENT_MISSING),
-        ({"event": None}, PayloadFailure.EVENT_INVALID),
-        ({"event": 7}, PayloadFailure.EVENT_INVALID),
-        ({"event": ""}, PayloadFailure.EVENT_INVALID),
-        ({"event": "order created"}, PayloadFailure.EVENT_INVALID),
-        ({"event": "order.créé"}, PayloadFailure.EVENT_INVALID),
-        ({"event": "x" * 101}, PayloadFailure.EVENT_INVALID),
-        ({"event": "order.created", "itemId": {"id": 1}}, PayloadFailure.FIELD_INVALID),
-        ({"event": "order.created", "orderId": ["o"]}, PayloadFailure.FIELD_INVALID),
-        ({"event": "order.created", "itemId": True}, PayloadFailure.FIELD_INVALID),
-        ({"event": "order.created", "timestamp": {"t": 1}}, PayloadFailure.FIELD_INVALID),
+        ([FLAT_CREATED], PayloadReason.NOT_OBJECT),
+        ("order.created", PayloadReason.NOT_OBJECT),
+        (None, PayloadReason.NOT_OBJECT),
+        (42, PayloadReason.NOT_OBJECT),
+        ({"orderId": "o"}, PayloadReason.EVENT_MISSING),
+        ({"data": {"event": "order.created"}}, PayloadReason.EVENT_MISSING),
+        ({"event": None}, PayloadReason.EVENT_INVALID),
+        ({"event": 7}, PayloadReason.EVENT_INVALID),
+        ({"event": ""}, PayloadReason.EVENT_INVALID),
+        ({"event": "order created"}, PayloadReason.EVENT_INVALID),
+        ({"event": "order.créé"}, PayloadReason.EVENT_INVALID),
+        ({"event": "x" * 101}, PayloadReason.EVENT_INVALID),
+        ({"event": "order.created", "itemId": {"id": 1}}, PayloadReason.FIELD_INVALID),
+        ({"event": "order.created", "orderId": ["o"]}, PayloadReason.FIELD_INVALID),
+        ({"event": "order.created", "itemId": True}, PayloadReason.FIELD_INVALID),
+        ({"event": "order.created", "timestamp": {"t": 1}}, PayloadReason.FIELD_INVALID),
     ],
 )
-def test_invalid_payloads_raise_with_a_reason(payload: object, reason: PayloadFailure):
+def test_invalid_payloads_raise_with_a_reason(payload: object, reason: PayloadReason):
     with pytest.raises(InvalidEventPayload) as excinfo:
         OffergridEvent.from_payload(payload)
     assert excinfo.value.reason is reason

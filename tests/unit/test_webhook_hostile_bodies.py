@@ -10,8 +10,8 @@ import json
 
 import pytest
 
-from offergrid_integration.webhooks.events import PayloadFailure
-from offergrid_integration.webhooks.ingress import Outcome, WebhookIngress
+from offergrid_integration.webhooks.events import PayloadReason
+from offergrid_integration.webhooks.ingress import IngressOutcome, WebhookIngress
 from tests.unit.test_webhook_ingress import FakeClock, FakeSecrets, RecordingQueue, api_event
 
 SECRET = "local-dev-webhook-secret"
@@ -40,8 +40,8 @@ def test_deeply_nested_json_is_a_400_and_not_queued(ingress, queue, depth):
     result = ingress.handle(api_event(body=nested(depth)))
     # Then it is refused as a bad request, nothing is queued
     assert result.status == 400
-    assert result.outcome is Outcome.REJECTED
-    assert result.reason is PayloadFailure.TOO_DEEP
+    assert result.outcome is IngressOutcome.REJECTED
+    assert result.reason is PayloadReason.TOO_DEEP
     assert queue.sent == []
 
 
@@ -71,7 +71,7 @@ def test_identifiers_that_can_never_be_keys_are_a_400(ingress, queue, field, val
     result = ingress.handle(api_event(body=body))
     # Then it is a 400 naming the field problem class, and nothing is queued
     assert result.status == 400
-    assert result.reason is PayloadFailure.FIELD_INVALID
+    assert result.reason is PayloadReason.FIELD_INVALID
     assert queue.sent == []
 
 

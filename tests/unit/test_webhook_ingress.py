@@ -8,17 +8,17 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from offergrid_integration.webhooks.events import PayloadFailure, QueuedMessage
+from offergrid_integration.webhooks.events import PayloadReason, QueuedMessage
 from offergrid_integration.webhooks.ingress import (
     SQS_MAX_MESSAGE_BYTES,
+    IngressOutcome,
     IngressResult,
-    Outcome,
-    RequestFailure,
+    RequestReason,
     WebhookIngress,
     sqs_message_size,
 )
 from offergrid_integration.webhooks.queue import QueueSendError
-from offergrid_integration.webhooks.signature import SignatureFailure, sign
+from offergrid_integration.webhooks.signature import SignatureReason, sign
 
 SECRET = "local-dev-webhook-secret"
 NEW_SECRET = "rotated-webhook-secret"
@@ -113,7 +113,7 @@ def ingress(queue: RecordingQueue, secrets: FakeSecrets, clock: FakeClock) -> We
 
 def test_signed_webhook_is_queued_once_with_key_time_and_correlation(ingress, queue, clock):
     result = ingress.handle(api_event(), correlation_id="req-1")
-    assert (result.status, result.body, result.outcome) == (200, {"received": True}, Outcome.QUEUED)
+    assert (result.status, result.body, result.outcome) == (200, {"received": True}, IngressOutcome.QUEUED)
     assert result.message_id == "msg-1"
     [(body, attributes)] = queue.sent
     message = QueuedMessage.from_json(body)
@@ -135,7 +135,7 @@ def test_queue_failure_is_503_never_2xx(ingress, queue):
     result = ingress.handle(api_event())
     assert (result.status, result.outcome, result.error) == (
         503,
-        Outcome.QUEUE_FAILED,
+        IngressOutcome.QUEUE_FAILED,
         "AWS.SimpleQueueService.NonExistentQueue",
     )
     assert result.message is not None  # still known for the logs
@@ -148,7 +148,7 @@ def test_unreadable_secret_is_503_and_nothing_queued(ingress, queue, secrets, er
     result = ingress.handle(api_event())
     assert (result.status, result.outcome, result.error) == (
         503,
-        Outcome.SECRET_UNAVAILABLE,
+        IngressOutcome.SECRET_UNAVAILABLE,
         type(error).__name__,
     )
     assert queue.sent == []
@@ -161,7 +161,7 @@ def test_empty_secret_list_is_503_not_401(queue, clock):
 
 def test_malformed_header_is_refused_before_the_secret_is_read(ingress, secrets):
     result = ingress.handle(api_event(signature="sha256="))
-    assert (result.status, result.reason) == (401, SignatureFailure.EMPTY)
+    assert (result.status, result.reason) == (401, SignatureReason.EMPTY)
     assert secrets.calls == []
 
 
@@ -178,7 +178,7 @@ def test_other_methods_are_405(ingress, queue, method):
     result = ingress.handle(api_event(httpMethod=method))
     assert (result.status, result.reason, result.headers) == (
         405,
-        RequestFailure.METHOD_NOT_ALLOWED,
+        RequestReason.METHOD_NOT_ALLOWED,
         {"Allow": "POST"},
     )
     assert queue.sent == []
@@ -192,7 +192,7 @@ def test_http_api_v2_methods_other_than_post_are_405_too(ingress, queue, method)
     result = ingress.handle(event)
     assert (result.status, result.reason, result.headers) == (
         405,
-        RequestFailure.METHOD_NOT_ALLOWED,
+        RequestReason.METHOD_NOT_ALLOWED,
         {"Allow": "POST"},
     )
     assert queue.sent == []
@@ -219,7 +219,7 @@ def test_oversized_body_is_413_before_any_hmac_or_secret(ingress, secrets, monke
     event = api_event(body, signature=sign(body, SECRET))
     monkeypatch.setattr("offergrid_integration.webhooks.signature.hmac.new", _no_hmac)
     result = ingress.handle(event)
-    assert (result.status, result.reason) == (413, RequestFailure.BODY_TOO_LARGE)
+    assert (result.status, result.reason) == (413, RequestReason.BODY_TOO_LARGE)
     assert secrets.calls == []
 
 
@@ -251,7 +251,7 @@ def test_base64_body_is_measured_after_decoding(ingress):
 
 def test_invalid_base64_is_400(ingress, queue):
     result = ingress.handle(api_event("%%%not-base64%%%", isBase64Encoded=True))
-    assert (result.status, result.reason) == (400, RequestFailure.BODY_UNDECODABLE)
+    assert (result.status, result.reason) == (400, RequestReason.BODY_UNDECODABLE)
     assert queue.sent == []
 
 
@@ -264,25 +264,25 @@ def test_non_string_body_is_400(ingress):
 # --- signature before body validity ------------------------------------------------------------------------
 def test_bad_signature_on_a_non_json_body_is_401(ingress):
     result = ingress.handle(api_event("not json", signature=sign("other", SECRET)))
-    assert (result.status, result.reason) == (401, SignatureFailure.MISMATCH)
+    assert (result.status, result.reason) == (401, SignatureReason.MISMATCH)
 
 
 @pytest.mark.parametrize(
     ("body", "reason"),
     [
-        ("not json", PayloadFailure.NOT_JSON),
-        ("", PayloadFailure.NOT_JSON),
-        ('{"event": NaN}', PayloadFailure.NOT_JSON),
-        ('[{"event":"order.created"}]', PayloadFailure.NOT_OBJECT),
-        ('"order.created"', PayloadFailure.NOT_OBJECT),
-        ('{"orderId":"o-1"}', PayloadFailure.EVENT_MISSING),
-        ('{"event":42}', PayloadFailure.EVENT_INVALID),
-        ('{"event":"order.created","itemId":{"x":1}}', PayloadFailure.FIELD_INVALID),
+        ("not json", PayloadReason.NOT_JSON),
+        ("", PayloadReason.NOT_JSON),
+        ('{"event": NaN}', PayloadReason.NOT_JSON),
+        ('[{"event":"order.created"}]', PayloadReason.NOT_OBJECT),
+        ('"order.created"', PayloadReason.NOT_OBJECT),
+        ('{"orderId":"o-1"}', PayloadReason.EVENT_MISSING),
+        ('{"event":42}', PayloadReason.EVENT_INVALID),
+        ('{"event":"order.created","itemId":{"x":1}}', PayloadReason.FIELD_INVALID),
     ],
 )
 def test_validly_signed_but_invalid_body_is_400(ingress, queue, body, reason):
     result = ingress.handle(api_event(body))
-    assert (result.status, result.reason, result.outcome) == (400, reason, Outcome.REJECTED)
+    assert (result.status, result.reason, result.outcome) == (400, reason, IngressOutcome.REJECTED)
     assert result.signature is not None  # it was authentic
     assert queue.sent == []
 
@@ -354,8 +354,8 @@ def test_non_ascii_body_within_the_raw_limit_but_too_big_once_queued_is_413_not_
     # Then it is refused for good (413, never a 503 Offergrid would retry forever) and nothing is queued
     assert (result.status, result.outcome, result.reason) == (
         413,
-        Outcome.REJECTED,
-        RequestFailure.MESSAGE_TOO_LARGE,
+        IngressOutcome.REJECTED,
+        RequestReason.MESSAGE_TOO_LARGE,
     )
     assert result.body == {"message": "Payload Too Large"}
     assert queue.sent == []
@@ -382,7 +382,7 @@ def test_the_sqs_limit_counts_the_body_and_the_attributes_inclusively(queue, sec
     result = below.handle(api_event(body), correlation_id="r-1")
     assert (result.status, result.reason, result.message_bytes) == (
         413,
-        RequestFailure.MESSAGE_TOO_LARGE,
+        RequestReason.MESSAGE_TOO_LARGE,
         size,
     )
     assert len(queue.sent) == 1
@@ -420,5 +420,5 @@ def test_log_fields_hold_codes_and_ids_never_body_signature_or_secret(ingress):
 
 
 def test_result_is_a_plain_value():
-    result = IngressResult(200, {"received": True}, Outcome.QUEUED)
+    result = IngressResult(200, {"received": True}, IngressOutcome.QUEUED)
     assert not result.unknown_event_type

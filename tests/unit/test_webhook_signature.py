@@ -10,8 +10,8 @@ import json
 import pytest
 
 from offergrid_integration.webhooks.signature import (
-    SignatureFailure,
     SignatureMatch,
+    SignatureReason,
     SignatureVerificationError,
     compact_json,
     decode_body,
@@ -29,7 +29,7 @@ COMPACT = compact_json(PAYLOAD)
 PRETTY = json.dumps(PAYLOAD, indent=2).encode()
 
 
-def reason_of(excinfo: pytest.ExceptionInfo[SignatureVerificationError]) -> SignatureFailure:
+def reason_of(excinfo: pytest.ExceptionInfo[SignatureVerificationError]) -> SignatureReason:
     return excinfo.value.reason
 
 
@@ -71,14 +71,14 @@ def test_reserialisation_does_not_rescue_a_different_payload():
     other = compact_json({**PAYLOAD, "itemId": "item-2"})
     with pytest.raises(SignatureVerificationError) as excinfo:
         verify_signature(PRETTY, sign(other, SECRET), [SECRET])
-    assert reason_of(excinfo) is SignatureFailure.MISMATCH
+    assert reason_of(excinfo) is SignatureReason.MISMATCH
 
 
 @pytest.mark.parametrize("body", [b"not json", b"", b"\xff\xfe\x00", b"[" * 50_000, b'{"a":NaN}'])
 def test_non_json_body_with_a_bad_signature_is_a_mismatch_not_a_crash(body: bytes):
     with pytest.raises(SignatureVerificationError) as excinfo:
         verify_signature(body, sign(b"something else", SECRET), [SECRET])
-    assert reason_of(excinfo) is SignatureFailure.MISMATCH
+    assert reason_of(excinfo) is SignatureReason.MISMATCH
 
 
 def test_non_json_body_with_a_valid_raw_signature_verifies():
@@ -90,7 +90,7 @@ def test_lone_surrogate_in_json_does_not_crash_the_fallback():
     body = b'{"event":"x","s":"\\ud800"}'
     with pytest.raises(SignatureVerificationError) as excinfo:
         verify_signature(body, sign(b"other", SECRET), [SECRET])
-    assert reason_of(excinfo) is SignatureFailure.MISMATCH
+    assert reason_of(excinfo) is SignatureReason.MISMATCH
 
 
 # --- base64 body ------------------------------------------------------------------------------------
@@ -148,7 +148,7 @@ def test_rotation_accepts_current_and_previous_secret_and_says_which():
 def test_a_secret_outside_the_list_is_refused():
     with pytest.raises(SignatureVerificationError) as excinfo:
         verify_signature(COMPACT, sign(COMPACT, "third-secret"), [SECRET, OLD_SECRET])
-    assert reason_of(excinfo) is SignatureFailure.MISMATCH
+    assert reason_of(excinfo) is SignatureReason.MISMATCH
 
 
 def test_no_secret_at_all_is_a_configuration_fault_not_a_401():
@@ -164,27 +164,25 @@ VALID_HEX = sign(COMPACT, SECRET)
 @pytest.mark.parametrize(
     ("header", "reason"),
     [
-        (None, SignatureFailure.MISSING),
-        ("", SignatureFailure.EMPTY),
-        ("   ", SignatureFailure.EMPTY),
-        ("sha256=", SignatureFailure.EMPTY),
-        ("sha256=   ", SignatureFailure.EMPTY),
-        ("z" * 64, SignatureFailure.NOT_HEX),
-        (VALID_HEX[:-1] + "g", SignatureFailure.NOT_HEX),
-        ("sha1=" + VALID_HEX, SignatureFailure.NOT_HEX),
-        ("v1," + VALID_HEX, SignatureFailure.MULTIPLE),
-        (VALID_HEX[:32] + " " + VALID_HEX[32:], SignatureFailure.NOT_HEX),
-        ("٣" * 64, SignatureFailure.NOT_HEX),  # non-ASCII digits are not hex digits
-        (VALID_HEX[:-2], SignatureFailure.WRONG_LENGTH),
-        (VALID_HEX + "00", SignatureFailure.WRONG_LENGTH),
-        ("abc", SignatureFailure.WRONG_LENGTH),
-        (f"{VALID_HEX},{VALID_HEX}", SignatureFailure.MULTIPLE),
-        (f"sha256={VALID_HEX}, sha256={VALID_HEX}", SignatureFailure.MULTIPLE),
+        (None, SignatureReason.MISSING),
+        ("", SignatureReason.EMPTY),
+        ("   ", SignatureReason.EMPTY),
+        ("sha256=", SignatureReason.EMPTY),
+        ("sha256=   ", SignatureReason.EMPTY),
+        ("z" * 64, SignatureReason.NOT_HEX),
+        (VALID_HEX[:-1] + "g", SignatureReason.NOT_HEX),
+        ("sha1=" + VALID_HEX, SignatureReason.NOT_HEX),
+        ("v1," + VALID_HEX, SignatureReason.MULTIPLE),
+        (VALID_HEX[:32] + " " + VALID_HEX[32:], SignatureReason.NOT_HEX),
+        ("٣" * 64, SignatureReason.NOT_HEX),  # non-ASCII digits are not hex digits
+        (VALID_HEX[:-2], SignatureReason.WRONG_LENGTH),
+        (VALID_HEX + "00", SignatureReason.WRONG_LENGTH),
+        ("abc", SignatureReason.WRONG_LENGTH),
+        (f"{VALID_HEX},{VALID_HEX}", SignatureReason.MULTIPLE),
+        (f"sha256={VALID_HEX}, sha256={VALID_HEX}", SignatureReason.MULTIPLE),
     ],
 )
-def test_malformed_header_raises_the_typed_error_with_its_reason(
-    header: str | None, reason: SignatureFailure
-):
+def test_malformed_header_raises_the_typed_error_with_its_reason(header: str | None, reason: SignatureReason):
     with pytest.raises(SignatureVerificationError) as excinfo:
         verify_signature(COMPACT, header, [SECRET])
     assert reason_of(excinfo) is reason
@@ -195,7 +193,7 @@ def test_malformed_header_raises_the_typed_error_with_its_reason(
 def test_wrong_signature_of_right_shape_is_a_mismatch():
     with pytest.raises(SignatureVerificationError) as excinfo:
         verify_signature(COMPACT, "0" * 64, [SECRET])
-    assert reason_of(excinfo) is SignatureFailure.MISMATCH
+    assert reason_of(excinfo) is SignatureReason.MISMATCH
 
 
 def test_error_message_and_repr_never_contain_the_signature_or_secret():
@@ -228,14 +226,14 @@ def test_same_value_in_both_maps_is_one_header():
 @pytest.mark.parametrize(
     ("headers", "multi", "reason"),
     [
-        (None, None, SignatureFailure.MISSING),
-        ({}, {}, SignatureFailure.MISSING),
+        (None, None, SignatureReason.MISSING),
+        ({}, {}, SignatureReason.MISSING),
         (
             {"content-type": "application/json"},
             {"content-type": ["application/json"]},
-            SignatureFailure.MISSING,
+            SignatureReason.MISSING,
         ),
-        ({"x-offergrid-signature": None}, None, SignatureFailure.MISSING),
+        ({"x-offergrid-signature": None}, None, SignatureReason.MISSING),
         # repeated header: API Gateway keeps the last in `headers`, all in `multiValueHeaders`
         ({"x-offergrid-signature": VALID_HEX}, {"x-offergrid-signature": ["0" * 64, VALID_HEX]}, None),
         (None, {"x-offergrid-signature": [VALID_HEX, VALID_HEX]}, None),
@@ -245,13 +243,13 @@ def test_same_value_in_both_maps_is_one_header():
         ({"x-offergrid-signature": [VALID_HEX, "0" * 64]}, None, None),
         # maps that disagree
         ({"x-offergrid-signature": VALID_HEX}, {"x-offergrid-signature": ["0" * 64]}, None),
-        ({"x-offergrid-signature": 12345}, None, SignatureFailure.NOT_HEX),
+        ({"x-offergrid-signature": 12345}, None, SignatureReason.NOT_HEX),
     ],
 )
 def test_header_lookup_failures(headers, multi, reason):
     with pytest.raises(SignatureVerificationError) as excinfo:
         find_signature_header(headers, multi)
-    assert reason_of(excinfo) is (reason or SignatureFailure.MULTIPLE)
+    assert reason_of(excinfo) is (reason or SignatureReason.MULTIPLE)
 
 
 # --- timing-safe comparison -----------------------------------------------------------------------------

@@ -1,44 +1,46 @@
 """Typed errors for everything that can go wrong talking to Offergrid.
 
 One hierarchy, by HTTP status, each error carrying the status, the message and the body.
-`retryable` tells callers (the SQS processor, the sync) whether trying later can succeed:
-connection problems, timeouts, 408, 429, 5xx, an exhausted rate budget and a 2xx read without
-a readable resource (`UnreadableResponseError`) are transient;
-401/403/404/409/422 and other 4xx are permanent for that request.
+Transient errors derive from `errors.TransientError` (callers branch on it: the SQS processor, the
+sync): connection problems, timeouts, 408, 429, 5xx, an exhausted rate budget and a 2xx read without
+a readable resource (`UnreadableResponseError`); 401/403/404/409/422, other 4xx and a list that
+cannot be followed derive from `errors.PermanentError` (permanent for that request).
+`err.retryable` is the same answer as a flag.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from offergrid_integration.errors import PermanentError, TransientError
+
 
 class OffergridError(Exception):
     """Base of every error raised by the Offergrid client and the rate budget."""
-
-    retryable: bool = False
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
 
+    @property
+    def retryable(self) -> bool:
+        """Whether trying later can succeed: the error is a `TransientError`."""
+        return isinstance(self, TransientError)
 
-class APIConnectionError(OffergridError):
+
+class APIConnectionError(OffergridError, TransientError):
     """The request never got an HTTP answer (refused, reset, DNS, TLS...)."""
-
-    retryable = True
 
 
 class APITimeoutError(APIConnectionError):
     """No answer within the timeout (or within the Lambda's remaining time)."""
 
 
-class RateBudgetExhausted(OffergridError):
+class RateBudgetExhausted(OffergridError, TransientError):
     """The shared 100/min + 10,000/h budget has no token within the time we may wait.
 
     Nothing was sent. `retry_after` is how long (seconds) until a token is expected.
     """
-
-    retryable = True
 
     def __init__(self, retry_after: float, message: str | None = None) -> None:
         super().__init__(message or f"Offergrid rate budget exhausted; retry in {retry_after:.1f}s")
@@ -66,22 +68,20 @@ class ResponseBodyError(OffergridError):
         return f"{self.message}{where}"
 
 
-class UnexpectedResponseError(ResponseBodyError):
+class UnexpectedResponseError(ResponseBodyError, PermanentError):
     """A list we cannot follow: an unknown shape, more announced without a way there, endless pages.
 
     Not retryable: the same request would get the same answer.
     """
 
 
-class UnreadableResponseError(ResponseBodyError):
+class UnreadableResponseError(ResponseBodyError, TransientError):
     """A 2xx read without the resource asked for (no body, a message, a shape without the fields the
     code needs): nothing to use, though the request succeeded (docs/decisions.md#10).
 
     Retryable: a read that came back without its resource is asked again later, so the caller (the
     order processor) keeps the message instead of dropping it.
     """
-
-    retryable = True
 
 
 class APIStatusError(OffergridError):
@@ -111,45 +111,42 @@ class APIStatusError(OffergridError):
         return f"{self.status_code} {self.message}{where}"
 
 
-class BadRequestError(APIStatusError):
+class BadRequestError(APIStatusError, PermanentError):
     status_code = 400
 
 
-class AuthenticationError(APIStatusError):
+class AuthenticationError(APIStatusError, PermanentError):
     status_code = 401
 
 
-class PermissionDeniedError(APIStatusError):
+class PermissionDeniedError(APIStatusError, PermanentError):
     status_code = 403
 
 
-class NotFoundError(APIStatusError):
+class NotFoundError(APIStatusError, PermanentError):
     status_code = 404
 
 
-class RequestTimeoutError(APIStatusError):
+class RequestTimeoutError(APIStatusError, TransientError):
     status_code = 408
-    retryable = True
 
 
-class ConflictError(APIStatusError):
+class ConflictError(APIStatusError, PermanentError):
     status_code = 409
 
 
-class UnprocessableEntityError(APIStatusError):
+class UnprocessableEntityError(APIStatusError, PermanentError):
     status_code = 422
 
 
-class RateLimitError(APIStatusError):
+class RateLimitError(APIStatusError, TransientError):
     status_code = 429
-    retryable = True
 
 
-class InternalServerError(APIStatusError):
+class InternalServerError(APIStatusError, TransientError):
     """Any 5xx."""
 
     status_code = 500
-    retryable = True
 
 
 _BY_STATUS: dict[int, type[APIStatusError]] = {

@@ -23,7 +23,7 @@ __all__ = [
     "HAPPY_PATH",
     "TERMINAL_STATUSES",
     "InvalidTransition",
-    "TransitionProblem",
+    "TransitionReason",
     "allowed_targets",
     "check_transition",
     "is_decidable",
@@ -56,7 +56,7 @@ DECIDABLE_STATUSES: Final = frozenset({S.PENDING, S.SUBMITTED_TO_PROVIDER})
 AFTER_ACCEPTANCE: Final = frozenset({S.ACCEPTED, S.SCHEDULED, S.IN_PROGRESS, S.COMPLETED, S.ACTIVE, S.FAILED})
 
 
-class TransitionProblem(StrEnum):
+class TransitionReason(StrEnum):
     """Why a transition is refused; the values are low-cardinality metric/log reasons."""
 
     SAME_STATUS = "same_status"
@@ -69,7 +69,7 @@ class TransitionProblem(StrEnum):
 class InvalidTransition(Exception):
     """`current -> target` is not a move the lifecycle allows. Permanent: retrying cannot help."""
 
-    def __init__(self, current: str, target: str, problem: TransitionProblem) -> None:
+    def __init__(self, current: str, target: str, problem: TransitionReason) -> None:
         super().__init__(f"invalid status transition {current!r} -> {target!r}: {problem.value}")
         self.current = current
         self.target = target
@@ -108,15 +108,15 @@ def check_transition(current: str | OrderItemStatus, target: str | OrderItemStat
     """Return if `current -> target` is allowed, else raise `InvalidTransition` saying why."""
     source, destination = parse_status(current), parse_status(target)
     if source is None or destination is None:
-        raise InvalidTransition(str(current), str(target), TransitionProblem.UNKNOWN_STATUS)
+        raise InvalidTransition(str(current), str(target), TransitionReason.UNKNOWN_STATUS)
     if destination in allowed_targets(source):
         return
     if source is destination:
-        problem = TransitionProblem.SAME_STATUS
+        problem = TransitionReason.SAME_STATUS
     elif source in TERMINAL_STATUSES:
-        problem = TransitionProblem.FROM_TERMINAL
+        problem = TransitionReason.FROM_TERMINAL
     elif source in HAPPY_PATH and destination in HAPPY_PATH:
-        problem = TransitionProblem.REGRESSION
+        problem = TransitionReason.REGRESSION
     else:
-        problem = TransitionProblem.NOT_ALLOWED
+        problem = TransitionReason.NOT_ALLOWED
     raise InvalidTransition(source.value, destination.value, problem)

@@ -26,7 +26,7 @@ from offergrid_integration.orders.processing import (
     RECONCILE_CANCEL,
     RECONCILE_OPEN,
     FailureReason,
-    Outcome,
+    OrderOutcome,
     OutcomeKind,
     Ports,
     handle_order_cancelled,
@@ -127,8 +127,8 @@ def _provider_message(payload: dict[str, Any]) -> OrdersMessage:
     )
 
 
-def dispatch(message: OrdersMessage, *, ports: Ports, client: OffergridClient) -> Outcome:
-    """Run the use case for `message`. Transient errors propagate; permanent ones are an Outcome."""
+def dispatch(message: OrdersMessage, *, ports: Ports, client: OffergridClient) -> OrderOutcome:
+    """Run the use case for `message`. Transient errors propagate; permanent ones are an OrderOutcome."""
     if message.change is not None:
         return handle_status_change(message.change, ports=ports, client=client, dedup_key=message.dedup_key)
     event = message.event
@@ -141,10 +141,10 @@ def dispatch(message: OrdersMessage, *, ports: Ports, client: OffergridClient) -
     if event is not None and message.source == "reconcile" and event.event == RECONCILE_CANCEL:
         return handle_reconcile_cancel(event, ports=ports, client=client, dedup_key=message.dedup_key)
     # Decision 2: unknown event types are kept and logged, never failed.
-    return Outcome(OutcomeKind.IGNORED, f"no handler for {message.kind!r}")
+    return OrderOutcome(OutcomeKind.IGNORED, f"no handler for {message.kind!r}")
 
 
-def record_malformed(error: MalformedMessage, *, ports: Ports) -> Outcome:
+def record_malformed(error: MalformedMessage, *, ports: Ports) -> OrderOutcome:
     """A permanent failure for a message we could not parse (recorded on the item when we know it)."""
     if error.item_id:
         return record_permanent_failure(
@@ -155,4 +155,4 @@ def record_malformed(error: MalformedMessage, *, ports: Ports) -> Outcome:
             detail=error.detail,
             dedup_key=None,
         )
-    return Outcome(OutcomeKind.PERMANENT_FAILURE, error.detail, (), error.failure)
+    return OrderOutcome(OutcomeKind.PERMANENT_FAILURE, error.detail, (), error.failure)

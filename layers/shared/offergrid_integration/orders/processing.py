@@ -1,6 +1,6 @@
 """The order domain: decide every item once, handle cancellations, push the provider's status.
 
-Three use cases, each taking the ports and an `OffergridClient` and returning an `Outcome`:
+Three use cases, each taking the ports and an `OffergridClient` and returning an `OrderOutcome`:
 
 - `handle_order_created`: fetch the item; if it is still pending/submitted_to_provider, check
   serviceability, then accept (PATCH `accepted`, providerNotes saying when the customer will be
@@ -15,7 +15,7 @@ Three use cases, each taking the ports and an `OffergridClient` and returning an
 Errors: transient ones (`err.retryable`: connection, 408/429/5xx, rate budget, serviceability
 unavailable, a record conflict; and 401/403, which are configuration) propagate so the message is
 retried. Permanent ones (404, other 4xx, an invalid transition, a malformed message) are recorded on
-the order record and returned as an `Outcome` with a `failure`, so the message is not retried.
+the order record and returned as an `OrderOutcome` with a `failure`, so the message is not retried.
 
 Crash safety: before the accept/reject PATCH the intended decision is saved on the record; a retry
 that finds the item already in that status finishes the work (opens the work order, records the
@@ -74,7 +74,7 @@ __all__ = [
     "RECONCILE_OPEN",
     "WORK_ENDED",
     "FailureReason",
-    "Outcome",
+    "OrderOutcome",
     "OutcomeKind",
     "Ports",
     "handle_order_cancelled",
@@ -132,7 +132,7 @@ class FailureReason(StrEnum):
 
 
 @dataclass(frozen=True)
-class Outcome:
+class OrderOutcome:
     decision: OutcomeKind
     reason: str
     item_ids: tuple[str, ...] = ()
@@ -208,7 +208,7 @@ def record_permanent_failure(
     detail: str,
     dedup_key: str | None,
     status: str | None = None,
-) -> Outcome:
+) -> OrderOutcome:
     now = ports.now()
     record = ports.orders.get(item_id) or _new_record(item_id, order_id, now)
     record.last_failure = f"{failure.value}: {detail}"[:MAX_NOTES]
@@ -218,12 +218,12 @@ def record_permanent_failure(
         now, "permanent_failure", status=status, detail=record.last_failure, dedup_key=dedup_key
     )
     ports.orders.save(record)
-    return Outcome(OutcomeKind.PERMANENT_FAILURE, detail, (item_id,), failure)
+    return OrderOutcome(OutcomeKind.PERMANENT_FAILURE, detail, (item_id,), failure)
 
 
 def _fetch_item(
     client: OffergridClient, ports: Ports, item_id: str, order_id: str | None, dedup_key: str | None
-) -> OrderItem | Outcome:
+) -> OrderItem | OrderOutcome:
     try:
         return client.get_order_item(item_id)
     except APIStatusError as err:
@@ -246,9 +246,9 @@ def _patch(
     record: OrderRecord,
     update: StatusUpdate,
     dedup_key: str | None,
-) -> str | Outcome:
+) -> str | OrderOutcome:
     """PATCH the status and return the item's status after it; a permanent refusal is recorded (on
-    `record`) and returned as an Outcome.
+    `record`) and returned as an OrderOutcome.
 
     Any 2xx means applied (docs/decisions.md#10): an answer without the item (204, an empty or
     message-only 200) leaves the item in the target status. A 409/422 may answer the client's retry
@@ -278,7 +278,7 @@ def _patch(
             now, "permanent_failure", status=record.offergrid_status, detail=detail, dedup_key=dedup_key
         )
         ports.orders.save(record)
-        return Outcome(OutcomeKind.PERMANENT_FAILURE, detail, (record.item_id,), failure)
+        return OrderOutcome(OutcomeKind.PERMANENT_FAILURE, detail, (record.item_id,), failure)
 
 
 def _already_in_status(client: OffergridClient, item_id: str, target: OrderItemStatus) -> OrderItem | None:
@@ -304,14 +304,14 @@ def acceptance_notes(contact_by: datetime, hours: int, work_order_id: str) -> st
 
 def handle_order_created(
     event: OffergridEvent, *, ports: Ports, client: OffergridClient, dedup_key: str | None = None
-) -> Outcome:
+) -> OrderOutcome:
     item_id = event.item_id
     if not item_id:
-        return Outcome(
+        return OrderOutcome(
             OutcomeKind.PERMANENT_FAILURE, "order.created without itemId", (), FailureReason.MALFORMED_MESSAGE
         )
     fetched = _fetch_item(client, ports, item_id, event.order_id, dedup_key)
-    if isinstance(fetched, Outcome):
+    if isinstance(fetched, OrderOutcome):
         return fetched
     item = fetched
     now = ports.now()
@@ -343,7 +343,7 @@ def handle_order_created(
             record.decision_reason = detail
         record.add_history(now, "skipped", status=str(item.status), detail=detail, dedup_key=dedup_key)
         ports.orders.save(record)
-        return Outcome(OutcomeKind.ALREADY_DECIDED, detail, (item_id,))
+        return OrderOutcome(OutcomeKind.ALREADY_DECIDED, detail, (item_id,))
 
     verdict = ports.serviceability.check(item)
     if verdict.serviceable:
@@ -362,7 +362,7 @@ def _order_cancelled(ports: Ports, record: OrderRecord) -> bool:
 
 def _keep_cancelled(
     ports: Ports, record: OrderRecord, item: OrderItem, dedup_key: str | None, detail: str
-) -> Outcome:
+) -> OrderOutcome:
     """The item is cancelled on our side: make sure no work order stays open (or ever opens)."""
     now = ports.now()
     ports.work_orders.cancel(work_order_id_for(item.id), item_id=item.id, reason="cancelled", at=now)
@@ -373,12 +373,12 @@ def _keep_cancelled(
     record.cancelled_at = record.cancelled_at or now
     record.add_history(now, "skipped", status=str(item.status), detail=detail, dedup_key=dedup_key)
     ports.orders.save(record)
-    return Outcome(OutcomeKind.ALREADY_DECIDED, detail, (item.id,))
+    return OrderOutcome(OutcomeKind.ALREADY_DECIDED, detail, (item.id,))
 
 
 def _accept(
     client: OffergridClient, ports: Ports, record: OrderRecord, item: OrderItem, dedup_key: str | None
-) -> Outcome:
+) -> OrderOutcome:
     now = ports.now()
     work_order_id = work_order_id_for(item.id)
     contact_by = now + timedelta(hours=ports.contact_within_hours)
@@ -394,7 +394,7 @@ def _accept(
     )
     with _released_on_error(ports, record):
         patched = _patch(client, ports, record, update, dedup_key)
-        if isinstance(patched, Outcome):
+        if isinstance(patched, OrderOutcome):
             return patched
         record.offergrid_status = patched
         return _finish_accept(ports, record, item, dedup_key, resumed=False, contact_by=contact_by)
@@ -425,7 +425,7 @@ def _finish_accept(
     *,
     resumed: bool,
     contact_by: datetime | None = None,
-) -> Outcome:
+) -> OrderOutcome:
     now = ports.now()
     work_order_id = record.work_order_id or work_order_id_for(item.id)
     stored = ports.work_orders.open(_new_work_order(ports, item, work_order_id, now, contact_by=contact_by))
@@ -444,7 +444,7 @@ def _finish_accept(
     detail = "resumed after an interruption" if resumed else None
     record.add_history(now, "accepted", status=record.offergrid_status, detail=detail, dedup_key=dedup_key)
     ports.orders.save(record)
-    return Outcome(OutcomeKind.ACCEPTED, reason, (item.id,))
+    return OrderOutcome(OutcomeKind.ACCEPTED, reason, (item.id,))
 
 
 def _new_work_order(
@@ -467,7 +467,7 @@ def _new_work_order(
 
 def _reject(
     client: OffergridClient, ports: Ports, record: OrderRecord, reason: str, dedup_key: str | None
-) -> Outcome:
+) -> OrderOutcome:
     now = ports.now()
     record.intended_decision = Decision.REJECTED
     record.decision_deadline = ports.decision_deadline(now)
@@ -482,12 +482,12 @@ def _reject(
             StatusUpdate(status=OrderItemStatus.REJECTED, provider_notes=reason),
             dedup_key,
         )
-        if isinstance(patched, Outcome):
+        if isinstance(patched, OrderOutcome):
             return patched
         return _finish_reject(ports, record, reason, dedup_key)
 
 
-def _finish_reject(ports: Ports, record: OrderRecord, reason: str, dedup_key: str | None) -> Outcome:
+def _finish_reject(ports: Ports, record: OrderRecord, reason: str, dedup_key: str | None) -> OrderOutcome:
     record.decision = Decision.REJECTED
     record.decision_reason = reason
     record.intended_decision = None
@@ -497,7 +497,7 @@ def _finish_reject(ports: Ports, record: OrderRecord, reason: str, dedup_key: st
         ports.now(), "rejected", status=record.offergrid_status, detail=reason, dedup_key=dedup_key
     )
     ports.orders.save(record)
-    return Outcome(OutcomeKind.REJECTED, reason, (record.item_id,))
+    return OrderOutcome(OutcomeKind.REJECTED, reason, (record.item_id,))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -505,9 +505,9 @@ def _finish_reject(ports: Ports, record: OrderRecord, reason: str, dedup_key: st
 # ---------------------------------------------------------------------------------------------------
 def handle_order_cancelled(
     event: OffergridEvent, *, ports: Ports, client: OffergridClient, dedup_key: str | None = None
-) -> Outcome:
+) -> OrderOutcome:
     if not event.item_id and not event.order_id:
-        return Outcome(
+        return OrderOutcome(
             OutcomeKind.PERMANENT_FAILURE,
             "order.cancelled without orderId or itemId",
             (),
@@ -515,7 +515,7 @@ def handle_order_cancelled(
         )
     targets = _items_to_cancel(event, ports, client)
     if not targets:
-        return Outcome(OutcomeKind.NOTHING_TO_CANCEL, f"no items of order {event.order_id} are ours")
+        return OrderOutcome(OutcomeKind.NOTHING_TO_CANCEL, f"no items of order {event.order_id} are ours")
     whole_order = event.item_id is None
     results = [
         _cancel_item(item_id, event, ports, client, dedup_key, listed, whole_order=whole_order)
@@ -526,8 +526,8 @@ def handle_order_cancelled(
     )
     cancelled = tuple(item_id for (item_id, _), (_, ok) in zip(targets, results, strict=True) if ok)
     if not cancelled:
-        return Outcome(OutcomeKind.NOTHING_TO_CANCEL, summary)
-    return Outcome(OutcomeKind.CANCELLED, summary, cancelled)
+        return OrderOutcome(OutcomeKind.NOTHING_TO_CANCEL, summary)
+    return OrderOutcome(OutcomeKind.CANCELLED, summary, cancelled)
 
 
 def _items_to_cancel(
@@ -582,7 +582,7 @@ def _cancel_item(
     """
     if listed is None:
         fetched = _fetch_item(client, ports, item_id, event.order_id, dedup_key)
-        if isinstance(fetched, Outcome):
+        if isinstance(fetched, OrderOutcome):
             return f"not cancelled ({fetched.reason})", False
         listed = fetched
     item = listed
@@ -602,7 +602,7 @@ def _cancel_item(
             StatusUpdate(status=OrderItemStatus.CANCELLED, provider_notes=_cancellation_notes(event.reason)),
             dedup_key,
         )
-        if isinstance(patched, Outcome):
+        if isinstance(patched, OrderOutcome):
             return f"not cancelled ({patched.reason})", False
         record.offergrid_status = patched
         done = "cancelled"
@@ -637,10 +637,10 @@ def _cancel_item(
 # ---------------------------------------------------------------------------------------------------
 def handle_status_change(
     change: ProviderStatusChange, *, ports: Ports, client: OffergridClient, dedup_key: str | None = None
-) -> Outcome:
+) -> OrderOutcome:
     dedup_key = dedup_key or change.dedup_key
     fetched = _fetch_item(client, ports, change.item_id, None, dedup_key)
-    if isinstance(fetched, Outcome):
+    if isinstance(fetched, OrderOutcome):
         return fetched
     item = fetched
     now = ports.now()
@@ -663,7 +663,7 @@ def handle_status_change(
     if parse_status(item.status) is target:
         record.add_history(now, "status_unchanged", status=target.value, dedup_key=dedup_key)
         ports.orders.save(record)
-        return Outcome(OutcomeKind.STATUS_UNCHANGED, f"item is already {target.value}", (item.id,))
+        return OrderOutcome(OutcomeKind.STATUS_UNCHANGED, f"item is already {target.value}", (item.id,))
     try:
         check_transition(item.status, target)
     except InvalidTransition as exc:
@@ -677,14 +677,14 @@ def handle_status_change(
             status=str(item.status),
         )
     patched = _patch(client, ports, record, change.to_status_update(), dedup_key)
-    if isinstance(patched, Outcome):
+    if isinstance(patched, OrderOutcome):
         return patched
     record.offergrid_status = patched
     record.add_history(
         now, "status_pushed", status=record.offergrid_status, detail=change.notes, dedup_key=dedup_key
     )
     ports.orders.save(record)
-    return Outcome(OutcomeKind.STATUS_PUSHED, f"{item.status} -> {target.value}", (item.id,))
+    return OrderOutcome(OutcomeKind.STATUS_PUSHED, f"{item.status} -> {target.value}", (item.id,))
 
 
 def _accepted_by_us(record: OrderRecord, item: OrderItem) -> bool:
@@ -725,15 +725,15 @@ def pushed_by_us(record: OrderRecord | None, status: OrderItemStatus) -> bool:
 
 def _repair_target(
     event: OffergridEvent, ports: Ports, client: OffergridClient, dedup_key: str | None
-) -> tuple[OrderItem, OrderRecord, datetime] | Outcome:
+) -> tuple[OrderItem, OrderRecord, datetime] | OrderOutcome:
     """The item a repair is about, read afresh, with our record of it; `RecordConflict` while a
     decision on it is in flight (the repair is retried after it)."""
     if not event.item_id:
-        return Outcome(
+        return OrderOutcome(
             OutcomeKind.PERMANENT_FAILURE, "repair without itemId", (), FailureReason.MALFORMED_MESSAGE
         )
     fetched = _fetch_item(client, ports, event.item_id, event.order_id, dedup_key)
-    if isinstance(fetched, Outcome):
+    if isinstance(fetched, OrderOutcome):
         return fetched
     now = ports.now()
     record = _record_for(ports, fetched, now)
@@ -744,7 +744,7 @@ def _repair_target(
 
 def handle_reconcile_open(
     event: OffergridEvent, *, ports: Ports, client: OffergridClient, dedup_key: str | None = None
-) -> Outcome:
+) -> OrderOutcome:
     """Open the missing work order of an item Offergrid shows accepted/scheduled/in_progress.
 
     Re-checked here, on fresh state, because the reconciler's view is minutes old: the item must
@@ -754,7 +754,7 @@ def handle_reconcile_open(
     `accepted`, so fulfilment statuses may be pushed for it (docs/decisions.md#11). Never PATCHes.
     """
     target = _repair_target(event, ports, client, dedup_key)
-    if isinstance(target, Outcome):
+    if isinstance(target, OrderOutcome):
         return target
     item, record, now = target
     status = parse_status(item.status)
@@ -785,17 +785,17 @@ def handle_reconcile_open(
     record.add_history(now, "reconciled_open", status=str(item.status), detail=detail, dedup_key=dedup_key)
     ports.orders.save(record)
     if existing is not None:
-        return Outcome(OutcomeKind.NOTHING_TO_REPAIR, detail, (item.id,))
-    return Outcome(OutcomeKind.WORK_ORDER_OPENED, detail, (item.id,))
+        return OrderOutcome(OutcomeKind.NOTHING_TO_REPAIR, detail, (item.id,))
+    return OrderOutcome(OutcomeKind.WORK_ORDER_OPENED, detail, (item.id,))
 
 
 def handle_reconcile_cancel(
     event: OffergridEvent, *, ports: Ports, client: OffergridClient, dedup_key: str | None = None
-) -> Outcome:
+) -> OrderOutcome:
     """Cancel (and announce) the open work order of an item Offergrid shows cancelled, or rejected or
     failed without our fulfilment having pushed that status. Never PATCHes Offergrid."""
     target = _repair_target(event, ports, client, dedup_key)
-    if isinstance(target, Outcome):
+    if isinstance(target, OrderOutcome):
         return target
     item, record, now = target
     status = parse_status(item.status)
@@ -814,13 +814,13 @@ def handle_reconcile_cancel(
     record.add_history(now, "reconciled_cancel", status=str(item.status), detail=detail, dedup_key=dedup_key)
     ports.orders.save(record)
     if cancelled is None:
-        return Outcome(OutcomeKind.NOTHING_TO_REPAIR, detail, (item.id,))
-    return Outcome(OutcomeKind.WORK_ORDER_CANCELLED, detail, (item.id,))
+        return OrderOutcome(OutcomeKind.NOTHING_TO_REPAIR, detail, (item.id,))
+    return OrderOutcome(OutcomeKind.WORK_ORDER_CANCELLED, detail, (item.id,))
 
 
-def _no_repair(ports: Ports, record: OrderRecord, detail: str, dedup_key: str | None) -> Outcome:
+def _no_repair(ports: Ports, record: OrderRecord, detail: str, dedup_key: str | None) -> OrderOutcome:
     record.add_history(
         ports.now(), "reconcile_skipped", status=record.offergrid_status, detail=detail, dedup_key=dedup_key
     )
     ports.orders.save(record)
-    return Outcome(OutcomeKind.NOTHING_TO_REPAIR, detail, (record.item_id,))
+    return OrderOutcome(OutcomeKind.NOTHING_TO_REPAIR, detail, (record.item_id,))

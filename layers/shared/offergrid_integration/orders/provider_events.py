@@ -33,7 +33,7 @@ from offergrid_integration.webhooks.events import MAX_DEDUP_KEY_LENGTH, dedup_ke
 __all__ = [
     "STATUS_CHANGED_DETAIL_TYPE",
     "InvalidProviderEvent",
-    "ProviderEventProblem",
+    "ProviderEventReason",
     "ProviderStatusChange",
     "WorkOrderStatus",
     "is_provider_event",
@@ -58,7 +58,7 @@ class WorkOrderStatus(StrEnum):
         return OrderItemStatus(self.value)
 
 
-class ProviderEventProblem(StrEnum):
+class ProviderEventReason(StrEnum):
     """Why a provider event is unusable (low-cardinality metric reason)."""
 
     NOT_AN_EVENT = "not_an_eventbridge_event"
@@ -68,7 +68,7 @@ class ProviderEventProblem(StrEnum):
 
 
 class InvalidProviderEvent(ValueError):
-    def __init__(self, problem: ProviderEventProblem, detail: str) -> None:
+    def __init__(self, problem: ProviderEventReason, detail: str) -> None:
         super().__init__(f"{problem.value}: {detail}")
         self.problem = problem
 
@@ -169,26 +169,26 @@ def is_provider_event(body: object) -> bool:
 def parse_provider_event(body: object) -> ProviderStatusChange:
     """The status change in a `workorder.status_changed` event; `InvalidProviderEvent` if unusable."""
     if not is_provider_event(body):
-        raise InvalidProviderEvent(ProviderEventProblem.NOT_AN_EVENT, "no detail-type/detail")
+        raise InvalidProviderEvent(ProviderEventReason.NOT_AN_EVENT, "no detail-type/detail")
     assert isinstance(body, Mapping)
     detail_type = body.get("detail-type")
     if detail_type != STATUS_CHANGED_DETAIL_TYPE:
         raise InvalidProviderEvent(
-            ProviderEventProblem.WRONG_DETAIL_TYPE, f"expected {STATUS_CHANGED_DETAIL_TYPE!r}"
+            ProviderEventReason.WRONG_DETAIL_TYPE, f"expected {STATUS_CHANGED_DETAIL_TYPE!r}"
         )
     event_id = body.get("id")
     if not isinstance(event_id, str) or not event_id.strip():
-        raise InvalidProviderEvent(ProviderEventProblem.NOT_AN_EVENT, "the event has no id")
+        raise InvalidProviderEvent(ProviderEventReason.NOT_AN_EVENT, "the event has no id")
     try:
         detail = _Detail.model_validate(body.get("detail"))
     except ValidationError as exc:
         fields = sorted({".".join(str(part) for part in error["loc"]) or "detail" for error in exc.errors()})
         raise InvalidProviderEvent(
-            ProviderEventProblem.INVALID_DETAIL, f"invalid field(s): {', '.join(fields)}"
+            ProviderEventReason.INVALID_DETAIL, f"invalid field(s): {', '.join(fields)}"
         ) from None
     if detail.status is WorkOrderStatus.SCHEDULED and detail.appointment_date is None:
         raise InvalidProviderEvent(
-            ProviderEventProblem.SCHEDULED_WITHOUT_DATE, "status 'scheduled' needs an appointmentDate"
+            ProviderEventReason.SCHEDULED_WITHOUT_DATE, "status 'scheduled' needs an appointmentDate"
         )
     time = body.get("time")
     return ProviderStatusChange(

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from offergrid_integration.errors import TransientError
+
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
 
@@ -47,10 +49,8 @@ class Decision(StrEnum):
     CANCELLED = "cancelled"
 
 
-class RecordConflict(Exception):
+class RecordConflict(TransientError):
     """Another writer changed the record since it was read. Transient: retry the message."""
-
-    retryable = True
 
 
 class _Model(BaseModel):

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
@@ -48,6 +49,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from offergrid_integration.clock import SYSTEM_CLOCK, Clock
 from offergrid_integration.config import ConfigurationError
+from offergrid_integration.errors import TransientError
 from offergrid_integration.observability import logger
 from offergrid_integration.offergrid.models import OrderItem, ServiceAddress
 from offergrid_integration.s3 import S3ReadError, parse_s3_uri, read_s3_object
@@ -88,14 +90,17 @@ _COUNTRY_ALIASES: Final = {
 }
 
 
-class ServiceabilityUnavailable(ConfigurationError):
+class ServiceabilityUnavailable(TransientError):
     """Serviceability cannot be decided now (rules missing/unreadable/invalid, hook down).
 
     Transient on purpose: the order message is retried (and ends in the DLQ, which alarms) rather
-    than every order being rejected because of a configuration mistake.
+    than every order being rejected because of a configuration mistake. Not a `ConfigurationError`:
+    a hook that is down or rules being replaced are not a wrong environment.
     """
 
-    retryable: bool = True
+    def __init__(self, message: str, *, problems: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.problems: dict[str, str] = dict(problems or {})
 
 
 class ServiceabilityCode(StrEnum):

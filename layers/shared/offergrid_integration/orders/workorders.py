@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, runtime_checkab
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
+from offergrid_integration.errors import TransientError
+
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
     from mypy_boto3_events import EventBridgeClient
@@ -90,16 +92,12 @@ class WorkOrder(BaseModel):
         return self.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"opened"})
 
 
-class WorkOrderPublishError(Exception):
+class WorkOrderPublishError(TransientError):
     """EventBridge did not take the event. Transient: the message is retried."""
 
-    retryable = True
 
-
-class WorkOrderWriteConflict(Exception):
+class WorkOrderWriteConflict(TransientError):
     """The work order kept changing under our conditional writes. Transient: the message is retried."""
-
-    retryable = True
 
     def __init__(self, work_order_id: str) -> None:
         super().__init__(f"work order {work_order_id} changed concurrently")

@@ -45,7 +45,7 @@ class EventType(StrEnum):
     ORDER_CANCELLED = "order.cancelled"
 
 
-class PayloadFailure(StrEnum):
+class PayloadReason(StrEnum):
     """Why a body is not a webhook we can queue; the values form the `Reason` metric dimension."""
 
     NOT_JSON = "body_not_json"
@@ -59,7 +59,7 @@ class PayloadFailure(StrEnum):
 class InvalidEventPayload(ValueError):
     """The body is not a normalisable webhook (400). Carries a reason code, never the body."""
 
-    def __init__(self, reason: PayloadFailure, detail: str) -> None:
+    def __init__(self, reason: PayloadReason, detail: str) -> None:
         super().__init__(f"{reason.value}: {detail}")
         self.reason = reason
 
@@ -116,15 +116,15 @@ class OffergridEvent(BaseModel):
         is the envelope). A `data` that is not an object is an unknown field like any other.
         """
         if not isinstance(payload, Mapping):
-            raise InvalidEventPayload(PayloadFailure.NOT_OBJECT, "body is not a JSON object")
+            raise InvalidEventPayload(PayloadReason.NOT_OBJECT, "body is not a JSON object")
         if json_depth_exceeds(payload, MAX_JSON_DEPTH):
-            raise InvalidEventPayload(PayloadFailure.TOO_DEEP, f"nested deeper than {MAX_JSON_DEPTH} levels")
+            raise InvalidEventPayload(PayloadReason.TOO_DEEP, f"nested deeper than {MAX_JSON_DEPTH} levels")
         if "event" not in payload:
-            raise InvalidEventPayload(PayloadFailure.EVENT_MISSING, "no 'event' field")
+            raise InvalidEventPayload(PayloadReason.EVENT_MISSING, "no 'event' field")
         event = payload["event"]
         if not isinstance(event, str) or not _EVENT_TYPE_RE.match(event):
             raise InvalidEventPayload(
-                PayloadFailure.EVENT_INVALID,
+                PayloadReason.EVENT_INVALID,
                 f"'event' must be 1-{EVENT_TYPE_MAX_LENGTH} printable ASCII characters",
             )
 
@@ -150,10 +150,10 @@ def _identifier(name: str, value: object) -> str | None:
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
     if not isinstance(value, str):
-        raise InvalidEventPayload(PayloadFailure.FIELD_INVALID, f"'{name}' must be a string")
+        raise InvalidEventPayload(PayloadReason.FIELD_INVALID, f"'{name}' must be a string")
     problem = identifier_problem(value)
     if problem is not None:
-        raise InvalidEventPayload(PayloadFailure.FIELD_INVALID, f"'{name}' {problem}")
+        raise InvalidEventPayload(PayloadReason.FIELD_INVALID, f"'{name}' {problem}")
     return value
 
 
@@ -186,7 +186,7 @@ def _timestamp(value: object) -> str | None:
         return value
     if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
-    raise InvalidEventPayload(PayloadFailure.FIELD_INVALID, "'timestamp' must be a string or a number")
+    raise InvalidEventPayload(PayloadReason.FIELD_INVALID, "'timestamp' must be a string or a number")
 
 
 def dedup_key_for(event: OffergridEvent) -> str:

@@ -36,15 +36,15 @@ from offergrid_integration.clock import SYSTEM_CLOCK, Clock
 from offergrid_integration.webhooks.events import (
     InvalidEventPayload,
     OffergridEvent,
-    PayloadFailure,
+    PayloadReason,
     QueuedMessage,
     build_queued_message,
     utc_from_epoch,
 )
 from offergrid_integration.webhooks.queue import QueuePort, QueueSendError
 from offergrid_integration.webhooks.signature import (
-    SignatureFailure,
     SignatureMatch,
+    SignatureReason,
     SignatureVerificationError,
     decode_body,
     find_signature_header,
@@ -59,14 +59,14 @@ SQS_MAX_MESSAGE_BYTES: Final = 262_144
 _STRING_TYPE_BYTES: Final = len(b"String")
 
 
-class Outcome(StrEnum):
+class IngressOutcome(StrEnum):
     QUEUED = "queued"
     REJECTED = "rejected"
     QUEUE_FAILED = "queue_failed"
     SECRET_UNAVAILABLE = "secret_unavailable"  # noqa: S105 - an outcome name, not a secret
 
 
-class RequestFailure(StrEnum):
+class RequestReason(StrEnum):
     """Refusals that are neither signature nor payload problems (the rest of the `Reason` set)."""
 
     METHOD_NOT_ALLOWED = "method_not_allowed"
@@ -75,7 +75,7 @@ class RequestFailure(StrEnum):
     MESSAGE_TOO_LARGE = "message_too_large"  # verified, but too big for SQS once queued
 
 
-RejectReason = SignatureFailure | PayloadFailure | RequestFailure
+RejectReason = SignatureReason | PayloadReason | RequestReason
 
 UNAUTHORIZED_BODY: Final = {"message": "Unauthorized"}
 # 200, not 202: Offergrid "retries when it does not get 200" (docs/offergrid-api.md), so any other
@@ -91,7 +91,7 @@ class IngressResult:
 
     status: int
     body: dict[str, Any]
-    outcome: Outcome
+    outcome: IngressOutcome
     reason: RejectReason | None = None
     message: QueuedMessage | None = None  # set once the body was valid (queued or not)
     signature: SignatureMatch | None = None
@@ -156,7 +156,7 @@ class WebhookIngress:
         """Process one API Gateway proxy event (REST API v1 or HTTP API v2 payload)."""
         method = request_method(event)
         if method is not None and method.upper() != "POST":
-            return _rejected(405, RequestFailure.METHOD_NOT_ALLOWED, "Method Not Allowed", allow="POST")
+            return _rejected(405, RequestReason.METHOD_NOT_ALLOWED, "Method Not Allowed", allow="POST")
 
         body = self._read_body(event)
         if isinstance(body, IngressResult):
@@ -167,17 +167,17 @@ class WebhookIngress:
         except SignatureVerificationError as exc:
             return _rejected(401, exc.reason)
         except _SecretUnavailable as exc:
-            return IngressResult(503, UNAVAILABLE_BODY, Outcome.SECRET_UNAVAILABLE, error=exc.error)
+            return IngressResult(503, UNAVAILABLE_BODY, IngressOutcome.SECRET_UNAVAILABLE, error=exc.error)
 
         try:
             webhook = OffergridEvent.from_payload(load_json(body))
         except InvalidEventPayload as exc:
             return _rejected(400, exc.reason, _BAD_REQUEST_MESSAGES[exc.reason], signature=signature)
         except ValidationError:  # unreachable after from_payload's own checks; never a 5xx
-            reason = PayloadFailure.FIELD_INVALID
+            reason = PayloadReason.FIELD_INVALID
             return _rejected(400, reason, _BAD_REQUEST_MESSAGES[reason], signature=signature)
         except ValueError:
-            reason = PayloadFailure.NOT_JSON
+            reason = PayloadReason.NOT_JSON
             return _rejected(400, reason, _BAD_REQUEST_MESSAGES[reason], signature=signature)
 
         message = build_queued_message(
@@ -192,8 +192,8 @@ class WebhookIngress:
             return IngressResult(
                 413,
                 {"message": "Payload Too Large"},
-                Outcome.REJECTED,
-                reason=RequestFailure.MESSAGE_TOO_LARGE,
+                IngressOutcome.REJECTED,
+                reason=RequestReason.MESSAGE_TOO_LARGE,
                 message=message,
                 signature=signature,
                 message_bytes=size,
@@ -204,7 +204,7 @@ class WebhookIngress:
             return IngressResult(
                 503,
                 UNAVAILABLE_BODY,
-                Outcome.QUEUE_FAILED,
+                IngressOutcome.QUEUE_FAILED,
                 message=message,
                 signature=signature,
                 error=exc.code,
@@ -212,7 +212,7 @@ class WebhookIngress:
         return IngressResult(
             ACCEPTED_STATUS,
             ACCEPTED_BODY,
-            Outcome.QUEUED,
+            IngressOutcome.QUEUED,
             message=message,
             signature=signature,
             message_id=message_id,
@@ -221,19 +221,19 @@ class WebhookIngress:
     def _read_body(self, event: Mapping[str, Any]) -> bytes | IngressResult:
         text = event.get("body")
         if text is not None and not isinstance(text, str):
-            return _rejected(400, RequestFailure.BODY_UNDECODABLE, "Bad Request")
+            return _rejected(400, RequestReason.BODY_UNDECODABLE, "Bad Request")
         is_base64 = event.get("isBase64Encoded") is True
         # Cheap pre-check on the text: a UTF-8 byte per character at least, 3 bytes per 4 in base64.
         if text is not None and len(text) > (
             4 * (self._max_body_bytes // 3 + 1) if is_base64 else self._max_body_bytes
         ):
-            return _rejected(413, RequestFailure.BODY_TOO_LARGE, "Payload Too Large")
+            return _rejected(413, RequestReason.BODY_TOO_LARGE, "Payload Too Large")
         try:
             body = decode_body(text, is_base64_encoded=is_base64)
         except ValueError:
-            return _rejected(400, RequestFailure.BODY_UNDECODABLE, "Bad Request")
+            return _rejected(400, RequestReason.BODY_UNDECODABLE, "Bad Request")
         if len(body) > self._max_body_bytes:
-            return _rejected(413, RequestFailure.BODY_TOO_LARGE, "Payload Too Large")
+            return _rejected(413, RequestReason.BODY_TOO_LARGE, "Payload Too Large")
         return body
 
     def _verify(self, body: bytes, event: Mapping[str, Any]) -> SignatureMatch:
@@ -294,16 +294,16 @@ class _SecretUnavailable(Exception):
         self.error = error
 
 
-_BAD_REQUEST_MESSAGES: Final[dict[PayloadFailure, str]] = {
-    PayloadFailure.NOT_JSON: "body must be JSON",
-    PayloadFailure.NOT_OBJECT: "body must be a JSON object",
-    PayloadFailure.EVENT_MISSING: "body must have an 'event' field",
-    PayloadFailure.EVENT_INVALID: "'event' must be a short printable string",
-    PayloadFailure.FIELD_INVALID: (
+_BAD_REQUEST_MESSAGES: Final[dict[PayloadReason, str]] = {
+    PayloadReason.NOT_JSON: "body must be JSON",
+    PayloadReason.NOT_OBJECT: "body must be a JSON object",
+    PayloadReason.EVENT_MISSING: "body must have an 'event' field",
+    PayloadReason.EVENT_INVALID: "'event' must be a short printable string",
+    PayloadReason.FIELD_INVALID: (
         "orderId, itemId and offerId must be strings of 1-128 characters without control characters; "
         "timestamp a string or a number"
     ),
-    PayloadFailure.TOO_DEEP: "body is nested too deeply",
+    PayloadReason.TOO_DEEP: "body is nested too deeply",
 }
 
 
@@ -318,7 +318,7 @@ def _rejected(
     return IngressResult(
         status,
         {"message": message},
-        Outcome.REJECTED,
+        IngressOutcome.REJECTED,
         reason=reason,
         signature=signature,
         headers={"Allow": allow} if allow else {},

@@ -35,7 +35,7 @@ SIGNATURE_PREFIX: Final = "sha256="
 _DIGEST_HEX_LENGTH: Final = hashlib.sha256().digest_size * 2
 
 
-class SignatureFailure(StrEnum):
+class SignatureReason(StrEnum):
     """Why a signature was refused; the values form the `Reason` metric dimension."""
 
     MISSING = "signature_missing"  # no header at all
@@ -49,7 +49,7 @@ class SignatureFailure(StrEnum):
 class SignatureVerificationError(Exception):
     """The request is not provably from Offergrid. Maps to a generic 401; `reason` goes to logs."""
 
-    def __init__(self, reason: SignatureFailure) -> None:
+    def __init__(self, reason: SignatureReason) -> None:
         super().__init__(f"webhook signature rejected: {reason.value}")
         self.reason = reason
 
@@ -112,12 +112,12 @@ def find_signature_header(
     from_multi = _header_values(multi_value_headers)
     from_single = _header_values(headers)
     if len(from_multi) > 1 or len(from_single) > 1:
-        raise SignatureVerificationError(SignatureFailure.MULTIPLE)
+        raise SignatureVerificationError(SignatureReason.MULTIPLE)
     distinct = set(from_multi) | set(from_single)
     if not distinct:
-        raise SignatureVerificationError(SignatureFailure.MISSING)
+        raise SignatureVerificationError(SignatureReason.MISSING)
     if len(distinct) > 1:
-        raise SignatureVerificationError(SignatureFailure.MULTIPLE)
+        raise SignatureVerificationError(SignatureReason.MULTIPLE)
     return distinct.pop()
 
 
@@ -129,7 +129,7 @@ def _header_values(mapping: Mapping[str, Any] | None) -> list[str]:
         items = value if isinstance(value, list | tuple) else [value]
         for item in items:
             if not isinstance(item, str):
-                raise SignatureVerificationError(SignatureFailure.NOT_HEX)
+                raise SignatureVerificationError(SignatureReason.NOT_HEX)
             values.append(item)
     return values
 
@@ -137,18 +137,18 @@ def _header_values(mapping: Mapping[str, Any] | None) -> list[str]:
 def parse_signature(value: str | None) -> bytes:
     """The 32 digest bytes a header value claims, or the typed reason it is malformed."""
     if value is None:
-        raise SignatureVerificationError(SignatureFailure.MISSING)
+        raise SignatureVerificationError(SignatureReason.MISSING)
     text = value.strip()
     if "," in text:
-        raise SignatureVerificationError(SignatureFailure.MULTIPLE)
+        raise SignatureVerificationError(SignatureReason.MULTIPLE)
     if text[: len(SIGNATURE_PREFIX)].lower() == SIGNATURE_PREFIX:
         text = text[len(SIGNATURE_PREFIX) :].strip()
     if not text:
-        raise SignatureVerificationError(SignatureFailure.EMPTY)
+        raise SignatureVerificationError(SignatureReason.EMPTY)
     if not text.isascii() or any(char not in "0123456789abcdefABCDEF" for char in text):
-        raise SignatureVerificationError(SignatureFailure.NOT_HEX)
+        raise SignatureVerificationError(SignatureReason.NOT_HEX)
     if len(text) != _DIGEST_HEX_LENGTH:
-        raise SignatureVerificationError(SignatureFailure.WRONG_LENGTH)
+        raise SignatureVerificationError(SignatureReason.WRONG_LENGTH)
     return bytes.fromhex(text)
 
 
@@ -181,7 +181,7 @@ def verify_signature(
             if hmac.compare_digest(hmac.new(key, reserialised, hashlib.sha256).digest(), expected):
                 return SignatureMatch(form="compact_json", secret_index=index)
 
-    raise SignatureVerificationError(SignatureFailure.MISMATCH)
+    raise SignatureVerificationError(SignatureReason.MISMATCH)
 
 
 def _compact_form(body: bytes, parsed_body: Any) -> bytes | None:
