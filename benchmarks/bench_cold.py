@@ -168,7 +168,8 @@ def webhook_event() -> dict[str, Any]:
 
 def processor_event(env: LocalEnvironment) -> tuple[dict[str, Any], str]:
     """An `order.created` queue message for a fresh pending item, as the SQS event source sends it."""
-    from offergrid_integration.webhooks.events import OffergridEvent, build_queued_message
+    from offergrid_integration.orders.queue import build_queued_message
+    from offergrid_integration.webhooks.events import OffergridEvent
 
     assert env.fake is not None
     item = env.fake.add_order_item(status="pending", serviceAddress=SERVICEABLE_ADDRESS)

@@ -9,16 +9,15 @@ or `{}` (defaults). Anything else is an `InvalidScheduleEvent` naming the shapes
 Returns `{"dryRun": ..., "sweep": <SweepReport>, "reconcile": <ReconcileReport>, "sync": <SyncReport>}`
 (see `catalog.report`, `orders.reconcile`).
 
-The runtime (settings, secret store, client, adapters) is built once per container: at import inside
-Lambda (a bad environment fails the init loudly), on first use elsewhere; `configure()` and
-`reset()` are for tests.
+The runtime (settings, secret store, client, adapters) is built once per container
+(`offergrid_integration.container`: at import inside Lambda, a bad environment failing the init
+loudly; on first use elsewhere); `configure()`, `reset()` and `get_runtime()` are for tests.
 A bad input raises (the invocation fails and lands in the DLQ); per-offer failures do not: they are
 in the report, the logs and the metrics.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
@@ -27,6 +26,7 @@ from pydantic import ValidationError
 from offergrid_integration.catalog.runtime import ScheduleInput, SyncRuntime
 from offergrid_integration.catalog.settings import SyncSettings
 from offergrid_integration.config import load_settings
+from offergrid_integration.container import Container
 from offergrid_integration.observability import log_metrics, logger, metrics, tracer
 
 if TYPE_CHECKING:
@@ -71,30 +71,9 @@ def schedule_input(event: object) -> ScheduleInput:
         raise InvalidScheduleEvent(f"offer sync: bad options ({problems}); {EXPECTED_SHAPES}") from exc
 
 
-_runtime: SyncRuntime | None = None
-
-
-def get_runtime() -> SyncRuntime:
-    global _runtime
-    if _runtime is None:
-        _runtime = SyncRuntime(load_settings(SyncSettings))
-    return _runtime
-
-
-def configure(runtime: SyncRuntime) -> None:
-    """Use `runtime` (built with a test clock or adapters) for the next invocations."""
-    global _runtime
-    _runtime = runtime
-
-
-def reset() -> None:
-    """Forget the runtime so the next invocation re-reads the environment (tests)."""
-    global _runtime
-    _runtime = None
-
-
-if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
-    get_runtime()
+_runtime = Container(lambda: SyncRuntime(load_settings(SyncSettings)))
+get_runtime, configure, reset = _runtime.get, _runtime.configure, _runtime.reset
+_runtime.build_at_init()
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -10,12 +10,13 @@ import boto3
 import pytest
 
 from devtools.offergrid_fake import OffergridFake
-from offergrid_integration.catalog.sweep import OrderRecordDecisions, sweep_missed_orders
 from offergrid_integration.clock import SYSTEM_CLOCK
 from offergrid_integration.offergrid.client import OffergridClient
+from offergrid_integration.orders.queue import QueuedMessage, dedup_key_for
 from offergrid_integration.orders.records import Decision, DynamoDBOrderStore, OrderRecord
-from offergrid_integration.webhooks.events import OffergridEvent, QueuedMessage, dedup_key_for
-from offergrid_integration.webhooks.sqs_queue import SqsQueue
+from offergrid_integration.orders.sqs_queue import SqsQueue
+from offergrid_integration.orders.sweep import OrderRecordDecisions, sweep_missed_orders
+from offergrid_integration.webhooks.events import OffergridEvent
 from tests.fixtures.offergrid_fake import TEST_API_KEY, OffergridFakeFactory
 
 ORDERS_TABLE = "orders"

@@ -48,13 +48,14 @@ from hypothesis.stateful import (
 from devtools.offergrid_fake import ANSWER_MODES, OffergridFake
 from offergrid_integration.offergrid.client import OffergridClient
 from offergrid_integration.offergrid.models import OrderItemStatus
-from offergrid_integration.orders.messages import OrdersMessage, dispatch, parse_queue_message
-from offergrid_integration.orders.processing import Ports
+from offergrid_integration.orders.messages import OrdersMessage, parse_queue_message
+from offergrid_integration.orders.ports import Ports
+from offergrid_integration.orders.queue import queued_message_for_order_item, utc_from_epoch
 from offergrid_integration.orders.reconcile import DynamoDBWorkOrderIndex, reconcile
 from offergrid_integration.orders.records import DynamoDBOrderStore
+from offergrid_integration.orders.registry import dispatch
 from offergrid_integration.orders.serviceability import build_serviceability_checker
 from offergrid_integration.orders.workorders import DynamoDBEventBridgeWorkOrders, work_order_id_for
-from offergrid_integration.webhooks.events import queued_message_for_order_item, utc_from_epoch
 from tests.integration.test_order_processor import RULES_PARAMETER, TEXAS, Stack, create_stack, status_event
 
 # item -> order; item-c is outside the coverage rules (rejected), item-d shares order-2 with item-c

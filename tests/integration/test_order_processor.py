@@ -21,6 +21,7 @@ from devtools.offergrid_fake import OffergridFake
 from functions.order_processor import app
 from offergrid_integration.clock import Clock, ScaledClock
 from offergrid_integration.config import load_settings
+from offergrid_integration.orders import pipeline
 from offergrid_integration.orders.messages import parse_queue_message
 from offergrid_integration.orders.records import Decision, DynamoDBOrderStore, OrderRecord
 from offergrid_integration.orders.settings import ProcessorSettings
@@ -67,7 +68,7 @@ def sqs_event(*bodies: str | dict[str, Any]) -> dict[str, Any]:
 
 
 def webhook_body(event: str, **fields: Any) -> dict[str, Any]:
-    """An ingress envelope, as `webhooks.events.QueuedMessage` serialises it."""
+    """An ingress envelope, as `orders.queue.QueuedMessage` serialises it."""
     item_id, order_id = fields.get("itemId"), fields.get("orderId")
     key = (
         f"{event}:{item_id}"
@@ -458,7 +459,7 @@ def test_each_message_is_parsed_once(
         parsed.append(body)
         return parse_queue_message(body, attributes)
 
-    monkeypatch.setattr(app, "parse_queue_message", counting)
+    monkeypatch.setattr(pipeline, "parse_queue_message", counting)
     fake.add_order_item(id=ITEM, orderId=ORDER)
 
     assert invoke(load_event("sqs_order_created.json")) == []

@@ -17,7 +17,8 @@ import boto3
 
 from devtools.offergrid_fake import OffergridFake
 from functions.order_processor import app
-from offergrid_integration.webhooks.events import OffergridEvent, build_queued_message, utc_from_epoch
+from offergrid_integration.orders.queue import build_queued_message, utc_from_epoch
+from offergrid_integration.webhooks.events import OffergridEvent
 from tests.fixtures.aws import FakeLambdaContext
 from tests.integration import test_order_processor as base
 from tests.integration.test_order_processor import Stack, patches

@@ -17,7 +17,8 @@ from devtools.offergrid_fake import OffergridFake
 from functions.order_processor import app
 from offergrid_integration.clock import ScaledClock
 from offergrid_integration.offergrid.client import OffergridClient
-from offergrid_integration.orders.processing import OrderOutcome, Ports, handle_order_cancelled
+from offergrid_integration.orders.cancel import handle_order_cancelled
+from offergrid_integration.orders.ports import OrderOutcome, Ports
 from offergrid_integration.orders.records import Decision, OrderRecord, OrderStore, RecordConflict
 from offergrid_integration.orders.workorders import work_order_id_for
 from offergrid_integration.webhooks.events import OffergridEvent

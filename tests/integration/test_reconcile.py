@@ -24,7 +24,6 @@ from offergrid_integration.catalog.settings import SyncSettings
 from offergrid_integration.clock import SYSTEM_CLOCK, Clock
 from offergrid_integration.config import load_settings
 from offergrid_integration.offergrid.client import OffergridClient
-from offergrid_integration.orders.processing import ADOPTED_REASON
 from offergrid_integration.orders.reconcile import (
     CappedRateBudget,
     DynamoDBWorkOrderIndex,
@@ -33,13 +32,14 @@ from offergrid_integration.orders.reconcile import (
     reconcile,
 )
 from offergrid_integration.orders.records import Decision
+from offergrid_integration.orders.repairs import ADOPTED_REASON
+from offergrid_integration.orders.sqs_queue import SqsQueue
 from offergrid_integration.orders.workorders import (
     DynamoDBEventBridgeWorkOrders,
     WorkOrder,
     WorkOrderSink,
     work_order_id_for,
 )
-from offergrid_integration.webhooks.sqs_queue import SqsQueue
 from tests.fixtures.aws import FakeLambdaContext
 from tests.fixtures.offergrid_fake import TEST_API_KEY
 from tests.integration import test_order_processor as base

@@ -21,16 +21,16 @@ from botocore.stub import Stubber
 from functions.webhook_ingress import app
 from offergrid_integration.observability import logger as shared_logger
 from offergrid_integration.observability import metric_dimensions, metrics
+from offergrid_integration.orders.queue import QueueSendError
+from offergrid_integration.orders.sqs_queue import SqsQueue
 from offergrid_integration.secrets import MIN_REFRESH_INTERVAL_SECONDS, SecretStore
 from offergrid_integration.webhooks.ingress import WebhookIngress
-from offergrid_integration.webhooks.queue import QueueSendError
 from offergrid_integration.webhooks.signature import (
     SIGNATURE_HEADER,
     find_signature_header,
     sign,
     verify_signature,
 )
-from offergrid_integration.webhooks.sqs_queue import SqsQueue
 from scripts import make_sample_events
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

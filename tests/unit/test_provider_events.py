@@ -18,7 +18,7 @@ from offergrid_integration.orders.provider_events import (
     is_provider_event,
     parse_provider_event,
 )
-from offergrid_integration.webhooks.events import dedup_key_part
+from offergrid_integration.orders.queue import dedup_key_part
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 

@@ -8,6 +8,7 @@ from functions.offer_sync.app import InvalidScheduleEvent, schedule_input
 from offergrid_integration.metrics_names import CATALOGUE
 from offergrid_integration.offergrid.errors import RateBudgetExhausted
 from offergrid_integration.orders.messages import parse_queue_message
+from offergrid_integration.orders.queue import MAX_DEDUP_KEY_LENGTH
 from offergrid_integration.orders.reconcile import (
     CappedRateBudget,
     Drift,
@@ -16,7 +17,6 @@ from offergrid_integration.orders.reconcile import (
     max_calls_per_run,
     repair_message,
 )
-from offergrid_integration.webhooks.events import MAX_DEDUP_KEY_LENGTH
 
 
 def drift(kind: DriftKind, item_id: str = "item-1") -> Drift:

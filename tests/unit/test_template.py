@@ -295,15 +295,23 @@ def _emitted_metric_names() -> set[str]:
     call = re.compile(r"(?:add_metric|single_metric)\(\s*(?:name=)?(?:\"(\w+)\"|([A-Z][A-Z_]+)\b|(\w+))")
     for source in sources:
         text = source.read_text()
-        for literal, constant, variable in call.findall(text):
+        for literal, constant, _variable in call.findall(text):
             if literal:
                 emitted.add(literal)
             elif constant:
                 emitted.add(getattr(names, constant))
-            elif variable == "name" and "OUTCOME_METRICS" in text:
-                # order processor: `name = OUTCOME_METRICS.get(...)` -> the dict's values
-                block = text[text.index("OUTCOME_METRICS = {") :].split("}", 1)[0]
-                emitted.update(re.findall(r":\s*\"(\w+)\"", block))
+    # The outcome -> metric tables beside their result types (emitted by `orders.pipeline.report`
+    # and `webhooks.reporting.report`, which count nothing else by variable name)
+    from offergrid_integration.orders.ports import OUTCOME_METRICS
+    from offergrid_integration.webhooks.ingress import (
+        MESSAGE_TOO_LARGE_REPORT,
+        OUTCOME_REPORTS,
+        UNKNOWN_EVENT_TYPE_REPORT,
+    )
+
+    emitted.update(OUTCOME_METRICS.values())
+    for report in (*OUTCOME_REPORTS.values(), UNKNOWN_EVENT_TYPE_REPORT, MESSAGE_TOO_LARGE_REPORT):
+        emitted.update((report.metric, *report.also_count))
 
     class Recorder:
         def add_metric(self, name: str, unit: str, value: float) -> None:

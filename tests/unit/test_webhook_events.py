@@ -8,17 +8,19 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from pydantic import ValidationError
 
-from offergrid_integration.webhooks.events import (
-    EventType,
-    InvalidEventPayload,
-    OffergridEvent,
-    PayloadReason,
+from offergrid_integration.orders.queue import (
     QueuedMessage,
     build_queued_message,
     dedup_key_for,
     format_timestamp,
     queued_message_for_order_item,
     utc_from_epoch,
+)
+from offergrid_integration.webhooks.events import (
+    EventType,
+    InvalidEventPayload,
+    OffergridEvent,
+    PayloadReason,
 )
 
 FLAT_CREATED = {

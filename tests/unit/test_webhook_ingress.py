@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from offergrid_integration.webhooks.events import PayloadReason, QueuedMessage
+from offergrid_integration.orders.queue import QueuedMessage, QueueSendError
+from offergrid_integration.webhooks.events import PayloadReason
 from offergrid_integration.webhooks.ingress import (
     SQS_MAX_MESSAGE_BYTES,
     IngressOutcome,
@@ -17,7 +18,6 @@ from offergrid_integration.webhooks.ingress import (
     WebhookIngress,
     sqs_message_size,
 )
-from offergrid_integration.webhooks.queue import QueueSendError
 from offergrid_integration.webhooks.signature import SignatureReason, sign
 
 SECRET = "local-dev-webhook-secret"

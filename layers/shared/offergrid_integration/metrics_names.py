@@ -118,7 +118,7 @@ CATALOGUE: Final[dict[str, MetricInfo]] = {
     "PermanentFailure": MetricInfo(
         (ORDER_PROCESSOR,),
         _COUNT,
-        "a message failed for good (recorded, not retried); Reason = orders.processing.FailureReason",
+        "a message failed for good (recorded, not retried); Reason = orders.ports.FailureReason",
         "Reason",
     ),
     # offer sync (catalog/report.py), this invocation's numbers

@@ -1,4 +1,5 @@
-"""The scheduled offer sync (catalog -> Offergrid offers) and the missed-order sweep.
+"""The scheduled offer sync (catalog -> Offergrid offers); it also runs the missed-order sweep
+(`orders/sweep.py`) and the reconciliation (`orders/reconcile.py`).
 
 sources.py   CatalogSource port; S3 (default), HTTPS (provider CRM) and local-file adapters; formats,
              streamed row by row; row errors that name their SKU (docs/decisions.md#13)
@@ -8,7 +9,6 @@ plan.py      OfferPlanner / plan_offer_changes: create / update only what differ
 apply.py     apply_plan through the client, within the rate budget and the Lambda's remaining time
 state.py     run lock, checkpoint and stored reports (DynamoDB SYNC_STATE_TABLE)
 report.py    SyncReport / SweepReport: counts, failures, metrics
-sweep.py     queue pending / submitted_to_provider items without a recorded decision
 service.py   run_offer_sync: one invocation (lock, read, map, list, plan, apply, checkpoint, report)
 runtime.py   SyncRuntime: the function's adapters built from SyncSettings (settings.py)
 """

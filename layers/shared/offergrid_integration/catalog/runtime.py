@@ -30,11 +30,11 @@ from offergrid_integration.catalog.sources import (
     read_s3_object,
 )
 from offergrid_integration.catalog.state import DynamoDBSyncState, SyncStateStore
-from offergrid_integration.catalog.sweep import DecisionLookup, OrderRecordDecisions, sweep_missed_orders
 from offergrid_integration.clock import SYSTEM_CLOCK, Clock
 from offergrid_integration.config import ConfigurationError
 from offergrid_integration.offergrid.client import ApiKeyProvider, OffergridClient
 from offergrid_integration.offergrid.wiring import client_from_settings
+from offergrid_integration.orders.queue import QueuePort
 from offergrid_integration.orders.reconcile import (
     CappedRateBudget,
     DynamoDBWorkOrderIndex,
@@ -43,10 +43,10 @@ from offergrid_integration.orders.reconcile import (
     reconcile,
 )
 from offergrid_integration.orders.records import DynamoDBOrderStore, OrderStore
+from offergrid_integration.orders.sqs_queue import SqsQueue
+from offergrid_integration.orders.sweep import DecisionLookup, OrderRecordDecisions, sweep_missed_orders
 from offergrid_integration.ratelimit import RateBudget
 from offergrid_integration.secrets import SecretStore
-from offergrid_integration.webhooks.queue import QueuePort
-from offergrid_integration.webhooks.sqs_queue import SqsQueue
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -101,7 +101,7 @@ class SyncRuntime:
             settings, remaining_time=self.remaining_time, clock=clock, api_key=api_key
         )
         self.state = state or DynamoDBSyncState(settings.sync_state_table, clock=clock, endpoint_url=endpoint)
-        self.queue = queue or SqsQueue(settings.orders_queue_url, endpoint_url=endpoint)
+        self.queue = queue or SqsQueue(settings.orders_queue_url)
         if decisions is None and settings.orders_table:
             decisions = OrderRecordDecisions(DynamoDBOrderStore(settings.orders_table, endpoint_url=endpoint))
         self.decisions = decisions

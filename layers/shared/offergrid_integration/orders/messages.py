@@ -1,41 +1,33 @@
-"""What arrives on the orders queue, parsed into one typed message, and dispatched to its use case.
+"""What arrives on the orders queue, parsed into one typed message (`OrdersMessage`).
 
 Two body shapes share the queue:
 
-- the ingress/sweep envelope (`webhooks.events.QueuedMessage` JSON): `{"event": {...},
+- the ingress/sweep/reconciliation envelope (`orders.queue.QueuedMessage` JSON): `{"event": {...},
   "dedupKey", "receivedAt", "source", "correlationId"}`; the dedup key is the envelope's (or, when
   absent, the `dedupKey` message attribute);
 - a raw EventBridge event delivered by the rule on the provider's bus (`detail-type`
   `workorder.status_changed`); its dedup key is item + target status + event id (Decision 3).
 
-A body that is neither is a `MalformedMessage` (permanent: it is logged and counted, not retried).
+`OrdersMessage` is one pydantic model discriminated on `kind` (the event type or detail-type):
+an `EventMessage` for the Offergrid event types we act on (`webhooks.events.EventType`) and the
+reconciliation's repairs (only from source `reconcile`), a `StatusChangeMessage` for the
+provider's status change, an `UnhandledMessage` for anything else (Decision 2: kept, logged, never
+failed). `orders.registry` runs the use case of each kind.
+
+A body that is neither shape is a `MalformedMessage` (permanent: it is logged and counted, not retried).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Final
+from typing import Annotated, Any, Final, Literal
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Discriminator, Tag, TypeAdapter, ValidationError
 
+from offergrid_integration.errors import PermanentError
 from offergrid_integration.identifiers import identifier_problem
-from offergrid_integration.offergrid.client import OffergridClient
-from offergrid_integration.orders.processing import (
-    RECONCILE_CANCEL,
-    RECONCILE_OPEN,
-    FailureReason,
-    OrderOutcome,
-    OutcomeKind,
-    Ports,
-    handle_order_cancelled,
-    handle_order_created,
-    handle_reconcile_cancel,
-    handle_reconcile_open,
-    handle_status_change,
-    record_permanent_failure,
-)
+from offergrid_integration.orders.ports import FailureReason
 from offergrid_integration.orders.provider_events import (
     STATUS_CHANGED_DETAIL_TYPE,
     InvalidProviderEvent,
@@ -43,14 +35,26 @@ from offergrid_integration.orders.provider_events import (
     is_provider_event,
     parse_provider_event,
 )
-from offergrid_integration.webhooks.events import EventType, OffergridEvent, QueuedMessage
+from offergrid_integration.orders.queue import RECONCILE_CANCEL, RECONCILE_OPEN, QueuedMessage
+from offergrid_integration.webhooks.events import EventType, OffergridEvent
 
-__all__ = ["MalformedMessage", "OrdersMessage", "dispatch", "parse_queue_message"]
+__all__ = [
+    "EventMessage",
+    "MalformedMessage",
+    "OrdersMessage",
+    "StatusChangeMessage",
+    "UnhandledMessage",
+    "parse_queue_message",
+]
 
 DEDUP_KEY_ATTRIBUTE: Final = "dedupKey"
+# Kinds that are an `EventMessage`: every Offergrid event type we know, and (from source
+# "reconcile" only) the reconciliation's repairs.
+EVENT_KINDS: Final = frozenset(EventType)
+REPAIR_KINDS: Final = frozenset({RECONCILE_OPEN, RECONCILE_CANCEL})
 
 
-class MalformedMessage(ValueError):
+class MalformedMessage(ValueError, PermanentError):
     """The body is not a message we can act on. Carries a reason code, never the body."""
 
     def __init__(self, failure: FailureReason, detail: str, *, item_id: str | None = None) -> None:
@@ -60,14 +64,52 @@ class MalformedMessage(ValueError):
         self.item_id = item_id
 
 
-@dataclass(frozen=True)
-class OrdersMessage:
+class _Message(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
     kind: str  # the event type or detail-type
     dedup_key: str
     source: str  # "webhook" | "sweep" | "reconcile" | "provider" | "eventbridge"
     correlation_id: str | None = None
+
+
+class EventMessage(_Message):
+    """An Offergrid event we act on (from a webhook or the sweep), or a reconciliation repair."""
+
+    event: OffergridEvent
+
+
+class StatusChangeMessage(_Message):
+    """The provider's `workorder.status_changed` (EventBridge)."""
+
+    kind: Literal["workorder.status_changed"] = STATUS_CHANGED_DETAIL_TYPE
+    change: ProviderStatusChange
+
+
+class UnhandledMessage(_Message):
+    """A kind nothing acts on (an unknown event type, an EventBridge event routed to us by mistake)."""
+
     event: OffergridEvent | None = None
-    change: ProviderStatusChange | None = None
+
+
+def _shape(value: Any) -> str:
+    """The discriminator: which message a kind (and, for repairs, its source) makes."""
+    fields = value if isinstance(value, Mapping) else vars(value)
+    kind, source = fields.get("kind"), fields.get("source")
+    if fields.get("change") is not None:
+        return "status_change"
+    if kind in EVENT_KINDS or (kind in REPAIR_KINDS and source == "reconcile"):
+        return "event"
+    return "unhandled"
+
+
+OrdersMessage = Annotated[
+    Annotated[EventMessage, Tag("event")]
+    | Annotated[StatusChangeMessage, Tag("status_change")]
+    | Annotated[UnhandledMessage, Tag("unhandled")],
+    Discriminator(_shape),
+]
+_ORDERS_MESSAGE: Final[TypeAdapter[OrdersMessage]] = TypeAdapter(OrdersMessage)
 
 
 def parse_queue_message(body: str, attributes: Mapping[str, str] | None = None) -> OrdersMessage:
@@ -91,22 +133,24 @@ def parse_queue_message(body: str, attributes: Mapping[str, str] | None = None) 
         raise MalformedMessage(
             FailureReason.MALFORMED_MESSAGE, f"not an orders-queue envelope: {', '.join(fields[:5])}"
         ) from None
-    return OrdersMessage(
-        kind=envelope.event.event,
-        dedup_key=envelope.dedup_key,
-        source=envelope.source,
-        correlation_id=envelope.correlation_id,
-        event=envelope.event,
+    return _ORDERS_MESSAGE.validate_python(
+        {
+            "kind": envelope.event.event,
+            "dedup_key": envelope.dedup_key,
+            "source": envelope.source,
+            "correlation_id": envelope.correlation_id,
+            "event": envelope.event,
+        }
     )
 
 
-def _provider_message(payload: dict[str, Any]) -> OrdersMessage:
+def _provider_message(payload: dict[str, Any]) -> StatusChangeMessage | UnhandledMessage:
     detail_type = payload.get("detail-type")
     if detail_type != STATUS_CHANGED_DETAIL_TYPE:
         # Not ours to act on (a rule routing more than it should): keep it visible, do not loop.
         kind = detail_type if isinstance(detail_type, str) else "eventbridge"
         event_id = payload.get("id")
-        return OrdersMessage(kind=kind[:100], dedup_key=f"eventbridge:{event_id}", source="eventbridge")
+        return UnhandledMessage(kind=kind[:100], dedup_key=f"eventbridge:{event_id}", source="eventbridge")
     try:
         change = parse_provider_event(payload)
     except InvalidProviderEvent as exc:
@@ -118,41 +162,9 @@ def _provider_message(payload: dict[str, Any]) -> OrdersMessage:
             # Recorded on the item only when the id could be a key at all (docs/decisions.md#12).
             item_id=item_id if identifier_problem(item_id) is None else None,
         ) from None
-    return OrdersMessage(
-        kind=STATUS_CHANGED_DETAIL_TYPE,
+    return StatusChangeMessage(
         dedup_key=change.dedup_key,
         source="provider",
         correlation_id=change.source_event_id,
         change=change,
     )
-
-
-def dispatch(message: OrdersMessage, *, ports: Ports, client: OffergridClient) -> OrderOutcome:
-    """Run the use case for `message`. Transient errors propagate; permanent ones are an OrderOutcome."""
-    if message.change is not None:
-        return handle_status_change(message.change, ports=ports, client=client, dedup_key=message.dedup_key)
-    event = message.event
-    if event is not None and event.known_type is EventType.ORDER_CREATED:
-        return handle_order_created(event, ports=ports, client=client, dedup_key=message.dedup_key)
-    if event is not None and event.known_type is EventType.ORDER_CANCELLED:
-        return handle_order_cancelled(event, ports=ports, client=client, dedup_key=message.dedup_key)
-    if event is not None and message.source == "reconcile" and event.event == RECONCILE_OPEN:
-        return handle_reconcile_open(event, ports=ports, client=client, dedup_key=message.dedup_key)
-    if event is not None and message.source == "reconcile" and event.event == RECONCILE_CANCEL:
-        return handle_reconcile_cancel(event, ports=ports, client=client, dedup_key=message.dedup_key)
-    # Decision 2: unknown event types are kept and logged, never failed.
-    return OrderOutcome(OutcomeKind.IGNORED, f"no handler for {message.kind!r}")
-
-
-def record_malformed(error: MalformedMessage, *, ports: Ports) -> OrderOutcome:
-    """A permanent failure for a message we could not parse (recorded on the item when we know it)."""
-    if error.item_id:
-        return record_permanent_failure(
-            ports,
-            item_id=error.item_id,
-            order_id=None,
-            failure=error.failure,
-            detail=error.detail,
-            dedup_key=None,
-        )
-    return OrderOutcome(OutcomeKind.PERMANENT_FAILURE, error.detail, (), error.failure)

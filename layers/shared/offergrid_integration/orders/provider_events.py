@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from offergrid_integration.identifiers import identifier_problem
 from offergrid_integration.offergrid.models import OrderItemStatus, StatusUpdate
-from offergrid_integration.webhooks.events import MAX_DEDUP_KEY_LENGTH, dedup_key_part
+from offergrid_integration.orders.queue import MAX_DEDUP_KEY_LENGTH, dedup_key_part
 
 __all__ = [
     "STATUS_CHANGED_DETAIL_TYPE",

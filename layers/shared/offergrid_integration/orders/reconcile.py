@@ -22,7 +22,7 @@ catches items still `pending`; this looks at everything after the decision:
 
 4. repair what is safe through the normal processor path: one message per repair on the orders
    queue (source `reconcile`, event `reconcile.open_work_order` / `reconcile.cancel_work_order`,
-   dedup key `<event>:<itemId>`), which `orders.processing.handle_reconcile_open/_cancel` carry out
+   dedup key `<event>:<itemId>`), which `orders.repairs.handle_reconcile_open/_cancel` carry out
    after re-reading the item, exactly once like every other message. Never a status to Offergrid.
 
 Items whose decision is in flight (our accept/reject being written right now) are skipped: the next
@@ -54,25 +54,23 @@ from offergrid_integration.observability import logger
 from offergrid_integration.offergrid.errors import NotFoundError, OffergridError, RateBudgetExhausted
 from offergrid_integration.offergrid.models import OrderItem, OrderItemStatus
 from offergrid_integration.orders.lifecycle import is_decidable, parse_status
-from offergrid_integration.orders.processing import (
-    PROVIDER_WORK,
+from offergrid_integration.orders.queue import (
+    MAX_DEDUP_KEY_LENGTH,
     RECONCILE_CANCEL,
     RECONCILE_OPEN,
-    WORK_ENDED,
-    pushed_by_us,
-)
-from offergrid_integration.orders.records import Decision, OrderRecord, OrderStore
-from offergrid_integration.orders.workorders import WorkOrder, work_order_id_for
-from offergrid_integration.ratelimit import RateBudget
-from offergrid_integration.webhooks.events import (
-    MAX_DEDUP_KEY_LENGTH,
-    OffergridEvent,
     QueuedMessage,
+    QueuePort,
+    QueueSendError,
     dedup_key_for,
     dedup_key_part,
+    send_queued_message,
     utc_from_epoch,
 )
-from offergrid_integration.webhooks.queue import QueuePort, QueueSendError, send_queued_message
+from offergrid_integration.orders.records import Decision, OrderRecord, OrderStore
+from offergrid_integration.orders.repairs import PROVIDER_WORK, WORK_ENDED, pushed_by_us
+from offergrid_integration.orders.workorders import WorkOrder, work_order_id_for
+from offergrid_integration.ratelimit import RateBudget
+from offergrid_integration.webhooks.events import OffergridEvent
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table

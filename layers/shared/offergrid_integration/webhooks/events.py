@@ -3,25 +3,19 @@
 Offergrid sends two payload shapes (docs/offergrid-api.md, Webhooks): flat
 `{"event", "orderId", "itemId", "offerId", "timestamp"}` and nested `{"event", "data": {...}}`.
 `OffergridEvent.from_payload` normalises both to one model; fields we do not know are kept in
-`extra`, unknown event types are kept too (Decision 2). `QueuedMessage` is the SQS message body:
-the event, its dedup key, when and from where we got it, and the correlation id.
-
-Dedup keys (Decision 3) come from what the event is about, never from when it was sent nor from a
-message id, so a redelivered webhook and the pending-order sweep finding the same item agree.
+`extra`, unknown event types are kept too (Decision 2). What is queued for the order processor
+(`QueuedMessage`, its dedup key) is the orders package's contract: `orders/queue.py`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Final, Literal
-from urllib.parse import quote
+from typing import Annotated, Any, Final
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from offergrid_integration.identifiers import identifier_problem
 
@@ -30,11 +24,9 @@ EVENT_TYPE_MAX_LENGTH: Final = 100
 # message attribute and a log field whatever a sender puts there.
 _EVENT_TYPE_PATTERN: Final = r"^[!-~]{1," + str(EVENT_TYPE_MAX_LENGTH) + r"}$"
 _EVENT_TYPE_RE: Final = re.compile(_EVENT_TYPE_PATTERN)
-MAX_DEDUP_KEY_LENGTH: Final = 256
 # Offergrid's payloads nest two or three levels (envelope, data, metadata). A body nested hundreds of
 # levels deep is hostile: pydantic refuses to serialise it and the stdlib recurses on it.
 MAX_JSON_DEPTH: Final = 32
-_HASH_HEX_LENGTH: Final = 32  # 128 bits of SHA-256: collision-free for any realistic volume
 
 
 class EventType(StrEnum):
@@ -63,9 +55,6 @@ class InvalidEventPayload(ValueError):
         super().__init__(f"{reason.value}: {detail}")
         self.reason = reason
 
-
-# "reconcile": a repair queued by the scheduled reconciliation (orders/reconcile.py).
-MessageSource = Literal["webhook", "sweep", "provider", "reconcile"]
 
 _ID_FIELDS: Final = {"orderId": "order_id", "itemId": "item_id", "offerId": "offer_id"}
 _KNOWN_FIELDS: Final = frozenset({"event", *_ID_FIELDS, "reason", "timestamp"})
@@ -187,141 +176,3 @@ def _timestamp(value: object) -> str | None:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
     raise InvalidEventPayload(PayloadReason.FIELD_INVALID, "'timestamp' must be a string or a number")
-
-
-def dedup_key_for(event: OffergridEvent) -> str:
-    """Decision 3: the idempotency key of `event`, readable and deterministic.
-
-    - `order.created`   -> `order.created:<itemId>`
-    - `order.cancelled` -> `order.cancelled:<orderId>` or `order.cancelled:<orderId>:<itemId>`
-    - anything else (unknown types, or a known type without the ids it needs) ->
-      `<event>:sha256:<hash of the canonical event without its timestamp>`
-
-    Ids are percent-encoded (`:` and non-ASCII) so keys are unambiguous ASCII. The event's own
-    `timestamp` is left out of the hash: it may be the send time, and a redelivery must map to the
-    same key. Keys longer than `MAX_DEDUP_KEY_LENGTH` (absurd ids) fall back to the hash form.
-    """
-    key: str | None = None
-    match event.known_type:
-        case EventType.ORDER_CREATED if event.item_id is not None:
-            key = f"{event.event}:{dedup_key_part(event.item_id)}"
-        case EventType.ORDER_CANCELLED if event.order_id is not None:
-            key = f"{event.event}:{dedup_key_part(event.order_id)}"
-            if event.item_id is not None:
-                key += f":{dedup_key_part(event.item_id)}"
-        case _:
-            pass
-    if key is None or len(key) > MAX_DEDUP_KEY_LENGTH:
-        key = f"{event.event}:sha256:{_canonical_hash(event)}"
-    return key
-
-
-def dedup_key_part(identifier: str) -> str:
-    """An identifier as one dedup-key segment: percent-encoded, so no id can contain the ':'
-    separator and two different ids never give the same key (shared with provider status events)."""
-    return quote(identifier, safe="-_.~")
-
-
-def _canonical_hash(event: OffergridEvent) -> str:
-    canonical = json.dumps(
-        event.model_dump(mode="json", exclude={"timestamp"}),
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=True,
-    )
-    return hashlib.sha256(canonical.encode("ascii")).hexdigest()[:_HASH_HEX_LENGTH]
-
-
-def format_timestamp(moment: datetime) -> str:
-    """ISO 8601 UTC with milliseconds and `Z`: `2026-11-27T14:41:00.123Z`."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def utc_from_epoch(seconds: float) -> datetime:
-    return datetime.fromtimestamp(seconds, UTC)
-
-
-class QueuedMessage(BaseModel):
-    """The body of one orders-queue message: one normalised event and how to deduplicate it."""
-
-    model_config = _MODEL_CONFIG
-
-    event: OffergridEvent
-    dedup_key: str = Field(alias="dedupKey", min_length=1, max_length=MAX_DEDUP_KEY_LENGTH + 50)
-    received_at: datetime = Field(alias="receivedAt")
-    source: MessageSource
-    correlation_id: str | None = Field(default=None, alias="correlationId")
-
-    @field_validator("received_at")
-    @classmethod
-    def _aware_utc(cls, value: datetime) -> datetime:
-        if value.tzinfo is None:
-            raise ValueError("receivedAt must carry a time zone")
-        return value.astimezone(UTC)
-
-    @field_serializer("received_at")
-    def _serialise_received_at(self, value: datetime) -> str:
-        return format_timestamp(value)
-
-    def to_json(self) -> str:
-        """Compact, ASCII-only JSON: a valid SQS body whatever characters the payload holds."""
-        return json.dumps(self.model_dump(mode="json"), separators=(",", ":"), ensure_ascii=True)
-
-    @classmethod
-    def from_json(cls, body: str | bytes) -> QueuedMessage:
-        # `json.loads`, not `model_validate_json`: pydantic's parser refuses `\ud800`-style escapes
-        # of lone surrogates, which a sender may legitimately put in a string we keep in `extra`.
-        return cls.model_validate(json.loads(body))
-
-    def message_attributes(self) -> dict[str, str]:
-        """SQS String attributes, so consumers and queue tooling can route without parsing the body."""
-        attributes = {
-            "dedupKey": self.dedup_key,
-            "eventType": self.event.event,
-            "receivedAt": format_timestamp(self.received_at),
-            "source": self.source,
-        }
-        if self.correlation_id:
-            attributes["correlationId"] = self.correlation_id
-        return attributes
-
-
-def build_queued_message(
-    event: OffergridEvent,
-    *,
-    received_at: datetime,
-    source: MessageSource,
-    correlation_id: str | None = None,
-) -> QueuedMessage:
-    return QueuedMessage(
-        event=event,
-        dedupKey=dedup_key_for(event),
-        receivedAt=received_at,
-        source=source,
-        correlationId=correlation_id,
-    )
-
-
-def queued_message_for_order_item(
-    *,
-    item_id: str,
-    order_id: str | None,
-    offer_id: str | None,
-    received_at: datetime,
-    created_at: str | None = None,
-    correlation_id: str | None = None,
-    source: MessageSource = "sweep",
-) -> QueuedMessage:
-    """What the pending-order sweep queues for an item found by listing (Decision 7).
-
-    It is the `order.created` event the webhook would have carried, so its dedup key
-    (`order.created:<itemId>`) is the webhook's and the processor decides the item only once.
-    """
-    event = OffergridEvent(
-        event=EventType.ORDER_CREATED.value,
-        order_id=order_id,
-        item_id=item_id,
-        offer_id=offer_id,
-        timestamp=created_at,
-    )
-    return build_queued_message(event, received_at=received_at, source=source, correlation_id=correlation_id)

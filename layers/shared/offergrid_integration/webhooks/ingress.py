@@ -20,28 +20,29 @@ A signature that matches no cached secret makes one `secrets(force_refresh=True)
 is picked up at once); how often that may really reach Secrets Manager is the secret store's
 business (`SecretStore` throttles forced refreshes), so junk signatures cannot hammer it.
 
-No Powertools, no boto3: `app.py` maps the `IngressResult` to logs, metrics and the HTTP response.
+No Powertools, no boto3: `IngressResult.report` says how an outcome is counted and logged (the
+`OUTCOME_REPORTS` table), `webhooks.reporting` emits it, `IngressResult.http_response()` is the answer.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Final, Protocol
+from typing import Any, Final, Literal, Protocol
 
 from pydantic import ValidationError
 
 from offergrid_integration.clock import SYSTEM_CLOCK, Clock
-from offergrid_integration.webhooks.events import (
-    InvalidEventPayload,
-    OffergridEvent,
-    PayloadReason,
+from offergrid_integration.orders.queue import (
     QueuedMessage,
+    QueuePort,
+    QueueSendError,
     build_queued_message,
     utc_from_epoch,
 )
-from offergrid_integration.webhooks.queue import QueuePort, QueueSendError
+from offergrid_integration.webhooks.events import InvalidEventPayload, OffergridEvent, PayloadReason
 from offergrid_integration.webhooks.signature import (
     SignatureMatch,
     SignatureReason,
@@ -77,6 +78,40 @@ class RequestReason(StrEnum):
 
 RejectReason = SignatureReason | PayloadReason | RequestReason
 
+
+@dataclass(frozen=True, slots=True)
+class OutcomeReport:
+    """How one request's outcome is counted and logged (`webhooks.reporting` emits it)."""
+
+    metric: str
+    level: Literal["info", "warning", "error"]
+    message: str
+    by_reason: bool = False  # its own metric set with the `Reason` dimension
+    also_count: tuple[str, ...] = ()
+
+
+# Every request also counts `WebhookReceived`. Metric names: metrics_names.py.
+OUTCOME_REPORTS: Final[Mapping[IngressOutcome, OutcomeReport]] = {
+    IngressOutcome.QUEUED: OutcomeReport("WebhookQueued", "info", "webhook queued"),
+    IngressOutcome.REJECTED: OutcomeReport("WebhookRejected", "warning", "webhook rejected", by_reason=True),
+    IngressOutcome.QUEUE_FAILED: OutcomeReport(
+        "WebhookQueueFailed", "error", "webhook not queued; answering 503 so Offergrid retries"
+    ),
+    IngressOutcome.SECRET_UNAVAILABLE: OutcomeReport(
+        "WebhookSecretUnavailable", "error", "webhook secret unavailable; answering 503 so Offergrid retries"
+    ),
+}
+UNKNOWN_EVENT_TYPE_REPORT: Final = OutcomeReport(
+    "WebhookQueued", "warning", "webhook with an unknown event type queued", also_count=("UnknownEventType",)
+)
+# Authentic, but no queue will take it: lost unless the pending-order sweep finds it.
+MESSAGE_TOO_LARGE_REPORT: Final = OutcomeReport(
+    "WebhookRejected",
+    "error",
+    "verified webhook too large for the orders queue; refused with 413",
+    by_reason=True,
+)
+
 UNAUTHORIZED_BODY: Final = {"message": "Unauthorized"}
 # 200, not 202: Offergrid "retries when it does not get 200" (docs/offergrid-api.md), so any other
 # success code could make it redeliver a webhook we already stored.
@@ -103,6 +138,23 @@ class IngressResult:
     @property
     def unknown_event_type(self) -> bool:
         return self.message is not None and self.message.event.known_type is None
+
+    @property
+    def report(self) -> OutcomeReport:
+        """How this result is counted and logged (`OUTCOME_REPORTS`, and the two special cases)."""
+        if self.outcome is IngressOutcome.QUEUED and self.unknown_event_type:
+            return UNKNOWN_EVENT_TYPE_REPORT
+        if self.reason is RequestReason.MESSAGE_TOO_LARGE:
+            return MESSAGE_TOO_LARGE_REPORT
+        return OUTCOME_REPORTS[self.outcome]
+
+    def http_response(self) -> dict[str, Any]:
+        """The API Gateway proxy response."""
+        return {
+            "statusCode": self.status,
+            "headers": {"Content-Type": "application/json", **self.headers},
+            "body": json.dumps(self.body),
+        }
 
     def log_fields(self) -> dict[str, Any]:
         """Safe to log: codes, ids, the dedup key. Never bodies, signatures or secrets."""

@@ -2,7 +2,7 @@
 
 List `pending` and `submitted_to_provider` order items and queue every one we have not decided yet
 as the `order.created` message its webhook would have produced, with the same dedup key
-(`order.created:<itemId>`, built by `webhooks.events.queued_message_for_order_item`). An item a
+(`order.created:<itemId>`, built by `orders.queue.queued_message_for_order_item`). An item a
 webhook also announced is therefore decided once: the processor's idempotency is keyed on that key.
 
 "Decided" is asked of a `DecisionLookup`; `OrderRecordDecisions` answers from the order processor's
@@ -24,13 +24,15 @@ from offergrid_integration.identifiers import identifier_problem
 from offergrid_integration.observability import logger
 from offergrid_integration.offergrid.errors import OffergridError
 from offergrid_integration.offergrid.models import OrderItem, OrderItemStatus
-from offergrid_integration.orders.records import OrderStore
-from offergrid_integration.webhooks.events import (
+from offergrid_integration.orders.queue import (
+    QueuePort,
+    QueueSendError,
     format_timestamp,
     queued_message_for_order_item,
+    send_queued_message,
     utc_from_epoch,
 )
-from offergrid_integration.webhooks.queue import QueuePort, QueueSendError, send_queued_message
+from offergrid_integration.orders.records import OrderStore
 
 __all__ = [
     "SWEEP_STATUSES",

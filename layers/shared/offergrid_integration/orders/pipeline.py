@@ -1,0 +1,180 @@
+"""The order processor's record pipeline: one SQS record -> parse -> idempotently run its use case ->
+report. `orders.runtime` wires it; `functions/order_processor/app.py` only hands it the batch.
+
+Each record: parse (`orders.messages`), then, idempotently on the message's dedup key (never the SQS
+message id), run its use case (`orders.registry`) and count the outcome. A record fails (and SQS
+retries it) when an error escapes the use case: a `TransientError` (Offergrid unreachable / 408 /
+429 / 5xx, the rate budget, an idempotency record still in progress, serviceability unavailable, a
+record conflict) or anything unclassified (AWS errors, 401/403: a wrong key or role is kept, not
+dropped). Permanent problems (404 item, other 4xx, invalid transition, malformed message) are
+outcomes: recorded, logged and counted by `Reason`, and the record succeeds so it does not loop.
+Logs carry ids, codes and dedup keys only.
+
+Only successful outcomes are stored as COMPLETED idempotency records. A permanent failure leaves
+the idempotent function as `PermanentFailure` (so Powertools deletes its in-progress record) and is
+reported here: a later message with the same dedup key (the pending-order sweep finding an item that
+was not readable yet when its webhook came) is then processed instead of replayed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final
+
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
+
+from offergrid_integration.errors import PermanentError, TransientError
+from offergrid_integration.observability import logger, metrics
+from offergrid_integration.orders.messages import MalformedMessage, OrdersMessage, parse_queue_message
+from offergrid_integration.orders.ports import (
+    OUTCOME_METRICS,
+    OrderItemsApi,
+    OrderOutcome,
+    OutcomeKind,
+    Ports,
+)
+from offergrid_integration.orders.registry import dispatch
+from offergrid_integration.orders.steps import record_permanent_failure
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+    from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
+    from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
+
+__all__ = [
+    "IDEMPOTENCY_KEY_PREFIX",
+    "PermanentFailure",
+    "RecordPipeline",
+    "mark_duplicate",
+    "record_malformed",
+    "report",
+]
+
+IDEMPOTENCY_KEY_PREFIX: Final = "order-processor"
+
+
+class PermanentFailure(PermanentError):
+    """A permanent-failure outcome leaving the idempotent function, so it is not stored as done."""
+
+    def __init__(self, outcome: OrderOutcome) -> None:
+        super().__init__(outcome.reason)
+        self.outcome = outcome
+
+
+class RecordPipeline:
+    """Runs one SQS record of the orders queue; `handle_record` is the batch processor's handler."""
+
+    def __init__(
+        self,
+        *,
+        ports: Ports,
+        client: OrderItemsApi,
+        persistence: BasePersistenceLayer,
+        idempotency_config: IdempotencyConfig,
+    ) -> None:
+        self.ports = ports
+        self.client = client
+        self.process_once: Callable[..., dict[str, Any]] = idempotent_function(
+            data_keyword_argument="message",
+            persistence_store=persistence,
+            config=idempotency_config,
+            key_prefix=IDEMPOTENCY_KEY_PREFIX,
+        )(self._process)
+
+    def handle_record(self, record: SQSRecord) -> dict[str, Any]:
+        attributes = {
+            name: value.string_value
+            for name, value in (record.message_attributes or {}).items()
+            if value.string_value is not None
+        }
+        try:
+            message = parse_queue_message(record.body, attributes)
+        except MalformedMessage as exc:
+            outcome = record_malformed(exc, ports=self.ports)
+            report(outcome, message_id=record.message_id)
+            return outcome.to_dict()
+        fields = {"dedupKey": message.dedup_key, "kind": message.kind, "source": message.source}
+        logger.append_keys(correlation_id=message.correlation_id, dedup_key=message.dedup_key)
+        try:
+            # The idempotency key comes from `message` only; `parsed` is handed through as it is.
+            return self.process_once(message=fields, parsed=message)
+        except PermanentFailure as failed:
+            report(failed.outcome, dedup_key=message.dedup_key, kind=message.kind)
+            return failed.outcome.to_dict()
+        except Exception as exc:
+            # Permanent failures are outcomes: whatever escapes is retried (SQS, then the DLQ).
+            logger.warning(
+                "order message failed; it will be retried",
+                extra={
+                    **fields,
+                    "error": type(exc).__name__,
+                    "retryable": _retryable(exc),
+                    "messageId": record.message_id,
+                },
+            )
+            with single_metric(
+                name="TransientFailure", unit=MetricUnit.Count, value=1, namespace=metrics.namespace
+            ) as metric:
+                metric.add_dimension("Reason", type(exc).__name__)
+            raise
+        finally:
+            logger.remove_keys(["correlation_id", "dedup_key"])
+
+    def _process(self, message: dict[str, Any], parsed: OrdersMessage) -> dict[str, Any]:
+        """`message`: the plain data the idempotency key is taken from; `parsed`: the message."""
+        outcome = dispatch(parsed, ports=self.ports, client=self.client)
+        if outcome.failure is not None:
+            raise PermanentFailure(outcome)
+        report(outcome, dedup_key=parsed.dedup_key, kind=parsed.kind)
+        return outcome.to_dict()
+
+
+def _retryable(error: Exception) -> bool | None:
+    """The taxonomy, for the log: True transient, False permanent, None unclassified (still retried)."""
+    if isinstance(error, TransientError):
+        return True
+    if isinstance(error, PermanentError):
+        return False
+    return None
+
+
+def mark_duplicate(response: Any, idempotent_data: DataRecord) -> Any:
+    """Idempotency replay: the message was already processed; say so in the log and the result."""
+    logger.info(
+        "duplicate order message: already processed",
+        extra={"idempotencyKey": idempotent_data.idempotency_key},
+    )
+    if isinstance(response, dict):
+        return {**response, "duplicate": True}
+    return response
+
+
+def record_malformed(error: MalformedMessage, *, ports: Ports) -> OrderOutcome:
+    """A permanent failure for a message we could not parse (recorded on the item when we know it)."""
+    if error.item_id:
+        return record_permanent_failure(
+            ports,
+            item_id=error.item_id,
+            order_id=None,
+            failure=error.failure,
+            detail=error.detail,
+            dedup_key=None,
+        )
+    return OrderOutcome(OutcomeKind.PERMANENT_FAILURE, error.detail, (), error.failure)
+
+
+def report(outcome: OrderOutcome, **fields: Any) -> None:
+    """Log the outcome and count it: `PermanentFailure` by `Reason`, or its `OUTCOME_METRICS` metric."""
+    log_fields = {**fields, **outcome.to_dict()}
+    if outcome.failure is not None:
+        logger.warning("order message failed permanently; recorded, not retried", extra=log_fields)
+        with single_metric(
+            name="PermanentFailure", unit=MetricUnit.Count, value=1, namespace=metrics.namespace
+        ) as metric:
+            metric.add_dimension("Reason", outcome.failure.value)
+        return
+    logger.info("order message processed", extra=log_fields)
+    name = OUTCOME_METRICS.get(outcome.decision)
+    if name is not None:
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=max(1, len(outcome.item_ids)))

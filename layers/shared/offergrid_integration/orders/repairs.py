@@ -1,0 +1,149 @@
+"""Reconciliation repairs (orders/reconcile.py queues them; docs/order-state-machine.md).
+
+`reconcile.open_work_order` opens the missing work order of an item Offergrid shows in provider
+work; `reconcile.cancel_work_order` cancels the open work order of an item whose work ended at
+Offergrid. Both re-check on fresh state and never PATCH Offergrid.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Final
+
+from offergrid_integration.offergrid.models import OrderItem, OrderItemStatus
+from offergrid_integration.orders.lifecycle import parse_status
+from offergrid_integration.orders.ports import FailureReason, OrderItemsApi, OrderOutcome, OutcomeKind, Ports
+from offergrid_integration.orders.records import Decision, OrderRecord, RecordConflict
+from offergrid_integration.orders.steps import decision_in_flight, fetch_item, new_work_order, record_for
+from offergrid_integration.orders.workorders import WorkOrderReader, work_order_id_for
+from offergrid_integration.webhooks.events import OffergridEvent
+
+__all__ = [
+    "ADOPTED_REASON",
+    "PROVIDER_WORK",
+    "RESUMED_REASON",
+    "WORK_ENDED",
+    "handle_reconcile_cancel",
+    "handle_reconcile_open",
+    "pushed_by_us",
+]
+
+# Offergrid statuses in which the provider still has work to do: the item needs an open work order.
+PROVIDER_WORK: Final = frozenset(
+    {OrderItemStatus.ACCEPTED, OrderItemStatus.SCHEDULED, OrderItemStatus.IN_PROGRESS}
+)
+# Statuses that end the provider's work when Offergrid (not our fulfilment) put the item there.
+WORK_ENDED: Final = frozenset({OrderItemStatus.CANCELLED, OrderItemStatus.REJECTED, OrderItemStatus.FAILED})
+ADOPTED_REASON: Final = "accepted at Offergrid outside this integration; adopted by reconciliation"
+RESUMED_REASON: Final = "serviceable; our acceptance's work order opened by reconciliation"
+
+
+def pushed_by_us(record: OrderRecord | None, status: OrderItemStatus) -> bool:
+    """Whether our fulfilment pushed `status` to Offergrid for this item (then its work order ended
+    with fulfilment's knowledge: not a drift)."""
+    return record is not None and any(
+        entry.action == "status_pushed" and entry.status == status.value for entry in record.history
+    )
+
+
+def _repair_target(
+    event: OffergridEvent, ports: Ports, client: OrderItemsApi, dedup_key: str | None
+) -> tuple[OrderItem, OrderRecord, datetime] | OrderOutcome:
+    """The item a repair is about, read afresh, with our record of it; `RecordConflict` while a
+    decision on it is in flight (the repair is retried after it)."""
+    if not event.item_id:
+        return OrderOutcome(
+            OutcomeKind.PERMANENT_FAILURE, "repair without itemId", (), FailureReason.MALFORMED_MESSAGE
+        )
+    fetched = fetch_item(client, ports, event.item_id, event.order_id, dedup_key)
+    if isinstance(fetched, OrderOutcome):
+        return fetched
+    now = ports.now()
+    record = record_for(ports, fetched, now)
+    if decision_in_flight(record, now):
+        raise RecordConflict(f"order record {fetched.id!r} has a decision in flight; repair after it")
+    return fetched, record, now
+
+
+def handle_reconcile_open(
+    event: OffergridEvent, *, ports: Ports, client: OrderItemsApi, dedup_key: str | None = None
+) -> OrderOutcome:
+    """Open the missing work order of an item Offergrid shows accepted/scheduled/in_progress.
+
+    Re-checked here, on fresh state, because the reconciler's view is minutes old: the item must
+    still imply provider work, no decision on it may be in flight (`RecordConflict`: retried after
+    it), and our record must not say cancelled or rejected (that drift is reported, never repaired).
+    An item accepted by hand (record `decided_elsewhere`, or none) is *adopted*: its record becomes
+    `accepted`, so fulfilment statuses may be pushed for it (docs/decisions.md#11). Never PATCHes.
+    """
+    target = _repair_target(event, ports, client, dedup_key)
+    if isinstance(target, OrderOutcome):
+        return target
+    item, record, now = target
+    status = parse_status(item.status)
+    if status not in PROVIDER_WORK:
+        return _no_repair(ports, record, f"item is {item.status} now: no work order needed", dedup_key)
+    if record.decision in (Decision.CANCELLED, Decision.REJECTED) or record.order_cancelled_at is not None:
+        return _no_repair(
+            ports, record, f"our record says {record.decision or 'order cancelled'}: not reopened", dedup_key
+        )
+    work_order_id = record.work_order_id or work_order_id_for(item.id)
+    existing = (
+        ports.work_orders.get(work_order_id) if isinstance(ports.work_orders, WorkOrderReader) else None
+    )
+    if existing is not None and not existing.is_open:
+        return _no_repair(ports, record, f"work order {work_order_id} was cancelled: not reopened", dedup_key)
+    if existing is None:
+        stored = ports.work_orders.open(new_work_order(ports, item, work_order_id, now))
+        if not stored.is_open:  # a cancellation wrote its tombstone meanwhile: retried, it is seen
+            raise RecordConflict(f"item {item.id!r} was cancelled while its work order was repaired")
+    if record.decision is not Decision.ACCEPTED:
+        ours = record.intended_decision is Decision.ACCEPTED  # our accept landed, its work order did not
+        record.decision = Decision.ACCEPTED
+        record.decision_reason = RESUMED_REASON if ours else ADOPTED_REASON
+    record.intended_decision = None
+    record.decision_deadline = None
+    record.work_order_id = work_order_id
+    detail = "work order already open" if existing is not None else f"work order {work_order_id} opened"
+    record.add_history(now, "reconciled_open", status=str(item.status), detail=detail, dedup_key=dedup_key)
+    ports.orders.save(record)
+    if existing is not None:
+        return OrderOutcome(OutcomeKind.NOTHING_TO_REPAIR, detail, (item.id,))
+    return OrderOutcome(OutcomeKind.WORK_ORDER_OPENED, detail, (item.id,))
+
+
+def handle_reconcile_cancel(
+    event: OffergridEvent, *, ports: Ports, client: OrderItemsApi, dedup_key: str | None = None
+) -> OrderOutcome:
+    """Cancel (and announce) the open work order of an item Offergrid shows cancelled, or rejected or
+    failed without our fulfilment having pushed that status. Never PATCHes Offergrid."""
+    target = _repair_target(event, ports, client, dedup_key)
+    if isinstance(target, OrderOutcome):
+        return target
+    item, record, now = target
+    status = parse_status(item.status)
+    if status not in WORK_ENDED or (status is not OrderItemStatus.CANCELLED and pushed_by_us(record, status)):
+        return _no_repair(ports, record, f"item is {item.status} now: work order kept", dedup_key)
+    reason = event.reason or f"{item.status} at Offergrid"
+    cancelled = ports.work_orders.cancel(work_order_id_for(item.id), item_id=item.id, reason=reason, at=now)
+    record.intended_decision = None
+    record.decision_deadline = None
+    if status is OrderItemStatus.CANCELLED:
+        record.cancelled_at = record.cancelled_at or now
+        if record.decision is None:
+            record.decision = Decision.CANCELLED
+            record.decision_reason = reason
+    detail = "work order cancelled" if cancelled is not None else "no opened work order"
+    record.add_history(now, "reconciled_cancel", status=str(item.status), detail=detail, dedup_key=dedup_key)
+    ports.orders.save(record)
+    if cancelled is None:
+        return OrderOutcome(OutcomeKind.NOTHING_TO_REPAIR, detail, (item.id,))
+    return OrderOutcome(OutcomeKind.WORK_ORDER_CANCELLED, detail, (item.id,))
+
+
+def _no_repair(ports: Ports, record: OrderRecord, detail: str, dedup_key: str | None) -> OrderOutcome:
+    record.add_history(
+        ports.now(), "reconcile_skipped", status=record.offergrid_status, detail=detail, dedup_key=dedup_key
+    )
+    ports.orders.save(record)
+    return OrderOutcome(OutcomeKind.NOTHING_TO_REPAIR, detail, (record.item_id,))
