@@ -1,29 +1,20 @@
 """Lambda entry of the scheduled offer sync and missed-order sweep (EventBridge Scheduler).
 
-Options (every field optional): `{"dryRun": false, "skus": ["NET-FIBER-300"], "sweep": true, "sync": true,
-"reconcile": false}` (`reconcile`: the drift reconciliation, orders/reconcile.py; its own schedule sets it),
-in any shape the trigger can deliver (docs/decisions.md#14): the EventBridge Scheduler `Input` as it
-is, a classic EventBridge rule's `Scheduled Event` envelope (what `sam local generate-event cloudwatch
-scheduled-event` and the Lambda console's EventBridge test event make) with the options in `detail`,
-or `{}` (defaults). Anything else is an `InvalidScheduleEvent` naming the shapes expected.
-Returns `{"dryRun": ..., "sweep": <SweepReport>, "reconcile": <ReconcileReport>, "sync": <SyncReport>}`
-(see `catalog.report`, `orders.reconcile`).
-
-The runtime (settings, secret store, client, adapters) is built once per container
-(`offergrid_integration.container`: at import inside Lambda, a bad environment failing the init
-loudly; on first use elsewhere); `configure()`, `reset()` and `get_runtime()` are for tests.
-A bad input raises (the invocation fails and lands in the DLQ); per-offer failures do not: they are
-in the report, the logs and the metrics.
+Wiring only. The options come from any event shape the trigger can deliver (`catalog.schedule`,
+docs/decisions.md#14: `{"dryRun", "skus", "sweep", "sync", "reconcile"}`, every field optional; a bad
+input raises `InvalidScheduleEvent` naming the shapes expected, the invocation fails and lands in the
+DLQ). Returns `{"dryRun": ..., "sweep": <SweepReport>, "reconcile": <ReconcileReport>, "sync":
+<SyncReport>}` (see `catalog.report`, `orders.reconcile`); per-offer failures are in the report, the
+logs and the metrics. The runtime is built once per container (`offergrid_integration.container`);
+`configure()`, `reset()` and `get_runtime()` are for tests.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
-
-from offergrid_integration.catalog.runtime import ScheduleInput, SyncRuntime
+from offergrid_integration.catalog.runtime import SyncRuntime
+from offergrid_integration.catalog.schedule import InvalidScheduleEvent, schedule_input
 from offergrid_integration.catalog.settings import SyncSettings
 from offergrid_integration.config import load_settings
 from offergrid_integration.container import Container
@@ -32,44 +23,7 @@ from offergrid_integration.observability import log_metrics, logger, metrics, tr
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-SCHEDULED_EVENT_DETAIL_TYPE: Final = "Scheduled Event"
-EXPECTED_SHAPES: Final = (
-    'expected the schedule input {"dryRun": bool, "skus": [str, ...], "sweep": bool, "sync": bool, '
-    '"reconcile": bool} '
-    "(every field optional), an EventBridge 'Scheduled Event' with those options in 'detail', or {}"
-)
-
-
-class InvalidScheduleEvent(ValueError):
-    """The invocation's event is none of the shapes the sync accepts; the message says which are."""
-
-
-def schedule_input(event: object) -> ScheduleInput:
-    """The sync's options from any event its trigger can deliver (docs/decisions.md#14)."""
-    if event is None:
-        event = {}
-    if not isinstance(event, Mapping):
-        raise InvalidScheduleEvent(
-            f"offer sync: the event is a JSON {type(event).__name__}; {EXPECTED_SHAPES}"
-        )
-    options: object = event
-    if "detail-type" in event:  # an EventBridge envelope: only a schedule's carries our options
-        detail_type = event["detail-type"]
-        if detail_type != SCHEDULED_EVENT_DETAIL_TYPE:
-            raise InvalidScheduleEvent(
-                f"offer sync: an EventBridge event of detail-type {detail_type!r} is not a schedule; "
-                + EXPECTED_SHAPES
-            )
-        options = event.get("detail") or {}
-    try:
-        return ScheduleInput.model_validate(options)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc']) or 'options'}: {error['msg']}"
-            for error in exc.errors(include_url=False, include_input=False)
-        )
-        raise InvalidScheduleEvent(f"offer sync: bad options ({problems}); {EXPECTED_SHAPES}") from exc
-
+__all__ = ["InvalidScheduleEvent", "configure", "get_runtime", "lambda_handler", "reset", "schedule_input"]
 
 _runtime = Container(lambda: SyncRuntime(load_settings(SyncSettings)))
 get_runtime, configure, reset = _runtime.get, _runtime.configure, _runtime.reset

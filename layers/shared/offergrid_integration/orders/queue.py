@@ -17,9 +17,9 @@ from datetime import UTC, datetime
 from typing import Final, Literal, Protocol
 from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
+from pydantic import BaseModel, Field, field_serializer, field_validator
 
-from offergrid_integration.webhooks.events import EventType, OffergridEvent
+from offergrid_integration.webhooks.events import MODEL_CONFIG, EventType, OffergridEvent
 
 __all__ = [
     "MAX_DEDUP_KEY_LENGTH",
@@ -47,14 +47,6 @@ MessageSource = Literal["webhook", "sweep", "provider", "reconcile"]
 # "reconcile": a webhook cannot order a repair).
 RECONCILE_OPEN: Final = "reconcile.open_work_order"
 RECONCILE_CANCEL: Final = "reconcile.cancel_work_order"
-
-_MODEL_CONFIG: Final = ConfigDict(
-    frozen=True,
-    extra="forbid",
-    validate_by_name=True,
-    validate_by_alias=True,
-    serialize_by_alias=True,
-)
 
 
 def dedup_key_for(event: OffergridEvent) -> str:
@@ -112,7 +104,7 @@ def utc_from_epoch(seconds: float) -> datetime:
 class QueuedMessage(BaseModel):
     """The body of one orders-queue message: one normalised event and how to deduplicate it."""
 
-    model_config = _MODEL_CONFIG
+    model_config = MODEL_CONFIG
 
     event: OffergridEvent
     dedup_key: str = Field(alias="dedupKey", min_length=1, max_length=MAX_DEDUP_KEY_LENGTH + 50)

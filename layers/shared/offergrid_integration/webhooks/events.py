@@ -59,7 +59,8 @@ class InvalidEventPayload(ValueError):
 _ID_FIELDS: Final = {"orderId": "order_id", "itemId": "item_id", "offerId": "offer_id"}
 _KNOWN_FIELDS: Final = frozenset({"event", *_ID_FIELDS, "reason", "timestamp"})
 
-_MODEL_CONFIG: Final = ConfigDict(
+# Shared by the queued message (orders/queue.py): frozen, strict about fields, camelCase on the wire.
+MODEL_CONFIG: Final = ConfigDict(
     frozen=True,
     extra="forbid",
     validate_by_name=True,
@@ -71,7 +72,7 @@ _MODEL_CONFIG: Final = ConfigDict(
 class OffergridEvent(BaseModel):
     """A normalised Offergrid webhook event (also built by the sweep for an order item it found)."""
 
-    model_config = _MODEL_CONFIG
+    model_config = MODEL_CONFIG
 
     event: Annotated[str, Field(pattern=_EVENT_TYPE_PATTERN)]
     order_id: str | None = Field(default=None, alias="orderId")
