@@ -92,19 +92,18 @@ class Runtime:
         # the order and work-order tables (its own client converts Python values, so it cannot be
         # shared with low-level callers), EventBridge, Secrets Manager, and SSM or S3 for the rules.
         session = session or boto3.session.Session()
-        endpoint = settings.aws_endpoint_url
-        self.dynamodb = session.client("dynamodb", endpoint_url=endpoint)
-        self.tables = session.resource("dynamodb", endpoint_url=endpoint)
-        self.events = session.client("events", endpoint_url=endpoint)
-        secrets = None if api_key is not None else session.client("secretsmanager", endpoint_url=endpoint)
+        self.dynamodb = session.client("dynamodb")
+        self.tables = session.resource("dynamodb")
+        self.events = session.client("events")
+        secrets = None if api_key is not None else session.client("secretsmanager")
         ssm: SSMClient | None = None
         s3 = None
         if settings.serviceability_hook_url:
             pass  # no rules to read
         elif settings.serviceability_rules_s3_uri:
-            s3 = session.client("s3", endpoint_url=endpoint)
+            s3 = session.client("s3")
         elif settings.serviceability_rules_parameter:
-            ssm = session.client("ssm", endpoint_url=endpoint)
+            ssm = session.client("ssm")
         self.client = client_from_settings(
             settings,
             remaining_time=self.remaining_time,

@@ -18,7 +18,7 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from offergrid_integration.config import WebhookIngressSettings, load_settings
 from offergrid_integration.observability import log_metrics, logger, metric_dimensions, metrics
-from offergrid_integration.secrets import SecretStore
+from offergrid_integration.secrets import Secret, parse_webhook_secrets
 from offergrid_integration.webhooks.ingress import IngressResult, Outcome, RequestFailure, WebhookIngress
 from offergrid_integration.webhooks.sqs_queue import SqsQueue
 
@@ -31,16 +31,13 @@ _ingress: WebhookIngress | None = None
 def build_ingress() -> WebhookIngress:
     """The ingress wired to this function's environment; `ConfigurationError` names a bad variable."""
     settings = load_settings(WebhookIngressSettings)
-    store = SecretStore(
-        api_key_secret_id=None,
-        webhook_secret_id=settings.offergrid_webhook_secret,
+    secrets = Secret(
+        settings.offergrid_webhook_secret,
+        parse_webhook_secrets,
         max_age_seconds=settings.secrets_cache_seconds,
-        endpoint_url=settings.aws_endpoint_url,
     )
-    queue = SqsQueue(settings.orders_queue_url, endpoint_url=settings.aws_endpoint_url)
-    return WebhookIngress(
-        secrets=store.webhook_secrets, queue=queue, max_body_bytes=settings.webhook_max_body_bytes
-    )
+    queue = SqsQueue(settings.orders_queue_url)
+    return WebhookIngress(secrets=secrets, queue=queue, max_body_bytes=settings.webhook_max_body_bytes)
 
 
 def get_ingress() -> WebhookIngress:

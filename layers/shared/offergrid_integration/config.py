@@ -139,7 +139,8 @@ class AwsSettings(_Settings):
     """What every function reading secrets needs."""
 
     secrets_cache_seconds: CacheSeconds = Field(default=300, alias="SECRETS_CACHE_SECONDS")
-    # Only for the local stack (moto server); boto3 also honours the variable itself.
+    # Checked only, so a bad value fails the init naming the variable; never passed on: boto3 reads
+    # the variable itself (offergrid_integration.aws). Set locally (moto); empty in AWS.
     aws_endpoint_url: EndpointUrl | None = Field(default=None, alias="AWS_ENDPOINT_URL")
 
 
