@@ -124,7 +124,6 @@ class Runtime:
                 rules_parameter=settings.serviceability_rules_parameter,
                 rules_s3_uri=settings.serviceability_rules_s3_uri,
                 hook_url=settings.serviceability_hook_url,
-                clock=clock,
                 max_age_seconds=settings.serviceability_cache_seconds,
                 ssm_client=ssm,
                 s3_client=s3,

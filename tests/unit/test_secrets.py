@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 
 import boto3
 import pytest
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
-from aws_lambda_powertools.utilities.parameters import base as parameters_base
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 from moto.server import ThreadedMotoServer
 
@@ -77,24 +75,6 @@ def store(aws: None, clock: FakeClock) -> Secrets:
         api_key=Secret(API_KEY_ID, parse_api_key, clock=clock),
         webhook_secrets=Secret(WEBHOOK_ID, parse_webhook_secrets, clock=clock),
     )
-
-
-@pytest.fixture
-def cache_clock(monkeypatch: pytest.MonkeyPatch) -> Callable[[float], None]:
-    """Moves the Powertools parameter cache's notion of "now" forward, without sleeping."""
-    offset = timedelta()
-
-    class ShiftedDatetime(datetime):
-        @classmethod
-        def now(cls, tz=None):
-            return datetime.now(tz) + offset
-
-    def advance(seconds: float) -> None:
-        nonlocal offset
-        offset += timedelta(seconds=seconds)
-
-    monkeypatch.setattr(parameters_base, "datetime", ShiftedDatetime)
-    return advance
 
 
 # ---------------------------------------------------------------------------------------------------
