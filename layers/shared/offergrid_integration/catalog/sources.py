@@ -42,6 +42,7 @@ import httpx
 
 from offergrid_integration import aws
 from offergrid_integration.catalog.mapping import RawRow, RowError
+from offergrid_integration.config import http_url
 from offergrid_integration.s3 import S3ReadError, parse_s3_uri
 from offergrid_integration.s3 import read_s3_object as _read_s3_object
 
@@ -584,10 +585,10 @@ class HttpsCatalogSource:
         transport: httpx.BaseTransport | None = None,
         max_bytes: int = MAX_CATALOG_BYTES,
     ) -> None:
-        parts = urlsplit(url)
-        if parts.scheme != "https" and parts.hostname not in ("127.0.0.1", "localhost"):
-            raise ValueError("the catalog URL must use https")
-        self._url = url
+        try:
+            self._url = http_url(url, allow_query=True)
+        except ValueError as error:
+            raise ValueError(f"the catalog URL {error}") from None
         self._format = catalog_format
         self._api_key = api_key
         self._header = api_key_header
