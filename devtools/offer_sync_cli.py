@@ -61,7 +61,7 @@ from offergrid_integration.config import DEFAULT_OFFERGRID_API_URL, Configuratio
 from offergrid_integration.observability import logger
 from offergrid_integration.offergrid.client import ApiKeyProvider, OffergridClient
 from offergrid_integration.ratelimit import budget_id_for_api_key, build_rate_budget
-from offergrid_integration.secrets import SecretStore, SecretUnavailableError
+from offergrid_integration.secrets import Secret, SecretUnavailableError, parse_api_key
 
 EXIT_OK = 0
 EXIT_INCOMPLETE = 1
@@ -291,7 +291,7 @@ def _render_guard(report: SyncReport, rerun: str) -> list[str]:
 
 def _api_key(args: argparse.Namespace) -> ApiKeyProvider:
     if args.api_key_secret:
-        return SecretStore(api_key_secret_id=args.api_key_secret, webhook_secret_id=None).api_key
+        return Secret(args.api_key_secret, parse_api_key)
     value = os.environ.get(args.api_key_env, "").strip()
     if not value:
         raise UsageError(f"no API key: set {args.api_key_env} or pass --api-key-secret")

@@ -18,7 +18,7 @@ from offergrid_integration.config import WebhookIngressSettings, load_settings
 from offergrid_integration.container import Container
 from offergrid_integration.observability import log_metrics, logger
 from offergrid_integration.orders.sqs_queue import SqsQueue
-from offergrid_integration.secrets import SecretStore
+from offergrid_integration.secrets import Secret, parse_webhook_secrets
 from offergrid_integration.webhooks.ingress import WebhookIngress
 from offergrid_integration.webhooks.reporting import report
 
@@ -29,16 +29,14 @@ if TYPE_CHECKING:
 def build_ingress() -> WebhookIngress:
     """The ingress wired to this function's environment; `ConfigurationError` names a bad variable."""
     settings = load_settings(WebhookIngressSettings)
-    store = SecretStore(
-        api_key_secret_id=None,
-        webhook_secret_id=settings.offergrid_webhook_secret,
+    secrets = Secret(
+        settings.offergrid_webhook_secret,
+        parse_webhook_secrets,
         max_age_seconds=settings.secrets_cache_seconds,
         client=aws.clients().secretsmanager,
     )
     queue = SqsQueue(settings.orders_queue_url)  # its own client: fail-fast timeouts (sqs_queue.py)
-    return WebhookIngress(
-        secrets=store.webhook_secrets, queue=queue, max_body_bytes=settings.webhook_max_body_bytes
-    )
+    return WebhookIngress(secrets=secrets, queue=queue, max_body_bytes=settings.webhook_max_body_bytes)
 
 
 _ingress = Container(build_ingress, close=lambda _: aws.reset())

@@ -218,14 +218,14 @@ def test_two_runs_of_a_runtime_use_one_s3_client_and_report_the_same(
     boto3.client("s3").upload_file(str(mapping), BUCKET, "config/mapping.json")
     monkeypatch.setenv("CATALOG_MAPPING", f"s3://{BUCKET}/config/mapping.json")
     created: list[str] = []
-    real_client = boto3.client
+    real_client = boto3.session.Session.client
 
-    def counting_client(service_name: str, *args: Any, **kwargs: Any) -> Any:
+    def counting_client(self: boto3.session.Session, service_name: str, *args: Any, **kwargs: Any) -> Any:
         if service_name == "s3":
             created.append(service_name)
-        return real_client(service_name, *args, **kwargs)  # type: ignore[call-overload]
+        return real_client(self, service_name, *args, **kwargs)  # type: ignore[call-overload]
 
-    monkeypatch.setattr(boto3, "client", counting_client)
+    monkeypatch.setattr(boto3.session.Session, "client", counting_client)
     runtime = SyncRuntime(load_settings(SyncSettings), clock=ScaledClock(60.0))
     request = ScheduleInput(sweep=False, dry_run=True)
 

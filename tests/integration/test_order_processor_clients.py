@@ -11,6 +11,7 @@ import pytest
 
 from devtools.offergrid_fake import OffergridFake
 from functions.order_processor import app
+from offergrid_integration import aws
 from offergrid_integration.clock import ScaledClock
 from offergrid_integration.config import load_settings
 from offergrid_integration.orders.settings import ProcessorSettings
@@ -58,8 +59,9 @@ def test_every_client_is_built_at_init_from_one_session(
     # Given a pending item in Illinois (covered), and the processor's runtime built as Lambda builds it
     # at init, sessions and clients recorded
     offergrid_fake.add_order_item(id=ITEM, orderId=ORDER)
-    sessions, clients = _recording(monkeypatch)
     settings = load_settings(ProcessorSettings, stack.env)
+    aws.reset()  # a new container: the stack's setup made clients of its own
+    sessions, clients = _recording(monkeypatch)
     app.configure(app.Runtime(settings, clock=ScaledClock(20)))
     # Then it made one session and one client per service it calls (DynamoDB twice: the low-level
     # client for the budget and the idempotency records, the resource's for the tables)

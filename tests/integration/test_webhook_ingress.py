@@ -23,7 +23,7 @@ from offergrid_integration.observability import logger as shared_logger
 from offergrid_integration.observability import metric_dimensions, metrics
 from offergrid_integration.orders.queue import QueueSendError
 from offergrid_integration.orders.sqs_queue import SqsQueue
-from offergrid_integration.secrets import MIN_REFRESH_INTERVAL_SECONDS, SecretStore
+from offergrid_integration.secrets import MIN_REFRESH_INTERVAL_SECONDS, Secret, parse_webhook_secrets
 from offergrid_integration.webhooks.ingress import WebhookIngress
 from offergrid_integration.webhooks.signature import (
     SIGNATURE_HEADER,
@@ -484,10 +484,10 @@ def get_secret_value_calls(aws: None, monkeypatch: pytest.MonkeyPatch) -> list[s
 
 @pytest.fixture
 def store_clock(ingress_env: None, queue_url: str, webhook_secret: str) -> Iterator[SteppingClock]:
-    """The function's ingress with a SecretStore on a clock the test moves."""
+    """The function's ingress with its webhook Secret on a clock the test moves."""
     clock = SteppingClock()
-    store = SecretStore(api_key_secret_id=None, webhook_secret_id=webhook_secret, clock=clock)
-    app.reset(WebhookIngress(secrets=store.webhook_secrets, queue=SqsQueue(queue_url), clock=clock))
+    secrets = Secret(webhook_secret, parse_webhook_secrets, clock=clock)
+    app.reset(WebhookIngress(secrets=secrets, queue=SqsQueue(queue_url), clock=clock))
     yield clock
     app.reset()
 

@@ -17,7 +17,7 @@ from offergrid_integration.catalog.sources import (
     detect_format,
     parse_catalog,
 )
-from offergrid_integration.secrets import SecretStore
+from offergrid_integration.secrets import Secret, parse_api_key
 
 
 def test_json_array_rows_are_numbered_by_position() -> None:
@@ -119,10 +119,9 @@ def test_https_source_sends_the_crm_key_from_secrets_manager(aws) -> None:
             return httpx.Response(401)
         return httpx.Response(200, text="sku,productName\nA,One\n", headers={"content-type": "text/csv"})
 
-    store = SecretStore(api_key_secret_id="crm-key", webhook_secret_id=None)
     source = HttpsCatalogSource(
         "https://crm.example.com/export?token=abc",
-        api_key=store.api_key,
+        api_key=Secret("crm-key", parse_api_key),
         api_key_header="Authorization",
         transport=httpx.MockTransport(crm),
     )

@@ -274,3 +274,30 @@ def test_errors_never_echo_values(name: str, value: str):
     assert "hunter2" not in repr(error.problems)
     assert error.__cause__ is None
     assert error.__suppress_context__
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("https://user:pw-0123@api.offergrid.io", "credentials"),
+        ("http://api.offergrid.io", "must use https"),
+        ("https://api.offergrid.io/?key=pw-0123", "query"),
+    ],
+)
+def test_the_client_checks_its_base_url_as_the_settings_do(url: str, problem: str) -> None:
+    from offergrid_integration.offergrid.client import OffergridClient
+
+    def key(*, force_refresh: bool = False) -> str:
+        return "k"
+
+    assert (
+        OffergridClient(base_url="https://api.offergrid.io/", api_key=key).base_url
+        == "https://api.offergrid.io"
+    )
+    with pytest.raises(ValueError, match=problem) as caught:
+        OffergridClient(base_url=url, api_key=key)
+    assert "pw-0123" not in str(caught.value)
+    assert (
+        problem
+        in _problems(CommonSettings, COMMON_ENV | {"OFFERGRID_API_URL": url}).problems["OFFERGRID_API_URL"]
+    )

@@ -267,13 +267,12 @@ import logging, sys
 logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, force=True)
 from moto import mock_aws
 import boto3
-from offergrid_integration.secrets import SecretStore
+from offergrid_integration.secrets import Secret, parse_api_key, parse_webhook_secrets
 with mock_aws():
     sm = boto3.client("secretsmanager", region_name="eu-west-1")
     sm.create_secret(Name="key", SecretString='{"apiKey": "og-live-key-DEBUG-0123456789"}')
     sm.create_secret(Name="hook", SecretString='{"current": "whsec-DEBUG-abcdefghij"}')
-    store = SecretStore(api_key_secret_id="key", webhook_secret_id="hook")
-    print(store.api_key(), store.webhook_secrets()[0])
+    print(Secret("key", parse_api_key)(), Secret("hook", parse_webhook_secrets)()[0])
 """
 
 

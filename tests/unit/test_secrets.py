@@ -1,22 +1,22 @@
-"""SecretStore against moto: formats, TTL cache, throttled refresh, errors that never leak values."""
+"""Secret against moto: formats, TTL cache, throttled refresh, errors that never leak values."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta
+from dataclasses import dataclass
 
 import boto3
 import pytest
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
-from aws_lambda_powertools.utilities.parameters import base as parameters_base
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 from moto.server import ThreadedMotoServer
 
+from offergrid_integration import aws
 from offergrid_integration.config import ConfigurationError
 from offergrid_integration.observability import REDACTED, redact
 from offergrid_integration.secrets import (
+    Secret,
     SecretFormatError,
-    SecretStore,
     SecretUnavailableError,
     parse_api_key,
     parse_webhook_secrets,
@@ -61,27 +61,20 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-@pytest.fixture
-def store(aws: None, clock: FakeClock) -> SecretStore:
-    return SecretStore(api_key_secret_id=API_KEY_ID, webhook_secret_id=WEBHOOK_ID, clock=clock)
+@dataclass
+class Secrets:
+    """The two secrets a stack reads: the API key and the webhook secrets."""
+
+    api_key: Secret[str]
+    webhook_secrets: Secret[list[str]]
 
 
 @pytest.fixture
-def cache_clock(monkeypatch: pytest.MonkeyPatch) -> Callable[[float], None]:
-    """Moves the Powertools parameter cache's notion of "now" forward, without sleeping."""
-    offset = timedelta()
-
-    class ShiftedDatetime(datetime):
-        @classmethod
-        def now(cls, tz=None):
-            return datetime.now(tz) + offset
-
-    def advance(seconds: float) -> None:
-        nonlocal offset
-        offset += timedelta(seconds=seconds)
-
-    monkeypatch.setattr(parameters_base, "datetime", ShiftedDatetime)
-    return advance
+def store(aws: None, clock: FakeClock) -> Secrets:
+    return Secrets(
+        api_key=Secret(API_KEY_ID, parse_api_key, clock=clock),
+        webhook_secrets=Secret(WEBHOOK_ID, parse_webhook_secrets, clock=clock),
+    )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -101,19 +94,19 @@ def test_api_key_formats(stored: str):
     assert parse_api_key(stored, secret_id=API_KEY_ID) == "test-api-key"
 
 
-def test_api_key_read_from_secrets_manager(store: SecretStore, put_secret):
+def test_api_key_read_from_secrets_manager(store: Secrets, put_secret):
     put_secret(API_KEY_ID, '{"apiKey": "test-api-key"}')
 
     assert store.api_key() == "test-api-key"
 
 
-def test_api_key_from_binary_secret(store: SecretStore, put_secret):
+def test_api_key_from_binary_secret(store: Secrets, put_secret):
     put_secret(API_KEY_ID, b'{"apiKey": "binary-api-key"}')
 
     assert store.api_key() == "binary-api-key"
 
 
-def test_api_key_is_registered_for_redaction(store: SecretStore, put_secret):
+def test_api_key_is_registered_for_redaction(store: Secrets, put_secret):
     put_secret(API_KEY_ID, '{"apiKey": "registered-api-key-123"}')
 
     key = store.api_key()
@@ -145,13 +138,13 @@ def test_webhook_secret_formats(stored: str, expected: list[str]):
     assert parse_webhook_secrets(stored, secret_id=WEBHOOK_ID) == expected
 
 
-def test_webhook_secrets_read_from_secrets_manager(store: SecretStore, put_secret):
+def test_webhook_secrets_read_from_secrets_manager(store: Secrets, put_secret):
     put_secret(WEBHOOK_ID, '{"current": "whsec-new-0001", "previous": ["whsec-old-0001"]}')
 
     assert store.webhook_secrets() == ["whsec-new-0001", "whsec-old-0001"]
 
 
-def test_every_webhook_secret_is_registered(store: SecretStore, put_secret):
+def test_every_webhook_secret_is_registered(store: Secrets, put_secret):
     put_secret(WEBHOOK_ID, '{"current": "whsec-current-77", "previous": ["whsec-previous-77"]}')
 
     store.webhook_secrets()
@@ -159,14 +152,16 @@ def test_every_webhook_secret_is_registered(store: SecretStore, put_secret):
     assert "whsec" not in redact("tried whsec-current-77 and whsec-previous-77")
 
 
-def test_webhook_store_needs_no_api_key(put_secret):
-    # Given a store for the webhook ingress only
+def test_webhook_secret_alone_needs_no_api_key(put_secret):
+    # Given the webhook ingress's one secret
     put_secret(WEBHOOK_ID, "local-dev-webhook-secret")
-    store = SecretStore(api_key_secret_id=None, webhook_secret_id=WEBHOOK_ID)
 
-    assert store.webhook_secrets() == ["local-dev-webhook-secret"]
-    with pytest.raises(ConfigurationError, match="no API key secret id"):
-        store.api_key()
+    assert Secret(WEBHOOK_ID, parse_webhook_secrets)() == ["local-dev-webhook-secret"]
+
+
+def test_a_secret_needs_an_id():
+    with pytest.raises(ConfigurationError, match="non-blank secret id"):
+        Secret("  ", parse_api_key)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -215,12 +210,12 @@ def test_malformed_webhook_secret(stored: str, reason: str):
 @pytest.mark.parametrize(
     ("secret_id", "stored", "read"),
     [
-        (API_KEY_ID, f'{{"key": "{LEAKY}"}}', SecretStore.api_key),
-        (WEBHOOK_ID, f'{{"current": "", "previous": "{LEAKY}"}}', SecretStore.webhook_secrets),
-        (WEBHOOK_ID, "   ", SecretStore.webhook_secrets),
+        (API_KEY_ID, f'{{"key": "{LEAKY}"}}', lambda store: store.api_key()),
+        (WEBHOOK_ID, f'{{"current": "", "previous": "{LEAKY}"}}', lambda store: store.webhook_secrets()),
+        (WEBHOOK_ID, "   ", lambda store: store.webhook_secrets()),
     ],
 )
-def test_malformed_secret_read_from_secrets_manager(store: SecretStore, put_secret, secret_id, stored, read):
+def test_malformed_secret_read_from_secrets_manager(store: Secrets, put_secret, secret_id, stored, read):
     put_secret(secret_id, stored)
 
     with pytest.raises(SecretFormatError) as caught:
@@ -229,7 +224,7 @@ def test_malformed_secret_read_from_secrets_manager(store: SecretStore, put_secr
     _assert_names_secret_without_value(caught.value, secret_id, "")
 
 
-def test_binary_secret_that_is_not_text(store: SecretStore, put_secret):
+def test_binary_secret_that_is_not_text(store: Secrets, put_secret):
     put_secret(API_KEY_ID, b"\xff\xfe\x00binary")
 
     with pytest.raises(SecretFormatError, match="not UTF-8"):
@@ -263,7 +258,7 @@ def _assert_names_secret_without_value(error: Exception, secret_id: str, reason:
 # ---------------------------------------------------------------------------------------------------
 # Cache and refresh
 # ---------------------------------------------------------------------------------------------------
-def test_cached_value_served_until_force_refresh(store: SecretStore, put_secret):
+def test_cached_value_served_until_force_refresh(store: Secrets, put_secret):
     # Given a key read once
     put_secret(API_KEY_ID, "api-key-version-1")
     assert store.api_key() == "api-key-version-1"
@@ -278,7 +273,10 @@ def test_cached_value_served_until_force_refresh(store: SecretStore, put_secret)
 
 
 def test_cached_value_expires_after_max_age(put_secret, cache_clock):
-    store = SecretStore(api_key_secret_id=API_KEY_ID, webhook_secret_id=None, max_age_seconds=60)
+    store = Secrets(
+        api_key=Secret(API_KEY_ID, parse_api_key, max_age_seconds=60),
+        webhook_secrets=Secret(WEBHOOK_ID, parse_webhook_secrets, max_age_seconds=60),
+    )
     put_secret(API_KEY_ID, "api-key-version-1")
     assert store.api_key() == "api-key-version-1"
     put_secret(API_KEY_ID, "api-key-version-2")
@@ -293,7 +291,10 @@ def test_cached_value_expires_after_max_age(put_secret, cache_clock):
 
 
 def test_max_age_zero_disables_the_cache(put_secret):
-    store = SecretStore(api_key_secret_id=None, webhook_secret_id=WEBHOOK_ID, max_age_seconds=0)
+    store = Secrets(
+        api_key=Secret(API_KEY_ID, parse_api_key, max_age_seconds=0),
+        webhook_secrets=Secret(WEBHOOK_ID, parse_webhook_secrets, max_age_seconds=0),
+    )
     put_secret(WEBHOOK_ID, "whsec-version-1")
     assert store.webhook_secrets() == ["whsec-version-1"]
 
@@ -302,7 +303,7 @@ def test_max_age_zero_disables_the_cache(put_secret):
     assert store.webhook_secrets() == ["whsec-version-2", "whsec-version-1"]
 
 
-def test_forced_refresh_is_throttled_per_secret(store: SecretStore, put_secret, clock: FakeClock):
+def test_forced_refresh_is_throttled_per_secret(store: Secrets, put_secret, clock: FakeClock):
     put_secret(API_KEY_ID, "api-key-version-1")
     put_secret(WEBHOOK_ID, "whsec-version-1")
     assert store.api_key() == "api-key-version-1"
@@ -327,7 +328,7 @@ def test_forced_refresh_is_throttled_per_secret(store: SecretStore, put_secret, 
     assert store.api_key(force_refresh=True) == "api-key-version-3"
 
 
-def test_refresh_storm_reaches_secrets_manager_once(store: SecretStore, put_secret, monkeypatch):
+def test_refresh_storm_reaches_secrets_manager_once(store: Secrets, put_secret, monkeypatch):
     put_secret(API_KEY_ID, "api-key-version-1")
     calls: list[str] = []
     original = SecretsProvider._get
@@ -350,7 +351,7 @@ def test_refresh_storm_reaches_secrets_manager_once(store: SecretStore, put_secr
 # ---------------------------------------------------------------------------------------------------
 # Secrets Manager errors
 # ---------------------------------------------------------------------------------------------------
-def test_missing_secret_names_the_id_and_chains_the_cause(store: SecretStore, put_secret):
+def test_missing_secret_names_the_id_and_chains_the_cause(store: Secrets, put_secret):
     put_secret(API_KEY_ID, LEAKY)
     assert store.api_key() == LEAKY
 
@@ -366,12 +367,12 @@ def test_missing_secret_names_the_id_and_chains_the_cause(store: SecretStore, pu
     assert LEAKY not in repr(error)
 
 
-def test_repr_shows_ids_not_values(store: SecretStore, put_secret):
+def test_repr_shows_ids_not_values(store: Secrets, put_secret):
     put_secret(API_KEY_ID, LEAKY)
     store.api_key()
 
-    assert API_KEY_ID in repr(store)
-    assert LEAKY not in repr(store)
+    assert API_KEY_ID in repr(store.api_key)
+    assert LEAKY not in repr(store.api_key)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -388,16 +389,18 @@ def moto_server() -> Iterator[str]:
         server.stop()
 
 
-def test_endpoint_url_reads_from_that_endpoint(moto_server: str):
+def test_aws_endpoint_url_points_the_secret_at_that_endpoint(
+    moto_server: str, monkeypatch: pytest.MonkeyPatch
+):
     # Given a secret that exists only on the moto server (no in-process mock here)
     boto3.client("secretsmanager", region_name=REGION, endpoint_url=moto_server).create_secret(
         Name=API_KEY_ID, SecretString='{"apiKey": "server-api-key"}'
     )
-    store = SecretStore(api_key_secret_id=API_KEY_ID, webhook_secret_id=None, endpoint_url=moto_server)
+    # And the environment the local stack gives its functions
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
+    aws.reset()
 
-    # Then the store reads it there, through its own client
-    assert store.api_key() == "server-api-key"
+    # Then the secret is read there, through the container's client
+    assert Secret(API_KEY_ID, parse_api_key)() == "server-api-key"
     with pytest.raises(SecretUnavailableError, match="offergrid/test/missing"):
-        SecretStore(
-            api_key_secret_id="offergrid/test/missing", webhook_secret_id=None, endpoint_url=moto_server
-        ).api_key()
+        Secret("offergrid/test/missing", parse_api_key)()

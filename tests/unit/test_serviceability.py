@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import boto3
 import httpx
 import pytest
+from aws_lambda_powertools.utilities.parameters import SSMProvider
 
 from offergrid_integration.config import ConfigurationError
 from offergrid_integration.errors import TransientError
 from offergrid_integration.offergrid.models import OrderItem, ServiceAddress
+from offergrid_integration.orders import serviceability
 from offergrid_integration.orders.serviceability import (
     DEFAULT_COVERAGE_RULES,
     CoverageRulesChecker,
@@ -47,29 +50,50 @@ def item(service_address: ServiceAddress | None) -> OrderItem:
     return OrderItem(id="item-1", order_id="order-1", status="pending", service_address=service_address)
 
 
-class ManualClock:
-    def __init__(self) -> None:
-        self.t = 1_000.0
-
-    def now(self) -> float:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        self.t += seconds
-
-
 class FakeSource:
+    """A rules source that serves its document (no cache of its own) and records what it keeps."""
+
     description = "test source"
 
     def __init__(self, document: str) -> None:
         self.document: str | Exception = document
         self.loads = 0
+        self.kept: list[str | bytes] = []
 
-    def load(self) -> str:
+    def load(self, *, max_age: int) -> str:
         self.loads += 1
         if isinstance(self.document, Exception):
             raise self.document
         return self.document
+
+    def keep(self, document: str | bytes, *, max_age: int) -> None:
+        self.kept.append(document)
+
+
+@pytest.fixture
+def ssm_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of every SSM parameter read through Powertools (cache misses only)."""
+    reads: list[str] = []
+    original = SSMProvider._get
+
+    def counting_get(self: SSMProvider, name: str, **options: Any) -> str:
+        reads.append(name)
+        return original(self, name, **options)
+
+    monkeypatch.setattr(SSMProvider, "_get", counting_get)
+    return reads
+
+
+@pytest.fixture
+def stale_metrics(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the metrics the serviceability module adds."""
+    added: list[str] = []
+
+    def add_metric(*, name: str, unit: Any, value: float) -> None:
+        added.append(name)
+
+    monkeypatch.setattr(serviceability.metrics, "add_metric", add_metric)
+    return added
 
 
 @pytest.mark.parametrize(
@@ -139,34 +163,69 @@ def test_invalid_documents_are_transient_errors(document: str) -> None:
     assert caught.value.retryable is True
 
 
-def test_checker_caches_rules_and_keeps_the_last_good_ones() -> None:
-    # Given a checker over a source, with a 300 s cache
-    clock = ManualClock()
-    source = FakeSource(json.dumps(RULES))
-    checker = CoverageRulesChecker(source, clock=clock, max_age_seconds=300)
+@pytest.mark.usefixtures("aws")
+def test_checker_caches_rules_and_keeps_the_last_good_ones(
+    cache_clock: Callable[[float], None], ssm_reads: list[str], stale_metrics: list[str]
+) -> None:
+    # Given rules in SSM and a checker with a 300 s cache
+    ssm = boto3.client("ssm")
+    ssm.put_parameter(Name="/offergrid/coverage", Type="String", Value=json.dumps(RULES))
+    checker = CoverageRulesChecker(SsmRulesSource("/offergrid/coverage"), max_age_seconds=300)
     ca_item = item(address("94105", "CA"))
 
-    # When it decides twice within the cache age, it reads the source once
+    # When it decides twice within the cache age, it reads the parameter once
     assert checker.check(ca_item).serviceable
     assert checker.check(ca_item).serviceable
-    assert source.loads == 1
+    assert ssm_reads == ["/offergrid/coverage"]
 
-    # When the cache expires and the source has become unreadable, the last good rules are used
-    clock.t += 301
-    source.document = ServiceabilityUnavailable("parameter gone")
+    # When the cache expires and the parameter has become unreadable, the last good rules are used,
+    # counted, and kept for another cache age (no read per order while SSM fails)
+    cache_clock(301)
+    ssm.delete_parameter(Name="/offergrid/coverage")
     assert checker.check(ca_item).serviceable
-    assert source.loads == 2
+    assert checker.check(ca_item).serviceable
+    assert len(ssm_reads) == 2
+    assert stale_metrics == ["ServiceabilityRulesStale"]
 
-    # When the source is fixed with new rules, they are used after the next expiry
-    clock.t += 301
-    source.document = json.dumps({"allow": [{"states": ["NY"]}]})
+    # When an invalid document replaces it, the last good rules are still used
+    cache_clock(301)
+    ssm.put_parameter(Name="/offergrid/coverage", Type="String", Value='{"allow": []}')
+    assert checker.check(ca_item).serviceable
+    assert len(ssm_reads) == 3
+    assert stale_metrics == ["ServiceabilityRulesStale"] * 2
+
+    # When the parameter is fixed with new rules, they are used after the next expiry
+    cache_clock(301)
+    ssm.put_parameter(
+        Name="/offergrid/coverage",
+        Type="String",
+        Value=json.dumps({"allow": [{"states": ["NY"]}]}),
+        Overwrite=True,
+    )
     assert not checker.check(ca_item).serviceable
+    assert len(ssm_reads) == 4
+
+
+def test_a_failed_refresh_keeps_the_last_good_document_in_the_source() -> None:
+    # Given a checker that read good rules once (no cache: every check reads the source)
+    source = FakeSource(json.dumps(RULES))
+    checker = CoverageRulesChecker(source, max_age_seconds=0)
+    assert checker.check(item(address("94105", "CA"))).serviceable
+
+    # When the source fails, the last good document is handed back to it to serve
+    source.document = ServiceabilityUnavailable("parameter gone")
+    assert checker.check(item(address("94105", "CA"))).serviceable
+    assert source.kept == [json.dumps(RULES)]
 
 
 def test_checker_without_any_good_rules_fails_loudly() -> None:
     source = FakeSource("{}")
-    checker = CoverageRulesChecker(source, clock=ManualClock())
+    checker = CoverageRulesChecker(source)
     with pytest.raises(ServiceabilityUnavailable):
+        checker.check(item(address("94105", "CA")))
+
+    source.document = ServiceabilityUnavailable("parameter gone")
+    with pytest.raises(ServiceabilityUnavailable, match="parameter gone"):
         checker.check(item(address("94105", "CA")))
 
 
@@ -278,4 +337,4 @@ def test_s3_rules_over_the_size_limit_are_unavailable(aws: None, monkeypatch: py
     monkeypatch.setattr(serviceability, "MAX_RULES_BYTES", 10)
 
     with pytest.raises(ServiceabilityUnavailable, match="over the 10 byte limit"):
-        S3RulesSource("s3://rules/coverage.json").load()
+        S3RulesSource("s3://rules/coverage.json").load(max_age=0)

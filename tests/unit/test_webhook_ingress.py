@@ -315,7 +315,7 @@ def test_signature_with_a_rotated_secret_triggers_one_forced_refresh(ingress, se
 def test_every_mismatch_asks_the_store_for_a_forced_refresh_and_leaves_throttling_to_it(
     ingress, secrets, clock
 ):
-    # Given a store that answers every forced refresh (the real SecretStore throttles them itself:
+    # Given a store that answers every forced refresh (the real Secret throttles them itself:
     # see tests/integration/test_webhook_ingress.py for the GetSecretValue count against moto)
     bad = api_event(signature="0" * 64)
     # When junk signatures arrive in a burst

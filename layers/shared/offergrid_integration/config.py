@@ -7,7 +7,7 @@ environment fails at init, loudly, instead of on its first request.
 
 Adding a function's settings is a few lines: subclass `CommonSettings` (needs the Offergrid API) or
 `AwsSettings` (only AWS), declare each field with `Field(alias="ENV_VAR_NAME")` and reuse the
-annotated types below (`SecretId`, `HttpsUrl`, `QueueUrl`, `EndpointUrl`, `CacheSeconds`, ...).
+annotated types below (`SecretId`, `HttpsUrl`, `QueueUrl`, `S3Uri`, `EndpointUrl`, `CacheSeconds`, ...).
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
+from offergrid_integration.s3 import parse_s3_uri
+
 __all__ = [
     "AwsSettings",
     "CacheSeconds",
@@ -29,8 +31,11 @@ __all__ = [
     "HttpsUrl",
     "NonBlankStr",
     "QueueUrl",
+    "S3Uri",
     "SecretId",
     "WebhookIngressSettings",
+    "base_url",
+    "http_url",
     "load_settings",
 ]
 
@@ -62,7 +67,10 @@ def _non_blank(value: str) -> str:
     return value.strip()
 
 
-def _http_url(value: str, *, allow_remote_http: bool) -> str:
+def http_url(value: str, *, allow_remote_http: bool = False, allow_query: bool = False) -> str:
+    """`value`, stripped, if it is an absolute https URL (plain http only for a local host, unless
+    `allow_remote_http`) without whitespace, credentials, fragment or (unless `allow_query`) query;
+    ValueError naming the rule otherwise, never the value. The one check of every URL we call."""
     value = value.strip()
     if any(char.isspace() for char in value):
         raise ValueError("must be a URL without whitespace")
@@ -77,17 +85,23 @@ def _http_url(value: str, *, allow_remote_http: bool) -> str:
         raise ValueError("must use https (plain http only for 127.0.0.1, localhost or host.docker.internal)")
     if parts.username is not None or parts.password is not None:
         raise ValueError("must not contain credentials")
-    if parts.query or parts.fragment:
+    if parts.fragment or (parts.query and not allow_query):
         raise ValueError("must not have a query or fragment")
-    return value.rstrip("/")
+    return value
 
 
-def _https_url(value: str) -> str:
-    return _http_url(value, allow_remote_http=False)
+def base_url(value: str) -> str:
+    """A base URL (the Offergrid API's): `http_url`, without a trailing slash."""
+    return http_url(value).rstrip("/")
 
 
 def _endpoint_url(value: str) -> str:
-    return _http_url(value, allow_remote_http=True)
+    return http_url(value, allow_remote_http=True).rstrip("/")
+
+
+def _s3_uri(value: str) -> str:
+    parse_s3_uri(value)  # ValueError names the rule, never the value
+    return value.strip()
 
 
 _SQS_QUEUE_URL_RE = re.compile(
@@ -113,9 +127,10 @@ def _queue_url(value: str) -> str:
 NonBlankStr = Annotated[str, AfterValidator(_non_blank)]
 # A Secrets Manager secret name or ARN (the id, not the value).
 SecretId = NonBlankStr
-HttpsUrl = Annotated[str, AfterValidator(_https_url)]
+HttpsUrl = Annotated[str, AfterValidator(base_url)]
 EndpointUrl = Annotated[str, AfterValidator(_endpoint_url)]
 QueueUrl = Annotated[str, AfterValidator(_queue_url)]
+S3Uri = Annotated[str, AfterValidator(_s3_uri)]
 CacheSeconds = Annotated[int, Field(ge=0, le=3600)]
 
 
@@ -139,7 +154,8 @@ class AwsSettings(_Settings):
     """What every function reading secrets needs."""
 
     secrets_cache_seconds: CacheSeconds = Field(default=300, alias="SECRETS_CACHE_SECONDS")
-    # Only for the local stack (moto server); boto3 also honours the variable itself.
+    # Checked only, so a bad value fails the init naming the variable; never passed on: boto3 reads
+    # the variable itself (offergrid_integration.aws). Set locally (moto); empty in AWS.
     aws_endpoint_url: EndpointUrl | None = Field(default=None, alias="AWS_ENDPOINT_URL")
 
 

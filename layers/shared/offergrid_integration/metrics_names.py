@@ -30,6 +30,7 @@ __all__ = [
     "RECONCILE_OPEN_WORK_ORDER_FOR_ENDED_ITEM",
     "RECONCILE_REPAIRS_QUEUED",
     "RECONCILE_UNKNOWN_WORK_ORDER",
+    "SERVICEABILITY_RULES_STALE",
     "SERVICES",
     "MetricInfo",
     "error_status_label",
@@ -49,6 +50,9 @@ OFFERGRID_ERROR: Final = "OffergridError"
 RATE_BUDGET_WAIT: Final = "RateBudgetWait"
 RATE_BUDGET_EXHAUSTED: Final = "RateBudgetExhausted"
 OFFERGRID_UNREADABLE_ITEM: Final = "OffergridUnreadableItem"
+
+# --- coverage rules (orders/serviceability.py): order-processor ----------------------------------------
+SERVICEABILITY_RULES_STALE: Final = "ServiceabilityRulesStale"
 
 # --- the reconciliation (orders/reconcile.py): offer-sync, one metric per kind of drift -----------------
 RECONCILE_MISSING_WORK_ORDER: Final = "ReconcileMissingWorkOrder"
@@ -120,6 +124,11 @@ CATALOGUE: Final[dict[str, MetricInfo]] = {
         _COUNT,
         "a message failed for good (recorded, not retried); Reason = orders.ports.FailureReason",
         "Reason",
+    ),
+    SERVICEABILITY_RULES_STALE: MetricInfo(
+        (ORDER_PROCESSOR,),
+        _COUNT,
+        "a coverage-rules refresh failed (unreadable or invalid): the last good rules were used",
     ),
     # offer sync (catalog/report.py), this invocation's numbers
     "OfferSyncCreated": MetricInfo((OFFER_SYNC,), _COUNT, "offers created"),

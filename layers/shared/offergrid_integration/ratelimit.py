@@ -40,6 +40,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, cast
 
+from offergrid_integration import aws
 from offergrid_integration.clock import SYSTEM_CLOCK, Clock
 from offergrid_integration.offergrid.errors import RateBudgetExhausted
 
@@ -235,20 +236,10 @@ class DynamoDBRateBudget:
         self.budget_id = budget_id
         self.windows = _validated(windows)
         self._clock = clock
-        self._client = client
-        self._client_lock = threading.Lock()
+        # The given client, else the container's (offergrid_integration.aws).
+        self.client: DynamoDBClient = client if client is not None else aws.clients().dynamodb
         self._key: dict[str, AttributeValueTypeDef] = {"pk": {"S": f"ratelimit#{budget_id}"}}
         self._last_written: tuple[int | None, list[BucketState]] | None = None
-
-    @property
-    def client(self) -> DynamoDBClient:
-        if self._client is None:
-            with self._client_lock:
-                if self._client is None:
-                    import boto3  # only this adapter needs boto3, and only once used
-
-                    self._client = boto3.client("dynamodb")
-        return self._client
 
     def acquire(self, *, remaining_time: float | None = None) -> None:
         deadline = _deadline(self._clock, remaining_time)

@@ -42,9 +42,9 @@ def read_s3_object(uri: str, client: S3Client | None = None, *, max_bytes: int =
 
     bucket, key = parse_s3_uri(uri)
     if client is None:
-        import boto3
+        from offergrid_integration import aws
 
-        client = boto3.client("s3")
+        client = aws.clients().s3
     try:
         response = client.get_object(Bucket=bucket, Key=key)
         size = response.get("ContentLength", 0)

@@ -22,23 +22,25 @@ is a `SecretFormatError` naming the secret id (never its value).
 
 Reading
 -------
-Values are read through Powertools `parameters.get_secret` with a TTL cache (`max_age_seconds`,
+Values are read through a Powertools `SecretsProvider` with a TTL cache (`max_age_seconds`,
 `SECRETS_CACHE_SECONDS`). `force_refresh=True` (the API client sends it after a 401) bypasses the
 cache, but at most once per `refresh_interval_seconds` per secret, so a storm of 401s cannot hammer
-Secrets Manager. Create one `SecretStore` per cold start. Every value read is registered with
-`observability.register_secret()`, so the log formatter redacts it. With `endpoint_url` (the local
-stack's moto server) a Secrets Manager client for that endpoint is created on first use.
+Secrets Manager. Create one `Secret(secret_id, parse)` per secret per cold start. Every value read is
+registered with `observability.register_secret()`, so the log formatter redacts it. The client is
+the container's (`aws.clients()`; the local stack points it at moto with `AWS_ENDPOINT_URL`).
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 
+from offergrid_integration import aws
 from offergrid_integration.clock import SYSTEM_CLOCK, Clock
 from offergrid_integration.config import ConfigurationError
 from offergrid_integration.observability import logger, register_secret
@@ -50,8 +52,9 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_MAX_AGE_SECONDS",
     "MIN_REFRESH_INTERVAL_SECONDS",
+    "Secret",
     "SecretFormatError",
-    "SecretStore",
+    "SecretParser",
     "SecretUnavailableError",
     "parse_api_key",
     "parse_webhook_secrets",
@@ -136,105 +139,99 @@ def parse_webhook_secrets(raw: str, *, secret_id: str) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------------
-# The store
+# A secret
 # ---------------------------------------------------------------------------------------------------
-class SecretStore:
-    """The API key and webhook secrets, cached for `max_age_seconds`."""
+class SecretParser[T](Protocol):
+    """Turns a secret's text into its value; `SecretFormatError` naming `secret_id` if it cannot."""
+
+    def __call__(self, raw: str, *, secret_id: str) -> T: ...
+
+
+class Secret[T]:
+    """One secret in Secrets Manager: its id and how to parse it (`Secret(id, parse_api_key)` is a
+    `Secret[str]`, `Secret(id, parse_webhook_secrets)` a `Secret[list[str]]`), cached for
+    `max_age_seconds`. Calling it returns the parsed value; `force_refresh=True` bypasses the cache
+    at most once per `refresh_interval_seconds`. Every string read is registered for redaction."""
 
     def __init__(
         self,
+        secret_id: str,
+        parse: SecretParser[T],
         *,
-        api_key_secret_id: str | None,
-        webhook_secret_id: str | None,
         max_age_seconds: int = DEFAULT_MAX_AGE_SECONDS,
         refresh_interval_seconds: float = MIN_REFRESH_INTERVAL_SECONDS,
-        endpoint_url: str | None = None,
         clock: Clock = SYSTEM_CLOCK,
         client: SecretsManagerClient | None = None,
     ) -> None:
-        """`client`: the Secrets Manager client to read with (a function shares its clients);
-        default: Powertools' own, or one for `endpoint_url` (the local stack)."""
-        self._api_key_secret_id = api_key_secret_id
-        self._client = client
-        self._webhook_secret_id = webhook_secret_id
+        """`client`: the Secrets Manager client to read with (default: the container's,
+        `aws.clients().secretsmanager`, made on the first read)."""
+        if not secret_id.strip():
+            raise ConfigurationError("a Secret needs a non-blank secret id")
+        self.secret_id = secret_id
+        self._parse = parse
         self._max_age = max_age_seconds
         self._refresh_interval = refresh_interval_seconds
-        self._endpoint_url = endpoint_url
         self._clock = clock
+        self._client = client
         self._lock = threading.Lock()
-        self._last_forced_refresh: dict[str, float] = {}
+        self._last_forced_refresh: float | None = None
         self._provider: SecretsProvider | None = None
 
     def __repr__(self) -> str:
-        return (
-            f"SecretStore(api_key_secret_id={self._api_key_secret_id!r}, "
-            f"webhook_secret_id={self._webhook_secret_id!r}, max_age_seconds={self._max_age})"
-        )
+        return f"Secret(secret_id={self.secret_id!r}, max_age_seconds={self._max_age})"
 
-    def api_key(self, *, force_refresh: bool = False) -> str:
-        secret_id = self._configured(self._api_key_secret_id, "API key")
-        raw = self._read(secret_id, force_refresh=force_refresh)
-        key = parse_api_key(raw, secret_id=secret_id)
-        register_secret(key)
-        return key
+    def __call__(self, *, force_refresh: bool = False) -> T:
+        return self.get(force_refresh=force_refresh)
 
-    def webhook_secrets(self, *, force_refresh: bool = False) -> list[str]:
-        """Every accepted webhook secret, current first."""
-        secret_id = self._configured(self._webhook_secret_id, "webhook")
-        raw = self._read(secret_id, force_refresh=force_refresh)
-        secrets = parse_webhook_secrets(raw, secret_id=secret_id)
-        for secret in secrets:
-            register_secret(secret)
-        return secrets
+    def get(self, *, force_refresh: bool = False) -> T:
+        value = self._parse(self._read(force_refresh=force_refresh), secret_id=self.secret_id)
+        for text in _strings(value):
+            register_secret(text)
+        return value
 
-    @staticmethod
-    def _configured(secret_id: str | None, what: str) -> str:
-        if not secret_id:
-            raise ConfigurationError(f"this SecretStore has no {what} secret id configured")
-        return secret_id
-
-    def _read(self, secret_id: str, *, force_refresh: bool) -> str:
-        force_fetch = force_refresh and self._claim_forced_refresh(secret_id)
+    def _read(self, *, force_refresh: bool) -> str:
+        force_fetch = force_refresh and self._claim_forced_refresh()
         try:
-            value = self._get_secret(secret_id, force_fetch=force_fetch)
+            value = self._secrets_provider().get(
+                self.secret_id, max_age=self._max_age, force_fetch=force_fetch
+            )
         except GetParameterError as exc:
-            raise SecretUnavailableError(secret_id, str(exc)) from exc
+            raise SecretUnavailableError(self.secret_id, str(exc)) from exc
         if isinstance(value, bytes):
             try:
                 value = value.decode("utf-8")
             except UnicodeDecodeError:
-                raise SecretFormatError(secret_id, "is binary and not UTF-8 text") from None
+                raise SecretFormatError(self.secret_id, "is binary and not UTF-8 text") from None
         if not isinstance(value, str):
-            raise SecretFormatError(secret_id, "has no string value")
+            raise SecretFormatError(self.secret_id, "has no string value")
         register_secret(value)
         return value
 
-    def _claim_forced_refresh(self, secret_id: str) -> bool:
-        """Whether a forced refresh of `secret_id` may go to Secrets Manager now (and note it did)."""
+    def _claim_forced_refresh(self) -> bool:
+        """Whether a forced refresh may go to Secrets Manager now (and note it did)."""
         with self._lock:
             now = self._clock.now()
-            last = self._last_forced_refresh.get(secret_id)
+            last = self._last_forced_refresh
             if last is not None and now - last < self._refresh_interval:
                 logger.warning(
                     "secret refresh throttled, serving the cached value",
-                    extra={"secret_id": secret_id, "seconds_since_refresh": round(now - last, 3)},
+                    extra={"secret_id": self.secret_id, "seconds_since_refresh": round(now - last, 3)},
                 )
                 return False
-            self._last_forced_refresh[secret_id] = now
+            self._last_forced_refresh = now
             return True
 
-    def _get_secret(self, secret_id: str, *, force_fetch: bool) -> str | bytes | dict[str, Any] | None:
-        if self._endpoint_url is None and self._client is None:
-            return parameters.get_secret(secret_id, max_age=self._max_age, force_fetch=force_fetch)
-        return self._endpoint_provider().get(secret_id, max_age=self._max_age, force_fetch=force_fetch)
-
-    def _endpoint_provider(self) -> SecretsProvider:
+    def _secrets_provider(self) -> SecretsProvider:
         with self._lock:
             if self._provider is None:
-                client = self._client
-                if client is None:
-                    import boto3  # only the local stack needs its own client
-
-                    client = boto3.client("secretsmanager", endpoint_url=self._endpoint_url)
+                client = self._client if self._client is not None else aws.clients().secretsmanager
                 self._provider = parameters.SecretsProvider(boto3_client=client)
             return self._provider
+
+
+def _strings(value: object) -> Iterator[str]:
+    """The strings in a parsed secret value (a string, or a list or tuple of them)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, list | tuple):
+        yield from (item for item in value if isinstance(item, str))

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from offergrid_integration import aws
 from offergrid_integration.catalog.mapping import CatalogMapping, MappingError, default_mapping, load_mapping
 from offergrid_integration.catalog.report import MetricsSink
 from offergrid_integration.catalog.service import SyncDependencies, SyncOptions, run_offer_sync
@@ -26,7 +27,6 @@ from offergrid_integration.catalog.sources import (
     CatalogSource,
     HttpsCatalogSource,
     S3CatalogSource,
-    new_s3_client,
     read_s3_object,
 )
 from offergrid_integration.catalog.state import DynamoDBSyncState, SyncStateStore
@@ -46,7 +46,7 @@ from offergrid_integration.orders.records import DynamoDBOrderStore, OrderStore
 from offergrid_integration.orders.sqs_queue import SqsQueue
 from offergrid_integration.orders.sweep import DecisionLookup, OrderRecordDecisions, sweep_missed_orders
 from offergrid_integration.ratelimit import RateBudget
-from offergrid_integration.secrets import SecretStore
+from offergrid_integration.secrets import Secret, parse_api_key
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -96,30 +96,27 @@ class SyncRuntime:
         self.settings = settings
         self.clock = clock
         self._remaining: Callable[[], float] | None = None
-        endpoint = settings.aws_endpoint_url
         self.client = client_from_settings(
             settings, remaining_time=self.remaining_time, clock=clock, api_key=api_key
         )
-        self.state = state or DynamoDBSyncState(settings.sync_state_table, clock=clock, endpoint_url=endpoint)
+        self.state = state or DynamoDBSyncState(settings.sync_state_table, clock=clock)
         self.queue = queue or SqsQueue(settings.orders_queue_url)
         if decisions is None and settings.orders_table:
-            decisions = OrderRecordDecisions(DynamoDBOrderStore(settings.orders_table, endpoint_url=endpoint))
+            decisions = OrderRecordDecisions(DynamoDBOrderStore(settings.orders_table))
         self.decisions = decisions
         self._s3 = s3_client
         if orders is None and settings.orders_table:
-            orders = DynamoDBOrderStore(settings.orders_table, endpoint_url=endpoint)
+            orders = DynamoDBOrderStore(settings.orders_table)
         if work_orders is None and settings.work_orders_table:
-            work_orders = DynamoDBWorkOrderIndex(settings.work_orders_table, endpoint_url=endpoint)
+            work_orders = DynamoDBWorkOrderIndex(settings.work_orders_table)
         self.orders, self.work_orders = orders, work_orders
         self.reconcile_budget: CappedRateBudget | None = None
         self._clock_and_key = (clock, api_key)
 
     @property
     def s3(self) -> S3Client:
-        """The runtime's one S3 client (catalog and mapping reads), created on first use."""
-        if self._s3 is None:
-            self._s3 = new_s3_client(self.settings.aws_endpoint_url)
-        return self._s3
+        """The S3 client for catalog and mapping reads (default: the container's)."""
+        return self._s3 if self._s3 is not None else aws.clients().s3
 
     @cached_property
     def source(self) -> CatalogSource:
@@ -245,13 +242,9 @@ class SyncRuntime:
             return S3CatalogSource(uri, settings.catalog_format, s3_client=self.s3)
         key: Callable[[], str] | None = None
         if settings.catalog_api_key_secret:
-            store = SecretStore(
-                api_key_secret_id=settings.catalog_api_key_secret,
-                webhook_secret_id=None,
-                max_age_seconds=settings.secrets_cache_seconds,
-                endpoint_url=settings.aws_endpoint_url,
+            key = Secret(
+                settings.catalog_api_key_secret, parse_api_key, max_age_seconds=settings.secrets_cache_seconds
             )
-            key = store.api_key
         return HttpsCatalogSource(
             uri, settings.catalog_format, api_key=key, api_key_header=settings.catalog_api_key_header
         )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import Annotated
-from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field
 
@@ -14,31 +13,23 @@ from offergrid_integration.catalog.plan import (
     RemovalGuard,
 )
 from offergrid_integration.catalog.sources import CatalogFormat
-from offergrid_integration.config import LOCAL_HOSTS, CommonSettings, NonBlankStr, QueueUrl, SecretId
+from offergrid_integration.config import CommonSettings, NonBlankStr, QueueUrl, S3Uri, SecretId, http_url
 from offergrid_integration.s3 import parse_s3_uri
 
 __all__ = ["CatalogUri", "S3Uri", "SyncSettings"]
 
 
-def _s3_uri(value: str) -> str:
-    value = value.strip()
-    parse_s3_uri(value)  # ValueError names the rule, never the value
-    return value
-
-
 def _catalog_uri(value: str) -> str:
     value = value.strip()
     if value.startswith("s3://"):
-        return _s3_uri(value)
-    parts = urlsplit(value)
-    if parts.scheme == "https" and parts.hostname:
+        parse_s3_uri(value)
         return value
-    if parts.scheme == "http" and parts.hostname in LOCAL_HOSTS:
-        return value
-    raise ValueError("must be s3://bucket/key or an https:// URL (plain http only for 127.0.0.1/localhost)")
+    try:
+        return http_url(value, allow_query=True)  # a CRM export URL may carry a token in its query
+    except ValueError as error:
+        raise ValueError(f"must be s3://bucket/key or an https:// URL: {error}") from None
 
 
-S3Uri = Annotated[str, AfterValidator(_s3_uri)]
 CatalogUri = Annotated[str, AfterValidator(_catalog_uri)]
 
 

@@ -40,7 +40,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from offergrid_integration import aws
 from offergrid_integration.catalog.mapping import RawRow, RowError
+from offergrid_integration.config import http_url
 from offergrid_integration.s3 import S3ReadError, parse_s3_uri
 from offergrid_integration.s3 import read_s3_object as _read_s3_object
 
@@ -59,7 +61,6 @@ __all__ = [
     "S3CatalogSource",
     "detect_format",
     "iter_catalog",
-    "new_s3_client",
     "parse_catalog",
     "read_s3_object",
 ]
@@ -488,13 +489,6 @@ def _chunks_of(stream: io.BufferedIOBase | Any, max_bytes: int, where: str) -> I
 # ---------------------------------------------------------------------------------------------------
 # Adapters
 # ---------------------------------------------------------------------------------------------------
-def new_s3_client(endpoint_url: str | None = None) -> S3Client:
-    """A boto3 S3 client (`endpoint_url`: the local stack). Build one per runtime and pass it on."""
-    import boto3
-
-    return boto3.client("s3", endpoint_url=endpoint_url or None)
-
-
 def read_s3_object(uri: str, s3_client: S3Client | None = None, max_bytes: int = MAX_CATALOG_BYTES) -> bytes:
     """The bytes of an S3 object (catalog or mapping document); `CatalogReadError` if unreadable.
     (`offergrid_integration.s3.read_s3_object` with the catalog's error type.)"""
@@ -529,11 +523,10 @@ class S3CatalogSource:
     def rows(self, sku_field: str | None = "sku") -> Iterator[CatalogItem]:
         from botocore.exceptions import BotoCoreError, ClientError
 
-        if self._s3 is None:  # none given: one of its own, kept for the next reads
-            self._s3 = new_s3_client()
+        s3 = self._s3 if self._s3 is not None else aws.clients().s3
         bucket, key = parse_s3_uri(self._uri)
         try:
-            response = self._s3.get_object(Bucket=bucket, Key=key)
+            response = s3.get_object(Bucket=bucket, Key=key)
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "ClientError")
             raise CatalogReadError(f"cannot read {self._uri}: {code}") from None
@@ -592,10 +585,10 @@ class HttpsCatalogSource:
         transport: httpx.BaseTransport | None = None,
         max_bytes: int = MAX_CATALOG_BYTES,
     ) -> None:
-        parts = urlsplit(url)
-        if parts.scheme != "https" and parts.hostname not in ("127.0.0.1", "localhost"):
-            raise ValueError("the catalog URL must use https")
-        self._url = url
+        try:
+            self._url = http_url(url, allow_query=True)
+        except ValueError as error:
+            raise ValueError(f"the catalog URL {error}") from None
         self._format = catalog_format
         self._api_key = api_key
         self._header = api_key_header

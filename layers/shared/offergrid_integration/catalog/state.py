@@ -23,9 +23,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
-import boto3
 from botocore.exceptions import ClientError
 
+from offergrid_integration import aws
 from offergrid_integration.clock import SYSTEM_CLOCK, Clock
 
 if TYPE_CHECKING:
@@ -164,21 +164,14 @@ class DynamoDBSyncState:
         *,
         clock: Clock = SYSTEM_CLOCK,
         client: DynamoDBClient | None = None,
-        endpoint_url: str | None = None,
     ) -> None:
+        """`client`: the DynamoDB client to use (default: the container's, `aws.clients()`)."""
         self.table_name = table_name
         self._clock = clock
-        self._client = client
-        self._endpoint_url = endpoint_url
+        self.client: DynamoDBClient = client if client is not None else aws.clients().dynamodb
 
     def __repr__(self) -> str:
         return f"DynamoDBSyncState(table_name={self.table_name!r})"
-
-    @property
-    def client(self) -> DynamoDBClient:
-        if self._client is None:
-            self._client = boto3.client("dynamodb", endpoint_url=self._endpoint_url)
-        return self._client
 
     def acquire_lock(self, owner: str, ttl_seconds: float) -> bool:
         now = self._clock.now()

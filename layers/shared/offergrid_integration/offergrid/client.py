@@ -36,6 +36,8 @@ import httpx
 from pydantic import ValidationError
 
 from offergrid_integration.clock import SYSTEM_CLOCK, Clock
+from offergrid_integration.config import DEFAULT_OFFERGRID_API_URL
+from offergrid_integration.config import base_url as normalised_base_url
 from offergrid_integration.offergrid.errors import (
     APIConnectionError,
     APIStatusError,
@@ -60,7 +62,7 @@ from offergrid_integration.offergrid.models import (
 from offergrid_integration.offergrid.observer import ClientObserver, default_observer
 
 # --- tunables (clock seconds) -----------------------------------------------------------------
-DEFAULT_BASE_URL: Final = "https://api.offergrid.io"
+DEFAULT_BASE_URL: Final = DEFAULT_OFFERGRID_API_URL
 DEFAULT_TIMEOUT: Final = 10.0  # per attempt; the documented recommendation
 CONNECT_TIMEOUT: Final = 3.0
 MAX_RETRIES: Final = 4  # retries after the first attempt (the 401 key refresh is extra)
@@ -301,7 +303,7 @@ class OffergridClient:
             raise ValueError("timeout must be positive")
         if max_retries < 0:
             raise ValueError("max_retries must not be negative")
-        self.base_url = base_url.rstrip("/")
+        self.base_url = normalised_base_url(base_url)
         self._api_key = api_key
         self._rate_budget = rate_budget
         self._timeout = timeout

@@ -14,7 +14,7 @@ from offergrid_integration.clock import SYSTEM_CLOCK, Clock
 from offergrid_integration.config import CommonSettings
 from offergrid_integration.offergrid.client import ApiKeyProvider, OffergridClient
 from offergrid_integration.ratelimit import RateBudget, budget_id_for_api_key, build_rate_budget
-from offergrid_integration.secrets import SecretStore
+from offergrid_integration.secrets import Secret, parse_api_key
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -31,10 +31,10 @@ def client_from_settings(
     dynamodb_client: DynamoDBClient | None = None,
     budget_wrapper: Callable[[RateBudget], RateBudget] | None = None,
 ) -> OffergridClient:
-    """`api_key` replaces the Secrets Manager store (tests and tools). `secrets_client` and
-    `dynamodb_client`: the function's own clients, for the key and the budget (default: created on
-    first use). `budget_wrapper` wraps the shared budget (the reconciliation caps its share of it:
-    `orders.reconcile.CappedRateBudget`).
+    """`api_key` replaces the key's `Secret` (tests and tools). `secrets_client` and
+    `dynamodb_client`: the function's own clients, for the key and the budget (default: the
+    container's, `aws.clients()`). `budget_wrapper` wraps the shared budget (the reconciliation
+    caps its share of it: `orders.reconcile.CappedRateBudget`).
 
     The budget is keyed by the secret that holds the key, not by the key's value: across a key
     rotation, instances that read the old value and instances that read the new one must keep
@@ -42,13 +42,12 @@ def client_from_settings(
     """
     budget_owner = settings.offergrid_api_key_secret
     if api_key is None:
-        api_key = SecretStore(
-            api_key_secret_id=settings.offergrid_api_key_secret,
-            webhook_secret_id=None,
+        api_key = Secret(
+            settings.offergrid_api_key_secret,
+            parse_api_key,
             max_age_seconds=settings.secrets_cache_seconds,
-            endpoint_url=settings.aws_endpoint_url,
             client=secrets_client,
-        ).api_key
+        )
     else:
         budget_owner = api_key()
     budget = build_rate_budget(

@@ -40,6 +40,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
+from offergrid_integration import aws
 from offergrid_integration.clock import Clock
 from offergrid_integration.identifiers import identifier_problem
 from offergrid_integration.metrics_names import (
@@ -230,20 +231,10 @@ class WorkOrderIndex(Protocol):
 class DynamoDBWorkOrderIndex:
     """`WorkOrderIndex` over the work-orders table (the processor's `DynamoDBEventBridgeWorkOrders`)."""
 
-    def __init__(
-        self, table_name: str, *, table: Table | None = None, endpoint_url: str | None = None
-    ) -> None:
+    def __init__(self, table_name: str, *, table: Table | None = None) -> None:
+        """`table`: the table to use (default: `table_name` on the container's DynamoDB resource)."""
         self.table_name = table_name
-        self._table = table
-        self._endpoint_url = endpoint_url
-
-    @property
-    def table(self) -> Table:
-        if self._table is None:
-            import boto3
-
-            self._table = boto3.resource("dynamodb", endpoint_url=self._endpoint_url).Table(self.table_name)
-        return self._table
+        self.table: Table = table if table is not None else aws.clients().tables.Table(table_name)
 
     def open_work_orders(self) -> Iterator[WorkOrder]:
         from boto3.dynamodb.conditions import Attr

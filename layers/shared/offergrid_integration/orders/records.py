@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from offergrid_integration import aws
 from offergrid_integration.errors import TransientError
 
 if TYPE_CHECKING:
@@ -124,20 +125,10 @@ class OrderStore(Protocol):
 class DynamoDBOrderStore:
     """Order records in DynamoDB: partition key `itemId` (S), GSI `byOrderId` (`orderId` S, ALL)."""
 
-    def __init__(
-        self, table_name: str, *, table: Table | None = None, endpoint_url: str | None = None
-    ) -> None:
+    def __init__(self, table_name: str, *, table: Table | None = None) -> None:
+        """`table`: the table to use (default: `table_name` on the container's DynamoDB resource)."""
         self.table_name = table_name
-        self._table = table
-        self._endpoint_url = endpoint_url
-
-    @property
-    def table(self) -> Table:
-        if self._table is None:
-            import boto3
-
-            self._table = boto3.resource("dynamodb", endpoint_url=self._endpoint_url).Table(self.table_name)
-        return self._table
+        self.table: Table = table if table is not None else aws.clients().tables.Table(table_name)
 
     def get(self, item_id: str) -> OrderRecord | None:
         response = self.table.get_item(Key={"itemId": item_id}, ConsistentRead=True)

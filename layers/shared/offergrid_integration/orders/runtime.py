@@ -77,7 +77,6 @@ class ProcessorRuntime:
                 rules_parameter=settings.serviceability_rules_parameter,
                 rules_s3_uri=settings.serviceability_rules_s3_uri,
                 hook_url=settings.serviceability_hook_url,
-                clock=clock,
                 max_age_seconds=settings.serviceability_cache_seconds,
                 ssm_client=rules_ssm,
                 s3_client=rules_s3,

@@ -29,7 +29,9 @@ creates it with a working default) or, for larger sets, an S3 object:
 
 A rule set that is missing, unreadable or invalid raises `ServiceabilityUnavailable`: a
 configuration error that is **transient** (the message is retried and alarms fire), never a reason
-to reject orders. Once rules were read, a failed refresh keeps using the last good ones.
+to reject orders. Rules are read through Powertools parameters (`SSMProvider`, or an S3 provider)
+and cached for `SERVICEABILITY_CACHE_SECONDS`; once rules were read, a failed refresh keeps using
+the last good ones (logged, and counted as `ServiceabilityRulesStale`).
 
 Adapters: `SsmRulesSource` (default), `S3RulesSource` (`s3://bucket/key`), and `HttpsHookChecker`
 for a provider's own serviceability API (POST the address, answer `{"serviceable": bool, "reason"}`).
@@ -45,12 +47,17 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
 import httpx
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities import parameters
+from aws_lambda_powertools.utilities.parameters.base import BaseProvider
+from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from offergrid_integration.clock import SYSTEM_CLOCK, Clock
+from offergrid_integration import aws
 from offergrid_integration.config import ConfigurationError
 from offergrid_integration.errors import TransientError
-from offergrid_integration.observability import logger
+from offergrid_integration.metrics_names import SERVICEABILITY_RULES_STALE
+from offergrid_integration.observability import logger, metrics
 from offergrid_integration.offergrid.models import OrderItem, ServiceAddress
 from offergrid_integration.s3 import S3ReadError, parse_s3_uri, read_s3_object
 
@@ -65,6 +72,7 @@ __all__ = [
     "CoverageRulesChecker",
     "HttpsHookChecker",
     "RulesSource",
+    "S3DocumentProvider",
     "S3RulesSource",
     "ServiceabilityChecker",
     "ServiceabilityCode",
@@ -255,92 +263,125 @@ def parse_coverage_rules(document: str | bytes) -> CoverageRules:
 class RulesSource(Protocol):
     description: str
 
-    def load(self) -> str | bytes:
-        """The raw document; `ServiceabilityUnavailable` when it cannot be read."""
+    def load(self, *, max_age: int) -> str | bytes:
+        """The raw document, read at most every `max_age` seconds (Powertools parameters cache it);
+        `ServiceabilityUnavailable` when it cannot be read."""
+        ...
+
+    def keep(self, document: str | bytes, *, max_age: int) -> None:
+        """Serve `document` for `max_age` seconds (the last good one, after a failed refresh)."""
         ...
 
 
-class SsmRulesSource:
+class _ProviderRulesSource:
+    """A rules document read through a Powertools parameters provider (its cache and `max_age`)."""
+
+    def __init__(self, provider: BaseProvider, name: str, description: str, **get_options: Any) -> None:
+        self._provider = provider
+        self._name = name
+        self._get_options = get_options
+        self.description = description
+
+    def load(self, *, max_age: int) -> str | bytes:
+        try:
+            document = self._provider.get(self._name, max_age=max_age, **self._get_options)
+        except GetParameterError as exc:
+            raise ServiceabilityUnavailable(
+                f"cannot read coverage rules from {self.description}: {_read_error_reason(exc)}"
+            ) from None
+        if not isinstance(document, str | bytes):
+            raise ServiceabilityUnavailable(f"coverage rules in {self.description} are not a document")
+        return document
+
+    def keep(self, document: str | bytes, *, max_age: int) -> None:
+        self._provider.add_to_cache(
+            key=self._provider._build_cache_key(name=self._name), value=document, max_age=max_age
+        )
+
+
+def _read_error_reason(error: GetParameterError) -> str:
+    """The AWS error code (or exception class) behind a provider's error; never a value."""
+    cause = error.__context__
+    if isinstance(cause, S3ReadError):
+        return cause.problem
+    response = getattr(cause, "response", None)
+    if isinstance(response, dict):
+        return str(response.get("Error", {}).get("Code", "ClientError"))
+    return type(cause).__name__ if cause is not None else "unreadable"
+
+
+class SsmRulesSource(_ProviderRulesSource):
     """The rules document in an SSM parameter (String or SecureString; standard tier holds 4 KB,
-    advanced 8 KB: use S3 beyond that)."""
+    advanced 8 KB: use S3 beyond that), read through Powertools' `SSMProvider`."""
 
     def __init__(self, name: str, *, client: SSMClient | None = None) -> None:
+        """`client`: the SSM client (default: the container's, `aws.clients().ssm`)."""
+        provider = parameters.SSMProvider(boto3_client=client if client is not None else aws.clients().ssm)
+        super().__init__(provider, name, f"SSM parameter {name}", decrypt=True)
         self.name = name
-        self.description = f"SSM parameter {name}"
+
+
+class S3DocumentProvider(BaseProvider):
+    """A Powertools parameters provider for S3 objects (`get("s3://bucket/key")`), size-bounded."""
+
+    def __init__(self, client: S3Client, *, max_bytes: int | None = None) -> None:
+        """`max_bytes`: the largest object read (default: `MAX_RULES_BYTES`)."""
+        super().__init__(client=client)  # type: ignore[no-untyped-call]  # Powertools leaves it untyped
         self._client = client
+        self._max_bytes = max_bytes
 
-    def load(self) -> str:
-        from botocore.exceptions import BotoCoreError, ClientError
+    def _get(self, name: str, **sdk_options: Any) -> bytes:
+        max_bytes = MAX_RULES_BYTES if self._max_bytes is None else self._max_bytes
+        return read_s3_object(name, self._client, max_bytes=max_bytes)
 
-        if self._client is None:
-            import boto3
-
-            self._client = boto3.client("ssm")
-        try:
-            return self._client.get_parameter(Name=self.name, WithDecryption=True)["Parameter"]["Value"]
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "ClientError")
-            raise ServiceabilityUnavailable(
-                f"cannot read coverage rules from {self.description}: {code}"
-            ) from None
-        except BotoCoreError as exc:
-            raise ServiceabilityUnavailable(
-                f"cannot read coverage rules from {self.description}: {type(exc).__name__}"
-            ) from None
+    def _get_multiple(self, path: str, **sdk_options: Any) -> dict[str, str]:
+        raise NotImplementedError("S3 documents are read one at a time")
 
 
-class S3RulesSource:
+class S3RulesSource(_ProviderRulesSource):
     """The rules document in S3 (`s3://bucket/key`), for sets too large for a parameter."""
 
     def __init__(self, uri: str, *, client: S3Client | None = None) -> None:
+        """`client`: the S3 client (default: the container's, `aws.clients().s3`)."""
         self.bucket, self.key = parse_s3_uri(uri)
-        self.description = f"s3://{self.bucket}/{self.key}"
-        self._client = client
-
-    def load(self) -> bytes:
-        if self._client is None:
-            import boto3
-
-            self._client = boto3.client("s3")  # one client for the container, reused by every refresh
-        try:
-            return read_s3_object(self.description, self._client, max_bytes=MAX_RULES_BYTES)
-        except S3ReadError as exc:
-            raise ServiceabilityUnavailable(f"coverage rules: {exc}") from None
+        description = f"s3://{self.bucket}/{self.key}"
+        provider = S3DocumentProvider(client if client is not None else aws.clients().s3)
+        super().__init__(provider, description, description)
 
 
 class CoverageRulesChecker:
-    """Decides from a coverage-rules document, re-read from its source at most every `max_age` seconds."""
+    """Decides from a coverage-rules document that its source re-reads at most every `max_age`
+    seconds (Powertools parameters' cache). A refresh that fails (unreadable, or an invalid new
+    document) keeps the last good rules for another `max_age`, logged and counted
+    (`ServiceabilityRulesStale`); only when no rules were ever read is it `ServiceabilityUnavailable`."""
 
-    def __init__(
-        self,
-        source: RulesSource,
-        *,
-        clock: Clock = SYSTEM_CLOCK,
-        max_age_seconds: float = DEFAULT_RULES_MAX_AGE,
-    ) -> None:
+    def __init__(self, source: RulesSource, *, max_age_seconds: float = DEFAULT_RULES_MAX_AGE) -> None:
         self._source = source
-        self._clock = clock
-        self._max_age = max_age_seconds
+        self._max_age = max(0, int(max_age_seconds))
         self._rules: CoverageRules | None = None
-        self._loaded_at = 0.0
+        self._document: str | bytes | None = None  # the last good document, as read
         self._lock = threading.Lock()
 
     def rules(self) -> CoverageRules:
         with self._lock:
-            now = self._clock.now()
-            if self._rules is not None and now - self._loaded_at < self._max_age:
-                return self._rules
             try:
-                self._rules = parse_coverage_rules(self._source.load())
+                document = self._source.load(max_age=self._max_age)
+                if document is self._document and self._rules is not None:
+                    return self._rules  # the cached document: parsed already
+                rules = parse_coverage_rules(document)
             except ServiceabilityUnavailable as exc:
-                if self._rules is None:
+                if self._rules is None or self._document is None:
                     raise
-                # Keep deciding with the last good rules; the log (and its alarm) says why.
+                # Keep deciding with the last good rules; the log and the metric (its alarm) say why.
                 logger.error(
-                    "coverage rules refresh failed; using the last good rules", extra={"error": str(exc)}
+                    "coverage rules refresh failed; using the last good rules",
+                    extra={"error": str(exc), "rules_source": self._source.description},
                 )
-            self._loaded_at = now
-            return self._rules
+                metrics.add_metric(name=SERVICEABILITY_RULES_STALE, unit=MetricUnit.Count, value=1)
+                self._source.keep(self._document, max_age=self._max_age)
+                return self._rules
+            self._rules, self._document = rules, document
+            return rules
 
     def check(self, item: OrderItem) -> ServiceabilityDecision:
         return self.rules().evaluate(item.service_address)
@@ -400,13 +441,12 @@ def build_serviceability_checker(
     rules_parameter: str | None,
     rules_s3_uri: str | None,
     hook_url: str | None,
-    clock: Clock = SYSTEM_CLOCK,
     max_age_seconds: float = DEFAULT_RULES_MAX_AGE,
     ssm_client: SSMClient | None = None,
     s3_client: S3Client | None = None,
 ) -> ServiceabilityChecker:
     """The provider's hook if configured, else rules from S3 if configured, else from SSM. The clients
-    are the function's own (default: created on first use)."""
+    are the function's own (default: the container's, `aws.clients()`)."""
     if hook_url:
         return HttpsHookChecker(hook_url)
     source: RulesSource
@@ -421,7 +461,7 @@ def build_serviceability_checker(
                 "SERVICEABILITY_RULES_S3_URI or SERVICEABILITY_HOOK_URL is required"
             }
         )
-    return CoverageRulesChecker(source, clock=clock, max_age_seconds=max_age_seconds)
+    return CoverageRulesChecker(source, max_age_seconds=max_age_seconds)
 
 
 def rules_to_json(rules: CoverageRules) -> str:

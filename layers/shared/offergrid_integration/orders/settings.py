@@ -19,22 +19,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Self
+from typing import Self
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import Field, model_validator
 
-from offergrid_integration.config import CacheSeconds, CommonSettings, HttpsUrl, NonBlankStr
-from offergrid_integration.s3 import parse_s3_uri
+from offergrid_integration.config import CacheSeconds, CommonSettings, HttpsUrl, NonBlankStr, S3Uri
 
 __all__ = ["ProcessorSettings", "S3Uri"]
-
-
-def _s3_uri(value: str) -> str:
-    parse_s3_uri(value)
-    return value.strip()
-
-
-S3Uri = Annotated[str, AfterValidator(_s3_uri)]
 
 
 class ProcessorSettings(CommonSettings):

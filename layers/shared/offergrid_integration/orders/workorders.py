@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, runtime_checkab
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
+from offergrid_integration import aws
 from offergrid_integration.errors import TransientError
 
 if TYPE_CHECKING:
@@ -134,29 +135,12 @@ class DynamoDBEventBridgeWorkOrders:
         *,
         table: Table | None = None,
         events: EventBridgeClient | None = None,
-        endpoint_url: str | None = None,
     ) -> None:
+        """`table`, `events`: what to use (default: the container's, `aws.clients()`)."""
         self.table_name = table_name
         self.event_bus_name = event_bus_name
-        self._table = table
-        self._events = events
-        self._endpoint_url = endpoint_url
-
-    @property
-    def table(self) -> Table:
-        if self._table is None:
-            import boto3
-
-            self._table = boto3.resource("dynamodb", endpoint_url=self._endpoint_url).Table(self.table_name)
-        return self._table
-
-    @property
-    def events(self) -> EventBridgeClient:
-        if self._events is None:
-            import boto3
-
-            self._events = boto3.client("events", endpoint_url=self._endpoint_url)
-        return self._events
+        self.table: Table = table if table is not None else aws.clients().tables.Table(table_name)
+        self.events: EventBridgeClient = events if events is not None else aws.clients().events
 
     def get(self, work_order_id: str) -> WorkOrder | None:
         item = self.table.get_item(Key={"workOrderId": work_order_id}, ConsistentRead=True).get("Item")

@@ -18,7 +18,7 @@ acknowledged without being stored. Unknown event types are queued (and flagged f
 
 A signature that matches no cached secret makes one `secrets(force_refresh=True)` call (a rotation
 is picked up at once); how often that may really reach Secrets Manager is the secret store's
-business (`SecretStore` throttles forced refreshes), so junk signatures cannot hammer it.
+business (`Secret` throttles forced refreshes), so junk signatures cannot hammer it.
 
 No Powertools, no boto3: `IngressResult.report` says how an outcome is counted and logged (the
 `OUTCOME_REPORTS` table), `webhooks.reporting` emits it, `IngressResult.http_response()` is the answer.
@@ -181,7 +181,7 @@ class IngressResult:
 
 
 class WebhookSecretsProvider(Protocol):
-    """The webhook secrets, current first (`SecretStore.webhook_secrets` is one)."""
+    """The webhook secrets, current first (a `Secret(id, parse_webhook_secrets)` is one)."""
 
     def __call__(self, *, force_refresh: bool = False) -> list[str]: ...
 
