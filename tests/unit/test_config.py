@@ -274,3 +274,18 @@ def test_errors_never_echo_values(name: str, value: str):
     assert "hunter2" not in repr(error.problems)
     assert error.__cause__ is None
     assert error.__suppress_context__
+
+
+# ---------------------------------------------------------------------------------------------------
+# Orders first in the shared budget (ratelimit.py lanes; template OrderReservePercent)
+# ---------------------------------------------------------------------------------------------------
+def test_the_order_reserve_defaults_to_40_percent_and_is_read():
+    assert load_settings(CommonSettings, COMMON_ENV).order_reserve_percent == 40
+    read = load_settings(CommonSettings, {**COMMON_ENV, "ORDER_RESERVE_PERCENT": "25"})
+    assert read.order_reserve_percent == 25
+
+
+@pytest.mark.parametrize("value", ["-1", "91", "40.5", "forty"])
+def test_a_bad_order_reserve_names_the_variable(value: str):
+    with pytest.raises(ConfigurationError, match="ORDER_RESERVE_PERCENT"):
+        load_settings(CommonSettings, {**COMMON_ENV, "ORDER_RESERVE_PERCENT": value})

@@ -43,7 +43,7 @@ from offergrid_integration.orders.reconcile import (
     reconcile,
 )
 from offergrid_integration.orders.records import DynamoDBOrderStore, OrderStore
-from offergrid_integration.ratelimit import RateBudget
+from offergrid_integration.ratelimit import Lane, RateBudget
 from offergrid_integration.secrets import SecretStore
 from offergrid_integration.webhooks.queue import QueuePort
 from offergrid_integration.webhooks.sqs_queue import SqsQueue
@@ -98,7 +98,7 @@ class SyncRuntime:
         self._remaining: Callable[[], float] | None = None
         endpoint = settings.aws_endpoint_url
         self.client = client_from_settings(
-            settings, remaining_time=self.remaining_time, clock=clock, api_key=api_key
+            settings, remaining_time=self.remaining_time, clock=clock, api_key=api_key, lane=Lane.BACKGROUND
         )
         self.state = state or DynamoDBSyncState(settings.sync_state_table, clock=clock, endpoint_url=endpoint)
         self.queue = queue or SqsQueue(settings.orders_queue_url, endpoint_url=endpoint)
@@ -186,7 +186,12 @@ class SyncRuntime:
             return self.reconcile_budget
 
         return client_from_settings(
-            settings, remaining_time=self.remaining_time, clock=clock, api_key=api_key, budget_wrapper=capped
+            settings,
+            remaining_time=self.remaining_time,
+            clock=clock,
+            api_key=api_key,
+            budget_wrapper=capped,
+            lane=Lane.BACKGROUND,
         )
 
     def reconcile(
