@@ -43,9 +43,9 @@ def test_the_processor_source_reads_the_window_from_the_template() -> None:
     [source] = SqsEventSource.for_function(
         spec,
         invoke=lambda *_: InvokeResult("r", 0.0),
-        client=None,
+        client=None,  # type: ignore[arg-type]
         queue_url_for_arn=str,
-        region="eu-west-1",  # type: ignore[arg-type]
+        region="eu-west-1",
     )
     assert (source.batch_size, source.batching_window) == (10, 2.0)
 
