@@ -642,7 +642,10 @@ def make_lanes(request: pytest.FixtureRequest) -> LaneFactory:
 
 def test_the_background_allowance_follows_the_reserve() -> None:
     minute, hour = DEFAULT_WINDOWS
-    assert Allowance.for_window(minute, 0.4) == Allowance(limit=BACKGROUND_MINUTE, period_seconds=60)
+    # 58 of the minute's 97 for the background lane; orders may drive it 39 (the reserve) below zero
+    assert Allowance.for_window(minute, 0.4) == Allowance(
+        limit=BACKGROUND_MINUTE, period_seconds=60, reserved=39
+    )
     assert Allowance.for_window(minute, 0.4).capacity == 3
     assert Allowance.for_window(hour, 0.4).limit == 5820
     assert Allowance.for_window(minute, 0.0).limit == minute.effective_limit
@@ -715,13 +718,29 @@ def test_a_background_caller_still_gives_up_at_its_deadline(make_lanes: LaneFact
     clock.orders = orders
     clock.sleep(10)
     # When the orders keep the budget busy longer than the caller has
-    with pytest.raises(RateBudgetExhausted):
+    with pytest.raises(RateBudgetExhausted) as refused:
         background.acquire(remaining_time=30)
-    # Then it gave up within its remaining time, having waited rather than failed at once
-    assert T0 + 10 + 20 <= clock.time <= T0 + 10 + 30
+    # Then it waited while its slot could still come in time, and gave up within its remaining time
+    # once even the earliest moment its slot could come lay beyond it
+    assert T0 + 10 < clock.time <= T0 + 10 + 30
+    assert clock.time + refused.value.retry_after > T0 + 10 + 30 - WAIT_SAFETY_MARGIN
 
 
 def test_with_no_reserve_the_lanes_share_alike(make_lanes: LaneFactory, clock: FakeClock) -> None:
     _, background = make_lanes(clock, reserve=0.0)
     taken = run_back_to_back(background, clock, 300)
     assert len(taken) >= 0.95 * 5 * 92
+
+
+def test_after_an_order_burst_the_background_waits_until_the_window_is_back_under_its_share(
+    make_lanes: LaneFactory, clock: FakeClock
+) -> None:
+    orders, background = make_lanes(clock)
+    # Given orders that used the whole window for two minutes and then stopped
+    run_back_to_back(orders, clock, 120)
+    burst_end = clock.now()
+    # When a background caller asks right after
+    background.acquire()
+    # Then it waited until the orders' debt (up to the 39 reserved) was refilled at its 55/min, not
+    # just for the next token (about 1 s): the minute after a burst stays the orders'
+    assert clock.now() - burst_end >= 39 * BACKGROUND_TOKEN

@@ -34,11 +34,13 @@ background lane (`Lane.BACKGROUND`: the offer sync, the missed-order sweep, the 
 a token only while more than the orders' reserve (`reserve`, default 40 % of each window's
 allowance) remains: each window has a second bucket, the *background allowance*, sized like the
 window's own for `(1 - reserve)` of its limit (so the background lane alone never sends more than
-that share in any window). Every request, of either lane, is debited from it (never below zero);
-only the background lane needs a token there. So background requests count against what orders have
-left, orders' requests starve the background lane while they run at more than its share, and a
-background caller never takes the reserve. The window's own bucket still admits every request of
-both lanes: the guarantee above (never more than N in any W) does not depend on the lanes at all.
+that share in any window). Every request, of either lane, is debited from it; only the background
+lane needs a token there, and orders may drive it below zero (as far as the reserve). So background
+requests count against what orders have left, orders' requests starve the background lane while
+they run at more than its share and for a while after (until the window's use is back under the
+background's share), and a background caller never takes the reserve. The window's own bucket
+still admits every request of both lanes: the guarantee above (never more than N in any W) does not
+depend on the lanes at all.
 
 A background caller does not queue for slots far ahead (that would put it in front of orders that
 come later): it reserves only a slot within `BACKGROUND_RESERVE_AHEAD` clock seconds; otherwise it
@@ -147,11 +149,15 @@ class Allowance:
 
     limit: int
     period_seconds: float
+    reserved: int = 0
+    """The orders' reserve in requests: how far below zero orders may drive the allowance, so that
+    after an order burst the background lane waits until the window's use is back under its share."""
 
     @classmethod
     def for_window(cls, window: RateWindow, reserve: float) -> Allowance:
-        limit = max(2, math.floor(window.effective_limit * (1.0 - reserve) + TOKEN_EPSILON))
-        return cls(limit=min(limit, window.effective_limit), period_seconds=window.period_seconds)
+        share = max(2, math.floor(window.effective_limit * (1.0 - reserve) + TOKEN_EPSILON))
+        limit = min(window.effective_limit, share)
+        return cls(limit=limit, period_seconds=window.period_seconds, reserved=window.effective_limit - limit)
 
     @property
     def capacity(self) -> int:
@@ -249,7 +255,8 @@ def schedule_lane(
     now: float,
 ) -> tuple[float, Buckets]:
     """`schedule` for a lane: the background lane also waits for a token of every allowance; every
-    request, of either lane, is debited from the allowances at its release (never below zero)."""
+    request, of either lane, is debited from the allowances at its release (orders may drive them
+    below zero, at most by the reserve)."""
     release, taken = schedule(windows, buckets.windows, now)
     if lane is Lane.BACKGROUND:
         ready = [_ready(a, s, now) for a, s in zip(allowances, buckets.allowances, strict=True)]
@@ -260,7 +267,10 @@ def schedule_lane(
     for allowance, state in zip(allowances, buckets.allowances, strict=True):
         at_release = refill(allowance, state, release)
         debited.append(
-            BucketState(tokens=max(0.0, at_release.tokens - 1.0), updated_at=at_release.updated_at)
+            BucketState(
+                tokens=max(-float(allowance.reserved), at_release.tokens - 1.0),
+                updated_at=at_release.updated_at,
+            )
         )
     return release, Buckets(taken, debited)
 
