@@ -148,3 +148,7 @@ bench-cold: $(VENV)/.installed build ## cold starts of the 3 functions, from sou
 .PHONY: bench-reconcile
 bench-reconcile: $(VENV)/.installed ## reconciliation: Offergrid API calls per run for 1,000 open items, against the fake
 	$(PY) benchmarks/bench_reconcile.py
+
+.PHONY: bench-orders
+bench-orders: $(VENV)/.installed ## order throughput: a 200-order burst via webhook -> SQS -> processor, idle and during a sync
+	$(PY) benchmarks/bench_orders.py $(BENCH_ARGS)

@@ -60,7 +60,7 @@ from offergrid_integration.clock import SYSTEM_CLOCK, Clock, ScaledClock
 from offergrid_integration.config import DEFAULT_OFFERGRID_API_URL, ConfigurationError
 from offergrid_integration.observability import logger
 from offergrid_integration.offergrid.client import ApiKeyProvider, OffergridClient
-from offergrid_integration.ratelimit import budget_id_for_api_key, build_rate_budget
+from offergrid_integration.ratelimit import Lane, budget_id_for_api_key, build_rate_budget
 from offergrid_integration.secrets import Secret, SecretUnavailableError, parse_api_key
 
 EXIT_OK = 0
@@ -190,7 +190,14 @@ def _sync(args: argparse.Namespace, out: TextIO) -> int:
     client = OffergridClient(
         base_url=args.api_url,
         api_key=api_key,
-        rate_budget=build_rate_budget(args.rate_limit_table, budget_id_for_api_key(budget_owner), clock),
+        # On the functions' budget it is a background job like the scheduled sync (orders first); alone
+        # in this process there is nobody to leave a reserve to.
+        rate_budget=build_rate_budget(
+            args.rate_limit_table,
+            budget_id_for_api_key(budget_owner),
+            clock,
+            lane=Lane.BACKGROUND if args.rate_limit_table else Lane.ORDERS,
+        ),
         clock=clock,
     )
     with client:

@@ -4,6 +4,10 @@ What Lambda does, and so does `SqsEventSource`:
 
 - `ReceiveMessage` with `MaxNumberOfMessages` = the event's `BatchSize` (at most 10 per call), all
   system attributes (`ApproximateReceiveCount`, ...) and message attributes;
+- with `MaximumBatchingWindowInSeconds`, keep receiving until the batch is full or the window (from
+  the first message) has passed, then invoke: in the long-running stack (`start()`, `make local`),
+  in real seconds as Lambda does. `drain_until_idle` (tests, the demo) does not wait for it: it runs
+  the queue dry as fast as it can, like the compressed visibility timeout below;
 - the SQS event built as AWS builds it (`messageId`, `receiptHandle`, `body`, `attributes`,
   `messageAttributes` with `stringValue`/`binaryValue` and `dataType`, `md5OfBody`,
   `eventSource: aws:sqs`, `eventSourceARN`, `awsRegion`);
@@ -48,6 +52,7 @@ __all__ = [
 
 MAX_MESSAGES_PER_RECEIVE: Final = 10
 _IDLE_POLL_SECONDS: Final = 0.02
+_GATHER_POLL_SECONDS: Final = 0.05
 
 Invoker = Callable[[str, dict[str, Any]], InvokeResult]
 
@@ -154,6 +159,7 @@ class SqsEventSource:
     report_batch_item_failures: bool = False
     retry_delay: float = 0.0
     enabled: bool = True
+    batching_window: float = 0.0
     _pending_retries: list[tuple[float, str]] = field(default_factory=list, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     _stop: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
@@ -187,6 +193,7 @@ class SqsEventSource:
                     report_batch_item_failures="ReportBatchItemFailures"
                     in (event.properties.get("FunctionResponseTypes") or []),
                     retry_delay=retry_delay,
+                    batching_window=float(event.properties.get("MaximumBatchingWindowInSeconds", 0) or 0),
                     enabled=event_source_enabled(
                         event.properties.get("Enabled", True),
                         where=f"{spec.logical_id} event {event.name}: Enabled",
@@ -196,17 +203,18 @@ class SqsEventSource:
         return sources
 
     # -- one batch --------------------------------------------------------------------------------
-    def poll_once(self, *, wait_seconds: int = 0) -> BatchOutcome:
+    def poll_once(self, *, wait_seconds: int = 0, batching_window: float = 0.0) -> BatchOutcome:
+        """One batch: receive, invoke, delete what succeeded. With a `batching_window` (seconds),
+        keep receiving until the batch is full or the window since the first message has passed."""
         with self._lock:
             self._release_due_retries()
-            response = self.client.receive_message(
-                QueueUrl=self.queue_url,
-                MaxNumberOfMessages=min(self.batch_size, MAX_MESSAGES_PER_RECEIVE),
-                WaitTimeSeconds=wait_seconds,
-                AttributeNames=["All"],
-                MessageAttributeNames=["All"],
-            )
-            messages = response.get("Messages") or []
+            messages = self._receive(wait_seconds, self.batch_size)
+            gathered_until = time.monotonic() + batching_window
+            while messages and len(messages) < self.batch_size and time.monotonic() < gathered_until:
+                more = self._receive(0, self.batch_size - len(messages))
+                messages.extend(more)
+                if not more:
+                    time.sleep(min(_GATHER_POLL_SECONDS, max(0.0, gathered_until - time.monotonic())))
             if not messages:
                 return BatchOutcome()
             outcome = self.invoke(self.function_id, build_sqs_event(messages, self.queue_arn, self.region))
@@ -226,6 +234,16 @@ class SqsEventSource:
             self._release_due_retries()
             self._count(result)
             return result
+
+    def _receive(self, wait_seconds: int, up_to: int) -> list[MessageTypeDef]:
+        response = self.client.receive_message(
+            QueueUrl=self.queue_url,
+            MaxNumberOfMessages=min(up_to, MAX_MESSAGES_PER_RECEIVE),
+            WaitTimeSeconds=wait_seconds,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        )
+        return list(response.get("Messages") or [])
 
     def _release_due_retries(self) -> None:
         now = time.monotonic()
@@ -298,7 +316,7 @@ class SqsEventSource:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                outcome = self.poll_once(wait_seconds=1)
+                outcome = self.poll_once(wait_seconds=1, batching_window=self.batching_window)
             except Exception:  # the stack is shutting down, or moto hiccuped: keep polling
                 if self._stop.wait(1.0):
                     return

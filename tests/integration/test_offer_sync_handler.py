@@ -19,6 +19,8 @@ from offergrid_integration.catalog.settings import SyncSettings
 from offergrid_integration.clock import ScaledClock
 from offergrid_integration.config import ConfigurationError, load_settings
 from offergrid_integration.observability import logger
+from offergrid_integration.orders.reconcile import CappedRateBudget
+from offergrid_integration.ratelimit import Lane
 from tests.fixtures.offergrid_fake import TEST_API_KEY, OffergridFakeFactory
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -241,6 +243,18 @@ def test_two_runs_of_a_runtime_use_one_s3_client_and_report_the_same(
         return {k: v for k, v in report.items() if k not in ("runId", "startedAt", "finishedAt")}
 
     assert without_run_identity(first) == without_run_identity(second)
+
+
+def test_the_sync_the_sweep_and_the_reconciliation_draw_from_the_background_lane(
+    stack: dict[str, str],
+) -> None:
+    # Given the offer sync's runtime (its sweep uses the same client)
+    runtime = SyncRuntime(load_settings(SyncSettings), clock=ScaledClock(60.0))
+    # Then its clients take tokens only above the orders' reserve (the processor's lane is the default)
+    budgets = [runtime.client._rate_budget, runtime.reconcile_client._rate_budget]
+    assert isinstance(budgets[1], CappedRateBudget)
+    lanes = [getattr(budgets[0], "lane", None), getattr(budgets[1].inner, "lane", None)]
+    assert lanes == [Lane.BACKGROUND, Lane.BACKGROUND]
 
 
 # --- the CLI -------------------------------------------------------------------------------------

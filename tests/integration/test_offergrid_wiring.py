@@ -7,7 +7,7 @@ from aws_lambda_powertools.utilities import parameters
 
 from offergrid_integration.config import CommonSettings, load_settings
 from offergrid_integration.offergrid.wiring import client_from_settings
-from offergrid_integration.ratelimit import budget_id_for_api_key
+from offergrid_integration.ratelimit import InProcessRateBudget, Lane, budget_id_for_api_key
 
 SECRET_NAME = "offergrid/test/api-key"
 TABLE = "rate-limit"
@@ -49,3 +49,26 @@ def test_instances_before_and_after_a_key_rotation_share_one_budget(aws, offergr
     assert [call.api_key_valid for call in fake.calls] == [True, True]
     before.close()
     after.close()
+
+
+def test_the_lane_and_the_order_reserve_reach_the_budget():
+    # Given settings with a 25 % order reserve and no table (an in-process budget)
+    settings = load_settings(
+        CommonSettings,
+        {"OFFERGRID_API_KEY_SECRET": "offergrid/test/api-key", "ORDER_RESERVE_PERCENT": "25"},
+    )
+
+    def key(*, force_refresh: bool = False) -> str:
+        return "test-api-key"
+
+    # When a client is built for the order processor (the default) and one for a background job
+    orders = client_from_settings(settings, remaining_time=lambda: 30.0, api_key=key)
+    background = client_from_settings(
+        settings, remaining_time=lambda: 30.0, api_key=key, lane=Lane.BACKGROUND
+    )
+
+    # Then each budget belongs to its lane, with the configured reserve
+    assert isinstance(orders._rate_budget, InProcessRateBudget)
+    assert isinstance(background._rate_budget, InProcessRateBudget)
+    assert (orders._rate_budget.lane, orders._rate_budget.reserve) == (Lane.ORDERS, 0.25)
+    assert (background._rate_budget.lane, background._rate_budget.reserve) == (Lane.BACKGROUND, 0.25)

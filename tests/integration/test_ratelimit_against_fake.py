@@ -29,6 +29,7 @@ from offergrid_integration.ratelimit import (
     WAIT_SAFETY_MARGIN,
     DynamoDBRateBudget,
     InProcessRateBudget,
+    Lane,
     RateBudget,
     budget_id_for_api_key,
 )
@@ -125,6 +126,39 @@ def test_in_process_budget_never_trips_the_fake(offergrid_fake_factory: Offergri
     failures = hammer(fake, [budget] * THREADS, clock, IN_PROCESS_MINUTES)
     assert failures == []
     assert_within_limit_and_close_to_it(fake, IN_PROCESS_MINUTES)
+
+
+def test_lanes_sharing_one_budget_never_trip_the_fake_and_orders_come_first(
+    offergrid_fake_factory: OffergridFakeFactory,
+) -> None:
+    # Given 4 order-processor threads and 4 background threads (sync, sweep...) on one budget
+    fake = offergrid_fake_factory(time_scale=IN_PROCESS_SCALE, per_minute=100, per_hour=10_000)
+    clock = ScaledClock(IN_PROCESS_SCALE)
+    orders = Counting(InProcessRateBudget(clock=clock))
+    background = Counting(orders.inner.lane_view(Lane.BACKGROUND))
+    budgets: list[RateBudget] = [*[orders] * (THREADS // 2), *[background] * (THREADS // 2)]
+    # When they all hammer the API for three fake minutes
+    failures = hammer(fake, budgets, clock, IN_PROCESS_MINUTES)
+    assert failures == []
+    # Then the guarantee holds as without lanes: no 429, never over 100 in any 60 s, > 90/min used
+    assert_within_limit_and_close_to_it(fake, IN_PROCESS_MINUTES)
+    # And the orders, who always want more, got nearly all of it (without lanes: about half)
+    print(f"orders {orders.count}, background {background.count}")
+    assert orders.count >= 0.9 * (orders.count + background.count)
+
+
+class Counting:
+    """A budget that counts the tokens it handed out."""
+
+    def __init__(self, inner: InProcessRateBudget) -> None:
+        self.inner = inner
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def acquire(self, *, remaining_time: float | None = None) -> None:
+        self.inner.acquire(remaining_time=remaining_time)
+        with self._lock:
+            self.count += 1
 
 
 @pytest.fixture

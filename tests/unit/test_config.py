@@ -301,3 +301,18 @@ def test_the_client_checks_its_base_url_as_the_settings_do(url: str, problem: st
         problem
         in _problems(CommonSettings, COMMON_ENV | {"OFFERGRID_API_URL": url}).problems["OFFERGRID_API_URL"]
     )
+
+
+# ---------------------------------------------------------------------------------------------------
+# Orders first in the shared budget (ratelimit.py lanes; template OrderReservePercent)
+# ---------------------------------------------------------------------------------------------------
+def test_the_order_reserve_defaults_to_40_percent_and_is_read():
+    assert load_settings(CommonSettings, COMMON_ENV).order_reserve_percent == 40
+    read = load_settings(CommonSettings, {**COMMON_ENV, "ORDER_RESERVE_PERCENT": "25"})
+    assert read.order_reserve_percent == 25
+
+
+@pytest.mark.parametrize("value", ["-1", "91", "40.5", "forty"])
+def test_a_bad_order_reserve_names_the_variable(value: str):
+    with pytest.raises(ConfigurationError, match="ORDER_RESERVE_PERCENT"):
+        load_settings(CommonSettings, {**COMMON_ENV, "ORDER_RESERVE_PERCENT": value})

@@ -18,13 +18,16 @@ from botocore.exceptions import ClientError
 
 from offergrid_integration.offergrid.errors import RateBudgetExhausted
 from offergrid_integration.ratelimit import (
+    DEFAULT_ORDER_RESERVE,
     DEFAULT_WINDOWS,
     MAX_WAIT,
     TTL_SECONDS,
     WAIT_SAFETY_MARGIN,
+    Allowance,
     BucketState,
     DynamoDBRateBudget,
     InProcessRateBudget,
+    Lane,
     RateBudget,
     RateWindow,
     budget_id_for_api_key,
@@ -377,6 +380,10 @@ def test_item_layout(dynamodb: Any, clock: FakeClock) -> None:
         "updated_at_60s": "N",
         "tokens_3600s": "N",
         "updated_at_3600s": "N",
+        "lane_tokens_60s": "N",
+        "lane_updated_at_60s": "N",
+        "lane_tokens_3600s": "N",
+        "lane_updated_at_3600s": "N",
     }
     assert item["pk"]["S"] == "ratelimit#abc123"
     numbers = {name: float(value["N"]) for name, value in item.items() if "N" in value}
@@ -387,6 +394,12 @@ def test_item_layout(dynamodb: Any, clock: FakeClock) -> None:
         "updated_at_60s": T0,
         "tokens_3600s": 499,
         "updated_at_3600s": T0,
+        # the background allowances (60 % of 97/min and 9,700/h: 58 and 5,820, buckets of 3 and 291)
+        # are debited by every request, an order's too
+        "lane_tokens_60s": 2,
+        "lane_updated_at_60s": T0,
+        "lane_tokens_3600s": 290,
+        "lane_updated_at_3600s": T0,
     }
 
 
@@ -563,3 +576,171 @@ def test_build_rate_budget_with_a_table_uses_dynamodb(dynamodb: Any, clock: Fake
     assert (budget.table_name, budget.budget_id, budget.windows) == (TABLE, "built", SMALL_WINDOWS)
     budget.acquire()  # lazily creates its own client, inside moto
     assert stored(dynamodb, "built")["version"] == {"N": "1"}
+
+
+# --- lanes: orders first ---------------------------------------------------------------------------
+# The background lane (offer sync, sweep, reconciliation) leaves a reserve of each window to the
+# order processor's lane: with the default 40 %, it alone never takes more than 58 of the minute's
+# 97 (55 sustained), and none at all while orders run above its share.
+BACKGROUND_MINUTE = 58  # floor(97 * 0.6)
+BACKGROUND_TOKEN = 60 / 55  # its allowance refills (58 - 3) per minute
+
+
+class BusyClock(FakeClock):
+    """A `FakeClock` on which orders keep arriving while a background caller sleeps.
+
+    Whenever something other than an order sleeps, `orders.acquire()` is called back to back for
+    the slept time (until `busy_until`), as an order processor would while a sync waits; every
+    release is recorded with its lane.
+    """
+
+    def __init__(self, busy_until: float) -> None:
+        super().__init__()
+        self.busy_until = busy_until
+        self.orders: RateBudget | None = None
+        self.released: list[tuple[float, Lane]] = []
+        self._in_orders = False
+
+    def sleep(self, seconds: float) -> None:
+        if self._in_orders or self.orders is None:
+            super().sleep(seconds)
+            return
+        end = self.time + max(0.0, seconds)
+        self._in_orders = True
+        try:
+            while self.time < min(end, self.busy_until):
+                self.orders.acquire()
+                self.released.append((self.time, Lane.ORDERS))
+        finally:
+            self._in_orders = False
+        self.time = max(self.time, end)
+
+
+LaneFactory = Callable[..., tuple[RateBudget, RateBudget]]
+
+
+@pytest.fixture(params=["in-process", "dynamodb"])
+def make_lanes(request: pytest.FixtureRequest) -> LaneFactory:
+    """(orders, background) budget objects sharing one budget, for either implementation."""
+
+    def in_process(on: FakeClock, reserve: float = DEFAULT_ORDER_RESERVE) -> tuple[RateBudget, RateBudget]:
+        orders = InProcessRateBudget(clock=on, reserve=reserve)
+        return orders, orders.lane_view(Lane.BACKGROUND)
+
+    if request.param == "in-process":
+        return in_process
+    client = request.getfixturevalue("dynamodb")
+
+    def dynamo(on: FakeClock, reserve: float = DEFAULT_ORDER_RESERVE) -> tuple[RateBudget, RateBudget]:
+        return tuple(  # type: ignore[return-value]
+            DynamoDBRateBudget(TABLE, "lanes", clock=on, client=client, lane=lane, reserve=reserve)
+            for lane in (Lane.ORDERS, Lane.BACKGROUND)
+        )
+
+    return dynamo
+
+
+def test_the_background_allowance_follows_the_reserve() -> None:
+    minute, hour = DEFAULT_WINDOWS
+    # 58 of the minute's 97 for the background lane; orders may drive it 39 (the reserve) below zero
+    assert Allowance.for_window(minute, 0.4) == Allowance(
+        limit=BACKGROUND_MINUTE, period_seconds=60, reserved=39
+    )
+    assert Allowance.for_window(minute, 0.4).capacity == 3
+    assert Allowance.for_window(hour, 0.4).limit == 5820
+    assert Allowance.for_window(minute, 0.0).limit == minute.effective_limit
+    with pytest.raises(ValueError, match="order reserve"):
+        InProcessRateBudget(reserve=0.95)
+
+
+def test_a_background_lane_alone_never_eats_into_the_reserve(
+    make_lanes: LaneFactory, clock: FakeClock
+) -> None:
+    orders, background = make_lanes(clock)
+    # When the background lane takes tokens back to back for ten minutes
+    taken = run_back_to_back(background, clock, 600)
+    # Then no minute saw more than its 60 %: 39 of the 97 stay for orders in every minute
+    assert max_in_any_window(taken, 60) <= BACKGROUND_MINUTE
+    # And it still progresses at its share (55/min sustained)
+    assert len(taken) >= 0.95 * 55 * 10
+    # And orders, arriving right then, can still use the whole window: the burst at once (less the
+    # background's last request), then the window's full sustained pace, as if it were not there
+    clock.sleeps.clear()
+    drain(orders, 4)
+    assert clock.sleeps == []
+    orders_taken = run_back_to_back(orders, clock, 60)
+    assert len(orders_taken) >= 92
+    assert max_in_any_window(taken + orders_taken, 60) <= 97
+
+
+def test_orders_above_the_background_share_leave_it_nothing(
+    make_lanes: LaneFactory, clock: FakeClock
+) -> None:
+    orders, background = make_lanes(clock)
+    # Given orders arriving steadily at 70 a minute (above the background's 58, below the window's 92)
+    background_taken = 0
+    for n in range(5 * 70):
+        clock.time = T0 + n * 60 / 70
+        orders.acquire(remaining_time=0)
+        # When the background lane tries, without waiting, after every order
+        try:
+            background.acquire(remaining_time=0)
+        except RateBudgetExhausted:
+            continue
+        background_taken += 1
+    # Then it got only the allowance's initial burst, though the window had 22 a minute spare: the
+    # orders' requests count against it (without lanes it would have taken about 110 here)
+    assert background_taken <= 3
+
+
+def test_a_background_caller_waits_out_an_order_burst_rather_than_fails(make_lanes: LaneFactory) -> None:
+    # Given orders that keep the budget busy for two minutes from now
+    clock = BusyClock(busy_until=T0 + 120)
+    orders, background = make_lanes(clock)
+    clock.orders = orders
+    clock.sleep(10)  # the orders' first 10 s
+    # When a background caller asks, with no deadline
+    background.acquire()
+    started = clock.time
+    clock.released.append((started, Lane.BACKGROUND))
+    # Then it did not fail: it waited until the orders were done (they did not queue behind it)
+    assert started >= T0 + 120 - 2 * MINUTE_TOKEN
+    order_times = [at for at, lane in clock.released if lane is Lane.ORDERS]
+    # And the orders used the whole window meanwhile: the burst plus 92 a minute
+    assert len(order_times) >= 5 + 2 * 92 - 2
+    # And both lanes together never exceeded any window
+    assert max_in_any_window([at for at, _ in clock.released], 60) <= 97
+
+
+def test_a_background_caller_still_gives_up_at_its_deadline(make_lanes: LaneFactory) -> None:
+    clock = BusyClock(busy_until=T0 + 600)
+    orders, background = make_lanes(clock)
+    clock.orders = orders
+    clock.sleep(10)
+    # When the orders keep the budget busy longer than the caller has
+    with pytest.raises(RateBudgetExhausted) as refused:
+        background.acquire(remaining_time=30)
+    # Then it waited while its slot could still come in time, and gave up within its remaining time
+    # once even the earliest moment its slot could come lay beyond it
+    assert T0 + 10 < clock.time <= T0 + 10 + 30
+    assert clock.time + refused.value.retry_after > T0 + 10 + 30 - WAIT_SAFETY_MARGIN
+
+
+def test_with_no_reserve_the_lanes_share_alike(make_lanes: LaneFactory, clock: FakeClock) -> None:
+    _, background = make_lanes(clock, reserve=0.0)
+    taken = run_back_to_back(background, clock, 300)
+    assert len(taken) >= 0.95 * 5 * 92
+
+
+def test_after_an_order_burst_the_background_waits_until_the_window_is_back_under_its_share(
+    make_lanes: LaneFactory, clock: FakeClock
+) -> None:
+    orders, background = make_lanes(clock)
+    # Given orders that used the whole window for two minutes and then stopped
+    run_back_to_back(orders, clock, 120)
+    burst_end = clock.now()
+    # When a background caller asks right after
+    background.acquire()
+    # Then it waited until the orders' debt (up to the 39 reserved) was refilled at its 55/min, not
+    # just for the next token (about 1 s): the minute after a burst stays the orders'
+    assert clock.now() - burst_end >= 39 * BACKGROUND_TOKEN

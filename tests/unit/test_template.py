@@ -455,3 +455,25 @@ def test_every_checkov_suppression_carries_its_reason() -> None:
         assert len(" ".join(str(skip.get("comment", "")).split())) >= 40, (
             f"{logical_id} {skip['id']}: say why"
         )
+
+
+# --- throughput: batches that fill at bursts, orders first in the budget (issue 16) ------------------
+def test_the_processor_gathers_bursts_into_batches_with_a_small_window() -> None:
+    event = next(iter(FUNCTIONS["OrderProcessorFunction"]["Events"].values()))["Properties"]
+    assert ref_target(event["BatchSize"]) == "OrderProcessorBatchSize"
+    assert ref_target(event["MaximumBatchingWindowInSeconds"]) == "OrderProcessorBatchingWindowSeconds"
+    window = PARAMETERS["OrderProcessorBatchingWindowSeconds"]
+    # a lone order is still decided within seconds: the window is small, and its derivation is written
+    assert 0 < window["Default"] <= 5
+    assert window["MaxValue"] <= 10
+    assert "lone order" in window["Description"]
+    assert "burst" in window["Description"]
+
+
+@pytest.mark.parametrize("function_id", ["OrderProcessorFunction", "OfferSyncFunction"])
+def test_both_budget_users_read_the_order_reserve(function_id: str) -> None:
+    variables = FUNCTIONS[function_id]["Environment"]["Variables"]
+    assert ref_target(variables["ORDER_RESERVE_PERCENT"]) == "OrderReservePercent"
+    reserve = PARAMETERS["OrderReservePercent"]
+    # the bounds the settings accept (config.CommonSettings.order_reserve_percent)
+    assert (reserve["Default"], reserve["MinValue"], reserve["MaxValue"]) == (40, 0, 90)

@@ -169,6 +169,9 @@ class CommonSettings(AwsSettings):
     offergrid_timeout_seconds: float = Field(
         default=10.0, gt=0, le=30, allow_inf_nan=False, alias="OFFERGRID_TIMEOUT_SECONDS"
     )
+    # Orders first in the budget: the share of each window the background lane (sync, sweep,
+    # reconciliation) leaves to the order processor (ratelimit.py; template OrderReservePercent).
+    order_reserve_percent: int = Field(default=40, ge=0, le=90, alias="ORDER_RESERVE_PERCENT")
 
 
 class WebhookIngressSettings(AwsSettings):

@@ -45,7 +45,7 @@ from offergrid_integration.orders.reconcile import (
 from offergrid_integration.orders.records import DynamoDBOrderStore, OrderStore
 from offergrid_integration.orders.sqs_queue import SqsQueue
 from offergrid_integration.orders.sweep import DecisionLookup, OrderRecordDecisions, sweep_missed_orders
-from offergrid_integration.ratelimit import RateBudget
+from offergrid_integration.ratelimit import Lane, RateBudget
 from offergrid_integration.secrets import Secret, parse_api_key
 
 if TYPE_CHECKING:
@@ -97,7 +97,7 @@ class SyncRuntime:
         self.clock = clock
         self._remaining: Callable[[], float] | None = None
         self.client = client_from_settings(
-            settings, remaining_time=self.remaining_time, clock=clock, api_key=api_key
+            settings, remaining_time=self.remaining_time, clock=clock, api_key=api_key, lane=Lane.BACKGROUND
         )
         self.state = state or DynamoDBSyncState(settings.sync_state_table, clock=clock)
         self.queue = queue or SqsQueue(settings.orders_queue_url)
@@ -183,7 +183,12 @@ class SyncRuntime:
             return self.reconcile_budget
 
         return client_from_settings(
-            settings, remaining_time=self.remaining_time, clock=clock, api_key=api_key, budget_wrapper=capped
+            settings,
+            remaining_time=self.remaining_time,
+            clock=clock,
+            api_key=api_key,
+            budget_wrapper=capped,
+            lane=Lane.BACKGROUND,
         )
 
     def reconcile(

@@ -60,6 +60,7 @@ from offergrid_integration.offergrid.models import (
     StatusUpdate,
 )
 from offergrid_integration.offergrid.observer import ClientObserver, default_observer
+from offergrid_integration.ratelimit import RateBudget
 
 # --- tunables (clock seconds) -----------------------------------------------------------------
 DEFAULT_BASE_URL: Final = DEFAULT_OFFERGRID_API_URL
@@ -108,10 +109,6 @@ type Random = Callable[[], float]
 
 class ApiKeyProvider(Protocol):
     def __call__(self, *, force_refresh: bool = False) -> str: ...
-
-
-class RateBudget(Protocol):
-    def acquire(self, *, remaining_time: float | None = None) -> None: ...
 
 
 # --- pure helpers -----------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from offergrid_integration.clock import SYSTEM_CLOCK, Clock
 from offergrid_integration.config import CommonSettings
 from offergrid_integration.offergrid.client import ApiKeyProvider, OffergridClient
-from offergrid_integration.ratelimit import RateBudget, budget_id_for_api_key, build_rate_budget
+from offergrid_integration.ratelimit import Lane, RateBudget, budget_id_for_api_key, build_rate_budget
 from offergrid_integration.secrets import Secret, parse_api_key
 
 if TYPE_CHECKING:
@@ -30,11 +30,14 @@ def client_from_settings(
     secrets_client: SecretsManagerClient | None = None,
     dynamodb_client: DynamoDBClient | None = None,
     budget_wrapper: Callable[[RateBudget], RateBudget] | None = None,
+    lane: Lane = Lane.ORDERS,
 ) -> OffergridClient:
     """`api_key` replaces the key's `Secret` (tests and tools). `secrets_client` and
     `dynamodb_client`: the function's own clients, for the key and the budget (default: the
     container's, `aws.clients()`). `budget_wrapper` wraps the shared budget (the reconciliation
-    caps its share of it: `orders.reconcile.CappedRateBudget`).
+    caps its share of it: `orders.reconcile.CappedRateBudget`). `lane`: who draws from the budget;
+    the order processor's lane may use all of it, `Lane.BACKGROUND` (sync, sweep, reconciliation)
+    only what is above the orders' reserve (`ORDER_RESERVE_PERCENT`).
 
     The budget is keyed by the secret that holds the key, not by the key's value: across a key
     rotation, instances that read the old value and instances that read the new one must keep
@@ -51,7 +54,12 @@ def client_from_settings(
     else:
         budget_owner = api_key()
     budget = build_rate_budget(
-        settings.rate_limit_table, budget_id_for_api_key(budget_owner), clock, client=dynamodb_client
+        settings.rate_limit_table,
+        budget_id_for_api_key(budget_owner),
+        clock,
+        client=dynamodb_client,
+        lane=lane,
+        reserve=settings.order_reserve_percent / 100,
     )
     return OffergridClient(
         base_url=settings.offergrid_api_url,
