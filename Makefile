@@ -89,7 +89,7 @@ pytest: $(VENV)/.installed $(SAM_VENV)/.installed ## the test suite only, in par
 # The suite by what it tests (README "Tests"): the product's logic, the product against moto and the
 # fake (with the end-to-end runs), and the tooling (the Offergrid fake, the local stack, the Makefile).
 .PHONY: test-unit
-test-unit: $(VENV)/.installed ## the product's logic: tests/unit (no local stack, no processes)
+test-unit: $(VENV)/.installed ## the product's logic: tests/unit (no local stack)
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile tests/unit
 
 .PHONY: test-integration
