@@ -81,10 +81,11 @@ build: $(VENV)/.installed $(SAM_VENV)/.installed ## sam build (no container) for
 
 # In parallel (pytest-xdist), one worker per CPU; --dist loadfile keeps each test file on one worker,
 # so a file's module-scoped fixtures (local stacks on free ports, in temporary folders) start once.
+# Under CI the 15 slowest tests are listed, to see where the time goes.
 PYTEST_WORKERS ?= auto
 .PHONY: pytest
 pytest: $(VENV)/.installed $(SAM_VENV)/.installed ## the test suite only, in parallel (PYTEST_WORKERS=auto|N|0; sam regenerates events/sam_*.json to compare)
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(if $(CI),--durations=15)
 
 # The suite by what it tests (README "Tests"): the product's logic, the product against moto and the
 # fake (with the end-to-end runs), and the tooling (the Offergrid fake, the local stack, the Makefile).
