@@ -27,6 +27,7 @@ from offergrid_integration.offergrid.client import OffergridClient
 from offergrid_integration.offergrid.models import Offer
 from offergrid_integration.ratelimit import InProcessRateBudget, RateWindow
 from tests.fixtures.offergrid_fake import TEST_API_KEY, OffergridFakeFactory
+from tests.integration.test_order_invariants import ManualClock
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 BUCKET = "provider-catalog"
@@ -343,8 +344,9 @@ def test_an_exhausted_rate_budget_stops_and_checkpoints_without_a_429(
     clock: ScaledClock,
 ) -> None:
     # Given a shared budget with 3 tokens left and the next one further away than the time left
-    # (other functions used the rest)
-    budget = InProcessRateBudget([RateWindow(limit=100, period_seconds=3600)], clock=clock)
+    # (other functions used the rest); its clock moves only when slept, so a slow, loaded machine
+    # refills nothing while the test runs (on the scaled clock one token came every 0.6 real s)
+    budget = InProcessRateBudget([RateWindow(limit=100, period_seconds=3600)], clock=ManualClock())
     for _ in range(2):  # the bucket holds 5
         budget.acquire()
     client = make_client(fake, clock, lambda: 20.0, rate_budget=budget)

@@ -6,7 +6,9 @@ and docs/decisions.md (issue 13).
 
 from __future__ import annotations
 
+import os
 import re
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -15,14 +17,15 @@ MARKDOWN_LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 
 
 def _tracked(*patterns: str) -> list[Path]:
-    """The project's own files matching `patterns`: no hidden directories (venvs, .aws-sam, .local)."""
-    found = set()
-    for pattern in patterns:
-        for path in REPO.rglob(pattern):
-            parts = path.relative_to(REPO).parts
-            if path.is_file() and not any(p.startswith(".") or p == "node_modules" for p in parts[:-1]):
-                found.add(path)
-    return sorted(found)
+    """The project's own files matching `patterns`: no hidden directories (venvs, .aws-sam, .local).
+
+    One walk that never enters them: on a fresh clone the venvs are real folders of ~30,000 files,
+    and globbing through them took seconds per call."""
+    found = []
+    for folder, dirs, files in os.walk(REPO):
+        dirs[:] = [d for d in dirs if not (d.startswith(".") or d == "node_modules")]
+        found += [Path(folder, name) for name in files if any(fnmatchcase(name, p) for p in patterns)]
+    return sorted(path for path in found if path.is_file())
 
 
 def _anchors(markdown: Path) -> set[str]:

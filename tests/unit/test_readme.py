@@ -139,3 +139,15 @@ def test_every_file_the_readme_names_exists():
         )
     ):
         assert (REPO / path).exists(), path
+
+
+def test_the_tests_table_names_every_test_folder_and_the_target_that_runs_it():
+    section = README.split("### Tests\n", 1)[1].split("\n#", 1)[0]
+    rows = dict(re.findall(r"^\| `tests/(\w+)/` \|.*\| `make ([a-z-]+)` \|$", section, flags=re.M))
+    folders = {path.parent.name for path in (REPO / "tests").glob("*/test_*.py")}
+    assert set(rows) == folders
+    makefile = (REPO / "Makefile").read_text(encoding="utf-8")
+    for folder, target in rows.items():
+        recipe = re.search(rf"^{target}:.*\n((?:\t.*\n)+)", makefile, flags=re.M)
+        assert recipe is not None, target
+        assert f"tests/{folder}" in recipe[1], f"`make {target}` does not run tests/{folder}"
