@@ -8,9 +8,9 @@ from offergrid_integration.catalog.report import (
     MAX_LISTED,
     ApplyFailure,
     RunStatus,
-    SweepReport,
     SyncReport,
 )
+from offergrid_integration.orders.sweep import SweepReport
 
 
 class RecordingMetrics:

@@ -285,7 +285,8 @@ def _emitted_metric_names() -> set[str]:
     """Metric names some code emits: literal names in add_metric / single_metric calls, the
     `metrics_names` constants those calls use, and what the run reports emit (recorded)."""
     import offergrid_integration.metrics_names as names
-    from offergrid_integration.catalog.report import RunStatus, SweepReport, SyncReport
+    from offergrid_integration.catalog.report import RunStatus, SyncReport
+    from offergrid_integration.orders.sweep import SweepReport
 
     emitted: set[str] = set()
     sources = [

@@ -13,10 +13,11 @@ checks that every name here is emitted by some code and that the template uses n
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Protocol
 
 __all__ = [
     "CATALOGUE",
+    "MAX_LISTED",
     "METRICS_NAMESPACE",
     "OFFERGRID_ERROR",
     "OFFERGRID_ERROR_STATUSES",
@@ -33,10 +34,20 @@ __all__ = [
     "SERVICEABILITY_RULES_STALE",
     "SERVICES",
     "MetricInfo",
+    "MetricsSink",
     "error_status_label",
 ]
 
 METRICS_NAMESPACE: Final = "OffergridIntegration"
+# The most entries (failures, item ids, planned writes...) a run report lists; counts are always whole.
+MAX_LISTED: Final = 100
+
+
+class MetricsSink(Protocol):
+    """What a run report needs of Powertools `Metrics` (tests pass a recorder)."""
+
+    def add_metric(self, name: str, unit: str, value: float) -> None: ...
+
 
 WEBHOOK_INGRESS: Final = "webhook-ingress"
 ORDER_PROCESSOR: Final = "order-processor"

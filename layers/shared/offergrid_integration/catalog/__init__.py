@@ -8,7 +8,7 @@ plan.py      OfferPlanner / plan_offer_changes: create / update only what differ
              missing policy, behind the removal guard (docs/decisions.md#13)
 apply.py     apply_plan through the client, within the rate budget and the Lambda's remaining time
 state.py     run lock, checkpoint and stored reports (DynamoDB SYNC_STATE_TABLE)
-report.py    SyncReport / SweepReport: counts, failures, metrics
+report.py    SyncReport: counts, failures, metrics (the sweep's SweepReport is in orders/sweep.py)
 service.py   run_offer_sync: one invocation (lock, read, map, list, plan, apply, checkpoint, report)
 runtime.py   SyncRuntime: the function's adapters built from SyncSettings (settings.py)
 """

@@ -10,18 +10,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Final, Protocol
+from typing import Any, Final
+
+from offergrid_integration.metrics_names import MAX_LISTED, MetricsSink
 
 __all__ = [
     "MAX_LISTED",
     "ApplyFailure",
     "MetricsSink",
     "RunStatus",
-    "SweepReport",
     "SyncReport",
 ]
 
-MAX_LISTED: Final = 100  # failures, row errors, planned writes, item ids kept in a report
 METRIC_PREFIX: Final = "OfferSync"
 # Actions whose counts become metrics (this invocation's writes).
 WRITE_ACTIONS: Final = ("create", "update", "deactivate", "archive", "delete")
@@ -33,12 +33,6 @@ class RunStatus(StrEnum):
     DRY_RUN = "dry_run"  # planned only
     LOCKED = "locked"  # another run holds the lock: nothing done
     FAILED = "failed"  # could not plan at all (catalog unreadable, listing failed)
-
-
-class MetricsSink(Protocol):
-    """What the report needs of Powertools `Metrics`."""
-
-    def add_metric(self, name: str, unit: str, value: float) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,34 +174,3 @@ class SyncReport:
         metrics.add_metric(f"{METRIC_PREFIX}Incomplete", "Count", int(self.status is RunStatus.INCOMPLETE))
         metrics.add_metric(f"{METRIC_PREFIX}RunFailed", "Count", int(self.status is RunStatus.FAILED))
         metrics.add_metric(f"{METRIC_PREFIX}Locked", "Count", int(self.status is RunStatus.LOCKED))
-
-
-@dataclass(slots=True)
-class SweepReport:
-    """The missed-order sweep: items listed, already decided, enqueued, and what failed."""
-
-    listed: int = 0
-    already_decided: int = 0
-    too_recent: int = 0
-    enqueued: list[str] = field(default_factory=list)  # item ids
-    failures: list[dict[str, Any]] = field(default_factory=list)
-    dry_run: bool = False
-    error: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "listed": self.listed,
-            "alreadyDecided": self.already_decided,
-            "tooRecent": self.too_recent,
-            "enqueuedCount": len(self.enqueued),
-            "enqueued": self.enqueued[:MAX_LISTED],
-            "failed": len(self.failures),
-            "failures": self.failures[:MAX_LISTED],
-            "dryRun": self.dry_run,
-            "error": self.error,
-        }
-
-    def emit_metrics(self, metrics: MetricsSink) -> None:
-        metrics.add_metric("OrderSweepListed", "Count", self.listed)
-        metrics.add_metric("OrderSweepEnqueued", "Count", 0 if self.dry_run else len(self.enqueued))
-        metrics.add_metric("OrderSweepFailed", "Count", len(self.failures) + int(self.error is not None))

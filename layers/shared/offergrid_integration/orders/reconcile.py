@@ -44,12 +44,14 @@ from offergrid_integration import aws
 from offergrid_integration.clock import Clock
 from offergrid_integration.identifiers import identifier_problem
 from offergrid_integration.metrics_names import (
+    MAX_LISTED,
     RECONCILE_DECISION_MISMATCH,
     RECONCILE_FAILED,
     RECONCILE_MISSING_WORK_ORDER,
     RECONCILE_OPEN_WORK_ORDER_FOR_ENDED_ITEM,
     RECONCILE_REPAIRS_QUEUED,
     RECONCILE_UNKNOWN_WORK_ORDER,
+    MetricsSink,
 )
 from offergrid_integration.observability import logger
 from offergrid_integration.offergrid.errors import NotFoundError, OffergridError, RateBudgetExhausted
@@ -91,7 +93,6 @@ __all__ = [
 ]
 
 HOURLY_BUDGET: Final = 10_000  # docs/decisions.md#6
-MAX_LISTED: Final = 100
 S = OrderItemStatus
 # Every status after a decision. completed/active are listed (a page holds many items) so that a
 # work order of a finished item is recognised without one GET per work order.
@@ -146,10 +147,6 @@ class Drift:
             "repair": self.repair,
             "detail": self.detail,
         }
-
-
-class MetricsSink(Protocol):
-    def add_metric(self, name: str, unit: str, value: float) -> None: ...
 
 
 @dataclass(slots=True)

@@ -15,12 +15,13 @@ queue one item is reported and the sweep goes on.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
-from offergrid_integration.catalog.report import SweepReport
 from offergrid_integration.clock import Clock
 from offergrid_integration.identifiers import identifier_problem
+from offergrid_integration.metrics_names import MAX_LISTED, MetricsSink
 from offergrid_integration.observability import logger
 from offergrid_integration.offergrid.errors import OffergridError
 from offergrid_integration.offergrid.models import OrderItem, OrderItemStatus
@@ -39,10 +40,42 @@ __all__ = [
     "DecisionLookup",
     "OrderLister",
     "OrderRecordDecisions",
+    "SweepReport",
     "sweep_missed_orders",
 ]
 
 SWEEP_STATUSES: Final = (OrderItemStatus.PENDING, OrderItemStatus.SUBMITTED_TO_PROVIDER)
+
+
+@dataclass(slots=True)
+class SweepReport:
+    """The missed-order sweep: items listed, already decided, enqueued, and what failed."""
+
+    listed: int = 0
+    already_decided: int = 0
+    too_recent: int = 0
+    enqueued: list[str] = field(default_factory=list)  # item ids
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    dry_run: bool = False
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "listed": self.listed,
+            "alreadyDecided": self.already_decided,
+            "tooRecent": self.too_recent,
+            "enqueuedCount": len(self.enqueued),
+            "enqueued": self.enqueued[:MAX_LISTED],
+            "failed": len(self.failures),
+            "failures": self.failures[:MAX_LISTED],
+            "dryRun": self.dry_run,
+            "error": self.error,
+        }
+
+    def emit_metrics(self, metrics: MetricsSink) -> None:
+        metrics.add_metric("OrderSweepListed", "Count", self.listed)
+        metrics.add_metric("OrderSweepEnqueued", "Count", 0 if self.dry_run else len(self.enqueued))
+        metrics.add_metric("OrderSweepFailed", "Count", len(self.failures) + int(self.error is not None))
 
 
 class DecisionLookup(Protocol):
