@@ -50,9 +50,7 @@ from offergrid_integration.catalog.sources import (
     CatalogFormat,
     CatalogReadError,
     CatalogSource,
-    FileCatalogSource,
-    HttpsCatalogSource,
-    S3CatalogSource,
+    open_catalog_source,
     read_s3_object,
 )
 from offergrid_integration.catalog.state import DynamoDBSyncState, InMemorySyncState, SyncStateStore
@@ -310,11 +308,7 @@ def _api_key(args: argparse.Namespace) -> ApiKeyProvider:
 
 
 def _source(location: str, catalog_format: CatalogFormat) -> CatalogSource:
-    if location.startswith("s3://"):
-        return S3CatalogSource(location, catalog_format)
-    if location.startswith(("https://", "http://")):
-        return HttpsCatalogSource(location, catalog_format)
-    return FileCatalogSource(location, catalog_format)
+    return open_catalog_source(location, catalog_format, allow_files=True)
 
 
 def _mapping(location: str | None) -> CatalogMapping:

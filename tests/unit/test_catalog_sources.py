@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import boto3
 import httpx
@@ -147,3 +148,23 @@ def test_https_source_error_status_is_unreadable() -> None:
 def test_https_source_refuses_plain_http() -> None:
     with pytest.raises(ValueError, match="https"):
         HttpsCatalogSource("http://crm.example.com/export")
+
+
+# ---------------------------------------------------------------------------------------------------
+# One chooser for the sync and the CLI
+# ---------------------------------------------------------------------------------------------------
+def test_the_source_is_chosen_by_the_location_scheme(tmp_path: Path) -> None:
+    from offergrid_integration.catalog.sources import (
+        FileCatalogSource,
+        HttpsCatalogSource,
+        S3CatalogSource,
+        open_catalog_source,
+    )
+
+    assert isinstance(open_catalog_source("s3://bucket/catalog.json"), S3CatalogSource)
+    assert isinstance(open_catalog_source("https://crm.example.com/catalog.csv"), HttpsCatalogSource)
+    local = tmp_path / "catalog.json"
+    assert isinstance(open_catalog_source(str(local), allow_files=True), FileCatalogSource)
+    # A Lambda never reads its own file system as a catalog: a path is refused unless the CLI allows it.
+    with pytest.raises(ValueError, match=r"s3:// or https://"):
+        open_catalog_source(str(local))

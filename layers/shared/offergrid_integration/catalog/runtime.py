@@ -25,8 +25,7 @@ from offergrid_integration.catalog.settings import SyncSettings
 from offergrid_integration.catalog.sources import (
     CatalogReadError,
     CatalogSource,
-    HttpsCatalogSource,
-    S3CatalogSource,
+    open_catalog_source,
     read_s3_object,
 )
 from offergrid_integration.catalog.state import DynamoDBSyncState, SyncStateStore
@@ -244,12 +243,12 @@ class SyncRuntime:
         settings = self.settings
         uri = settings.catalog_source_uri
         if uri.startswith("s3://"):
-            return S3CatalogSource(uri, settings.catalog_format, s3_client=self.s3)
+            return open_catalog_source(uri, settings.catalog_format, s3_client=self.s3)
         key: Callable[[], str] | None = None
         if settings.catalog_api_key_secret:
             key = Secret(
                 settings.catalog_api_key_secret, parse_api_key, max_age_seconds=settings.secrets_cache_seconds
             )
-        return HttpsCatalogSource(
+        return open_catalog_source(
             uri, settings.catalog_format, api_key=key, api_key_header=settings.catalog_api_key_header
         )

@@ -61,6 +61,7 @@ __all__ = [
     "S3CatalogSource",
     "detect_format",
     "iter_catalog",
+    "open_catalog_source",
     "parse_catalog",
     "read_s3_object",
 ]
@@ -632,3 +633,26 @@ def _limited(chunks: Iterable[bytes], max_bytes: int, where: str) -> Iterator[by
         if total > max_bytes:
             raise CatalogReadError(f"{where} is over the {max_bytes} byte limit")
         yield chunk
+
+
+# ---------------------------------------------------------------------------------------------------
+# Choosing a source (the sync's runtime and the CLI alike)
+# ---------------------------------------------------------------------------------------------------
+def open_catalog_source(
+    location: str,
+    catalog_format: CatalogFormat = CatalogFormat.AUTO,
+    *,
+    s3_client: S3Client | None = None,
+    api_key: Callable[[], str] | None = None,
+    api_key_header: str = "x-api-key",
+    allow_files: bool = False,
+) -> CatalogSource:
+    """The source for `location`, by its scheme: `s3://` (S3), `https://` (the provider's CRM; `http://`
+    only for a local host), else a local file when `allow_files` (the CLI; never in Lambda)."""
+    if location.startswith("s3://"):
+        return S3CatalogSource(location, catalog_format, s3_client=s3_client)
+    if location.startswith(("https://", "http://")):
+        return HttpsCatalogSource(location, catalog_format, api_key=api_key, api_key_header=api_key_header)
+    if allow_files:
+        return FileCatalogSource(location, catalog_format)
+    raise ValueError("the catalog location must be an s3:// or https:// URI")
