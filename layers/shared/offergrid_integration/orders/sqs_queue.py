@@ -8,7 +8,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from offergrid_integration.orders.queue import QueueSendError
+from offergrid_integration.orders.wire import QueueSendError
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs.client import SQSClient
