@@ -30,6 +30,7 @@ from offergrid_integration.webhooks.events import InvalidEventPayload, Offergrid
 from offergrid_integration.webhooks.payload import normalise_payload
 from offergrid_integration.webhooks.settings import WebhookIngressSettings
 from offergrid_integration.webhooks.signature import load_json
+from tests.unit.test_webhook_property import json_values
 
 REPO = Path(__file__).resolve().parents[2]
 RECEIVED = datetime(2026, 11, 27, 14, 41, 0, 123000, tzinfo=UTC)  # the body keeps milliseconds
@@ -48,13 +49,6 @@ event_types = st.one_of(
     st.text(max_size=12),
     st.integers(),
     st.none(),
-)
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=10),
-    lambda children: (
-        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3)
-    ),
-    max_leaves=8,
 )
 flat_payloads = st.fixed_dictionaries(
     {"event": event_types},

@@ -85,13 +85,7 @@ class QueuedMessage(BaseModel):
 
     def to_json(self) -> str:
         """Compact, ASCII-only JSON: a valid SQS body whatever characters the payload holds."""
-        return message_body(
-            self.event.model_dump(mode="json"),
-            dedup_key=self.dedup_key,
-            received_at=self.received_at,
-            source=self.source,
-            correlation_id=self.correlation_id,
-        )
+        return message_body(self.event.model_dump(mode="json"), self)
 
     @classmethod
     def from_json(cls, body: str | bytes) -> QueuedMessage:
@@ -101,13 +95,7 @@ class QueuedMessage(BaseModel):
 
     def message_attributes(self) -> dict[str, str]:
         """SQS String attributes, so consumers and queue tooling can route without parsing the body."""
-        return message_attributes(
-            dedup_key=self.dedup_key,
-            event_type=self.event.event,
-            received_at=self.received_at,
-            source=self.source,
-            correlation_id=self.correlation_id,
-        )
+        return message_attributes(self.event.event, self)
 
 
 def build_queued_message(

@@ -24,6 +24,7 @@ from offergrid_integration.webhooks.payload import EventType, WebhookEvent, know
 
 __all__ = [
     "MAX_DEDUP_KEY_LENGTH",
+    "MessageFields",
     "MessageSource",
     "QueuePort",
     "QueueSendError",
@@ -100,43 +101,42 @@ def utc_from_epoch(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 
 
-def message_body(
-    event: Mapping[str, Any],
-    *,
-    dedup_key: str,
-    received_at: datetime,
-    source: MessageSource,
-    correlation_id: str | None,
-) -> str:
-    """The queue body of an event in its wire form: compact, ASCII-only JSON (a valid SQS body
-    whatever characters the payload holds)."""
+class MessageFields(Protocol):
+    """What a queued message carries besides its event (`QueuedMessage`, `WebhookMessage`)."""
+
+    @property
+    def dedup_key(self) -> str: ...
+    @property
+    def received_at(self) -> datetime: ...
+    @property
+    def source(self) -> MessageSource: ...
+    @property
+    def correlation_id(self) -> str | None: ...
+
+
+def message_body(event: Mapping[str, Any], message: MessageFields) -> str:
+    """The queue body of `message`, its event in wire form: compact, ASCII-only JSON (a valid SQS
+    body whatever characters the payload holds)."""
     document = {
         "event": event,
-        "dedupKey": dedup_key,
-        "receivedAt": format_timestamp(received_at),
-        "source": source,
-        "correlationId": correlation_id,
+        "dedupKey": message.dedup_key,
+        "receivedAt": format_timestamp(message.received_at),
+        "source": message.source,
+        "correlationId": message.correlation_id,
     }
     return json.dumps(document, separators=(",", ":"), ensure_ascii=True)
 
 
-def message_attributes(
-    *,
-    dedup_key: str,
-    event_type: str,
-    received_at: datetime,
-    source: MessageSource,
-    correlation_id: str | None,
-) -> dict[str, str]:
+def message_attributes(event_type: str, message: MessageFields) -> dict[str, str]:
     """SQS String attributes, so consumers and queue tooling can route without parsing the body."""
     attributes = {
-        "dedupKey": dedup_key,
+        "dedupKey": message.dedup_key,
         "eventType": event_type,
-        "receivedAt": format_timestamp(received_at),
-        "source": source,
+        "receivedAt": format_timestamp(message.received_at),
+        "source": message.source,
     }
-    if correlation_id:
-        attributes["correlationId"] = correlation_id
+    if message.correlation_id:
+        attributes["correlationId"] = message.correlation_id
     return attributes
 
 
@@ -151,22 +151,10 @@ class WebhookMessage:
     correlation_id: str | None = None
 
     def to_json(self) -> str:
-        return message_body(
-            self.event.wire(),
-            dedup_key=self.dedup_key,
-            received_at=self.received_at,
-            source=self.source,
-            correlation_id=self.correlation_id,
-        )
+        return message_body(self.event.wire(), self)
 
     def message_attributes(self) -> dict[str, str]:
-        return message_attributes(
-            dedup_key=self.dedup_key,
-            event_type=self.event.event,
-            received_at=self.received_at,
-            source=self.source,
-            correlation_id=self.correlation_id,
-        )
+        return message_attributes(self.event.event, self)
 
 
 def webhook_message(
