@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools.logging import correlation_paths
 
 from offergrid_integration import aws
-from offergrid_integration.config import WebhookIngressSettings, load_settings
 from offergrid_integration.container import Container
 from offergrid_integration.observability import log_metrics, logger
 from offergrid_integration.orders.sqs_queue import SqsQueue
 from offergrid_integration.secrets import Secret, parse_webhook_secrets
 from offergrid_integration.webhooks.ingress import WebhookIngress
 from offergrid_integration.webhooks.reporting import report
+from offergrid_integration.webhooks.settings import WebhookIngressSettings
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 def build_ingress() -> WebhookIngress:
     """The ingress wired to this function's environment; `ConfigurationError` names a bad variable."""
-    settings = load_settings(WebhookIngressSettings)
+    settings = WebhookIngressSettings.from_environ()
     secrets = Secret(
         settings.offergrid_webhook_secret,
         parse_webhook_secrets,

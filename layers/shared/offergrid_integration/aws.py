@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import boto3
 
 if TYPE_CHECKING:
+    from botocore.config import Config
     from mypy_boto3_dynamodb import DynamoDBClient, DynamoDBServiceResource
     from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_s3 import S3Client
@@ -72,6 +73,12 @@ class AwsClients:
     def sqs(self) -> SQSClient:
         with self._lock:
             return self.session.client("sqs")
+
+    def sqs_with(self, config: Config) -> SQSClient:
+        """A new SQS client of this session with its own `config` (the webhook's fail-fast timeouts):
+        a second session would load botocore's data again (about 50 ms of a cold start)."""
+        with self._lock:
+            return self.session.client("sqs", config=config)
 
     @cached_property
     def ssm(self) -> SSMClient:

@@ -5,6 +5,10 @@ aliases (empty means unset) and either returns the settings or raises one `Confi
 naming every missing or bad variable and why, never its value. A function that starts with a bad
 environment fails at init, loudly, instead of on its first request.
 
+The webhook ingress's settings (`WebhookIngressSettings`, re-exported here) are a dataclass checked
+with the same rules without pydantic (`webhooks/settings.py`, `checks.py`): its cold start is on
+Offergrid's retry path. `load_settings` and `env_var_names` take both kinds.
+
 Adding a function's settings is a few lines: subclass `CommonSettings` (needs the Offergrid API) or
 `AwsSettings` (only AWS), declare each field with `Field(alias="ENV_VAR_NAME")` and reuse the
 annotated types below (`SecretId`, `HttpsUrl`, `QueueUrl`, `S3Uri`, `EndpointUrl`, `CacheSeconds`, ...).
@@ -13,14 +17,21 @@ annotated types below (`SecretId`, `HttpsUrl`, `QueueUrl`, `S3Uri`, `EndpointUrl
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
-from typing import Annotated, Any
-from urllib.parse import urlsplit
+from typing import Annotated, Any, overload
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
+from offergrid_integration.checks import (
+    ConfigurationError,
+    base_url,
+    endpoint_url,
+    http_url,
+    non_blank,
+    queue_url,
+)
 from offergrid_integration.s3 import parse_s3_uri
+from offergrid_integration.webhooks.settings import WebhookIngressSettings
 
 __all__ = [
     "AwsSettings",
@@ -40,63 +51,6 @@ __all__ = [
 ]
 
 DEFAULT_OFFERGRID_API_URL = "https://api.offergrid.io"
-# host.docker.internal: `sam local invoke` runs the function in Docker, where the host is that name.
-LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "host.docker.internal"})
-MAX_WEBHOOK_BODY_BYTES = 256 * 1024
-
-
-class ConfigurationError(Exception):
-    """The environment (or a secret's content) is unusable. Names what is wrong, never a value."""
-
-    def __init__(self, message: str, *, problems: Mapping[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.problems: dict[str, str] = dict(problems or {})
-
-    @classmethod
-    def from_problems(cls, problems: Mapping[str, str]) -> ConfigurationError:
-        details = "; ".join(f"{name}: {reason}" for name, reason in problems.items())
-        return cls(f"invalid configuration: {details}", problems=problems)
-
-
-# ---------------------------------------------------------------------------------------------------
-# Reusable field types. Validator messages never include the value: it may be a secret.
-# ---------------------------------------------------------------------------------------------------
-def _non_blank(value: str) -> str:
-    if not value.strip():
-        raise ValueError("must not be blank")
-    return value.strip()
-
-
-def http_url(value: str, *, allow_remote_http: bool = False, allow_query: bool = False) -> str:
-    """`value`, stripped, if it is an absolute https URL (plain http only for a local host, unless
-    `allow_remote_http`) without whitespace, credentials, fragment or (unless `allow_query`) query;
-    ValueError naming the rule otherwise, never the value. The one check of every URL we call."""
-    value = value.strip()
-    if any(char.isspace() for char in value):
-        raise ValueError("must be a URL without whitespace")
-    parts = urlsplit(value)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise ValueError("must be an absolute http(s) URL with a host")
-    try:
-        _ = parts.port
-    except ValueError:
-        raise ValueError("has an invalid port") from None
-    if parts.scheme == "http" and not allow_remote_http and parts.hostname not in LOCAL_HOSTS:
-        raise ValueError("must use https (plain http only for 127.0.0.1, localhost or host.docker.internal)")
-    if parts.username is not None or parts.password is not None:
-        raise ValueError("must not contain credentials")
-    if parts.fragment or (parts.query and not allow_query):
-        raise ValueError("must not have a query or fragment")
-    return value
-
-
-def base_url(value: str) -> str:
-    """A base URL (the Offergrid API's): `http_url`, without a trailing slash."""
-    return http_url(value).rstrip("/")
-
-
-def _endpoint_url(value: str) -> str:
-    return http_url(value, allow_remote_http=True).rstrip("/")
 
 
 def _s3_uri(value: str) -> str:
@@ -104,32 +58,12 @@ def _s3_uri(value: str) -> str:
     return value.strip()
 
 
-_SQS_QUEUE_URL_RE = re.compile(
-    r"""^(?:
-        https://sqs\.[a-z0-9-]+\.amazonaws\.com(?:\.cn)?      # https://sqs.<region>.amazonaws.com
-      | https://[a-z0-9-]+\.queue\.amazonaws\.com(?:\.cn)?    # legacy https://<region>.queue...
-      | https?://(?:localhost|127\.0\.0\.1|host\.docker\.internal)(?::\d{1,5})?  # moto server / local stack
-    )/\d{12}/[A-Za-z0-9_-]{1,80}(?:\.fifo)?$""",
-    re.VERBOSE,
-)
-
-
-def _queue_url(value: str) -> str:
-    value = value.strip()
-    if not _SQS_QUEUE_URL_RE.match(value):
-        raise ValueError(
-            "must be an SQS queue URL (https://sqs.<region>.amazonaws.com/<account>/<name>, "
-            "or http(s)://127.0.0.1|localhost|host.docker.internal[:port]/<account>/<name> locally)"
-        )
-    return value
-
-
-NonBlankStr = Annotated[str, AfterValidator(_non_blank)]
+NonBlankStr = Annotated[str, AfterValidator(non_blank)]
 # A Secrets Manager secret name or ARN (the id, not the value).
 SecretId = NonBlankStr
 HttpsUrl = Annotated[str, AfterValidator(base_url)]
-EndpointUrl = Annotated[str, AfterValidator(_endpoint_url)]
-QueueUrl = Annotated[str, AfterValidator(_queue_url)]
+EndpointUrl = Annotated[str, AfterValidator(endpoint_url)]
+QueueUrl = Annotated[str, AfterValidator(queue_url)]
 S3Uri = Annotated[str, AfterValidator(_s3_uri)]
 CacheSeconds = Annotated[int, Field(ge=0, le=3600)]
 
@@ -174,28 +108,32 @@ class CommonSettings(AwsSettings):
     order_reserve_percent: int = Field(default=40, ge=0, le=90, alias="ORDER_RESERVE_PERCENT")
 
 
-class WebhookIngressSettings(AwsSettings):
-    """The webhook ingress verifies and enqueues; it never calls Offergrid, so needs no API key."""
-
-    offergrid_webhook_secret: SecretId = Field(alias="OFFERGRID_WEBHOOK_SECRET")
-    orders_queue_url: QueueUrl = Field(alias="ORDERS_QUEUE_URL")
-    webhook_max_body_bytes: int = Field(
-        default=MAX_WEBHOOK_BODY_BYTES, ge=1, le=MAX_WEBHOOK_BODY_BYTES, alias="WEBHOOK_MAX_BODY_BYTES"
-    )
-
-
 # ---------------------------------------------------------------------------------------------------
 # Loading
 # ---------------------------------------------------------------------------------------------------
-def env_var_names(model: type[BaseModel]) -> list[str]:
+def env_var_names(model: type[BaseModel] | type[WebhookIngressSettings]) -> list[str]:
     """The environment variables `model` reads, in declaration order."""
+    if issubclass(model, WebhookIngressSettings):
+        return model.env_var_names()
     return [field.alias or name.upper() for name, field in model.model_fields.items()]
 
 
-def load_settings[T: BaseModel](model: type[T], environ: Mapping[str, str] | None = None) -> T:
-    """Validate the environment (default `os.environ`) into `model`; `ConfigurationError` if bad."""
+@overload
+def load_settings(
+    model: type[WebhookIngressSettings], environ: Mapping[str, str] | None = None
+) -> WebhookIngressSettings: ...
+@overload
+def load_settings[T: BaseModel](model: type[T], environ: Mapping[str, str] | None = None) -> T: ...
+def load_settings(
+    model: type[BaseModel] | type[WebhookIngressSettings], environ: Mapping[str, str] | None = None
+) -> BaseModel | WebhookIngressSettings:
+    """Validate the environment (default `os.environ`) into `model`; `ConfigurationError` if bad.
+
+    The webhook's settings are checked without pydantic (`webhooks/settings.py`), same contract."""
     if environ is None:
         environ = os.environ
+    if issubclass(model, WebhookIngressSettings):
+        return model.from_environ(environ)
     data: dict[str, Any] = {}
     for name in env_var_names(model):
         value = environ.get(name)

@@ -41,8 +41,8 @@ from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 
 from offergrid_integration import aws
+from offergrid_integration.checks import ConfigurationError
 from offergrid_integration.clock import SYSTEM_CLOCK, Clock
-from offergrid_integration.config import ConfigurationError
 from offergrid_integration.observability import logger, register_secret
 
 if TYPE_CHECKING:

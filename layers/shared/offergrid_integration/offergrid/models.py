@@ -115,7 +115,9 @@ Text = Annotated[str, BeforeValidator(_number_as_text)]
 class OffergridModel(BaseModel):
     """Base of every Offergrid body: camelCase on the wire, unknown fields kept."""
 
-    model_config = ConfigDict(extra="allow", populate_by_name=True, alias_generator=to_camel)
+    model_config = ConfigDict(
+        extra="allow", populate_by_name=True, alias_generator=to_camel, defer_build=True
+    )
 
     def to_wire(self) -> dict[str, Any]:
         """The JSON body to send: wire names, JSON types, only the fields explicitly set."""

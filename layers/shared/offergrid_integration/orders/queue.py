@@ -6,19 +6,31 @@ its dedup key, when and from where we got it, and the correlation id. Dedup keys
 from what the event is about, never from when it was sent nor from a message id, so a redelivered
 webhook and the pending-order sweep finding the same item agree.
 
-No boto3 here (domain modules never import it); `sqs_queue.SqsQueue` is the adapter.
+No boto3 here (domain modules never import it); `sqs_queue.SqsQueue` is the adapter. What the
+model writes (body, attributes, dedup key) is `wire.py`, which the webhook ingress uses without
+pydantic.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from datetime import UTC, datetime
-from typing import Final, Literal, Protocol
-from urllib.parse import quote
+from typing import Final
 
 from pydantic import BaseModel, Field, field_serializer, field_validator
 
+from offergrid_integration.orders.wire import (
+    MAX_DEDUP_KEY_LENGTH,
+    MessageSource,
+    QueuePort,
+    QueueSendError,
+    dedup_key_from_wire,
+    dedup_key_part,
+    format_timestamp,
+    message_attributes,
+    message_body,
+    utc_from_epoch,
+)
 from offergrid_integration.webhooks.events import MODEL_CONFIG, EventType, OffergridEvent
 
 __all__ = [
@@ -38,11 +50,6 @@ __all__ = [
     "utc_from_epoch",
 ]
 
-MAX_DEDUP_KEY_LENGTH: Final = 256
-_HASH_HEX_LENGTH: Final = 32  # 128 bits of SHA-256: collision-free for any realistic volume
-
-# "reconcile": a repair queued by the scheduled reconciliation (orders/reconcile.py).
-MessageSource = Literal["webhook", "sweep", "provider", "reconcile"]
 # The event types of the repair messages the reconciliation queues (acted on only from source
 # "reconcile": a webhook cannot order a repair).
 RECONCILE_OPEN: Final = "reconcile.open_work_order"
@@ -50,55 +57,8 @@ RECONCILE_CANCEL: Final = "reconcile.cancel_work_order"
 
 
 def dedup_key_for(event: OffergridEvent) -> str:
-    """Decision 3: the idempotency key of `event`, readable and deterministic.
-
-    - `order.created`   -> `order.created:<itemId>`
-    - `order.cancelled` -> `order.cancelled:<orderId>` or `order.cancelled:<orderId>:<itemId>`
-    - anything else (unknown types, or a known type without the ids it needs) ->
-      `<event>:sha256:<hash of the canonical event without its timestamp>`
-
-    Ids are percent-encoded (`:` and non-ASCII) so keys are unambiguous ASCII. The event's own
-    `timestamp` is left out of the hash: it may be the send time, and a redelivery must map to the
-    same key. Keys longer than `MAX_DEDUP_KEY_LENGTH` (absurd ids) fall back to the hash form.
-    """
-    key: str | None = None
-    match event.known_type:
-        case EventType.ORDER_CREATED if event.item_id is not None:
-            key = f"{event.event}:{dedup_key_part(event.item_id)}"
-        case EventType.ORDER_CANCELLED if event.order_id is not None:
-            key = f"{event.event}:{dedup_key_part(event.order_id)}"
-            if event.item_id is not None:
-                key += f":{dedup_key_part(event.item_id)}"
-        case _:
-            pass
-    if key is None or len(key) > MAX_DEDUP_KEY_LENGTH:
-        key = f"{event.event}:sha256:{_canonical_hash(event)}"
-    return key
-
-
-def dedup_key_part(identifier: str) -> str:
-    """An identifier as one dedup-key segment: percent-encoded, so no id can contain the ':'
-    separator and two different ids never give the same key (shared with provider status events)."""
-    return quote(identifier, safe="-_.~")
-
-
-def _canonical_hash(event: OffergridEvent) -> str:
-    canonical = json.dumps(
-        event.model_dump(mode="json", exclude={"timestamp"}),
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=True,
-    )
-    return hashlib.sha256(canonical.encode("ascii")).hexdigest()[:_HASH_HEX_LENGTH]
-
-
-def format_timestamp(moment: datetime) -> str:
-    """ISO 8601 UTC with milliseconds and `Z`: `2026-11-27T14:41:00.123Z`."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def utc_from_epoch(seconds: float) -> datetime:
-    return datetime.fromtimestamp(seconds, UTC)
+    """Decision 3: the idempotency key of `event` (the rules: `wire.dedup_key_from_wire`)."""
+    return dedup_key_from_wire(event.model_dump(mode="json"))
 
 
 class QueuedMessage(BaseModel):
@@ -125,7 +85,7 @@ class QueuedMessage(BaseModel):
 
     def to_json(self) -> str:
         """Compact, ASCII-only JSON: a valid SQS body whatever characters the payload holds."""
-        return json.dumps(self.model_dump(mode="json"), separators=(",", ":"), ensure_ascii=True)
+        return message_body(self.event.model_dump(mode="json"), self)
 
     @classmethod
     def from_json(cls, body: str | bytes) -> QueuedMessage:
@@ -135,15 +95,7 @@ class QueuedMessage(BaseModel):
 
     def message_attributes(self) -> dict[str, str]:
         """SQS String attributes, so consumers and queue tooling can route without parsing the body."""
-        attributes = {
-            "dedupKey": self.dedup_key,
-            "eventType": self.event.event,
-            "receivedAt": format_timestamp(self.received_at),
-            "source": self.source,
-        }
-        if self.correlation_id:
-            attributes["correlationId"] = self.correlation_id
-        return attributes
+        return message_attributes(self.event.event, self)
 
 
 def build_queued_message(
@@ -185,27 +137,6 @@ def queued_message_for_order_item(
         timestamp=created_at,
     )
     return build_queued_message(event, received_at=received_at, source=source, correlation_id=correlation_id)
-
-
-class QueueSendError(Exception):
-    """The queue did not accept the message: nothing was stored, the sender must retry.
-
-    Carries the service's error code (e.g. `AWS.SimpleQueueService.NonExistentQueue`), never the
-    message body.
-    """
-
-    def __init__(self, code: str) -> None:
-        super().__init__(f"queue rejected the message: {code}")
-        self.code = code
-
-
-class QueuePort(Protocol):
-    def send(self, message_body: str, attributes: dict[str, str]) -> str | None:
-        """Store one message (String attributes); return its id if the queue gives one.
-
-        Raise `QueueSendError` when the message was not stored.
-        """
-        ...
 
 
 def send_queued_message(queue: QueuePort, message: QueuedMessage) -> str | None:

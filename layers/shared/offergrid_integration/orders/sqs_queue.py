@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from offergrid_integration.orders.queue import QueueSendError
+from offergrid_integration import aws
+from offergrid_integration.orders.wire import QueueSendError
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs.client import SQSClient
@@ -24,12 +24,13 @@ _CLIENT_CONFIG = Config(
 
 
 class SqsQueue:
-    """The orders queue. Without `client`, its own SQS client with the fail-fast timeouts above
-    (boto3 reads `AWS_ENDPOINT_URL` itself, so the local stack and the tests reach moto)."""
+    """The orders queue. Without `client`, its own SQS client with the fail-fast timeouts above, from
+    the container's session (`aws.clients()`; boto3 reads `AWS_ENDPOINT_URL` itself, so the local
+    stack and the tests reach moto)."""
 
     def __init__(self, queue_url: str, *, client: SQSClient | None = None) -> None:
         self.queue_url = queue_url
-        self._client: SQSClient = client or boto3.client("sqs", config=_CLIENT_CONFIG)
+        self._client: SQSClient = client or aws.clients().sqs_with(_CLIENT_CONFIG)
 
     def send(self, message_body: str, attributes: dict[str, str]) -> str | None:
         message_attributes: dict[str, MessageAttributeValueTypeDef] = {

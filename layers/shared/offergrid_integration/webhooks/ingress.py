@@ -20,7 +20,9 @@ A signature that matches no cached secret makes one `secrets(force_refresh=True)
 is picked up at once); how often that may really reach Secrets Manager is the secret store's
 business (`Secret` throttles forced refreshes), so junk signatures cannot hammer it.
 
-No Powertools, no boto3: `IngressResult.report` says how an outcome is counted and logged (the
+No Powertools, no boto3, no pydantic (the body is checked by `webhooks.payload` with every rule of
+`OffergridEvent`, and queued as `orders.wire` writes `QueuedMessage`'s body, byte for byte; tests:
+test_webhook_wire.py): `IngressResult.report` says how an outcome is counted and logged (the
 `OUTCOME_REPORTS` table), `webhooks.reporting` emits it, `IngressResult.http_response()` is the answer.
 """
 
@@ -32,17 +34,15 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final, Literal, Protocol
 
-from pydantic import ValidationError
-
 from offergrid_integration.clock import SYSTEM_CLOCK, Clock
-from offergrid_integration.orders.queue import (
-    QueuedMessage,
+from offergrid_integration.orders.wire import (
     QueuePort,
     QueueSendError,
-    build_queued_message,
+    WebhookMessage,
     utc_from_epoch,
+    webhook_message,
 )
-from offergrid_integration.webhooks.events import InvalidEventPayload, OffergridEvent, PayloadReason
+from offergrid_integration.webhooks.payload import InvalidEventPayload, PayloadReason, normalise_payload
 from offergrid_integration.webhooks.signature import (
     SignatureMatch,
     SignatureReason,
@@ -128,7 +128,7 @@ class IngressResult:
     body: dict[str, Any]
     outcome: IngressOutcome
     reason: RejectReason | None = None
-    message: QueuedMessage | None = None  # set once the body was valid (queued or not)
+    message: WebhookMessage | None = None  # set once the body was valid (queued or not)
     signature: SignatureMatch | None = None
     message_id: str | None = None
     error: str | None = None  # error type / service code of a 5xx, never a message with data
@@ -222,17 +222,14 @@ class WebhookIngress:
             return IngressResult(503, UNAVAILABLE_BODY, IngressOutcome.SECRET_UNAVAILABLE, error=exc.error)
 
         try:
-            webhook = OffergridEvent.from_payload(load_json(body))
+            webhook = normalise_payload(load_json(body))
         except InvalidEventPayload as exc:
             return _rejected(400, exc.reason, _BAD_REQUEST_MESSAGES[exc.reason], signature=signature)
-        except ValidationError:  # unreachable after from_payload's own checks; never a 5xx
-            reason = PayloadReason.FIELD_INVALID
-            return _rejected(400, reason, _BAD_REQUEST_MESSAGES[reason], signature=signature)
         except ValueError:
             reason = PayloadReason.NOT_JSON
             return _rejected(400, reason, _BAD_REQUEST_MESSAGES[reason], signature=signature)
 
-        message = build_queued_message(
+        message = webhook_message(
             webhook,
             received_at=utc_from_epoch(self._clock.now()),
             source="webhook",

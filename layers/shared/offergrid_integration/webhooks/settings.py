@@ -1,0 +1,89 @@
+"""The webhook ingress's environment, checked without pydantic (its cold start is on Offergrid's
+retry path: importing pydantic and building a settings model cost it about 90 ms of CPU).
+
+Same contract as the other functions' settings (`config.load_settings`): the variables are read in
+declaration order (empty means unset), and one `ConfigurationError` names every missing or bad
+variable and why, never its value. The rules are `config.py`'s field types (`checks.py`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, ClassVar, Final, Self
+
+from offergrid_integration.checks import (
+    MAX_WEBHOOK_BODY_BYTES,
+    ConfigurationError,
+    bounded_int,
+    endpoint_url,
+    non_blank,
+    queue_url,
+)
+
+__all__ = ["WebhookIngressSettings"]
+
+_REQUIRED: Final = "required but not set"
+
+
+@dataclass(frozen=True, slots=True)
+class _Variable:
+    name: str  # the environment variable
+    check: Callable[[str], Any]  # the value, or ValueError naming the rule
+    default: Any = None
+    required: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WebhookIngressSettings:
+    """The webhook ingress verifies and enqueues; it never calls Offergrid, so needs no API key."""
+
+    secrets_cache_seconds: int = 300
+    # Checked only, so a bad value fails the init naming the variable; never passed on: boto3 reads
+    # the variable itself (offergrid_integration.aws). Set locally (moto); empty in AWS.
+    aws_endpoint_url: str | None = None
+    offergrid_webhook_secret: str
+    orders_queue_url: str
+    webhook_max_body_bytes: int = MAX_WEBHOOK_BODY_BYTES
+
+    # attribute -> how its variable is read, in declaration order (AwsSettings' fields first)
+    VARIABLES: ClassVar[Mapping[str, _Variable]] = {
+        "secrets_cache_seconds": _Variable("SECRETS_CACHE_SECONDS", partial(bounded_int, ge=0, le=3600), 300),
+        "aws_endpoint_url": _Variable("AWS_ENDPOINT_URL", endpoint_url),
+        "offergrid_webhook_secret": _Variable("OFFERGRID_WEBHOOK_SECRET", non_blank, required=True),
+        "orders_queue_url": _Variable("ORDERS_QUEUE_URL", queue_url, required=True),
+        "webhook_max_body_bytes": _Variable(
+            "WEBHOOK_MAX_BODY_BYTES",
+            partial(bounded_int, ge=1, le=MAX_WEBHOOK_BODY_BYTES),
+            MAX_WEBHOOK_BODY_BYTES,
+        ),
+    }
+
+    @classmethod
+    def env_var_names(cls) -> list[str]:
+        """The environment variables read, in declaration order."""
+        return [variable.name for variable in cls.VARIABLES.values()]
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> Self:
+        """The settings from `environ` (default `os.environ`); `ConfigurationError` if bad."""
+        if environ is None:
+            environ = os.environ
+        values: dict[str, Any] = {}
+        problems: dict[str, str] = {}
+        for attribute, variable in cls.VARIABLES.items():
+            raw = environ.get(variable.name)
+            if raw is None or not raw.strip():
+                if variable.required:
+                    problems[variable.name] = _REQUIRED
+                values[attribute] = variable.default
+                continue
+            try:
+                values[attribute] = variable.check(raw.strip())
+            except ValueError as exc:
+                problems[variable.name] = str(exc)
+        if problems:
+            raise ConfigurationError.from_problems(problems) from None  # never a chained value
+        return cls(**values)
