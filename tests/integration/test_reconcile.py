@@ -186,14 +186,22 @@ def test_an_item_accepted_by_hand_gets_one_work_order_and_may_then_be_fulfilled(
     assert stack.published() == []
     assert run_reconcile().drifts == []
     assert queued(orders_queue) == []
-    assert ("PermanentFailure", "item_not_accepted") not in emitted_metrics(capsys.readouterr().out)
+    emitted = emitted_metrics(capsys.readouterr().out)
+    assert ("PermanentFailure", "item_not_accepted") not in emitted
+    # ... and on-call sees the repair itself counted, not only the drift
+    assert ("ReconcileWorkOrderOpened", None) in emitted
 
 
 # ---------------------------------------------------------------------------------------------------
 # Cancelled at Offergrid, the webhook never came: the work order must not stay open
 # ---------------------------------------------------------------------------------------------------
 def test_an_item_cancelled_silently_gets_its_work_order_cancelled_and_announced(
-    fake: OffergridFake, stack: Stack, invoke: Invoke, run_reconcile: Reconcile, orders_queue: str
+    fake: OffergridFake,
+    stack: Stack,
+    invoke: Invoke,
+    run_reconcile: Reconcile,
+    orders_queue: str,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     # Given an item we accepted (work order open), then cancelled at Offergrid without a webhook
     accept_by_webhook(fake, invoke, "item-cancelled")
@@ -214,6 +222,7 @@ def test_an_item_cancelled_silently_gets_its_work_order_cancelled_and_announced(
     assert announced(stack) == [("offergrid.order.cancelled", "item-cancelled")]
     assert [body["status"] for body in patches(fake, "item-cancelled")] == ["accepted"]
     assert stack.record("item-cancelled").cancelled_at is not None
+    assert ("ReconcileWorkOrderCancelled", None) in emitted_metrics(capsys.readouterr().out)
     assert run_reconcile().drifts == []
 
 

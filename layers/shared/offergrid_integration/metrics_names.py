@@ -124,6 +124,16 @@ CATALOGUE: Final[dict[str, MetricInfo]] = {
     "OrderRejected": MetricInfo((ORDER_PROCESSOR,), _COUNT, "order items rejected (not serviceable)"),
     "OrderCancelled": MetricInfo((ORDER_PROCESSOR,), _COUNT, "cancellations handled"),
     "StatusPushed": MetricInfo((ORDER_PROCESSOR,), _COUNT, "provider status updates pushed to Offergrid"),
+    "ReconcileWorkOrderOpened": MetricInfo(
+        (ORDER_PROCESSOR,),
+        _COUNT,
+        "reconciliation repairs done: a work order opened for an item accepted elsewhere",
+    ),
+    "ReconcileWorkOrderCancelled": MetricInfo(
+        (ORDER_PROCESSOR,),
+        _COUNT,
+        "reconciliation repairs done: an open work order of an ended item cancelled",
+    ),
     "TransientFailure": MetricInfo(
         (ORDER_PROCESSOR,),
         _COUNT,

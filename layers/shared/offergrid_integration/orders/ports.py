@@ -99,6 +99,8 @@ OUTCOME_METRICS: Final[dict[OutcomeKind, str]] = {
     OutcomeKind.REJECTED: "OrderRejected",
     OutcomeKind.CANCELLED: "OrderCancelled",
     OutcomeKind.STATUS_PUSHED: "StatusPushed",
+    OutcomeKind.WORK_ORDER_OPENED: "ReconcileWorkOrderOpened",
+    OutcomeKind.WORK_ORDER_CANCELLED: "ReconcileWorkOrderCancelled",
 }
 
 
