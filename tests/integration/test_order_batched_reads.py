@@ -19,6 +19,7 @@ from devtools.offergrid_fake.answers import resolve_answers
 from functions.order_processor import app
 from offergrid_integration.clock import ScaledClock
 from offergrid_integration.config import load_settings
+from offergrid_integration.offergrid.client import MAX_RETRIES
 from offergrid_integration.offergrid.models import OrderItem, OrderItemStatus, StatusUpdate
 from offergrid_integration.orders.item_reads import BatchItemReads, usable_listed_item
 from offergrid_integration.orders.settings import ProcessorSettings
@@ -214,17 +215,29 @@ def test_a_stale_listed_item_cancelled_at_offergrid_is_not_accepted(harness: Har
     assert all(h.fake.order_items[item_id]["status"] == "accepted" for item_id in (items[0], items[2]))
 
 
-def test_nothing_listed_survives_the_batch(harness: HarnessFactory) -> None:
+def test_nothing_listed_survives_the_batch_even_when_a_record_fails(harness: HarnessFactory) -> None:
     h = harness()
-    items = [h.fake.add_order_item(orderId=ORDER)["id"] for _ in range(2)]
-    duplicate = h.fake.add_order_item(orderId=ORDER)["id"]
-    assert h.invoke(created(duplicate), *(created(item_id) for item_id in items)) == []
-    h.fake.clear_calls()
-    h.fake.set_order_item_status(duplicate, "cancelled")
+    items = [h.fake.add_order_item(orderId=ORDER)["id"] for _ in range(3)]
+    failing = items[1]
+    attempts = MAX_RETRIES + 1  # every attempt of the client's one PATCH
+    h.fake.inject_fault(
+        "status", status=503, times=attempts, method="PATCH", path=f"/provider/orders/{failing}/"
+    )
 
-    # The next invocation (a status message: no listing) reads the item afresh.
-    assert h.invoke(webhook_body("order.cancelled", itemId=duplicate, orderId=ORDER)) == []
-    assert h.item_gets() == [duplicate]
+    # The failing item's PATCH keeps answering 503: its record goes back to the queue ...
+    assert len(h.invoke(*(created(item_id) for item_id in items))) == 1
+
+    # ... and the batch's listing and parsed records are dropped all the same (white box: the
+    # pipeline between batches holds nothing read from Offergrid).
+    assert h.runtime.pipeline._reads is None
+    assert h.runtime.pipeline._parsed == {}
+    assert h.fake.pending_faults() == []
+    h.fake.clear_calls()
+    # The retry, a batch of its own with another order, lists again: nothing carried over.
+    other = h.fake.add_order_item(orderId=ORDER)["id"]
+    assert h.invoke(created(failing), created(other)) == []
+    assert h.listings() == 1
+    assert h.fake.order_items[failing]["status"] == "accepted"
 
 
 # --- BatchItemReads on its own: take-once, a PATCH drops the listed item ------------------------------
