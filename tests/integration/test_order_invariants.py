@@ -11,8 +11,8 @@ PATCH: the item, an empty 200, a message-only 200, 204, a 5xx, or the change app
 lost. Batches as the processor runs them (issue 16): several messages whose `order.created` items
 are read with one pending listing (`orders.item_reads.BatchItemReads`), and a listing gone stale
 before its use (an item cancelled, accepted or rejected in the dashboard, or moved on to
-submitted_to_provider, after the listing was read). In the "other" answer mode every other example
-lists full items in pages of two (so the listing is used), the others list summaries (so it is not).
+submitted_to_provider, after the listing was read). In the "other" answer mode an example lists
+full items in pages of two (so the listing is used) or summaries (so it is not).
 
 Invariants (docs/order-state-machine.md):
 - I1 at most one decision (accepted/rejected) per item at Offergrid;                  every step
@@ -43,6 +43,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
+    initialize,
     invariant,
     precondition,
     rule,
@@ -208,8 +209,7 @@ class OrderInvariants(RuleBasedStateMachine):
         self.world.examples[0] += 1
         self.fake = self.world.fake
         self.fake.reset()
-        summaries = self.world.answers.sparse_listings and self.world.examples[0] % 2 == 1
-        self.fake.set_answers(replace(self.world.answers, sparse_listings=summaries))
+        self.fake.set_answers(self.world.answers)
         _clear(self.world.stack)
         for item_id, order_id in ITEMS.items():
             extra = {"serviceAddress": TEXAS} if item_id in UNSERVICEABLE else {}
@@ -240,6 +240,13 @@ class OrderInvariants(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         self.client.close()
+
+    @initialize(summaries=st.booleans())
+    def listings(self, summaries: bool) -> None:
+        """In the "other" mode listings hold summaries (no listing can stand in for a GET) or, in
+        this example, full items in pages of two (batches are read from the listing)."""
+        sparse = self.world.answers.sparse_listings and summaries
+        self.fake.set_answers(replace(self.world.answers, sparse_listings=sparse))
 
     # -- what arrives on the queue -------------------------------------------------------------
     def _enqueue(self, body: dict[str, Any]) -> None:
@@ -356,11 +363,23 @@ class OrderInvariants(RuleBasedStateMachine):
     @precondition(lambda self: len(self.queue) >= 2)
     @rule(data=st.data(), stale=st.sampled_from(STALE))
     def deliver_batch(self, data: st.DataObject, stale: str) -> None:
-        """One SQS batch as the processor runs it: the batch's `order.created` items read with one
-        pending listing, then each message in turn through it; `stale`: one listed item changes at
-        Offergrid after the listing was read (the dashboard, a reseller), before its use case."""
+        """One SQS batch as the processor runs it (up to 10 queued messages): see `_batch`."""
         picks = data.draw(st.lists(st.integers(0, len(self.queue) - 1), min_size=2, max_size=10, unique=True))
-        batch = [self.queue[index] for index in picks]
+        self._batch([self.queue[index] for index in picks], stale, data)
+
+    @rule(data=st.data(), stale=st.sampled_from(STALE), others=st.integers(0, 3))
+    def burst(self, data: st.DataObject, stale: str, others: int) -> None:
+        """A campaign: a webhook for every item at once, delivered as one batch with up to `others`
+        messages queued before them."""
+        earlier = self.queue[: min(others, len(self.queue))]
+        for item_id in sorted(ITEMS):
+            self._enqueue(self._created(item_id))
+        self._batch([*earlier, *self.queue[-len(ITEMS) :]], stale, data)
+
+    def _batch(self, batch: list[Queued], stale: str, data: st.DataObject) -> None:
+        """The batch's `order.created` items read with one pending listing, then each message in
+        turn through it; `stale`: one listed item changes at Offergrid after the listing was read
+        (the dashboard, a reseller), before its use case."""
         wanted = wanted_item_ids(parse_queue_message(queued.body) for queued in batch)
         reads = BatchItemReads(self.client)
         listed = reads.prefetch(wanted).found > 0
