@@ -23,8 +23,9 @@ in S3 on the same DynamoDB budget. Each figure is in fake-clock minutes:
 
 "before" is main's pattern: one first-come first-served budget for every caller. "lanes" is the
 budget with priority lanes (ratelimit.py): the sync only above the orders' reserve (40 %).
-The issue's goals: >= 80 decided/min (the GET + PATCH pattern caps it at ~46), <= 1.2 calls/item
-(needs batched reads, not built yet), zero 429s, p95 during a sync <= 2x idle.
+Both run the processor with batched reads (orders/item_reads.py: a batch's new orders read with one
+pending listing, then a PATCH each). The issue's goals: >= 80 decided/min (the GET + PATCH pattern
+caps it at ~46), <= 1.2 calls/item, zero 429s, p95 during a sync <= 2x idle.
 """
 
 # ruff: noqa: E402 - the repo root and the layer are put on sys.path, and Powertools configured, first

@@ -369,6 +369,12 @@ class OffergridClient:
         params: Params = {"status": str(status)} if status is not None else {}
         return self._paginate(OrderItem, "/provider/orders", params)
 
+    def list_order_pages(self, status: OrderItemStatus | None = None) -> Iterator[list[OrderItem]]:
+        """`list_orders` page by page: each element one page's readable items, the next page fetched
+        only when the iterator advances (a caller may stop before paying for it)."""
+        params: Params = {"status": str(status)} if status is not None else {}
+        return self._pages(OrderItem, "/provider/orders", params)
+
     def get_order_item(self, item_id: str) -> OrderItem:
         """The item; `UnreadableResponseError` (retryable) when a 2xx answer does not hold it."""
         path = f"/provider/orders/{_segment(item_id)}"
@@ -384,6 +390,11 @@ class OffergridClient:
     # --- plumbing -----------------------------------------------------------------------------
 
     def _paginate[M: OffergridResponse](self, model: type[M], path: str, params: Params) -> Iterator[M]:
+        for page in self._pages(model, path, params):
+            yield from page
+
+    def _pages[M: OffergridResponse](self, model: type[M], path: str, params: Params) -> Iterator[list[M]]:
+        """Every page of a listing (Decision 5), one request per page, as the iterator advances."""
         base = dict(params)
         seen: set[tuple[tuple[str, str], ...]] = {tuple(sorted(params.items()))}
         position = 0
@@ -399,11 +410,13 @@ class OffergridClient:
                     method="GET",
                     path=path,
                 ) from None
+            page: list[M] = []
             for raw in items:
                 position += 1
                 parsed = self._listed(model, raw, path, position)
                 if parsed is not None:
-                    yield parsed
+                    page.append(parsed)
+            yield page
             if next_params is None:
                 return
             marker = tuple(sorted(next_params.items()))

@@ -10,6 +10,12 @@ dropped). Permanent problems (404 item, other 4xx, invalid transition, malformed
 outcomes: recorded, logged and counted by `Reason`, and the record succeeds so it does not loop.
 Logs carry ids, codes and dedup keys only.
 
+Batched reads (issue 16): `begin_batch` (called by the runtime's batch processor before the batch's
+first record) reads the items the batch's `order.created` messages want with one pending listing
+(`orders.item_reads.BatchItemReads`, its rule there); while the batch runs, the use cases get that
+`OrderItemsApi` instead of the bare client, so a listed item is not fetched again. `end_batch`
+drops it: nothing read is kept across invocations.
+
 Only successful outcomes are stored as COMPLETED idempotency records. A permanent failure leaves
 the idempotent function as `PermanentFailure` (so Powertools deletes its in-progress record) and is
 reported here: a later message with the same dedup key (the pending-order sweep finding an item that
@@ -18,15 +24,22 @@ was not readable yet when its webhook came) is then processed instead of replaye
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 
 from offergrid_integration.errors import PermanentError, TransientError
 from offergrid_integration.observability import logger, metrics
-from offergrid_integration.orders.messages import MalformedMessage, OrdersMessage, parse_queue_message
+from offergrid_integration.orders.item_reads import BatchItemReads, Prefetch
+from offergrid_integration.orders.messages import (
+    EventMessage,
+    MalformedMessage,
+    OrdersMessage,
+    parse_queue_message,
+)
 from offergrid_integration.orders.ports import (
     OUTCOME_METRICS,
     OrderItemsApi,
@@ -36,9 +49,9 @@ from offergrid_integration.orders.ports import (
 )
 from offergrid_integration.orders.registry import dispatch
 from offergrid_integration.orders.steps import record_permanent_failure
+from offergrid_integration.webhooks.events import EventType
 
 if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
     from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
     from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 
@@ -49,6 +62,7 @@ __all__ = [
     "mark_duplicate",
     "record_malformed",
     "report",
+    "wanted_item_ids",
 ]
 
 IDEMPOTENCY_KEY_PREFIX: Final = "order-processor"
@@ -75,6 +89,9 @@ class RecordPipeline:
     ) -> None:
         self.ports = ports
         self.client = client
+        self._reads: BatchItemReads | None = None
+        # The batch's records as begin_batch parsed them (by message id): each is parsed once.
+        self._parsed: dict[str, OrdersMessage | MalformedMessage] = {}
         self.process_once: Callable[..., dict[str, Any]] = idempotent_function(
             data_keyword_argument="message",
             persistence_store=persistence,
@@ -82,14 +99,31 @@ class RecordPipeline:
             key_prefix=IDEMPOTENCY_KEY_PREFIX,
         )(self._process)
 
+    def begin_batch(self, records: Iterable[Mapping[str, Any]]) -> Prefetch:
+        """Before a batch's first record: read the items its `order.created` messages want with one
+        listing (`BatchItemReads.prefetch`); the batch's use cases then read through it."""
+        self._parsed = {}
+        for raw in records:
+            record = SQSRecord(dict(raw))
+            try:
+                self._parsed[record.message_id] = _parse(record)
+            except MalformedMessage as exc:
+                self._parsed[record.message_id] = exc  # handle_record records it
+        self._reads = BatchItemReads(self.client)
+        messages = [parsed for parsed in self._parsed.values() if not isinstance(parsed, MalformedMessage)]
+        return self._reads.prefetch(wanted_item_ids(messages))
+
+    def end_batch(self) -> None:
+        """After the batch: drop what was listed (never kept across invocations)."""
+        self._reads = None
+        self._parsed = {}
+
     def handle_record(self, record: SQSRecord) -> dict[str, Any]:
-        attributes = {
-            name: value.string_value
-            for name, value in (record.message_attributes or {}).items()
-            if value.string_value is not None
-        }
         try:
-            message = parse_queue_message(record.body, attributes)
+            parsed = self._parsed.pop(record.message_id, None) or _parse(record)
+            if isinstance(parsed, MalformedMessage):
+                raise parsed
+            message = parsed
         except MalformedMessage as exc:
             outcome = record_malformed(exc, ports=self.ports)
             report(outcome, message_id=record.message_id)
@@ -123,11 +157,33 @@ class RecordPipeline:
 
     def _process(self, message: dict[str, Any], parsed: OrdersMessage) -> dict[str, Any]:
         """`message`: the plain data the idempotency key is taken from; `parsed`: the message."""
-        outcome = dispatch(parsed, ports=self.ports, client=self.client)
+        client = self.client if self._reads is None else self._reads
+        outcome = dispatch(parsed, ports=self.ports, client=client)
         if outcome.failure is not None:
             raise PermanentFailure(outcome)
         report(outcome, dedup_key=parsed.dedup_key, kind=parsed.kind)
         return outcome.to_dict()
+
+
+def _parse(record: SQSRecord) -> OrdersMessage:
+    attributes = {
+        name: value.string_value
+        for name, value in (record.message_attributes or {}).items()
+        if value.string_value is not None
+    }
+    return parse_queue_message(record.body, attributes)
+
+
+def wanted_item_ids(messages: Iterable[OrdersMessage]) -> list[str]:
+    """The items a batch reads first thing: those of its `order.created` messages (their items are
+    pending, so the pending listing holds them). Other kinds (cancellations, fulfilment statuses,
+    repairs) are about items already decided, which that listing does not hold: they use GETs."""
+    wanted = (
+        message.event.item_id
+        for message in messages
+        if isinstance(message, EventMessage) and message.kind == EventType.ORDER_CREATED
+    )
+    return list(dict.fromkeys(item_id for item_id in wanted if item_id))
 
 
 def _retryable(error: Exception) -> bool | None:

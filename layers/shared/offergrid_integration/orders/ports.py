@@ -39,13 +39,16 @@ DECISION_IN_FLIGHT_SECONDS: Final = 900
 
 class OrderItemsApi(Protocol):
     """The Offergrid calls the order use cases make; `OffergridClient` is one (mypy checks it where
-    the processor's runtime hands its client to `orders.registry.dispatch`)."""
+    the processor's runtime hands its client to `orders.registry.dispatch`), and so is
+    `orders.item_reads.BatchItemReads`, the one batch's reads the pipeline hands them instead."""
 
     def get_order_item(self, item_id: str) -> OrderItem: ...
 
     def update_order_item_status(self, item_id: str, update: StatusUpdate) -> OrderItem | None: ...
 
     def list_orders(self, status: OrderItemStatus | None = None) -> Iterator[OrderItem]: ...
+
+    def list_order_pages(self, status: OrderItemStatus | None = None) -> Iterator[list[OrderItem]]: ...
 
 
 class OutcomeKind(StrEnum):

@@ -30,7 +30,29 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-__all__ = ["ProcessorRuntime"]
+__all__ = ["BatchReadingProcessor", "ProcessorRuntime"]
+
+
+class BatchReadingProcessor(BatchProcessor):
+    """Powertools' SQS batch processor that brackets each batch with the pipeline's batched reads:
+    `begin_batch` before its first record, `end_batch` after its last (whoever runs the batch:
+    the handler, `make local`, the benchmark)."""
+
+    def __init__(self, pipeline: RecordPipeline) -> None:
+        # A batch whose records all failed is answered like any other (every id in batchItemFailures)
+        # rather than raised: SQS retries the same records either way, and the response stays uniform.
+        super().__init__(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+        self._pipeline = pipeline
+
+    def _prepare(self) -> None:
+        super()._prepare()  # type: ignore[no-untyped-call]
+        self._pipeline.begin_batch(self.records)
+
+    def _clean(self) -> None:
+        try:
+            super()._clean()  # type: ignore[no-untyped-call]
+        finally:
+            self._pipeline.end_batch()
 
 
 class ProcessorRuntime:
@@ -100,9 +122,7 @@ class ProcessorRuntime:
             idempotency_config=self.idempotency_config,
         )
         self._client = client
-        # A batch whose records all failed is answered like any other (every id in batchItemFailures)
-        # rather than raised: SQS retries the same records either way, and the response stays uniform.
-        self.batch = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+        self.batch = BatchReadingProcessor(self.pipeline)
 
     def bind(self, context: LambdaContext) -> None:
         self._context = context
