@@ -67,7 +67,7 @@ EXIT_USAGE = 2
 
 
 class UsageError(Exception):
-    pass
+    """A command line that cannot be run as given: said on stderr, exit status 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:

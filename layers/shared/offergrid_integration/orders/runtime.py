@@ -72,13 +72,13 @@ class ProcessorRuntime:
         self.dynamodb = clients.dynamodb
         self.tables = clients.tables
         self.events = clients.events
+        # Only the client the coverage rules are read with; none when the provider's hook decides.
         rules_s3 = rules_ssm = None
-        if settings.serviceability_hook_url:
-            pass  # no rules to read
-        elif settings.serviceability_rules_s3_uri:
-            rules_s3 = clients.s3
-        elif settings.serviceability_rules_parameter:
-            rules_ssm = clients.ssm
+        if not settings.serviceability_hook_url:
+            if settings.serviceability_rules_s3_uri:
+                rules_s3 = clients.s3
+            elif settings.serviceability_rules_parameter:
+                rules_ssm = clients.ssm
         client = client_from_settings(
             settings,
             remaining_time=self.remaining_time,

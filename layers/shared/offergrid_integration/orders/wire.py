@@ -69,8 +69,8 @@ def dedup_key_from_wire(event: Mapping[str, Any]) -> str:
             key = f"{event_type}:{dedup_key_part(order_id)}"
             if item_id is not None:
                 key += f":{dedup_key_part(item_id)}"
-        case _:
-            pass
+        case _:  # another type, or one of the above without its id: the content hash below
+            key = None
     if key is None or len(key) > MAX_DEDUP_KEY_LENGTH:
         key = f"{event_type}:sha256:{_canonical_hash(event)}"
     return key
