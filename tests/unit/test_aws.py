@@ -18,7 +18,7 @@ def test_each_client_is_made_once_from_one_session() -> None:
     made = aws.clients()
     assert aws.clients() is made
     assert made.dynamodb is made.dynamodb
-    assert made.sqs is made.sqs
+    assert made.events is made.events
     assert made.tables.meta.client.meta.region_name == made.dynamodb.meta.region_name
 
 
@@ -30,11 +30,11 @@ def test_reset_starts_a_new_session() -> None:
 
 def test_the_endpoint_comes_from_aws_endpoint_url(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:5999")
-    assert aws.clients().sqs.meta.endpoint_url == "http://127.0.0.1:5999"
+    assert aws.clients().events.meta.endpoint_url == "http://127.0.0.1:5999"
 
 
 def test_an_empty_aws_endpoint_url_means_the_real_endpoints(monkeypatch: pytest.MonkeyPatch) -> None:
     # The template declares the variable empty so `sam local invoke --env-vars` may set it.
     monkeypatch.setenv("AWS_ENDPOINT_URL", "")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
-    assert aws.clients().sqs.meta.endpoint_url == "https://sqs.eu-west-1.amazonaws.com"
+    assert aws.clients().events.meta.endpoint_url == "https://events.eu-west-1.amazonaws.com"

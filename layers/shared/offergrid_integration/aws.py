@@ -69,11 +69,6 @@ class AwsClients:
         with self._lock:
             return self.session.client("secretsmanager")
 
-    @cached_property
-    def sqs(self) -> SQSClient:
-        with self._lock:
-            return self.session.client("sqs")
-
     def sqs_with(self, config: Config) -> SQSClient:
         """A new SQS client of this session with its own `config` (the webhook's fail-fast timeouts):
         a second session would load botocore's data again (about 50 ms of a cold start)."""

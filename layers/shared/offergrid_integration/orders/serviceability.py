@@ -335,6 +335,8 @@ class S3DocumentProvider(BaseProvider):
         return read_s3_object(name, self._client, max_bytes=max_bytes)
 
     def _get_multiple(self, path: str, **sdk_options: Any) -> dict[str, str]:
+        """Powertools' `BaseProvider` requires it (for `get_multiple`); the rules are one document,
+        read with `get`, so nothing calls it, and a caller that did would be told so."""
         raise NotImplementedError("S3 documents are read one at a time")
 
 
