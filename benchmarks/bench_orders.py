@@ -62,7 +62,6 @@ for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
     os.environ.pop(name, None)
 
 import boto3
-from aws_lambda_powertools.utilities.batch import process_partial_response
 from moto import mock_aws
 from moto.dynamodb.models import DynamoDBBackend
 
@@ -283,12 +282,7 @@ class EventSource:
             event = build_sqs_event(messages, self.queue_arn, REGION)
             context = ClockContext(self.clock, FUNCTION_TIMEOUT)
             runtime.bind(context)  # type: ignore[arg-type]
-            response = process_partial_response(
-                event=event,
-                record_handler=runtime.handle_record,
-                processor=runtime.batch,
-                context=context,  # type: ignore[arg-type]
-            )
+            response = runtime.batch.process(event)
             failed = {failure["itemIdentifier"] for failure in response.get("batchItemFailures", [])}
             for message in messages:
                 if message["MessageId"] in failed:  # visible again at once (a compressed visibility timeout)

@@ -2,25 +2,24 @@
 
 Wiring only: the record pipeline (parse, idempotency, permanent/transient, reporting) is
 `orders.pipeline`, the container's runtime `orders.runtime.ProcessorRuntime` (built at import inside
-Lambda, on first use elsewhere). `configure()` / `reset()` / `get_runtime()` are for tests and tools.
+Lambda, on first use elsewhere), its batch runner `orders.batch.SqsBatch` (the partial-batch response
+SQS's ReportBatchItemFailures reads). `configure()` / `reset()` / `get_runtime()` are for tests and tools.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.utilities.batch import process_partial_response
-
 from offergrid_integration import aws
 from offergrid_integration.config import load_settings
 from offergrid_integration.container import Container
 from offergrid_integration.observability import log_metrics, logger, tracer
+from offergrid_integration.orders.batch import PartialBatchResponse
 from offergrid_integration.orders.pipeline import IDEMPOTENCY_KEY_PREFIX
 from offergrid_integration.orders.runtime import ProcessorRuntime as Runtime
 from offergrid_integration.orders.settings import ProcessorSettings
 
 if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
 __all__ = ["IDEMPOTENCY_KEY_PREFIX", "Runtime", "configure", "get_runtime", "lambda_handler", "reset"]
@@ -39,9 +38,7 @@ _runtime.build_at_init()
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
 @log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialBatchResponse:
     runtime = get_runtime()
     runtime.bind(context)
-    return process_partial_response(
-        event=event, record_handler=runtime.handle_record, processor=runtime.batch, context=context
-    )
+    return runtime.batch.process(event)

@@ -8,7 +8,7 @@ about summaries: the "other" mode's listing summaries cannot stand in for a GET,
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -21,7 +21,8 @@ from offergrid_integration.clock import ScaledClock
 from offergrid_integration.config import load_settings
 from offergrid_integration.offergrid.client import MAX_RETRIES
 from offergrid_integration.offergrid.models import OrderItem, OrderItemStatus, StatusUpdate
-from offergrid_integration.orders.item_reads import BatchItemReads, usable_listed_item
+from offergrid_integration.orders.batch import SqsRecord
+from offergrid_integration.orders.item_reads import BatchItemReads, Prefetch, usable_listed_item
 from offergrid_integration.orders.settings import ProcessorSettings
 from offergrid_integration.orders.workorders import work_order_id_for
 from tests.fixtures.aws import FakeLambdaContext
@@ -194,13 +195,14 @@ def test_a_stale_listed_item_cancelled_at_offergrid_is_not_accepted(harness: Har
     items = [h.fake.add_order_item(orderId=ORDER)["id"] for _ in range(3)]
     stale = items[1]
     # Cancelled at Offergrid after the batch's listing was read, before its message is handled.
-    prepare = h.runtime.batch._prepare
+    begin_batch = h.runtime.pipeline.begin_batch
 
-    def listing_then_cancel() -> None:
-        prepare()
+    def listing_then_cancel(records: Sequence[SqsRecord]) -> Prefetch:
+        prefetch = begin_batch(records)
         h.fake.set_order_item_status(stale, "cancelled")
+        return prefetch
 
-    h.runtime.batch._prepare = listing_then_cancel  # type: ignore[method-assign]
+    h.runtime.pipeline.begin_batch = listing_then_cancel  # type: ignore[method-assign]
 
     assert h.invoke(*(created(item_id) for item_id in items)) == []
 

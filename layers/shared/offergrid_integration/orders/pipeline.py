@@ -10,9 +10,10 @@ dropped). Permanent problems (404 item, other 4xx, invalid transition, malformed
 outcomes: recorded, logged and counted by `Reason`, and the record succeeds so it does not loop.
 Logs carry ids, codes and dedup keys only.
 
-Batched reads (issue 16): `begin_batch` (called by the runtime's batch processor before the batch's
-first record) reads the items the batch's `order.created` messages want with one pending listing
-(`orders.item_reads.BatchItemReads`, its rule there); while the batch runs, the use cases get that
+Batched reads (issue 16): `begin_batch` (called by the runtime's batch runner,
+`orders.batch.SqsBatch`, before the batch's first record) reads the items the batch's
+`order.created` messages want with one pending listing (`orders.item_reads.BatchItemReads`, its
+rule there); while the batch runs, the use cases get that
 `OrderItemsApi` instead of the bare client, so a listed item is not fetched again. `end_batch`
 drops it: nothing read is kept across invocations.
 
@@ -24,15 +25,15 @@ was not readable yet when its webhook came) is then processed instead of replaye
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 
 from offergrid_integration.errors import PermanentError, TransientError
 from offergrid_integration.observability import logger, metrics
+from offergrid_integration.orders.batch import SqsRecord
 from offergrid_integration.orders.item_reads import BatchItemReads, Prefetch
 from offergrid_integration.orders.messages import (
     EventMessage,
@@ -77,7 +78,7 @@ class PermanentFailure(PermanentError):
 
 
 class RecordPipeline:
-    """Runs one SQS record of the orders queue; `handle_record` is the batch processor's handler."""
+    """Runs one SQS record of the orders queue; `orders.batch.SqsBatch` runs a batch through it."""
 
     def __init__(
         self,
@@ -99,12 +100,11 @@ class RecordPipeline:
             key_prefix=IDEMPOTENCY_KEY_PREFIX,
         )(self._process)
 
-    def begin_batch(self, records: Iterable[Mapping[str, Any]]) -> Prefetch:
+    def begin_batch(self, records: Sequence[SqsRecord]) -> Prefetch:
         """Before a batch's first record: read the items its `order.created` messages want with one
         listing (`BatchItemReads.prefetch`); the batch's use cases then read through it."""
         self._parsed = {}
-        for raw in records:
-            record = SQSRecord(dict(raw))
+        for record in records:
             try:
                 self._parsed[record.message_id] = _parse(record)
             except MalformedMessage as exc:
@@ -118,7 +118,7 @@ class RecordPipeline:
         self._reads = None
         self._parsed = {}
 
-    def handle_record(self, record: SQSRecord) -> dict[str, Any]:
+    def handle_record(self, record: SqsRecord) -> dict[str, Any]:
         try:
             parsed = self._parsed.pop(record.message_id, None) or _parse(record)
             if isinstance(parsed, MalformedMessage):
@@ -165,13 +165,8 @@ class RecordPipeline:
         return outcome.to_dict()
 
 
-def _parse(record: SQSRecord) -> OrdersMessage:
-    attributes = {
-        name: value.string_value
-        for name, value in (record.message_attributes or {}).items()
-        if value.string_value is not None
-    }
-    return parse_queue_message(record.body, attributes)
+def _parse(record: SqsRecord) -> OrdersMessage:
+    return parse_queue_message(record.body, record.attributes)
 
 
 def wanted_item_ids(messages: Iterable[OrdersMessage]) -> list[str]:

@@ -5,6 +5,10 @@ elsewhere). Every AWS client comes from `aws.clients()` (one session), made here
 phase: one DynamoDB client for the rate budget and the idempotency records (Powertools would
 otherwise build its own session and client on the first record), the DynamoDB resource for the
 order and work-order tables, EventBridge, Secrets Manager, and SSM or S3 for the coverage rules.
+
+`batch` (`orders.batch.SqsBatch`) runs an SQS event through the pipeline: `begin_batch` before its
+first record, `end_batch` after its last, whoever runs the batch (the handler, `make local`, the
+benchmark), and answers the partial-batch response.
 """
 
 from __future__ import annotations
@@ -12,13 +16,13 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig
 
 from offergrid_integration import aws
 from offergrid_integration.clock import SYSTEM_CLOCK, Clock
 from offergrid_integration.offergrid.client import ApiKeyProvider, OffergridClient
 from offergrid_integration.offergrid.wiring import client_from_settings
+from offergrid_integration.orders.batch import SqsBatch, SqsRecord
 from offergrid_integration.orders.pipeline import RecordPipeline, mark_duplicate
 from offergrid_integration.orders.ports import Ports
 from offergrid_integration.orders.records import DynamoDBOrderStore
@@ -27,36 +31,13 @@ from offergrid_integration.orders.settings import ProcessorSettings
 from offergrid_integration.orders.workorders import DynamoDBEventBridgeWorkOrders
 
 if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-__all__ = ["BatchReadingProcessor", "ProcessorRuntime"]
-
-
-class BatchReadingProcessor(BatchProcessor):
-    """Powertools' SQS batch processor that brackets each batch with the pipeline's batched reads:
-    `begin_batch` before its first record, `end_batch` after its last (whoever runs the batch:
-    the handler, `make local`, the benchmark)."""
-
-    def __init__(self, pipeline: RecordPipeline) -> None:
-        # A batch whose records all failed is answered like any other (every id in batchItemFailures)
-        # rather than raised: SQS retries the same records either way, and the response stays uniform.
-        super().__init__(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-        self._pipeline = pipeline
-
-    def _prepare(self) -> None:
-        super()._prepare()  # type: ignore[no-untyped-call]
-        self._pipeline.begin_batch(self.records)
-
-    def _clean(self) -> None:
-        try:
-            super()._clean()  # type: ignore[no-untyped-call]
-        finally:
-            self._pipeline.end_batch()
+__all__ = ["ProcessorRuntime"]
 
 
 class ProcessorRuntime:
-    """Settings, Offergrid client, ports, idempotency and the batch processor of one container."""
+    """Settings, Offergrid client, ports, idempotency and the batch runner of one container."""
 
     def __init__(
         self,
@@ -122,7 +103,7 @@ class ProcessorRuntime:
             idempotency_config=self.idempotency_config,
         )
         self._client = client
-        self.batch = BatchReadingProcessor(self.pipeline)
+        self.batch = SqsBatch(self.pipeline)
 
     def bind(self, context: LambdaContext) -> None:
         self._context = context
@@ -152,7 +133,7 @@ class ProcessorRuntime:
     def ports(self, ports: Ports) -> None:
         self.pipeline.ports = ports
 
-    def handle_record(self, record: SQSRecord) -> dict[str, Any]:
+    def handle_record(self, record: SqsRecord) -> dict[str, Any]:
         return self.pipeline.handle_record(record)
 
     def close(self) -> None:
