@@ -336,3 +336,154 @@ def test_log_metrics_flushes_a_metric_set_and_stays_quiet_without_one(capsys, re
     assert counting({"count": True}, None) == "done"
     [line] = capsys.readouterr().out.splitlines()
     assert json.loads(line)["Counted"] == [1.0]
+
+
+# ---------------------------------------------------------------------------------------------------
+# The Tracer: the X-Ray SDK only when tracing is on (the processor's cold start)
+# ---------------------------------------------------------------------------------------------------
+def _function_env(**extra: str) -> dict[str, str]:
+    """A Lambda-like environment for a fresh interpreter running the order processor's code."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("POWERTOOLS_", "_X_AMZN", "AWS_XRAY"))}
+    env.pop("AWS_LAMBDA_FUNCTION_NAME", None)  # its runtime is not built: imports only
+    env |= {
+        "PYTHONPATH": os.pathsep.join(
+            [str(REPO_ROOT / "functions" / "order_processor"), str(REPO_ROOT / "layers" / "shared")]
+        ),
+        "LAMBDA_TASK_ROOT": str(REPO_ROOT / "functions" / "order_processor"),
+        "POWERTOOLS_SERVICE_NAME": "order-processor",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        **extra,
+    }
+    return env
+
+
+TRACED_SCRIPT = """
+import json, sys
+import app  # the order processor: its handler is decorated with the tracer at import
+from offergrid_integration.observability import tracer
+
+@tracer.capture_lambda_handler(capture_response=False)
+def handler(event, context):
+    return {"answer": event["n"] + 1}
+
+@tracer.capture_lambda_handler
+def failing(event, context):
+    raise RuntimeError("it broke")
+
+@tracer.capture_method
+def helper(n):
+    return n * 2
+
+print(json.dumps({"answer": handler({"n": 1}, None), "helper": helper(21), "tracer": type(tracer).__name__}))
+try:
+    failing({}, None)
+except RuntimeError as exc:
+    print(json.dumps({"raised": str(exc)}))
+xray = "aws_xray_sdk" in sys.modules
+patched = sorted(sys.modules["aws_xray_sdk.core.patcher"]._PATCHED_MODULES) if xray else []
+print(json.dumps({
+    "xray": xray,
+    "patched": patched,
+    "powertools_batch": "aws_lambda_powertools.utilities.batch" in sys.modules,
+    "event_data_classes": "aws_lambda_powertools.utilities.data_classes" in sys.modules,
+    "asyncio": "asyncio" in sys.modules,
+}))
+"""
+
+
+def _run_traced(env: dict[str, str]) -> tuple[list[dict[str, object]], str]:
+    done = subprocess.run(  # noqa: S603 - our own interpreter and script
+        [sys.executable, "-c", TRACED_SCRIPT],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")], done.stdout
+
+
+def test_with_tracing_disabled_the_processor_never_imports_the_xray_sdk():
+    # Given the processor's code in a fresh interpreter with tracing disabled (as `make local`, the
+    # benchmarks and the tests run it)
+    # (POWERTOOLS_DEBUG: Powertools' own logger, silent otherwise, prints what its tracer logs)
+    lines, output = _run_traced(_function_env(POWERTOOLS_TRACE_DISABLED="true", POWERTOOLS_DEBUG="true"))
+
+    # Then the decorated handler and method run as before, an escaping error is logged and raised ...
+    assert lines[0] == {"answer": {"answer": 2}, "helper": 42, "tracer": "DisabledTracer"}
+    assert lines[1] == {"raised": "it broke"}
+    assert "Exception received from failing" in output
+    # ... and neither the X-Ray SDK nor Powertools' batch utility (asyncio, its event classes) is loaded
+    assert lines[2] == {
+        "xray": False,
+        "patched": [],
+        "powertools_batch": False,
+        "event_data_classes": False,
+        "asyncio": False,
+    }
+
+
+def test_outside_lambda_tracing_is_disabled_as_powertools_decides():
+    env = _function_env()
+    env.pop("LAMBDA_TASK_ROOT")
+
+    lines, _ = _run_traced(env)
+
+    assert lines[0]["tracer"] == "DisabledTracer"
+    assert lines[2]["xray"] is False
+
+
+@pytest.fixture
+def xray_daemon() -> Iterator[tuple[str, Callable[[], list[dict[str, object]]]]]:
+    """A UDP socket on 127.0.0.1 standing in for the X-Ray daemon: its address and what it received."""
+    import socket
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(0.5)
+
+    def received() -> list[dict[str, object]]:
+        documents = []
+        while True:
+            try:
+                data = sock.recv(65536)
+            except TimeoutError:
+                return documents
+            header, _, body = data.decode().partition("\n")
+            assert json.loads(header) == {"format": "json", "version": 1}
+            documents.append(json.loads(body))
+
+    try:
+        yield f"127.0.0.1:{sock.getsockname()[1]}", received
+    finally:
+        sock.close()
+
+
+def test_with_tracing_enabled_the_handler_is_traced_and_the_sdks_patched(xray_daemon):
+    # Given the processor's code in Lambda with active tracing (a trace header, the daemon's address)
+    address, received = xray_daemon
+    env = _function_env(
+        _X_AMZN_TRACE_ID="Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
+        AWS_XRAY_DAEMON_ADDRESS=address,
+        AWS_XRAY_CONTEXT_MISSING="IGNORE_ERROR",
+    )
+
+    lines, _ = _run_traced(env)
+
+    # Then it is Powertools' Tracer, the SDKs are patched as before, the handler still answers ...
+    assert lines[0] == {"answer": {"answer": 2}, "helper": 42, "tracer": "Tracer"}
+    assert lines[1] == {"raised": "it broke"}
+    assert lines[2]["xray"] is True
+    assert {"botocore", "httpx"} <= set(lines[2]["patched"])  # type: ignore[arg-type]
+    # ... and each invocation was sent to the daemon as a subsegment, annotated as before
+    subsegments = {str(document["name"]): document for document in received()}
+    assert {"## handler", "## failing", "## __main__.helper"} <= set(subsegments)
+    handler = subsegments["## handler"]
+    assert handler["trace_id"] == "1-5759e988-bd862e3fe1be46a994272793"
+    assert handler["annotations"] == {"ColdStart": True, "Service": "order-processor"}
+    assert "metadata" not in handler  # capture_response=False
+    failing = subsegments["## failing"]
+    assert failing["annotations"] == {"ColdStart": False, "Service": "order-processor"}
+    assert failing.get("fault") or failing.get("error")

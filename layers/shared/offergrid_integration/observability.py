@@ -25,6 +25,7 @@ cold start.
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import logging
 import os
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
 __all__ = [
     "METRICS_NAMESPACE",
     "REDACTED",
+    "DisabledTracer",
     "RedactingFilter",
     "RedactingFormatter",
     "log_metrics",
@@ -50,6 +52,7 @@ __all__ = [
     "metrics",
     "redact",
     "register_secret",
+    "tracing_disabled",
 ]
 
 METRICS_NAMESPACE = "OffergridIntegration"
@@ -244,15 +247,90 @@ def metric_dimensions(source: Metrics | None = None) -> dict[str, str]:
 # The Tracer is created on first use: `Tracer()` imports the X-Ray SDK (~150 ms of cold start), and
 # the webhook ingress, whose job is to answer fast, does not use it (Lambda's active tracing still
 # records its invocation). `from offergrid_integration.observability import tracer` creates it.
-_tracer: Tracer | None = None
+#
+# When tracing is disabled (`POWERTOOLS_TRACE_DISABLED`, or outside Lambda: Powertools' own rule,
+# `Tracer._is_tracer_disabled`), a disabled `Tracer` would still import and configure the X-Ray SDK
+# only to record nothing. `tracer` is then a `DisabledTracer`: the same decorators and calls, run
+# as a disabled `Tracer` runs them (the function called through, an escaping exception logged by
+# the Powertools tracer's logger), without the SDK. With tracing enabled it is `Tracer()`, as before.
+_TRACER_LOG = logging.getLogger("aws_lambda_powertools.tracing.tracer")
+
+
+class DisabledTracer:
+    """A disabled Powertools `Tracer` without the X-Ray SDK: what it records is nothing."""
+
+    disabled = True
+
+    def capture_lambda_handler(
+        self,
+        lambda_handler: Callable[..., Any] | None = None,
+        capture_response: bool | None = None,
+        capture_error: bool | None = None,
+    ) -> Callable[..., Any]:
+        if lambda_handler is None:
+            return functools.partial(
+                self.capture_lambda_handler, capture_response=capture_response, capture_error=capture_error
+            )
+        handler, name = lambda_handler, lambda_handler.__name__
+
+        @functools.wraps(handler)
+        def decorate(event: Any, context: Any, **kwargs: Any) -> Any:
+            try:
+                return handler(event, context, **kwargs)
+            except Exception:
+                _TRACER_LOG.exception(f"Exception received from {name}")
+                raise
+
+        return decorate
+
+    def capture_method(
+        self,
+        method: Callable[..., Any] | None = None,
+        capture_response: bool | None = None,
+        capture_error: bool | None = None,
+    ) -> Callable[..., Any]:
+        if method is None:
+            return functools.partial(
+                self.capture_method, capture_response=capture_response, capture_error=capture_error
+            )
+        if not callable(method) or inspect.iscoroutinefunction(method) or inspect.isgeneratorfunction(method):
+            return method  # nothing to record: called as it is
+        function, name = method, method.__name__
+
+        @functools.wraps(function)
+        def decorate(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return function(*args, **kwargs)
+            except Exception:
+                _TRACER_LOG.exception(f"Exception received from '{name}' method")
+                raise
+
+        return decorate
+
+    def put_annotation(self, key: str, value: Any) -> None:
+        """Nothing is recorded."""
+
+    def put_metadata(self, key: str, value: Any, namespace: str | None = None) -> None:
+        """Nothing is recorded."""
+
+    def patch(self, modules: Any = None) -> None:
+        """Nothing is patched (a disabled `Tracer` patches nothing either)."""
+
+
+_tracer: Tracer | DisabledTracer | None = None
 _tracer_lock = threading.Lock()
 
 
-def __getattr__(name: str) -> Tracer:
+def tracing_disabled() -> bool:
+    """Powertools' rule: disabled by `POWERTOOLS_TRACE_DISABLED`, outside Lambda, under sam local."""
+    return bool(Tracer._is_tracer_disabled())  # the very rule `Tracer()` applies
+
+
+def __getattr__(name: str) -> Tracer | DisabledTracer:
     if name != "tracer":
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     global _tracer
     with _tracer_lock:
         if _tracer is None:
-            _tracer = Tracer()
+            _tracer = DisabledTracer() if tracing_disabled() else Tracer()
         return _tracer
