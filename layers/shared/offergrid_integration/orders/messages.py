@@ -23,7 +23,7 @@ import json
 from collections.abc import Mapping
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Tag, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Discriminator, Tag, ValidationError
 
 from offergrid_integration.errors import PermanentError
 from offergrid_integration.identifiers import identifier_problem
@@ -82,12 +82,17 @@ class EventMessage(_Message):
 class StatusChangeMessage(_Message):
     """The provider's `workorder.status_changed` (EventBridge)."""
 
+    # Built on first use (as the kinds below): an order's first message is mostly an `EventMessage`.
+    model_config = ConfigDict(frozen=True, defer_build=True)
+
     kind: Literal["workorder.status_changed"] = STATUS_CHANGED_DETAIL_TYPE
     change: ProviderStatusChange
 
 
 class UnhandledMessage(_Message):
     """A kind nothing acts on (an unknown event type, an EventBridge event routed to us by mistake)."""
+
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     event: OffergridEvent | None = None
 
@@ -109,7 +114,6 @@ OrdersMessage = Annotated[
     | Annotated[UnhandledMessage, Tag("unhandled")],
     Discriminator(_shape),
 ]
-_ORDERS_MESSAGE: Final[TypeAdapter[OrdersMessage]] = TypeAdapter(OrdersMessage)
 
 
 def parse_queue_message(body: str, attributes: Mapping[str, str] | None = None) -> OrdersMessage:
@@ -133,15 +137,18 @@ def parse_queue_message(body: str, attributes: Mapping[str, str] | None = None) 
         raise MalformedMessage(
             FailureReason.MALFORMED_MESSAGE, f"not an orders-queue envelope: {', '.join(fields[:5])}"
         ) from None
-    return _ORDERS_MESSAGE.validate_python(
-        {
-            "kind": envelope.event.event,
-            "dedup_key": envelope.dedup_key,
-            "source": envelope.source,
-            "correlation_id": envelope.correlation_id,
-            "event": envelope.event,
-        }
-    )
+    message: dict[str, Any] = {
+        "kind": envelope.event.event,
+        "dedup_key": envelope.dedup_key,
+        "source": envelope.source,
+        "correlation_id": envelope.correlation_id,
+        "event": envelope.event,
+    }
+    # `OrdersMessage`'s discriminator picks the model (an envelope has no `change`: never a status
+    # change); validated by that model directly, so the union's other models are not built for it.
+    if _shape(message) == "event":
+        return EventMessage.model_validate(message)
+    return UnhandledMessage.model_validate(message)
 
 
 def _provider_message(payload: dict[str, Any]) -> StatusChangeMessage | UnhandledMessage:

@@ -74,7 +74,10 @@ class InvalidProviderEvent(ValueError):
 
 
 class _Detail(BaseModel):
-    model_config = ConfigDict(extra="ignore", populate_by_name=True, str_strip_whitespace=True)
+    # defer_build (both models): built on the first provider event, not on every cold start.
+    model_config = ConfigDict(
+        extra="ignore", populate_by_name=True, str_strip_whitespace=True, defer_build=True
+    )
 
     offergrid_item_id: str = Field(alias="offergridItemId", min_length=1)
     status: WorkOrderStatus
@@ -116,7 +119,7 @@ class _Detail(BaseModel):
 class ProviderStatusChange(BaseModel):
     """A normalised `workorder.status_changed`: what to push to Offergrid for one item."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     item_id: str
     status: WorkOrderStatus
