@@ -24,7 +24,7 @@ service's records) is refused with `NotAnSqsEvent`, naming what was expected, be
 handled. An empty `Records` list is an empty batch: nothing to do, nothing failed.
 
 Powertools' `BatchProcessor` did this before; its import (asyncio, every event data class, and the
-parser's pydantic models whenever pydantic was imported first) was a tenth of the processor's cold
+parser's pydantic models whenever pydantic was imported first) was 5-10 % of the processor's cold
 start, for a loop this size.
 """
 
