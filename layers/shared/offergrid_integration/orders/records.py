@@ -55,7 +55,11 @@ class RecordConflict(TransientError):
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+    # Validators built on first use: the offer sync's cold start (a dry run, or a sweep with nothing
+    # to look up) never reads a record.
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="ignore", defer_build=True
+    )
 
 
 class HistoryEntry(_Model):
