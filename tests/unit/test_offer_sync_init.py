@@ -19,12 +19,13 @@ import app
 from offergrid_integration import aws
 from offergrid_integration.orders.records import OrderRecord
 
-made = aws.clients().__dict__
+made = aws.clients().__dict__  # the cached properties made so far
+services = ("dynamodb", "tables", "s3", "secretsmanager", "events", "ssm")
 print(json.dumps({
     "modules": sorted(m for m in sys.modules if m.startswith("offergrid_integration")),
     "runtime": type(app.get_runtime()).__name__,
     "order_record_built": OrderRecord.__pydantic_complete__,
-    "clients": sorted(name for name in ("dynamodb", "tables", "s3", "secretsmanager", "events", "ssm") if name in made),
+    "clients": sorted(name for name in services if name in made),
 }))
 """
 
