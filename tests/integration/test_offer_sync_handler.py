@@ -9,17 +9,20 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import botocore.session
 import pytest
 
 from devtools import offer_sync_cli
 from devtools.offergrid_fake import OffergridFake
 from functions.offer_sync import app
+from offergrid_integration import aws as aws_clients
 from offergrid_integration.catalog.runtime import ScheduleInput, SyncRuntime
 from offergrid_integration.catalog.settings import SyncSettings
 from offergrid_integration.clock import ScaledClock
 from offergrid_integration.config import ConfigurationError, load_settings
 from offergrid_integration.observability import logger
 from offergrid_integration.orders.reconcile import CappedRateBudget
+from offergrid_integration.orders.sqs_queue import SqsQueue
 from offergrid_integration.ratelimit import Lane
 from tests.fixtures.offergrid_fake import TEST_API_KEY, OffergridFakeFactory
 
@@ -405,3 +408,134 @@ def test_cli_without_aws_configuration_is_one_line_and_exit_2(
     assert code == 2
     assert _one_error_line(capsys) == f"error: {expected}"
     assert out == ""
+
+
+# ---------------------------------------------------------------------------------------------------
+# The AWS clients of a cold start (issue 12): all from one session, each made once, none that the
+# first event may not need (a dry run, or a sweep with nothing to queue, makes no SQS client and no
+# DynamoDB resource for the order and work-order tables).
+# ---------------------------------------------------------------------------------------------------
+def _recording(monkeypatch: pytest.MonkeyPatch) -> tuple[list[int], list[str]]:
+    """Record every botocore session and client made from now on (ids, service names). A boto3
+    resource makes its client through the same `create_client`, so it is recorded as one."""
+    sessions: list[int] = []
+    clients: list[str] = []
+    original_init = botocore.session.Session.__init__
+    original_create_client = botocore.session.Session.create_client
+
+    def init(self: botocore.session.Session, *args: Any, **kwargs: Any) -> None:
+        sessions.append(id(self))
+        original_init(self, *args, **kwargs)
+
+    def create_client(self: botocore.session.Session, service_name: str, *args: Any, **kwargs: Any) -> Any:
+        clients.append(service_name)
+        return original_create_client(self, service_name, *args, **kwargs)
+
+    monkeypatch.setattr(botocore.session.Session, "__init__", init)
+    monkeypatch.setattr(botocore.session.Session, "create_client", create_client)
+    return sessions, clients
+
+
+@pytest.fixture
+def cold_start(
+    stack: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[list[int], list[str], Callable[[dict[str, Any]], dict[str, Any]]]]:
+    """A new container (no clients yet) building the sync's runtime as Lambda does at init, with
+    sessions and clients recorded from then on; and its handler."""
+    from tests.fixtures.aws import FakeLambdaContext
+
+    aws_clients.reset()  # the stack's setup made clients of its own
+    sessions, clients = _recording(monkeypatch)
+    app.configure(SyncRuntime(load_settings(SyncSettings), clock=ScaledClock(60.0)))
+
+    def invoke(event: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = app.lambda_handler(event, FakeLambdaContext(timeout_seconds=900))
+        return result
+
+    yield sessions, clients, invoke
+    app.reset()
+    aws_clients.reset()
+
+
+def test_a_dry_run_makes_no_sqs_client_and_reads_no_table_it_does_not_need(
+    cold_start: tuple[list[int], list[str], Callable[[dict[str, Any]], dict[str, Any]]], fake: OffergridFake
+) -> None:
+    sessions, clients, invoke = cold_start
+
+    # When the first event is a dry run and no order is pending (the cold-start benchmark's event)
+    result = invoke({"dryRun": True})
+
+    # Then it planned the catalog from one session with the DynamoDB client (sync state), Secrets
+    # Manager (the key) and S3 (the catalog) only: no SQS client, no DynamoDB resource (its client
+    # would be a second "dynamodb")
+    assert result["sweep"]["listed"] == 0
+    assert result["sync"]["status"] == "dry_run"
+    assert len(result["sync"]["plan"]) == 12
+    assert len(sessions) == 1
+    assert sorted(clients) == ["dynamodb", "s3", "secretsmanager"]
+
+    # When a later dry run finds a pending item
+    item = fake.add_order_item(status="pending")
+    result = invoke({"dryRun": True})
+
+    # Then it read the item's decision (the resource, made now) and still queued nothing (no SQS client)
+    assert result["sweep"]["enqueued"] == [item["id"]]  # what it would queue
+    assert sorted(clients) == ["dynamodb", "dynamodb", "s3", "secretsmanager"]
+
+
+def test_the_first_message_and_decision_read_make_their_clients_once(
+    cold_start: tuple[list[int], list[str], Callable[[dict[str, Any]], dict[str, Any]]],
+    fake: OffergridFake,
+    stack: dict[str, str],
+) -> None:
+    sessions, clients, invoke = cold_start
+    # Given a pending item whose webhook never arrived
+    first = fake.add_order_item(status="pending")
+
+    # When the schedule fires twice, with a new item before the second run
+    invoke({})
+    second = fake.add_order_item(status="pending")
+    result = invoke({})
+
+    made = sorted(clients)  # before this test reads the queue with a client of its own
+
+    # Then both items were queued (the second run also read the first's decision: none yet)
+    assert result["sweep"]["enqueued"] == [first["id"], second["id"]]
+    assert f"order.created:{second['id']}" in queued_dedup_keys(stack["ORDERS_QUEUE_URL"])
+    # And each client was made once, from the one session: the SQS client on the first message and
+    # the DynamoDB resource (the second "dynamodb") on the first decision read
+    assert len(sessions) == 1
+    assert made == ["dynamodb", "dynamodb", "s3", "secretsmanager", "sqs"]
+
+
+def test_a_queue_left_to_its_first_send_makes_its_client_once(
+    aws: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a queue whose client is left to its first send, in a new container
+    queue_url = boto3.client("sqs").create_queue(QueueName="lazy-orders")["QueueUrl"]
+    aws_clients.reset()
+    _, clients = _recording(monkeypatch)
+    queue = SqsQueue(queue_url, client_on_first_send=True)
+    assert clients == []
+
+    # When it sends two messages
+    first = queue.send("{}", {"kind": "test"})
+    second = queue.send("{}", {"kind": "test"})
+
+    # Then both were stored, through one client made on the first
+    assert first is not None
+    assert second not in (None, first)
+    assert clients == ["sqs"]
+    aws_clients.reset()
+
+
+def test_a_queue_with_its_client_at_construction_makes_it_there(
+    aws: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a new container, when the webhook's queue is built (its client at init, for its first request)
+    aws_clients.reset()
+    _, clients = _recording(monkeypatch)
+    SqsQueue("https://sqs.eu-west-1.amazonaws.com/123456789012/orders")
+    # Then its client is already made
+    assert clients == ["sqs"]
+    aws_clients.reset()

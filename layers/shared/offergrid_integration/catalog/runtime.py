@@ -1,7 +1,11 @@
 """The offer sync function wired to its environment: adapters built once per container.
 
 `SyncRuntime(settings)` builds the secret store, the Offergrid client (shared rate budget, bounded by
-the invocation's remaining time), the state table, the orders queue and the decision lookup.
+the invocation's remaining time), the state table, the orders queue and the decision lookup. What
+a run may not need is made on first use, each once (the cold start: a dry run, or a sweep that finds
+nothing to queue, needs neither): the SQS client of the orders queue on its first message, the
+DynamoDB resource of the order and work-order tables on its first read, the reconciliation's
+modules and client on its first run.
 `run(ScheduleInput, ...)` runs the missed-order sweep (first: deciding orders is the more urgent job,
 and it costs two listing calls), the reconciliation when asked (`"reconcile": true`, its own schedule:
 orders/reconcile.py, with its own client capped at its share of the hourly budget) and then the offer
@@ -33,14 +37,6 @@ from offergrid_integration.clock import SYSTEM_CLOCK, Clock
 from offergrid_integration.config import ConfigurationError
 from offergrid_integration.offergrid.client import ApiKeyProvider, OffergridClient
 from offergrid_integration.offergrid.wiring import client_from_settings
-from offergrid_integration.orders.queue import QueuePort
-from offergrid_integration.orders.reconcile import (
-    CappedRateBudget,
-    DynamoDBWorkOrderIndex,
-    WorkOrderIndex,
-    max_calls_per_run,
-    reconcile,
-)
 from offergrid_integration.orders.records import DynamoDBOrderStore, OrderStore
 from offergrid_integration.orders.sqs_queue import SqsQueue
 from offergrid_integration.orders.sweep import DecisionLookup, OrderRecordDecisions, sweep_missed_orders
@@ -49,6 +45,9 @@ from offergrid_integration.secrets import Secret, parse_api_key
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+
+    from offergrid_integration.orders.queue import QueuePort
+    from offergrid_integration.orders.reconcile import CappedRateBudget, WorkOrderIndex
 
 __all__ = ["ScheduleInput", "SyncRuntime"]
 
@@ -99,18 +98,29 @@ class SyncRuntime:
             settings, remaining_time=self.remaining_time, clock=clock, api_key=api_key, lane=Lane.BACKGROUND
         )
         self.state = state or DynamoDBSyncState(settings.sync_state_table, clock=clock)
-        self.queue = queue or SqsQueue(settings.orders_queue_url)
-        if decisions is None and settings.orders_table:
-            decisions = OrderRecordDecisions(DynamoDBOrderStore(settings.orders_table))
+        # Its SQS client is made on the first message (a dry run or a quiet sweep sends none).
+        self.queue: QueuePort = queue or SqsQueue(settings.orders_queue_url, client_on_first_send=True)
+        # One store of order records for the sweep's decisions and the reconciliation; its table (the
+        # container's DynamoDB resource) is made on its first read.
+        store = DynamoDBOrderStore(settings.orders_table) if settings.orders_table else None
+        if decisions is None and store is not None:
+            decisions = OrderRecordDecisions(store)
         self.decisions = decisions
         self._s3 = s3_client
-        if orders is None and settings.orders_table:
-            orders = DynamoDBOrderStore(settings.orders_table)
-        if work_orders is None and settings.work_orders_table:
-            work_orders = DynamoDBWorkOrderIndex(settings.work_orders_table)
-        self.orders, self.work_orders = orders, work_orders
+        self.orders = orders if orders is not None else store
+        self._work_orders = work_orders
         self.reconcile_budget: CappedRateBudget | None = None
         self._clock_and_key = (clock, api_key)
+
+    @property
+    def work_orders(self) -> WorkOrderIndex | None:
+        """The work-order index of the reconciliation (default: `WORK_ORDERS_TABLE`), made on first use
+        with the reconciliation's module."""
+        if self._work_orders is None and self.settings.work_orders_table:
+            from offergrid_integration.orders.reconcile import DynamoDBWorkOrderIndex
+
+            self._work_orders = DynamoDBWorkOrderIndex(self.settings.work_orders_table)
+        return self._work_orders
 
     @property
     def s3(self) -> S3Client:
@@ -173,6 +183,8 @@ class SyncRuntime:
     @cached_property
     def reconcile_client(self) -> OffergridClient:
         """The reconciliation's own client: the shared budget, capped at its share per run."""
+        from offergrid_integration.orders.reconcile import CappedRateBudget, max_calls_per_run
+
         clock, api_key = self._clock_and_key
         settings = self.settings
         cap = max_calls_per_run(settings.reconcile_budget_share, settings.reconcile_interval_minutes)
@@ -196,6 +208,8 @@ class SyncRuntime:
         """One reconciliation run; its report (an `error` when the tables it needs are not configured)."""
         if self.orders is None or self.work_orders is None:
             return {"error": "reconciliation needs ORDERS_TABLE and WORK_ORDERS_TABLE", "dryRun": dry_run}
+        from offergrid_integration.orders.reconcile import reconcile
+
         client = self.reconcile_client
         assert self.reconcile_budget is not None
         self.reconcile_budget.used = 0

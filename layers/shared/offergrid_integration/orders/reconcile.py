@@ -229,9 +229,16 @@ class DynamoDBWorkOrderIndex:
     """`WorkOrderIndex` over the work-orders table (the processor's `DynamoDBEventBridgeWorkOrders`)."""
 
     def __init__(self, table_name: str, *, table: Table | None = None) -> None:
-        """`table`: the table to use (default: `table_name` on the container's DynamoDB resource)."""
+        """`table`: the table to use (default: `table_name` on the container's DynamoDB resource, made
+        on the first read or write: a cold start that never reads the table never makes it)."""
         self.table_name = table_name
-        self.table: Table = table if table is not None else aws.clients().tables.Table(table_name)
+        self._table = table
+
+    @property
+    def table(self) -> Table:
+        if self._table is None:
+            self._table = aws.clients().tables.Table(self.table_name)
+        return self._table
 
     def open_work_orders(self) -> Iterator[WorkOrder]:
         from boto3.dynamodb.conditions import Attr

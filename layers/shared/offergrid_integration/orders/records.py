@@ -55,7 +55,11 @@ class RecordConflict(TransientError):
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+    # Validators built on first use: the offer sync's cold start (a dry run, or a sweep with nothing
+    # to look up) never reads a record.
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="ignore", defer_build=True
+    )
 
 
 class HistoryEntry(_Model):
@@ -126,9 +130,16 @@ class DynamoDBOrderStore:
     """Order records in DynamoDB: partition key `itemId` (S), GSI `byOrderId` (`orderId` S, ALL)."""
 
     def __init__(self, table_name: str, *, table: Table | None = None) -> None:
-        """`table`: the table to use (default: `table_name` on the container's DynamoDB resource)."""
+        """`table`: the table to use (default: `table_name` on the container's DynamoDB resource, made
+        on the first read or write: a cold start that never reads the table never makes it)."""
         self.table_name = table_name
-        self.table: Table = table if table is not None else aws.clients().tables.Table(table_name)
+        self._table = table
+
+    @property
+    def table(self) -> Table:
+        if self._table is None:
+            self._table = aws.clients().tables.Table(self.table_name)
+        return self._table
 
     def get(self, item_id: str) -> OrderRecord | None:
         response = self.table.get_item(Key={"itemId": item_id}, ConsistentRead=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING
 
 from botocore.config import Config
@@ -26,18 +27,34 @@ _CLIENT_CONFIG = Config(
 class SqsQueue:
     """The orders queue. Without `client`, its own SQS client with the fail-fast timeouts above, from
     the container's session (`aws.clients()`; boto3 reads `AWS_ENDPOINT_URL` itself, so the local
-    stack and the tests reach moto)."""
+    stack and the tests reach moto): made now (the webhook, at init, for its first request), or with
+    `client_on_first_send=True` on the first `send`, once (the offer sync, whose dry runs and quiet
+    sweeps send nothing)."""
 
-    def __init__(self, queue_url: str, *, client: SQSClient | None = None) -> None:
+    def __init__(
+        self, queue_url: str, *, client: SQSClient | None = None, client_on_first_send: bool = False
+    ) -> None:
         self.queue_url = queue_url
-        self._client: SQSClient = client or aws.clients().sqs_with(_CLIENT_CONFIG)
+        self._lock = threading.Lock()
+        self._client: SQSClient | None = client
+        if client is None and not client_on_first_send:
+            self._client = _own_client()
+
+    @property
+    def client(self) -> SQSClient:
+        """The SQS client (made here the first time when it was left to the first send)."""
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = _own_client()
+        return self._client
 
     def send(self, message_body: str, attributes: dict[str, str]) -> str | None:
         message_attributes: dict[str, MessageAttributeValueTypeDef] = {
             name: {"DataType": "String", "StringValue": value} for name, value in attributes.items() if value
         }
         try:
-            response = self._client.send_message(
+            response = self.client.send_message(
                 QueueUrl=self.queue_url,
                 MessageBody=message_body,
                 MessageAttributes=message_attributes,
@@ -47,3 +64,7 @@ class SqsQueue:
         except BotoCoreError as exc:  # connection, endpoint, timeout: nothing was stored
             raise QueueSendError(type(exc).__name__) from exc
         return response.get("MessageId")
+
+
+def _own_client() -> SQSClient:
+    return aws.clients().sqs_with(_CLIENT_CONFIG)

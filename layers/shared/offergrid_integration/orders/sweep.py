@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from offergrid_integration.clock import Clock
 from offergrid_integration.identifiers import identifier_problem
@@ -25,15 +25,10 @@ from offergrid_integration.metrics_names import MAX_LISTED, MetricsSink
 from offergrid_integration.observability import logger
 from offergrid_integration.offergrid.errors import OffergridError
 from offergrid_integration.offergrid.models import OrderItem, OrderItemStatus
-from offergrid_integration.orders.queue import (
-    QueuePort,
-    QueueSendError,
-    format_timestamp,
-    queued_message_for_order_item,
-    send_queued_message,
-    utc_from_epoch,
-)
-from offergrid_integration.orders.records import OrderStore
+from offergrid_integration.orders.wire import QueuePort, QueueSendError
+
+if TYPE_CHECKING:
+    from offergrid_integration.orders.records import OrderStore
 
 __all__ = [
     "SWEEP_STATUSES",
@@ -140,6 +135,14 @@ def sweep_missed_orders(
             report.already_decided += 1
             continue
         if not dry_run:
+            # The queue's message model on the first item to queue (a dry run or a quiet sweep needs none).
+            from offergrid_integration.orders.queue import (
+                format_timestamp,
+                queued_message_for_order_item,
+                send_queued_message,
+                utc_from_epoch,
+            )
+
             message = queued_message_for_order_item(
                 item_id=item.id,
                 order_id=_usable(item.order_id),
