@@ -13,12 +13,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from offergrid_integration.catalog.runtime import SyncRuntime
-from offergrid_integration.catalog.schedule import InvalidScheduleEvent, schedule_input
-from offergrid_integration.catalog.settings import SyncSettings
-from offergrid_integration.config import load_settings
-from offergrid_integration.container import Container
-from offergrid_integration.observability import log_metrics, logger, metrics, tracer
+from offergrid_integration.container import Container, init_phase
+
+with init_phase():  # the GC paused while the imports and the init allocate (container.init_phase)
+    from offergrid_integration.catalog.runtime import SyncRuntime
+    from offergrid_integration.catalog.schedule import InvalidScheduleEvent, schedule_input
+    from offergrid_integration.catalog.settings import SyncSettings
+    from offergrid_integration.config import load_settings
+    from offergrid_integration.observability import log_metrics, logger, metrics, tracer
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -27,7 +29,8 @@ __all__ = ["InvalidScheduleEvent", "configure", "get_runtime", "lambda_handler",
 
 _runtime = Container(lambda: SyncRuntime(load_settings(SyncSettings)))
 get_runtime, configure, reset = _runtime.get, _runtime.configure, _runtime.reset
-_runtime.build_at_init()
+with init_phase():
+    _runtime.build_at_init()
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -8,24 +8,18 @@ SQS's ReportBatchItemFailures reads). `configure()` / `reset()` / `get_runtime()
 
 from __future__ import annotations
 
-import gc
+from typing import TYPE_CHECKING, Any
 
-# The cold start allocates ~150,000 objects that live as long as the container (modules, classes,
-# botocore's models, the runtime) and almost no garbage (~500 objects). The cyclic GC would scan
-# them again and again while they are made (~50 collections, ~5 % of the cold start's CPU): it is
-# off until the init is done, then they are frozen (never scanned again) and it is back on.
-gc.disable()
+from offergrid_integration.container import Container, init_phase
 
-from typing import TYPE_CHECKING, Any  # noqa: E402
-
-from offergrid_integration import aws  # noqa: E402
-from offergrid_integration.config import load_settings  # noqa: E402
-from offergrid_integration.container import Container  # noqa: E402
-from offergrid_integration.observability import log_metrics, logger, tracer  # noqa: E402
-from offergrid_integration.orders.batch import PartialBatchResponse  # noqa: E402
-from offergrid_integration.orders.pipeline import IDEMPOTENCY_KEY_PREFIX  # noqa: E402
-from offergrid_integration.orders.runtime import ProcessorRuntime as Runtime  # noqa: E402
-from offergrid_integration.orders.settings import ProcessorSettings  # noqa: E402
+with init_phase():  # the GC paused while the imports and the init allocate (container.init_phase)
+    from offergrid_integration import aws
+    from offergrid_integration.config import load_settings
+    from offergrid_integration.observability import log_metrics, logger, tracer
+    from offergrid_integration.orders.batch import PartialBatchResponse
+    from offergrid_integration.orders.pipeline import IDEMPOTENCY_KEY_PREFIX
+    from offergrid_integration.orders.runtime import ProcessorRuntime as Runtime
+    from offergrid_integration.orders.settings import ProcessorSettings
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -40,11 +34,8 @@ def _close(runtime: Runtime) -> None:
 
 _runtime = Container(lambda: Runtime(load_settings(ProcessorSettings)), close=_close)
 get_runtime, configure, reset = _runtime.get, _runtime.configure, _runtime.reset
-try:
+with init_phase():
     _runtime.build_at_init()
-finally:
-    gc.freeze()
-    gc.enable()
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -11,16 +11,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.logging import correlation_paths
+from offergrid_integration.container import Container, init_phase
 
-from offergrid_integration import aws
-from offergrid_integration.container import Container
-from offergrid_integration.observability import log_metrics, logger
-from offergrid_integration.orders.sqs_queue import SqsQueue
-from offergrid_integration.secrets import Secret, parse_webhook_secrets
-from offergrid_integration.webhooks.ingress import WebhookIngress
-from offergrid_integration.webhooks.reporting import report
-from offergrid_integration.webhooks.settings import WebhookIngressSettings
+with init_phase():  # the GC paused while the imports and the init allocate (container.init_phase)
+    from aws_lambda_powertools.logging import correlation_paths
+
+    from offergrid_integration import aws
+    from offergrid_integration.observability import log_metrics, logger
+    from offergrid_integration.orders.sqs_queue import SqsQueue
+    from offergrid_integration.secrets import Secret, parse_webhook_secrets
+    from offergrid_integration.webhooks.ingress import WebhookIngress
+    from offergrid_integration.webhooks.reporting import report
+    from offergrid_integration.webhooks.settings import WebhookIngressSettings
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -41,7 +43,8 @@ def build_ingress() -> WebhookIngress:
 
 _ingress = Container(build_ingress, close=lambda _: aws.reset())
 get_ingress = _ingress.get
-_ingress.build_at_init()
+with init_phase():
+    _ingress.build_at_init()
 
 
 def reset(ingress: WebhookIngress | None = None) -> None:

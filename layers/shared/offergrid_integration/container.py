@@ -4,15 +4,37 @@ Inside Lambda (`AWS_LAMBDA_FUNCTION_NAME` set) `build_at_init()` builds it at im
 phase (full CPU, and a bad environment fails the init loudly); elsewhere (tests, tools) on first
 use. `configure()` puts one built by hand (a test clock, a fake's key), `reset()` forgets it (its
 `close` is called) so the next invocation re-reads the environment.
+
+`init_phase()` wraps a handler module's imports and init: the cold start allocates some 150,000
+objects that live as long as the container (modules, classes, botocore's models, the runtime) and
+almost no garbage (~500 objects), and the cyclic GC would scan them again and again while they are
+made (~50 collections, ~5-10 % of a cold start's CPU). It is paused for the init, then what the init
+made is frozen (never scanned again) and it is back on, whether the init succeeded or failed.
 """
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
-__all__ = ["Container"]
+__all__ = ["Container", "init_phase"]
+
+
+@contextlib.contextmanager
+def init_phase() -> Iterator[None]:
+    """The cyclic GC paused while the block runs (a handler's imports and init), then the objects it
+    made frozen and the GC back on as it was (see the module's docstring)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if was_enabled:
+            gc.enable()
 
 
 class Container[T]:
