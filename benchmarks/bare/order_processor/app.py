@@ -4,8 +4,10 @@ for an `order.created` message, stdlib + boto3 only. Not deployed.
 Per record: an idempotency record put (conditional) in the idempotency table, the API key from
 Secrets Manager (first use), a rate-budget write in its table before each Offergrid call,
 `GET /provider/orders/{itemId}`, the coverage rules from SSM Parameter Store (first use), the
-`PATCH .../status` decision, the order record written, the idempotency record completed. Three boto3
-clients (DynamoDB, Secrets Manager, SSM) created at import, `urllib.request` for HTTP.
+`PATCH .../status` decision; on acceptance the work order (read, conditional put in its table) and
+its `offergrid.order.accepted` event on the provider's bus, as the project's accept does; the order
+record written, the idempotency record completed. Four boto3 clients (DynamoDB, Secrets Manager,
+SSM, EventBridge) created at import, `urllib.request` for HTTP.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ API_URL = os.environ["OFFERGRID_API_URL"].rstrip("/")
 dynamodb = boto3.client("dynamodb", endpoint_url=endpoint)
 secretsmanager = boto3.client("secretsmanager", endpoint_url=endpoint)
 ssm = boto3.client("ssm", endpoint_url=endpoint)
+events = boto3.client("events", endpoint_url=endpoint)
 _cache: dict[str, Any] = {}
 
 
@@ -62,6 +65,27 @@ def _rules() -> Any:
     return _cache["rules"]
 
 
+def _open_work_order(item_id: str, item: dict[str, Any]) -> None:
+    table, work_order_id = os.environ["WORK_ORDERS_TABLE"], f"wo-{item_id}"
+    dynamodb.get_item(TableName=table, Key={"workOrderId": {"S": work_order_id}}, ConsistentRead=True)
+    detail = {"workOrderId": work_order_id, "itemId": item_id, "offerId": str(item.get("offerId"))}
+    dynamodb.put_item(
+        TableName=table,
+        Item={name: {"S": value} for name, value in detail.items()},
+        ConditionExpression="attribute_not_exists(workOrderId)",
+    )
+    events.put_events(
+        Entries=[
+            {
+                "Source": "offergrid.integration",
+                "DetailType": "offergrid.order.accepted",
+                "Detail": json.dumps(detail),
+                "EventBusName": os.environ["EVENT_BUS_NAME"],
+            }
+        ]
+    )
+
+
 def _process(body: dict[str, Any]) -> None:
     nested = body.get("event")
     event: dict[str, Any] = nested if isinstance(nested, dict) else body
@@ -79,6 +103,8 @@ def _process(body: dict[str, Any]) -> None:
     serviceable = bool(_rules()) and bool(address.get("country"))
     status = "accepted" if serviceable else "rejected"
     _offergrid("PATCH", f"/provider/orders/{item_id}/status", {"status": status})
+    if status == "accepted":
+        _open_work_order(item_id, item)
     dynamodb.put_item(
         TableName=os.environ["ORDERS_TABLE"],
         Item={"itemId": {"S": item_id}, "status": {"S": status}, "dedupKey": {"S": key}},
