@@ -101,25 +101,28 @@ build: $(VENV)/.installed $(SAM_VENV)/.installed ## sam build (no container) for
 
 # In parallel (pytest-xdist), one worker per CPU; --dist loadfile keeps each test file on one worker,
 # so a file's module-scoped fixtures (local stacks on free ports, in temporary folders) start once.
+# --no-loadscope-reorder: files go out in the order tests/conftest.py gives (files with slow tests
+# first), not xdist's by number of tests, which left the few long tests to the end on one worker.
 # Under CI the 15 slowest tests are listed, to see where the time goes.
 PYTEST_WORKERS ?= auto
+PYTEST_DIST := --dist loadfile --no-loadscope-reorder
 .PHONY: pytest
 pytest: $(VENV)/.installed $(SAM_VENV)/.installed ## the test suite only, in parallel (PYTEST_WORKERS=auto|N|0; sam regenerates events/sam_*.json to compare)
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(if $(CI),--durations=15)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) $(PYTEST_DIST) $(if $(CI),--durations=15)
 
 # The suite by what it tests (README "Tests"): the product's logic, the product against moto and the
 # fake (with the end-to-end runs), and the tooling (the Offergrid fake, the local stack, the Makefile).
 .PHONY: test-unit
 test-unit: $(VENV)/.installed ## the product's logic: tests/unit (no local stack)
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile tests/unit
+	$(PY) -m pytest -n $(PYTEST_WORKERS) $(PYTEST_DIST) tests/unit
 
 .PHONY: test-integration
 test-integration: $(VENV)/.installed $(SAM_VENV)/.installed ## the product against moto + the Offergrid fake: tests/integration and tests/e2e
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile tests/integration tests/e2e
+	$(PY) -m pytest -n $(PYTEST_WORKERS) $(PYTEST_DIST) tests/integration tests/e2e
 
 .PHONY: test-tooling
 test-tooling: $(VENV)/.installed $(SAM_VENV)/.installed ## the tools the tests stand on: tests/tooling (the fake, the local stack, the Makefile)
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile tests/tooling
+	$(PY) -m pytest -n $(PYTEST_WORKERS) $(PYTEST_DIST) tests/tooling
 
 # The gates are independent: lint, typecheck, template-check, security-check and build run in the
 # background while pytest streams its progress; each then prints its output as one block with its
