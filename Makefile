@@ -19,9 +19,10 @@ help: ## list the targets
 # pip): one `uv pip install` per venv, the same pinned versions pip installed, in seconds instead of
 # minutes. uv does not read pip.conf: it installs from PyPI, where every pin lives, and trusts the
 # system's certificate store (--system-certs: a TLS-inspecting proxy's CA, like pip's `cert`). It
-# compiles no .pyc ahead (pip compiled every file of every package): Python compiles what is imported,
-# once, on first use. .venv is made by `python -m venv` (pip is in it: the layer's build runs pip);
-# the two tool venvs by `uv venv` (no pip: nothing runs pip there).
+# compiles no .pyc ahead (pip compiled all 7,400 files of .venv; the suite imports ~900): Python
+# compiles what is imported, once, on first use. The venvs are made by uv too (scripts/new-venv); .venv
+# gets the pip its Python ships, as `python -m venv` gave it (the layer's build runs pip), the two
+# tool venvs none (nothing runs pip there).
 UV_VENV := .venv-uv
 UV := $(UV_VENV)/bin/uv
 UV_INSTALL := $(UV) pip install --quiet --system-certs
@@ -34,19 +35,19 @@ $(UV_VENV)/.installed: requirements-uv.txt
 
 # Order-only on uv: a newer uv does not reinstall the venvs.
 $(VENV)/.installed: requirements-dev.txt constraints.txt layers/shared/requirements.txt | $(UV_VENV)/.installed
-	@[ -x $(PY) ] || { py=$$(scripts/find-python313) && scripts/timed-step "creating $(VENV) with $$py" "$$py" -m venv $(VENV); }
+	@[ -x $(PY) ] || { py=$$(scripts/find-python313) && scripts/timed-step "creating $(VENV) with $$py and the pip it ships" scripts/new-venv $(UV) "$$py" $(VENV) --with-pip; }
 	@scripts/timed-step "installing the app and test dependencies into $(VENV) (uv pip install; seconds)" \
 		$(UV_INSTALL) --python $(PY) -r requirements-dev.txt -c constraints.txt
 	@touch $@
 
 $(SAM_VENV)/.installed: requirements-sam.txt | $(UV_VENV)/.installed
-	@[ -x $(SAM_VENV)/bin/python ] || { py=$$(scripts/find-python313) && scripts/timed-step "creating $(SAM_VENV) with $$py" $(UV) venv --quiet --python "$$py" $(SAM_VENV); }
+	@[ -x $(SAM_VENV)/bin/python ] || { py=$$(scripts/find-python313) && scripts/timed-step "creating $(SAM_VENV) with $$py" scripts/new-venv $(UV) "$$py" $(SAM_VENV); }
 	@scripts/timed-step "installing the SAM CLI into $(SAM_VENV) (uv pip install; seconds)" \
 		$(UV_INSTALL) --python $(SAM_VENV)/bin/python -r requirements-sam.txt
 	@touch $@
 
 $(CHECKOV_VENV)/.installed: requirements-checkov.txt | $(UV_VENV)/.installed
-	@[ -x $(CHECKOV_VENV)/bin/python ] || { py=$$(scripts/find-python313) && scripts/timed-step "creating $(CHECKOV_VENV) with $$py" $(UV) venv --quiet --python "$$py" $(CHECKOV_VENV); }
+	@[ -x $(CHECKOV_VENV)/bin/python ] || { py=$$(scripts/find-python313) && scripts/timed-step "creating $(CHECKOV_VENV) with $$py" scripts/new-venv $(UV) "$$py" $(CHECKOV_VENV); }
 	@scripts/timed-step "installing checkov into $(CHECKOV_VENV) (uv pip install; seconds)" \
 		$(UV_INSTALL) --python $(CHECKOV_VENV)/bin/python -r requirements-checkov.txt
 	@touch $@
