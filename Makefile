@@ -14,28 +14,46 @@ TEMPLATE := template.yaml
 help: ## list the targets
 	@grep -hE '^[a-z][a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-# Each install step says what it is when it starts and how long it took (scripts/timed-step): a
-# first run installs for a minute or more, and would otherwise be silent.
-$(VENV)/.installed: requirements-dev.txt constraints.txt layers/shared/requirements.txt
-	@[ -x $(PY) ] || { py=$$(scripts/find-python313) && scripts/timed-step "creating $(VENV) with $$py" "$$py" -m venv $(VENV); }
-	@scripts/timed-step "installing the app and test dependencies into $(VENV) (pip; about a minute the first time)" \
-		$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
+# Each install step says what it is when it starts and how long it took (scripts/timed-step).
+# The installer is uv (pinned in requirements-uv.txt, in its own small venv .venv-uv, installed there by
+# pip): one `uv pip install` per venv, the same pinned versions pip installed, in seconds instead of
+# minutes. uv does not read pip.conf: it installs from PyPI, where every pin lives, and trusts the
+# system's certificate store (--system-certs: a TLS-inspecting proxy's CA, like pip's `cert`). It
+# compiles no .pyc ahead (pip compiled all 7,400 files of .venv; the suite imports ~900): Python
+# compiles what is imported, once, on first use. The venvs are made by uv too (scripts/new-venv); .venv
+# gets the pip its Python ships, as `python -m venv` gave it (the layer's build runs pip), the two
+# tool venvs none (nothing runs pip there).
+UV_VENV := .venv-uv
+UV := $(UV_VENV)/bin/uv
+UV_INSTALL := $(UV) pip install --quiet --system-certs
+
+$(UV_VENV)/.installed: requirements-uv.txt
+	@[ -x $(UV_VENV)/bin/python ] || { py=$$(scripts/find-python313) && scripts/timed-step "creating $(UV_VENV) with $$py" "$$py" -m venv $(UV_VENV); }
+	@scripts/timed-step "installing uv, the venvs' installer, into $(UV_VENV) (pip; a few seconds)" \
+		$(UV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-uv.txt
 	@touch $@
 
-$(SAM_VENV)/.installed: requirements-sam.txt
-	@[ -x $(SAM_VENV)/bin/python ] || { py=$$(scripts/find-python313) && scripts/timed-step "creating $(SAM_VENV) with $$py" "$$py" -m venv $(SAM_VENV); }
-	@scripts/timed-step "installing the SAM CLI into $(SAM_VENV) (pip; about a minute the first time)" \
-		$(SAM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-sam.txt
+# Order-only on uv: a newer uv does not reinstall the venvs.
+$(VENV)/.installed: requirements-dev.txt constraints.txt layers/shared/requirements.txt | $(UV_VENV)/.installed
+	@[ -x $(PY) ] || { py=$$(scripts/find-python313) && scripts/timed-step "creating $(VENV) with $$py and the pip it ships" scripts/new-venv $(UV) "$$py" $(VENV) --with-pip; }
+	@scripts/timed-step "installing the app and test dependencies into $(VENV) (uv pip install; seconds)" \
+		$(UV_INSTALL) --python $(PY) -r requirements-dev.txt -c constraints.txt
 	@touch $@
 
-$(CHECKOV_VENV)/.installed: requirements-checkov.txt
-	@[ -x $(CHECKOV_VENV)/bin/python ] || { py=$$(scripts/find-python313) && scripts/timed-step "creating $(CHECKOV_VENV) with $$py" "$$py" -m venv $(CHECKOV_VENV); }
-	@scripts/timed-step "installing checkov into $(CHECKOV_VENV) (pip; about a minute the first time)" \
-		$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+$(SAM_VENV)/.installed: requirements-sam.txt | $(UV_VENV)/.installed
+	@[ -x $(SAM_VENV)/bin/python ] || { py=$$(scripts/find-python313) && scripts/timed-step "creating $(SAM_VENV) with $$py" scripts/new-venv $(UV) "$$py" $(SAM_VENV); }
+	@scripts/timed-step "installing the SAM CLI into $(SAM_VENV) (uv pip install; seconds)" \
+		$(UV_INSTALL) --python $(SAM_VENV)/bin/python -r requirements-sam.txt
+	@touch $@
+
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt | $(UV_VENV)/.installed
+	@[ -x $(CHECKOV_VENV)/bin/python ] || { py=$$(scripts/find-python313) && scripts/timed-step "creating $(CHECKOV_VENV) with $$py" scripts/new-venv $(UV) "$$py" $(CHECKOV_VENV); }
+	@scripts/timed-step "installing checkov into $(CHECKOV_VENV) (uv pip install; seconds)" \
+		$(UV_INSTALL) --python $(CHECKOV_VENV)/bin/python -r requirements-checkov.txt
 	@touch $@
 
 .PHONY: venvs
-venvs: $(VENV)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed ## the three venvs (CI: make -j3 venvs, one pip install each, in parallel)
+venvs: $(VENV)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed ## the three venvs (CI: make -j3 venvs, one uv install each, in parallel)
 
 .PHONY: dev
 dev: $(VENV)/.installed $(SAM_VENV)/.installed ## create both virtual environments (.venv for the app, .venv-sam for SAM tooling)
@@ -62,8 +80,11 @@ typecheck: $(VENV)/.installed ## mypy --strict on the layer, functions, devtools
 	$(VENV)/bin/mypy layers/shared/offergrid_integration functions devtools scripts benchmarks
 
 .PHONY: template-check
-template-check: $(SAM_VENV)/.installed ## sam validate, sam validate --lint, cfn-lint of the translated template
-	$(SAM) validate --template $(TEMPLATE)
+# `sam validate --lint` only: samconfig.toml sets `lint = true` for validate, so a plain `sam validate`
+# ran the very same cfn-lint pass again (its offline-impossible basic check, which asks IAM for managed
+# policies, never ran). scripts/check_template.py is that basic check offline: it translates the
+# template and runs cfn-lint on the plain CloudFormation.
+template-check: $(SAM_VENV)/.installed ## sam validate --lint, then cfn-lint of the template translated offline
 	$(SAM) validate --lint --template $(TEMPLATE)
 	$(SAM_VENV)/bin/python scripts/check_template.py $(TEMPLATE)
 
@@ -79,27 +100,32 @@ build: $(VENV)/.installed $(SAM_VENV)/.installed ## sam build (no container) for
 	LAYER_ARCHITECTURE=$(ARCHITECTURE) $(SAM) build --template $(TEMPLATE) --cached --parallel \
 		--cache-dir .aws-sam/cache-$(ARCHITECTURE) --parameter-overrides Architecture=$(ARCHITECTURE)
 
-# In parallel (pytest-xdist), one worker per CPU; --dist loadfile keeps each test file on one worker,
-# so a file's module-scoped fixtures (local stacks on free ports, in temporary folders) start once.
+# In parallel (pytest-xdist), one worker per CPU and one more: much of the suite's time is waiting
+# (processes starting, local stacks, compressed clocks), which the extra worker fills (2 cores: pytest
+# 199 s with 3 workers, 244 s with 2). --dist loadfile keeps each test file on one worker, so a
+# file's module-scoped fixtures (local stacks on free ports, in temporary folders) start once.
+# --no-loadscope-reorder: files go out in the order tests/conftest.py gives (files with slow tests
+# first), not xdist's by number of tests, which left the few long tests to the end on one worker.
 # Under CI the 15 slowest tests are listed, to see where the time goes.
-PYTEST_WORKERS ?= auto
+PYTEST_WORKERS ?= $(shell $(PY) -c 'import os; print((os.process_cpu_count() or 1) + 1)')
+PYTEST_DIST := --dist loadfile --no-loadscope-reorder
 .PHONY: pytest
-pytest: $(VENV)/.installed $(SAM_VENV)/.installed ## the test suite only, in parallel (PYTEST_WORKERS=auto|N|0; sam regenerates events/sam_*.json to compare)
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(if $(CI),--durations=15)
+pytest: $(VENV)/.installed $(SAM_VENV)/.installed ## the test suite only, in parallel (PYTEST_WORKERS=N|auto|0, default CPUs + 1; sam regenerates events/sam_*.json to compare)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) $(PYTEST_DIST) $(if $(CI),--durations=15)
 
 # The suite by what it tests (README "Tests"): the product's logic, the product against moto and the
 # fake (with the end-to-end runs), and the tooling (the Offergrid fake, the local stack, the Makefile).
 .PHONY: test-unit
 test-unit: $(VENV)/.installed ## the product's logic: tests/unit (no local stack)
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile tests/unit
+	$(PY) -m pytest -n $(PYTEST_WORKERS) $(PYTEST_DIST) tests/unit
 
 .PHONY: test-integration
 test-integration: $(VENV)/.installed $(SAM_VENV)/.installed ## the product against moto + the Offergrid fake: tests/integration and tests/e2e
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile tests/integration tests/e2e
+	$(PY) -m pytest -n $(PYTEST_WORKERS) $(PYTEST_DIST) tests/integration tests/e2e
 
 .PHONY: test-tooling
 test-tooling: $(VENV)/.installed $(SAM_VENV)/.installed ## the tools the tests stand on: tests/tooling (the fake, the local stack, the Makefile)
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile tests/tooling
+	$(PY) -m pytest -n $(PYTEST_WORKERS) $(PYTEST_DIST) tests/tooling
 
 # The gates are independent: lint, typecheck, template-check, security-check and build run in the
 # background while pytest streams its progress; each then prints its output as one block with its

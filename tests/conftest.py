@@ -1,6 +1,25 @@
 """Shared fixtures. Plugins live in tests/fixtures/ so each area owns its own."""
 
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
 pytest_plugins = [
     "tests.fixtures.aws",
     "tests.fixtures.offergrid_fake",
 ]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files with a `slow` test first, then the others by their number of tests, most first.
+
+    `make pytest` runs `--dist loadfile --no-loadscope-reorder`: each file goes whole to the next
+    free worker, in this order. xdist's own order (by number of tests only) left the slow files of a
+    few long tests (the state machine, the rate-budget hammer, the demo) to the end, one worker busy
+    with them while the other idled. Only the order of files changes; within a file it is kept.
+    """
+    slow = {item.path for item in items if item.get_closest_marker("slow") is not None}
+    tests_in = Counter(item.path for item in items)
+    items.sort(key=lambda item: (item.path not in slow, -tests_in[item.path], str(item.path)))

@@ -43,9 +43,21 @@ def test_timed_step_keeps_the_failure_and_says_so():
 def test_every_install_step_goes_through_timed_step():
     for venv in (r"\$\(VENV\)", r"\$\(SAM_VENV\)", r"\$\(CHECKOV_VENV\)"):
         recipe = _recipe(venv + r"/\.installed")
-        assert "pip install" in recipe
-        assert recipe.count("scripts/timed-step") == 2, recipe  # the venv, then pip
-        assert re.search(r"timed-step \"installing .*\(pip; about a minute the first time\)\"", recipe)
+        assert "$(UV_INSTALL) --python" in recipe  # one uv install per venv
+        assert recipe.count("scripts/timed-step") == 2, recipe  # the venv, then uv
+        assert re.search(r"timed-step \"installing .*\(uv pip install; seconds\)\"", recipe)
+    # uv itself: pinned, in its own venv, by pip, timed like the others
+    recipe = _recipe(r"\$\(UV_VENV\)/\.installed")
+    assert recipe.count("scripts/timed-step") == 2, recipe
+    assert "pip install --quiet --disable-pip-version-check -r requirements-uv.txt" in recipe
+    assert re.fullmatch(r"uv==[\d.]+", (REPO / "requirements-uv.txt").read_text().splitlines()[-1])
+
+
+def test_uv_installs_from_the_registry_with_the_systems_certificates():
+    # uv reads no pip.conf: without the system's CA store a TLS-inspecting proxy fails every download
+    uv_install = re.search(r"^UV_INSTALL := (.*)$", MAKEFILE, flags=re.M)
+    assert uv_install is not None
+    assert uv_install[1].split() == ["$(UV)", "pip", "install", "--quiet", "--system-certs"]
 
 
 def test_replay_and_invoke_do_not_echo_their_command():
