@@ -173,7 +173,7 @@ def _documented_make_examples() -> list[list[str]]:
     texts = [help_text, *((REPO / name).read_text() for name in ("README.md", "docs/local.md"))]
     commands: list[list[str]] = []
     for text in texts:
-        for args in re.findall(r'(?:make replay )?ARGS="([^"]*)"', text):
+        for args in re.findall(r'(?:make replay )?(?<!\w)ARGS="([^"]*)"', text):  # not BENCH_ARGS
             if args and ".local/" not in args and "..." not in args:
                 commands.append(["devtools.replay", *shlex.split(args)])
         for function, event in re.findall(r"make invoke FUNCTION=(\w+) EVENT=(\S+?)`?(?:\s|$)", text):
