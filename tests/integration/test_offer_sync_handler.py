@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import botocore.session
 import pytest
 
 from devtools import offer_sync_cli
@@ -24,6 +23,7 @@ from offergrid_integration.observability import logger
 from offergrid_integration.orders.reconcile import CappedRateBudget
 from offergrid_integration.orders.sqs_queue import SqsQueue
 from offergrid_integration.ratelimit import Lane
+from tests.fixtures.aws import record_boto_clients
 from tests.fixtures.offergrid_fake import TEST_API_KEY, OffergridFakeFactory
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -415,27 +415,6 @@ def test_cli_without_aws_configuration_is_one_line_and_exit_2(
 # first event may not need (a dry run, or a sweep with nothing to queue, makes no SQS client and no
 # DynamoDB resource for the order and work-order tables).
 # ---------------------------------------------------------------------------------------------------
-def _recording(monkeypatch: pytest.MonkeyPatch) -> tuple[list[int], list[str]]:
-    """Record every botocore session and client made from now on (ids, service names). A boto3
-    resource makes its client through the same `create_client`, so it is recorded as one."""
-    sessions: list[int] = []
-    clients: list[str] = []
-    original_init = botocore.session.Session.__init__
-    original_create_client = botocore.session.Session.create_client
-
-    def init(self: botocore.session.Session, *args: Any, **kwargs: Any) -> None:
-        sessions.append(id(self))
-        original_init(self, *args, **kwargs)
-
-    def create_client(self: botocore.session.Session, service_name: str, *args: Any, **kwargs: Any) -> Any:
-        clients.append(service_name)
-        return original_create_client(self, service_name, *args, **kwargs)
-
-    monkeypatch.setattr(botocore.session.Session, "__init__", init)
-    monkeypatch.setattr(botocore.session.Session, "create_client", create_client)
-    return sessions, clients
-
-
 @pytest.fixture
 def cold_start(
     stack: dict[str, str], monkeypatch: pytest.MonkeyPatch
@@ -445,7 +424,7 @@ def cold_start(
     from tests.fixtures.aws import FakeLambdaContext
 
     aws_clients.reset()  # the stack's setup made clients of its own
-    sessions, clients = _recording(monkeypatch)
+    sessions, clients = record_boto_clients(monkeypatch)
     app.configure(SyncRuntime(load_settings(SyncSettings), clock=ScaledClock(60.0)))
 
     def invoke(event: dict[str, Any]) -> dict[str, Any]:
@@ -514,7 +493,7 @@ def test_a_queue_left_to_its_first_send_makes_its_client_once(
     # Given a queue whose client is left to its first send, in a new container
     queue_url = boto3.client("sqs").create_queue(QueueName="lazy-orders")["QueueUrl"]
     aws_clients.reset()
-    _, clients = _recording(monkeypatch)
+    _, clients = record_boto_clients(monkeypatch)
     queue = SqsQueue(queue_url, client_on_first_send=True)
     assert clients == []
 
@@ -534,7 +513,7 @@ def test_a_queue_with_its_client_at_construction_makes_it_there(
 ) -> None:
     # Given a new container, when the webhook's queue is built (its client at init, for its first request)
     aws_clients.reset()
-    _, clients = _recording(monkeypatch)
+    _, clients = record_boto_clients(monkeypatch)
     SqsQueue("https://sqs.eu-west-1.amazonaws.com/123456789012/orders")
     # Then its client is already made
     assert clients == ["sqs"]

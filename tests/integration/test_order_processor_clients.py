@@ -15,7 +15,7 @@ from offergrid_integration import aws
 from offergrid_integration.clock import ScaledClock
 from offergrid_integration.config import load_settings
 from offergrid_integration.orders.settings import ProcessorSettings
-from tests.fixtures.aws import FakeLambdaContext
+from tests.fixtures.aws import FakeLambdaContext, record_boto_clients
 from tests.integration.test_order_processor import ITEM, ORDER, Stack, create_stack, load_event
 
 
@@ -24,26 +24,6 @@ def stack(aws: None, offergrid_fake: OffergridFake) -> Iterator[Stack]:
     app.reset()
     yield create_stack(offergrid_fake.base_url)
     app.reset()
-
-
-def _recording(monkeypatch: pytest.MonkeyPatch) -> tuple[list[int], list[str]]:
-    """Record every botocore session and client created from now on (the ids, the service names)."""
-    sessions: list[int] = []
-    clients: list[str] = []
-    original_init = botocore.session.Session.__init__
-    original_create_client = botocore.session.Session.create_client
-
-    def init(self: botocore.session.Session, *args: Any, **kwargs: Any) -> None:
-        sessions.append(id(self))
-        original_init(self, *args, **kwargs)
-
-    def create_client(self: botocore.session.Session, service_name: str, *args: Any, **kwargs: Any) -> Any:
-        clients.append(service_name)
-        return original_create_client(self, service_name, *args, **kwargs)
-
-    monkeypatch.setattr(botocore.session.Session, "__init__", init)
-    monkeypatch.setattr(botocore.session.Session, "create_client", create_client)
-    return sessions, clients
 
 
 def _no_more_clients(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -61,7 +41,7 @@ def test_every_client_is_built_at_init_from_one_session(
     offergrid_fake.add_order_item(id=ITEM, orderId=ORDER)
     settings = load_settings(ProcessorSettings, stack.env)
     aws.reset()  # a new container: the stack's setup made clients of its own
-    sessions, clients = _recording(monkeypatch)
+    sessions, clients = record_boto_clients(monkeypatch)
     app.configure(app.Runtime(settings, clock=ScaledClock(20)))
     # Then it made one session and one client per service it calls (DynamoDB twice: the low-level
     # client for the budget and the idempotency records, the resource's for the tables)

@@ -38,3 +38,21 @@ def test_an_empty_aws_endpoint_url_means_the_real_endpoints(monkeypatch: pytest.
     monkeypatch.setenv("AWS_ENDPOINT_URL", "")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
     assert aws.clients().events.meta.endpoint_url == "https://events.eu-west-1.amazonaws.com"
+
+
+def test_a_table_adapter_makes_its_table_on_first_use_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    adapter = aws.TableAdapter("orders")
+    assert "tables" not in vars(aws.clients())  # nothing made yet: a cold start that never reads it
+
+    table = adapter.table
+
+    assert table.name == "orders"
+    assert adapter.table is table
+    assert table.meta.client is aws.clients().tables.meta.client  # the container's resource
+
+
+def test_a_table_adapter_uses_the_table_it_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    given = aws.clients().tables.Table("given")
+    assert aws.TableAdapter("ignored", table=given).table is given

@@ -22,13 +22,14 @@ import boto3
 if TYPE_CHECKING:
     from botocore.config import Config
     from mypy_boto3_dynamodb import DynamoDBClient, DynamoDBServiceResource
+    from mypy_boto3_dynamodb.service_resource import Table
     from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sqs import SQSClient
     from mypy_boto3_ssm import SSMClient
 
-__all__ = ["AwsClients", "clients", "reset"]
+__all__ = ["AwsClients", "TableAdapter", "clients", "reset"]
 
 
 class AwsClients:
@@ -99,3 +100,19 @@ def reset() -> None:
     global _clients
     with _clients_lock:
         _clients = None
+
+
+class TableAdapter:
+    """Base of an adapter over one DynamoDB table: `table` is the one given (tests), or `table_name` on
+    the container's DynamoDB resource, made on the first read or write (a cold start that never
+    reads the table never makes the resource)."""
+
+    def __init__(self, table_name: str, *, table: Table | None = None) -> None:
+        self.table_name = table_name
+        self._table = table
+
+    @property
+    def table(self) -> Table:
+        if self._table is None:
+            self._table = clients().tables.Table(self.table_name)
+        return self._table

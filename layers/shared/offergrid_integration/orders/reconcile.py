@@ -38,7 +38,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import Any, Final, Protocol
 
 from offergrid_integration import aws
 from offergrid_integration.clock import Clock
@@ -74,9 +74,6 @@ from offergrid_integration.orders.repairs import PROVIDER_WORK, WORK_ENDED, push
 from offergrid_integration.orders.workorders import WorkOrder, work_order_id_for
 from offergrid_integration.ratelimit import RateBudget
 from offergrid_integration.webhooks.events import OffergridEvent
-
-if TYPE_CHECKING:
-    from mypy_boto3_dynamodb.service_resource import Table
 
 __all__ = [
     "HOURLY_BUDGET",
@@ -225,20 +222,9 @@ class WorkOrderIndex(Protocol):
     def get(self, work_order_id: str) -> WorkOrder | None: ...
 
 
-class DynamoDBWorkOrderIndex:
-    """`WorkOrderIndex` over the work-orders table (the processor's `DynamoDBEventBridgeWorkOrders`)."""
-
-    def __init__(self, table_name: str, *, table: Table | None = None) -> None:
-        """`table`: the table to use (default: `table_name` on the container's DynamoDB resource, made
-        on the first read or write: a cold start that never reads the table never makes it)."""
-        self.table_name = table_name
-        self._table = table
-
-    @property
-    def table(self) -> Table:
-        if self._table is None:
-            self._table = aws.clients().tables.Table(self.table_name)
-        return self._table
+class DynamoDBWorkOrderIndex(aws.TableAdapter):
+    """`WorkOrderIndex` over the work-orders table (the processor's `DynamoDBEventBridgeWorkOrders`).
+    The table is made on first use (`aws.TableAdapter`)."""
 
     def open_work_orders(self) -> Iterator[WorkOrder]:
         from boto3.dynamodb.conditions import Attr

@@ -13,16 +13,13 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import Any, Final, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from offergrid_integration import aws
 from offergrid_integration.errors import TransientError
-
-if TYPE_CHECKING:
-    from mypy_boto3_dynamodb.service_resource import Table
 
 __all__ = [
     "MAX_HISTORY",
@@ -126,20 +123,9 @@ class OrderStore(Protocol):
         ...
 
 
-class DynamoDBOrderStore:
-    """Order records in DynamoDB: partition key `itemId` (S), GSI `byOrderId` (`orderId` S, ALL)."""
-
-    def __init__(self, table_name: str, *, table: Table | None = None) -> None:
-        """`table`: the table to use (default: `table_name` on the container's DynamoDB resource, made
-        on the first read or write: a cold start that never reads the table never makes it)."""
-        self.table_name = table_name
-        self._table = table
-
-    @property
-    def table(self) -> Table:
-        if self._table is None:
-            self._table = aws.clients().tables.Table(self.table_name)
-        return self._table
+class DynamoDBOrderStore(aws.TableAdapter):
+    """Order records in DynamoDB: partition key `itemId` (S), GSI `byOrderId` (`orderId` S, ALL).
+    The table is made on first use (`aws.TableAdapter`)."""
 
     def get(self, item_id: str) -> OrderRecord | None:
         response = self.table.get_item(Key={"itemId": item_id}, ConsistentRead=True)
