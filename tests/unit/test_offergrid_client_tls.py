@@ -85,7 +85,7 @@ class _Offers(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def log_message(self, format: str, *args: object) -> None:
-        pass
+        """No access log on the test's output."""
 
 
 @pytest.fixture
