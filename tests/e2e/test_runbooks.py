@@ -34,6 +34,7 @@ from tests.e2e.runbook_blocks import (
     outputs_used,
     split_python_module,
 )
+from tests.fixtures.local_stack import empty_queues
 
 RUNBOOK_FILES = sorted(RUNBOOKS.glob("*.md"))
 PARSERS: dict[str, Callable[[], Any]] = {
@@ -188,16 +189,7 @@ def runner(local: LocalEnvironment, monkeypatch: pytest.MonkeyPatch) -> Iterator
     yield LocalRunner(
         stack_file=local.stack_file, outputs=local.stack.outputs, urls=urls, setenv=monkeypatch.setenv
     )
-    _empty_queues(local)
-
-
-def _empty_queues(local: LocalEnvironment) -> None:
-    assert local.stack is not None
-    sqs = local.stack.client("sqs")
-    for url in (res.ref for res in local.stack.of_type("AWS::SQS::Queue").values()):
-        while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
-            for message in messages:
-                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    empty_queues(local)
 
 
 def _messages(local: LocalEnvironment, output: str) -> list[dict[str, Any]]:

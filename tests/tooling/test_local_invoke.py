@@ -21,6 +21,7 @@ from devtools.local.runtime import FunctionWorker
 from devtools.local.stack import SAMPLE_CATALOG, LocalEnvironment
 from devtools.local.template import FunctionSpec
 from devtools.local.testing import write_project
+from tests.fixtures.local_stack import empty_queues
 
 REPO = Path(__file__).resolve().parents[2]
 EVENTS = sorted((REPO / "events").glob("*.json"))
@@ -86,15 +87,6 @@ def _invoke(local: LocalEnvironment, function_id: str, event: Path, *extra: str)
     return code, out.getvalue(), err.getvalue()
 
 
-def _empty_queues(local: LocalEnvironment) -> None:
-    assert local.stack is not None
-    sqs = local.stack.client("sqs")
-    for url in (res.ref for res in local.stack.of_type("AWS::SQS::Queue").values()):
-        while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
-            for message in messages:
-                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-
-
 def test_every_sample_event_has_a_rule():
     assert SAMPLE_EVENTS, "events/ is empty"
     for path in SAMPLE_EVENTS:
@@ -149,7 +141,7 @@ def test_eventbridge_event_through_the_bus(local: LocalEnvironment, event_file: 
     consumers = [s for s in local.sources if local.has_code(s.function_id)]
     if not buses or not consumers:
         pytest.skip("template.yaml has no event bus or no SQS consumer with code yet")
-    _empty_queues(local)
+    empty_queues(local)
     events = local.stack.client("events")
     for bus in buses:
         events.put_events(

@@ -12,6 +12,7 @@ import pytest
 
 from devtools import replay
 from devtools.local.stack import SAMPLE_CATALOG, LocalEnvironment
+from tests.fixtures.local_stack import empty_queues
 
 REPO = Path(__file__).resolve().parents[2]
 EVENTS = REPO / "events"
@@ -28,12 +29,7 @@ def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalEnvironment
 @pytest.fixture
 def stack(local: LocalEnvironment) -> Iterator[LocalEnvironment]:
     yield local
-    assert local.stack is not None
-    sqs = local.stack.client("sqs")
-    for url in (res.ref for res in local.stack.of_type("AWS::SQS::Queue").values()):
-        while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
-            for message in messages:
-                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    empty_queues(local)
 
 
 def _replay(local: LocalEnvironment, *argv: str) -> int:
