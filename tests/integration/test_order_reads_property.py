@@ -22,6 +22,7 @@ Profiles: `ORDER_READS_PROFILE=default` (what `make test` runs: a few seconds pe
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -104,15 +105,14 @@ def get_items(draw: st.DrawFn) -> dict[str, Any]:
 
 
 # --- the element a listing shows for it ---------------------------------------------------------------
+OBJECTS: Final = ("serviceAddress", "customerInfo", "metadata")
 WRONG_TYPES = st.sampled_from([0, 12.5, True, ["x"], {"value": "x"}])
 
 
 @st.composite
-def degraded_value(draw: st.DrawFn, value: Any) -> Any:
-    """`value` as a listing may show it: as is, or null, blank, of another type (`MISSING`: left out)."""
-    choice = draw(st.sampled_from(["keep", "keep", "keep", "missing", "null", "empty", "blank", "wrong"]))
-    if choice == "keep":
-        return value
+def changed_value(draw: st.DrawFn, value: Any) -> Any:
+    """`value` as a listing may show it instead: null, blank, of another type (`MISSING`: left out)."""
+    choice = draw(st.sampled_from(["missing", "null", "empty", "blank", "wrong"]))
     if choice == "wrong":
         if isinstance(value, str) and value.isdigit():
             return draw(st.sampled_from([int(value), float(value)]))  # a ZIP code as a number
@@ -121,42 +121,52 @@ def degraded_value(draw: st.DrawFn, value: Any) -> Any:
 
 
 @st.composite
-def degraded_object(draw: st.DrawFn, value: Any) -> Any:
-    """An object (`serviceAddress`, `customerInfo`, `metadata`) as a listing may show it."""
-    choice = draw(st.sampled_from(["fields", "fields", "fields", "missing", "null", "empty", "wrong"]))
-    if choice == "missing":
-        return MISSING
-    if choice == "null":
-        return None
-    if choice == "empty":
-        return {}
-    if choice == "wrong" or not isinstance(value, dict):  # (a GET without it: the listing neither)
+def changed_object(draw: st.DrawFn, value: Any) -> Any:
+    """An object (`serviceAddress`, `customerInfo`, `metadata`) as a listing may show it instead."""
+    choice = draw(st.sampled_from(["missing", "null", "empty", "wrong"]))
+    if choice == "wrong":  # (a GET without it: the listing neither)
         return draw(st.sampled_from(["", "1 Main St, Springfield", 7, [] if value is MISSING else [value]]))
-    shown = {key: draw(degraded_value(field)) for key, field in value.items()}
-    if draw(st.booleans()):
-        shown[draw(st.sampled_from(["geo", "fullName", "unit", "line2"]))] = draw(
-            st.sampled_from(["x", None, 1, {"lat": 1}])
-        )
-    return _object(**shown)
+    return {"missing": MISSING, "null": None, "empty": {}}[choice]
 
 
 @st.composite
 def listing_views(draw: st.DrawFn, item: dict[str, Any]) -> dict[str, Any]:
-    """The element a listing shows for `item`: the item itself, or any degradation of it."""
-    if draw(st.integers(0, 2)) == 0:
-        view = dict(item)  # a full element: the fast path, taken when it holds everything
+    """The element a listing shows for `item`: the item itself, with a few of its fields changed
+    (one or two: the cases next to a full read), or with many changed; extra fields or not."""
+    paths = [key for key in item if key not in ("id", "status")] + [
+        f"{name}.{field}" for name in OBJECTS if isinstance(item.get(name), dict) for field in item[name]
+    ]
+    how = draw(st.sampled_from(["as is", "a few changes", "many changes"]))
+    if how == "as is":
+        changed: set[str] = set()  # a full element when the GET is full: the fast path
+    elif how == "a few changes":
+        changed = draw(st.sets(st.sampled_from(paths), min_size=1, max_size=2))
     else:
-        view = {"id": item["id"], "status": item["status"]}
-        for key in ("orderId", "offerId", "offerName", "notes", "createdAt"):
-            if key in item:
-                view[key] = draw(degraded_value(item[key]))
-        for key in ("serviceAddress", "customerInfo", "metadata"):
-            view[key] = draw(degraded_object(item.get(key, MISSING)))
+        changed = {path for path in paths if draw(st.booleans())}
+    view = copy.deepcopy(item)
+    for path in sorted(changed):  # an object before its fields
+        name, _, field = path.partition(".")
+        if not field:
+            view[name] = draw(changed_object(view[name]) if name in OBJECTS else changed_value(view[name]))
+        elif isinstance(view.get(name), dict) and field in view[name]:  # (not when the object went)
+            view[name][field] = draw(changed_value(view[name][field]))
+    for name in OBJECTS:
+        if isinstance(view.get(name), dict) and draw(st.booleans()):
+            extra = draw(st.sampled_from(["geo", "fullName", "unit", "line2"]))
+            view[name][extra] = draw(st.sampled_from(["x", None, 1, {"lat": 1}]))
     if draw(st.booleans()):
         view[draw(st.sampled_from(["summary", "_links", "customerInfo2"]))] = draw(
             st.sampled_from([True, {"self": "/x"}, None])
         )
-    return _object(**view)
+    return _without_missing(view)
+
+
+def _without_missing(view: dict[str, Any]) -> dict[str, Any]:
+    return {
+        key: _without_missing(value) if isinstance(value, dict) else value
+        for key, value in view.items()
+        if value is not MISSING
+    }
 
 
 # --- the harness ----------------------------------------------------------------------------------
