@@ -106,6 +106,12 @@ def get_items(draw: st.DrawFn) -> dict[str, Any]:
 
 # --- the element a listing shows for it ---------------------------------------------------------------
 OBJECTS: Final = ("serviceAddress", "customerInfo", "metadata")
+# Fields a listing may add to an object that its GET does not have (another object's included).
+EXTRA_FIELDS: Final = {
+    "serviceAddress": ("geo", "line2", "fullName"),
+    "customerInfo": ("preferredLanguage", "street", "vip"),
+    "metadata": ("source", "unitNumber"),
+}
 WRONG_TYPES = st.sampled_from([0, 12.5, True, ["x"], {"value": "x"}])
 
 
@@ -150,9 +156,9 @@ def listing_views(draw: st.DrawFn, item: dict[str, Any]) -> dict[str, Any]:
             view[name] = draw(changed_object(view[name]) if name in OBJECTS else changed_value(view[name]))
         elif isinstance(view.get(name), dict) and field in view[name]:  # (not when the object went)
             view[name][field] = draw(changed_value(view[name][field]))
-    for name in OBJECTS:
-        if isinstance(view.get(name), dict) and draw(st.booleans()):
-            extra = draw(st.sampled_from(["geo", "fullName", "unit", "line2"]))
+    for name, extras in EXTRA_FIELDS.items():
+        extra = draw(st.sampled_from(extras))
+        if isinstance(view.get(name), dict) and extra not in view[name] and draw(st.booleans()):
             view[name][extra] = draw(st.sampled_from(["x", None, 1, {"lat": 1}]))
     if draw(st.booleans()):
         view[draw(st.sampled_from(["summary", "_links", "customerInfo2"]))] = draw(
