@@ -10,10 +10,13 @@ import httpx
 import pytest
 
 from offergrid_integration.catalog.sources import (
+    CatalogCheck,
     CatalogFormat,
     CatalogReadError,
     FileCatalogSource,
     HttpsCatalogSource,
+    ManifestStatus,
+    ParsedCatalog,
     S3CatalogSource,
     detect_format,
     parse_catalog,
@@ -118,6 +121,8 @@ def test_https_source_sends_the_crm_key_from_secrets_manager(aws) -> None:
         seen.append(request)
         if request.headers.get("authorization") != "Bearer crm-test-key-123":
             return httpx.Response(401)
+        if request.url.path != "/export":
+            return httpx.Response(404)
         return httpx.Response(200, text="sku,productName\nA,One\n", headers={"content-type": "text/csv"})
 
     source = HttpsCatalogSource(
@@ -128,12 +133,19 @@ def test_https_source_sends_the_crm_key_from_secrets_manager(aws) -> None:
     )
 
     # When it is read
-    parsed = source.read()
+    check = CatalogCheck()
+    parsed = ParsedCatalog.collect(source.rows(check=check))
 
     # Then the key went in the header, the format came from the content type, and the description
     # (logged, reported) carries no query string
     assert [dict(row.fields) for row in parsed.rows] == [{"sku": "A", "productName": "One"}]
-    assert len(seen) == 1
+    # And the manifest was looked for beside it, with the same key (404: there is none)
+    assert [str(request.url) for request in seen] == [
+        "https://crm.example.com/export.manifest.json?token=abc",
+        "https://crm.example.com/export?token=abc",
+    ]
+    assert check.manifest is ManifestStatus.ABSENT
+    assert check.problems == []
     assert source.description == "https://crm.example.com/export"
 
 
