@@ -305,9 +305,12 @@ def _decode(chunks: Iterable[bytes]) -> Iterator[str]:
             offset += len(chunk)
             if text:
                 yield text
-        tail = decoder.decode(b"", final=True)
     except UnicodeDecodeError as exc:
         raise CatalogReadError(f"catalog is not UTF-8 text (byte {offset + exc.start})") from None
+    try:
+        tail = decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        raise CatalogReadError("catalog ends inside a UTF-8 character: cut short, or not UTF-8") from None
     if tail:
         yield tail
 
