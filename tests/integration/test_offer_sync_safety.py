@@ -7,7 +7,9 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import re
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ from offergrid_integration.catalog.settings import SyncSettings
 from offergrid_integration.clock import ScaledClock
 from offergrid_integration.config import load_settings
 from offergrid_integration.observability import logger
+from tests.e2e.runbook_blocks import blocks
 from tests.fixtures.offergrid_fake import TEST_API_KEY
 from tests.integration.test_offer_sync import (
     STATE_TABLE,
@@ -413,6 +416,76 @@ def test_case2_a_manifest_catches_rows_lost_at_a_line_break(
     assert gone == [], f"{len(gone)} of {count} set inactive"
     assert report.catalog_manifest == "mismatch"
     assert any("manifest" in problem for problem in report.catalog_problems)
+
+
+def write_manifest_as_the_runbook_says(language: str, catalog: Path, rows: int) -> None:
+    """Run the export job's snippet of docs/runbooks/offer-sync.md#catalog-manifest (Python or shell)."""
+    (block,) = [
+        b for b in blocks() if b.path.name == "offer-sync.md" and b.info == (language, "export-manifest")
+    ]
+    if language == "python":
+        namespace: dict[str, Any] = {}
+        exec(compile(block.body, "offer-sync.md", "exec"), namespace)  # noqa: S102 - our own runbook
+        namespace["write_manifest"](catalog, rows)
+        return
+    environment = {"PATH": os.environ["PATH"], "CATALOG": str(catalog), "ROWS": str(rows)}
+    subprocess.run(["bash", "-euc", block.body], env=environment, cwd=catalog.parent, check=True, timeout=30)  # noqa: S603, S607
+
+
+@pytest.mark.parametrize("language", ["python", "sh"])
+def test_the_runbooks_manifest_snippet_writes_a_manifest_the_sync_checks(
+    language: str,
+    fake: OffergridFake,
+    catalog: Callable[..., str],
+    state: Any,
+    clock: ScaledClock,
+    tmp_path: Path,
+) -> None:
+    # Given 30 offers on sale, and an export job that writes its export, then the manifest as the runbook says
+    skus = [f"SKU-{n:02d}" for n in range(30)]
+    ids = live(fake, *skus)
+    path = tmp_path / "catalog.csv"
+    path.write_text(export_csv(skus))
+    write_manifest_as_the_runbook_says(language, path, len(skus))
+    manifest = (tmp_path / "catalog.csv.manifest.json").read_bytes()
+    catalog(manifest, key="exports/catalog.csv.manifest.json")
+
+    # When the sync reads that export: the manifest matches
+    report = _run(fake, catalog(path.read_bytes(), key="exports/catalog.csv"), state, clock)
+    assert (report.catalog_manifest, report.catalog_problems) == ("matched", [])
+
+    # And when the upload lost the last 3 rows at a line break, and 3 is within the guard: nothing leaves sale
+    report = _run(fake, catalog(export_csv(skus[:27]), key="exports/catalog.csv"), state, clock)
+    assert report.catalog_manifest == "mismatch"
+    assert off_sale(fake, ids) == []
+    assert report.refused == 3
+
+
+def test_the_cli_checks_a_local_catalog_and_its_manifest(
+    fake: OffergridFake, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Given 20 offers on sale and their export as a local file, cut: no line break after its last row
+    monkeypatch.setenv("OFFERGRID_API_KEY", TEST_API_KEY)
+    skus = [f"TV-{n:02d}" for n in range(20)]
+    ids = live(fake, *skus)
+    path = tmp_path / "catalog.csv"
+    path.write_text(export_csv(skus[:18]).removesuffix("\n"))
+    common = ["--catalog", str(path), "--api-url", fake.base_url, "--time-scale", "60"]
+
+    # The CLI says the catalog is not trusted, exits 1, and takes nothing off sale
+    code, text = _cli("apply", *common)
+    assert code == 1
+    assert "CATALOG NOT TRUSTED, nothing leaves sale: the catalog looks cut short (row 19, the last" in text
+    assert "INVALID row 19 (sku ?)" in text
+    assert off_sale(fake, ids) == []
+
+    # With the export job's manifest beside it, the same bytes are whole: its last row is read
+    write_manifest_as_the_runbook_says("python", path, 18)
+    code, text = _cli("plan", *common)
+    assert "CATALOG NOT TRUSTED" not in text
+    assert "INVALID" not in text
+    assert "REFUSED" not in text  # 2 removals: within the guard
+    assert code == 0
 
 
 # --- helpers ---------------------------------------------------------------------------------------

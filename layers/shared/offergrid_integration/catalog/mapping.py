@@ -29,7 +29,10 @@ A field it does not produce (an optional value missing from a row) is left alone
 An invalid row becomes a `RowError` (row number, SKU if known, reason) and is skipped; it never stops
 the run. Its SKU (or, when the raw row leaves a doubt, every value that may be it: `candidates`)
 protects the SKU's offer; a row error with neither is *unattributable*, and the plan then removes
-nothing (docs/decisions.md#13). A bad mapping document is a `MappingError`: nothing can be synced with it.
+nothing (docs/decisions.md#13); a row the catalog ends inside (`cut`) protects nothing and blocks every
+removal (docs/decisions.md#15). `needed_sources`: the columns without which the export is broken (no
+row has one of them: nothing leaves sale). A bad mapping document is a `MappingError`: nothing can be
+synced with it.
 """
 
 from __future__ import annotations

@@ -22,6 +22,14 @@ Lines line that is not JSON (a trailing comma: the SKU is read from the raw text
 that is not an object (a JSON string holding the object, a list around it). A catalog that cannot be
 read at all (missing object, not JSON, too big) is a `CatalogReadError`: the run stops before
 planning, so nothing is deactivated because of a broken export.
+
+A catalog is complete (docs/decisions.md#15), and `CatalogCheck` says when it is not: an export the
+text ends inside (CSV / JSON Lines: no line break after the last row, a last CSV row with fewer cells
+than the header or inside a quoted cell; JSON: an array that is not closed) is cut short, and the row
+it ends inside is a `RowError(cut=True)` whose SKU is never used (`SKU-29` cut to `SKU-2` names
+another product). An optional manifest beside the catalog (`<location>.manifest.json`: row count and
+SHA-256 of the bytes, `CatalogManifest`) must match, and when it does it vouches for a last row
+without a line break. The plan takes nothing off sale from a catalog with such a problem.
 """
 
 from __future__ import annotations
