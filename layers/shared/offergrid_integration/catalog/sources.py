@@ -93,6 +93,10 @@ MANIFEST_HELP: Final = "docs/runbooks/offer-sync.md#catalog-manifest"
 _SHA256_HEX: Final = re.compile(r"[0-9a-f]{64}")
 _LINE_END: Final = re.compile(r"\r\n|\r|\n")
 _CUT_ROW: Final = "the catalog ends inside this row (cut short): nothing of it is read, not even its SKU"
+_CUT_ELEMENT: Final = (
+    "the catalog ends inside this element (cut short), or is not JSON from here on: nothing of it or "
+    "after it is read, not even its SKU"
+)
 _WHITESPACE: Final = re.compile(r"[ \t\r\n]*")
 
 type CatalogItem = RawRow | RowError
@@ -175,14 +179,20 @@ class CatalogCheck:
             f"(fix or remove it; {MANIFEST_HELP})"
         )
 
-    def cut(self, where: str) -> None:
-        """The catalog ends where it should not (`where`: the row or place)."""
-        if self.truncated is None:
-            self.truncated = (
-                f"the catalog looks cut short ({where}): nothing is taken off sale. Have the export "
-                f"written again; an export that never ends with a line break must end with one or come "
-                f"with a manifest ({MANIFEST_HELP})"
+    def cut(self, where: str, *, lines: bool = True) -> None:
+        """The catalog ends where it should not (`where`: the row or place; `lines`: a format of lines,
+        CSV or JSON Lines, whose exporter may simply not end its last line)."""
+        if self.truncated is not None:
+            return
+        advice = "Have the export written again or put the previous version back"
+        if lines:
+            advice += (
+                "; an exporter that never ends its last line with a line break (or leaves out empty "
+                "trailing cells) must write them, or write a manifest"
             )
+        self.truncated = (
+            f"the catalog looks cut short ({where}): nothing is taken off sale. {advice} ({MANIFEST_HELP})"
+        )
 
     def vouches_for_the_end(self) -> bool:
         """Whether a manifest vouches for every byte read (called once the last byte is read): then a
@@ -416,7 +426,7 @@ def _stream_json_array(
     else:
         while True:
             if not skip_space():
-                check.cut(f"the JSON array is not closed after element {number}")
+                check.cut(f"the JSON array is not closed after element {number}", lines=False)
                 return
             while True:
                 try:
@@ -425,8 +435,9 @@ def _stream_json_array(
                     if len(buffer) - position > MAX_ROW_CHARS:
                         raise fail(str(exc)) from None
                     if not more():  # the text ends inside this element (or is not JSON from here on)
-                        check.cut(f"the text ends inside element {number + 1} of the JSON array")
-                        yield RowError(number + 1, None, _CUT_ROW, cut=True)
+                        where = f"the text ends inside element {number + 1} of the JSON array"
+                        check.cut(where + ", or is not JSON from there on", lines=False)
+                        yield RowError(number + 1, None, _CUT_ELEMENT, cut=True)
                         return
                     continue
                 if end == len(buffer) and more():  # a number may go on in the next chunk
@@ -440,7 +451,7 @@ def _stream_json_array(
             if separator == "]":
                 break
             if not separator:
-                check.cut(f"the JSON array is not closed after element {number}")
+                check.cut(f"the JSON array is not closed after element {number}", lines=False)
                 return
             if separator != ",":
                 raise fail("expected ',' or ']' after an element")
