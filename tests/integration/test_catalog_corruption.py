@@ -120,15 +120,17 @@ def corrupt(rows: list[dict[str, Any]], kind: str, damage: list[Corruption]) -> 
             first, second = (n % len(rows) for n in corruption.detail)
             looks_whole = looks_whole or first != second
             rows[first]["sku"] = rows[second].get("sku", rows[first].get("sku"))
+    # The export job writes another encoding (the last one drawn) or a BOM; the upload cuts it
     data = export(rows, kind)
+    encodings = [corruption.detail for corruption in damage if corruption.kind == "encode"]
+    if encodings:
+        data = data.decode().encode(encodings[-1])
+    if any(corruption.kind == "bom" for corruption in damage):
+        data = b"\xef\xbb\xbf" + data
     for corruption in damage:
         if corruption.kind == "truncate":
             data = data[: math.floor(corruption.detail * len(data))]
             looks_whole = looks_whole or (kind != "json" and data.endswith(b"\n"))
-        elif corruption.kind == "bom":
-            data = b"\xef\xbb\xbf" + data
-        elif corruption.kind == "encode":
-            data = data.decode().encode(corruption.detail)
     return Corrupted(data, looks_whole)
 
 
