@@ -222,6 +222,7 @@ def _sync(args: argparse.Namespace, out: TextIO) -> int:
         and not report.failures
         and not report.row_errors
         and not report.refused
+        and not report.catalog_problems
     )
     return EXIT_OK if ok else EXIT_INCOMPLETE
 
@@ -270,6 +271,9 @@ def render(report: SyncReport, rerun: str = "python -m devtools.offer_sync_cli a
         lines.append(f"  INVALID row {error['row']} (sku {sku}): {error['reason']}")
     if report.rows_invalid > len(report.row_errors):
         lines.append(f"  ... and {report.rows_invalid - len(report.row_errors)} more invalid rows")
+    lines.extend(
+        f"  CATALOG NOT TRUSTED, nothing leaves sale: {problem}" for problem in report.catalog_problems
+    )
     lines.extend(_render_guard(report, rerun))
     return "\n".join(lines)
 

@@ -436,6 +436,34 @@ def test_the_unauthorized_alarm_sums_every_signature_failure() -> None:
     assert SIGNATURE_ALARM_WORDS in " ".join(props["AlarmDescription"].split())
 
 
+def test_the_catalog_incomplete_alarm_watches_what_a_run_that_cannot_trust_its_catalog_emits() -> None:
+    # Decision 15: a needed column absent, a cut export or a manifest that does not match is alarmed even
+    # when that run had nothing to take off sale (a first import without isActive creates all inactive)
+    from offergrid_integration.catalog.report import SyncReport
+
+    [(_, name, _dims)] = alarm_metrics(ALARMS["OfferSyncCatalogIncompleteAlarm"])
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.values: dict[str, float] = {}
+
+        def add_metric(self, metric: str, unit: str, value: float) -> None:
+            self.values[metric] = value
+
+    emitted: dict[tuple[bool, bool], float] = {}
+    for dry_run in (False, True):
+        for problems in ([], ["the catalog looks cut short"]):
+            recorder = Recorder()
+            SyncReport(run_id="r", started_at=0.0, dry_run=dry_run, catalog_problems=problems).emit_metrics(
+                recorder
+            )
+            emitted[(dry_run, bool(problems))] = recorder.values[name]
+    assert emitted == {(False, False): 0, (False, True): 1, (True, False): 0, (True, True): 0}
+    description = " ".join(ALARMS["OfferSyncCatalogIncompleteAlarm"]["AlarmDescription"].split())
+    assert "docs/runbooks/offer-sync.md#catalog-not-trusted" in description
+    assert "## Catalog not trusted" in (REPO / "docs/runbooks/offer-sync.md").read_text(encoding="utf-8")
+
+
 def test_the_serviceability_alarm_watches_the_exception_the_processor_counts() -> None:
     from offergrid_integration.orders.serviceability import ServiceabilityUnavailable
 
