@@ -105,12 +105,15 @@ def continued_style(
 ) -> str | None:
     """The style of `styles` whose next-page parameter `query` carries; None for a first page.
 
-    When several styles of `styles` read that parameter, `listing_style` (the style that answered
-    this listing's first page) if it is one of them, else the first."""
-    candidates = [style for style, param in CONTINUATIONS if style in styles and param in query]
+    A parameter only one style reads (`cursor`, `after`, `offset`, `starting_after`) names it; one
+    that several of `styles` read (`page`, `page[number]`) names `listing_style` (the style that
+    answered this listing's first page) if it is one of them, else the first."""
+    candidates = [(style, param) for style, param in CONTINUATIONS if style in styles and param in query]
     if not candidates:
         return None
-    return listing_style if listing_style in candidates else candidates[0]
+    param = candidates[0][1]
+    sharing = [style for style, other in candidates if other == param]
+    return listing_style if listing_style in sharing else sharing[0]
 
 
 def listing_key(path: str, query: dict[str, list[str]]) -> tuple[str, tuple[tuple[str, str], ...]]:

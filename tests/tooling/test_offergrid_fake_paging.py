@@ -8,9 +8,15 @@ from typing import Any
 import httpx
 import pytest
 
-from devtools.offergrid_fake import OffergridFake
+from devtools.offergrid_fake import OTHER, OffergridFake
 from devtools.offergrid_fake.answers import Answers, answers_from_dict
-from devtools.offergrid_fake.pagination import LIST_MISBEHAVIOURS, LIST_STYLES, encode_cursor, paginate
+from devtools.offergrid_fake.pagination import (
+    LIST_MISBEHAVIOURS,
+    LIST_STYLES,
+    continued_style,
+    encode_cursor,
+    paginate,
+)
 from tests.fixtures.offergrid_fake import OffergridFakeFactory, fake_http_client
 
 PAGED_STYLES = [style for style in LIST_STYLES if style != "array"]
@@ -108,6 +114,15 @@ def test_a_next_page_is_answered_in_its_listings_style_when_styles_share_a_param
             second = api.get("/provider/orders", params={"status": "pending", **query}).json()
             shapes.append((_style_of(first), _style_of(second)))
     assert shapes == [(style, style) for style in rotation]
+
+
+def test_a_parameter_only_one_style_reads_names_it_whatever_the_listing_was():
+    # A has_more client sends `page` too (for a server that counts pages): `starting_after` decides
+    query = {"status": ["pending"], "page": ["2"], "starting_after": ["e1"]}
+    assert continued_style(query, OTHER.list_styles, "envelope-page") == "has-more"
+    assert continued_style({"page": ["2"]}, OTHER.list_styles, "meta-pagination") == "meta-pagination"
+    assert continued_style({"page": ["2"]}, OTHER.list_styles, None) == "envelope-page"
+    assert continued_style({"status": ["pending"]}, OTHER.list_styles, "offset") is None
 
 
 def _style_of(body: Any) -> str:
