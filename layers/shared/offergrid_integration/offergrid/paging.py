@@ -234,8 +234,9 @@ def follow_listing(
     fetch: FetchPage, params: Mapping[str, str], *, path: str, max_pages: int = MAX_PAGES
 ) -> Iterator[list[Any]]:
     """Every page's elements of the listing `path?params`, one `fetch` per page, as the iterator
-    advances. `UnexpectedResponseError` (see the module docstring) when the listing cannot end well:
-    a page is never handed out before it was checked, so what was handed out is never all there is."""
+    advances. Each page is checked before it is handed out; a listing that cannot end well raises
+    `UnexpectedResponseError` (see the module docstring) instead of ending, so a caller that reads
+    it to the end has every element or an error."""
     if max_pages < 1:
         raise ValueError("max_pages must be at least 1")
     base = dict(params)
