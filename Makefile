@@ -136,9 +136,11 @@ test: $(VENV)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed ## ev
 	@MAKE="$(MAKE)" scripts/gates pytest $(TEST_GATES)
 
 .PHONY: test-deep
-test-deep: $(VENV)/.installed ## the long property runs: order invariants, catalog corruption P1 (nights, before a release; ~15 min)
+test-deep: $(VENV)/.installed ## the long property runs: order invariants, catalog corruption P1, listings P4 (nights, before a release; ~18 min)
 	ORDER_INVARIANTS_PROFILE=deep $(PY) -m pytest tests/integration/test_order_invariants.py -p no:logging -s -q
 	CATALOG_PROPERTIES_PROFILE=deep $(PY) -m pytest tests/integration/test_catalog_corruption.py -p no:logging -s -q
+	PAGING_PROPERTIES_PROFILE=deep $(PY) -m pytest tests/unit/test_offergrid_client_paging_property.py -p no:logging -q \
+		--hypothesis-show-statistics
 
 # ----------------------------------------------------------------------------------------------------
 # Benchmarks: scripts that print figures (never timed tests)
