@@ -389,7 +389,7 @@ def _chosen_ports(args: argparse.Namespace) -> tuple[dict[str, int], dict[str, i
             port.usual if asked is None else asked, explicit=asked is not None, port=port
         )
         if asked is None and chosen[name] == 0:
-            notes.append(f"{port.usual} ({port.what}) was taken: another free port instead")
+            notes.append(f"port {port.usual} was taken: {port.what} is on another free port")
     return chosen, explicit, notes
 
 
