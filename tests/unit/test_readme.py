@@ -203,3 +203,11 @@ def test_the_sample_events_table_is_what_events_holds(template: Template):
     assert table == expected, f"the README's table of sample events differs from events/; it is:\n{expected}"
     for path in sample_events():
         assert f"`{path.name}`" in table, f"events/{path.name} is not in the README's table"
+
+
+def test_events_readme_has_a_row_for_every_sample_event_and_no_other():
+    from devtools.local.events import sample_events
+
+    text = (REPO / "events" / "README.md").read_text(encoding="utf-8")
+    rows = set(re.findall(r"^\| `([\w.-]+\.json)` \|", text, flags=re.M))
+    assert rows == {path.name for path in sample_events()}
