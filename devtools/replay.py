@@ -55,7 +55,6 @@ QUEUE_URL_OUTPUT: Final = "OrdersQueueUrl"
 DLQ_URL_OUTPUT: Final = "OrdersDeadLetterQueueUrl"
 DEFAULT_SYNC_FUNCTION: Final = "OfferSyncFunction"
 ORDERS_TABLE: Final = "OrdersTable"  # the order processor's records (logical id)
-EXIT_FAILED: Final = 1
 EXIT_NOT_RUN: Final = 2
 _VISIBILITY_WHILE_LISTING: Final = 30
 
