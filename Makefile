@@ -156,15 +156,19 @@ bench-webhook: $(VENV)/.installed ## webhook ingress: cold start vs a bare basel
 demo: $(VENV)/.installed ## the whole integration on this machine (moto + Offergrid fake); exits 0 only if as expected
 	$(PY) -m devtools.demo
 
+# Ports: 3000 (API), 5000 (moto), 8900 (the fake) when free, else any free port; PORT=, MOTO_PORT=,
+# FAKE_PORT= ask for one (0 = any), and a port asked for that is taken stops it at once, named.
+# The ports taken go to .local/stack.json, which invoke and replay read.
 .PHONY: local
-local: $(VENV)/.installed ## keep the local stack running (API :3000, moto :5000, fake :8900); Ctrl-C stops it
-	$(PY) -m devtools.local up
+local: $(VENV)/.installed ## the local stack until Ctrl-C (API :3000, moto :5000, fake :8900 when free; PORT= MOTO_PORT= FAKE_PORT= to choose)
+	$(PY) -m devtools.local up $(if $(PORT),--port $(PORT)) $(if $(MOTO_PORT),--moto-port $(MOTO_PORT)) $(if $(FAKE_PORT),--fake-port $(FAKE_PORT))
 
+# Without EVENT, the function's own sample event (devtools/local/events.py); EPHEMERAL=1 needs no `make local`.
 FUNCTION ?= WebhookIngressFunction
-EVENT ?= events/webhook_order_created.json
+EVENT ?=
 .PHONY: invoke
-invoke: $(VENV)/.installed ## `sam local invoke` without Docker: make invoke FUNCTION=OfferSyncFunction EVENT=events/sam_cloudwatch_scheduled_event.json
-	@$(PY) -m devtools.local invoke $(FUNCTION) -e $(EVENT) $(if $(ENV_VARS),--env-vars $(ENV_VARS))
+invoke: $(VENV)/.installed ## `sam local invoke` without Docker: make invoke FUNCTION=OfferSyncFunction [EVENT=events/<file>.json] [EPHEMERAL=1]
+	@$(PY) -m devtools.local invoke $(FUNCTION) $(if $(EVENT),-e $(EVENT)) $(if $(ENV_VARS),--env-vars $(ENV_VARS)) $(if $(EPHEMERAL),--ephemeral)
 
 .PHONY: replay
 replay: $(VENV)/.installed ## replay tool: make replay ARGS="webhook" | ARGS="dlq list" | ARGS="sync --dry-run"

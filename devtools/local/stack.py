@@ -12,11 +12,12 @@ Used by `python -m devtools.local up` (pollers in background threads, until Ctrl
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ from urllib.parse import urlsplit
 
 from devtools.local.apigw import ApiRoute, LocalApiGateway, api_routes
 from devtools.local.poller import DrainReport, SqsEventSource
+from devtools.local.ports import DEFAULT_STACK_FILE, LOCAL_PORTS, PortInUse, is_address_in_use
 from devtools.local.provision import LOCAL_SECRET_VALUES, LocalStack, MotoServer, provision
 from devtools.local.runtime import REPO_ROOT, FunctionWorker, InvokeResult, lambda_runtime_environment
 from devtools.local.seed import sample_order_items, seed_order_items
@@ -44,7 +46,6 @@ __all__ = [
 ]
 
 DEFAULT_TEMPLATE: Final = REPO_ROOT / "template.yaml"
-DEFAULT_STACK_FILE: Final = REPO_ROOT / ".local" / "stack.json"
 DEFAULT_LOG_DIR: Final = REPO_ROOT / ".local" / "logs"
 LOCAL_API_KEY: Final = LOCAL_SECRET_VALUES["OFFERGRID_API_KEY_SECRET"]
 LOCAL_WEBHOOK_SECRET: Final = LOCAL_SECRET_VALUES["OFFERGRID_WEBHOOK_SECRET"]
@@ -99,6 +100,17 @@ def function_environment(
     )
 
 
+@contextlib.contextmanager
+def _port_named(name: str, port: int) -> Iterator[None]:
+    """A server that cannot bind its port: `PortInUse` naming the port and the flag that sets it."""
+    try:
+        yield
+    except OSError as error:
+        if port and is_address_in_use(error):
+            raise PortInUse(port, LOCAL_PORTS[name]) from None
+        raise
+
+
 @dataclass
 class LocalEnvironment:
     template_path: Path = DEFAULT_TEMPLATE
@@ -132,6 +144,8 @@ class LocalEnvironment:
     api: LocalApiGateway | None = None
     ignored_env_vars: dict[str, list[str]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    # Written to the stack file: what a tool tells the user to type when it finds the stack stopped.
+    start_command: str = "make local"
     _owns_fake: bool = field(default=True, init=False)
 
     # -- lifecycle --------------------------------------------------------------------------------
@@ -143,9 +157,11 @@ class LocalEnvironment:
                 self.fake = OffergridFake(
                     api_keys=(LOCAL_API_KEY,), time_scale=self.time_scale, port=self.fake_port
                 )
+                with _port_named("offergrid", self.fake_port):
+                    self.fake.start()
             else:
                 self._owns_fake = False
-            self.fake.start()
+                self.fake.start()
             base = load_template(self.template_path, root=self.code_root)
             parameters = dict(self.parameters)
             if OFFERGRID_URL_PARAMETER in (base.document.get("Parameters") or {}):
@@ -187,7 +203,9 @@ class LocalEnvironment:
                     api_routes(self.template, self.specs.values()),
                     invoke=lambda fid, event, rid: self.invoke(fid, event, request_id=rid),
                     port=self.api_port,
-                ).start()
+                )
+                with _port_named("api", self.api_port):
+                    self.api.start()
             self._record_urls()
             if warm:
                 self.warm_up()
@@ -249,6 +267,8 @@ class LocalEnvironment:
         assert self.moto is not None
         assert self.fake is not None
         self.stack.urls = {"aws": self.moto.endpoint_url, "offergrid": self.fake.base_url}
+        self.stack.start_command = self.start_command
+        self.stack.log_dir = str(self.log_dir) if self.log_dir is not None else None
         if self.api is not None:
             self.stack.urls["api"] = self.api.base_url
             for route in self.api.routes:

@@ -50,6 +50,7 @@ from offergrid_integration.orders.ports import (
 )
 from offergrid_integration.orders.registry import dispatch
 from offergrid_integration.orders.steps import record_permanent_failure
+from offergrid_integration.secrets import SecretUnavailableError
 from offergrid_integration.webhooks.events import EventType
 
 if TYPE_CHECKING:
@@ -143,6 +144,8 @@ class RecordPipeline:
                 extra={
                     **fields,
                     "error": type(exc).__name__,
+                    # A secret that cannot be read: which one, and the AWS error (never its value).
+                    **(exc.log_fields() if isinstance(exc, SecretUnavailableError) else {}),
                     "retryable": _retryable(exc),
                     "messageId": record.message_id,
                 },

@@ -303,7 +303,7 @@ class WebhookIngress:
         try:
             secrets = self._secrets(force_refresh=force_refresh)
         except Exception as exc:  # any failure to read the secret is ours, never the sender's
-            raise _SecretUnavailable(type(exc).__name__) from exc
+            raise _SecretUnavailable(_error_name(exc)) from exc
         if not secrets:
             raise _SecretUnavailable("NoWebhookSecret")
         return secrets
@@ -335,6 +335,14 @@ def sqs_message_size(message_body: str, attributes: Mapping[str, str]) -> int:
         for name, value in attributes.items()
         if value
     )
+
+
+def _error_name(error: Exception) -> str:
+    """The error's class, and what it gives for a log (`secrets.SecretUnavailableError.log_fields`:
+    the secret's id and the AWS error code, never a value)."""
+    log_fields = getattr(error, "log_fields", None)
+    fields = log_fields() if callable(log_fields) else {}
+    return " ".join([type(error).__name__, *(f"{name}={value}" for name, value in fields.items())])
 
 
 class _SecretUnavailable(Exception):
