@@ -42,11 +42,29 @@ def with_packaged_code(template: dict[str, Any]) -> dict[str, Any]:
     return template
 
 
+def drop_inlined_parameters(source: dict[str, Any], translated: dict[str, Any]) -> list[str]:
+    """Parameters SAM inlines while translating: a `DeploymentPreference.Type: !Ref Param` becomes the
+    deployment group's config name, resolved from the value CloudFormation passes to the transform (here
+    the default). The translated template no longer refers to them, which cfn-lint would call unused."""
+    inlined: list[str] = []
+    for resource in source.get("Resources", {}).values():
+        kind = resource.get("Properties", {}).get("DeploymentPreference", {}).get("Type")
+        if isinstance(kind, dict) and isinstance(kind.get("Ref"), str):
+            inlined.append(kind["Ref"])
+    text = json.dumps({key: value for key, value in translated.items() if key != "Parameters"})
+    dropped = sorted({name for name in inlined if f'"Ref": "{name}"' not in text})
+    for name in dropped:
+        translated.get("Parameters", {}).pop(name, None)
+    return dropped
+
+
 def main() -> int:
     path = Path(sys.argv[1] if len(sys.argv) > 1 else "template.yaml")
     os.environ.setdefault("AWS_DEFAULT_REGION", "eu-west-1")  # pseudo parameters only, no AWS call
     template = with_packaged_code(load_template(path))
+    source = json.loads(json.dumps(template))  # the transform changes its input
     translated = transform(template, {"AWS::Region": "eu-west-1"}, _OfflinePolicyLoader())
+    drop_inlined_parameters(source, translated)
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as out:
         json.dump(translated, out, indent=1)
     print(f"translated {path} -> {len(translated.get('Resources', {}))} CloudFormation resources")

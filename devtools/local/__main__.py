@@ -72,6 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--moto-port", type=int, default=5000, help="moto server port (default 5000; 0 = any)")
     up.add_argument("--fake-port", type=int, default=8900, help="Offergrid fake port (default 8900; 0 = any)")
     up.add_argument(
+        "--lambda-port",
+        type=int,
+        default=3001,
+        help="local Lambda Invoke API port, as sam local start-lambda (default 3001; 0 = any)",
+    )
+    up.add_argument(
         "--time-scale",
         type=float,
         default=1.0,
@@ -242,6 +248,8 @@ def unsuccessful_result(result: Any) -> str | None:
     failures = result.get("batchItemFailures")
     if isinstance(failures, list) and failures:
         return f"{len(failures)} record(s) failed (batchItemFailures): SQS would retry them"
+    if result.get("status") == "Failed" and "checks" in result:
+        return "the pre-traffic hook's checks failed: CodeDeploy would roll the release back"
     return None
 
 
@@ -254,6 +262,7 @@ def environment_from_args(args: argparse.Namespace) -> LocalEnvironment:
         moto_port=args.moto_port,
         api_port=args.port,
         fake_port=args.fake_port,
+        lambda_port=args.lambda_port,
         retry_delay=args.retry_delay,
         stack_file=args.stack_file,
         env_vars=_read_env_vars(args.env_vars),
