@@ -168,20 +168,30 @@ replay: $(VENV)/.installed ## replay tool: make replay ARGS="webhook" | ARGS="dl
 	@$(PY) -m devtools.replay $(ARGS)
 
 # ----------------------------------------------------------------------------------------------------
-# Deploy: non-interactive, every answer (stack name, region, parameters) in samconfig.toml
+# Deploy and smoke test (docs/runbooks/first-deploy.md, docs/runbooks/pipeline.md). Every answer is in
+# samconfig.toml; scripts/deploy.py merges PARAMS over the environment's saved parameter_overrides,
+# lets prod show its change set and ask (not under CI=true), and checks the credentials before the
+# build. The pipeline builds once (make build) and deploys that build (make deploy-built).
 # ----------------------------------------------------------------------------------------------------
 ENV ?=
-DEPLOY_ENVS := dev prod
-
-.PHONY: deploy-env
-deploy-env:
-	@case " $(DEPLOY_ENVS) " in *" $(ENV) "*) ;; *) echo "usage: make deploy ENV=dev|prod (the environments of samconfig.toml; got ENV='$(ENV)')" >&2; exit 2;; esac
+PARAMS ?=
+DEPLOY := $(PY) scripts/deploy.py --env "$(ENV)" --params "$(PARAMS)"
 
 .PHONY: deploy
-deploy: deploy-env build ## build, then deploy without questions from samconfig.toml: make deploy ENV=dev|prod
-	@scripts/timed-step "sam deploy --config-env $(ENV) (stack, region and parameters from samconfig.toml)" \
-		env PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(SAM_VENV)/bin/sam deploy --config-env $(ENV) \
-		--no-confirm-changeset --no-fail-on-empty-changeset
+deploy: $(VENV)/.installed $(SAM_VENV)/.installed ## build, then deploy: make deploy ENV=dev|prod [PARAMS="Key=Value ..."] (DRY_RUN=1 prints the sam deploy command)
+	@$(DEPLOY) check
+	@$(if $(DRY_RUN),,$(MAKE) --no-print-directory build)
+	@$(DEPLOY) deploy
+
+.PHONY: deploy-built
+deploy-built: $(VENV)/.installed $(SAM_VENV)/.installed ## deploy the build in .aws-sam/build as it is (the pipeline's): make deploy-built ENV=dev|prod
+	@test -f .aws-sam/build/template.yaml || { echo "error: no .aws-sam/build/template.yaml: make build first (or make deploy, which builds)" >&2; exit 2; }
+	@$(DEPLOY) check
+	@$(DEPLOY) deploy
+
+.PHONY: smoke
+smoke: $(VENV)/.installed ## check a deployed stack without touching an order: make smoke ENV=dev|prod|local [DRAFT_OFFER=1]
+	@$(PY) -m devtools.smoke --env "$(ENV)" $(if $(filter-out 0,$(DRAFT_OFFER)),--draft-offer) $(SMOKE_ARGS)
 
 .PHONY: bench-sync
 bench-sync: $(VENV)/.installed ## offer sync: API calls vs the naive sync, no-change run, plan time and memory (50k offers)
