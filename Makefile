@@ -89,8 +89,18 @@ template-check: $(SAM_VENV)/.installed ## sam validate --lint, then cfn-lint of 
 	$(SAM_VENV)/bin/python scripts/check_template.py $(TEMPLATE)
 
 .PHONY: security-check
-security-check: $(CHECKOV_VENV)/.installed ## checkov IaC scan (offline): fails on any check neither fixed nor skipped with a reason in the template
+security-check: $(CHECKOV_VENV)/.installed ## checkov IaC scan (offline) of the stack and the pipeline bootstrap: fails on any check neither fixed nor skipped with a reason
 	$(CHECKOV_VENV)/bin/python scripts/security_check.py $(TEMPLATE)
+	$(CHECKOV_VENV)/bin/python scripts/security_check.py $(BOOTSTRAP_TEMPLATE)
+
+# The deploy pipeline (docs/runbooks/pipeline.md): the GitHub Actions workflows and the bootstrap
+# template each stage's roles and artifacts bucket come from.
+WORKFLOWS := $(wildcard .github/workflows/*.yml)
+BOOTSTRAP_TEMPLATE := pipeline/bootstrap.yaml
+.PHONY: pipeline-check
+pipeline-check: $(VENV)/.installed $(SAM_VENV)/.installed ## lint the pipeline: actionlint on .github/workflows, cfn-lint on pipeline/bootstrap.yaml
+	$(VENV)/bin/actionlint -color=false $(WORKFLOWS)
+	$(SAM_VENV)/bin/cfn-lint $(BOOTSTRAP_TEMPLATE)
 
 # The layer's Makefile learns the architecture from LAYER_ARCHITECTURE (sam does not pass parameters
 # to a makefile build); one cache per architecture, so a cached layer of the other one is never reused.
@@ -127,10 +137,10 @@ test-integration: $(VENV)/.installed $(SAM_VENV)/.installed ## the product again
 test-tooling: $(VENV)/.installed $(SAM_VENV)/.installed ## the tools the tests stand on: tests/tooling (the fake, the local stack, the Makefile)
 	$(PY) -m pytest -n $(PYTEST_WORKERS) $(PYTEST_DIST) tests/tooling
 
-# The gates are independent: lint, typecheck, template-check, security-check and build run in the
+# The gates are independent: lint, typecheck, template-check, security-check, pipeline-check and build run in the
 # background while pytest streams its progress; each then prints its output as one block with its
 # time (scripts/gates). `make -k lint typecheck ...` runs them one after another instead.
-TEST_GATES := lint typecheck template-check security-check build
+TEST_GATES := lint typecheck template-check security-check pipeline-check build
 .PHONY: test
 test: $(VENV)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed ## everything CI checks: lint, types, template, IaC scan, build, tests
 	@MAKE="$(MAKE)" scripts/gates pytest $(TEST_GATES)
