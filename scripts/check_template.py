@@ -58,13 +58,25 @@ def drop_inlined_parameters(source: dict[str, Any], translated: dict[str, Any]) 
     return dropped
 
 
-def main() -> int:
-    path = Path(sys.argv[1] if len(sys.argv) > 1 else "template.yaml")
+def translate(path: Path, parameters: dict[str, str] | None = None) -> dict[str, Any]:
+    """The plain CloudFormation SAM makes of `path` for these parameter values (what CloudFormation
+    passes the transform; the others at their defaults), offline."""
     os.environ.setdefault("AWS_DEFAULT_REGION", "eu-west-1")  # pseudo parameters only, no AWS call
     template = with_packaged_code(load_template(path))
     source = json.loads(json.dumps(template))  # the transform changes its input
-    translated = transform(template, {"AWS::Region": "eu-west-1"}, _OfflinePolicyLoader())
+    values = {"AWS::Region": "eu-west-1", **(parameters or {})}
+    translated: dict[str, Any] = transform(template, values, _OfflinePolicyLoader())
     drop_inlined_parameters(source, translated)
+    return translated
+
+
+def main() -> int:
+    if sys.argv[1:2] == ["--translate"]:  # tests: the translation for some parameter values, as JSON
+        values = dict(pair.split("=", 1) for pair in sys.argv[3:])
+        print(json.dumps(translate(Path(sys.argv[2]), values)))
+        return 0
+    path = Path(sys.argv[1] if len(sys.argv) > 1 else "template.yaml")
+    translated = translate(path)
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as out:
         json.dump(translated, out, indent=1)
     print(f"translated {path} -> {len(translated.get('Resources', {}))} CloudFormation resources")
