@@ -74,8 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--lambda-port",
         type=int,
-        default=3001,
-        help="local Lambda Invoke API port, as sam local start-lambda (default 3001; 0 = any)",
+        default=0,
+        help="the local Lambda Invoke API's port, as sam local start-lambda serves it (default: any free "
+        "port; the tools read it from the stack file)",
     )
     up.add_argument(
         "--time-scale",
