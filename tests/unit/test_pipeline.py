@@ -176,3 +176,57 @@ def test_the_execution_role_cannot_attach_any_managed_policy() -> None:
         actions = [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
         assert "*" not in actions, statement["Sid"]
         assert "iam:*" not in actions, statement["Sid"]
+
+
+def _execution_role_resources(action: str) -> list[str]:
+    role = BOOTSTRAP["Resources"]["CloudFormationExecutionRole"]["Properties"]
+    found: list[str] = []
+    for policy in role["Policies"]:
+        for statement in policy["PolicyDocument"]["Statement"]:
+            actions = [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
+            if action in actions:
+                resources = (
+                    statement["Resource"]
+                    if isinstance(statement["Resource"], list)
+                    else [statement["Resource"]]
+                )
+                found += [r["Fn::Sub"] if isinstance(r, dict) else r for r in resources]
+    return found
+
+
+@pytest.mark.parametrize(
+    ("resource_type", "action", "arn"),
+    [
+        ("AWS::S3::Bucket", "s3:*", "arn:${AWS::Partition}:s3:::{name}"),
+        ("AWS::SQS::Queue", "sqs:*", "arn:${AWS::Partition}:sqs:${AWS::Region}:${AWS::AccountId}:{name}"),
+        (
+            "AWS::DynamoDB::Table",
+            "dynamodb:*",
+            "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/{name}",
+        ),
+    ],
+)
+def test_the_execution_role_reaches_every_resource_the_stack_names_itself(
+    resource_type: str, action: str, arn: str
+) -> None:
+    import fnmatch
+
+    # Given each such resource of template.yaml, as CloudFormation names it in the stack of each stage
+    stack = load_template(REPO / "template.yaml")
+    patterns = _execution_role_resources(action)
+    for logical_id, resource in stack["Resources"].items():
+        if resource["Type"] != resource_type:
+            continue
+        name_property = {"AWS::S3::Bucket": "BucketName", "AWS::SQS::Queue": "QueueName"}.get(
+            resource_type, "TableName"
+        )
+        assert name_property not in resource.get("Properties", {}), (
+            f"{logical_id}: a fixed name; add it to the role"
+        )
+        generated = f"offergrid-integration-${{Environment}}-{logical_id}-abc123"
+        if resource_type == "AWS::S3::Bucket":
+            generated = generated.lower().replace("${environment}", "${Environment}")
+        # Then the execution role may manage it
+        assert any(fnmatch.fnmatchcase(arn.replace("{name}", generated), pattern) for pattern in patterns), (
+            logical_id
+        )
