@@ -112,6 +112,13 @@ def build_parser() -> argparse.ArgumentParser:
             "else any free port; 0 = any free port)",
         )
     up.add_argument(
+        "--lambda-port",
+        type=int,
+        default=0,
+        help="the local Lambda Invoke API's port, as sam local start-lambda serves it (default: any free "
+        "port; the tools read it from the stack file)",
+    )
+    up.add_argument(
         "--time-scale",
         type=float,
         default=1.0,
@@ -424,6 +431,7 @@ def environment_from_args(
         moto_port=ports["aws"],
         api_port=ports["api"],
         fake_port=ports["offergrid"],
+        lambda_port=args.lambda_port,
         retry_delay=args.retry_delay,
         stack_file=args.stack_file,
         env_vars=_read_env_vars(args.env_vars),

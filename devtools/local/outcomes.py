@@ -69,7 +69,8 @@ def record_outcomes(log_lines: Iterable[str]) -> list[RecordOutcome]:
 
 def unsuccessful(result: Any, outcomes: list[RecordOutcome]) -> str | None:
     """Why the function's answer is not a success though it returned: a non-2xx HTTP answer (an API
-    Gateway proxy result), records SQS would retry, or records that failed for good."""
+    Gateway proxy result), records SQS would retry, a pre-traffic hook that failed its checks, or
+    records that failed for good."""
     if isinstance(result, dict):
         status = result.get("statusCode")
         if isinstance(status, int) and not 200 <= status < 300:
@@ -77,6 +78,8 @@ def unsuccessful(result: Any, outcomes: list[RecordOutcome]) -> str | None:
         failures = result.get("batchItemFailures")
         if isinstance(failures, list) and failures:
             return f"{len(failures)} record(s) failed (batchItemFailures): SQS would retry them"
+        if result.get("status") == "Failed" and "checks" in result:
+            return "the pre-traffic hook's checks failed: CodeDeploy would roll the release back"
     permanent = [outcome for outcome in outcomes if outcome.decision == PERMANENT_FAILURE]
     if permanent:
         return f"{len(permanent)} record(s) failed permanently (recorded, not retried): " + "; ".join(

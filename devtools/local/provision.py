@@ -274,11 +274,12 @@ def provision(
             stack.skipped[logical_id] = "condition is false"
         elif resource.get("Type") not in _CREATORS:
             stack.skipped[logical_id] = f"{resource.get('Type')} runs locally or is not needed"
-    for logical_id in _creation_order(active):
+    # Only what is created here is ordered: a function (run locally) may name an alarm that names it
+    # back (DeploymentPreference.Alarms), which SAM turns into a deployment group, not a cycle.
+    created = {lid: res for lid, res in active.items() if str(res.get("Type")) in _CREATORS}
+    for logical_id in _creation_order(created):
         resource = active[logical_id]
-        creator = _CREATORS.get(str(resource.get("Type")))
-        if creator is None:
-            continue
+        creator = _CREATORS[str(resource.get("Type"))]
         properties = template.resolve(resource.get("Properties") or {}, resolver)
         stack.resources[logical_id] = creator(stack, logical_id, properties)
     load_secret_values(template, stack, secret_values)
@@ -478,6 +479,66 @@ def _create_rule(stack: LocalStack, logical_id: str, props: dict[str, Any]) -> P
     return PhysicalResource("AWS::Events::Rule", ref, {"Arn": arn})
 
 
+_ALARM_KEYS: Final = (
+    "AlarmDescription",
+    "ActionsEnabled",
+    "AlarmActions",
+    "OKActions",
+    "InsufficientDataActions",
+    "MetricName",
+    "Namespace",
+    "Statistic",
+    "ExtendedStatistic",
+    "Dimensions",
+    "Period",
+    "Unit",
+    "EvaluationPeriods",
+    "DatapointsToAlarm",
+    "Threshold",
+    "ComparisonOperator",
+    "TreatMissingData",
+    "EvaluateLowSampleCountPercentile",
+    "Metrics",
+    "ThresholdMetricId",
+)
+
+
+def _metric_query(query: dict[str, Any]) -> dict[str, Any]:
+    """One `Metrics` entry of an alarm with CloudFormation's strings as the types boto3 wants."""
+    converted = dict(query)
+    if "ReturnData" in converted:
+        converted["ReturnData"] = str(converted["ReturnData"]).lower() == "true"
+    if "Period" in converted:
+        converted["Period"] = int(converted["Period"])
+    if "MetricStat" in converted:
+        converted["MetricStat"] = {
+            **converted["MetricStat"],
+            "Period": int(converted["MetricStat"]["Period"]),
+        }
+    return converted
+
+
+def _create_alarm(stack: LocalStack, logical_id: str, props: dict[str, Any]) -> PhysicalResource:
+    """The alarm in moto's CloudWatch, so a tool asks for the stack's alarms the way it does in AWS.
+    It never fires locally (moto evaluates nothing), and its actions name resources that run locally."""
+    client = stack.client("cloudwatch")
+    name = props.get("AlarmName") or _physical_name(stack, logical_id, max_length=255)
+    kwargs: dict[str, Any] = {key: props[key] for key in _ALARM_KEYS if key in props}
+    # CloudFormation passes numbers as strings; dimension values stay strings (a Status of "429").
+    for key in ("Period", "EvaluationPeriods", "DatapointsToAlarm"):
+        if key in kwargs:
+            kwargs[key] = int(kwargs[key])
+    if "Threshold" in kwargs:
+        kwargs["Threshold"] = float(kwargs["Threshold"])
+    if "ActionsEnabled" in kwargs:
+        kwargs["ActionsEnabled"] = str(kwargs["ActionsEnabled"]).lower() == "true"
+    if "Metrics" in kwargs:
+        kwargs["Metrics"] = [_metric_query(query) for query in kwargs["Metrics"]]
+    client.put_metric_alarm(AlarmName=name, **kwargs)
+    arn = _arn(stack, "cloudwatch", f"alarm:{name}")
+    return PhysicalResource("AWS::CloudWatch::Alarm", name, {"Arn": arn})
+
+
 _TARGET_KEYS: Final = frozenset(
     {
         "Id",
@@ -500,6 +561,7 @@ _CREATORS: Final[dict[str, Callable[[LocalStack, str, dict[str, Any]], PhysicalR
     "AWS::SSM::Parameter": _create_parameter,
     "AWS::Events::EventBus": _create_event_bus,
     "AWS::Events::Rule": _create_rule,
+    "AWS::CloudWatch::Alarm": _create_alarm,
 }
 
 

@@ -25,6 +25,7 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 from devtools.local.apigw import ApiRoute, LocalApiGateway, api_routes
+from devtools.local.lambda_api import LocalLambdaApi
 from devtools.local.poller import DrainReport, SqsEventSource
 from devtools.local.ports import DEFAULT_STACK_FILE, LOCAL_PORTS, PortInUse, is_address_in_use
 from devtools.local.provision import LOCAL_SECRET_VALUES, LocalStack, MotoServer, provision
@@ -54,6 +55,8 @@ OFFERGRID_URL_PARAMETER: Final = "OffergridApiUrl"
 # Where the offer sync reads its catalog (`s3://${CatalogBucket}/${CatalogObjectKey}` in the template).
 CATALOG_SOURCE_VARIABLE: Final = "CATALOG_SOURCE_URI"
 SAMPLE_CATALOG: Final = REPO_ROOT / "samples" / "catalog.json"
+# The stack file's `urls` key of the local Lambda Invoke API (`lambda_api.py`).
+LAMBDA_URL: Final = "lambda"
 
 
 _EXECUTE_API_URL: Final = re.compile(r"^https://[^/]+\.execute-api\.[^/]+/(?P<rest>.*)$")
@@ -91,11 +94,19 @@ def apply_env_vars(spec: FunctionSpec, env_vars: Mapping[str, Any] | None) -> En
 def function_environment(
     spec: FunctionSpec, stack: LocalStack, env_vars: Mapping[str, Any] | None = None
 ) -> tuple[dict[str, str], list[str]]:
-    """The worker's full environment (runtime variables + the function's own) and the ignored names."""
+    """The worker's full environment (runtime variables + the function's own) and the ignored names.
+
+    Lambda and CodeDeploy calls go to the stack's local Lambda API (`lambda_api.py`), the others to moto.
+    """
     applied = apply_env_vars(spec, env_vars)
     overridden = FunctionSpec(**{**spec.__dict__, "environment": applied.environment})
     return (
-        lambda_runtime_environment(overridden, region=stack.region, endpoint_url=stack.endpoint_url),
+        lambda_runtime_environment(
+            overridden,
+            region=stack.region,
+            endpoint_url=stack.endpoint_url,
+            extra=local_service_endpoints(stack),
+        ),
         applied.ignored,
     )
 
@@ -109,6 +120,12 @@ def _port_named(name: str, port: int) -> Iterator[None]:
         if port and is_address_in_use(error):
             raise PortInUse(port, LOCAL_PORTS[name]) from None
         raise
+
+
+def local_service_endpoints(stack: LocalStack) -> dict[str, str]:
+    """`AWS_ENDPOINT_URL_<SERVICE>` for what the local stack serves itself rather than moto."""
+    url = stack.urls.get(LAMBDA_URL)
+    return {f"AWS_ENDPOINT_URL_{service}": url for service in ("LAMBDA", "CODEDEPLOY")} if url else {}
 
 
 @dataclass
@@ -127,6 +144,9 @@ class LocalEnvironment:
     region: str = "eu-west-1"
     stack_name: str = "offergrid-local"
     with_api: bool = True
+    # The Lambda Invoke API (and CodeDeploy's hook status) the pre-traffic hook and `make smoke` call.
+    with_lambda_api: bool = True
+    lambda_port: int = 0
     # Uploaded after provisioning where the functions read their catalog (`upload_catalog`).
     catalog: Path | None = None
     uploaded_catalogs: list[str] = field(default_factory=list)
@@ -142,11 +162,13 @@ class LocalEnvironment:
     workers: dict[str, FunctionWorker] = field(default_factory=dict)
     sources: list[SqsEventSource] = field(default_factory=list)
     api: LocalApiGateway | None = None
+    lambda_api: LocalLambdaApi | None = None
     ignored_env_vars: dict[str, list[str]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     # Written to the stack file: what a tool tells the user to type when it finds the stack stopped.
     start_command: str = "make local"
     _owns_fake: bool = field(default=True, init=False)
+    _metrics: Any = field(default=None, init=False, repr=False)
 
     # -- lifecycle --------------------------------------------------------------------------------
     def start(self, *, warm: bool = True) -> LocalEnvironment:
@@ -169,6 +191,14 @@ class LocalEnvironment:
             self.template = base.with_parameters(parameters, region=self.region, stack_name=self.stack_name)
             self.stack = provision(self.template, self.moto.endpoint_url)
             self.timings["provision"] = time.monotonic() - started
+            self._metrics = self.stack.client("cloudwatch")
+            if self.with_lambda_api:
+                self.lambda_api = LocalLambdaApi(
+                    invoke=lambda fid, event: self.invoke(fid, event),
+                    known=lambda: list(self.workers),
+                    port=self.lambda_port,
+                ).start()
+                self.stack.urls[LAMBDA_URL] = self.lambda_api.base_url
             resolver = self.stack.resolver(self.template)
             for function_id in self.template.function_ids():
                 spec = self.template.function(function_id, resolver)
@@ -247,6 +277,8 @@ class LocalEnvironment:
             source.stop()
         if self.api is not None:
             self.api.stop()
+        if self.lambda_api is not None:
+            self.lambda_api.stop()
         for worker in self.workers.values():
             worker.stop()
         if self.fake is not None and self._owns_fake:
@@ -269,6 +301,8 @@ class LocalEnvironment:
         self.stack.urls = {"aws": self.moto.endpoint_url, "offergrid": self.fake.base_url}
         self.stack.start_command = self.start_command
         self.stack.log_dir = str(self.log_dir) if self.log_dir is not None else None
+        if self.lambda_api is not None:
+            self.stack.urls[LAMBDA_URL] = self.lambda_api.base_url
         if self.api is not None:
             self.stack.urls["api"] = self.api.base_url
             for route in self.api.routes:
@@ -341,7 +375,29 @@ class LocalEnvironment:
             raise TemplateError(
                 f"{function_id} is not a function of the template (functions: {known})"
             ) from None
-        return worker.invoke(event, request_id=request_id)
+        outcome = worker.invoke(event, request_id=request_id)
+        self._record_lambda_metrics(function_id, outcome)
+        return outcome
+
+    def _record_lambda_metrics(self, function_id: str, outcome: InvokeResult) -> None:
+        """What Lambda records of every invocation (AWS/Lambda `Invocations`, `Errors`), in moto's
+        CloudWatch: a tool reads a local function's errors with the call it makes in AWS (`make smoke`)."""
+        if self._metrics is None:
+            return
+        dimensions = [{"Name": "FunctionName", "Value": function_id}]
+        with contextlib.suppress(Exception):  # a record, never a reason for the invocation to fail
+            self._metrics.put_metric_data(
+                Namespace="AWS/Lambda",
+                MetricData=[
+                    {"MetricName": "Invocations", "Dimensions": dimensions, "Value": 1.0, "Unit": "Count"},
+                    {
+                        "MetricName": "Errors",
+                        "Dimensions": dimensions,
+                        "Value": 0.0 if outcome.ok else 1.0,
+                        "Unit": "Count",
+                    },
+                ],
+            )
 
     def _invoke_for_source(self, function_id: str, event: dict[str, Any]) -> InvokeResult:
         return self.invoke(function_id, event)

@@ -218,4 +218,8 @@ class LocalRunner:
             from devtools.local.__main__ import main as local_main
 
             return local_main([*args, *stack])
+        if module == "devtools.smoke":
+            from devtools import smoke
+
+            return smoke.main([*args, *stack])
         raise AssertionError(f"no runner for `python -m {module}` in a `sh local` block")

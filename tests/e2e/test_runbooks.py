@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from devtools import offer_sync_cli, replay
+from devtools import offer_sync_cli, replay, smoke
 from devtools.local.__main__ import build_parser as local_parser
 from devtools.local.stack import DEFAULT_TEMPLATE, SAMPLE_CATALOG, LocalEnvironment
 from devtools.local.template import Template, load_template
@@ -41,6 +41,7 @@ PARSERS: dict[str, Callable[[], Any]] = {
     "devtools.replay": replay.build_parser,
     "devtools.offer_sync_cli": offer_sync_cli.build_parser,
     "devtools.local": local_parser,
+    "devtools.smoke": smoke.build_parser,
 }
 
 
@@ -335,7 +336,34 @@ def check_reconcile_dry_run(local: LocalEnvironment, runner: LocalRunner) -> Non
     assert _messages(local, "OrdersQueueUrl") == []
 
 
+def check_pipeline_hook(local: LocalEnvironment, runner: LocalRunner) -> None:
+    # When the pre-traffic hook is invoked by hand against the local stack
+    (result,) = _run_block(runner, "pipeline-hook")
+    # Then both new-version checks pass (the hook's answer), and nothing was written to Offergrid
+    answer = json.loads(result.out)
+    assert answer["status"] == "Succeeded"
+    assert [check["check"] for check in answer["checks"] if check["ok"]] == [
+        "webhook-ingress",
+        "order-processor",
+    ]
+    assert answer["deploymentId"] is None  # by hand: reported to no deployment
+
+
+def check_first_deploy_smoke(local: LocalEnvironment, runner: LocalRunner) -> None:
+    # Given the local stack's order processor consuming its queue, as `make local` runs it
+    local.start_pollers()
+    try:
+        smoke_run, hook = _run_block(runner, "first-deploy-smoke")
+    finally:
+        for source in local.sources:
+            source.stop()
+    # Then every check passed, the draft offer included, and the hook too
+    assert re.search(r": 8 ok, 0 failed$", smoke_run.out.strip()), smoke_run.out
+    assert json.loads(hook.out)["status"] == "Succeeded"
+
+
 CHECKS: dict[str, Callable[[LocalEnvironment, LocalRunner], None]] = {
+    "pipeline-hook": check_pipeline_hook,
     "webhook-replay": check_webhook_replay,
     "dlq-inspect": check_dlq_inspect,
     "dlq-redrive": check_dlq_redrive,
@@ -343,7 +371,8 @@ CHECKS: dict[str, Callable[[LocalEnvironment, LocalRunner], None]] = {
     "sync-dry-run": check_sync_dry_run,
     "sync-cli-plan": check_sync_cli_plan,
     "reconcile-dry-run": check_reconcile_dry_run,
-    "sync-skus": check_sync_skus,  # last: it writes an offer to the fake
+    "sync-skus": check_sync_skus,  # it writes an offer to the fake
+    "first-deploy-smoke": check_first_deploy_smoke,  # last: it runs the order processor's poller
 }
 
 

@@ -121,7 +121,14 @@ def test_every_test_folder_belongs_to_exactly_one_part_target():
 def test_make_test_runs_every_gate_beside_the_whole_suite():
     gates = re.search(r"^TEST_GATES := (.*)$", MAKEFILE, flags=re.M)
     assert gates is not None
-    assert set(gates[1].split()) == {"lint", "typecheck", "template-check", "security-check", "build"}
+    assert set(gates[1].split()) == {
+        "lint",
+        "typecheck",
+        "template-check",
+        "security-check",
+        "pipeline-check",
+        "build",
+    }
     assert re.search(r"scripts/gates pytest \$\(TEST_GATES\)", _recipe("test"))
     # the foreground pytest is the whole suite (pyproject's testpaths), not one folder
     assert "tests/" not in _recipe("pytest")
