@@ -23,10 +23,12 @@ from moto.dynamodb.models import DynamoDBBackend
 from moto.server import ThreadedMotoServer
 
 from devtools.offergrid_fake import OffergridFake
-from offergrid_integration.clock import ScaledClock
+from offergrid_integration.clock import SYSTEM_CLOCK, ScaledClock, SkewedClock
 from offergrid_integration.offergrid.errors import RateBudgetExhausted
 from offergrid_integration.ratelimit import (
+    MAX_REFERENCE_WIDTH,
     WAIT_SAFETY_MARGIN,
+    DateHeaderTime,
     DynamoDBRateBudget,
     InProcessRateBudget,
     Lane,
@@ -225,6 +227,49 @@ def test_dynamodb_budget_shared_by_instances_never_trips_the_fake(
         TableName=TABLE, Key={"pk": {"S": f"ratelimit#{budget_id}"}}, ConsistentRead=True
     )["Item"]
     assert int(item["version"]["N"]) == len(fake.calls_matching("GET", "/provider/offers"))
+
+
+# Hosts whose clocks disagree by up to two minutes (issue 21): 2 fake minutes at the same scale.
+SKEWED_MINUTES = 2.0
+SKEWS = (-60.0, -41.0, -17.0, -5.0, 0.0, 5.0, 30.0, 60.0)
+
+
+def test_dynamodb_budget_shared_by_hosts_whose_clocks_disagree_never_trips_the_fake(
+    offergrid_fake_factory: OffergridFakeFactory, moto_endpoint: str
+) -> None:
+    # Given 8 "Lambda instances" (or an operator's laptop) on one budget, their clocks from 60 s
+    # behind to 60 s ahead of the true one, which the fake and AWS keep (each host's reference is
+    # the true clock it is skewed from: AWS's `Date` counts real seconds, not compressed ones)
+    clock = ScaledClock(DYNAMODB_SCALE)
+    fake = offergrid_fake_factory(clock=clock, per_minute=100, per_hour=10_000)
+    budget_id = budget_id_for_api_key(TEST_API_KEY)
+    budgets: list[RateBudget] = [
+        DynamoDBRateBudget(TABLE, budget_id, clock=SkewedClock(clock, skew), client=_client(moto_endpoint))
+        for skew in SKEWS
+    ]
+    # When they hammer the API
+    failures = hammer(fake, budgets, clock, SKEWED_MINUTES)
+    assert failures == []
+    # Then, as with agreeing clocks: no 429, never over 100 in any 60 s of true time, the pace kept
+    assert_within_limit_and_close_to_it(fake, SKEWED_MINUTES, floor=DYNAMODB_MIN_PER_MINUTE)
+
+
+def test_against_the_moto_server_the_date_header_places_a_laptop_60s_behind(moto_endpoint: str) -> None:
+    # Given a budget on a (real-time) clock 60 s slow, its DynamoDB a moto server that dates its
+    # answers with this machine's clock, as AWS dates them with its own
+    laptop = SkewedClock(SYSTEM_CLOCK, -60)
+    budget = DynamoDBRateBudget(
+        TABLE, "laptop", clock=laptop, client=_client(moto_endpoint), lane=Lane.BACKGROUND
+    )
+    assert isinstance(budget.reference, DateHeaderTime)
+    # When it takes a few slots (the bucket's burst: no waiting)
+    for _ in range(4):
+        budget.acquire(remaining_time=5)
+    # Then it places AWS's time 60 s ahead of its own, within the doubt it may schedule on
+    offset = budget.reference.offset(laptop.now())
+    assert offset is not None
+    assert offset.low <= 60 <= offset.high
+    assert offset.width <= MAX_REFERENCE_WIDTH
 
 
 def _client(endpoint: str) -> Any:
