@@ -358,3 +358,23 @@ def test_whatever_escapes_one_records_handling_fails_that_record_only(
     assert sorted(delivery.failures.values()) == [MAX_RECEIVE_COUNT]
     [dead] = delivery.dead_letters()
     assert json.loads(dead["Body"]) == {"unexpected": True}
+
+
+def test_a_claim_check_whose_body_is_gone_is_a_permanent_failure_not_a_retry_loop(
+    fake: OffergridFake, stack: Stack, delivery: Delivery, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a large cancellation queued through S3, whose object then expired
+    accepted_item(fake, stack, delivery, "item-expired", "order-expired")
+    assert delivery.post(cancellation_of_size("item-expired", "order-expired", 300_000))["statusCode"] == 200
+    [key] = delivery.claim_checks()
+    boto3.client("s3").delete_object(Bucket=delivery.bucket, Key=key)
+    capsys.readouterr()
+
+    # When the processor drains the queue
+    delivery.drain()
+
+    # Then it is recorded as a malformed message once: not retried into the DLQ
+    assert delivery.failures == {}
+    assert delivery.dead_letters() == []
+    assert ("PermanentFailure", "malformed_message") in base.emitted_metrics(capsys.readouterr().out)
+    assert fake.order_items["item-expired"]["status"] == "accepted"
