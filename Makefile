@@ -136,8 +136,9 @@ test: $(VENV)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed ## ev
 	@MAKE="$(MAKE)" scripts/gates pytest $(TEST_GATES)
 
 .PHONY: test-deep
-test-deep: $(VENV)/.installed ## the order invariants' long state-machine run (nights, before a release; ~10 min)
+test-deep: $(VENV)/.installed ## the long property runs: order invariants, P3 webhook bodies (nights, before a release; ~20 min)
 	ORDER_INVARIANTS_PROFILE=deep $(PY) -m pytest tests/integration/test_order_invariants.py -p no:logging -s -q
+	INGRESS_PROPERTIES_PROFILE=deep $(PY) -m pytest tests/integration/test_ingress_properties.py -p no:logging -s -q
 
 # ----------------------------------------------------------------------------------------------------
 # Benchmarks: scripts that print figures (never timed tests)

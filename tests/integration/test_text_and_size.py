@@ -80,9 +80,11 @@ class Delivery:
     batch_errors: list[str] = field(default_factory=list)
 
     def post(self, body: str, **kwargs: Any) -> dict[str, Any]:
-        response: dict[str, Any] = webhook_app.lambda_handler(
-            webhook_event(body, **kwargs), FakeLambdaContext()
-        )
+        return self.invoke(webhook_event(body, **kwargs))
+
+    def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
+        """The webhook function's answer to an API Gateway event."""
+        response: dict[str, Any] = webhook_app.lambda_handler(event, FakeLambdaContext())
         return response
 
     def send_raw(self, body: str) -> None:
@@ -121,11 +123,12 @@ class Delivery:
         raise AssertionError(f"the queue did not drain in {max_rounds} rounds")
 
     def dead_letters(self) -> list[dict[str, Any]]:
-        return (
-            boto3.client("sqs")
-            .receive_message(QueueUrl=self.dlq_url, MaxNumberOfMessages=10)
-            .get("Messages", [])
-        )
+        """What reached the DLQ since the last look (taken off it)."""
+        sqs = boto3.client("sqs")
+        messages = sqs.receive_message(QueueUrl=self.dlq_url, MaxNumberOfMessages=10).get("Messages", [])
+        for message in messages:
+            sqs.delete_message(QueueUrl=self.dlq_url, ReceiptHandle=message["ReceiptHandle"])
+        return messages
 
     def claim_checks(self) -> list[str]:
         """The keys of the bodies kept in the claim-check bucket."""
