@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from devtools.offergrid_fake import OffergridFake
@@ -170,6 +170,8 @@ def stringify(payload: Any, indent: int | None = None) -> bytes:
     lone surrogate as its lowercase escape."""
     separators = (",", ":") if indent is None else (",", ": ")
     text = json.dumps(payload, ensure_ascii=False, indent=indent, separators=separators)
+    # A JavaScript string is UTF-16: a high surrogate followed by a low one is one character.
+    text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
     return _LONE_SURROGATE.sub(lambda match: f"\\u{ord(match.group()):04x}", text).encode()
 
 
@@ -191,6 +193,22 @@ def test_p3_every_webhook_answered_200_is_applied_never_an_encoding_size_or_pars
         ],
     )
     @given(webhook=webhooks())
+    # Found by a deep run: two code units that JavaScript reads as one character (U+10000)
+    @example(
+        Webhook(
+            "created",
+            "item-p3-pair",
+            "order-p3-pair",
+            {
+                "event": "order.created",
+                "orderId": "order-p3-pair",
+                "itemId": "item-p3-pair",
+                "reason": "\ud800\udc00",
+            },
+            "escaped",
+            "stringify",
+        )
+    )
     def one_webhook(webhook: Webhook) -> None:
         item_id, kind = webhook.item_id, webhook.kind
         if kind == "created":

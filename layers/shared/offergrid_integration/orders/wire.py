@@ -147,7 +147,9 @@ def message_body(event: Mapping[str, Any], message: MessageFields) -> str:
         "correlationId": message.correlation_id,
     }
     body = json_text(document)
-    return body if body.isascii() else body.translate(_SQS_REFUSED_RAW)
+    if "\ufffe" in body or "\uffff" in body:  # a search, not a per-character pass, in the usual case
+        body = body.translate(_SQS_REFUSED_RAW)
+    return body
 
 
 def sqs_message_size(message_body: str, attributes: Mapping[str, str]) -> int:
