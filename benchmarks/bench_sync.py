@@ -51,7 +51,13 @@ from devtools.offergrid_fake import OffergridFake
 from offergrid_integration.catalog.mapping import CatalogMapping, RawRow, RowError, default_mapping
 from offergrid_integration.catalog.plan import OfferPlanner
 from offergrid_integration.catalog.service import SyncDependencies, SyncOptions, run_offer_sync
-from offergrid_integration.catalog.sources import CatalogFormat, CatalogItem, FileCatalogSource, iter_catalog
+from offergrid_integration.catalog.sources import (
+    CatalogCheck,
+    CatalogFormat,
+    CatalogItem,
+    FileCatalogSource,
+    iter_catalog,
+)
 from offergrid_integration.catalog.state import InMemorySyncState
 from offergrid_integration.clock import ScaledClock
 from offergrid_integration.observability import logger
@@ -137,8 +143,10 @@ class MemorySource:
     def __init__(self, data: bytes) -> None:
         self._data = data
 
-    def rows(self, sku_field: str | None = "sku") -> Iterator[CatalogItem]:
-        return iter_catalog([self._data], CatalogFormat.JSON, sku_field)
+    def rows(
+        self, sku_field: str | None = "sku", *, check: CatalogCheck | None = None
+    ) -> Iterator[CatalogItem]:
+        return iter_catalog([self._data], CatalogFormat.JSON, sku_field, check)
 
 
 def seeded_fake(offers: list[dict[str, Any]]) -> OffergridFake:

@@ -28,7 +28,7 @@ see: the decision PATCH refuses an item that moved on meanwhile (409/422), and i
    replaces (pages read <= found + 1), however many pending items sit in front of the batch's;
 4. a listed element is used only when it holds what the decision and the work order need
    (`serviceAddress`, `customerInfo`, no unreadable field): a listing summary is not a read;
-5. a listing that fails (rate budget, 5xx after retries, a list that cannot be followed) stops
+5. a listing that fails (rate budget, a 5xx: no retries, a list that cannot be followed) stops
    there: what its earlier pages found is used, every other item is read with its GET.
 
 The listing lives for one batch (one invocation): `RecordPipeline.end_batch` drops it; nothing read
@@ -82,7 +82,7 @@ class BatchItemReads:
         pages = 0
         stopped = "listing ended"
         try:
-            for page in self._client.list_order_pages(OrderItemStatus.PENDING):
+            for page in self._client.list_order_pages(OrderItemStatus.PENDING, max_retries=0):
                 pages += 1
                 found.update(
                     (item.id, item) for item in page if item.id in wanted and usable_listed_item(item)
@@ -118,5 +118,7 @@ class BatchItemReads:
     def list_orders(self, status: OrderItemStatus | None = None) -> Iterator[OrderItem]:
         return self._client.list_orders(status)
 
-    def list_order_pages(self, status: OrderItemStatus | None = None) -> Iterator[list[OrderItem]]:
-        return self._client.list_order_pages(status)
+    def list_order_pages(
+        self, status: OrderItemStatus | None = None, *, max_retries: int | None = None
+    ) -> Iterator[list[OrderItem]]:
+        return self._client.list_order_pages(status, max_retries=max_retries)

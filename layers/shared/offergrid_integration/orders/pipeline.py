@@ -53,6 +53,7 @@ from offergrid_integration.orders.ports import (
 from offergrid_integration.orders.registry import dispatch
 from offergrid_integration.orders.steps import record_permanent_failure
 from offergrid_integration.orders.wire import ClaimCheck, ClaimCheckMissing, ClaimCheckStore
+from offergrid_integration.secrets import SecretUnavailableError
 from offergrid_integration.webhooks.events import EventType
 
 if TYPE_CHECKING:
@@ -170,7 +171,13 @@ class RecordPipeline:
             # Permanent failures are outcomes: whatever escapes is retried (SQS, then the DLQ).
             logger.warning(
                 "order message failed; it will be retried",
-                extra={**fields, "error": type(exc).__name__, "retryable": _retryable(exc)},
+                extra={
+                    **fields,
+                    "error": type(exc).__name__,
+                    # A secret that cannot be read: which one, and the AWS error (never its value).
+                    **(exc.log_fields() if isinstance(exc, SecretUnavailableError) else {}),
+                    "retryable": _retryable(exc),
+                },
             )
             with single_metric(
                 name="TransientFailure", unit=MetricUnit.Count, value=1, namespace=metrics.namespace

@@ -48,7 +48,9 @@ class OrderItemsApi(Protocol):
 
     def list_orders(self, status: OrderItemStatus | None = None) -> Iterator[OrderItem]: ...
 
-    def list_order_pages(self, status: OrderItemStatus | None = None) -> Iterator[list[OrderItem]]: ...
+    def list_order_pages(
+        self, status: OrderItemStatus | None = None, *, max_retries: int | None = None
+    ) -> Iterator[list[OrderItem]]: ...
 
 
 class OutcomeKind(StrEnum):

@@ -305,7 +305,7 @@ class WebhookIngress:
         try:
             secrets = self._secrets(force_refresh=force_refresh)
         except Exception as exc:  # any failure to read the secret is ours, never the sender's
-            raise _SecretUnavailable(type(exc).__name__) from exc
+            raise _SecretUnavailable(_error_name(exc)) from exc
         if not secrets:
             raise _SecretUnavailable("NoWebhookSecret")
         return secrets
@@ -327,6 +327,14 @@ def request_method(event: Mapping[str, Any]) -> str | None:
     http = context.get("http") if isinstance(context, Mapping) else None
     method = http.get("method") if isinstance(http, Mapping) else None
     return method if isinstance(method, str) else None
+
+
+def _error_name(error: Exception) -> str:
+    """The error's class, and what it gives for a log (`secrets.SecretUnavailableError.log_fields`:
+    the secret's id and the AWS error code, never a value)."""
+    log_fields = getattr(error, "log_fields", None)
+    fields = log_fields() if callable(log_fields) else {}
+    return " ".join([type(error).__name__, *(f"{name}={value}" for name, value in fields.items())])
 
 
 class _SecretUnavailable(Exception):
