@@ -146,9 +146,10 @@ test: $(VENV)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed ## ev
 	@MAKE="$(MAKE)" scripts/gates pytest $(TEST_GATES)
 
 .PHONY: test-deep
-test-deep: $(VENV)/.installed ## the long property runs: order invariants, catalog corruption P1, listings P4, rate budget under skewed clocks P5 (nights, before a release; ~30 min)
+test-deep: $(VENV)/.installed ## the long property runs: order invariants, catalog corruption P1, webhook bodies P3, listings P4, rate budget under skewed clocks P5 (nights, before a release; ~45 min)
 	ORDER_INVARIANTS_PROFILE=deep $(PY) -m pytest tests/integration/test_order_invariants.py -p no:logging -s -q
 	CATALOG_PROPERTIES_PROFILE=deep $(PY) -m pytest tests/integration/test_catalog_corruption.py -p no:logging -s -q
+	INGRESS_PROPERTIES_PROFILE=deep $(PY) -m pytest tests/integration/test_ingress_properties.py -p no:logging -s -q
 	PAGING_PROPERTIES_PROFILE=deep $(PY) -m pytest tests/unit/test_offergrid_client_paging_property.py -p no:logging -q \
 		--hypothesis-show-statistics
 	RATE_PROPERTIES_PROFILE=deep $(PY) -m pytest tests/integration/test_ratelimit_properties.py -p no:logging -q

@@ -9,6 +9,7 @@ import pytest
 pytest_plugins = [
     "tests.fixtures.aws",
     "tests.fixtures.offergrid_fake",
+    "tests.fixtures.sqs_limits",
 ]
 
 

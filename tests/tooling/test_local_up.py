@@ -25,7 +25,7 @@ from devtools.local.__main__ import main as local_main
 from devtools.local.env_vars import render as render_env_vars
 from devtools.local.env_vars import to_json as env_vars_json
 from devtools.local.poller import event_source_enabled
-from devtools.local.provision import physical_name
+from devtools.local.provision import LOCAL_SECRET_VALUES, physical_name
 from devtools.local.stack import (
     DEFAULT_STACK_FILE,
     DEFAULT_TEMPLATE,
@@ -34,6 +34,7 @@ from devtools.local.stack import (
     apply_env_vars,
 )
 from devtools.local.template import TemplateError
+from offergrid_integration.webhooks.signature import sign
 
 REPO = Path(__file__).resolve().parents[2]
 COMMITTED_ENV_VARS = REPO / "events" / "env.json"
@@ -393,3 +394,58 @@ def test_event_source_enabled_reads_a_boolean_or_its_string(value: Any, enabled:
 def test_event_source_enabled_refuses_anything_else(value: Any):
     with pytest.raises(TemplateError, match="must be true or false"):
         event_source_enabled(value, where="Fn event Q: Enabled")
+
+
+# ---------------------------------------------------------------------------------------------------
+# The claim-check bucket (docs/decisions.md#17): provisioned from the template, used end to end
+# ---------------------------------------------------------------------------------------------------
+def test_a_webhook_too_large_for_sqs_goes_through_the_local_claim_check_bucket(up: LocalEnvironment):
+    assert up.stack is not None
+    assert up.fake is not None
+    _queue_messages(up, "OrdersQueue")
+    bucket = up.stack.ref("ClaimCheckBucket")
+    up.fake.add_order_item(id="item-large-local", orderId="order-large-local")
+    # Given a signed order.created of 400 KB of Cyrillic notes (800 KB as UTF-8, more than SQS holds)
+    event = json.loads((REPO / "events" / "webhook_order_created.json").read_text(encoding="utf-8"))
+    del event["multiValueHeaders"]
+    event["body"] = json.dumps(
+        {
+            "event": "order.created",
+            "orderId": "order-large-local",
+            "itemId": "item-large-local",
+            "note": "Ж" * 400_000,
+        },
+        ensure_ascii=False,
+    )
+    event["headers"]["X-Offergrid-Signature"] = sign(
+        event["body"], LOCAL_SECRET_VALUES["OFFERGRID_WEBHOOK_SECRET"]
+    )
+    # When the local webhook function takes it
+    answer = up.invoke("WebhookIngressFunction", event)
+    # Then it is accepted, its body kept in the stack's claim-check bucket, its claim check queued
+    assert answer.ok, answer.error
+    assert answer.result["statusCode"] == 200, answer.result
+    [message] = _queue_messages(up, "OrdersQueue")
+    pointer = json.loads(message["Body"])["claimCheck"]
+    assert pointer["bucket"] == bucket
+    assert (
+        up.stack.client("s3").head_object(Bucket=bucket, Key=pointer["key"])["ContentLength"]
+        == pointer["bytes"]
+    )
+    # ... and the local processor follows it and decides the item
+    record = {
+        "messageId": message["MessageId"],
+        "receiptHandle": "r-large",
+        "body": message["Body"],
+        "attributes": {"ApproximateReceiveCount": "1"},
+        "messageAttributes": {
+            name: {"stringValue": value["StringValue"], "dataType": "String"}
+            for name, value in message["MessageAttributes"].items()
+        },
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:eu-west-1:123456789012:offergrid-local-OrdersQueue",
+    }
+    decided = up.invoke(PROCESSOR, {"Records": [record]})
+    assert decided.ok, decided.error
+    assert decided.result == {"batchItemFailures": []}
+    assert up.fake.order_items["item-large-local"]["status"] == "accepted"

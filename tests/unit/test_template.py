@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 
 from devtools.cfn_yaml import load_template
+from offergrid_integration.orders.sqs_queue import CLAIM_CHECK_PREFIX
+from offergrid_integration.orders.wire import SQS_MAX_MESSAGE_BYTES
 
 TEMPLATE = load_template()
 RESOURCES: dict[str, dict[str, Any]] = TEMPLATE["Resources"]
@@ -512,6 +514,48 @@ def test_both_budget_users_read_the_order_reserve(function_id: str) -> None:
     reserve = PARAMETERS["OrderReservePercent"]
     # the bounds the settings accept (config.CommonSettings.order_reserve_percent)
     assert (reserve["Default"], reserve["MinValue"], reserve["MaxValue"]) == (40, 0, 90)
+
+
+# --- the claim-check bucket (docs/decisions.md#17) ------------------------------------------------------
+def test_every_bucket_is_private_encrypted_and_tls_only() -> None:
+    policies = dict(resources_of("AWS::S3::BucketPolicy"))
+    for bucket_id, props in resources_of("AWS::S3::Bucket"):
+        [rule] = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+        assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"], bucket_id
+        assert all(props["PublicAccessBlockConfiguration"].values()), bucket_id
+        [policy] = [p for p in policies.values() if ref_target(p["Bucket"]) == bucket_id]
+        assert any(
+            s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+            for s in policy["PolicyDocument"]["Statement"]
+        ), bucket_id
+
+
+def test_claim_checks_expire_only_after_every_message_that_can_point_at_them() -> None:
+    # A body must outlive the orders queue's retention and then its DLQ's.
+    orders = QUEUES["OrdersQueue"]
+    dlq = QUEUES[str(ref_target(orders["RedrivePolicy"]["deadLetterTargetArn"]))]
+    longest_message_days = (orders["MessageRetentionPeriod"] + dlq["MessageRetentionPeriod"]) / 86_400
+    [rule] = RESOURCES["ClaimCheckBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    assert rule["Status"] == "Enabled"
+    assert longest_message_days < rule["ExpirationInDays"] <= longest_message_days + 2
+
+
+def _s3_grants(function_id: str) -> list[tuple[str, Any]]:
+    return [
+        (statement["Action"], statement["Resource"])
+        for statement in _statements(FUNCTIONS[function_id])
+        if str(statement["Action"]).startswith("s3:")
+    ]
+
+
+def test_the_webhook_may_only_put_claim_checks_and_the_processor_only_get_them() -> None:
+    objects = {"Fn::Sub": "${ClaimCheckBucket.Arn}/" + CLAIM_CHECK_PREFIX + "*"}
+    assert _s3_grants("WebhookIngressFunction") == [("s3:PutObject", objects)]
+    assert _s3_grants("OrderProcessorFunction") == [("s3:GetObject", objects)]
+    webhook_env = FUNCTIONS["WebhookIngressFunction"]["Environment"]["Variables"]
+    assert ref_target(webhook_env["CLAIM_CHECK_BUCKET"]) == "ClaimCheckBucket"
+    # ... and the queue holds what the writer measures against (orders/wire.py)
+    assert QUEUES["OrdersQueue"]["MaximumMessageSize"] == SQS_MAX_MESSAGE_BYTES
 
 
 # --- rollout: gradual deployment that rolls itself back (issue 24) -------------------------------------

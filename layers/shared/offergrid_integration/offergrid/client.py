@@ -63,6 +63,7 @@ from offergrid_integration.offergrid.models import (
 from offergrid_integration.offergrid.observer import ClientObserver, default_observer
 from offergrid_integration.offergrid.paging import MAX_PAGES, Params, follow_listing
 from offergrid_integration.ratelimit import RateBudget
+from offergrid_integration.text import json_text
 
 # --- tunables (clock seconds) -----------------------------------------------------------------
 DEFAULT_BASE_URL: Final = DEFAULT_OFFERGRID_API_URL
@@ -492,12 +493,19 @@ class OffergridClient:
         self, method: str, path: str, key: str, params: Params | None, json: Any, timeout: float
     ) -> httpx.Response:
         real = _real_seconds(self._clock, timeout)
+        headers = {"x-api-key": key}
+        content = None
+        if json is not None:
+            # Text from outside (a cancellation's reason, a catalog's description) may hold a lone
+            # surrogate, which UTF-8 cannot encode: sent as U+FFFD (docs/decisions.md#17).
+            content = json_text(json).encode("utf-8")
+            headers["content-type"] = "application/json"
         return self._http.request(
             method,
             path,
             params=params or None,
-            json=json,
-            headers={"x-api-key": key},
+            content=content,
+            headers=headers,
             timeout=httpx.Timeout(real, connect=min(real, _real_seconds(self._clock, CONNECT_TIMEOUT))),
         )
 
