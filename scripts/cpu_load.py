@@ -52,7 +52,9 @@ def load_average() -> str:
 
 def start_burners(count: int) -> list[subprocess.Popen[bytes]]:
     return [
-        subprocess.Popen([sys.executable, "-c", BURNER], start_new_session=True, stdin=subprocess.DEVNULL)
+        subprocess.Popen(  # noqa: S603 - our own interpreter and script
+            [sys.executable, "-c", BURNER], start_new_session=True, stdin=subprocess.DEVNULL
+        )
         for _ in range(count)
     ]
 
@@ -66,8 +68,12 @@ def stop_burners(burners: list[subprocess.Popen[bytes]]) -> None:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--load", type=int, default=None, help="busy processes (default: $STRESS_LOAD or CPUs + 1)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--load", type=int, default=None, help="busy processes (default: $STRESS_LOAD or CPUs + 1)"
+    )
     parser.add_argument("command", nargs=argparse.REMAINDER, help="the command to run (after --)")
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -89,8 +95,9 @@ def main(argv: list[str]) -> int:
         else:
             raise SystemExit(128 + signum)
 
-    # Ctrl-C reaches the command (same process group) and it ends; this script waits for it.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Ctrl-C reaches the command (same process group) and it ends; this script waits for it. A handler,
+    # not SIG_IGN, which the command would inherit (and then ignore Ctrl-C).
+    signal.signal(signal.SIGINT, lambda _signum, _frame: None)
     signal.signal(signal.SIGTERM, pass_on)
     if hasattr(signal, "SIGHUP"):
         signal.signal(signal.SIGHUP, pass_on)
@@ -100,13 +107,17 @@ def main(argv: list[str]) -> int:
         burners = start_burners(load)
         print(f"==> {load} busy processes keep the CPUs loaded (load average {load_average()})", flush=True)
         environ = {**os.environ, "STRESS_PIDS": " ".join(str(burner.pid) for burner in burners)}
-        child = subprocess.Popen(command, env=environ)
+        try:
+            child = subprocess.Popen(command, env=environ)  # noqa: S603 - the command the user gave
+        except OSError as error:
+            print(f"cpu_load.py: cannot run {command[0]!r}: {error.strerror}", file=sys.stderr)
+            return 127
         status = child.wait()
     finally:
         average = load_average()
         stop_burners(burners)
     took = time.monotonic() - started
-    print(f"==> {' '.join(command)}: exit {status} in {took:.1f} s under load (load average {average})", flush=True)
+    print(f"==> exit {status} after {took:.1f} s under load (load average {average})", flush=True)
     return status if status >= 0 else 128 - status
 
 

@@ -23,3 +23,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     slow = {item.path for item in items if item.get_closest_marker("slow") is not None}
     tests_in = Counter(item.path for item in items)
     items.sort(key=lambda item: (item.path not in slow, -tests_in[item.path], str(item.path)))
+
+
+@pytest.fixture(autouse=True)
+def empty_metric_set() -> None:
+    """Every test starts with no metric pending. Powertools' metric set is shared by the process: one
+    added by a test that never flushed it (outside a handler) was printed by whichever test of that
+    worker flushed next, which the load decides (`--dist loadfile`): issue 22."""
+    from offergrid_integration.observability import metrics
+
+    metrics.clear_metrics()
