@@ -5,11 +5,18 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 pytest_plugins = [
     "tests.fixtures.aws",
     "tests.fixtures.offergrid_fake",
 ]
+
+# Hypothesis times each example (`deadline`, 200 ms) and the data generation (`too_slow`) on the wall
+# clock, which a loaded machine exceeds: a property states an effect, never a speed. Every property
+# test starts from this profile (its own settings still apply; `--hypothesis-profile` still wins).
+settings.register_profile("suite", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("suite")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
