@@ -89,8 +89,18 @@ template-check: $(SAM_VENV)/.installed ## sam validate --lint, then cfn-lint of 
 	$(SAM_VENV)/bin/python scripts/check_template.py $(TEMPLATE)
 
 .PHONY: security-check
-security-check: $(CHECKOV_VENV)/.installed ## checkov IaC scan (offline): fails on any check neither fixed nor skipped with a reason in the template
+security-check: $(CHECKOV_VENV)/.installed ## checkov IaC scan (offline) of the stack and the pipeline bootstrap: fails on any check neither fixed nor skipped with a reason
 	$(CHECKOV_VENV)/bin/python scripts/security_check.py $(TEMPLATE)
+	$(CHECKOV_VENV)/bin/python scripts/security_check.py $(BOOTSTRAP_TEMPLATE)
+
+# The deploy pipeline (docs/runbooks/pipeline.md): the GitHub Actions workflows and the bootstrap
+# template each stage's roles and artifacts bucket come from.
+WORKFLOWS := $(wildcard .github/workflows/*.yml)
+BOOTSTRAP_TEMPLATE := pipeline/bootstrap.yaml
+.PHONY: pipeline-check
+pipeline-check: $(VENV)/.installed $(SAM_VENV)/.installed ## lint the pipeline: actionlint on .github/workflows, cfn-lint on pipeline/bootstrap.yaml
+	$(VENV)/bin/actionlint -color=false $(WORKFLOWS)
+	$(SAM_VENV)/bin/cfn-lint $(BOOTSTRAP_TEMPLATE)
 
 # The layer's Makefile learns the architecture from LAYER_ARCHITECTURE (sam does not pass parameters
 # to a makefile build); one cache per architecture, so a cached layer of the other one is never reused.
@@ -127,18 +137,30 @@ test-integration: $(VENV)/.installed $(SAM_VENV)/.installed ## the product again
 test-tooling: $(VENV)/.installed $(SAM_VENV)/.installed ## the tools the tests stand on: tests/tooling (the fake, the local stack, the Makefile)
 	$(PY) -m pytest -n $(PYTEST_WORKERS) $(PYTEST_DIST) tests/tooling
 
-# The gates are independent: lint, typecheck, template-check, security-check and build run in the
+# The gates are independent: lint, typecheck, template-check, security-check, pipeline-check and build run in the
 # background while pytest streams its progress; each then prints its output as one block with its
 # time (scripts/gates). `make -k lint typecheck ...` runs them one after another instead.
-TEST_GATES := lint typecheck template-check security-check build
+TEST_GATES := lint typecheck template-check security-check pipeline-check build
 .PHONY: test
 test: $(VENV)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed ## everything CI checks: lint, types, template, IaC scan, build, tests
 	@MAKE="$(MAKE)" scripts/gates pytest $(TEST_GATES)
 
+# The suite while the machine is kept busy (scripts/cpu_load.py: one CPU-burning process per core and
+# one more, or STRESS_LOAD=N; stopped when the suite ends, fails or is interrupted), so a test that
+# passes only on a quiet machine fails here before it fails in CI.
+.PHONY: test-stress
+test-stress: $(VENV)/.installed $(SAM_VENV)/.installed ## the test suite (make pytest) with the CPUs kept busy (STRESS_LOAD=N processes, default CPUs + 1)
+	@$(PY) scripts/cpu_load.py $(if $(STRESS_LOAD),--load $(STRESS_LOAD)) -- $(MAKE) --no-print-directory pytest
+
 .PHONY: test-deep
-test-deep: $(VENV)/.installed ## the long property runs: order invariants, P2 full reads (nights, before a release; ~20 min)
+test-deep: $(VENV)/.installed ## the long property runs: order invariants, catalog corruption P1, webhook bodies P3, P2 full reads, listings P4, rate budget under skewed clocks P5 (nights, before a release; ~45 min)
 	ORDER_INVARIANTS_PROFILE=deep $(PY) -m pytest tests/integration/test_order_invariants.py -p no:logging -s -q
+	CATALOG_PROPERTIES_PROFILE=deep $(PY) -m pytest tests/integration/test_catalog_corruption.py -p no:logging -s -q
 	ORDER_READS_PROFILE=deep $(PY) -m pytest tests/integration/test_order_reads_property.py -p no:logging -s -q
+	INGRESS_PROPERTIES_PROFILE=deep $(PY) -m pytest tests/integration/test_ingress_properties.py -p no:logging -s -q
+	PAGING_PROPERTIES_PROFILE=deep $(PY) -m pytest tests/unit/test_offergrid_client_paging_property.py -p no:logging -q \
+		--hypothesis-show-statistics
+	RATE_PROPERTIES_PROFILE=deep $(PY) -m pytest tests/integration/test_ratelimit_properties.py -p no:logging -q
 
 # ----------------------------------------------------------------------------------------------------
 # Benchmarks: scripts that print figures (never timed tests)
@@ -154,35 +176,49 @@ bench-webhook: $(VENV)/.installed ## webhook ingress: cold start vs a bare basel
 demo: $(VENV)/.installed ## the whole integration on this machine (moto + Offergrid fake); exits 0 only if as expected
 	$(PY) -m devtools.demo
 
+# Ports: 3000 (API), 5000 (moto), 8900 (the fake) when free, else any free port; PORT=, MOTO_PORT=,
+# FAKE_PORT= ask for one (0 = any), and a port asked for that is taken stops it at once, named.
+# The ports taken go to .local/stack.json, which invoke and replay read.
 .PHONY: local
-local: $(VENV)/.installed ## keep the local stack running (API :3000, moto :5000, fake :8900); Ctrl-C stops it
-	$(PY) -m devtools.local up
+local: $(VENV)/.installed ## the local stack until Ctrl-C (API :3000, moto :5000, fake :8900 when free; PORT= MOTO_PORT= FAKE_PORT= to choose)
+	$(PY) -m devtools.local up $(if $(PORT),--port $(PORT)) $(if $(MOTO_PORT),--moto-port $(MOTO_PORT)) $(if $(FAKE_PORT),--fake-port $(FAKE_PORT))
 
+# Without EVENT, the function's own sample event (devtools/local/events.py); EPHEMERAL=1 needs no `make local`.
 FUNCTION ?= WebhookIngressFunction
-EVENT ?= events/webhook_order_created.json
+EVENT ?=
 .PHONY: invoke
-invoke: $(VENV)/.installed ## `sam local invoke` without Docker: make invoke FUNCTION=OfferSyncFunction EVENT=events/sam_cloudwatch_scheduled_event.json
-	@$(PY) -m devtools.local invoke $(FUNCTION) -e $(EVENT) $(if $(ENV_VARS),--env-vars $(ENV_VARS))
+invoke: $(VENV)/.installed ## `sam local invoke` without Docker: make invoke FUNCTION=OfferSyncFunction [EVENT=events/<file>.json] [EPHEMERAL=1]
+	@$(PY) -m devtools.local invoke $(FUNCTION) $(if $(EVENT),-e $(EVENT)) $(if $(ENV_VARS),--env-vars $(ENV_VARS)) $(if $(EPHEMERAL),--ephemeral)
 
 .PHONY: replay
 replay: $(VENV)/.installed ## replay tool: make replay ARGS="webhook" | ARGS="dlq list" | ARGS="sync --dry-run"
 	@$(PY) -m devtools.replay $(ARGS)
 
 # ----------------------------------------------------------------------------------------------------
-# Deploy: non-interactive, every answer (stack name, region, parameters) in samconfig.toml
+# Deploy and smoke test (docs/runbooks/first-deploy.md, docs/runbooks/pipeline.md). Every answer is in
+# samconfig.toml; scripts/deploy.py merges PARAMS over the environment's saved parameter_overrides,
+# lets prod show its change set and ask (not under CI=true), and checks the credentials before the
+# build. The pipeline builds once (make build) and deploys that build (make deploy-built).
 # ----------------------------------------------------------------------------------------------------
 ENV ?=
-DEPLOY_ENVS := dev prod
-
-.PHONY: deploy-env
-deploy-env:
-	@case " $(DEPLOY_ENVS) " in *" $(ENV) "*) ;; *) echo "usage: make deploy ENV=dev|prod (the environments of samconfig.toml; got ENV='$(ENV)')" >&2; exit 2;; esac
+PARAMS ?=
+DEPLOY := $(PY) scripts/deploy.py --env "$(ENV)" --params "$(PARAMS)"
 
 .PHONY: deploy
-deploy: deploy-env build ## build, then deploy without questions from samconfig.toml: make deploy ENV=dev|prod
-	@scripts/timed-step "sam deploy --config-env $(ENV) (stack, region and parameters from samconfig.toml)" \
-		env PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(SAM_VENV)/bin/sam deploy --config-env $(ENV) \
-		--no-confirm-changeset --no-fail-on-empty-changeset
+deploy: $(VENV)/.installed $(SAM_VENV)/.installed ## build, then deploy: make deploy ENV=dev|prod [PARAMS="Key=Value ..."] (DRY_RUN=1 prints the sam deploy command)
+	@$(DEPLOY) check
+	@$(if $(DRY_RUN),,$(MAKE) --no-print-directory build)
+	@$(DEPLOY) deploy
+
+.PHONY: deploy-built
+deploy-built: $(VENV)/.installed $(SAM_VENV)/.installed ## deploy the build in .aws-sam/build as it is (the pipeline's): make deploy-built ENV=dev|prod
+	@test -f .aws-sam/build/template.yaml || { echo "error: no .aws-sam/build/template.yaml: make build first (or make deploy, which builds)" >&2; exit 2; }
+	@$(DEPLOY) check
+	@$(DEPLOY) deploy
+
+.PHONY: smoke
+smoke: $(VENV)/.installed ## check a deployed stack without touching an order: make smoke ENV=dev|prod|local [DRAFT_OFFER=1]
+	@$(PY) -m devtools.smoke --env "$(ENV)" $(if $(filter-out 0,$(DRAFT_OFFER)),--draft-offer) $(SMOKE_ARGS)
 
 .PHONY: bench-sync
 bench-sync: $(VENV)/.installed ## offer sync: API calls vs the naive sync, no-change run, plan time and memory (50k offers)

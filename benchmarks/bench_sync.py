@@ -20,6 +20,11 @@ Prints figures, asserts nothing:
 4. The same for `--large-offers` (200,000) offers with the listing in pages of 1,000 (the client
    holds one page at a time): the line `plan 200,000 offers: <seconds> s, <MB> MB peak RSS`, goal
    under the sync function's 512 MB, and the memory per offer (goal <= 1 KB).
+5. A first import (issue 21): `--import-offers` (2,000) new products into an empty Offergrid with no
+   orders at all, the sync on the budget's background lane as deployed, once on the in-process
+   budget and once on the shared DynamoDB budget (moto, `mock_aws`), at `--import-scale`: the
+   calls per fake minute from its first request to its last (goal >= 90 of the 100 allowed: the
+   background lane uses the orders' reserve while they are idle) and the 429s (goal 0).
 
 The fake runs with time_scale=60 (a minute passes in a second) and the documented limits
 (100/min, 10,000/h); the client's rate budget runs on the same compressed clock.
@@ -51,13 +56,19 @@ from devtools.offergrid_fake import OffergridFake
 from offergrid_integration.catalog.mapping import CatalogMapping, RawRow, RowError, default_mapping
 from offergrid_integration.catalog.plan import OfferPlanner
 from offergrid_integration.catalog.service import SyncDependencies, SyncOptions, run_offer_sync
-from offergrid_integration.catalog.sources import CatalogFormat, CatalogItem, FileCatalogSource, iter_catalog
+from offergrid_integration.catalog.sources import (
+    CatalogCheck,
+    CatalogFormat,
+    CatalogItem,
+    FileCatalogSource,
+    iter_catalog,
+)
 from offergrid_integration.catalog.state import InMemorySyncState
 from offergrid_integration.clock import ScaledClock
 from offergrid_integration.observability import logger
 from offergrid_integration.offergrid.client import OffergridClient
 from offergrid_integration.offergrid.models import Offer, OfferCreate, OfferUpdate
-from offergrid_integration.ratelimit import InProcessRateBudget
+from offergrid_integration.ratelimit import DynamoDBRateBudget, InProcessRateBudget, Lane, RateBudget
 
 API_KEY = "test-api-key"
 TIME_SCALE = 60.0
@@ -65,6 +76,7 @@ PLAN_TIME_GOAL_S = 5.0
 PLAN_MEMORY_GOAL_MB = 256.0
 FUNCTION_MEMORY_MB = 512.0
 PER_OFFER_GOAL_BYTES = 1024.0
+IMPORT_GOAL_PER_MINUTE = 90.0
 LARGE_PAGE_SIZE = 1_000
 RATIO_GOAL = 50.0
 NAIVE_SAMPLE = 100
@@ -137,8 +149,10 @@ class MemorySource:
     def __init__(self, data: bytes) -> None:
         self._data = data
 
-    def rows(self, sku_field: str | None = "sku") -> Iterator[CatalogItem]:
-        return iter_catalog([self._data], CatalogFormat.JSON, sku_field)
+    def rows(
+        self, sku_field: str | None = "sku", *, check: CatalogCheck | None = None
+    ) -> Iterator[CatalogItem]:
+        return iter_catalog([self._data], CatalogFormat.JSON, sku_field, check)
 
 
 def seeded_fake(offers: list[dict[str, Any]]) -> OffergridFake:
@@ -392,12 +406,72 @@ def _per_offer(result: dict[str, Any], count: int, *, goal: bool = True) -> str:
     return f"{per_offer:.0f} bytes per offer (goal <= {PER_OFFER_GOAL_BYTES:.0f}: {verdict})"
 
 
+# --- 5: a first import with no orders -----------------------------------------------------------------
+def first_import(count: int, scale: float, shared: bool) -> None:
+    """`count` new products into an empty Offergrid, the sync on the background lane, no orders."""
+    import boto3
+    from moto import mock_aws
+
+    rows = [product(n) for n in range(count)]
+    clock = ScaledClock(scale)
+    with mock_aws(), OffergridFake(api_keys=(API_KEY,), clock=clock, per_minute=100, per_hour=10_000) as fake:
+        budget: RateBudget
+        if shared:
+            dynamodb = boto3.client("dynamodb", region_name="eu-west-1")
+            dynamodb.create_table(
+                TableName="rate-limit",
+                BillingMode="PAY_PER_REQUEST",
+                AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            )
+            budget = DynamoDBRateBudget(
+                "rate-limit", "import", clock=clock, client=dynamodb, lane=Lane.BACKGROUND
+            )
+        else:
+            budget = InProcessRateBudget(clock=clock, lane=Lane.BACKGROUND)
+        client = OffergridClient(
+            base_url=fake.base_url,
+            api_key=lambda *, force_refresh=False: API_KEY,
+            rate_budget=budget,
+            clock=clock,
+            timeout=600.0,
+        )
+        with client:
+            deps = SyncDependencies(
+                source=MemorySource(json.dumps(rows).encode()),
+                mapping=default_mapping(),
+                client=client,
+                state=InMemorySyncState(clock),
+                clock=clock,
+            )
+            started = time.perf_counter()
+            report = run_offer_sync(deps, SyncOptions())
+            elapsed = time.perf_counter() - started
+        calls = fake.calls
+        minutes = (calls[-1].at - calls[0].at) / 60
+        per_minute = len(calls) / minutes
+        rate_limited = sum(1 for call in calls if call.status == 429)
+        verdict = "met" if per_minute >= IMPORT_GOAL_PER_MINUTE and rate_limited == 0 else "NOT met"
+        which = "shared DynamoDB budget (moto)" if shared else "in-process budget"
+        goal = f"goal >= {IMPORT_GOAL_PER_MINUTE:.0f}/min, no 429: {verdict}"
+        print(
+            f"first import, {which}: {len(calls)} calls ({_calls_by_kind(fake)}) in {minutes:.1f} fake min "
+            f"= {per_minute:.1f} calls/min, 429s {rate_limited}; wrote {report.wrote} "
+            f"({elapsed:.0f} s real; {goal})"
+        )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--offers", type=int, default=10_000)
     parser.add_argument("--changed", type=float, default=0.01)
     parser.add_argument("--plan-offers", type=int, default=50_000)
     parser.add_argument("--large-offers", type=int, default=200_000)
+    parser.add_argument("--import-offers", type=int, default=2_000, help="first import: new products")
+    parser.add_argument("--import-scale", type=float, default=10.0, help="first import: clock speed-up")
+    parser.add_argument(
+        "--only", choices=["calls", "plan", "import"], help="run one part: 1-2, 3-4 or 5 (default all)"
+    )
     parser.add_argument("--plan-child", nargs=2, metavar=("CATALOG", "LISTING"), help=argparse.SUPPRESS)
     parser.add_argument("--traced", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -407,18 +481,28 @@ def main(argv: list[str] | None = None) -> None:
         return
     logger.setLevel("WARNING")
 
-    print(
-        f"== offer sync: {args.offers} offers, {args.changed:.0%} changed (fake time_scale={TIME_SCALE:g}, "
-        "limits 100/min and 10,000/h, the client's budget on the same clock) =="
-    )
-    rows, offers = catalog_and_offers(args.offers, args.changed)
-    sync_calls(rows, offers)
-    naive_sample(rows, offers)
-    paged_no_change(args.offers)
-    print(f"\n== plan time and peak memory: {args.plan_offers} offers ==")
-    plan_figures(args.plan_offers)
-    print(f"\n== plan time and peak memory: {args.large_offers:,} offers ==")
-    large_plan_figures(args.large_offers)
+    if args.only in (None, "calls"):
+        limits = "limits 100/min and 10,000/h, the client's budget on the same clock"
+        print(
+            f"== offer sync: {args.offers} offers, {args.changed:.0%} changed "
+            f"(fake time_scale={TIME_SCALE:g}, {limits}) =="
+        )
+        rows, offers = catalog_and_offers(args.offers, args.changed)
+        sync_calls(rows, offers)
+        naive_sample(rows, offers)
+        paged_no_change(args.offers)
+    if args.only in (None, "plan"):
+        print(f"\n== plan time and peak memory: {args.plan_offers} offers ==")
+        plan_figures(args.plan_offers)
+        print(f"\n== plan time and peak memory: {args.large_offers:,} offers ==")
+        large_plan_figures(args.large_offers)
+    if args.only in (None, "import"):
+        print(
+            f"\n== first import: {args.import_offers:,} new offers, no orders (clock x{args.import_scale:g}, "
+            "fake at 100/min and 10,000/h) =="
+        )
+        for shared in (False, True):
+            first_import(args.import_offers, args.import_scale, shared)
 
 
 if __name__ == "__main__":

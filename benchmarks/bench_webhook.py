@@ -10,7 +10,8 @@ Prints figures, asserts nothing (a noisy machine makes timing assertions lie):
    of the handler (`-X importtime`).
 2. warm per-request overhead excluding SQS: the full Lambda handler (Powertools logging, metrics,
    tracing decorators) and the domain alone, with the queue port replaced by a no-op, p50/p99 us.
-3. peak RSS of a handler process after init and a warm run including 256 KiB bodies, vs 128 MB.
+3. peak RSS of a handler process after init and a warm run including 255 KiB bodies and bodies of
+   the largest size taken (6 MiB, non-ASCII: docs/decisions.md#2), vs 128 MB.
 
 No AWS is called: the SQS client is created but never used, the secret is a static provider.
 """
@@ -147,6 +148,12 @@ def warm(requests: int) -> dict[str, Any]:
     large["body"] = large_body
     large["headers"] = {**created["headers"], "X-Offergrid-Signature": sign(large_body, DEV_SECRET)}
     large.pop("multiValueHeaders")
+    # The largest body taken (docs/decisions.md#2), of 2-byte characters: what a claim check carries.
+    largest = dict(large)
+    prefix = '{"event":"order.cancelled","orderId":"order-big","itemId":"item-big","reason":"'
+    largest_body = prefix + "Ж" * ((6 * 1024 * 1024 - len(prefix) - 2) // 2) + '"}'
+    largest["body"] = largest_body
+    largest["headers"] = {**created["headers"], "X-Offergrid-Signature": sign(largest_body, DEV_SECRET)}
     context = BenchContext()
     figures: dict[str, Any] = {}
 
@@ -175,6 +182,13 @@ def warm(requests: int) -> dict[str, Any]:
             samples.append((time.perf_counter_ns() - started) / 1000)
         assert response["statusCode"] == 200
         figures["handler, 255 KiB body"] = {"p50": percentile(samples, 0.5), "p99": max(samples)}
+        samples = []
+        for _ in range(5):
+            started = time.perf_counter_ns()
+            response = app.lambda_handler(largest, context)
+            samples.append((time.perf_counter_ns() - started) / 1000)
+        assert response["statusCode"] == 200
+        figures["handler, 6 MiB non-ASCII body"] = {"p50": percentile(samples, 0.5), "p99": max(samples)}
     import resource
 
     return {"latency_us": figures, "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}

@@ -14,9 +14,11 @@ longer matches and the removals are refused again.
 The API key comes from an environment variable (`--api-key-env`, default OFFERGRID_API_KEY) or a
 Secrets Manager secret (`--api-key-secret`); never from the command line, where `ps` would show it.
 Without `--state-table` the lock, checkpoint and report live in this process only.
-Exit status: 0 when the plan/apply completed without failures, 1 when some writes or rows failed or
-the run is incomplete, 2 on a usage or configuration error or when an AWS call failed (no region, no
-credentials, no such table/bucket/secret, access denied): one line on stderr, no traceback.
+Output: a summary line, then the plan (a dry run) and the problems, or with --json the report as one
+JSON document (`reports --json`: one array). Exit status: 0 when the plan/apply completed without
+failures, 1 when some writes or rows failed or the run is incomplete, 2 on a usage or configuration
+error or when an AWS call failed (no region, no credentials, no such table/bucket/secret, access
+denied): one line on stderr, no traceback; 141 when stdout was closed (`| head`), quietly.
 """
 
 # ruff: noqa: E402 - the layer is put on sys.path before its modules are imported
@@ -31,6 +33,9 @@ from pathlib import Path
 from typing import TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError
+
+from devtools.cli_output import quiet_on_closed_pipe
+from devtools.report_lines import plan_lines, report_line, sync_line
 
 # `python -m devtools.offer_sync_cli` from the repo root: the layer's package is not installed.
 _LAYER = str(Path(__file__).resolve().parents[1] / "layers" / "shared")
@@ -130,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     reports = commands.add_parser("reports", help="print the latest stored run reports")
     reports.add_argument("--state-table", required=True)
     reports.add_argument("--limit", type=int, default=5)
+    reports.add_argument("--json", action="store_true", help="print the reports as one JSON array")
     return parser
 
 
@@ -138,8 +144,11 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "reports":
-            for report in DynamoDBSyncState(args.state_table).latest_reports(args.limit):
-                print(json.dumps(report, indent=2, sort_keys=True), file=out)
+            reports = DynamoDBSyncState(args.state_table).latest_reports(args.limit)
+            if args.json:  # one document: an array, newest first
+                print(json.dumps(reports, indent=2, sort_keys=True), file=out)
+            else:
+                print("\n".join(report_line(report) for report in reports) or "no reports stored", file=out)
             return EXIT_OK
         # The report is printed by the CLI; the JSON log lines (stdout) would only repeat it. The
         # logger is the process-wide one: put its level back afterwards.
@@ -216,12 +225,14 @@ def _sync(args: argparse.Namespace, out: TextIO) -> int:
             ),
         )
         report = run_offer_sync(deps, options)
-    print(json.dumps(report.to_dict(), indent=2) if args.json else render(report, _rerun(args)), file=out)
+    text = json.dumps(report.to_dict(), indent=2) if args.json else render(report, _rerun(args), args.skus)
+    print(text, file=out)
     ok = (
         report.status in (RunStatus.COMPLETE, RunStatus.DRY_RUN)
         and not report.failures
         and not report.row_errors
         and not report.refused
+        and not report.catalog_problems
     )
     return EXIT_OK if ok else EXIT_INCOMPLETE
 
@@ -245,20 +256,15 @@ def _rerun(args: argparse.Namespace) -> str:
     return " ".join(words)
 
 
-def render(report: SyncReport, rerun: str = "python -m devtools.offer_sync_cli apply ...") -> str:
-    """The report as text a person reads: the plan (dry run) or what was done, then the problems."""
-    lines = [f"{'Plan' if report.dry_run else 'Sync'} {report.status.value} (run {report.run_id})"]
-    if report.source:
-        lines.append(f"  catalog: {report.source} ({report.rows_valid}/{report.rows_read} rows valid)")
-    lines.append(f"  offers listed: {report.offers_listed}")
-    planned = ", ".join(f"{name} {count}" for name, count in report.planned.items() if count) or "nothing"
-    lines.append(f"  planned: {planned}")
-    for change in report.plan:
-        detail = ", ".join(sorted(change.get("body", {}))) if change["kind"] != "create" else ""
-        lines.append(f"    {change['kind']:<10} {change['sku']}  {detail}".rstrip())
-    if not report.dry_run:
-        done = ", ".join(f"{name} {count}" for name, count in sorted(report.counts.items())) or "no writes"
-        lines.append(f"  done: {done}")
+def render(
+    report: SyncReport,
+    rerun: str = "python -m devtools.offer_sync_cli apply ...",
+    skus: Sequence[str] | None = None,
+) -> str:
+    """The report as text a person reads: one summary line, the plan (dry run), then the problems."""
+    document = report.to_dict()
+    lines = [sync_line(document, skus=skus), f"  catalog {report.source or '?'}, run {report.run_id}"]
+    lines += plan_lines(document) if report.dry_run else []
     if report.pending:
         lines.append(f"  pending: {report.pending} writes (stopped: {report.stop_reason})")
     elif report.stop_reason:
@@ -270,6 +276,9 @@ def render(report: SyncReport, rerun: str = "python -m devtools.offer_sync_cli a
         lines.append(f"  INVALID row {error['row']} (sku {sku}): {error['reason']}")
     if report.rows_invalid > len(report.row_errors):
         lines.append(f"  ... and {report.rows_invalid - len(report.row_errors)} more invalid rows")
+    lines.extend(
+        f"  CATALOG NOT TRUSTED, nothing leaves sale: {problem}" for problem in report.catalog_problems
+    )
     lines.extend(_render_guard(report, rerun))
     return "\n".join(lines)
 
@@ -324,4 +333,4 @@ def _mapping(location: str | None) -> CatalogMapping:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(quiet_on_closed_pipe(main))

@@ -13,8 +13,12 @@
 Where: the local stack started by `make local` (its endpoints in .local/stack.json; AWS calls go to
 its moto server), or, with --stack-name, a deployed stack: URLs and queues come from the
 CloudFormation stack's Outputs and AWS calls use your usual credentials (boto3 honours
-AWS_ENDPOINT_URL, so the same works against any moto server). Every command exits non-zero when
-something failed.
+AWS_ENDPOINT_URL, so the same works against any moto server).
+
+Output: lines for a person (each ends in a one-line summary), or with --json one JSON document on
+stdout; problems on stderr. Exit status: 0 everything as expected; 1 something was not (an answer a
+sample is not for, a sync not complete, a message not found); 2 nothing was done: a flag or file at
+fault, no local stack running, an AWS call refused (one line on stderr says which); 141 stdout closed.
 """
 
 from __future__ import annotations
@@ -36,11 +40,13 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from devtools.cli_output import FileError, quiet_on_closed_pipe, read_json_file
 from devtools.local.provision import LocalStack, LocalStackNotRunning
 from devtools.local.runtime import REPO_ROOT, FunctionWorker
-from devtools.local.stack import DEFAULT_STACK_FILE, DEFAULT_TEMPLATE, function_environment
+from devtools.local.stack import DEFAULT_LOG_DIR, DEFAULT_STACK_FILE, DEFAULT_TEMPLATE, function_environment
 from devtools.local.template import TemplateError, load_template
 from devtools.offergrid_fake import SIGNATURE_HEADER, compact_json, deliver_webhook
+from devtools.report_lines import plan_lines, sync_line
 
 EVENTS_DIR: Final = REPO_ROOT / "events"
 WEBHOOK_URL_OUTPUT: Final = "WebhookUrl"
@@ -48,6 +54,8 @@ WEBHOOK_SECRET_OUTPUT: Final = "WebhookSecretArn"  # noqa: S105 - an output name
 QUEUE_URL_OUTPUT: Final = "OrdersQueueUrl"
 DLQ_URL_OUTPUT: Final = "OrdersDeadLetterQueueUrl"
 DEFAULT_SYNC_FUNCTION: Final = "OfferSyncFunction"
+ORDERS_TABLE: Final = "OrdersTable"  # the order processor's records (logical id)
+EXIT_NOT_RUN: Final = 2
 _VISIBILITY_WHILE_LISTING: Final = 30
 
 
@@ -158,13 +166,13 @@ def _is_api_gateway_event(document: Any) -> bool:
     return "httpMethod" in document or document.get("version") == "2.0"
 
 
-def _created_item(raw: bytes) -> str | None:
-    """The itemId of an `order.created` payload (flat or nested), else None."""
+def _named_item(raw: bytes) -> str | None:
+    """The itemId an `order.created` or `order.cancelled` payload names (flat or nested), else None."""
     try:
         payload = json.loads(raw)
     except ValueError:
         return None
-    if not isinstance(payload, dict) or payload.get("event") != "order.created":
+    if not isinstance(payload, dict) or payload.get("event") not in ("order.created", "order.cancelled"):
         return None
     nested = payload.get("data")
     item = (nested if isinstance(nested, dict) else payload).get("itemId")
@@ -178,31 +186,91 @@ def _offergrid_items(fake_url: str) -> dict[str, str]:
     return {str(item["id"]): str(item["status"]) for item in state.get("orderItems", [])}
 
 
-def _await_decisions(target: Target, item_ids: list[str], wait: float) -> None:
-    """Local stack: wait (up to `wait` s) until the order processor decided each item, and say how."""
+def _queue_busy(target: Target) -> bool:
+    """Whether the orders queue still holds messages, waiting or being processed."""
+    attributes = target.client("sqs").get_queue_attributes(
+        QueueUrl=target.output(QUEUE_URL_OUTPUT),
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return any(int(value) for value in attributes.values())
+
+
+def _order_record(target: Target, item_id: str) -> dict[str, Any] | None:
+    """The order processor's record of `item_id` (its decision, cancellation, last failure)."""
+    assert target.local is not None
+    item = (
+        target.client("dynamodb")
+        .get_item(TableName=target.local.ref(ORDERS_TABLE), Key={"itemId": {"S": item_id}})
+        .get("Item")
+    )
+    if item is None:
+        return None
+    return {name: next(iter(value.values())) for name, value in item.items() if name != "history"}
+
+
+def _item_outcome(
+    item_id: str, record: dict[str, Any] | None, offergrid_status: str | None
+) -> dict[str, Any]:
+    """What the order processor made of an item, from its record and the local Offergrid."""
+    outcome: dict[str, Any] = {"itemId": item_id, "offergridStatus": offergrid_status}
+    if record is not None:
+        outcome["decision"] = record.get("decision")
+        outcome["cancelled"] = "cancelledAt" in record
+        outcome["reason"] = record.get("decisionReason") or record.get("lastFailure")
+    return outcome
+
+
+def _outcome_line(outcome: dict[str, Any]) -> str:
+    item, status = outcome["itemId"], outcome["offergridStatus"]
+    at_offergrid = f"at the local Offergrid: {status}" if status else "not in the local Offergrid"
+    decision = outcome.get("decision")
+    if decision is None and not outcome.get("cancelled"):
+        failure = f": {outcome['reason']}" if outcome.get("reason") else ""
+        return f"{item}: no decision by the order processor{failure} ({at_offergrid})"
+    what = str(decision or "cancelled")
+    if outcome.get("cancelled") and decision not in (None, "cancelled"):
+        what = f"{decision}, then cancelled"
+    return f"{item}: {what} ({at_offergrid})"
+
+
+def _await_outcomes(
+    target: Target, item_ids: list[str], wait: float, stack_file: Path
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Local stack: wait (up to `wait` s) until the order processor has handled every message on the
+    orders queue, then what it made of each item (the last word: an item the cancellation sample
+    cancelled is cancelled, whatever the order its webhooks were handled in). Returns the outcomes and
+    the lines that say them."""
     fake_url = target.local.urls.get("offergrid") if target.local is not None else None
     if not item_ids or fake_url is None or wait <= 0:
-        return
+        return [], []
     deadline = time.monotonic() + wait
-    undecided = set(item_ids)
-    while True:
-        statuses = _offergrid_items(fake_url)
-        for item_id in sorted(undecided):
-            status = statuses.get(item_id)
-            if status is None:
-                _say(f"{item_id}: not in the local Offergrid (seed it: docs/local.md#seeding-order-items)")
-                undecided.discard(item_id)
-            elif status not in UNDECIDED_STATUSES:
-                _say(f"{item_id}: {status} (the order processor's decision, at the local Offergrid)")
-                undecided.discard(item_id)
-        if not undecided or time.monotonic() >= deadline:
-            break
+    idle_polls = 0
+    while idle_polls < 2 and time.monotonic() < deadline:  # idle twice: nothing between two polls
+        idle_polls = 0 if _queue_busy(target) else idle_polls + 1
         time.sleep(0.2)
-    for item_id in sorted(undecided):
-        _say(
-            f"{item_id}: still {statuses.get(item_id)} after {wait:g} s (order processing paused? "
-            "see .local/logs/OrderProcessorFunction.log)"
+    statuses = _offergrid_items(fake_url)
+    outcomes = [_item_outcome(i, _order_record(target, i), statuses.get(i)) for i in item_ids]
+    lines = [_outcome_line(outcome) for outcome in outcomes]
+    if idle_polls < 2:
+        log = _log_dir(target.local, stack_file) / "OrderProcessorFunction.log" if target.local else "its log"
+        lines.append(
+            f"the orders queue still holds messages after {wait:g} s (order processing paused? "
+            f"see {log}); --wait SECONDS to wait longer"
         )
+    elif any(item_id not in statuses for item_id in item_ids):
+        lines.append("an item not in the local Offergrid: seed it (docs/local.md#seeding-order-items)")
+    return outcomes, lines
+
+
+def _log_dir(stack: LocalStack, stack_file: Path) -> Path:
+    """Where the local stack's functions log: `make local`'s folder, else one beside the stack file."""
+    if stack.log_dir:
+        return Path(stack.log_dir)
+    return (
+        DEFAULT_LOG_DIR
+        if stack_file.resolve() == DEFAULT_STACK_FILE.resolve()
+        else stack_file.parent / "logs"
+    )
 
 
 def _webhook_files(paths: list[Path]) -> list[Path]:
@@ -217,12 +285,14 @@ def _webhook_files(paths: list[Path]) -> list[Path]:
 def cmd_webhook(args: argparse.Namespace) -> int:
     target = Target.from_args(args)
     url = args.url or target.output(WEBHOOK_URL_OUTPUT)
-    secret = None if args.keep_signature else _secret(args, target)
     files = _webhook_files(args.files)
+    stored = [(path, webhook_body(read_json_file(path, ""))) for path in files]  # every file readable
+    secret = None if args.keep_signature else _secret(args, target)
     failures = 0
-    created: list[str] = []
-    for number, path in enumerate(files, start=1):
-        raw, original_headers = webhook_body(json.loads(path.read_text(encoding="utf-8")))
+    named: list[str] = []
+    results: list[dict[str, Any]] = []
+    lines: list[str] = []
+    for number, (path, (raw, original_headers)) in enumerate(stored, start=1):
         refusal = REFUSAL_SAMPLES.get(path.name)
         keep = args.keep_signature or refusal is not None  # re-signing would defeat a refusal sample
         headers: dict[str, str] = {}
@@ -243,22 +313,42 @@ def cmd_webhook(args: argparse.Namespace) -> int:
         expected = refusal is not None and refusal == status
         ok = 200 <= status < 300 if refusal is None else expected
         failures += not ok
-        if ok and refusal is None and (item := _created_item(raw)) is not None:
-            created.append(item)
+        if ok and refusal is None and (item := _named_item(raw)) is not None:
+            named.append(item)
         shown = answer.decode("utf-8", errors="replace")[:200]
+        results.append({"file": str(path), "status": status or None, "answer": shown, "asExpected": ok})
         note = f"  (refused as this sample should be: {refusal})" if expected else ""
         if refusal is not None and not expected:
             note = f"  (this sample should be refused with {refusal})"
-        _say(f"[{number}/{len(files)}] {path.name} -> {status or 'no answer'} {shown}{note}")
-    _say(f"{len(files) - failures} as expected, {failures} not ({url})")
-    _await_decisions(target, list(dict.fromkeys(created)), args.wait)
+        lines.append(f"[{number}/{len(files)}] {path.name} -> {status or 'no answer'} {shown}{note}")
+        if not args.json:
+            _say(lines[-1])
+    summary = f"{len(files) - failures} as expected, {failures} not ({url})"
+    if not args.json:
+        _say(summary)
+    items, item_lines = _await_outcomes(target, list(dict.fromkeys(named)), args.wait, args.stack_file)
+    if args.json:
+        _say(
+            json.dumps(
+                {
+                    "url": url,
+                    "asExpected": len(files) - failures,
+                    "notAsExpected": failures,
+                    "webhooks": results,
+                    "items": items,
+                },
+                indent=2,
+            )
+        )
+    else:
+        for line in item_lines:
+            _say(line)
     return 1 if failures else 0
 
 
 # Samples that exist to be refused: always sent as stored (a fresh signature would make the bad-
 # signature sample valid) and counted as expected when refused with this status.
 REFUSAL_SAMPLES: Final = {"webhook_bad_signature.json": 401, "webhook_malformed_body.json": 400}
-UNDECIDED_STATUSES: Final = frozenset({"pending", "submitted_to_provider"})
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -267,10 +357,10 @@ UNDECIDED_STATUSES: Final = frozenset({"pending", "submitted_to_provider"})
 def _messages_to_send(args: argparse.Namespace) -> list[tuple[str, dict[str, str]]]:
     attributes = dict(pair.split("=", 1) for pair in args.attribute)
     if args.from_event:
-        event = json.loads(args.from_event.read_text(encoding="utf-8"))
+        event = read_json_file(args.from_event, "--from-event")
         records = event.get("Records") if isinstance(event, dict) else None
-        if not records:
-            raise ReplayError(f"{args.from_event}: not an SQS event (no Records)")
+        if not records or not all(isinstance(r, dict) and "body" in r for r in records):
+            raise ReplayError(f"--from-event {args.from_event}: not an SQS event (no Records with a body)")
         return [
             (
                 str(record["body"]),
@@ -287,16 +377,24 @@ def _messages_to_send(args: argparse.Namespace) -> list[tuple[str, dict[str, str
         ]
     if args.body is None:
         raise ReplayError("give --body JSON, --body @file.json or --from-event events/sqs_*.json")
-    body = Path(args.body[1:]).read_text(encoding="utf-8") if args.body.startswith("@") else args.body
-    json.loads(body)  # refuse what the processor could never parse
+    if args.body.startswith("@"):
+        read_json_file(Path(args.body[1:]), "--body", where=f"--body {args.body}")  # JSON, or named
+        body = Path(args.body[1:]).read_text(encoding="utf-8")  # sent as written
+    else:
+        try:
+            json.loads(args.body)  # refuse what the processor could never parse
+        except json.JSONDecodeError as error:
+            raise ReplayError(f"--body: not JSON ({error.msg} at column {error.colno})") from None
+        body = args.body
     return [(body, attributes)]
 
 
 def cmd_send(args: argparse.Namespace) -> int:
     target = Target.from_args(args)
+    messages = _messages_to_send(args)
     queue_url = args.queue_url or target.output(QUEUE_URL_OUTPUT)
     sqs = target.client("sqs")
-    messages = _messages_to_send(args)
+    sent_ids: list[str] = []
     for number, (body, attributes) in enumerate(messages, start=1):
         sent = sqs.send_message(
             QueueUrl=queue_url,
@@ -305,7 +403,11 @@ def cmd_send(args: argparse.Namespace) -> int:
                 k: {"DataType": "String", "StringValue": v} for k, v in attributes.items() if v
             },
         )
-        _say(f"[{number}/{len(messages)}] sent {sent['MessageId']} to {queue_url}")
+        sent_ids.append(sent["MessageId"])
+        if not args.json:
+            _say(f"[{number}/{len(messages)}] sent {sent['MessageId']} to {queue_url}")
+    if args.json:
+        _say(json.dumps({"queueUrl": queue_url, "sent": sent_ids}, indent=2))
     return 0
 
 
@@ -348,6 +450,15 @@ def _summary(message: dict[str, Any]) -> str:
     )
 
 
+def _listed(message: dict[str, Any]) -> dict[str, Any]:
+    attributes = message.get("MessageAttributes") or {}
+    return {
+        "messageId": message["MessageId"],
+        "receives": int(message["Attributes"].get("ApproximateReceiveCount", 0)),
+        "dedupKey": attributes.get("dedupKey", {}).get("StringValue"),
+    }
+
+
 def _receive_count_note(target: Target, sqs: Any) -> str:
     """Why `receives` grows: SQS has no peek, so looking at a message is a receive, and counts."""
     arrival = "the orders queue's maxReceiveCount"
@@ -372,6 +483,10 @@ def cmd_dlq(args: argparse.Namespace) -> int:
     messages = list(_receive_all(sqs, dlq_url, args.max))
     try:
         if args.dlq_command == "list":
+            if args.json:
+                listed = [_listed(message) for message in messages]
+                _say(json.dumps({"dlqUrl": dlq_url, "messages": listed}, indent=2))
+                return 0
             for message in messages:
                 _say(_summary(message))
             _say(f"{len(messages)} message(s) in {dlq_url}")
@@ -410,6 +525,7 @@ def _redrive(
     wanted = set(args.message_id or [])
     chosen = [m for m in messages if not wanted or m["MessageId"] in wanted]
     missing = wanted - {m["MessageId"] for m in chosen}
+    moved: dict[str, str] = {}
     for number, message in enumerate(chosen, start=1):
         attributes = {
             name: {k: v for k, v in value.items() if k in ("DataType", "StringValue", "BinaryValue")}
@@ -418,7 +534,12 @@ def _redrive(
         sent = sqs.send_message(QueueUrl=queue_url, MessageBody=message["Body"], MessageAttributes=attributes)
         sqs.delete_message(QueueUrl=dlq_url, ReceiptHandle=message["ReceiptHandle"])
         message["_moved"] = True
-        _say(f"[{number}/{len(chosen)}] {message['MessageId']} -> {queue_url} as {sent['MessageId']}")
+        moved[message["MessageId"]] = sent["MessageId"]
+        if not args.json:
+            _say(f"[{number}/{len(chosen)}] {message['MessageId']} -> {queue_url} as {sent['MessageId']}")
+    if args.json:
+        _say(json.dumps({"queueUrl": queue_url, "redriven": moved, "notInTheDlq": sorted(missing)}, indent=2))
+        return 1 if missing else 0
     for message_id in sorted(missing):
         _say(f"no message {message_id} in {dlq_url}")
     _say(f"redrove {len(chosen)} message(s)")
@@ -433,24 +554,37 @@ def cmd_sync(args: argparse.Namespace) -> int:
     if args.sku:
         request["skus"] = args.sku
     target = Target.from_args(args)
-    # With --json, stdout carries the result's JSON only (`| jq` works); everything else is stderr.
-    say = _note if args.json else _say
-    say(f"offer sync on {target.where}: {json.dumps(request)}")
-    ok, result = _invoke_offer_sync(args, target, request)
-    print(json.dumps(result, indent=2), flush=True)
+    ok, result, log = _invoke_offer_sync(args, target, request)
+    report = result.get("sync") if ok and isinstance(result, dict) else None
+    # stdout: one line for a person, or with --json the result alone (`| jq` works); stderr: problems.
+    if args.json:
+        _say(json.dumps(result, indent=2))
+    elif isinstance(report, dict):
+        _say(f"{sync_line(report, skus=args.sku)} ({target.where})")
+        for line in plan_lines(report):
+            _say(line)
     if not ok:
-        print("error: the offer sync function failed (see its error above)", file=sys.stderr)
+        _note(f"error: the offer sync function failed: {_function_error(result)}{log}")
         return 1
     problem = sync_problem(result) or unmatched_skus(result, args.sku)
     if problem is not None:
-        print(f"error: {problem}", file=sys.stderr)
+        _note(f"error: {problem}{log}")
         return 1
     return 0
 
 
-def _invoke_offer_sync(args: argparse.Namespace, target: Target, request: dict[str, Any]) -> tuple[bool, Any]:
-    """Invoke the offer sync function with `request` (locally in a worker, or the deployed one):
-    whether it succeeded, and its result (or its error)."""
+def _function_error(result: Any) -> str:
+    if isinstance(result, dict) and ("errorType" in result or "errorMessage" in result):
+        return f"{result.get('errorType')}: {result.get('errorMessage')}"
+    return json.dumps(result)[:500]
+
+
+def _invoke_offer_sync(
+    args: argparse.Namespace, target: Target, request: dict[str, Any]
+) -> tuple[bool, Any, str]:
+    """Invoke the offer sync function with `request` (locally in a worker, its logs to the stack's log
+    folder, or the deployed one): whether it succeeded, its result (or its error), and where its log is
+    (" (its log: ...)", or "" for a deployed function: CloudWatch)."""
     if target.local is not None:
         stack = target.local
         template = load_template(args.template).with_parameters(
@@ -458,22 +592,22 @@ def _invoke_offer_sync(args: argparse.Namespace, target: Target, request: dict[s
         )
         spec = template.function(args.function, stack.resolver(template))
         environment, _ = function_environment(spec, stack)
-        with FunctionWorker(spec, environment, log_path=None, region=stack.region) as worker:
+        log_path = _log_dir(stack, args.stack_file) / f"{args.function}.log"
+        with FunctionWorker(spec, environment, log_path=log_path, region=stack.region) as worker:
             outcome = worker.invoke(request)
-        ok, result = outcome.ok, (outcome.result if outcome.ok else outcome.error)
-    else:
-        function_name = args.function_name or target.output(f"{args.function}Name")
-        # A full sync may run up to the function's 15 minutes: wait that long, and never let boto3
-        # re-invoke it on a client timeout (a second run would find the lock, or spend budget twice).
-        lambda_client = boto3.client(
-            "lambda",
-            region_name=target.region,
-            config=Config(read_timeout=910, connect_timeout=10, retries={"max_attempts": 1}),
-        )
-        response = lambda_client.invoke(FunctionName=function_name, Payload=json.dumps(request).encode())
-        result = json.loads(response["Payload"].read() or b"null")
-        ok = "FunctionError" not in response
-    return ok, result
+        shown = log_path.relative_to(REPO_ROOT) if log_path.is_relative_to(REPO_ROOT) else log_path
+        return outcome.ok, (outcome.result if outcome.ok else outcome.error), f" (its log: {shown})"
+    function_name = args.function_name or target.output(f"{args.function}Name")
+    # A full sync may run up to the function's 15 minutes: wait that long, and never let boto3
+    # re-invoke it on a client timeout (a second run would find the lock, or spend budget twice).
+    lambda_client = boto3.client(
+        "lambda",
+        region_name=target.region,
+        config=Config(read_timeout=910, connect_timeout=10, retries={"max_attempts": 1}),
+    )
+    response = lambda_client.invoke(FunctionName=function_name, Payload=json.dumps(request).encode())
+    result = json.loads(response["Payload"].read() or b"null")
+    return "FunctionError" not in response, result, ""
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -482,20 +616,18 @@ def _invoke_offer_sync(args: argparse.Namespace, target: Target, request: dict[s
 def cmd_reconcile(args: argparse.Namespace) -> int:
     request: dict[str, Any] = {"dryRun": args.dry_run, "sweep": False, "sync": False, "reconcile": True}
     target = Target.from_args(args)
-    say = _note if args.json else _say
-    say(f"reconciliation on {target.where}: {json.dumps(request)}")
-    ok, result = _invoke_offer_sync(args, target, request)
+    ok, result, log = _invoke_offer_sync(args, target, request)
     report = result.get("reconcile") if ok and isinstance(result, dict) else None
-    if args.json or not isinstance(report, dict):
-        print(json.dumps(result, indent=2), flush=True)
-    else:
-        print(format_differences(report), flush=True)
+    if args.json:
+        _say(json.dumps(result, indent=2))
+    elif isinstance(report, dict):
+        _say(format_differences(report))
     if not ok:
-        print("error: the offer sync function failed (see its error above)", file=sys.stderr)
+        _note(f"error: the offer sync function failed: {_function_error(result)}{log}")
         return 1
     problem = reconcile_problem(report)
     if problem is not None:
-        print(f"error: {problem}", file=sys.stderr)
+        _note(f"error: {problem}{log}")
         return 1
     return 0
 
@@ -597,6 +729,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     where.add_argument("--stack-name", help="a deployed CloudFormation stack: targets come from its Outputs")
     where.add_argument("--region", help="AWS region of --stack-name (default: AWS_REGION)")
+    where.add_argument(
+        "--json",
+        action="store_true",
+        help="stdout: one JSON document (for jq) instead of lines for a person; problems on stderr",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     webhook = sub.add_parser(
@@ -626,8 +763,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=30.0,
         metavar="SECONDS",
-        help="local stack: wait this long for the order processor's decision on each order.created "
-        "accepted, and print it (0 = do not wait; default 30)",
+        help="local stack: wait this long for the order processor to handle what was queued, then "
+        "print what it made of each item the webhooks name (0 = do not wait; default 30)",
     )
     webhook.set_defaults(handler=cmd_webhook)
 
@@ -680,9 +817,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sync.add_argument("--function-name", help="deployed function name (default: the <function>Name output)")
     sync.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE)
-    sync.add_argument(
-        "--json", action="store_true", help="stdout: the result's JSON only (for jq); the rest on stderr"
-    )
     sync.set_defaults(handler=cmd_sync)
 
     rec = sub.add_parser(
@@ -698,7 +832,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rec.add_argument("--function-name", help="deployed function name (default: the <function>Name output)")
     rec.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE)
-    rec.add_argument("--json", action="store_true", help="stdout: the result's JSON only (for jq)")
     rec.set_defaults(handler=cmd_reconcile)
     return parser
 
@@ -707,14 +840,16 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         code: int = args.handler(args)
-    except (ReplayError, TemplateError, OSError, json.JSONDecodeError) as error:
+    except BrokenPipeError:
+        raise  # the reader went away: quiet_on_closed_pipe
+    except (ReplayError, TemplateError, FileError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return EXIT_NOT_RUN
     except (ClientError, BotoCoreError) as error:
         print(f"error: AWS call failed: {error}", file=sys.stderr)
-        return 2
+        return EXIT_NOT_RUN
     return code
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(quiet_on_closed_pipe(main))

@@ -42,11 +42,41 @@ def with_packaged_code(template: dict[str, Any]) -> dict[str, Any]:
     return template
 
 
-def main() -> int:
-    path = Path(sys.argv[1] if len(sys.argv) > 1 else "template.yaml")
+def drop_inlined_parameters(source: dict[str, Any], translated: dict[str, Any]) -> list[str]:
+    """Parameters SAM inlines while translating: a `DeploymentPreference.Type: !Ref Param` becomes the
+    deployment group's config name, resolved from the value CloudFormation passes to the transform (here
+    the default). The translated template no longer refers to them, which cfn-lint would call unused."""
+    inlined: list[str] = []
+    for resource in source.get("Resources", {}).values():
+        kind = resource.get("Properties", {}).get("DeploymentPreference", {}).get("Type")
+        if isinstance(kind, dict) and isinstance(kind.get("Ref"), str):
+            inlined.append(kind["Ref"])
+    text = json.dumps({key: value for key, value in translated.items() if key != "Parameters"})
+    dropped = sorted({name for name in inlined if f'"Ref": "{name}"' not in text})
+    for name in dropped:
+        translated.get("Parameters", {}).pop(name, None)
+    return dropped
+
+
+def translate(path: Path, parameters: dict[str, str] | None = None) -> dict[str, Any]:
+    """The plain CloudFormation SAM makes of `path` for these parameter values (what CloudFormation
+    passes the transform; the others at their defaults), offline."""
     os.environ.setdefault("AWS_DEFAULT_REGION", "eu-west-1")  # pseudo parameters only, no AWS call
     template = with_packaged_code(load_template(path))
-    translated = transform(template, {"AWS::Region": "eu-west-1"}, _OfflinePolicyLoader())
+    source = json.loads(json.dumps(template))  # the transform changes its input
+    values = {"AWS::Region": "eu-west-1", **(parameters or {})}
+    translated: dict[str, Any] = transform(template, values, _OfflinePolicyLoader())
+    drop_inlined_parameters(source, translated)
+    return translated
+
+
+def main() -> int:
+    if sys.argv[1:2] == ["--translate"]:  # tests: the translation for some parameter values, as JSON
+        values = dict(pair.split("=", 1) for pair in sys.argv[3:])
+        print(json.dumps(translate(Path(sys.argv[2]), values)))
+        return 0
+    path = Path(sys.argv[1] if len(sys.argv) > 1 else "template.yaml")
+    translated = translate(path)
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as out:
         json.dump(translated, out, indent=1)
     print(f"translated {path} -> {len(translated.get('Resources', {}))} CloudFormation resources")

@@ -6,7 +6,11 @@
 - `apigw`: the local API Gateway (REST proxy events) for the template's `Api` events
 - `poller`: the SQS event source mapping (batches, partial failures, retries, DLQ)
 - `stack`: all of it together (`LocalEnvironment`), used by `up`, `invoke`, the demo and the tests
-- `env_vars`: the `sam local invoke --env-vars` file of a running stack (`env-vars`; events/env.json)
+- `env_vars`: the `sam local invoke --env-vars` file of a running stack (`env-vars`; events/env.json),
+  and its settings for a shell (`exports`: the README's setup block)
+- `ports`: the usual ports when free, any free one otherwise, a port asked for or `PortInUse`
+- `events`: which sample event of `events/` each function takes, and its default
+- `outcomes`: what one invocation did, in one line (each SQS record's outcome, from the log)
 """
 
 from devtools.local.provision import LocalStack, MotoServer, provision

@@ -1,30 +1,50 @@
 """`.venv/bin/python -m devtools.local`: the stack on this machine, without Docker and without AWS.
 
     .venv/bin/python -m devtools.local up           # moto + Offergrid fake + API + pollers, until Ctrl-C
+    .venv/bin/python -m devtools.local up --moto-port 5001   # a port of your choice (0 = any free one)
     .venv/bin/python -m devtools.local up --parameter-overrides OrderProcessingEnabled=false   # queue only
+    .venv/bin/python -m devtools.local invoke OrderProcessorFunction   # the function's sample event
     .venv/bin/python -m devtools.local invoke WebhookIngressFunction -e events/webhook_order_created.json \\
         --env-vars events/env.json                   # what `sam local invoke` does, against `up`'s stack
     .venv/bin/python -m devtools.local invoke OfferSyncFunction -e events/scheduled_offer_sync.json \\
         --ephemeral                                  # a throw-away stack for one invocation
     .venv/bin/python -m devtools.local env-vars > .local/env.json   # sam's --env-vars file for `up`'s stack
+    eval "$(.venv/bin/python -m devtools.local exports)"   # the running stack's AWS settings, in this shell
+
+`up` takes 3000 (API), 5000 (moto) and 8900 (the fake) when they are free and other free ports when
+they are not; a port given with --port / --moto-port / --fake-port (make local PORT= MOTO_PORT=
+FAKE_PORT=) is that port, or the command stops at once saying it is in use. The ports taken are in
+.local/stack.json, which `invoke`, `env-vars`, `exports` and `devtools.replay` read.
+
+Exit status of `invoke`: 0 the function succeeded; 1 it failed (raised, answered a non-2xx HTTP
+status, or a record of its SQS batch failed, to be retried or for good); 2 nothing was invoked (a
+flag or file at fault, or no local stack running: one line on stderr says which); 141 stdout closed.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import signal
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, Final
 
+from devtools.cli_output import FileError, quiet_on_closed_pipe, read_json_file
 from devtools.local.env_vars import render as render_env_vars
+from devtools.local.env_vars import stack_exports
 from devtools.local.env_vars import to_json as env_vars_json
+from devtools.local.events import EVENTS_DIR, default_event
+from devtools.local.outcomes import record_outcomes, unsuccessful
+from devtools.local.outcomes import summary as invoke_summary
+from devtools.local.ports import LOCAL_PORTS, PortInUse, choose_port, start_command
 from devtools.local.provision import LocalStack, LocalStackNotRunning
-from devtools.local.runtime import FunctionWorker, InvokeResult
+from devtools.local.runtime import REPO_ROOT, FunctionWorker, InvokeResult
 from devtools.local.stack import (
     DEFAULT_STACK_FILE,
     DEFAULT_TEMPLATE,
@@ -33,6 +53,11 @@ from devtools.local.stack import (
     function_environment,
 )
 from devtools.local.template import TemplateError, load_template
+
+EXIT_OK: Final = 0
+EXIT_FAILED: Final = 1
+EXIT_NOT_RUN: Final = 2
+COMMITTED_ENV_VARS: Final = EVENTS_DIR / "env.json"
 
 
 def _parameters(pairs: list[str]) -> dict[str, str]:
@@ -43,6 +68,16 @@ def _parameters(pairs: list[str]) -> dict[str, str]:
             raise argparse.ArgumentTypeError(f"--parameter-overrides expects Name=Value, got {pair!r}")
         parameters[name.removeprefix("ParameterKey=")] = value
     return parameters
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a port number, not {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0-65535 (0 = any free port), not {value}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,9 +103,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     up = sub.add_parser("up", help="start the local stack and keep it running until Ctrl-C")
     common(up)
-    up.add_argument("--port", type=int, default=3000, help="local API Gateway port (default 3000; 0 = any)")
-    up.add_argument("--moto-port", type=int, default=5000, help="moto server port (default 5000; 0 = any)")
-    up.add_argument("--fake-port", type=int, default=8900, help="Offergrid fake port (default 8900; 0 = any)")
+    for port in LOCAL_PORTS.values():
+        up.add_argument(
+            port.flag,
+            type=_port,
+            default=None,
+            help=f"{port.what}'s port (make local {port.variable}=...; default {port.usual} when free, "
+            "else any free port; 0 = any free port)",
+        )
+    up.add_argument(
+        "--lambda-port",
+        type=int,
+        default=0,
+        help="the local Lambda Invoke API's port, as sam local start-lambda serves it (default: any free "
+        "port; the tools read it from the stack file)",
+    )
     up.add_argument(
         "--time-scale",
         type=float,
@@ -107,10 +154,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not add the order items the sample events name (events/) to the Offergrid fake",
     )
 
-    invoke = sub.add_parser("invoke", help="invoke one function once, as `sam local invoke` does")
+    invoke = sub.add_parser(
+        "invoke",
+        help="invoke one function once, as `sam local invoke` does",
+        description="Invoke one function once with an event, against the stack `up` started (or a "
+        "throw-away one with --ephemeral). stdout: the handler's result (JSON); stderr: its logs, "
+        "then one line saying what happened. Exit 0 success, 1 the function failed, 2 nothing "
+        "was invoked.",
+    )
     common(invoke)
     invoke.add_argument("function", help="logical id of an AWS::Serverless::Function in the template")
-    invoke.add_argument("-e", "--event", type=Path, help="event JSON file ('-' = stdin; default: {})")
+    invoke.add_argument(
+        "-e",
+        "--event",
+        type=Path,
+        help="event JSON file ('-' = stdin; default: the function's sample event in events/, "
+        "as make invoke without EVENT)",
+    )
     invoke.add_argument(
         "--env-vars",
         type=Path,
@@ -120,36 +180,53 @@ def build_parser() -> argparse.ArgumentParser:
     invoke.add_argument(
         "--ephemeral",
         action="store_true",
-        help="start a throw-away stack (moto + fake) for this invocation instead of using "
-        "the one `up` started",
+        help="start a throw-away stack (moto + fake, seeded with the order items events/ names, "
+        "the sample catalog uploaded) for this invocation instead of using the one `up` started",
     )
-    env_vars = sub.add_parser(
-        "env-vars",
-        help="print the `sam local invoke --env-vars` file for the running stack",
-        description="Print the env-vars JSON (sam's format) for the stack `up` started: every "
-        "variable the template declares, with the local stack's values. Against `make local` on its "
-        "default ports this is events/env.json.",
-    )
-    env_vars.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE, help="default: template.yaml")
-    env_vars.add_argument(
-        "--stack-file", type=Path, default=DEFAULT_STACK_FILE, help="default: .local/stack.json"
-    )
+    for name, text in (
+        (
+            "env-vars",
+            "print the `sam local invoke --env-vars` file for the running stack (events/env.json on "
+            "the usual ports)",
+        ),
+        (
+            "exports",
+            "print the running stack's settings for a shell (AWS_ENDPOINT_URL, region, credentials, "
+            'OFFERGRID_FAKE_URL): eval "$(.venv/bin/python -m devtools.local exports)"',
+        ),
+    ):
+        command = sub.add_parser(name, help=text, description=text)
+        command.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE, help="default: template.yaml")
+        command.add_argument(
+            "--stack-file", type=Path, default=DEFAULT_STACK_FILE, help="default: .local/stack.json"
+        )
     return parser
 
 
-def _read_event(path: Path | None) -> Any:
-    if path is None:
-        return {}
-    text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
-    return json.loads(text)
-
-
+# ---------------------------------------------------------------------------------------------------
+# invoke
+# ---------------------------------------------------------------------------------------------------
 def _read_env_vars(path: Path | None) -> dict[str, Any] | None:
+    """sam's env-vars file: `{"Parameters": {NAME: value}, "<LogicalId>": {NAME: value}}`, checked
+    whole before anything starts, every problem naming the flag and the file."""
     if path is None:
         return None
-    data = json.loads(path.read_text(encoding="utf-8"))
+    data = read_json_file(path, "--env-vars")
+    where = f"--env-vars {path}"
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: an env-vars file is a JSON object")
+        raise FileError(
+            f'{where}: an env-vars file is a JSON object, {{"<LogicalId>": {{...}}, "Parameters": {{...}}}}'
+        )
+    for section, variables in data.items():
+        if not isinstance(variables, dict):
+            raise FileError(
+                f"{where}: {section!r} is a {type(variables).__name__}, not an object of NAME: value"
+            )
+        for name, value in variables.items():
+            if not isinstance(value, str | int | float | bool):
+                raise FileError(
+                    f"{where}: {section}.{name} is a {type(value).__name__}, not a text or number"
+                )
     return data
 
 
@@ -168,16 +245,19 @@ def local_invoke(
     event: Any,
     *,
     stack_file: Path = DEFAULT_STACK_FILE,
+    stack: LocalStack | None = None,
     template_path: Path = DEFAULT_TEMPLATE,
     env_vars: Mapping[str, Any] | None = None,
     warm_workers: dict[str, FunctionWorker] | None = None,
+    log_fd: int = 2,
 ) -> tuple[InvokeResult, list[str]]:
-    """Invoke `function_id` once against the running local stack; returns the outcome and ignored vars.
+    """Invoke `function_id` once against the running local stack (`stack`, else the one in
+    `stack_file`); returns the outcome and the ignored env vars. The function logs to `log_fd`.
 
     `warm_workers` (a cache the caller owns and stops) reuses a worker whose environment is the
     same, like a warm container; without it each call is a cold start, as with `sam local invoke`.
     """
-    stack = LocalStack.load(stack_file)
+    stack = stack or LocalStack.load(stack_file)
     template = load_template(template_path).with_parameters(
         stack.parameters, region=stack.region, stack_name=stack.stack_name
     )
@@ -186,7 +266,7 @@ def local_invoke(
     key = f"{function_id}:{json.dumps(environment, sort_keys=True)}"
     if warm_workers is not None and key in warm_workers:
         return warm_workers[key].invoke(event), ignored
-    worker = FunctionWorker(spec, environment, log_path=None, region=stack.region)
+    worker = FunctionWorker(spec, environment, log_path=None, region=stack.region, log_fd=log_fd)
     if warm_workers is not None:
         warm_workers[key] = worker
         return worker.invoke(event), ignored
@@ -194,66 +274,164 @@ def local_invoke(
         return worker.invoke(event), ignored
 
 
+class _LogTee:
+    """A pipe for a worker's logs: each line goes on to our stderr as it comes, and is kept."""
+
+    def __init__(self) -> None:
+        read_fd, self.fd = os.pipe()
+        self.lines: list[str] = []
+        self._reader = os.fdopen(read_fd, "rb")
+        self._thread = threading.Thread(target=self._pump, name="invoke-log", daemon=True)
+        self._thread.start()
+
+    def _pump(self) -> None:
+        for raw in self._reader:
+            self.lines.append(raw.decode("utf-8", errors="replace"))
+            with contextlib.suppress(OSError, ValueError):
+                sys.stderr.write(self.lines[-1])
+                sys.stderr.flush()
+
+    def close(self) -> None:
+        """After the worker stopped: the last lines read, the pipe closed."""
+        os.close(self.fd)
+        self._thread.join(timeout=10)
+        self._reader.close()
+
+
+def _event_for(args: argparse.Namespace) -> tuple[Any, str | None]:
+    """The event to send, and without -e a note saying which sample it is."""
+    if args.event is not None:
+        return read_json_file(args.event, "-e"), None
+    try:
+        document = load_template(args.template).document
+    except TemplateError:
+        return {}, None
+    sample = default_event(document, args.function)
+    if sample is None:
+        return {}, f"no -e: {args.function} gets {{}} (no sample event in events/ fits it)"
+    shown = sample.relative_to(REPO_ROOT) if sample.is_relative_to(REPO_ROOT) else sample
+    return read_json_file(
+        sample, "-e"
+    ), f"no -e: {shown}, {args.function}'s sample event (-e FILE for another)"
+
+
+@contextlib.contextmanager
+def _target_stack(args: argparse.Namespace, env_vars: Mapping[str, Any] | None) -> Iterator[LocalStack]:
+    """The stack to invoke against: `up`'s, or a throw-away one with --ephemeral."""
+    if not args.ephemeral:
+        try:
+            yield LocalStack.load(args.stack_file)
+        except LocalStackNotRunning as error:
+            raise LocalStackNotRunning(f"{error} (or pass --ephemeral for a throw-away stack)") from None
+        return
+    with LocalEnvironment(
+        template_path=args.template,
+        parameters=_parameters(args.parameter_overrides),
+        log_dir=None,
+        env_vars=env_vars,
+        with_api=False,
+        # As `up` does: the sample catalog where the sync reads it, and the order items events/ names,
+        # so a sample event ends in what it is for (an accepted item, not a 404).
+        catalog=SAMPLE_CATALOG,
+        seed_orders=True,
+    ).start(warm=False) as env:
+        assert env.stack is not None
+        yield env.stack
+
+
 def run_invoke(args: argparse.Namespace) -> int:
-    event = _read_event(args.event)
+    event, note = _event_for(args)
     env_vars = _read_env_vars(args.env_vars)
-    source = str(args.env_vars)
-    if args.ephemeral:
-        with LocalEnvironment(
-            template_path=args.template,
-            parameters=_parameters(args.parameter_overrides),
-            log_dir=None,
-            env_vars=env_vars,
-            with_api=False,
-        ).start(warm=False) as env:
-            env.upload_catalog()  # as `up` does, so a sync invoked here has the sample catalog to read
-            warn_ignored(args.function, env.ignored_env_vars.get(args.function, []), source)
-            outcome = env.invoke(args.function, event)
-    else:
+    with _target_stack(args, env_vars) as stack:
+        if note is not None:
+            print(note, file=sys.stderr, flush=True)
+        tee = _LogTee()
         try:
             outcome, ignored = local_invoke(
                 args.function,
                 event,
-                stack_file=args.stack_file,
+                stack=stack,
                 template_path=args.template,
                 env_vars=env_vars,
+                log_fd=tee.fd,
             )
-        except LocalStackNotRunning as error:
-            raise LocalStackNotRunning(f"{error} (or pass --ephemeral for a throw-away stack)") from None
-        warn_ignored(args.function, ignored, source)
-    print(outcome.to_json())
+        finally:
+            tee.close()
+    warn_ignored(args.function, ignored, str(args.env_vars))
+    print(outcome.to_json(), flush=True)
     if not outcome.ok:
-        return 1
-    problem = unsuccessful_result(outcome.result)
+        error = outcome.error or {}
+        print(
+            f"error: {args.function} raised {error.get('errorType')}: {error.get('errorMessage')}",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    outcomes = record_outcomes(tee.lines)
+    print(invoke_summary(args.function, event, outcome.result, outcomes), file=sys.stderr)
+    problem = unsuccessful(outcome.result, outcomes)
     if problem is not None:
         print(f"error: {problem}", file=sys.stderr)
-        return 1
-    return 0
+        return EXIT_FAILED
+    return EXIT_OK
 
 
 def unsuccessful_result(result: Any) -> str | None:
-    """Why a handler's answer is not a success, though it returned: a non-2xx HTTP answer (API
-    Gateway proxy result) or records an SQS partial batch response reports as failed."""
-    if not isinstance(result, dict):
-        return None
-    status = result.get("statusCode")
-    if isinstance(status, int) and not 200 <= status < 300:
-        return f"the function answered HTTP {status}"
-    failures = result.get("batchItemFailures")
-    if isinstance(failures, list) and failures:
-        return f"{len(failures)} record(s) failed (batchItemFailures): SQS would retry them"
-    return None
+    """Why a handler's answer is not a success, from the answer alone (see `outcomes.unsuccessful`)."""
+    return unsuccessful(result, [])
 
 
-def environment_from_args(args: argparse.Namespace) -> LocalEnvironment:
+# ---------------------------------------------------------------------------------------------------
+# up
+# ---------------------------------------------------------------------------------------------------
+def _chosen_ports(args: argparse.Namespace) -> tuple[dict[str, int], dict[str, int], list[str]]:
+    """Each server's port (before anything starts), the ports asked for, and notes for the banner."""
+    chosen: dict[str, int] = {}
+    explicit: dict[str, int] = {}
+    notes: list[str] = []
+    for name, port in LOCAL_PORTS.items():
+        asked = getattr(args, port.flag.removeprefix("--").replace("-", "_"))
+        if asked is not None:
+            explicit[name] = asked
+        chosen[name] = choose_port(
+            port.usual if asked is None else asked, explicit=asked is not None, port=port
+        )
+        if asked is None and chosen[name] == 0:
+            notes.append(f"port {port.usual} was taken: {port.what} is on another free port")
+    return chosen, explicit, notes
+
+
+def _other_arguments(argv: list[str]) -> list[str]:
+    """`up`'s arguments besides the ports and the stack file (what `make local` cannot pass)."""
+    skip = {port.flag for port in LOCAL_PORTS.values()} | {"--stack-file"}
+    rest: list[str] = []
+    words = iter(argv)
+    for word in words:
+        if word == "up":
+            continue
+        if word in skip:
+            next(words, None)
+        elif word.split("=", 1)[0] not in skip:
+            rest.append(word)
+    return rest
+
+
+def environment_from_args(
+    args: argparse.Namespace, ports: Mapping[str, int] | None = None
+) -> LocalEnvironment:
     """The `LocalEnvironment` that `up` starts for these arguments (not started)."""
+    if ports is None:  # as given (any free port where none is)
+        ports = {
+            name: getattr(args, p.flag.removeprefix("--").replace("-", "_")) or 0
+            for name, p in LOCAL_PORTS.items()
+        }
     return LocalEnvironment(
         template_path=args.template,
         parameters=_parameters(args.parameter_overrides),
         time_scale=args.time_scale,
-        moto_port=args.moto_port,
-        api_port=args.port,
-        fake_port=args.fake_port,
+        moto_port=ports["aws"],
+        api_port=ports["api"],
+        fake_port=ports["offergrid"],
+        lambda_port=args.lambda_port,
         retry_delay=args.retry_delay,
         stack_file=args.stack_file,
         env_vars=_read_env_vars(args.env_vars),
@@ -284,8 +462,45 @@ def summary(env: LocalEnvironment, failures: Mapping[str, str]) -> list[str]:
     return lines
 
 
-def run_up(args: argparse.Namespace) -> int:
-    env = environment_from_args(args)
+def _tool(module: str, arguments: str, stack_file: Path) -> str:
+    """How to run a tool against this stack: `make replay ARGS=...` on the usual stack file."""
+    if stack_file.resolve() == DEFAULT_STACK_FILE.resolve():
+        if module == "devtools.replay":
+            return f'make replay ARGS="{arguments}"'
+        return f".venv/bin/python -m {module} {arguments}"
+    return f".venv/bin/python -m {module} {arguments} --stack-file {stack_file}"
+
+
+def hints(env: LocalEnvironment, template_path: Path) -> list[str]:
+    """The banner's commands, each with this stack's ports and stack file."""
+    assert env.stack is not None
+    assert env.stack_file is not None
+    lines = [
+        "",
+        'This stack\'s settings for a shell (the aws CLI, boto3, the offer-sync CLI; README "Setup"):',
+        stack_exports(env.stack).rstrip("\n"),
+        "",
+    ]
+    env_vars = env_vars_json(render_env_vars(env.stack, template_path))
+    committed = COMMITTED_ENV_VARS.read_text(encoding="utf-8") if COMMITTED_ENV_VARS.exists() else ""
+    env_vars_command = _tool("devtools.local", "env-vars", env.stack_file)
+    if env_vars == committed:
+        lines.append(f"{env_vars_command}  # sam's --env-vars file (= events/env.json)")
+    else:
+        lines.append(
+            f"{env_vars_command} > .local/env.json  # sam's --env-vars file for these ports "
+            "(events/env.json is for moto on 5000 and the fake on 8900)"
+        )
+    if env.seeded_items:
+        replay = _tool("devtools.replay", "webhook events/webhook_order_created.json", env.stack_file)
+        lines.append(f"{replay}  # another terminal: a decision")
+    return lines
+
+
+def run_up(args: argparse.Namespace, argv: list[str]) -> int:
+    ports, explicit, notes = _chosen_ports(args)  # a busy port asked for stops here, before any start
+    env = environment_from_args(args, ports)
+    env.start_command = start_command(explicit, stack_file=args.stack_file, extra=_other_arguments(argv))
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -299,38 +514,46 @@ def run_up(args: argparse.Namespace) -> int:
         assert env.stack is not None
         for function_id, ignored in env.ignored_env_vars.items():
             warn_ignored(function_id, ignored, str(args.env_vars))
-        print(f"\nlocal stack up ({env.timings['start']:.1f} s); endpoints in {args.stack_file}:")
-        print("\n".join(summary(env, failures)))
-        print("\nexport AWS_ENDPOINT_URL=" + env.stack.endpoint_url + "   # for the aws CLI / boto3 / replay")
-        print(".venv/bin/python -m devtools.local env-vars  # sam's --env-vars file (= events/env.json)")
-        if env.seeded_items:
-            print(
-                'make replay ARGS="webhook events/webhook_order_created.json"  # another terminal: a decision'
-            )
+        print(f"\nlocal stack up ({env.timings['start']:.1f} s); its ports and names in {args.stack_file}:")
+        print("\n".join(summary(env, failures) + [f"  note: {note}" for note in notes]))
+        print("\n".join(hints(env, args.template)))
         print("Ctrl-C to stop.", flush=True)
         env.serve_forever(stop)
     print("stopped.")
-    return 0
+    return EXIT_OK
 
 
 def run_env_vars(args: argparse.Namespace) -> int:
     stack = LocalStack.load(args.stack_file)
     sys.stdout.write(env_vars_json(render_env_vars(stack, args.template)))
-    return 0
+    return EXIT_OK
+
+
+def run_exports(args: argparse.Namespace) -> int:
+    sys.stdout.write(stack_exports(LocalStack.load(args.stack_file)))
+    return EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     try:
         if args.command == "invoke":
             return run_invoke(args)
         if args.command == "env-vars":
             return run_env_vars(args)
-        return run_up(args)
-    except (TemplateError, FileNotFoundError, ValueError, RuntimeError) as error:
+        if args.command == "exports":
+            return run_exports(args)
+        return run_up(args, argv)
+    except BrokenPipeError:
+        raise
+    except (TemplateError, FileError, LocalStackNotRunning, PortInUse) as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return EXIT_NOT_RUN
+    except (FileNotFoundError, ValueError, RuntimeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_NOT_RUN
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(quiet_on_closed_pipe(main))

@@ -22,7 +22,15 @@ from typing import Final
 from devtools.local.provision import LocalStack
 from devtools.local.template import Template, load_template
 
-__all__ = ["ENDPOINT_VARIABLE", "EnvVars", "global_variables", "render", "to_json"]
+__all__ = [
+    "ENDPOINT_VARIABLE",
+    "EnvVars",
+    "global_variables",
+    "render",
+    "shell_exports",
+    "stack_exports",
+    "to_json",
+]
 
 ENDPOINT_VARIABLE: Final = "AWS_ENDPOINT_URL"
 
@@ -62,3 +70,18 @@ def render(stack: LocalStack, template_path: Path) -> EnvVars:
 def to_json(document: EnvVars) -> str:
     """The file's text, as committed in `events/env.json` (2-space indent, final newline)."""
     return json.dumps(document, indent=2) + "\n"
+
+
+def shell_exports(aws_url: str, offergrid_url: str, region: str) -> str:
+    """The local stack's settings for a shell (the aws CLI, boto3, the offer-sync CLI, curl): the
+    README's setup block, which `make local` prints with the ports it took."""
+    return (
+        f"export AWS_ENDPOINT_URL={aws_url}  # the local stack's moto (AWS)\n"
+        f"export AWS_REGION={region} AWS_DEFAULT_REGION={region}  # its region\n"
+        "export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing  # moto takes any credentials\n"
+        f"export OFFERGRID_FAKE_URL={offergrid_url}  # the local Offergrid (the fake)\n"
+    )
+
+
+def stack_exports(stack: LocalStack) -> str:
+    return shell_exports(stack.urls.get("aws") or stack.endpoint_url, stack.urls["offergrid"], stack.region)

@@ -21,13 +21,14 @@ import string
 import subprocess
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
 import boto3
 
+from devtools.local.ports import LOCAL_PORTS, PortInUse, start_command
 from devtools.local.template import ACCOUNT_ID, Template, TemplateError, references
 
 if TYPE_CHECKING:
@@ -67,7 +68,7 @@ def aws_client(service: str, endpoint_url: str, region: str = DEFAULT_REGION) ->
 
 
 class MotoServer:
-    """moto in server mode (`ThreadedMotoServer`) on 127.0.0.1 in a child process; port 0 = any free port.
+    """moto in server mode on 127.0.0.1 in a child process (`_moto.py`); port 0 = any free port.
 
     A child process, not a thread: moto keeps its state in module globals, which an in-process
     `mock_aws` (the unit tests) would share and reset, and its CPU work stays off our GIL.
@@ -94,7 +95,12 @@ class MotoServer:
         line = self._process.stdout.readline().strip() if ready else ""
         if not line.startswith("http://"):
             self.stop()
-            raise RuntimeError(f"moto server did not start (port {self.port} in use?)")
+            if line.startswith("in-use"):
+                raise PortInUse(self.port, LOCAL_PORTS["aws"])
+            raise RuntimeError(
+                f"moto server did not start within {self.startup_timeout:g} s"
+                + (" (it exited)" if ready else "")
+            )
         self.endpoint_url = line
         return self
 
@@ -139,6 +145,10 @@ class LocalStack:
     skipped: dict[str, str] = field(default_factory=dict)
     urls: dict[str, str] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)
+    # How this stack was started (`make local`, `make local MOTO_PORT=5001`, or the `up` command line),
+    # so a tool that finds it stopped says what to type; and where its functions log.
+    start_command: str = "make local"
+    log_dir: str | None = None
 
     def ref(self, logical_id: str) -> str:
         return self.resource(logical_id).ref
@@ -171,7 +181,8 @@ class LocalStack:
     def from_json(cls, text: str) -> LocalStack:
         data = json.loads(text)
         resources = {lid: PhysicalResource(**res) for lid, res in data.pop("resources").items()}
-        return cls(resources=resources, **data)
+        known = {f.name for f in fields(cls)}
+        return cls(resources=resources, **{name: value for name, value in data.items() if name in known})
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -196,18 +207,19 @@ class LocalStack:
         """The stack `make local` wrote to `path`; refused when nothing answers at its endpoints any
         more (a stack stopped with Ctrl-C, or killed, leaves its file behind)."""
         if not path.exists():
-            raise LocalStackNotRunning(f"no local stack: {path} not found; start it with `make local`")
+            command = start_command({}, stack_file=path)
+            raise LocalStackNotRunning(f"no local stack: {path} not found; start it with `{command}`")
         stack = cls.from_json(path.read_text(encoding="utf-8"))
         if require_running and (silent := stack.not_answering()):
             raise LocalStackNotRunning(
                 f"the local stack in {path} is not running (nothing answers: {', '.join(silent)}); "
-                "start it with `make local`"
+                f"start it with `{stack.start_command}`"
             )
         return stack
 
 
 class LocalStackNotRunning(RuntimeError):
-    """No running local stack behind the stack file; the message says to start it with `make local`."""
+    """No running local stack behind the stack file; the message says the command that starts it."""
 
 
 class StackResolver:
@@ -262,11 +274,12 @@ def provision(
             stack.skipped[logical_id] = "condition is false"
         elif resource.get("Type") not in _CREATORS:
             stack.skipped[logical_id] = f"{resource.get('Type')} runs locally or is not needed"
-    for logical_id in _creation_order(active):
+    # Only what is created here is ordered: a function (run locally) may name an alarm that names it
+    # back (DeploymentPreference.Alarms), which SAM turns into a deployment group, not a cycle.
+    created = {lid: res for lid, res in active.items() if str(res.get("Type")) in _CREATORS}
+    for logical_id in _creation_order(created):
         resource = active[logical_id]
-        creator = _CREATORS.get(str(resource.get("Type")))
-        if creator is None:
-            continue
+        creator = _CREATORS[str(resource.get("Type"))]
         properties = template.resolve(resource.get("Properties") or {}, resolver)
         stack.resources[logical_id] = creator(stack, logical_id, properties)
     load_secret_values(template, stack, secret_values)
@@ -466,6 +479,66 @@ def _create_rule(stack: LocalStack, logical_id: str, props: dict[str, Any]) -> P
     return PhysicalResource("AWS::Events::Rule", ref, {"Arn": arn})
 
 
+_ALARM_KEYS: Final = (
+    "AlarmDescription",
+    "ActionsEnabled",
+    "AlarmActions",
+    "OKActions",
+    "InsufficientDataActions",
+    "MetricName",
+    "Namespace",
+    "Statistic",
+    "ExtendedStatistic",
+    "Dimensions",
+    "Period",
+    "Unit",
+    "EvaluationPeriods",
+    "DatapointsToAlarm",
+    "Threshold",
+    "ComparisonOperator",
+    "TreatMissingData",
+    "EvaluateLowSampleCountPercentile",
+    "Metrics",
+    "ThresholdMetricId",
+)
+
+
+def _metric_query(query: dict[str, Any]) -> dict[str, Any]:
+    """One `Metrics` entry of an alarm with CloudFormation's strings as the types boto3 wants."""
+    converted = dict(query)
+    if "ReturnData" in converted:
+        converted["ReturnData"] = str(converted["ReturnData"]).lower() == "true"
+    if "Period" in converted:
+        converted["Period"] = int(converted["Period"])
+    if "MetricStat" in converted:
+        converted["MetricStat"] = {
+            **converted["MetricStat"],
+            "Period": int(converted["MetricStat"]["Period"]),
+        }
+    return converted
+
+
+def _create_alarm(stack: LocalStack, logical_id: str, props: dict[str, Any]) -> PhysicalResource:
+    """The alarm in moto's CloudWatch, so a tool asks for the stack's alarms the way it does in AWS.
+    It never fires locally (moto evaluates nothing), and its actions name resources that run locally."""
+    client = stack.client("cloudwatch")
+    name = props.get("AlarmName") or _physical_name(stack, logical_id, max_length=255)
+    kwargs: dict[str, Any] = {key: props[key] for key in _ALARM_KEYS if key in props}
+    # CloudFormation passes numbers as strings; dimension values stay strings (a Status of "429").
+    for key in ("Period", "EvaluationPeriods", "DatapointsToAlarm"):
+        if key in kwargs:
+            kwargs[key] = int(kwargs[key])
+    if "Threshold" in kwargs:
+        kwargs["Threshold"] = float(kwargs["Threshold"])
+    if "ActionsEnabled" in kwargs:
+        kwargs["ActionsEnabled"] = str(kwargs["ActionsEnabled"]).lower() == "true"
+    if "Metrics" in kwargs:
+        kwargs["Metrics"] = [_metric_query(query) for query in kwargs["Metrics"]]
+    client.put_metric_alarm(AlarmName=name, **kwargs)
+    arn = _arn(stack, "cloudwatch", f"alarm:{name}")
+    return PhysicalResource("AWS::CloudWatch::Alarm", name, {"Arn": arn})
+
+
 _TARGET_KEYS: Final = frozenset(
     {
         "Id",
@@ -488,6 +561,7 @@ _CREATORS: Final[dict[str, Callable[[LocalStack, str, dict[str, Any]], PhysicalR
     "AWS::SSM::Parameter": _create_parameter,
     "AWS::Events::EventBus": _create_event_bus,
     "AWS::Events::Rule": _create_rule,
+    "AWS::CloudWatch::Alarm": _create_alarm,
 }
 
 

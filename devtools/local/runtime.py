@@ -8,7 +8,7 @@ function's `Timeout` is answered with `Sandbox.Timedout` and the worker is repla
 One request at a time per worker (Lambda's concurrency model); invocations from several threads
 queue on a lock.
 
-The function's stdout/stderr (its logs) go to `log_path` (default: inherit this process's stderr).
+The function's stdout/stderr (its logs) go to `log_path` (default: `log_fd`, this process's stderr).
 """
 
 from __future__ import annotations
@@ -95,6 +95,8 @@ class FunctionWorker:
     environment: dict[str, str]
     log_path: Path | None = None
     layer_dirs: tuple[Path, ...] = DEFAULT_LAYER_DIRS
+    # Without a log file: the descriptor the function's logs go to (default 2, this process's stderr).
+    log_fd: int = 2
     region: str = "eu-west-1"
     invocations: int = 0
     cold_starts: int = 0
@@ -138,15 +140,15 @@ class FunctionWorker:
         if self.log_path is not None and self._log is None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             self._log = self.log_path.open("ab")
-        output: IO[bytes] | None = self._log
+        output: IO[bytes] | int = self._log if self._log is not None else self.log_fd
         try:
             self._process = subprocess.Popen(  # noqa: S603 - our own interpreter and script
                 [sys.executable, str(WORKER_SCRIPT), json.dumps(config)],
                 env=self.environment,
                 stdin=subprocess.DEVNULL,
-                # No log file: the function's logs go to our stderr (stdout is for results).
-                stdout=output if output is not None else 2,
-                stderr=subprocess.STDOUT if output is not None else 2,
+                # No log file: the function's logs go to `log_fd`, our stderr (stdout is for results).
+                stdout=output,
+                stderr=subprocess.STDOUT,
                 pass_fds=(request_read, response_write),
                 cwd=self.spec.code_uri,
                 # Ctrl-C goes to us only: we stop the workers (they also exit when their pipe closes).

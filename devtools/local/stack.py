@@ -12,11 +12,12 @@ Used by `python -m devtools.local up` (pollers in background threads, until Ctrl
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +25,9 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 from devtools.local.apigw import ApiRoute, LocalApiGateway, api_routes
+from devtools.local.lambda_api import LocalLambdaApi
 from devtools.local.poller import DrainReport, SqsEventSource
+from devtools.local.ports import DEFAULT_STACK_FILE, LOCAL_PORTS, PortInUse, is_address_in_use
 from devtools.local.provision import LOCAL_SECRET_VALUES, LocalStack, MotoServer, provision
 from devtools.local.runtime import REPO_ROOT, FunctionWorker, InvokeResult, lambda_runtime_environment
 from devtools.local.seed import sample_order_items, seed_order_items
@@ -44,7 +47,6 @@ __all__ = [
 ]
 
 DEFAULT_TEMPLATE: Final = REPO_ROOT / "template.yaml"
-DEFAULT_STACK_FILE: Final = REPO_ROOT / ".local" / "stack.json"
 DEFAULT_LOG_DIR: Final = REPO_ROOT / ".local" / "logs"
 LOCAL_API_KEY: Final = LOCAL_SECRET_VALUES["OFFERGRID_API_KEY_SECRET"]
 LOCAL_WEBHOOK_SECRET: Final = LOCAL_SECRET_VALUES["OFFERGRID_WEBHOOK_SECRET"]
@@ -53,6 +55,8 @@ OFFERGRID_URL_PARAMETER: Final = "OffergridApiUrl"
 # Where the offer sync reads its catalog (`s3://${CatalogBucket}/${CatalogObjectKey}` in the template).
 CATALOG_SOURCE_VARIABLE: Final = "CATALOG_SOURCE_URI"
 SAMPLE_CATALOG: Final = REPO_ROOT / "samples" / "catalog.json"
+# The stack file's `urls` key of the local Lambda Invoke API (`lambda_api.py`).
+LAMBDA_URL: Final = "lambda"
 
 
 _EXECUTE_API_URL: Final = re.compile(r"^https://[^/]+\.execute-api\.[^/]+/(?P<rest>.*)$")
@@ -90,13 +94,38 @@ def apply_env_vars(spec: FunctionSpec, env_vars: Mapping[str, Any] | None) -> En
 def function_environment(
     spec: FunctionSpec, stack: LocalStack, env_vars: Mapping[str, Any] | None = None
 ) -> tuple[dict[str, str], list[str]]:
-    """The worker's full environment (runtime variables + the function's own) and the ignored names."""
+    """The worker's full environment (runtime variables + the function's own) and the ignored names.
+
+    Lambda and CodeDeploy calls go to the stack's local Lambda API (`lambda_api.py`), the others to moto.
+    """
     applied = apply_env_vars(spec, env_vars)
     overridden = FunctionSpec(**{**spec.__dict__, "environment": applied.environment})
     return (
-        lambda_runtime_environment(overridden, region=stack.region, endpoint_url=stack.endpoint_url),
+        lambda_runtime_environment(
+            overridden,
+            region=stack.region,
+            endpoint_url=stack.endpoint_url,
+            extra=local_service_endpoints(stack),
+        ),
         applied.ignored,
     )
+
+
+@contextlib.contextmanager
+def _port_named(name: str, port: int) -> Iterator[None]:
+    """A server that cannot bind its port: `PortInUse` naming the port and the flag that sets it."""
+    try:
+        yield
+    except OSError as error:
+        if port and is_address_in_use(error):
+            raise PortInUse(port, LOCAL_PORTS[name]) from None
+        raise
+
+
+def local_service_endpoints(stack: LocalStack) -> dict[str, str]:
+    """`AWS_ENDPOINT_URL_<SERVICE>` for what the local stack serves itself rather than moto."""
+    url = stack.urls.get(LAMBDA_URL)
+    return {f"AWS_ENDPOINT_URL_{service}": url for service in ("LAMBDA", "CODEDEPLOY")} if url else {}
 
 
 @dataclass
@@ -115,6 +144,9 @@ class LocalEnvironment:
     region: str = "eu-west-1"
     stack_name: str = "offergrid-local"
     with_api: bool = True
+    # The Lambda Invoke API (and CodeDeploy's hook status) the pre-traffic hook and `make smoke` call.
+    with_lambda_api: bool = True
+    lambda_port: int = 0
     # Uploaded after provisioning where the functions read their catalog (`upload_catalog`).
     catalog: Path | None = None
     uploaded_catalogs: list[str] = field(default_factory=list)
@@ -130,9 +162,13 @@ class LocalEnvironment:
     workers: dict[str, FunctionWorker] = field(default_factory=dict)
     sources: list[SqsEventSource] = field(default_factory=list)
     api: LocalApiGateway | None = None
+    lambda_api: LocalLambdaApi | None = None
     ignored_env_vars: dict[str, list[str]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    # Written to the stack file: what a tool tells the user to type when it finds the stack stopped.
+    start_command: str = "make local"
     _owns_fake: bool = field(default=True, init=False)
+    _metrics: Any = field(default=None, init=False, repr=False)
 
     # -- lifecycle --------------------------------------------------------------------------------
     def start(self, *, warm: bool = True) -> LocalEnvironment:
@@ -143,9 +179,11 @@ class LocalEnvironment:
                 self.fake = OffergridFake(
                     api_keys=(LOCAL_API_KEY,), time_scale=self.time_scale, port=self.fake_port
                 )
+                with _port_named("offergrid", self.fake_port):
+                    self.fake.start()
             else:
                 self._owns_fake = False
-            self.fake.start()
+                self.fake.start()
             base = load_template(self.template_path, root=self.code_root)
             parameters = dict(self.parameters)
             if OFFERGRID_URL_PARAMETER in (base.document.get("Parameters") or {}):
@@ -153,6 +191,14 @@ class LocalEnvironment:
             self.template = base.with_parameters(parameters, region=self.region, stack_name=self.stack_name)
             self.stack = provision(self.template, self.moto.endpoint_url)
             self.timings["provision"] = time.monotonic() - started
+            self._metrics = self.stack.client("cloudwatch")
+            if self.with_lambda_api:
+                self.lambda_api = LocalLambdaApi(
+                    invoke=lambda fid, event: self.invoke(fid, event),
+                    known=lambda: list(self.workers),
+                    port=self.lambda_port,
+                ).start()
+                self.stack.urls[LAMBDA_URL] = self.lambda_api.base_url
             resolver = self.stack.resolver(self.template)
             for function_id in self.template.function_ids():
                 spec = self.template.function(function_id, resolver)
@@ -187,7 +233,9 @@ class LocalEnvironment:
                     api_routes(self.template, self.specs.values()),
                     invoke=lambda fid, event, rid: self.invoke(fid, event, request_id=rid),
                     port=self.api_port,
-                ).start()
+                )
+                with _port_named("api", self.api_port):
+                    self.api.start()
             self._record_urls()
             if warm:
                 self.warm_up()
@@ -229,6 +277,8 @@ class LocalEnvironment:
             source.stop()
         if self.api is not None:
             self.api.stop()
+        if self.lambda_api is not None:
+            self.lambda_api.stop()
         for worker in self.workers.values():
             worker.stop()
         if self.fake is not None and self._owns_fake:
@@ -249,6 +299,10 @@ class LocalEnvironment:
         assert self.moto is not None
         assert self.fake is not None
         self.stack.urls = {"aws": self.moto.endpoint_url, "offergrid": self.fake.base_url}
+        self.stack.start_command = self.start_command
+        self.stack.log_dir = str(self.log_dir) if self.log_dir is not None else None
+        if self.lambda_api is not None:
+            self.stack.urls[LAMBDA_URL] = self.lambda_api.base_url
         if self.api is not None:
             self.stack.urls["api"] = self.api.base_url
             for route in self.api.routes:
@@ -321,7 +375,29 @@ class LocalEnvironment:
             raise TemplateError(
                 f"{function_id} is not a function of the template (functions: {known})"
             ) from None
-        return worker.invoke(event, request_id=request_id)
+        outcome = worker.invoke(event, request_id=request_id)
+        self._record_lambda_metrics(function_id, outcome)
+        return outcome
+
+    def _record_lambda_metrics(self, function_id: str, outcome: InvokeResult) -> None:
+        """What Lambda records of every invocation (AWS/Lambda `Invocations`, `Errors`), in moto's
+        CloudWatch: a tool reads a local function's errors with the call it makes in AWS (`make smoke`)."""
+        if self._metrics is None:
+            return
+        dimensions = [{"Name": "FunctionName", "Value": function_id}]
+        with contextlib.suppress(Exception):  # a record, never a reason for the invocation to fail
+            self._metrics.put_metric_data(
+                Namespace="AWS/Lambda",
+                MetricData=[
+                    {"MetricName": "Invocations", "Dimensions": dimensions, "Value": 1.0, "Unit": "Count"},
+                    {
+                        "MetricName": "Errors",
+                        "Dimensions": dimensions,
+                        "Value": 0.0 if outcome.ok else 1.0,
+                        "Unit": "Count",
+                    },
+                ],
+            )
 
     def _invoke_for_source(self, function_id: str, event: dict[str, Any]) -> InvokeResult:
         return self.invoke(function_id, event)

@@ -228,7 +228,25 @@ class Template:
             return self.parameters[name]
         if name in self.resources:
             return resolver.ref(name)
+        generated = self._generated_ref(name, resolver)
+        if generated is not None:
+            return generated
         raise TemplateError(f"!Ref to unknown name {name}")
+
+    def _generated_ref(self, name: str, resolver: Resolver) -> str | None:
+        """SAM's `!Ref <Function>.Version` / `.Alias` of a function with `AutoPublishAlias`: the ARN
+        of the version a deploy published / of the alias. Locally a function has one version, the code
+        on disk (`$LATEST`), which its alias names too."""
+        function_id, _, member = name.partition(".")
+        resource = self.resources.get(function_id) or {}
+        if member not in ("Version", "Alias") or resource.get("Type") != SERVERLESS_FUNCTION:
+            return None
+        globals_: dict[str, Any] = (self.document.get("Globals") or {}).get("Function") or {}
+        alias = (resource.get("Properties") or {}).get("AutoPublishAlias", globals_.get("AutoPublishAlias"))
+        if alias is None:
+            return None
+        arn = f"arn:aws:lambda:{self.region}:{ACCOUNT_ID}:function:{resolver.ref(function_id)}"
+        return f"{arn}:{self.resolve(alias, resolver)}" if member == "Alias" else f"{arn}:$LATEST"
 
     def resolve(self, node: Any, resolver: Resolver) -> Any:
         """`node` with every intrinsic function evaluated and `AWS::NoValue` properties removed."""

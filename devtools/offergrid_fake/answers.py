@@ -10,9 +10,15 @@ two presets set them all:
 - `other` (`OTHER`): every choice the other way: a status PATCH answers 204, 200 with no body or
   200 with only a message; POST answers 201 without a body or 200 with a message; PATCH offer 204
   or 200 with a message; DELETE 200 (with no body, a message, or the deleted offer); lists come in
-  pages of `page_size` in every envelope of Decision 5 (`{data, meta:{page,totalPages}, links:{next}}`,
-  `{data,total,limit,offset}`, a bare array with an RFC 8288 `Link` header, `{data,nextCursor}`,
-  `{items,page,totalPages}`); a 429 has no `Retry-After`; listed elements leave out what is optional.
+  pages of `page_size` in every envelope of Decisions 5 and 18 (`{data, meta:{page,totalPages},
+  links:{next}}`, `{data,total,limit,offset}`, a bare array with an RFC 8288 `Link` header,
+  `{data,nextCursor}`, `{items,page,totalPages}`, `{data, meta:{pagination:{total_pages, links}}}`,
+  JSON:API `{data, meta:{page:{number,size,total}}}`, Stripe's `{data, has_more}` followed with
+  `starting_after`); a 429 has no `Retry-After`; listed elements leave out what is optional.
+
+`list_misbehaviour` is in neither preset: a test sets it to have listings misbehave the ways a
+client must survive (`pagination.LIST_MISBEHAVIOURS`: the query ignored, a page repeated, more
+announced without a way there).
 
 Where a knob has several "other" values they are used in turn (a round robin per knob, so a test
 suite meets each of them; deterministic for a given sequence of requests). Documented rules (auth,
@@ -29,7 +35,7 @@ import os
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Final
 
-from devtools.offergrid_fake.pagination import LIST_STYLES, check_list_config
+from devtools.offergrid_fake.pagination import LIST_STYLES, check_list_config, check_misbehaviour
 
 ANSWERS_ENV: Final = "OFFERGRID_FAKE_ANSWERS"
 
@@ -56,6 +62,7 @@ class Answers:
     page_size: int | None = None
     retry_after_on_429: bool = True
     sparse_listings: bool = False
+    list_misbehaviour: str | None = None
 
     def __post_init__(self) -> None:
         for knob, allowed in (
@@ -70,6 +77,7 @@ class Answers:
                 raise ValueError(f"{knob} must be one or more of {', '.join(allowed)}")
         for style in self.list_styles:
             check_list_config(style, self.page_size)
+        check_misbehaviour(self.list_misbehaviour)
 
     def with_lists(self, list_style: str | None, page_size: int | None) -> Answers:
         """These answers with lists given explicitly (the fake's `list_style`/`page_size` arguments)."""
@@ -92,7 +100,16 @@ OTHER: Final = Answers(
     offer_create=("201-empty", "200-message"),
     offer_update=("204", "200-message", "200-empty"),
     offer_delete=("200-empty", "200-message", "200-item"),
-    list_styles=("meta-links", "offset", "link-header", "envelope-cursor", "envelope-page"),
+    list_styles=(
+        "meta-links",
+        "offset",
+        "link-header",
+        "envelope-cursor",
+        "envelope-page",
+        "meta-pagination",
+        "jsonapi-page",
+        "has-more",
+    ),
     page_size=2,
     retry_after_on_429=False,
     sparse_listings=True,

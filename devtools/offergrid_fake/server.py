@@ -39,7 +39,7 @@ from devtools.offergrid_fake.clocks import NowClock, ScaledTime, iso_timestamp
 from devtools.offergrid_fake.faults import AFTER_EFFECT_KINDS, Fault, FaultQueue, make_fault
 from devtools.offergrid_fake.lifecycle import transition_error
 from devtools.offergrid_fake.listing_views import check_view, listed_elements
-from devtools.offergrid_fake.pagination import PageError, continued_style, paginate
+from devtools.offergrid_fake.pagination import PageError, continued_style, listing_key, paginate
 from devtools.offergrid_fake.ratelimit import SlidingWindowLimiter
 from devtools.offergrid_fake.replies import Reply, error_body, error_reply, phrase
 from devtools.offergrid_fake.validation import (
@@ -144,6 +144,9 @@ class OffergridFake:
         self.clock: NowClock = clock if clock is not None else ScaledTime(time_scale)
         self.time_scale = time_scale if clock is None else None
         self._turns: Counter[str] = Counter()  # round robin per knob of `answers`
+        # The style that answered the first page of each listing (path + filters): its next pages
+        # are answered in it when their paging parameter could belong to several styles.
+        self._listing_styles: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
         self.enforce_lifecycle = enforce_lifecycle
         self.verbose = verbose
         self._host = host
@@ -242,6 +245,7 @@ class OffergridFake:
         with self._lock:
             self.answers = resolved
             self._turns.clear()
+            self._listing_styles.clear()
         return resolved
 
     def _turn(self, knob: str, choices: tuple[str, ...]) -> str:
@@ -307,6 +311,7 @@ class OffergridFake:
             self._limiter.reset()
             self._faults.clear()
             self._turns.clear()
+            self._listing_styles.clear()
 
     # -- call log ------------------------------------------------------------------------------
 
@@ -682,9 +687,14 @@ class OffergridFake:
 
     def _page(self, items: list[dict[str, Any]], query: dict[str, list[str]], path: str) -> Reply:
         styles = self.answers.list_styles
-        style = continued_style(query, styles) or self._turn("list_styles", styles)
+        listing = listing_key(path, query)
+        style = continued_style(query, styles, self._listing_styles.get(listing))
+        if style is None:
+            style = self._listing_styles[listing] = self._turn("list_styles", styles)
         try:
-            body, headers = paginate(items, style, self.answers.page_size, query, path)
+            body, headers = paginate(
+                items, style, self.answers.page_size, query, path, self.answers.list_misbehaviour
+            )
         except PageError as error:
             return error_reply(400, [str(error)])
         return Reply(200, copy.deepcopy(body), headers)

@@ -18,7 +18,7 @@ with init_phase():  # the GC paused while the imports and the init allocate (con
 
     from offergrid_integration import aws
     from offergrid_integration.observability import log_metrics, logger
-    from offergrid_integration.orders.sqs_queue import SqsQueue
+    from offergrid_integration.orders.sqs_queue import S3ClaimChecks, SqsQueue
     from offergrid_integration.secrets import Secret, parse_webhook_secrets
     from offergrid_integration.webhooks.ingress import WebhookIngress
     from offergrid_integration.webhooks.reporting import report
@@ -37,7 +37,9 @@ def build_ingress() -> WebhookIngress:
         max_age_seconds=settings.secrets_cache_seconds,
         client=aws.clients().secretsmanager,
     )
-    queue = SqsQueue(settings.orders_queue_url)  # its own client: fail-fast timeouts (sqs_queue.py)
+    # Its own clients: fail-fast timeouts; the claim checks' S3 client only for a body SQS cannot hold.
+    claim_checks = S3ClaimChecks(settings.claim_check_bucket) if settings.claim_check_bucket else None
+    queue = SqsQueue(settings.orders_queue_url, claim_checks=claim_checks)
     return WebhookIngress(secrets=secrets, queue=queue, max_body_bytes=settings.webhook_max_body_bytes)
 
 

@@ -9,6 +9,7 @@ runbooks say 5000 / 8900 / 3000, as `make local` uses), `$(out <Output>)` and `<
 from __future__ import annotations
 
 import io
+import os
 import re
 import shlex
 import subprocess
@@ -121,6 +122,14 @@ class Result:
     err: str
 
 
+def setup_exports(readme: Path = REPO / "README.md") -> list[str]:
+    """The `export` lines of the README's setup block, the one block of local shell settings."""
+    section = readme.read_text(encoding="utf-8").split("\n### Setup\n", 1)[1].split("\n### ", 1)[0]
+    found = _FENCE.search(section)
+    assert found is not None, "the README's Setup has no code block"
+    return [line for line in found["body"].splitlines() if line.startswith("export ")]
+
+
 def split_python_module(argv: list[str]) -> tuple[str, list[str]] | None:
     """('devtools.replay', [args]) for `python -m devtools.replay args`, else None."""
     if len(argv) >= 3 and argv[0] in _PYTHON and argv[1] == "-m":
@@ -158,12 +167,18 @@ class LocalRunner:
         text = _OUT.sub(output, command)
         for name, port in LOCAL_PORTS.items():
             text = text.replace(f"http://127.0.0.1:{port}", self.urls[name].rstrip("/"))
+        text = os.path.expandvars(text)  # `"$OFFERGRID_FAKE_URL"`, set by the setup block's exports
         for name, value in (placeholders or {}).items():
             text = text.replace(f"<{name}>", value)
         left = _PLACEHOLDER.findall(text)
         if left:
             raise AssertionError(f"{command!r}: no value for the placeholder(s) {left}")
         return text
+
+    def apply_setup_block(self) -> None:
+        """The README's setup block (the local stack's settings for a shell), this stack's ports in."""
+        for command in setup_exports():
+            self.run(command)
 
     def run(self, command: str, placeholders: Mapping[str, str] | None = None) -> Result:
         argv = shlex.split(self.substitute(command, placeholders), comments=True)
@@ -203,4 +218,8 @@ class LocalRunner:
             from devtools.local.__main__ import main as local_main
 
             return local_main([*args, *stack])
+        if module == "devtools.smoke":
+            from devtools import smoke
+
+            return smoke.main([*args, *stack])
         raise AssertionError(f"no runner for `python -m {module}` in a `sh local` block")

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from devtools import offer_sync_cli, replay
+from devtools import offer_sync_cli, replay, smoke
 from devtools.local.__main__ import build_parser as local_parser
 from devtools.local.stack import DEFAULT_TEMPLATE, SAMPLE_CATALOG, LocalEnvironment
 from devtools.local.template import Template, load_template
@@ -41,6 +41,7 @@ PARSERS: dict[str, Callable[[], Any]] = {
     "devtools.replay": replay.build_parser,
     "devtools.offer_sync_cli": offer_sync_cli.build_parser,
     "devtools.local": local_parser,
+    "devtools.smoke": smoke.build_parser,
 }
 
 
@@ -186,9 +187,11 @@ def runner(local: LocalEnvironment, monkeypatch: pytest.MonkeyPatch) -> Iterator
         "offergrid": local.stack.urls["offergrid"],
         "api": local.stack.urls["api"],
     }
-    yield LocalRunner(
+    runner = LocalRunner(
         stack_file=local.stack_file, outputs=local.stack.outputs, urls=urls, setenv=monkeypatch.setenv
     )
+    runner.apply_setup_block()  # the runbooks' local commands run after it, as they say
+    yield runner
     empty_queues(local)
 
 
@@ -290,9 +293,9 @@ def check_offer_sync_dlq(local: LocalEnvironment, runner: LocalRunner) -> None:
 def check_sync_dry_run(local: LocalEnvironment, runner: LocalRunner) -> None:
     before = _writes(local)
     whole, one_sku, invoked = _run_block(runner, "sync-dry-run")
-    assert '"dryRun": true' in whole.out
-    assert '"status": "dry_run"' in whole.out
-    assert '"skus": ["NET-FIBER-300"]' in one_sku.out
+    assert whole.out.startswith("Plan (dry run): would create"), whole.out
+    assert "1 selected by --sku (1 SKU asked)" in one_sku.out.splitlines()[0]
+    assert one_sku.out.splitlines()[1:] == ["    create     NET-FIBER-300"]
     report = json.loads(invoked.out)
     assert report["dryRun"] is True
     assert report["sync"]["status"] == "dry_run"
@@ -305,16 +308,16 @@ def check_sync_dry_run(local: LocalEnvironment, runner: LocalRunner) -> None:
 def check_sync_cli_plan(local: LocalEnvironment, runner: LocalRunner) -> None:
     before = _writes(local)
     (plan,) = _run_block(runner, "sync-cli-plan")
-    assert plan.out.startswith("Plan dry_run"), plan.out
+    assert plan.out.startswith("Plan (dry run)"), plan.out
     catalog = json.loads((REPO / "samples" / "catalog.json").read_text())
-    assert f"({len(catalog)}/{len(catalog)} rows valid)" in plan.out
+    assert f"{len(catalog)} catalog rows read, {len(catalog)} valid" in plan.out
     assert _writes(local) == before
 
 
 def check_sync_skus(local: LocalEnvironment, runner: LocalRunner) -> None:
     assert local.fake is not None
     (result,) = _run_block(runner, "sync-skus")
-    assert '"status": "complete"' in result.out
+    assert result.out.startswith("Sync complete: created 1;"), result.out
     skus = [offer.get("sku") for offer in local.fake.offers.values()]
     assert "NET-FIBER-300" in skus
     assert len(skus) == 1, "a sync of one SKU wrote other offers"
@@ -333,7 +336,34 @@ def check_reconcile_dry_run(local: LocalEnvironment, runner: LocalRunner) -> Non
     assert _messages(local, "OrdersQueueUrl") == []
 
 
+def check_pipeline_hook(local: LocalEnvironment, runner: LocalRunner) -> None:
+    # When the pre-traffic hook is invoked by hand against the local stack
+    (result,) = _run_block(runner, "pipeline-hook")
+    # Then both new-version checks pass (the hook's answer), and nothing was written to Offergrid
+    answer = json.loads(result.out)
+    assert answer["status"] == "Succeeded"
+    assert [check["check"] for check in answer["checks"] if check["ok"]] == [
+        "webhook-ingress",
+        "order-processor",
+    ]
+    assert answer["deploymentId"] is None  # by hand: reported to no deployment
+
+
+def check_first_deploy_smoke(local: LocalEnvironment, runner: LocalRunner) -> None:
+    # Given the local stack's order processor consuming its queue, as `make local` runs it
+    local.start_pollers()
+    try:
+        smoke_run, hook = _run_block(runner, "first-deploy-smoke")
+    finally:
+        for source in local.sources:
+            source.stop()
+    # Then every check passed, the draft offer included, and the hook too
+    assert re.search(r": 8 ok, 0 failed$", smoke_run.out.strip()), smoke_run.out
+    assert json.loads(hook.out)["status"] == "Succeeded"
+
+
 CHECKS: dict[str, Callable[[LocalEnvironment, LocalRunner], None]] = {
+    "pipeline-hook": check_pipeline_hook,
     "webhook-replay": check_webhook_replay,
     "dlq-inspect": check_dlq_inspect,
     "dlq-redrive": check_dlq_redrive,
@@ -341,7 +371,8 @@ CHECKS: dict[str, Callable[[LocalEnvironment, LocalRunner], None]] = {
     "sync-dry-run": check_sync_dry_run,
     "sync-cli-plan": check_sync_cli_plan,
     "reconcile-dry-run": check_reconcile_dry_run,
-    "sync-skus": check_sync_skus,  # last: it writes an offer to the fake
+    "sync-skus": check_sync_skus,  # it writes an offer to the fake
+    "first-deploy-smoke": check_first_deploy_smoke,  # last: it runs the order processor's poller
 }
 
 

@@ -281,7 +281,7 @@ def test_cli_plan_then_apply_then_plan_again(
     # plan: prints the writes, makes none
     code, text = run_cli("plan", *common)
     assert code == 0
-    assert "Plan dry_run" in text
+    assert text.startswith("Plan (dry run): would update 1, create 11;"), text
     assert "update     NET-CABLE-500" in text
     assert "create     TV-ULTIMATE" in text
     assert {call.method for call in fake.calls} == {"GET"}
@@ -296,7 +296,7 @@ def test_cli_plan_then_apply_then_plan_again(
     fake.clear_calls()
     code, text = run_cli("plan", *common)
     assert code == 0
-    assert "planned: unchanged 12" in text
+    assert text.startswith("Plan (dry run): nothing to write, 12 unchanged;"), text
     assert {call.method for call in fake.calls} == {"GET"}
 
 

@@ -316,7 +316,9 @@ class Counting:
         for page in self.list_order_pages(status):
             yield from page
 
-    def list_order_pages(self, status: OrderItemStatus | None = None) -> Iterator[list[OrderItem]]:
+    def list_order_pages(
+        self, status: OrderItemStatus | None = None, *, max_retries: int | None = None
+    ) -> Iterator[list[OrderItem]]:
         listed = [item for item in self.items.values() if status is None or item.status == status]
         for start in range(0, len(listed), self.page_size):
             self.pages += 1

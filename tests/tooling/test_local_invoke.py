@@ -251,6 +251,121 @@ def test_handler_error_exits_non_zero_with_the_error_json(tmp_path: Path):
 
 
 def test_without_a_running_stack_invoke_says_what_to_do(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
-    code = local_main(["invoke", "WebhookIngressFunction", "--stack-file", str(tmp_path / "none.json")])
+    missing = tmp_path / "none.json"
+    code = local_main(["invoke", "WebhookIngressFunction", "--stack-file", str(missing)])
     assert code == 2
-    assert "make local" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"start it with `.venv/bin/python -m devtools.local up --stack-file {missing}`" in err
+    assert "--ephemeral" in err
+    assert "no -e" not in err  # nothing was invoked: no word on which event it would have been
+
+
+# --- issue 22: default events, files named, batch outcomes visible --------------------------------
+@pytest.mark.parametrize(
+    ("function_id", "sample"),
+    [
+        ("WebhookIngressFunction", "webhook_order_created.json"),
+        ("OrderProcessorFunction", "sqs_order_created.json"),
+        ("OfferSyncFunction", "scheduled_offer_sync_dry_run.json"),
+    ],
+)
+def test_without_an_event_each_function_gets_its_own_sample(
+    local: LocalEnvironment, function_id: str, sample: str
+):
+    # `make invoke FUNCTION=OfferSyncFunction` (no EVENT) sent the webhook sample: ten "Extra inputs"
+    assert local.stack_file is not None
+    code, out, err = _invoke_cli(local, function_id)
+    assert f"no -e: events/{sample}, {function_id}'s sample event" in err
+    assert "Extra inputs are not permitted" not in err
+    result = json.loads(out)
+    if function_id == "OfferSyncFunction":
+        assert code == 0, err
+        assert result["sync"]["status"] == "dry_run"  # the default is a dry run: nothing written
+    elif function_id == "WebhookIngressFunction":
+        assert code == 0, err
+        assert result["statusCode"] == 200
+
+
+def _invoke_cli(local: LocalEnvironment, *argv: str) -> tuple[int, str, str]:
+    assert local.stack_file is not None
+    done = subprocess.run(  # noqa: S603 - our CLI, as `make invoke` runs it
+        [sys.executable, "-m", "devtools.local", "invoke", *argv, "--stack-file", str(local.stack_file)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    return done.returncode, done.stdout, done.stderr
+
+
+def test_a_permanent_404_in_a_batch_fails_the_invoke_and_says_so(local: LocalEnvironment):
+    # Given an order.created for an item the local Offergrid does not hold (this stack seeds nothing)
+    code, out, err = _invoke_cli(local, "OrderProcessorFunction", "-e", "events/sqs_order_created.json")
+    # Then the batch response alone looks clean...
+    assert json.loads(out) == {"batchItemFailures": []}
+    # ...but the invoke says what happened to the record, and fails
+    assert "OrderProcessorFunction: 1 record: 1 permanent failure (item-456-def)" in err
+    assert "1 record(s) failed permanently (recorded, not retried): item-456-def: item_not_found" in err
+    assert "404" in err.splitlines()[-1]
+    assert code == 1
+
+
+def test_ephemeral_seeds_the_items_the_samples_name(tmp_path: Path):
+    # `invoke --ephemeral` with the sample order.created: the item exists, so it is decided
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "devtools.local",
+            "invoke",
+            "OrderProcessorFunction",
+            "-e",
+            "events/sqs_order_created.json",
+            "--ephemeral",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout) == {"batchItemFailures": []}
+    assert "OrderProcessorFunction: 1 record: 1 accepted (item-456-def)" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["-e", "{bad}"], "error: -e {bad}: not JSON (Expecting value at line 2 column 1)"),
+        (["-e", "{missing}"], "error: -e {missing}: no such file"),
+        (["-e", "{folder}"], "error: -e {folder}: a folder, not a JSON file"),
+        (["--env-vars", "{folder}"], "error: --env-vars {folder}: a folder, not a JSON file"),
+        (["--env-vars", "{list_section}"], "error: --env-vars {list_section}: 'Parameters' is a list"),
+        (["--env-vars", "{not_object}"], "error: --env-vars {not_object}: an env-vars file is a JSON object"),
+        (["--env-vars", "{bad}"], "error: --env-vars {bad}: not JSON"),
+    ],
+)
+def test_a_bad_file_is_one_line_naming_the_flag_and_the_file_and_nothing_is_invoked(
+    local: LocalEnvironment, tmp_path: Path, argv: list[str], says: str
+):
+    files = {
+        "bad": tmp_path / "bad.json",
+        "missing": tmp_path / "missing.json",
+        "folder": tmp_path,
+        "list_section": tmp_path / "list.json",
+        "not_object": tmp_path / "array.json",
+    }
+    files["bad"].write_text('{"a":\n')
+    files["list_section"].write_text('{"Parameters": [1]}')
+    files["not_object"].write_text("[1]")
+    paths = {name: str(path) for name, path in files.items()}
+    extra = [word.format(**paths) for word in argv]
+    if "-e" not in extra:
+        extra += ["-e", "events/webhook_order_created.json"]
+    code, out, err = _invoke_cli(local, "WebhookIngressFunction", *extra)
+    assert code == 2  # nothing was invoked
+    assert out == ""
+    assert err.strip().splitlines() == [err.strip()], err  # one line, no traceback
+    assert err.startswith(says.format(**paths)), err

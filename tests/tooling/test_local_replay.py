@@ -209,14 +209,21 @@ def test_dlq_list_show_and_redrive(stack: LocalEnvironment, capsys):
     assert [m["MessageId"] for m in remaining] == [ids[1]]
 
 
-def test_sync_dry_run_invokes_the_sync_function(stack: LocalEnvironment, capsys):
+def test_sync_dry_run_says_the_plan_in_a_summary_line_and_logs_nothing_on_the_terminal(
+    stack: LocalEnvironment, capfd: pytest.CaptureFixture[str]
+):
+    """Issue 22: it printed the whole report as JSON, and the function's log line repeated the plan
+    (plus metric blobs) on stderr, with no line saying what the plan was."""
     if "OfferSyncFunction" not in stack.specs or not stack.has_code("OfferSyncFunction"):
         pytest.skip("template.yaml has no OfferSyncFunction yet")
     code = _replay(stack, "sync", "--dry-run", "--sku", "NET-FIBER-300")
-    out = capsys.readouterr().out
-    assert code == 0, out
-    assert '"dryRun": true' in out
-    assert "NET-FIBER-300" in out
+    captured = capfd.readouterr()  # the function's worker writes to the file descriptors
+    assert code == 0, captured.err
+    first, *plan = captured.out.splitlines()
+    assert first.startswith("Plan (dry run): would create 1;"), first
+    assert "catalog rows read, 1 selected by --sku (1 SKU asked)" in first
+    assert plan == ["    create     NET-FIBER-300"]
+    assert captured.err == ""  # its log is in the stack's log folder
 
 
 def test_sync_exits_non_zero_when_the_run_failed(stack: LocalEnvironment, capsys):
@@ -227,16 +234,21 @@ def test_sync_exits_non_zero_when_the_run_failed(stack: LocalEnvironment, capsys
     stack.stack.client("s3").delete_object(Bucket=bucket, Key=key)
     try:
         # When the sync is re-run (a dry run: no failed write, only the status says it failed)
-        code = _replay(stack, "sync", "--dry-run")
+        code = _replay(stack, "sync", "--dry-run", "--json")
         captured = capsys.readouterr()
+        summary_code = _replay(stack, "sync", "--dry-run")
+        summary = capsys.readouterr()
     finally:
         stack.upload_catalog(SAMPLE_CATALOG)
     # Then the report says failed and the command exits non-zero, saying why on stderr
-    report = json.loads(captured.out.split("\n", 1)[1])
+    report = json.loads(captured.out)
     assert report["sync"]["status"] == "failed"
     assert report["sync"]["failures"] == []
     assert code == 1
     assert "offer sync status is 'failed': catalog unreadable" in captured.err
+    assert "(its log: " in captured.err
+    assert summary_code == 1
+    assert summary.out.startswith("Plan (dry run) failed: nothing to write;"), summary.out
     # and with the catalog back, the same command succeeds
     assert _replay(stack, "sync", "--dry-run") == 0
 
@@ -264,9 +276,11 @@ def test_sync_succeeds_only_for_a_complete_or_dry_run_report(result: Any, proble
 
 
 def test_without_a_local_stack_the_error_says_how_to_start_one(tmp_path: Path, capsys):
-    assert replay.main(["dlq", "list", "--stack-file", str(tmp_path / "missing.json")]) == 2
+    missing = tmp_path / "missing.json"
+    assert replay.main(["dlq", "list", "--stack-file", str(missing)]) == 2
     err = capsys.readouterr().err
-    assert "start it with `make local`" in err
+    # the command that starts a stack writing that file (`make local` writes .local/stack.json only)
+    assert f"start it with `.venv/bin/python -m devtools.local up --stack-file {missing}`" in err
     assert "--ephemeral" not in err  # replay has no such flag
 
 
@@ -275,7 +289,7 @@ def test_sync_json_prints_only_json_on_stdout(stack: LocalEnvironment, capsys):
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert json.loads(captured.out)["sync"]["status"] == "dry_run"
-    assert "offer sync on the local stack" in captured.err
+    assert captured.err == ""
 
 
 def test_sync_of_skus_that_match_nothing_warns_and_exits_non_zero(stack: LocalEnvironment, capsys):
@@ -315,3 +329,47 @@ def test_reconcile_dry_run_prints_the_differences_and_repairs_nothing(stack: Loc
 def test_reconcile_succeeds_only_for_a_complete_run(report: Any, problem: str | None):
     found = replay.reconcile_problem(report)
     assert found == problem if problem is None else problem in (found or "")
+
+
+# --- output: files named in errors, one JSON document with --json (issue 22) ---------------------
+def _fill(text: str, paths: dict[str, str]) -> str:
+    for name, path in paths.items():
+        text = text.replace(f"{{{name}}}", path)
+    return text
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["webhook", "{bad}"], "{bad}: not JSON (Expecting value at line 2 column 1)"),
+        (["send", "--from-event", "{bad}"], "--from-event {bad}: not JSON (Expecting value at line 2"),
+        (["send", "--body", "@{bad}"], "--body @{bad}: not JSON"),
+        (["send", "--body", '{"event": '], "--body: not JSON"),
+        (["webhook", "{missing}"], "{missing}: no such file"),
+    ],
+)
+def test_a_file_that_cannot_be_read_is_named_with_its_flag(
+    local: LocalEnvironment, tmp_path: Path, capsys, argv: list[str], named: str
+):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"event":\n')
+    paths = {"bad": str(bad), "missing": str(tmp_path / "missing.json")}
+    code = _replay(local, *[_fill(word, paths) for word in argv])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1, err
+    assert err.startswith(f"error: {_fill(named, paths)}"), err
+
+
+def test_json_output_is_one_document_per_command(stack: LocalEnvironment, capsys):
+    assert _replay(stack, "send", "--from-event", str(EVENTS / "sqs_order_created.json"), "--json") == 0
+    sent = json.loads(capsys.readouterr().out)
+    assert len(sent["sent"]) == 1
+    assert _replay(stack, "dlq", "list", "--json") == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert listed["messages"] == []
+    code = _replay(stack, "webhook", str(EVENTS / "webhook_bad_signature.json"), "--json", "--wait", "0")
+    answered = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert answered["webhooks"][0]["status"] == 401
+    assert answered["asExpected"] == 1

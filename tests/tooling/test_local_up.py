@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
+import subprocess
 from collections.abc import Iterator
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
@@ -17,12 +19,22 @@ from typing import Any
 
 import pytest
 
-from devtools.local.__main__ import build_parser, environment_from_args, summary
+from devtools.local import __main__ as local_main_module
+from devtools.local.__main__ import build_parser, environment_from_args, hints, summary
 from devtools.local.__main__ import main as local_main
+from devtools.local.env_vars import render as render_env_vars
+from devtools.local.env_vars import to_json as env_vars_json
 from devtools.local.poller import event_source_enabled
-from devtools.local.provision import physical_name
-from devtools.local.stack import SAMPLE_CATALOG, LocalEnvironment, apply_env_vars
+from devtools.local.provision import LOCAL_SECRET_VALUES, physical_name
+from devtools.local.stack import (
+    DEFAULT_STACK_FILE,
+    DEFAULT_TEMPLATE,
+    SAMPLE_CATALOG,
+    LocalEnvironment,
+    apply_env_vars,
+)
 from devtools.local.template import TemplateError
+from offergrid_integration.webhooks.signature import sign
 
 REPO = Path(__file__).resolve().parents[2]
 COMMITTED_ENV_VARS = REPO / "events" / "env.json"
@@ -200,9 +212,56 @@ def test_invoke_with_the_committed_env_json_is_accepted_and_queued(up: LocalEnvi
 
 
 def test_env_vars_without_a_running_stack_says_what_to_do(tmp_path: Path):
-    code, _, err = _run("env-vars", "--stack-file", str(tmp_path / "missing.json"))
+    missing = tmp_path / "missing.json"
+    code, _, err = _run("env-vars", "--stack-file", str(missing))
     assert code == 2
-    assert "make local" in err
+    assert f"start it with `.venv/bin/python -m devtools.local up --stack-file {missing}`" in err
+
+
+# ---------------------------------------------------------------------------------------------------
+# The banner's hints and the shell exports: this stack's ports, not the usual ones (issue 22)
+# ---------------------------------------------------------------------------------------------------
+def test_the_banner_shows_this_stacks_ports_and_commands(up: LocalEnvironment):
+    assert up.stack is not None
+    assert up.stack_file is not None
+    text = "\n".join(hints(up, DEFAULT_TEMPLATE))
+    # the shell settings with the ports this stack took
+    assert f"export AWS_ENDPOINT_URL={up.stack.urls['aws']}" in text
+    assert f"export OFFERGRID_FAKE_URL={up.stack.urls['offergrid']}" in text
+    assert "export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing" in text
+    # events/env.json is for 5000/8900: on other ports the banner does not claim it is this stack's
+    assert "(= events/env.json)" not in text
+    assert f"devtools.local env-vars --stack-file {up.stack_file} > .local/env.json" in text
+    # and the replay hint reaches this stack, not .local/stack.json
+    assert f"webhook events/webhook_order_created.json --stack-file {up.stack_file}" in text
+
+
+def test_on_the_usual_ports_the_banner_says_events_env_json_and_make_replay(
+    up: LocalEnvironment, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+):
+    assert up.stack is not None
+    # Given a stack whose env-vars file is the committed one (as on 5000/8900), from .local/stack.json
+    committed = tmp_path / "env.json"
+    committed.write_text(env_vars_json(render_env_vars(up.stack, DEFAULT_TEMPLATE)))
+    monkeypatch.setattr(local_main_module, "COMMITTED_ENV_VARS", committed)
+    monkeypatch.setattr(up, "stack_file", DEFAULT_STACK_FILE)
+    text = "\n".join(hints(up, DEFAULT_TEMPLATE))
+    assert ".venv/bin/python -m devtools.local env-vars  # sam's --env-vars file (= events/env.json)" in text
+    assert 'make replay ARGS="webhook events/webhook_order_created.json"' in text
+
+
+def test_exports_prints_this_stacks_settings_for_a_shell(up: LocalEnvironment):
+    assert up.stack is not None
+    assert up.stack_file is not None
+    code, out, _ = _run("exports", "--stack-file", str(up.stack_file))
+    assert code == 0
+    shell = subprocess.run(  # noqa: S603 - bash evaluates what the command printed
+        [shutil.which("bash") or "/bin/bash", "-c", out + 'echo "$AWS_ENDPOINT_URL $OFFERGRID_FAKE_URL"'],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert shell.stdout.split() == [up.stack.urls["aws"], up.stack.urls["offergrid"]]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -335,3 +394,58 @@ def test_event_source_enabled_reads_a_boolean_or_its_string(value: Any, enabled:
 def test_event_source_enabled_refuses_anything_else(value: Any):
     with pytest.raises(TemplateError, match="must be true or false"):
         event_source_enabled(value, where="Fn event Q: Enabled")
+
+
+# ---------------------------------------------------------------------------------------------------
+# The claim-check bucket (docs/decisions.md#17): provisioned from the template, used end to end
+# ---------------------------------------------------------------------------------------------------
+def test_a_webhook_too_large_for_sqs_goes_through_the_local_claim_check_bucket(up: LocalEnvironment):
+    assert up.stack is not None
+    assert up.fake is not None
+    _queue_messages(up, "OrdersQueue")
+    bucket = up.stack.ref("ClaimCheckBucket")
+    up.fake.add_order_item(id="item-large-local", orderId="order-large-local")
+    # Given a signed order.created of 400 KB of Cyrillic notes (800 KB as UTF-8, more than SQS holds)
+    event = json.loads((REPO / "events" / "webhook_order_created.json").read_text(encoding="utf-8"))
+    del event["multiValueHeaders"]
+    event["body"] = json.dumps(
+        {
+            "event": "order.created",
+            "orderId": "order-large-local",
+            "itemId": "item-large-local",
+            "note": "Ж" * 400_000,
+        },
+        ensure_ascii=False,
+    )
+    event["headers"]["X-Offergrid-Signature"] = sign(
+        event["body"], LOCAL_SECRET_VALUES["OFFERGRID_WEBHOOK_SECRET"]
+    )
+    # When the local webhook function takes it
+    answer = up.invoke("WebhookIngressFunction", event)
+    # Then it is accepted, its body kept in the stack's claim-check bucket, its claim check queued
+    assert answer.ok, answer.error
+    assert answer.result["statusCode"] == 200, answer.result
+    [message] = _queue_messages(up, "OrdersQueue")
+    pointer = json.loads(message["Body"])["claimCheck"]
+    assert pointer["bucket"] == bucket
+    assert (
+        up.stack.client("s3").head_object(Bucket=bucket, Key=pointer["key"])["ContentLength"]
+        == pointer["bytes"]
+    )
+    # ... and the local processor follows it and decides the item
+    record = {
+        "messageId": message["MessageId"],
+        "receiptHandle": "r-large",
+        "body": message["Body"],
+        "attributes": {"ApproximateReceiveCount": "1"},
+        "messageAttributes": {
+            name: {"stringValue": value["StringValue"], "dataType": "String"}
+            for name, value in message["MessageAttributes"].items()
+        },
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:eu-west-1:123456789012:offergrid-local-OrdersQueue",
+    }
+    decided = up.invoke(PROCESSOR, {"Records": [record]})
+    assert decided.ok, decided.error
+    assert decided.result == {"batchItemFailures": []}
+    assert up.fake.order_items["item-large-local"]["status"] == "accepted"

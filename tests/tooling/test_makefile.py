@@ -66,6 +66,39 @@ def test_replay_and_invoke_do_not_echo_their_command():
         assert all(line.startswith("\t@") for line in recipe.splitlines()), recipe
 
 
+def _dry_run(*argv: str) -> str:
+    """The commands `make <argv>` would run (`make -n`), as one line each."""
+    done = subprocess.run(  # noqa: S603 - make, printing only
+        ["make", "-n", "--no-print-directory", *argv],  # noqa: S607 - make from PATH, as a user runs it
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return " ".join(done.stdout.split())
+
+
+def test_make_local_takes_the_ports_as_variables():
+    # issue 22: `make local` always took 3000, 5000 and 8900; the flags existed only on `up`
+    assert _dry_run("local").endswith("-m devtools.local up")  # the usual ports when free, else any
+    assert _dry_run("local", "PORT=3001", "MOTO_PORT=5001", "FAKE_PORT=0").endswith(
+        "-m devtools.local up --port 3001 --moto-port 5001 --fake-port 0"
+    )
+
+
+def test_make_invoke_leaves_the_event_to_the_function_and_takes_ephemeral():
+    # issue 22: without EVENT it sent events/webhook_order_created.json to every function
+    assert _dry_run("invoke", "FUNCTION=OfferSyncFunction").endswith(
+        "-m devtools.local invoke OfferSyncFunction"
+    )
+    assert _dry_run("invoke", "FUNCTION=OfferSyncFunction", "EPHEMERAL=1").endswith(
+        "invoke OfferSyncFunction --ephemeral"
+    )
+    assert _dry_run("invoke", "EVENT=events/webhook_order_cancelled.json").endswith(
+        "invoke WebhookIngressFunction -e events/webhook_order_cancelled.json"
+    )
+
+
 # --- the suite's parts and `make test` (issues 12 and 14) -----------------------------------------
 PART_TARGETS = ("test-unit", "test-integration", "test-tooling")
 GATES = REPO / "scripts" / "gates"
@@ -88,7 +121,14 @@ def test_every_test_folder_belongs_to_exactly_one_part_target():
 def test_make_test_runs_every_gate_beside_the_whole_suite():
     gates = re.search(r"^TEST_GATES := (.*)$", MAKEFILE, flags=re.M)
     assert gates is not None
-    assert set(gates[1].split()) == {"lint", "typecheck", "template-check", "security-check", "build"}
+    assert set(gates[1].split()) == {
+        "lint",
+        "typecheck",
+        "template-check",
+        "security-check",
+        "pipeline-check",
+        "build",
+    }
     assert re.search(r"scripts/gates pytest \$\(TEST_GATES\)", _recipe("test"))
     # the foreground pytest is the whole suite (pyproject's testpaths), not one folder
     assert "tests/" not in _recipe("pytest")

@@ -12,7 +12,10 @@ import pytest
 from devtools.offergrid_fake import DOCUMENTED, OTHER, Answers, OffergridFake
 from devtools.offergrid_fake.__main__ import parse_args
 from devtools.offergrid_fake.answers import ANSWERS_ENV, answers_from_dict, resolve_answers
+from devtools.offergrid_fake.pagination import LIST_STYLES
 from tests.fixtures.offergrid_fake import TEST_API_KEY, OffergridFakeFactory, fake_http_client
+
+PAGED_STYLES = [style for style in LIST_STYLES if style != "array"]
 
 OFFER = {
     "name": "Fiber 1000",
@@ -58,13 +61,7 @@ def test_the_documented_preset_is_what_the_fake_always_answered():
 def test_the_other_preset_answers_every_choice_another_way():
     for knob in ("status_patch", "offer_create", "offer_update", "offer_delete", "list_styles"):
         assert not set(getattr(OTHER, knob)) & set(getattr(DOCUMENTED, knob)), knob
-    assert set(OTHER.list_styles) == {
-        "meta-links",
-        "offset",
-        "link-header",
-        "envelope-cursor",
-        "envelope-page",
-    }
+    assert set(OTHER.list_styles) == set(PAGED_STYLES)
     assert OTHER.page_size is not None
     assert OTHER.page_size <= 3
     assert (OTHER.retry_after_on_429, OTHER.sparse_listings) == (False, True)
@@ -211,6 +208,20 @@ def _follow(api: httpx.Client, response: httpx.Response, style: str) -> str | No
         case "envelope-page":
             more = body["page"] < body["totalPages"]
             return f"/provider/orders?status=pending&page={body['page'] + 1}" if more else None
+        case "meta-pagination":
+            links = body["meta"]["pagination"]["links"]
+            return links.get("next") if isinstance(links, dict) else None
+        case "jsonapi-page":
+            page = body["meta"]["page"]
+            more = page["number"] * page["size"] < page["total"]
+            return (
+                f"/provider/orders?status=pending&page[number]={page['number'] + 1}&page[size]={page['size']}"
+                if more
+                else None
+            )
+        case "has-more":
+            last = body["data"][-1]["id"] if body["data"] else None
+            return f"/provider/orders?status=pending&starting_after={last}" if body["has_more"] else None
         case _:  # offset
             end = body["offset"] + len(body["data"])
             return (
@@ -227,7 +238,7 @@ def _elements(response: httpx.Response) -> list[dict[str, Any]]:
     return body["data"] if "data" in body else body["items"]
 
 
-@pytest.mark.parametrize("style", ["meta-links", "offset", "link-header", "envelope-cursor", "envelope-page"])
+@pytest.mark.parametrize("style", PAGED_STYLES)
 def test_each_envelope_pages_through_everything_and_keeps_the_filter(
     offergrid_fake_factory: OffergridFakeFactory, style: str
 ):
@@ -261,6 +272,24 @@ def test_shapes_of_the_new_envelopes(offergrid_fake_factory: OffergridFakeFactor
     assert (last["meta"]["page"], last["links"]["next"], len(last["data"])) == (2, None, 1)
 
 
+def _shape(body: Any) -> str:
+    """The list style a first page was answered in."""
+    if isinstance(body, list):
+        return "link-header"
+    meta = body.get("meta", {})
+    for style, present in (
+        ("meta-links", "links" in body),
+        ("offset", "offset" in body),
+        ("envelope-cursor", "nextCursor" in body),
+        ("meta-pagination", "pagination" in meta),
+        ("jsonapi-page", isinstance(meta.get("page"), dict)),
+        ("has-more", "has_more" in body),
+    ):
+        if present:
+            return style
+    return "envelope-page"
+
+
 def test_a_listing_rotates_through_the_styles_and_each_listing_stays_in_its_own(other: OffergridFake):
     for n in range(3):
         other.add_offer(sku=f"R-{n}")
@@ -269,17 +298,7 @@ def test_a_listing_rotates_through_the_styles_and_each_listing_stays_in_its_own(
         for _ in range(len(OTHER.list_styles)):
             response = api.get("/provider/offers")
             body = response.json()
-            shapes.append(
-                "link-header"
-                if isinstance(body, list)
-                else "meta-links"
-                if "links" in body
-                else "offset"
-                if "offset" in body
-                else "envelope-cursor"
-                if "nextCursor" in body
-                else "envelope-page"
-            )
+            shapes.append(_shape(body))
         # a next page is answered in the style of its listing, whatever turn the rotation is at
         cursor_page = api.get("/provider/offers", params={"cursor": body.get("nextCursor") or ""})
     assert shapes == list(OTHER.list_styles)

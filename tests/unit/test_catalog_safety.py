@@ -379,3 +379,251 @@ def test_the_planner_keeps_the_oldest_of_two_offers_with_one_sku_whatever_the_li
             (ChangeKind.UPDATE, "older", {"monthlyPrice": 2})
         ]
         assert duplicates == {"D": ["newer"]}
+
+
+# --- issue #21: an offer leaves sale through one guard (docs/decisions.md#15) ----------------------------
+def test_a_status_flip_of_a_live_offer_counts_against_the_guard_and_keeps_its_other_fields() -> None:
+    # Given 20 live offers, 6 of which the catalog turns inactive (2 with a new price too)
+    current = index_offers_by_sku([offer(f"S-{n:02d}", monthlyPrice=1) for n in range(20)]).by_sku
+    wanted = [
+        DesiredOffer(
+            f"S-{n:02d}",
+            {
+                "sku": f"S-{n:02d}",
+                "monthlyPrice": 2 if n < 2 else 1,
+                "status": "inactive" if n < 6 else "active",
+            },
+            n + 1,
+        )
+        for n in range(20)
+    ]
+
+    diff = plan_offer_changes(wanted, current)
+
+    # Then the 6 flips are over max(5, 10 % of 20) = 5: refused, as deactivations, with their token
+    assert [(c.kind, c.sku, dict(c.body)) for c in diff.refused] == [
+        (ChangeKind.DEACTIVATE, f"S-{n:02d}", {"status": "inactive"}) for n in range(6)
+    ]
+    assert diff.leaving_sale == 6
+    assert diff.refused_reason is not None
+    assert "6 offers would leave sale" in diff.refused_reason
+    # And the new prices of the refused rows are still written, without their status
+    assert [(c.sku, dict(c.body)) for c in diff.updates] == [
+        ("S-00", {"monthlyPrice": 2}),
+        ("S-01", {"monthlyPrice": 2}),
+    ]
+
+
+def test_the_token_confirms_refused_status_flips_and_they_are_made_in_one_patch() -> None:
+    from offergrid_integration.catalog.plan import RemovalGuard
+
+    current = index_offers_by_sku([offer(f"S-{n:02d}", monthlyPrice=1) for n in range(6)]).by_sku
+    wanted = [
+        DesiredOffer(f"S-{n:02d}", {"sku": f"S-{n:02d}", "monthlyPrice": 3, "status": "inactive"}, n)
+        for n in range(6)
+    ]
+    token = plan_offer_changes(wanted, current).removal_token
+
+    diff = plan_offer_changes(wanted, current, guard=RemovalGuard(confirm=token))
+
+    assert diff.removals_confirmed
+    assert diff.refused == []
+    assert {dict(c.body)["status"] for c in diff.updates} == {"inactive"}
+    assert len(diff.updates) == 6
+
+
+@pytest.mark.parametrize(
+    ("listed", "target", "leaves"),
+    [
+        ("active", "archived", ChangeKind.ARCHIVE),
+        ("active", "draft", ChangeKind.DEACTIVATE),
+        ("inactive", "archived", None),  # not on sale before: nothing leaves sale
+        ("draft", "inactive", None),
+        ("inactive", "active", None),
+    ],
+)
+def test_only_a_live_offer_leaves_sale(listed: str, target: str, leaves: ChangeKind | None) -> None:
+    current = index_offers_by_sku([offer("S-1", listed)]).by_sku
+    wanted = [DesiredOffer("S-1", {"sku": "S-1", "status": target}, 1)]
+
+    diff = plan_offer_changes(wanted, current, catalog_problems=["the catalog looks cut short"])
+
+    assert [c.kind for c in diff.refused] == ([leaves] if leaves else [])
+    assert [dict(c.body) for c in diff.updates] == ([] if leaves else [{"status": target}])
+
+
+def test_a_catalog_that_cannot_be_trusted_takes_nothing_off_sale_but_still_updates_and_creates() -> None:
+    current = index_offers_by_sku([offer("KEEP", monthlyPrice=1), offer("GONE"), offer("FLIP")]).by_sku
+    wanted = [
+        DesiredOffer("KEEP", {"sku": "KEEP", "monthlyPrice": 2}, 1),
+        DesiredOffer("FLIP", {"sku": "FLIP", "status": "inactive"}, 2),
+        desired("NEW"),
+    ]
+
+    diff = plan_offer_changes(wanted, current, catalog_problems=["no row of the catalog has isActive"])
+
+    assert [(c.kind, c.sku) for c in diff.writes] == [(ChangeKind.UPDATE, "KEEP"), (ChangeKind.CREATE, "NEW")]
+    assert [(c.kind, c.sku) for c in diff.refused] == [
+        (ChangeKind.DEACTIVATE, "GONE"),
+        (ChangeKind.DEACTIVATE, "FLIP"),
+    ]
+    assert diff.refused_reason is not None
+    assert "no row of the catalog has isActive" in diff.refused_reason
+    assert diff.catalog_problems == ["no row of the catalog has isActive"]
+    assert "! no row of the catalog has isActive" in diff.render()
+
+
+def test_a_cut_row_protects_nothing_and_blocks_every_removal() -> None:
+    from offergrid_integration.catalog.plan import OfferPlanner
+
+    planner = OfferPlanner()
+    planner.add_desired(desired("SKU-1"))
+    planner.reject(RowError(3, None, "cut", cut=True))
+    for listed in (offer("SKU-1"), offer("SKU-2"), offer("SKU-29")):
+        planner.add_offer(listed)
+
+    diff = planner.finish()
+
+    assert diff.missing == []
+    assert [c.sku for c in diff.refused] == ["SKU-2", "SKU-29"]
+    assert diff.unattributable_rows == 0  # a cut is its own problem, not a row naming no SKU
+    assert diff.catalog_problems == ["the catalog ends inside row 3"]
+
+
+def test_the_default_mapping_needs_the_columns_that_decide_an_offer() -> None:
+    mapping = default_mapping()
+    assert mapping.needed_sources == ("sku", "productName", "type", "price", "isActive")
+
+    columns = mapping.needed_columns()
+    assert columns.absent == []  # no row seen: nothing to say
+    columns.see(RawRow(1, {"sku": "A", "productName": "x", "type": "tv", "price": ""}))
+    columns.see(RawRow(2, {"sku": "B", "isActive": None}))  # a key with no value is a key
+    assert columns.absent == []
+    columns = mapping.needed_columns()
+    columns.see(RawRow(1, product("A") | {"isActive": None} | {"price": 1}))
+    columns.see(RawRow(2, {k: v for k, v in product("B").items() if k != "isActive"}))
+    assert columns.absent == []
+
+
+def test_a_nested_needed_source_is_looked_up_by_its_path() -> None:
+    from offergrid_integration.catalog.mapping import NeededColumns
+
+    columns = NeededColumns(["pricing.monthly", "sku"])
+    columns.see(RawRow(1, {"sku": "A", "pricing": {"yearly": 1}}))
+    assert columns.absent == ["pricing.monthly"]
+    columns.see(RawRow(2, {"sku": "B", "pricing": {"monthly": None}}))
+    assert columns.absent == []
+
+
+# --- a catalog is complete (docs/decisions.md#15) -------------------------------------------------------
+def read_checked(data: bytes, catalog_format: CatalogFormat) -> tuple[Any, Any]:
+    from offergrid_integration.catalog.sources import CatalogCheck
+
+    check = CatalogCheck()
+    return parse_catalog(data, catalog_format, check=check), check
+
+
+CSV_ROWS = f"{HEADER}\nTV-1,One,tv,10,true,a\nSKU-29,Two,tv,10,true,b\n"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        CSV_ROWS[: CSV_ROWS.rindex("SKU-29") + len("SKU-2")],  # cut inside the SKU: "SKU-2"
+        CSV_ROWS.removesuffix("\n"),  # whole-looking, but no line break at the end
+        CSV_ROWS.removesuffix("10,true,b\n") + "\n",  # fewer cells than the header
+        CSV_ROWS.removesuffix("b\n") + '"an open quote\n',  # the text ends inside a quoted cell
+    ],
+    ids=["cut inside the sku", "no final line break", "fewer cells", "inside quotes"],
+)
+def test_the_last_csv_row_of_a_cut_export_is_not_read_and_names_no_sku(text: str) -> None:
+    parsed, check = read_checked(text.encode(), CatalogFormat.CSV)
+
+    assert [row.fields["sku"] for row in parsed.rows] == ["TV-1"]
+    (error,) = parsed.errors
+    assert (error.row, error.sku, error.candidates, error.cut) == (3, None, (), True)
+    assert check.truncated is not None
+    assert "row 3" in check.truncated
+    assert "line break" in check.truncated  # what to do
+    assert "manifest" in check.truncated
+
+
+def test_a_short_row_inside_the_csv_is_read_as_before() -> None:
+    text = f"{HEADER}\nTV-1,One,tv,10\nTV-2,Two,tv,10,true,b\n"
+
+    parsed, check = read_checked(text.encode(), CatalogFormat.CSV)
+
+    assert [row.fields.get("isActive") for row in parsed.rows] == [None, "true"]
+    assert (parsed.errors, check.problems) == ([], [])
+
+
+def test_a_csv_cut_inside_its_header_is_cut() -> None:
+    parsed, check = read_checked(b"sku,productName,ty", CatalogFormat.CSV)
+    assert (parsed.rows, parsed.errors) == ([], [])
+    assert check.truncated is not None
+
+
+@pytest.mark.parametrize(
+    ("text", "rows"),
+    [
+        ('{"sku": "A"}\n{"sku": "B"}', ["A"]),  # whole JSON, but no line break: it may be all there is
+        ('{"sku": "A"}\n{"sku": "SKU-2', ["A"]),
+    ],
+)
+def test_the_last_json_line_without_a_line_break_is_not_read(text: str, rows: list[str]) -> None:
+    parsed, check = read_checked(text.encode(), CatalogFormat.JSONL)
+
+    assert [row.fields["sku"] for row in parsed.rows] == rows
+    assert [(e.row, e.sku, e.cut) for e in parsed.errors] == [(2, None, True)]
+    assert check.truncated is not None
+
+
+def test_a_blank_last_line_without_a_line_break_is_no_cut() -> None:
+    parsed, check = read_checked(b'{"sku": "A"}\n  ', CatalogFormat.JSONL)
+    assert ([row.fields["sku"] for row in parsed.rows], parsed.errors, check.problems) == (["A"], [], [])
+
+
+@pytest.mark.parametrize(
+    ("text", "rows", "cut_row"),
+    [
+        ('[{"sku": "A"}, {"sku": "B"}', ["A", "B"], None),  # not closed after a whole element
+        ('[{"sku": "A"}, {"sku": "B"},', ["A", "B"], None),
+        ('[{"sku": "A"}, {"sku": "SKU-2', ["A"], 2),  # the text ends inside element 2
+        ('[{"sku": "A"}, {"sku": "B", "isActive": tr', ["A"], 2),
+        ("[", [], None),
+    ],
+)
+def test_an_unclosed_json_array_is_cut_and_its_whole_elements_are_read(
+    text: str, rows: list[str], cut_row: int | None
+) -> None:
+    parsed, check = read_checked(text.encode(), CatalogFormat.JSON)
+
+    assert [row.fields["sku"] for row in parsed.rows] == rows
+    assert [(e.row, e.sku, e.cut) for e in parsed.errors] == ([(cut_row, None, True)] if cut_row else [])
+    assert check.truncated is not None
+    assert check.rows == len(rows) + (1 if cut_row else 0)
+
+
+@pytest.mark.parametrize("catalog_format", [CatalogFormat.CSV, CatalogFormat.JSONL, CatalogFormat.JSON])
+def test_a_whole_export_is_no_cut(catalog_format: CatalogFormat) -> None:
+    parsed, check = read_checked(export(catalog_format, ["A", "B"]), catalog_format)
+
+    assert [row.fields["sku"] for row in parsed.rows] == ["A", "B"]
+    assert (parsed.errors, check.problems, check.rows) == ([], [], 2)
+
+
+def export(catalog_format: CatalogFormat, skus: list[str]) -> bytes:
+    products = [product(sku) for sku in skus]
+    if catalog_format is CatalogFormat.JSON:
+        return json.dumps(products).encode()
+    if catalog_format is CatalogFormat.JSONL:
+        return "".join(json.dumps(p) + "\n" for p in products).encode()
+    return (
+        HEADER
+        + "\n"
+        + "".join(
+            ",".join(str(p[c]).lower() if isinstance(p[c], bool) else str(p[c]) for c in HEADER.split(","))
+            + "\n"
+            for p in products
+        )
+    ).encode()

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 import boto3
 import httpx
 import pytest
 
 from offergrid_integration.catalog.sources import (
+    CatalogCheck,
     CatalogFormat,
     CatalogReadError,
     FileCatalogSource,
     HttpsCatalogSource,
+    ManifestStatus,
+    ParsedCatalog,
     S3CatalogSource,
     detect_format,
     parse_catalog,
@@ -118,6 +123,8 @@ def test_https_source_sends_the_crm_key_from_secrets_manager(aws) -> None:
         seen.append(request)
         if request.headers.get("authorization") != "Bearer crm-test-key-123":
             return httpx.Response(401)
+        if request.url.path != "/export":
+            return httpx.Response(404)
         return httpx.Response(200, text="sku,productName\nA,One\n", headers={"content-type": "text/csv"})
 
     source = HttpsCatalogSource(
@@ -128,12 +135,19 @@ def test_https_source_sends_the_crm_key_from_secrets_manager(aws) -> None:
     )
 
     # When it is read
-    parsed = source.read()
+    check = CatalogCheck()
+    parsed = ParsedCatalog.collect(source.rows(check=check))
 
     # Then the key went in the header, the format came from the content type, and the description
     # (logged, reported) carries no query string
     assert [dict(row.fields) for row in parsed.rows] == [{"sku": "A", "productName": "One"}]
-    assert len(seen) == 1
+    # And the manifest was looked for beside it, with the same key (404: there is none)
+    assert [str(request.url) for request in seen] == [
+        "https://crm.example.com/export.manifest.json?token=abc",
+        "https://crm.example.com/export?token=abc",
+    ]
+    assert check.manifest is ManifestStatus.ABSENT
+    assert check.problems == []
     assert source.description == "https://crm.example.com/export"
 
 
@@ -168,3 +182,133 @@ def test_the_source_is_chosen_by_the_location_scheme(tmp_path: Path) -> None:
     # A Lambda never reads its own file system as a catalog: a path is refused unless the CLI allows it.
     with pytest.raises(ValueError, match=r"s3:// or https://"):
         open_catalog_source(str(local))
+
+
+# ---------------------------------------------------------------------------------------------------
+# The manifest beside the catalog (docs/decisions.md#15): absent, matched, not matching, unreadable
+# ---------------------------------------------------------------------------------------------------
+CATALOG = b"sku,productName\nA,One\nB,Two"  # no final line break: only a manifest vouches for row B
+
+
+def manifest_of(data: bytes, rows: int) -> bytes:
+    return json.dumps({"rows": rows, "sha256": hashlib.sha256(data).hexdigest()}).encode()
+
+
+MANIFESTS: dict[str, tuple[bytes | None, ManifestStatus, list[str]]] = {
+    # name: (manifest bytes or None for none, the check's verdict, the rows read)
+    "absent": (None, ManifestStatus.ABSENT, ["A"]),
+    "matched": (manifest_of(CATALOG, 2), ManifestStatus.MATCHED, ["A", "B"]),
+    "other rows": (manifest_of(CATALOG, 3), ManifestStatus.MISMATCH, ["A", "B"]),
+    "other bytes": (manifest_of(CATALOG + b"\nC,Three\n", 2), ManifestStatus.MISMATCH, ["A"]),
+    "not json": (b"rows=2", ManifestStatus.UNREADABLE, ["A"]),
+    "no sha256": (b'{"rows": 2}', ManifestStatus.UNREADABLE, ["A"]),
+}
+
+
+def assert_checked(source: Any, name: str) -> None:
+    _, status, rows = MANIFESTS[name]
+    check = CatalogCheck()
+
+    parsed = ParsedCatalog.collect(source.rows(check=check))
+
+    assert [row.fields["sku"] for row in parsed.rows] == rows
+    assert check.manifest is status
+    # Only a manifest that matches vouches for the last row (no line break after it); any other
+    # manifest is a problem that keeps every offer on sale
+    if status is ManifestStatus.MATCHED:
+        assert check.problems == []
+    elif status is ManifestStatus.ABSENT:
+        assert check.problems == [check.truncated]
+    else:
+        assert check.manifest_problem is not None
+        assert check.manifest_problem in check.problems
+        assert "nothing is taken off sale" in check.manifest_problem.lower()
+
+
+@pytest.mark.parametrize("name", sorted(MANIFESTS))
+def test_s3_source_checks_the_manifest_beside_the_object(aws: None, name: str) -> None:
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="catalog", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    s3.put_object(Bucket="catalog", Key="export/products.csv", Body=CATALOG)
+    manifest = MANIFESTS[name][0]
+    if manifest is not None:
+        s3.put_object(Bucket="catalog", Key="export/products.csv.manifest.json", Body=manifest)
+
+    assert_checked(S3CatalogSource("s3://catalog/export/products.csv"), name)
+
+
+@pytest.mark.parametrize("name", sorted(MANIFESTS))
+def test_file_source_checks_the_manifest_beside_the_file(tmp_path: Path, name: str) -> None:
+    path = tmp_path / "products.csv"
+    path.write_bytes(CATALOG)
+    manifest = MANIFESTS[name][0]
+    if manifest is not None:
+        (tmp_path / "products.csv.manifest.json").write_bytes(manifest)
+
+    assert_checked(FileCatalogSource(path), name)
+
+
+@pytest.mark.parametrize("name", sorted(MANIFESTS))
+def test_https_source_checks_the_manifest_at_the_url_plus_manifest_json(name: str) -> None:
+    manifest = MANIFESTS[name][0]
+
+    def crm(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/export/products.csv":
+            return httpx.Response(200, content=CATALOG)
+        if request.url.path == "/export/products.csv.manifest.json" and manifest is not None:
+            assert request.url.params["token"] == "abc"  # the catalog URL's query, kept
+            return httpx.Response(200, content=manifest, headers={"content-type": "application/json"})
+        return httpx.Response(404)
+
+    source = HttpsCatalogSource(
+        "https://crm.example.com/export/products.csv?token=abc", transport=httpx.MockTransport(crm)
+    )
+    assert_checked(source, name)
+
+
+@pytest.mark.parametrize("status", [403, 500, 503])
+def test_a_manifest_the_crm_will_not_answer_for_keeps_every_offer_on_sale(status: int) -> None:
+    def crm(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith(".manifest.json"):
+            return httpx.Response(status)
+        return httpx.Response(200, content=b"sku\nA\n", headers={"content-type": "text/csv"})
+
+    source = HttpsCatalogSource(
+        "https://crm.example.com/export?token=secret-token", transport=httpx.MockTransport(crm)
+    )
+    check = CatalogCheck()
+
+    parsed = ParsedCatalog.collect(source.rows(check=check))
+
+    assert [row.fields["sku"] for row in parsed.rows] == ["A"]
+    assert check.manifest is ManifestStatus.UNREADABLE
+    assert check.manifest_problem is not None
+    assert f"HTTP {status}" in check.manifest_problem
+    assert "secret-token" not in check.manifest_problem  # the query may carry a token: never in a report
+
+
+def test_a_manifest_that_matches_lets_a_last_row_with_fewer_cells_count(tmp_path: Path) -> None:
+    data = b"sku,productName,description\nA,One,x\nB,Two\n"  # an exporter that leaves empty cells out
+    path = tmp_path / "products.csv"
+    path.write_bytes(data)
+    (tmp_path / "products.csv.manifest.json").write_bytes(manifest_of(data, 2))
+    check = CatalogCheck()
+
+    parsed = ParsedCatalog.collect(FileCatalogSource(path).rows(check=check))
+
+    assert [row.fields["sku"] for row in parsed.rows] == ["A", "B"]
+    assert (check.manifest, check.problems) == (ManifestStatus.MATCHED, [])
+
+
+def test_a_manifest_never_vouches_for_a_cell_left_open(tmp_path: Path) -> None:
+    data = b'sku,productName\nA,One\nB,"Two\n'
+    path = tmp_path / "products.csv"
+    path.write_bytes(data)
+    (tmp_path / "products.csv.manifest.json").write_bytes(manifest_of(data, 2))
+    check = CatalogCheck()
+
+    parsed = ParsedCatalog.collect(FileCatalogSource(path).rows(check=check))
+
+    assert [(e.row, e.cut) for e in parsed.errors] == [(3, True)]
+    assert check.manifest is ManifestStatus.MATCHED
+    assert check.truncated is not None

@@ -43,7 +43,8 @@ def test_webhook_settings_defaults_and_no_api_key_needed():
 
     assert settings.offergrid_webhook_secret == "offergrid/webhook-secret"
     assert settings.orders_queue_url == QUEUE_URL
-    assert settings.webhook_max_body_bytes == 262144
+    assert settings.webhook_max_body_bytes == 6 * 1024 * 1024  # Lambda's request limit (decisions #2)
+    assert settings.claim_check_bucket is None
     assert settings.secrets_cache_seconds == 300
     assert settings.aws_endpoint_url is None
 
@@ -153,6 +154,7 @@ def test_env_var_names_are_the_aliases():
         "OFFERGRID_WEBHOOK_SECRET",
         "ORDERS_QUEUE_URL",
         "WEBHOOK_MAX_BODY_BYTES",
+        "CLAIM_CHECK_BUCKET",
     ]
 
 
@@ -191,7 +193,7 @@ WEBHOOK_BAD_VALUES = [
     ("ORDERS_QUEUE_URL", "https://example.com/123456789012/orders"),
     ("ORDERS_QUEUE_URL", "https://sqs.eu-west-1.amazonaws.com/123456789012/"),
     ("WEBHOOK_MAX_BODY_BYTES", "0"),
-    ("WEBHOOK_MAX_BODY_BYTES", "262145"),
+    ("WEBHOOK_MAX_BODY_BYTES", "6291457"),
     ("WEBHOOK_MAX_BODY_BYTES", "256KiB"),
     ("SECRETS_CACHE_SECONDS", "7200"),
     ("AWS_ENDPOINT_URL", "not a url"),

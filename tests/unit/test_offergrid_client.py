@@ -1,4 +1,5 @@
-"""Pure decisions of the Offergrid client: Retry-After, backoff, what is retried, list pages."""
+"""Pure decisions of the Offergrid client: Retry-After, backoff, what is retried (list pages:
+test_offergrid_client_paging.py)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import itertools
 from datetime import UTC, datetime
 from email.utils import format_datetime
 
+import httpx
 import pytest
 
 from offergrid_integration.clock import ScaledClock, SystemClock
@@ -14,10 +16,8 @@ from offergrid_integration.offergrid.client import (
     MAX_RETRY_AFTER,
     MAX_RETRY_DELAY,
     OffergridClient,
-    _real_seconds,
     _should_retry,
     compute_backoff,
-    parse_page,
     parse_retry_after,
     retry_wait,
 )
@@ -97,107 +97,6 @@ class TestShouldRetry:
         assert _should_retry(None) is True
 
 
-class TestParsePage:
-    def test_bare_array_is_the_whole_list(self):
-        assert parse_page([{"id": 1}], {}) == ([{"id": 1}], None)
-
-    @pytest.mark.parametrize("key", ["data", "items", "offers", "orders"])
-    def test_envelope_keys(self, key):
-        assert parse_page({key: [1, 2]}, {}) == ([1, 2], None)
-
-    @pytest.mark.parametrize("key", ["nextCursor", "next_cursor", "cursor", "next"])
-    def test_cursor_keys_keep_the_other_params(self, key):
-        items, nxt = parse_page({"data": [1], key: "abc"}, {"status": "pending"})
-        assert items == [1]
-        assert nxt == {"status": "pending", "cursor": "abc"}
-
-    @pytest.mark.parametrize("end", [None, ""])
-    def test_empty_cursor_ends(self, end):
-        assert parse_page({"data": [1], "nextCursor": end}, {"cursor": "x"}) == ([1], None)
-
-    def test_next_link_carries_its_query(self):
-        body = {"data": [1], "next": "https://api.offergrid.io/provider/orders?status=pending&page=3"}
-        assert parse_page(body, {"status": "pending"})[1] == {"status": "pending", "page": "3"}
-
-    @pytest.mark.parametrize(
-        ("body", "expected"),
-        [
-            ({"items": [1], "page": 1, "totalPages": 3}, {"page": "2"}),
-            ({"items": [1], "page": 3, "totalPages": 3}, None),
-            ({"items": [], "page": 1, "totalPages": 0}, None),
-            ({"items": [1], "page": 2, "pages": 5}, {"page": "3"}),
-            ({"items": [1], "page": 1, "hasMore": True}, {"page": "2"}),
-            ({"items": [1], "page": 1, "hasMore": False}, None),
-            ({"items": [1], "page": 4}, {"page": "5"}),  # no totals: go on until an empty page
-            ({"items": [], "page": 5}, None),
-        ],
-    )
-    def test_page_numbers(self, body, expected):
-        assert parse_page(body, {})[1] == expected
-
-    def test_has_more_without_page_counts_from_the_request(self):
-        assert parse_page({"data": [1], "hasMore": True}, {"page": "2"})[1] == {"page": "3"}
-        assert parse_page({"data": [1], "has_more": True}, {})[1] == {"page": "2"}
-
-    def test_links_next_is_followed_with_the_listing_filters(self):
-        body = {"data": [1], "meta": {"page": 1, "totalPages": 3}, "links": {"next": "/x?page%5Bnumber%5D=2"}}
-        nxt = parse_page(body, {"status": "pending", "page[number]": "1"}, base_params={"status": "pending"})
-        assert nxt[1] == {"status": "pending", "page[number]": "2"}
-
-    def test_links_next_null_on_the_last_page(self):
-        body = {"data": [1], "meta": {"page": 3, "totalPages": 3}, "links": {"next": None}}
-        assert parse_page(body, {"page": "3"})[1] is None
-
-    def test_meta_page_and_total_pages_without_links(self):
-        assert parse_page({"data": [1], "meta": {"page": 1, "totalPages": 2}}, {})[1] == {"page": "2"}
-        assert parse_page({"data": [1], "meta": {"currentPage": 2, "lastPage": 2}}, {})[1] is None
-
-    @pytest.mark.parametrize(
-        ("body", "expected"),
-        [
-            ({"data": [1, 2], "total": 5, "limit": 2, "offset": 0}, {"offset": "2", "limit": "2"}),
-            ({"data": [1], "total": 5, "limit": 2, "offset": 4}, None),
-            ({"data": [1, 2], "meta": {"total": 3, "offset": 0, "limit": 2}}, {"offset": "2", "limit": "2"}),
-            (
-                {"data": [1, 2], "limit": 2, "offset": 0},
-                {"offset": "2", "limit": "2"},
-            ),  # no total: a full page
-            ({"data": [1], "limit": 2, "offset": 2}, None),  # a short page is the last
-        ],
-    )
-    def test_total_offset_limit(self, body, expected):
-        assert parse_page(body, {})[1] == expected
-
-    def test_link_header_continues_a_bare_array(self):
-        items, nxt = parse_page(
-            [1], {"status": "pending"}, next_link="/provider/orders?status=pending&after=abc"
-        )
-        assert (items, nxt) == ([1], {"status": "pending", "after": "abc"})
-
-    def test_next_as_an_href_object(self):
-        assert parse_page({"data": [1], "next": {"href": "?cursor=c2"}}, {})[1] == {"cursor": "c2"}
-
-    @pytest.mark.parametrize(
-        "body",
-        [
-            {"data": [1], "total": 2},
-            {"items": [1], "meta": {"totalItems": 9}},
-            {"offers": [1, 2], "pagination": {"total_count": 3}},
-        ],
-    )
-    def test_more_without_a_way_there_is_refused(self, body):
-        with pytest.raises(ValueError, match="no way to the next page"):
-            parse_page(body, {})
-
-    def test_a_total_that_is_reached_ends(self):
-        assert parse_page({"data": [1, 2], "total": 2}, {})[1] is None
-
-    @pytest.mark.parametrize("body", [{"result": []}, {"data": "nope"}, "text", 42, None])
-    def test_unusable_bodies_raise(self, body):
-        with pytest.raises(ValueError, match=r"expected a JSON array|no list"):
-            parse_page(body, {})
-
-
 class TestClientBasics:
     def test_repr_shows_no_key(self):
         client = OffergridClient(api_key=lambda *, force_refresh=False: "sk-very-secret")
@@ -207,14 +106,36 @@ class TestClientBasics:
         finally:
             client.close()
 
-    @pytest.mark.parametrize("kwargs", [{"timeout": 0}, {"max_retries": -1}])
+    @pytest.mark.parametrize("kwargs", [{"timeout": 0}, {"max_retries": -1}, {"max_pages": 0}])
     def test_bad_settings_are_refused(self, kwargs):
         with pytest.raises(ValueError, match="must"):
             OffergridClient(api_key=lambda *, force_refresh=False: "k", **kwargs)
 
-    def test_timeouts_follow_the_clock_scale(self):
-        assert _real_seconds(SystemClock(), 10.0) == 10.0
-        assert _real_seconds(ScaledClock(60), 120.0) == pytest.approx(2.0)
+    @pytest.mark.parametrize("clock", [SystemClock(), ScaledClock(60)], ids=["system", "scaled"])
+    def test_an_attempt_waits_real_seconds_whatever_the_clock(self, clock):
+        # A server's answer takes real time, which no clock compresses: on ScaledClock(60) the 10 s
+        # timeout was 1/6 real second, which a loaded machine exceeds (a retried POST: issue 22)
+        seen: list[dict[str, float]] = []
+
+        def answer(request: httpx.Request) -> httpx.Response:
+            seen.append(request.extensions["timeout"])
+            return httpx.Response(200, json=[])
+
+        for left in (None, 4.0):
+            client = OffergridClient(
+                api_key=lambda *, force_refresh=False: "k",
+                clock=clock,
+                remaining_time=None if left is None else (lambda: 4.0),
+                transport=httpx.MockTransport(answer),
+            )
+            with client:
+                list(client.list_offers())
+
+        # 10 s per attempt (3 s to connect), bounded by the time left less the 1 s margin
+        assert seen == [
+            {"connect": 3.0, "read": 10.0, "write": 10.0, "pool": 10.0},
+            {"connect": 3.0, "read": 3.0, "write": 3.0, "pool": 3.0},
+        ]
 
     def test_ids_are_one_path_segment(self):
         client = OffergridClient(api_key=lambda *, force_refresh=False: "k")

@@ -13,11 +13,12 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
 
+import boto3
 import httpx
 import pytest
 
 from offergrid_integration.clock import ScaledClock
-from offergrid_integration.offergrid.client import MAX_RETRY_AFTER, OffergridClient
+from offergrid_integration.offergrid.client import MAX_RETRIES, MAX_RETRY_AFTER, OffergridClient
 from offergrid_integration.offergrid.errors import (
     APIConnectionError,
     APIStatusError,
@@ -30,6 +31,7 @@ from offergrid_integration.offergrid.errors import (
     PermissionDeniedError,
     RateBudgetExhausted,
     RateLimitError,
+    RequestTimeoutError,
     UnexpectedResponseError,
     UnprocessableEntityError,
 )
@@ -44,6 +46,7 @@ from offergrid_integration.offergrid.models import (
     OrderItemStatus,
     StatusUpdate,
 )
+from offergrid_integration.secrets import Secret, parse_api_key
 
 KEY = "test-api-key"
 
@@ -283,6 +286,30 @@ class TestErrors:
         assert [call.status for call in offergrid_fake.calls] == [401, 200, 200]
         assert provider.calls == [False, True, False]
 
+    def test_a_key_rotated_in_secrets_manager_is_read_again_after_one_401(
+        self, aws, make_client, offergrid_fake
+    ):
+        # docs/decisions.md#19. Given the key in Secrets Manager, read and cached by a warm client
+        secrets = boto3.client("secretsmanager")
+        secrets.create_secret(Name="offergrid/api-key", SecretString="old-api-key-0001")
+        offergrid_fake.add_api_key("old-api-key-0001")
+        secret = Secret("offergrid/api-key", parse_api_key, max_age_seconds=3600)
+        client = make_client(api_key=secret)
+        seeded = offergrid_fake.add_offer(sku="ROT-2")
+        client.get_offer(seeded["id"])
+
+        # When the key is rotated (Secrets Manager has the new one, Offergrid refuses the old one)
+        secrets.put_secret_value(SecretId="offergrid/api-key", SecretString="new-api-key-0002")
+        offergrid_fake.add_api_key("new-api-key-0002")
+        offergrid_fake.revoke_api_key("old-api-key-0001")
+        offer = client.get_offer(seeded["id"])
+
+        # Then one 401 cost one extra request: the key was read again past its cache, and kept
+        again = client.get_offer(seeded["id"])
+        assert offer.id == again.id == seeded["id"]
+        assert [call.status for call in offergrid_fake.calls] == [200, 401, 200, 200]
+        assert secret() == "new-api-key-0002"
+
     def test_reseller_key_gets_permission_denied(self, offergrid_fake_factory, make_client):
         fake = offergrid_fake_factory(reseller_keys=["reseller-key"])
         client = make_client(base_url=fake.base_url, api_key=KeyProvider("reseller-key"))
@@ -365,6 +392,29 @@ class TestRetries:
 
         assert list(client.list_offers()) == []
         assert [call.status for call in offergrid_fake.calls] == [status, 200]
+
+    def test_a_408_is_retried_like_a_5xx(self, make_client, offergrid_fake):
+        # docs/decisions.md#19: the server gave up waiting; a later attempt can succeed
+        item = offergrid_fake.add_order_item()
+        waits: dict[int, list[float]] = {}
+        for status in (503, 408):
+            clock = RecordingClock()
+            client = make_client(clock=clock, rng=lambda: 1.0)
+            offergrid_fake.inject_fault("status", status=status, times=MAX_RETRIES + 1)
+            with pytest.raises(APIStatusError) as info:
+                client.update_order_item_status(item["id"], StatusUpdate(status=OrderItemStatus.ACCEPTED))
+            assert info.value.retryable is True
+            assert [call.status for call in offergrid_fake.calls] == [status] * (MAX_RETRIES + 1)
+            waits[status] = clock.sleeps
+            offergrid_fake.clear_calls()
+        assert waits[408] == waits[503]
+        assert isinstance(info.value, RequestTimeoutError)
+
+        # and a 408 followed by a success applies the change once
+        offergrid_fake.inject_fault("status", status=408)
+        make_client().update_order_item_status(item["id"], StatusUpdate(status=OrderItemStatus.ACCEPTED))
+        assert [call.status for call in offergrid_fake.calls] == [408, 200]
+        assert offergrid_fake.order_items[item["id"]]["status"] == "accepted"
 
     def test_dropped_connection_is_retried(self, client, offergrid_fake):
         seeded = offergrid_fake.add_offer(sku="R-2")

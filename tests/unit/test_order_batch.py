@@ -70,6 +70,23 @@ def test_every_record_is_handled_and_only_the_failed_ones_are_listed() -> None:
     assert handler.calls == ["begin:m1,m2,m3,m4,m5", "m1", "m2", "m3", "m4", "m5", "end"]
 
 
+def test_a_begin_batch_that_fails_fails_no_record_each_is_still_handled() -> None:
+    # Given a handler whose batch preparation (parsing, batched reads) raises
+    class FailingBegin(Recorder):
+        def begin_batch(self, records: Sequence[SqsRecord]) -> None:
+            super().begin_batch(records)
+            raise UnicodeEncodeError("utf-8", "\ud83d", 0, 1, "surrogates not allowed")
+
+    handler = FailingBegin(fail={"m2": RuntimeError("boom")})
+
+    # When a batch arrives
+    response = SqsBatch(handler).process({"Records": [record("m1"), record("m2"), record("m3")]})
+
+    # Then it is not a failure of the batch: every record is handled on its own, only m2 fails
+    assert failures(dict(response)) == ["m2"]
+    assert handler.calls == ["begin:m1,m2,m3", "m1", "m2", "m3", "end"]
+
+
 def test_a_batch_whose_records_all_fail_is_answered_not_raised() -> None:
     handler = Recorder(fail={"a": RuntimeError("x"), "b": RuntimeError("y")})
 

@@ -6,25 +6,36 @@ simulated hour takes milliseconds and the waits are exact.
 
 from __future__ import annotations
 
+import math
 import random
 import threading
+import time
 from bisect import bisect_right
 from collections.abc import Callable
+from datetime import UTC, datetime
+from email.utils import formatdate
 from typing import Any, cast
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from offergrid_integration.clock import SYSTEM_CLOCK, SkewedClock
 from offergrid_integration.offergrid.errors import RateBudgetExhausted
 from offergrid_integration.ratelimit import (
+    BACKGROUND_RESERVE_AHEAD,
     DEFAULT_ORDER_RESERVE,
     DEFAULT_WINDOWS,
+    MAX_REFERENCE_READS,
+    MAX_REFERENCE_WIDTH,
     MAX_WAIT,
+    ORDERS_IDLE_AFTER,
     TTL_SECONDS,
     WAIT_SAFETY_MARGIN,
     Allowance,
     BucketState,
+    ClockOffset,
+    DateHeaderTime,
     DynamoDBRateBudget,
     InProcessRateBudget,
     Lane,
@@ -32,6 +43,8 @@ from offergrid_integration.ratelimit import (
     RateWindow,
     budget_id_for_api_key,
     build_rate_budget,
+    date_header_seconds,
+    reference_time_for,
     refill,
 )
 
@@ -384,6 +397,7 @@ def test_item_layout(dynamodb: Any, clock: FakeClock) -> None:
         "lane_updated_at_60s": "N",
         "lane_tokens_3600s": "N",
         "lane_updated_at_3600s": "N",
+        "orders_at": "N",
     }
     assert item["pk"]["S"] == "ratelimit#abc123"
     numbers = {name: float(value["N"]) for name, value in item.items() if "N" in value}
@@ -400,6 +414,8 @@ def test_item_layout(dynamodb: Any, clock: FakeClock) -> None:
         "lane_updated_at_60s": T0,
         "lane_tokens_3600s": 290,
         "lane_updated_at_3600s": T0,
+        # the orders' latest slot (the background lane uses their reserve when they are idle)
+        "orders_at": T0,
     }
 
 
@@ -427,17 +443,26 @@ def test_two_instances_share_one_budget(dynamodb: Any, clock: FakeClock) -> None
     drain(other, 5)
 
 
-def test_a_host_with_a_slow_clock_cannot_take_slots_handed_out(dynamodb: Any, clock: FakeClock) -> None:
+@pytest.mark.parametrize("skew", [-10.0, 30.0], ids=["10s-behind", "30s-ahead"])
+def test_a_host_with_a_wrong_clock_schedules_in_the_true_time(
+    dynamodb: Any, clock: FakeClock, skew: float
+) -> None:
     a = DynamoDBRateBudget(TABLE, "skew", clock=clock, client=dynamodb)
     drain(a, 5)
-    # Given B's clock runs 10 s behind A's
-    b = DynamoDBRateBudget(TABLE, "skew", clock=FakeClock(T0 - 10), client=dynamodb)
-    # Then B sees no refill for the 10 s its clock lags (never a negative one either): its next
-    # slot is one token after A's last, on B's own time line
+    # Given B's clock is off the true one (A's): its reference is the true clock it is skewed from
+    b = DynamoDBRateBudget(TABLE, "skew", clock=SkewedClock(clock, skew), client=dynamodb)
+    # Then B's next slot is one token after A's last, in true time: it neither waits out a clock
+    # that is behind nor takes a slot early with one that is ahead
     with pytest.raises(RateBudgetExhausted) as refused:
         b.acquire(remaining_time=0)
-    assert refused.value.retry_after == pytest.approx(10 + MINUTE_TOKEN, rel=1e-6)
-    assert [s.tokens for s in b.snapshot()] == pytest.approx([0, 495])
+    assert refused.value.retry_after == pytest.approx(MINUTE_TOKEN, rel=1e-6)
+    b.acquire(remaining_time=5)
+    assert clock.sleeps == [pytest.approx(MINUTE_TOKEN, rel=1e-6)]
+    # And the item holds true times: A, on the true clock, finds its next slot a token later
+    assert float(stored(dynamodb, "skew")["updated_at_60s"]["N"]) == pytest.approx(T0 + MINUTE_TOKEN)
+    with pytest.raises(RateBudgetExhausted) as refused:
+        a.acquire(remaining_time=0)
+    assert refused.value.retry_after == pytest.approx(MINUTE_TOKEN, rel=1e-6)
 
 
 class SpyClient:
@@ -578,10 +603,11 @@ def test_build_rate_budget_with_a_table_uses_dynamodb(dynamodb: Any, clock: Fake
     assert stored(dynamodb, "built")["version"] == {"N": "1"}
 
 
-# --- lanes: orders first ---------------------------------------------------------------------------
+# --- lanes: orders first, nothing left idle ------------------------------------------------------
 # The background lane (offer sync, sweep, reconciliation) leaves a reserve of each window to the
-# order processor's lane: with the default 40 %, it alone never takes more than 58 of the minute's
-# 97 (55 sustained), and none at all while orders run above its share.
+# order processor's lane while orders are active: with the default 40 %, it then takes no more than
+# 58 of the minute's 97 (55 sustained), less what the orders take, and none at all while orders run
+# above its share. With no order for ORDERS_IDLE_AFTER seconds it may use the whole window.
 BACKGROUND_MINUTE = 58  # floor(97 * 0.6)
 BACKGROUND_TOKEN = 60 / 55  # its allowance refills (58 - 3) per minute
 
@@ -653,24 +679,24 @@ def test_the_background_allowance_follows_the_reserve() -> None:
         InProcessRateBudget(reserve=0.95)
 
 
-def test_a_background_lane_alone_never_eats_into_the_reserve(
-    make_lanes: LaneFactory, clock: FakeClock
-) -> None:
+def test_a_background_lane_alone_uses_the_whole_window(make_lanes: LaneFactory, clock: FakeClock) -> None:
     orders, background = make_lanes(clock)
-    # When the background lane takes tokens back to back for ten minutes
+    # When the background lane takes tokens back to back for ten minutes, no order in sight
     taken = run_back_to_back(background, clock, 600)
-    # Then no minute saw more than its 60 %: 39 of the 97 stay for orders in every minute
-    assert max_in_any_window(taken, 60) <= BACKGROUND_MINUTE
-    # And it still progresses at its share (55/min sustained)
-    assert len(taken) >= 0.95 * 55 * 10
-    # And orders, arriving right then, can still use the whole window: the burst at once (less the
-    # background's last request), then the window's full sustained pace, as if it were not there
-    clock.sleeps.clear()
-    drain(orders, 4)
-    assert clock.sleeps == []
+    # Then it runs at the window's sustained pace (work-conserving), never over the window
+    assert len(taken) >= 0.99 * 92 * 10
+    assert max_in_any_window(taken, 60) <= 97
+    # And an order arriving right then has its slot within about a second (the background reserves
+    # no further ahead), and from then on the orders have the window's full sustained pace
+    asked = clock.now()
+    orders.acquire(remaining_time=10)
+    assert clock.now() - asked <= BACKGROUND_RESERVE_AHEAD + MINUTE_TOKEN
     orders_taken = run_back_to_back(orders, clock, 60)
-    assert len(orders_taken) >= 92
+    assert len(orders_taken) >= 91
     assert max_in_any_window(taken + orders_taken, 60) <= 97
+    # While the orders are active the background lane has nothing: its allowance is in debt
+    with pytest.raises(RateBudgetExhausted):
+        background.acquire(remaining_time=0)
 
 
 def test_orders_above_the_background_share_leave_it_nothing(
@@ -732,15 +758,242 @@ def test_with_no_reserve_the_lanes_share_alike(make_lanes: LaneFactory, clock: F
     assert len(taken) >= 0.95 * 5 * 92
 
 
-def test_after_an_order_burst_the_background_waits_until_the_window_is_back_under_its_share(
+def test_after_an_order_burst_the_background_waits_until_the_orders_are_idle(
     make_lanes: LaneFactory, clock: FakeClock
 ) -> None:
     orders, background = make_lanes(clock)
     # Given orders that used the whole window for two minutes and then stopped
     run_back_to_back(orders, clock, 120)
-    burst_end = clock.now()
+    last_order = clock.now()
     # When a background caller asks right after
     background.acquire()
-    # Then it waited until the orders' debt (up to the 39 reserved) was refilled at its 55/min, not
-    # just for the next token (about 1 s): the minute after a burst stays the orders'
-    assert clock.now() - burst_end >= 39 * BACKGROUND_TOKEN
+    # Then it waited until the orders had been idle for ORDERS_IDLE_AFTER (they may come back within
+    # it), not until its allowance was out of the orders' debt (39 tokens at 55/min, about 43 s)
+    assert clock.now() - last_order == pytest.approx(ORDERS_IDLE_AFTER, abs=0.01)
+
+
+class TrickleClock(FakeClock):
+    """A `FakeClock` on which one order arrives every `every` seconds, taken (`orders.acquire()`)
+    while a background caller sleeps; every order's release is recorded."""
+
+    def __init__(self, every: float) -> None:
+        super().__init__()
+        self.every = every
+        self.next_order = T0
+        self.orders: RateBudget | None = None
+        self.released: list[float] = []
+        self._in_orders = False
+
+    def sleep(self, seconds: float) -> None:
+        if self._in_orders or self.orders is None:
+            super().sleep(seconds)
+            return
+        end = self.time + max(0.0, seconds)
+        self._in_orders = True
+        try:
+            while self.next_order <= end:
+                self.time = max(self.time, self.next_order)
+                self.orders.acquire(remaining_time=60)
+                self.released.append(self.time)
+                self.next_order += self.every
+        finally:
+            self._in_orders = False
+        self.time = max(self.time, end)
+
+
+def test_orders_below_the_background_share_leave_it_the_rest_of_its_share(make_lanes: LaneFactory) -> None:
+    # Given orders arriving steadily at 20 a minute (one every 3 s: active all along)
+    clock = TrickleClock(every=3.0)
+    orders, background = make_lanes(clock)
+    clock.orders = orders
+    clock.sleep(0)  # the first order
+    # When the background lane takes tokens back to back beside them for five minutes
+    taken = run_back_to_back(background, clock, 300)
+    # Then it had its share (58 a minute, 55 sustained) less the orders' 20, not the window's rest
+    assert 5 * (55 - 20) - 5 <= len(taken) <= 5 * (58 - 20) + 3
+    # And the orders were all served, one every 3 s
+    assert len(clock.released) >= 100
+
+
+# --- shared time: AWS's clock from the Date header -------------------------------------------------
+
+
+def dated(seconds: float) -> dict[str, Any]:
+    """A botocore response (or error response) carrying AWS's `Date` for `seconds` (floored)."""
+    return {"ResponseMetadata": {"HTTPHeaders": {"date": formatdate(math.floor(seconds), usegmt=True)}}}
+
+
+def test_one_answer_bounds_the_offset_by_its_second_and_its_round_trip() -> None:
+    # Given AWS 30 s behind this host; an answer sent at local 100.2, received at 100.3
+    reference = DateHeaderTime()
+    true_offset = -30.0
+    reference.observe(100.2, 100.3, dated(100.25 + true_offset))
+    offset = reference.offset(100.3)
+    # Then the offset lies in [D - received, D + 1 - sent]: one second and one round trip wide
+    assert offset is not None
+    assert offset.low <= true_offset <= offset.high
+    assert offset.width == pytest.approx(1.1)
+
+
+def test_answers_at_other_fractions_of_a_second_narrow_the_offset_to_the_round_trip() -> None:
+    reference = DateHeaderTime()
+    true_offset = 12.345
+    rng = random.Random(5)
+    local = 1_000.0
+    for _ in range(40):
+        local += rng.uniform(0.1, 3.0)
+        round_trip = rng.uniform(0.005, 0.03)
+        stamped = local + rng.uniform(0, round_trip)  # AWS dates the answer somewhere in the trip
+        reference.observe(local, local + round_trip, dated(stamped + true_offset))
+    offset = reference.offset(local)
+    assert offset is not None
+    assert offset.low <= true_offset <= offset.high
+    assert offset.width <= 0.2  # from the 1.03 s of one answer
+
+
+def test_a_stepped_clock_starts_the_offset_again_from_the_new_answer() -> None:
+    reference = DateHeaderTime()
+    reference.observe(100.0, 100.01, dated(100.005))
+    # When this host's clock is stepped 20 s back (NTP after a laptop woke up)
+    reference.observe(90.0, 90.01, dated(110.005))
+    offset = reference.offset(90.01)
+    # Then the old interval, disjoint from the answer, is dropped
+    assert offset is not None
+    assert offset.low <= 20.0 <= offset.high
+    assert offset.width == pytest.approx(1.01)
+
+
+def test_a_learnt_offset_widens_with_its_age() -> None:
+    reference = DateHeaderTime(drift=1e-3)
+    reference.observe(0.0, 0.0, dated(0.5))
+    fresh, aged = reference.offset(0.0), reference.offset(1000.0)
+    assert fresh is not None
+    assert aged is not None
+    assert aged.width == pytest.approx(fresh.width + 2 * 1.0)
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        {},
+        {"ResponseMetadata": {}},
+        {"ResponseMetadata": {"HTTPHeaders": {}}},
+        {"ResponseMetadata": {"HTTPHeaders": {"date": "yesterday"}}},
+        {"ResponseMetadata": {"HTTPHeaders": {"date": "Tue, 01 Dec 2026 10:00:00"}}},  # no zone
+        {"ResponseMetadata": {"HTTPHeaders": {"date": 5}}},
+    ],
+)
+def test_an_answer_without_a_usable_date_teaches_nothing(response: dict[str, Any]) -> None:
+    assert date_header_seconds(response) is None
+    reference = DateHeaderTime()
+    reference.observe(0.0, 0.1, response)
+    assert reference.offset(0.1) is None
+
+
+def test_the_date_header_is_read_as_aws_sends_it() -> None:
+    assert date_header_seconds(dated(1_800_000_000.7)) == 1_800_000_000
+    assert (
+        date_header_seconds({"ResponseMetadata": {"HTTPHeaders": {"date": "Sun, 06 Dec 2026 17:29:58 GMT"}}})
+        == datetime(2026, 12, 6, 17, 29, 58, tzinfo=UTC).timestamp()
+    )
+
+
+def test_the_reference_follows_the_clock() -> None:
+    # The system clock's reference is AWS's; a skewed system clock's too (a laptop); a test clock is
+    # its own; a skewed test clock's is the test clock it is skewed from
+    assert isinstance(reference_time_for(SYSTEM_CLOCK), DateHeaderTime)
+    assert isinstance(reference_time_for(SkewedClock(SYSTEM_CLOCK, 30)), DateHeaderTime)
+    fake = FakeClock()
+    assert reference_time_for(fake).offset(fake.now()) == ClockOffset(0.0, 0.0)
+    skewed = SkewedClock(SkewedClock(fake, 30), 5)
+    offset = reference_time_for(skewed).offset(skewed.now())
+    assert offset is not None
+    assert offset.estimate == pytest.approx(-35)
+    assert offset.width == pytest.approx(0, abs=1e-6)
+
+
+def test_against_moto_the_date_header_places_a_laptop_30s_ahead(dynamodb: Any) -> None:
+    # Given the offer-sync CLI's budget on a laptop whose clock is 30 s fast (moto dates its answers
+    # with this machine's clock, as AWS does with its own)
+    laptop = SkewedClock(SYSTEM_CLOCK, 30)
+    budget = DynamoDBRateBudget(TABLE, "laptop", clock=laptop, client=dynamodb, lane=Lane.BACKGROUND)
+    assert isinstance(budget.reference, DateHeaderTime)
+    # When it takes a slot (one read, one write)
+    budget.acquire(remaining_time=5)
+    # Then it knows AWS's time is 30 s behind its own, within a second and a round trip
+    offset = budget.reference.offset(laptop.now())
+    assert offset is not None
+    assert offset.low <= -30 <= offset.high
+    assert offset.width <= MAX_REFERENCE_WIDTH
+    # And the slot it stored is in AWS's time, not 30 s ahead of it
+    assert abs(float(stored(dynamodb, "laptop")["updated_at_60s"]["N"]) - time.time()) <= 1.5
+
+
+class UndatedClient(SpyClient):
+    """moto's answers with their `Date` header removed (and counted like SpyClient)."""
+
+    def get_item(self, **kwargs: Any) -> Any:
+        response = super().get_item(**kwargs)
+        response["ResponseMetadata"]["HTTPHeaders"].pop("date", None)
+        return response
+
+
+def test_without_aws_time_the_budget_refuses_rather_than_guesses(dynamodb: Any, clock: FakeClock) -> None:
+    # Given answers that never carry a Date (a proxy stripping it)
+    client = UndatedClient(dynamodb)
+    budget = DynamoDBRateBudget(
+        TABLE, "undated", clock=clock, client=cast(Any, client), reference=DateHeaderTime()
+    )
+    # Then it reads a few times, then refuses, having taken nothing
+    with pytest.raises(RateBudgetExhausted, match="AWS's time is not known"):
+        budget.acquire()
+    assert (client.gets, client.puts) == (1 + MAX_REFERENCE_READS, 0)
+    assert stored(dynamodb, "undated") == {}
+
+
+class FarClient(SpyClient):
+    """moto as seen from far away: each call takes `round_trip` on the clock, and its answer is dated
+    (to the second) with a true time `offset` from the clock, in the middle of the trip."""
+
+    def __init__(self, real: Any, clock: FakeClock, round_trip: float, offset: float) -> None:
+        super().__init__(real)
+        self.clock, self.round_trip, self.offset = clock, round_trip, offset
+
+    def get_item(self, **kwargs: Any) -> Any:
+        return self._far(super().get_item, kwargs)
+
+    def put_item(self, **kwargs: Any) -> Any:
+        return self._far(super().put_item, kwargs)
+
+    def _far(self, call: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+        stamp = dated(self.clock.time + self.round_trip / 2 + self.offset)["ResponseMetadata"]
+        self.clock.advance(self.round_trip)
+        try:
+            response = call(**kwargs)
+        except ClientError as error:
+            error.response["ResponseMetadata"]["HTTPHeaders"].update(stamp["HTTPHeaders"])
+            raise
+        response["ResponseMetadata"]["HTTPHeaders"].update(stamp["HTTPHeaders"])
+        return response
+
+
+def test_a_slow_link_takes_readings_timed_to_narrow_the_offset(dynamodb: Any) -> None:
+    # Given a host whose round trips take 0.5 s (the first answer leaves 1.5 s of doubt, over the
+    # 1.2 s the headroom covers), its clock 7.3 s behind AWS's
+    clock = FakeClock(T0 + 0.37)
+    client = FarClient(dynamodb, clock, round_trip=0.5, offset=7.3)
+    budget = DynamoDBRateBudget(
+        TABLE, "far", clock=clock, client=cast(Any, client), reference=DateHeaderTime()
+    )
+    # When it takes a slot
+    budget.acquire()
+    # Then it read again (each reading timed so AWS's second turns mid-trip) until the doubt was
+    # within the limit, and only then wrote
+    offset = budget.reference.offset(clock.now())
+    assert offset is not None
+    assert offset.low <= 7.3 <= offset.high
+    assert offset.width <= MAX_REFERENCE_WIDTH
+    assert 2 <= client.gets <= 3
+    assert client.puts == 1
+    # And the slot is in AWS's time
+    assert float(stored(dynamodb, "far")["updated_at_60s"]["N"]) == pytest.approx(clock.now() + 7.3, abs=1.0)

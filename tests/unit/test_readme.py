@@ -151,3 +151,63 @@ def test_the_tests_table_names_every_test_folder_and_the_target_that_runs_it():
         recipe = re.search(rf"^{target}:.*\n((?:\t.*\n)+)", makefile, flags=re.M)
         assert recipe is not None, target
         assert f"tests/{folder}" in recipe[1], f"`make {target}` does not run tests/{folder}"
+
+
+# --- the first hour (issue 22): one setup block, the sample events as events/ holds them ----------
+def _section(heading: str) -> str:
+    return README.split(f"\n{heading}\n", 1)[1].split("\n#", 1)[0]
+
+
+def test_the_setup_block_says_what_is_needed_and_what_is_optional():
+    setup = _section("### Setup")
+    needed, optional = setup.split("**Optional:**", 1)
+    assert "Python 3.13" in needed
+    assert "`make`" in needed
+    assert ".venv-sam" in needed  # the SAM CLI comes with make, not from the user
+    for tool in ("AWS CLI v2", "`jq`", "`curl`", "`bash`"):
+        assert tool in optional.split("\n\n", 1)[0], tool
+
+
+def test_one_export_block_holds_the_local_settings_and_it_is_what_make_local_prints():
+    from devtools.local.env_vars import shell_exports
+    from devtools.local.ports import LOCAL_PORTS
+    from devtools.local.stack import LocalEnvironment
+
+    # Every `export AWS_...` of the README is in the setup block (one place, linked from the docs)
+    blocks = re.findall(r"^```sh\n(.*?)^```", README, flags=re.M | re.S)
+    with_exports = [block for block in blocks if re.search(r"^export AWS_", block, flags=re.M)]
+    assert len(with_exports) == 1, "one export block of local settings, in Setup"
+    (block,) = with_exports
+    assert block in _section("### Setup")
+    # It is what `make local` prints on the usual ports (credentials included: moto needs some)
+    region = LocalEnvironment().region
+    aws, fake = (f"http://127.0.0.1:{LOCAL_PORTS[name].usual}" for name in ("aws", "offergrid"))
+    assert block == shell_exports(aws, fake, region)
+    for name in ("AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        assert f"{name}=" in block
+
+
+def test_the_docs_link_the_setup_block_instead_of_their_own_exports():
+    for page in ("docs/local.md", "docs/runbooks/README.md", "docs/runbooks/offer-sync.md"):
+        text = (REPO / page).read_text(encoding="utf-8")
+        assert "README.md#setup" in text, f"{page} does not link the README's setup block"
+        assert not re.search(r"^export AWS_ENDPOINT_URL", text, flags=re.M), f"{page} has its own exports"
+
+
+def test_the_sample_events_table_is_what_events_holds(template: Template):
+    from devtools.local.events import events_table, sample_events
+
+    section = _section("## Sample events")
+    table = "\n".join(line for line in section.splitlines() if line.startswith("|")) + "\n"
+    expected = events_table(template.document)
+    assert table == expected, f"the README's table of sample events differs from events/; it is:\n{expected}"
+    for path in sample_events():
+        assert f"`{path.name}`" in table, f"events/{path.name} is not in the README's table"
+
+
+def test_events_readme_has_a_row_for_every_sample_event_and_no_other():
+    from devtools.local.events import sample_events
+
+    text = (REPO / "events" / "README.md").read_text(encoding="utf-8")
+    rows = set(re.findall(r"^\| `([\w.-]+\.json)` \|", text, flags=re.M))
+    assert rows == {path.name for path in sample_events()}

@@ -367,6 +367,49 @@ def test_missing_secret_names_the_id_and_chains_the_cause(store: Secrets, put_se
     assert LEAKY not in repr(error)
 
 
+@pytest.mark.parametrize(
+    ("delete", "code"),
+    [
+        ({"ForceDeleteWithoutRecovery": True}, "ResourceNotFoundException"),  # gone
+        ({"RecoveryWindowInDays": 7}, "InvalidRequestException"),  # scheduled for deletion
+    ],
+)
+def test_an_unavailable_secret_names_its_id_and_the_aws_error_code(
+    store: Secrets, put_secret, delete: dict[str, object], code: str
+):
+    """On-call reads one log line: which secret, and why Secrets Manager refused it (issue 22)."""
+    # Given the API key secret deleted (for good, or scheduled for deletion)
+    put_secret(API_KEY_ID, LEAKY)
+    boto3.client("secretsmanager", region_name=REGION).delete_secret(SecretId=API_KEY_ID, **delete)
+
+    # When the key is read
+    with pytest.raises(SecretUnavailableError) as caught:
+        store.api_key(force_refresh=True)
+
+    # Then the error and its log fields name the secret and the AWS error code, never the value
+    error = caught.value
+    assert error.log_fields() == {"secretId": API_KEY_ID, "awsErrorCode": code}
+    assert API_KEY_ID in str(error)
+    assert code in str(error)
+    assert LEAKY not in str(error)
+    assert LEAKY not in repr(error.log_fields())
+
+
+def test_without_credentials_the_error_names_the_botocore_error(monkeypatch: pytest.MonkeyPatch):
+    # Given no credentials at all (a shell without the exports)
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    client = boto3.session.Session().client("secretsmanager", region_name=REGION)
+
+    with pytest.raises(SecretUnavailableError) as caught:
+        Secret(API_KEY_ID, parse_api_key, client=client)()
+
+    assert caught.value.log_fields() == {"secretId": API_KEY_ID, "awsErrorCode": "NoCredentialsError"}
+
+
 def test_repr_shows_ids_not_values(store: Secrets, put_secret):
     put_secret(API_KEY_ID, LEAKY)
     store.api_key()

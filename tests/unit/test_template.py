@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 
 from devtools.cfn_yaml import load_template
+from offergrid_integration.orders.sqs_queue import CLAIM_CHECK_PREFIX
+from offergrid_integration.orders.wire import SQS_MAX_MESSAGE_BYTES
 
 TEMPLATE = load_template()
 RESOURCES: dict[str, dict[str, Any]] = TEMPLATE["Resources"]
@@ -197,10 +199,16 @@ def alarms_on(namespace: str, metric_name: str, dimension: str, target: str) -> 
     ]
 
 
+def _version_specific(alarm_id: str) -> bool:
+    """An alarm on one version's metrics (ExecutedVersion): a rollout alarm, not the function's own."""
+    return any("ExecutedVersion" in dims for _, _, dims in alarm_metrics(ALARMS[alarm_id]))
+
+
 @pytest.mark.parametrize("function_id", sorted(FUNCTIONS))
 @pytest.mark.parametrize("metric", ["Errors", "Throttles"])
 def test_every_function_has_an_errors_and_a_throttles_alarm(function_id: str, metric: str) -> None:
-    [alarm_id] = alarms_on("AWS/Lambda", metric, "FunctionName", function_id)
+    alarms = alarms_on("AWS/Lambda", metric, "FunctionName", function_id)
+    [alarm_id] = [alarm_id for alarm_id in alarms if not _version_specific(alarm_id)]
     assert alarm_id == f"{function_id.removesuffix('Function')}{metric}Alarm"  # one naming scheme
     assert ALARMS[alarm_id]["Threshold"] == 0
     assert ALARMS[alarm_id]["ComparisonOperator"] == "GreaterThanThreshold"
@@ -436,6 +444,34 @@ def test_the_unauthorized_alarm_sums_every_signature_failure() -> None:
     assert SIGNATURE_ALARM_WORDS in " ".join(props["AlarmDescription"].split())
 
 
+def test_the_catalog_incomplete_alarm_watches_what_a_run_that_cannot_trust_its_catalog_emits() -> None:
+    # Decision 15: a needed column absent, a cut export or a manifest that does not match is alarmed even
+    # when that run had nothing to take off sale (a first import without isActive creates all inactive)
+    from offergrid_integration.catalog.report import SyncReport
+
+    [(_, name, _dims)] = alarm_metrics(ALARMS["OfferSyncCatalogIncompleteAlarm"])
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.values: dict[str, float] = {}
+
+        def add_metric(self, metric: str, unit: str, value: float) -> None:
+            self.values[metric] = value
+
+    emitted: dict[tuple[bool, bool], float] = {}
+    for dry_run in (False, True):
+        for problems in ([], ["the catalog looks cut short"]):
+            recorder = Recorder()
+            SyncReport(run_id="r", started_at=0.0, dry_run=dry_run, catalog_problems=problems).emit_metrics(
+                recorder
+            )
+            emitted[(dry_run, bool(problems))] = recorder.values[name]
+    assert emitted == {(False, False): 0, (False, True): 1, (True, False): 0, (True, True): 0}
+    description = " ".join(ALARMS["OfferSyncCatalogIncompleteAlarm"]["AlarmDescription"].split())
+    assert "docs/runbooks/offer-sync.md#catalog-not-trusted" in description
+    assert "## Catalog not trusted" in (REPO / "docs/runbooks/offer-sync.md").read_text(encoding="utf-8")
+
+
 def test_the_serviceability_alarm_watches_the_exception_the_processor_counts() -> None:
     from offergrid_integration.orders.serviceability import ServiceabilityUnavailable
 
@@ -478,3 +514,179 @@ def test_both_budget_users_read_the_order_reserve(function_id: str) -> None:
     reserve = PARAMETERS["OrderReservePercent"]
     # the bounds the settings accept (config.CommonSettings.order_reserve_percent)
     assert (reserve["Default"], reserve["MinValue"], reserve["MaxValue"]) == (40, 0, 90)
+
+
+# --- the claim-check bucket (docs/decisions.md#17) ------------------------------------------------------
+def test_every_bucket_is_private_encrypted_and_tls_only() -> None:
+    policies = dict(resources_of("AWS::S3::BucketPolicy"))
+    for bucket_id, props in resources_of("AWS::S3::Bucket"):
+        [rule] = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+        assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"], bucket_id
+        assert all(props["PublicAccessBlockConfiguration"].values()), bucket_id
+        [policy] = [p for p in policies.values() if ref_target(p["Bucket"]) == bucket_id]
+        assert any(
+            s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+            for s in policy["PolicyDocument"]["Statement"]
+        ), bucket_id
+
+
+def test_claim_checks_expire_only_after_every_message_that_can_point_at_them() -> None:
+    # A body must outlive the orders queue's retention and then its DLQ's.
+    orders = QUEUES["OrdersQueue"]
+    dlq = QUEUES[str(ref_target(orders["RedrivePolicy"]["deadLetterTargetArn"]))]
+    longest_message_days = (orders["MessageRetentionPeriod"] + dlq["MessageRetentionPeriod"]) / 86_400
+    [rule] = RESOURCES["ClaimCheckBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    assert rule["Status"] == "Enabled"
+    assert longest_message_days < rule["ExpirationInDays"] <= longest_message_days + 2
+
+
+def _s3_grants(function_id: str) -> list[tuple[str, Any]]:
+    return [
+        (statement["Action"], statement["Resource"])
+        for statement in _statements(FUNCTIONS[function_id])
+        if str(statement["Action"]).startswith("s3:")
+    ]
+
+
+def test_the_webhook_may_only_put_claim_checks_and_the_processor_only_get_them() -> None:
+    objects = {"Fn::Sub": "${ClaimCheckBucket.Arn}/" + CLAIM_CHECK_PREFIX + "*"}
+    assert _s3_grants("WebhookIngressFunction") == [("s3:PutObject", objects)]
+    assert _s3_grants("OrderProcessorFunction") == [("s3:GetObject", objects)]
+    webhook_env = FUNCTIONS["WebhookIngressFunction"]["Environment"]["Variables"]
+    assert ref_target(webhook_env["CLAIM_CHECK_BUCKET"]) == "ClaimCheckBucket"
+    # ... and the queue holds what the writer measures against (orders/wire.py)
+    assert QUEUES["OrdersQueue"]["MaximumMessageSize"] == SQS_MAX_MESSAGE_BYTES
+
+
+# --- rollout: gradual deployment that rolls itself back (issue 24) -------------------------------------
+ROLLED_OUT: dict[str, set[str]] = {
+    # the function -> the alarms that stop its rollout and move its alias back
+    "WebhookIngressFunction": {"WebhookIngressNewVersionErrorsAlarm", "WebhookApi5xxAlarm"},
+    "OrderProcessorFunction": {
+        "OrderProcessorNewVersionErrorsAlarm",
+        "OrdersDeadLetterQueueGrowingAlarm",
+        "OrderRejectionsJumpAlarm",
+        "OrderPermanentFailuresJumpAlarm",
+    },
+}
+HOOK = "PreTrafficHookFunction"
+
+
+def _rollout_alarms(function_id: str) -> set[str]:
+    preference = FUNCTIONS[function_id]["DeploymentPreference"]
+    return {str(ref_target(alarm)) for alarm in preference["Alarms"]}
+
+
+@pytest.mark.parametrize("function_id", sorted(ROLLED_OUT))
+def test_the_webhook_and_the_processor_roll_out_gradually_behind_the_hook(function_id: str) -> None:
+    props = FUNCTIONS[function_id]
+    assert props["AutoPublishAlias"] == "live"  # API Gateway / the event source mapping invoke the alias
+    preference = props["DeploymentPreference"]
+    assert preference.get("Enabled", True) is True
+    assert ref_target(preference["Type"]) == "DeploymentStrategy"  # per environment (samconfig.toml)
+    assert ref_target(preference["Hooks"]["PreTraffic"]) == HOOK
+    assert _rollout_alarms(function_id) == ROLLED_OUT[function_id]
+
+
+@pytest.mark.parametrize("function_id", sorted(ROLLED_OUT))
+def test_a_rollout_watches_the_new_versions_own_errors(function_id: str) -> None:
+    [alarm_id] = [a for a in _rollout_alarms(function_id) if _version_specific(a)]
+    props = ALARMS[alarm_id]
+    dims = {d["Name"]: d["Value"] for d in props["Dimensions"]}
+    assert (props["Namespace"], props["MetricName"]) == ("AWS/Lambda", "Errors")
+    assert ref_target(dims["FunctionName"]) == function_id
+    assert dims["Resource"] == {"Fn::Sub": f"${{{function_id}}}:live"}
+    # the version being rolled out, not the function: the old version's errors must not stop a fix
+    assert dims["ExecutedVersion"] == {"Fn::GetAtt": [function_id, "Version.Version"]}
+    assert (props["Threshold"], props["ComparisonOperator"], props["Period"]) == (
+        0,
+        "GreaterThanThreshold",
+        60,
+    )
+
+
+def test_the_rollout_alarms_watch_what_a_bad_release_changes_not_a_standing_state() -> None:
+    from offergrid_integration.orders.ports import FailureReason
+
+    # 5xx at the webhook
+    [(namespace, name, _)] = alarm_metrics(ALARMS["WebhookApi5xxAlarm"])
+    assert (namespace, name) == ("AWS/ApiGateway", "5XXError")
+    # the orders DLQ growing (its depth a minute ago to now), never "not empty": a DLQ being worked on
+    # must not roll back the release that fixes its cause
+    growing = ALARMS["OrdersDeadLetterQueueGrowingAlarm"]
+    [(namespace, name, dims)] = alarm_metrics(growing)
+    assert (namespace, name, ref_target(dims["QueueName"])) == (
+        "AWS/SQS",
+        "ApproximateNumberOfMessagesVisible",
+        "OrdersDeadLetterQueue",
+    )
+    [expression] = [q for q in growing["Metrics"] if q.get("ReturnData")]
+    assert expression["Expression"] == "DIFF(depth)"
+    assert (growing["Threshold"], growing["ComparisonOperator"]) == (0, "GreaterThanThreshold")
+    standing = {"OrdersDeadLetterQueueAlarm", "OrdersQueueAgeAlarm", "WebhookIngressErrorsAlarm"}
+    assert not standing & (
+        _rollout_alarms("OrderProcessorFunction") | _rollout_alarms("WebhookIngressFunction")
+    )
+    # a jump in rejections: the rejected share of at least 5 decisions, over a parameter
+    jump = ALARMS["OrderRejectionsJumpAlarm"]
+    assert {name for _, name, _ in alarm_metrics(jump)} == {"OrderAccepted", "OrderRejected"}
+    assert ref_target(jump["Threshold"]) == "RolloutRejectedPercentAlarm"
+    [share] = [q for q in jump["Metrics"] if q.get("ReturnData")]
+    assert ">= 5" in share["Expression"]
+    # a jump in permanent failures: every reason summed, over a parameter
+    failures = ALARMS["OrderPermanentFailuresJumpAlarm"]
+    reasons = {dims["Reason"] for _, name, dims in alarm_metrics(failures) if name == "PermanentFailure"}
+    assert reasons == {reason.value for reason in FailureReason}
+    [total] = [q for q in failures["Metrics"] if q.get("ReturnData")]
+    ids = {q["Id"] for q in failures["Metrics"] if "MetricStat" in q}
+    assert set(re.findall(r"FILL\((\w+), 0\)", total["Expression"])) == ids
+    assert ref_target(failures["Threshold"]) == "RolloutPermanentFailuresAlarm"
+
+
+def test_the_deployment_strategy_is_a_codedeploy_lambda_configuration_canary_by_default() -> None:
+    strategy = PARAMETERS["DeploymentStrategy"]
+    for value in strategy["AllowedValues"]:
+        assert re.fullmatch(r"AllAtOnce|Canary10Percent\d+Minutes|Linear10PercentEvery\d+Minutes?", value)
+    # a stack deployed without samconfig.toml's value (sam deploy by hand) gets a canary, not all at once
+    assert strategy["Default"].startswith("Canary")
+
+
+def test_the_offer_sync_runs_on_its_alias_without_traffic_shifting() -> None:
+    sync = FUNCTIONS["OfferSyncFunction"]
+    assert sync["AutoPublishAlias"] == "live"  # the schedules invoke the alias: the version deployed
+    assert "DeploymentPreference" not in sync  # a scheduled run has no traffic to split
+    assert set(FUNCTIONS) - {HOOK} == {*ROLLED_OUT, "OfferSyncFunction"}, "a new function: roll it out?"
+
+
+def test_the_pre_traffic_hook_may_invoke_the_new_versions_and_report_nothing_more() -> None:
+    hook = FUNCTIONS[HOOK]
+    # CodeDeploy's role (AWSCodeDeployRoleForLambda) invokes only hooks named CodeDeployHook_*
+    assert hook["FunctionName"]["Fn::Sub"].startswith("CodeDeployHook_")
+    variables = hook["Environment"]["Variables"]
+    assert variables["WEBHOOK_INGRESS_VERSION"] == {"Ref": "WebhookIngressFunction.Version"}
+    assert variables["ORDER_PROCESSOR_VERSION"] == {"Ref": "OrderProcessorFunction.Version"}
+    assert (
+        variables["OFFERGRID_WEBHOOK_SECRET"]
+        == FUNCTIONS["WebhookIngressFunction"]["Environment"]["Variables"]["OFFERGRID_WEBHOOK_SECRET"]
+    )
+    allowed = {
+        action: statement["Resource"]
+        for statement in _statements(hook)
+        for action in ([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])
+    }
+    assert allowed == {
+        "lambda:InvokeFunction": [
+            {"Ref": "WebhookIngressFunction.Version"},
+            {"Ref": "OrderProcessorFunction.Version"},
+        ],
+        "codedeploy:PutLifecycleEventHookExecutionStatus": {
+            "Fn::Sub": "arn:${AWS::Partition}:codedeploy:${AWS::Region}:${AWS::AccountId}:"
+            "deploymentgroup:${ServerlessDeploymentApplication}/*"
+        },
+    }
+    [secret_policy] = [p for p in hook["Policies"] if "AWSSecretsManagerGetSecretValuePolicy" in p]
+    webhook_secret = variables["OFFERGRID_WEBHOOK_SECRET"]
+    assert secret_policy["AWSSecretsManagerGetSecretValuePolicy"]["SecretArn"] == webhook_secret
+    # it waits for the processor's whole timeout and still has time to report
+    timeouts = [function_property(FUNCTIONS[f], "Timeout") for f in ROLLED_OUT]
+    assert function_property(hook, "Timeout") > sum(timeouts)

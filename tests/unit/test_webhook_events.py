@@ -243,15 +243,19 @@ def test_queued_message_round_trips_through_json():
         correlation_id="req-1",
     )
     body = message.to_json()
-    assert body.isascii()
-    assert QueuedMessage.from_json(body) == message
+    # Compact UTF-8, not \u escapes; the lone surrogate written as U+FFFD (docs/decisions.md#17)
+    assert '"note":"Müller ✓ \ufffd"' in body
+    body.encode("utf-8")
+    assert QueuedMessage.from_json(body) == message.model_copy(
+        update={"event": message.event.model_copy(update={"extra": {"note": "Müller ✓ \ufffd"}})}
+    )
     document = json.loads(body)
     assert document["dedupKey"] == "order.created:item-456-def"
     assert document["receivedAt"] == "2026-11-27T14:30:05.123Z"
     assert document["source"] == "webhook"
     assert document["correlationId"] == "req-1"
     assert document["event"]["itemId"] == "item-456-def"
-    assert document["event"]["extra"] == {"note": "Müller ✓ \ud800"}
+    assert document["event"]["extra"] == {"note": "Müller ✓ \ufffd"}
 
 
 def test_message_attributes_carry_key_type_time_and_correlation():

@@ -9,14 +9,13 @@ from dataclasses import dataclass, field
 import pytest
 
 from offergrid_integration.orders.queue import QueuedMessage, QueueSendError
+from offergrid_integration.orders.wire import SQS_MAX_MESSAGE_BYTES, MessageTooLarge, sqs_message_size
 from offergrid_integration.webhooks.events import PayloadReason
 from offergrid_integration.webhooks.ingress import (
-    SQS_MAX_MESSAGE_BYTES,
     IngressOutcome,
     IngressResult,
     RequestReason,
     WebhookIngress,
-    sqs_message_size,
 )
 from offergrid_integration.webhooks.signature import SignatureReason, sign
 
@@ -38,10 +37,15 @@ BODY = json.dumps(
 class RecordingQueue:
     sent: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     fail_with: str | None = None
+    # A queue without claim checks: larger messages are refused as SqsQueue refuses them.
+    max_message_bytes: int | None = None
 
     def send(self, message_body: str, attributes: dict[str, str]) -> str | None:
         if self.fail_with:
             raise QueueSendError(self.fail_with)
+        size = sqs_message_size(message_body, attributes)
+        if self.max_message_bytes is not None and size > self.max_message_bytes:
+            raise MessageTooLarge(size, self.max_message_bytes)
         self.sent.append((message_body, attributes))
         return f"msg-{len(self.sent)}"
 
@@ -337,20 +341,33 @@ def test_failed_forced_refresh_still_answers_401(ingress, secrets):
     assert ingress.handle(api_event(signature="0" * 64)).status == 401
 
 
-# --- the queued message must fit SQS ----------------------------------------------------------------
+# --- the queued message: compact UTF-8, never refused for its size while the queue can keep it ----------
 def _non_ascii_body(raw_bytes: int) -> str:
     """A valid order.created of about `raw_bytes` UTF-8 bytes, nearly all of it 2-byte characters."""
     prefix = json.dumps({"event": "order.created", "itemId": "i-1", "note": ""}, ensure_ascii=False)[:-2]
     return prefix + "é" * ((raw_bytes - len(prefix) - 2) // 2) + '"}'
 
 
-def test_non_ascii_body_within_the_raw_limit_but_too_big_once_queued_is_413_not_queued(queue, secrets, clock):
-    # Given the default 256 KiB body limit and a correctly signed 200 KB body of non-ASCII text
+def test_a_non_ascii_body_is_queued_as_utf8_not_escaped(queue, secrets, clock):
+    # Given a correctly signed 200 KB body of non-ASCII text (600 KB once \u-escaped)
     ingress = WebhookIngress(secrets=secrets, queue=queue, clock=clock)
     body = _non_ascii_body(200_000)
-    assert 190_000 < len(body.encode()) <= 256 * 1024
     # When it arrives
     result = ingress.handle(api_event(body))
+    # Then it is queued as it came, compactly: about its own size, within what SQS takes
+    assert result.status == 200
+    [(sent, _)] = queue.sent
+    assert "é" * 100 in sent
+    assert result.message_bytes is not None
+    assert len(body.encode()) < result.message_bytes < len(body.encode()) + 400 < SQS_MAX_MESSAGE_BYTES
+
+
+def test_a_message_a_queue_without_claim_checks_cannot_hold_is_413_not_503(secrets, clock):
+    # Given a queue that refuses a message too large for it (no claim-check bucket configured)
+    queue = RecordingQueue(max_message_bytes=SQS_MAX_MESSAGE_BYTES)
+    ingress = WebhookIngress(secrets=secrets, queue=queue, clock=clock)
+    # When a correctly signed body too large for it arrives
+    result = ingress.handle(api_event(_non_ascii_body(300_000)))
     # Then it is refused for good (413, never a 503 Offergrid would retry forever) and nothing is queued
     assert (result.status, result.outcome, result.reason) == (
         413,
@@ -366,26 +383,12 @@ def test_non_ascii_body_within_the_raw_limit_but_too_big_once_queued_is_413_not_
     assert result.log_fields()["dedup_key"] == "order.created:i-1"
 
 
-def test_the_sqs_limit_counts_the_body_and_the_attributes_inclusively(queue, secrets, clock):
-    # Given the exact size of the message one webhook becomes (body + String attributes)
-    body = _non_ascii_body(2_000)
-    probe = RecordingQueue()
-    WebhookIngress(secrets=secrets, queue=probe, clock=clock).handle(api_event(body), correlation_id="r-1")
-    [(sent_body, attributes)] = probe.sent
-    size = len(sent_body.encode()) + sum(
-        len(name.encode()) + len(b"String") + len(value.encode()) for name, value in attributes.items()
-    )
-    # When the queue limit is exactly that size, it is queued; one byte less, it is refused
-    at_limit = WebhookIngress(secrets=secrets, queue=queue, clock=clock, max_message_bytes=size)
-    assert at_limit.handle(api_event(body), correlation_id="r-1").status == 200
-    below = WebhookIngress(secrets=secrets, queue=queue, clock=clock, max_message_bytes=size - 1)
-    result = below.handle(api_event(body), correlation_id="r-1")
-    assert (result.status, result.reason, result.message_bytes) == (
-        413,
-        RequestReason.MESSAGE_TOO_LARGE,
-        size,
-    )
-    assert len(queue.sent) == 1
+def test_the_default_body_limit_is_lambdas_request_limit(secrets, clock):
+    # docs/decisions.md#2: a body larger than 6 MiB cannot reach the function through API Gateway
+    ingress = WebhookIngress(secrets=secrets, queue=RecordingQueue(), clock=clock)
+    assert ingress.handle(api_event(_non_ascii_body(6 * 1024 * 1024))).status == 200
+    result = ingress.handle(api_event(_non_ascii_body(6 * 1024 * 1024 + 3)))
+    assert (result.status, result.reason) == (413, RequestReason.BODY_TOO_LARGE)
 
 
 def test_sqs_message_size_counts_utf8_bytes_of_body_and_attributes():
@@ -394,7 +397,7 @@ def test_sqs_message_size_counts_utf8_bytes_of_body_and_attributes():
 
 
 # --- what may be logged -------------------------------------------------------------------------------------
-def test_log_fields_hold_codes_and_ids_never_body_signature_or_secret(ingress):
+def test_log_fields_hold_codes_and_ids_never_body_signature_or_secret(ingress, queue):
     signature = sign(BODY, SECRET)
     accepted = ingress.handle(api_event(signature=signature), correlation_id="req-1")
     rejected = ingress.handle(api_event(signature=sign(BODY, "wrong-secret")))
@@ -415,6 +418,7 @@ def test_log_fields_hold_codes_and_ids_never_body_signature_or_secret(ingress):
         "item_id": "i-1",
         "offer_id": "of-1",
         "sqs_message_id": "msg-1",
+        "message_bytes": sqs_message_size(*queue.sent[0]),
     }
     assert rejected.log_fields() == {"outcome": "rejected", "status": 401, "reason": "signature_mismatch"}
 

@@ -93,6 +93,16 @@ def test_lone_surrogate_in_json_does_not_crash_the_fallback():
     assert reason_of(excinfo) is SignatureReason.MISMATCH
 
 
+def test_a_body_signed_over_its_json_stringify_form_with_a_lone_surrogate_verifies():
+    # Given a pretty body whose reason holds a lone surrogate, signed as the guide's example signs:
+    # over JSON.stringify of the parsed body, which (ES2019) writes a lone surrogate as "\ud83d"
+    pretty = b'{\n  "event": "order.cancelled",\n  "reason": "cut \\ud83d here \\u00e9"\n}'
+    stringified = '{"event":"order.cancelled","reason":"cut \\ud83d here é"}'.encode()
+    # Then the compact form is that of JSON.stringify, and the delivery verifies
+    assert compact_json({"event": "order.cancelled", "reason": "cut \ud83d here é"}) == stringified
+    assert verify_signature(pretty, sign(stringified, SECRET), [SECRET]).form == "compact_json"
+
+
 # --- base64 body ------------------------------------------------------------------------------------
 def test_base64_body_is_verified_over_the_decoded_bytes():
     # Given API Gateway delivered the body base64-encoded

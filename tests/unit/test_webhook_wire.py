@@ -23,7 +23,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import Field
 
-from offergrid_integration.config import AwsSettings, ConfigurationError, QueueUrl, SecretId, load_settings
+from offergrid_integration.config import (
+    AwsSettings,
+    ConfigurationError,
+    NonBlankStr,
+    QueueUrl,
+    SecretId,
+    load_settings,
+)
 from offergrid_integration.orders.queue import QueuedMessage, build_queued_message
 from offergrid_integration.orders.wire import webhook_message
 from offergrid_integration.webhooks.events import InvalidEventPayload, OffergridEvent
@@ -46,6 +53,8 @@ ids = st.one_of(
 )
 event_types = st.one_of(
     st.sampled_from(["order.created", "order.cancelled", "offer.ordered", "workorder.status_changed"]),
+    # Python's `$` also matches before a final newline (issue 21, case 8)
+    st.sampled_from(["order.created\n", "x\n", "\n", "order.created\r", "a\nb"]),
     st.text(max_size=12),
     st.integers(),
     st.none(),
@@ -136,7 +145,8 @@ class REFERENCE(AwsSettings):
 
     offergrid_webhook_secret: SecretId = Field(alias="OFFERGRID_WEBHOOK_SECRET")
     orders_queue_url: QueueUrl = Field(alias="ORDERS_QUEUE_URL")
-    webhook_max_body_bytes: int = Field(default=262144, ge=1, le=262144, alias="WEBHOOK_MAX_BODY_BYTES")
+    webhook_max_body_bytes: int = Field(default=6291456, ge=1, le=6291456, alias="WEBHOOK_MAX_BODY_BYTES")
+    claim_check_bucket: NonBlankStr | None = Field(default=None, alias="CLAIM_CHECK_BUCKET")
 
 
 def _outcome(model: Any, environ: dict[str, str]) -> dict[str, Any]:
@@ -165,6 +175,9 @@ integers = st.one_of(
             "0x10",
             "\uff11\uff12",
             "1e3",
+            "262145",
+            "6291456",
+            "6291457",
         ]
     ),
     st.text(alphabet="0123456789+-_. ", max_size=7),
@@ -191,10 +204,11 @@ urls = st.sampled_from(
     endpoint=urls,
     cache=integers,
     max_body=integers,
+    bucket=st.sampled_from(["", "  ", "offergrid-claim-checks", " padded "]),
     unset=st.sets(st.sampled_from(list(WebhookIngressSettings.env_var_names()))),
 )
 def test_webhook_settings_read_the_environment_as_the_pydantic_model(
-    secret: str, queue: str, endpoint: str, cache: str, max_body: str, unset: set[str]
+    secret: str, queue: str, endpoint: str, cache: str, max_body: str, bucket: str, unset: set[str]
 ):
     environ = {
         "OFFERGRID_WEBHOOK_SECRET": secret,
@@ -202,6 +216,7 @@ def test_webhook_settings_read_the_environment_as_the_pydantic_model(
         "AWS_ENDPOINT_URL": endpoint,
         "SECRETS_CACHE_SECONDS": cache,
         "WEBHOOK_MAX_BODY_BYTES": max_body,
+        "CLAIM_CHECK_BUCKET": bucket,
     }
     environ = {name: value for name, value in environ.items() if name not in unset}
 

@@ -76,6 +76,12 @@ class AwsClients:
         with self._lock:
             return self.session.client("sqs", config=config)
 
+    def s3_with(self, config: Config) -> S3Client:
+        """A new S3 client of this session with its own `config` (the webhook's claim checks: the same
+        fail-fast timeouts as its queue)."""
+        with self._lock:
+            return self.session.client("s3", config=config)
+
     @cached_property
     def ssm(self) -> SSMClient:
         with self._lock:

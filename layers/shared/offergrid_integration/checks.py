@@ -27,7 +27,9 @@ __all__ = [
 
 # host.docker.internal: `sam local invoke` runs the function in Docker, where the host is that name.
 LOCAL_HOSTS: Final = frozenset({"127.0.0.1", "localhost", "host.docker.internal"})
-MAX_WEBHOOK_BODY_BYTES: Final = 256 * 1024
+# Lambda's limit on a synchronous invocation's request (6 MB = 6 MiB): no body API Gateway accepts
+# beyond it can reach the webhook function, so every one that can is taken (docs/decisions.md#2).
+MAX_WEBHOOK_BODY_BYTES: Final = 6 * 1024 * 1024
 
 
 class ConfigurationError(Exception):

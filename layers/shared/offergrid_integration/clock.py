@@ -6,7 +6,8 @@ Lambda instances on different hosts, so it needs epoch time, not a per-process m
 `ScaledClock(scale)` runs `scale` times faster than real time: one real second is `scale` clock
 seconds and `sleep(s)` sleeps `s / scale` real seconds. The Offergrid fake takes the same
 `time_scale`, so a limiter on a `ScaledClock(60)` against a fake with `time_scale=60` sees the
-fake's one-minute window pass in one real second.
+fake's one-minute window pass in one real second. `SkewedClock(base, skew)` is `base` read on a
+host whose clock is `skew` seconds off: an operator's laptop a minute fast, in tests and benchmarks.
 """
 
 from __future__ import annotations
@@ -49,6 +50,28 @@ class ScaledClock:
     def sleep(self, seconds: float) -> None:
         if seconds > 0:
             time.sleep(seconds / self.scale)
+
+
+class SkewedClock:
+    """`base` as a host whose clock is `skew` seconds off sees it (positive: ahead). Sleeps last as
+    long as on `base`: a wrong clock still counts seconds right. `base` is the true time line the
+    rate budget schedules on in tests (`ratelimit.reference_clock`)."""
+
+    def __init__(self, base: Clock, skew: float) -> None:
+        self.base = base
+        self.skew = skew
+
+    @property
+    def scale(self) -> float:
+        """The base's speed-up (1 for real time), for what waits in real seconds (httpx timeouts)."""
+        scale = getattr(self.base, "scale", 1.0)
+        return float(scale) if isinstance(scale, int | float) else 1.0
+
+    def now(self) -> float:
+        return self.base.now() + self.skew
+
+    def sleep(self, seconds: float) -> None:
+        self.base.sleep(seconds)
 
 
 SYSTEM_CLOCK = SystemClock()

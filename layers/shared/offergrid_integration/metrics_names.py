@@ -168,6 +168,12 @@ CATALOGUE: Final[dict[str, MetricInfo]] = {
         _COUNT,
         "removals refused: over the removal guard, or unattributable rows (not on dry runs)",
     ),
+    "OfferSyncCatalogIncomplete": MetricInfo(
+        (OFFER_SYNC,),
+        _COUNT,
+        "1 when the catalog could not be trusted (a needed column absent, the export cut short, its "
+        "manifest not matching): nothing left sale (not on dry runs)",
+    ),
     "OfferSyncPending": MetricInfo((OFFER_SYNC,), _COUNT, "writes left for the next run"),
     "OfferSyncIncomplete": MetricInfo((OFFER_SYNC,), _COUNT, "1 when the run stopped early (resumes)"),
     "OfferSyncRunFailed": MetricInfo((OFFER_SYNC,), _COUNT, "1 when the run could not plan at all"),

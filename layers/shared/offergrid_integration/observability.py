@@ -37,6 +37,8 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
+from offergrid_integration.text import valid_text
+
 if TYPE_CHECKING:
     from aws_lambda_powertools.logging.types import LogRecord
 
@@ -159,10 +161,12 @@ def redact_sdk_text(text: str) -> str:
 
 
 class RedactingFormatter(LambdaPowertoolsFormatter):
-    """The Powertools JSON formatter, redacting the final line (message, keys, exception, stack)."""
+    """The Powertools JSON formatter, redacting the final line (message, keys, exception, stack),
+    its text made valid UTF-8 (a lone surrogate from a message would make the line unprintable:
+    docs/decisions.md#17)."""
 
     def serialize(self, log: LogRecord) -> str:
-        return redact(super().serialize(log))
+        return redact(valid_text(super().serialize(log)))
 
 
 class RedactingFilter(logging.Filter):

@@ -56,6 +56,7 @@ __all__ = [
     "SecretFormatError",
     "SecretParser",
     "SecretUnavailableError",
+    "aws_error_code",
     "parse_api_key",
     "parse_webhook_secrets",
 ]
@@ -74,11 +75,37 @@ class SecretFormatError(ConfigurationError):
 
 
 class SecretUnavailableError(Exception):
-    """Secrets Manager could not return the secret (not found, access denied, unreachable)."""
+    """Secrets Manager could not return the secret (not found, deleted, access denied, unreachable).
 
-    def __init__(self, secret_id: str, reason: str) -> None:
-        super().__init__(f"secret {secret_id!r} is unavailable: {reason}")
+    Names the secret and the AWS error (`ResourceNotFoundException`, `AccessDeniedException`,
+    `NoCredentialsError`, ...), never a value: what on-call needs from one log line. `log_fields()`
+    are those two for a log line's `extra`."""
+
+    def __init__(self, secret_id: str, reason: str, *, aws_error_code: str | None = None) -> None:
         self.secret_id = secret_id
+        self.aws_error_code = aws_error_code or "unknown"
+        super().__init__(f"secret {secret_id!r} is unavailable ({self.aws_error_code}): {reason}")
+
+    def log_fields(self) -> dict[str, str]:
+        return {"secretId": self.secret_id, "awsErrorCode": self.aws_error_code}
+
+
+def aws_error_code(error: BaseException) -> str | None:
+    """The AWS error behind `error` (it, or what it was raised from or during): a `ClientError`'s
+    code (`ResourceNotFoundException`), a botocore error's class (`NoCredentialsError`)."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        response = getattr(current, "response", None)
+        if isinstance(response, dict) and isinstance(response.get("Error"), dict):
+            code = response["Error"].get("Code")
+            if code:
+                return str(code)
+        if type(current).__module__.startswith("botocore."):
+            return type(current).__name__
+        current = current.__cause__ or current.__context__
+    return None
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -196,7 +223,8 @@ class Secret[T]:
                 self.secret_id, max_age=self._max_age, force_fetch=force_fetch
             )
         except GetParameterError as exc:
-            raise SecretUnavailableError(self.secret_id, str(exc)) from exc
+            code = aws_error_code(exc)
+            raise SecretUnavailableError(self.secret_id, str(exc), aws_error_code=code) from exc
         if isinstance(value, bytes):
             try:
                 value = value.decode("utf-8")

@@ -29,7 +29,10 @@ A field it does not produce (an optional value missing from a row) is left alone
 An invalid row becomes a `RowError` (row number, SKU if known, reason) and is skipped; it never stops
 the run. Its SKU (or, when the raw row leaves a doubt, every value that may be it: `candidates`)
 protects the SKU's offer; a row error with neither is *unattributable*, and the plan then removes
-nothing (docs/decisions.md#13). A bad mapping document is a `MappingError`: nothing can be synced with it.
+nothing (docs/decisions.md#13); a row the catalog ends inside (`cut`) protects nothing and blocks every
+removal (docs/decisions.md#15). `needed_sources`: the columns without which the export is broken (no
+row has one of them: nothing leaves sale). A bad mapping document is a `MappingError`: nothing can be
+synced with it.
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ __all__ = [
     "MappedCatalog",
     "MappingDocument",
     "MappingError",
+    "NeededColumns",
     "RawRow",
     "RowError",
     "default_mapping",
@@ -172,12 +176,15 @@ class RawRow:
 @dataclass(frozen=True, slots=True)
 class RowError:
     """A row that was not synced. `sku`: its SKU when the raw row names it for certain; `candidates`:
-    when it does not (an unquoted comma shifted the cells), every value that may be the SKU."""
+    when it does not (an unquoted comma shifted the cells), every value that may be the SKU. `cut`: the
+    catalog ends inside this row, so nothing in it is used, not even its SKU (docs/decisions.md#15:
+    `SKU-29` cut to `SKU-2` names another product)."""
 
     row: int
     sku: str | None
     reason: str
     candidates: tuple[str, ...] = ()
+    cut: bool = False
 
     @property
     def protects(self) -> frozenset[str]:
@@ -192,6 +199,8 @@ class RowError:
         data: dict[str, Any] = {"row": self.row, "sku": self.sku, "reason": self.reason}
         if self.candidates:
             data["candidates"] = list(self.candidates)
+        if self.cut:
+            data["cut"] = True
         return data
 
 
@@ -232,6 +241,38 @@ class MappedCatalog:
         )
 
 
+class NeededColumns:
+    """Which of a mapping's needed sources the rows read so far have: a key (whatever its value, null
+    included) or a CSV header column (every row read from a CSV file has all of them)."""
+
+    def __init__(self, needed: Iterable[str]) -> None:
+        self._unseen = dict.fromkeys(needed)
+        self.rows = 0
+
+    def see(self, row: RawRow) -> None:
+        self.rows += 1
+        if self._unseen and isinstance(row.fields, Mapping):
+            for source in [source for source in self._unseen if _has_source(row.fields, source)]:
+                del self._unseen[source]
+
+    @property
+    def absent(self) -> list[str]:
+        """The needed sources no row seen had (none when no row was seen: an empty catalog is no
+        broken one, and the plan never empties the shop on its say-so)."""
+        return list(self._unseen) if self.rows else []
+
+
+def _has_source(row: Mapping[str, Any], source: str) -> bool:
+    if source in row:
+        return True
+    current: Any = row
+    for part in source.split("."):
+        if not isinstance(current, Mapping) or part not in current:
+            return False
+        current = current[part]
+    return True
+
+
 class _RowInvalid(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -260,6 +301,23 @@ class CatalogMapping:
     def sku_source(self) -> str | None:
         """The catalog field the SKU comes from (to recover it from a row that cannot be read)."""
         return self.document.fields["sku"].source
+
+    @property
+    def needed_sources(self) -> tuple[str, ...]:
+        """The catalog fields (columns, keys) this mapping cannot do without (docs/decisions.md#15): the
+        sources of the top-level rules that are `required`, or that stand in a value for a missing one
+        (`default`, `nullable`, `nullableWhen`). An export none of whose rows has one of them is broken:
+        without `isActive`, every product would read as `inactive`."""
+        return tuple(
+            rule.source
+            for rule in self.document.fields.values()
+            if rule.source is not None
+            and (rule.required or rule.default is not None or rule.nullable or rule.nullable_when)
+        )
+
+    def needed_columns(self) -> NeededColumns:
+        """A tracker of the `needed_sources` the rows of one read have."""
+        return NeededColumns(self.needed_sources)
 
     @property
     def owned_fields(self) -> list[str]:

@@ -9,11 +9,16 @@
 - missing: an offer whose SKU is not in the catalog, handled by the `MissingOfferPolicy`
   (`inactive` by default; `archive`; `ignore`; `delete` only when explicitly configured).
 
-Removals (deactivate, archive, delete) are guarded (docs/decisions.md#13): an offer whose catalog row
-could not be read is protected by the SKU the row error names; when any row error names no SKU, or
-when a run would remove more than `RemovalGuard` allows (max(5, 10 %) of the team's live offers),
-the run removes nothing and the removals are `refused` (reported, counted, alarmed). A dry run's
-`removal_token` confirms exactly the refused list for one later run (`RemovalGuard(confirm=...)`).
+An offer *leaving sale* has one guard, here, whatever the road (docs/decisions.md#13 and #15): a
+removal of an offer missing from the catalog (deactivate, archive, delete) and an update that takes a
+live (`active`) offer to any other status (`isActive` false or absent, a changed mapping) count alike
+against `RemovalGuard` (max(5, 10 %) of the team's live offers). An offer whose catalog row could not
+be read is protected by the SKU the row error names. When the run would take more offers off sale
+than the guard allows, when a row error names no SKU, or when the catalog cannot be trusted as a
+whole (`block`: a column the mapping needs is absent from the export, the export is cut short, its
+manifest does not match), nothing leaves sale: those changes are `refused` (reported, counted,
+alarmed), and a refused status change's other fields are still written. A dry run's `removal_token`
+confirms exactly the refused list for one later run (`RemovalGuard(confirm=...)`).
 
 `OfferPlanner` builds the plan from streams: the catalog's offers first (each kept as compact JSON
 of its values), then Offergrid's listing (each offer compared as it arrives and reduced to its id
@@ -126,10 +131,12 @@ class RemovalGuard:
 
 
 def removal_token(changes: Iterable[OfferChange]) -> str:
-    """A short digest of a list of removals (kind, SKU, offer id): what an override confirms."""
+    """A short digest of a list of changes that take offers off sale (kind, SKU, offer id, the status
+    set): what an override confirms."""
     digest = hashlib.sha256()
     for change in sorted(changes, key=lambda c: (c.sku, c.kind.value, c.offer_id or "")):
-        digest.update(f"{change.kind.value}\t{change.sku}\t{change.offer_id}\n".encode())
+        status = change.body.get("status", "")
+        digest.update(f"{change.kind.value}\t{change.sku}\t{change.offer_id}\t{status}\n".encode())
     return digest.hexdigest()[:16]
 
 
@@ -239,7 +246,9 @@ class CatalogDiff:
     # Offers of SKUs whose catalog row was invalid: neither updated nor treated as missing.
     skipped_invalid: list[str] = field(default_factory=list)
     missing_guarded: bool = False
-    # Removals this run will not make (Decision 13), why, and the token that confirms them.
+    # Changes that would take offers off sale and that this run will not make (Decisions 13 and 15):
+    # removals, and the status part of updates (their other fields are in `updates`); why, and the
+    # token that confirms them.
     refused: list[OfferChange] = field(default_factory=list)
     refused_reason: str | None = None
     removal_token: str | None = None
@@ -247,6 +256,9 @@ class CatalogDiff:
     live_offers: int = 0
     removal_allowance: int = 0
     unattributable_rows: int = 0
+    leaving_sale: int = 0  # planned changes that take an offer off sale, made or refused
+    # Why the catalog cannot be trusted to take anything off sale (docs/decisions.md#15).
+    catalog_problems: list[str] = field(default_factory=list)
 
     @property
     def writes(self) -> list[OfferChange]:
@@ -271,6 +283,7 @@ class CatalogDiff:
         return {
             "liveOffers": self.live_offers,
             "allowance": self.removal_allowance,
+            "leavingSale": self.leaving_sale,
             "unattributableRows": self.unattributable_rows,
             "refused": len(self.refused),
             "reason": self.refused_reason,
@@ -288,6 +301,7 @@ class CatalogDiff:
             "missingGuarded": self.missing_guarded,
             "refused": [change.to_dict() for change in self.refused],
             "removalGuard": self.guard_dict(),
+            "catalogProblems": list(self.catalog_problems),
         }
 
     def render(self) -> str:
@@ -296,6 +310,7 @@ class CatalogDiff:
         lines = ["Plan: " + ", ".join(f"{name} {count}" for name, count in counts.items())]
         if self.missing_guarded:
             lines.append("  ! the catalog has no valid row: missing offers are left alone")
+        lines.extend(f"  ! {problem}" for problem in self.catalog_problems)
         for change in self.writes:
             lines.append(f"  {change.kind.value:<10} {change.sku}" + _describe(change))
         if self.refused:
@@ -329,20 +344,23 @@ def plan_offer_changes(
     scope: Iterable[str] | None = None,
     guard: RemovalGuard | None = RemovalGuard(),
     unattributable_rows: int = 0,
+    catalog_problems: Iterable[str] = (),
 ) -> CatalogDiff:
     """The writes that make `current` (Offergrid's offers by SKU) match `desired`.
 
     `protected_skus`: SKUs whose catalog row was invalid; their offers are left alone.
     `scope`: when given (a partial run over some SKUs), only offers with those SKUs may be treated as
     missing; otherwise every offer with a SKU not in `desired` is.
-    `guard`: the removal guard (None: none); `unattributable_rows`: row errors naming no SKU (then
-    nothing is removed).
+    `guard`: the removal guard (None: none); `unattributable_rows`: row errors naming no SKU, and
+    `catalog_problems`: why the catalog cannot be trusted (either way nothing leaves sale).
     """
     planner = OfferPlanner(missing_policy, scope=scope, guard=guard)
     for wanted in desired:
         planner.add_desired(wanted)
     planner.protect(protected_skus)
     planner.unattributable += unattributable_rows
+    for problem in catalog_problems:
+        planner.block(problem, problem)
     for sku, offer in current.items():
         planner.add_current(offer, sku=sku)
     return planner.finish()
@@ -383,6 +401,7 @@ class OfferPlanner:
         self._protected: set[str] = set()
         self._shapes: dict[tuple[str, ...], tuple[str, ...]] = {}
         self._statuses: dict[str, str] = {}
+        self._problems: dict[str, str] = {}
         self.desired_count = 0
         self.unattributable = 0
         self.listed = 0
@@ -405,14 +424,28 @@ class OfferPlanner:
         return None
 
     def reject(self, error: RowError) -> None:
-        """A catalog row that was not mapped: its SKUs are protected, or it names none."""
-        if error.attributable:
+        """A catalog row that was not mapped: its SKUs are protected, or it names none. A row the
+        catalog ends inside protects nothing (its SKU may be another's, cut) and blocks every change
+        that takes an offer off sale: the rest of the export is missing."""
+        if error.cut:
+            self.block("truncated", f"the catalog ends inside row {error.row}")
+        elif error.attributable:
             self._protected.update(error.protects)
         else:
             self.unattributable += 1
 
     def protect(self, skus: Iterable[str]) -> None:
         self._protected.update(skus)
+
+    @property
+    def problems(self) -> list[str]:
+        """Why the catalog cannot be trusted to take offers off sale (`block`)."""
+        return list(self._problems.values())
+
+    def block(self, key: str, reason: str) -> None:
+        """The catalog cannot be trusted to take offers off sale (docs/decisions.md#15): nothing leaves
+        sale this run, for `reason` (one per `key`, the latest kept)."""
+        self._problems[key] = reason
 
     # --- the listing -----------------------------------------------------------------------------
     def add_offer(self, offer: Offer) -> None:
@@ -463,14 +496,17 @@ class OfferPlanner:
 
     # --- the plan --------------------------------------------------------------------------------
     def finish(self) -> CatalogDiff:
-        diff = CatalogDiff(unattributable_rows=self.unattributable)
+        diff = CatalogDiff(
+            unattributable_rows=self.unattributable, catalog_problems=[*self._problems.values()]
+        )
         candidates: list[tuple[str, _Entry]] = []
+        flips: list[OfferChange] = []  # updates that take a live offer off sale
         live = 0
         for sku in sorted(self._entries):
             entry = self._entries[sku]
             offer_id = entry[_OFFER_ID]
-            if offer_id is not None and entry[_STATUS] == OfferStatus.ACTIVE.value:
-                live += 1
+            is_live = offer_id is not None and entry[_STATUS] == OfferStatus.ACTIVE.value
+            live += is_live
             if entry[_DESIRED] is not None:
                 if offer_id is None:
                     fields = _decode(entry)
@@ -479,7 +515,10 @@ class OfferPlanner:
                         OfferChange(ChangeKind.CREATE, sku, None, dict(fields), desired=wanted)
                     )
                 elif sku in self._updates:
-                    diff.updates.append(self._updates[sku])
+                    update = self._updates[sku]
+                    diff.updates.append(update)
+                    if is_live and _takes_off_sale(update.body):
+                        flips.append(update)
                 else:
                     diff.unchanged.append(sku)
             elif offer_id is not None and (self._scope is None or sku in self._scope):
@@ -502,36 +541,49 @@ class OfferPlanner:
                 diff.missing_untouched.append(sku)
             else:
                 removals.append(change)
-        self._guard(diff, removals)
+        self._guard(diff, removals, flips)
         return diff
 
-    def _guard(self, diff: CatalogDiff, removals: list[OfferChange]) -> None:
+    def _guard(self, diff: CatalogDiff, removals: list[OfferChange], flips: list[OfferChange]) -> None:
+        """The one guard of an offer leaving sale: removals and status changes alike."""
         guard = self.guard
         if guard is not None:
             diff.removal_allowance = guard.allowance(diff.live_offers)
+        leaving = [*removals, *(_status_part(update) for update in flips)]
+        diff.leaving_sale = len(leaving)
         reason = None
-        if removals and self.unattributable:
+        if leaving and self._problems:
+            reason = "the catalog cannot be trusted to take offers off sale: " + "; ".join(
+                self._problems.values()
+            )
+        elif leaving and self.unattributable:
             reason = (
                 f"{self.unattributable} catalog rows could not be read and name no SKU: "
-                "any offer may be theirs, so nothing is removed"
+                "any offer may be theirs, so nothing is taken off sale"
             )
-        elif guard is not None and len(removals) > diff.removal_allowance:
+        elif guard is not None and len(leaving) > diff.removal_allowance:
             reason = (
-                f"{len(removals)} removals planned, more than the removal guard allows in one run: "
+                f"{len(leaving)} offers would leave sale, more than the removal guard allows in one run: "
                 f"{guard.describe(diff.live_offers)}"
             )
         if reason is None:
             diff.missing = removals
             return
-        token = removal_token(removals)
+        token = removal_token(leaving)
+        diff.removal_token = token
         if guard is not None and guard.confirm == token:
             diff.missing = removals
             diff.removals_confirmed = True
-            diff.removal_token = token
             return
-        diff.refused = removals
+        diff.refused = leaving
         diff.refused_reason = reason
-        diff.removal_token = token
+        # A refused status change keeps the rest of its row: the other fields are still written.
+        refused = {update.sku for update in flips}
+        diff.updates = [
+            rest
+            for update in diff.updates
+            if (rest := _without_status(update) if update.sku in refused else update) is not None
+        ]
 
 
 _ENCODER: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
@@ -557,6 +609,29 @@ def _age(created_at: str) -> float:
         return datetime.fromisoformat(created_at.replace("Z", "+00:00")).timestamp()
     except ValueError:
         return -math.inf
+
+
+def _takes_off_sale(body: Mapping[str, Any]) -> bool:
+    """Whether a PATCH of a live offer takes it off sale (sets any status but `active`)."""
+    return "status" in body and str(body["status"]) != OfferStatus.ACTIVE.value
+
+
+def _status_part(update: OfferChange) -> OfferChange:
+    """The part of an update that takes a live offer off sale, as the removal it amounts to."""
+    status = update.body["status"]
+    kind = ChangeKind.ARCHIVE if status == OfferStatus.ARCHIVED.value else ChangeKind.DEACTIVATE
+    return OfferChange(
+        kind, update.sku, update.offer_id, {"status": status}, {"status": OfferStatus.ACTIVE.value}
+    )
+
+
+def _without_status(update: OfferChange) -> OfferChange | None:
+    """The update without its status change (None: nothing else was to change)."""
+    body = {name: value for name, value in update.body.items() if name != "status"}
+    if not body:
+        return None
+    before = {name: value for name, value in update.before.items() if name != "status"}
+    return OfferChange(ChangeKind.UPDATE, update.sku, update.offer_id, body, before)
 
 
 def _missing_change(

@@ -90,6 +90,10 @@ class SyncReport:
     # Removals the run refused (unattributable rows, or over the removal guard) and the guard's numbers.
     removals_refused: list[dict[str, Any]] = field(default_factory=list)
     removal_guard: dict[str, Any] = field(default_factory=dict)
+    # Why the catalog could not be trusted to take offers off sale (Decision 15: a needed column absent,
+    # the export cut short, its manifest not matching), and what its manifest said.
+    catalog_problems: list[str] = field(default_factory=list)
+    catalog_manifest: str | None = None
 
     @property
     def rows_invalid(self) -> int:
@@ -146,6 +150,8 @@ class SyncReport:
             "duplicateSkus": self.duplicate_skus[:MAX_LISTED],
             "removalsRefused": self.removals_refused[:MAX_LISTED],
             "removalGuard": dict(self.removal_guard),
+            "catalogProblems": list(self.catalog_problems),
+            "catalogManifest": self.catalog_manifest,
         }
 
     def summary(self) -> str:
@@ -156,6 +162,8 @@ class SyncReport:
         )
         if self.refused:
             text += f"; removals refused {self.refused} ({self.removal_guard.get('reason')})"
+        elif self.catalog_problems:
+            text += f"; catalog cannot be trusted, nothing leaves sale ({'; '.join(self.catalog_problems)})"
         return text
 
     def emit_metrics(self, metrics: MetricsSink) -> None:
@@ -170,6 +178,9 @@ class SyncReport:
             f"{METRIC_PREFIX}UnattributableRows", "Count", self.unattributable_rows if real else 0
         )
         metrics.add_metric(f"{METRIC_PREFIX}RemovalsRefused", "Count", self.refused if real else 0)
+        metrics.add_metric(
+            f"{METRIC_PREFIX}CatalogIncomplete", "Count", int(bool(self.catalog_problems)) if real else 0
+        )
         metrics.add_metric(f"{METRIC_PREFIX}Pending", "Count", self.pending)
         metrics.add_metric(f"{METRIC_PREFIX}Incomplete", "Count", int(self.status is RunStatus.INCOMPLETE))
         metrics.add_metric(f"{METRIC_PREFIX}RunFailed", "Count", int(self.status is RunStatus.FAILED))

@@ -30,7 +30,7 @@ from offergrid_integration.catalog.plan import (
     RemovalGuard,
 )
 from offergrid_integration.catalog.report import MAX_LISTED, ApplyFailure, MetricsSink, RunStatus, SyncReport
-from offergrid_integration.catalog.sources import CatalogReadError, CatalogSource
+from offergrid_integration.catalog.sources import CatalogCheck, CatalogReadError, CatalogSource
 from offergrid_integration.catalog.state import SyncCheckpoint, SyncStateStore
 from offergrid_integration.clock import SYSTEM_CLOCK, Clock
 from offergrid_integration.observability import logger
@@ -178,6 +178,10 @@ def _sync(
     report.removals_refused = [change.to_dict() for change in diff.refused]  # the CLI lists them all
     if diff.missing_guarded:
         logger.warning("catalog has no valid row: offers missing from it are left alone")
+    if report.catalog_problems:
+        logger.warning(
+            "catalog cannot be trusted: nothing leaves sale", extra={"problems": report.catalog_problems}
+        )
     if diff.refused:
         logger.warning(
             "removals refused",
@@ -197,9 +201,13 @@ def _read_catalog(
     deps: SyncDependencies, options: SyncOptions, report: SyncReport, planner: OfferPlanner
 ) -> None:
     """Stream the catalog into the planner: each row mapped and kept as compact values, each row error
-    reported (the first MAX_LISTED listed) and its SKUs protected."""
+    reported (the first MAX_LISTED listed) and its SKUs protected; then what the read found about the
+    catalog as a whole (docs/decisions.md#15: a needed column absent from every row, a cut export, a
+    manifest that does not match) blocks every change that would take an offer off sale."""
     scope = None if options.skus is None else frozenset(options.skus)
     mapping = deps.mapping
+    check = CatalogCheck()
+    columns = mapping.needed_columns()
     read = 0
     invalid = 0
 
@@ -212,8 +220,10 @@ def _read_catalog(
             report.row_errors.append(error.to_dict())
         planner.reject(error)
 
-    for item in deps.source.rows(mapping.sku_source):
+    for item in deps.source.rows(mapping.sku_source, check=check):
         read += 1
+        if not isinstance(item, RowError):
+            columns.see(item)
         mapped = item if isinstance(item, RowError) else mapping.map_one(item)
         if isinstance(mapped, RowError):
             reject(mapped)
@@ -225,6 +235,19 @@ def _read_catalog(
     report.rows_valid = planner.desired_count
     report.row_errors_total = invalid
     report.unattributable_rows = planner.unattributable
+    report.catalog_manifest = check.manifest.value
+    if columns.absent:
+        names = ", ".join(columns.absent)
+        planner.block(
+            "columns",
+            f"no row of the catalog has {names}, which the mapping needs: the export lost a column "
+            "(or the mapping names another); fix the export or the mapping",
+        )
+    if check.truncated:
+        planner.block("truncated", check.truncated)
+    if check.manifest_problem:
+        planner.block("manifest", check.manifest_problem)
+    report.catalog_problems = planner.problems
 
 
 def _apply(

@@ -22,12 +22,21 @@ Lines line that is not JSON (a trailing comma: the SKU is read from the raw text
 that is not an object (a JSON string holding the object, a list around it). A catalog that cannot be
 read at all (missing object, not JSON, too big) is a `CatalogReadError`: the run stops before
 planning, so nothing is deactivated because of a broken export.
+
+A catalog is complete (docs/decisions.md#15), and `CatalogCheck` says when it is not: an export the
+text ends inside (CSV / JSON Lines: no line break after the last row, a last CSV row with fewer cells
+than the header or inside a quoted cell; JSON: an array that is not closed) is cut short, and the row
+it ends inside is a `RowError(cut=True)` whose SKU is never used (`SKU-29` cut to `SKU-2` names
+another product). An optional manifest beside the catalog (`<location>.manifest.json`: row count and
+SHA-256 of the bytes, `CatalogManifest`) must match, and when it does it vouches for a last row
+without a line break. The plan takes nothing off sale from a catalog with such a problem.
 """
 
 from __future__ import annotations
 
 import codecs
 import csv
+import hashlib
 import io
 import json
 import re
@@ -50,13 +59,17 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 __all__ = [
+    "MANIFEST_SUFFIX",
     "MAX_CATALOG_BYTES",
+    "CatalogCheck",
     "CatalogFormat",
     "CatalogItem",
+    "CatalogManifest",
     "CatalogReadError",
     "CatalogSource",
     "FileCatalogSource",
     "HttpsCatalogSource",
+    "ManifestStatus",
     "ParsedCatalog",
     "S3CatalogSource",
     "detect_format",
@@ -73,7 +86,17 @@ CHUNK_BYTES: Final = 1024 * 1024
 # One physical line (CSV, JSON Lines) or one JSON array element longer than this is not a catalog row.
 MAX_ROW_CHARS: Final = 16 * 1024 * 1024
 _MAX_CANDIDATE_CHARS: Final = 1024  # a recovered SKU longer than this is no SKU
+# The manifest an export job may write beside the catalog: `<catalog key or path>.manifest.json`.
+MANIFEST_SUFFIX: Final = ".manifest.json"
+MAX_MANIFEST_BYTES: Final = 64 * 1024
+MANIFEST_HELP: Final = "docs/runbooks/offer-sync.md#catalog-manifest"
+_SHA256_HEX: Final = re.compile(r"[0-9a-f]{64}")
 _LINE_END: Final = re.compile(r"\r\n|\r|\n")
+_CUT_ROW: Final = "the catalog ends inside this row (cut short): nothing of it is read, not even its SKU"
+_CUT_ELEMENT: Final = (
+    "the catalog ends inside this element (cut short), or is not JSON from here on: nothing of it or "
+    "after it is read, not even its SKU"
+)
 _WHITESPACE: Final = re.compile(r"[ \t\r\n]*")
 
 type CatalogItem = RawRow | RowError
@@ -88,6 +111,117 @@ class CatalogFormat(StrEnum):
 
 class CatalogReadError(Exception):
     """The catalog cannot be read at all (no row can be trusted): the run stops."""
+
+
+class ManifestStatus(StrEnum):
+    ABSENT = "absent"  # no manifest beside the catalog: nothing to compare
+    MATCHED = "matched"  # the catalog read has the manifest's row count and SHA-256
+    MISMATCH = "mismatch"  # it does not: the export is incomplete, changed, or still being written
+    UNREADABLE = "unreadable"  # a manifest is there (or may be) but cannot be read
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogManifest:
+    """What the export job says it wrote: `{"rows": <products>, "sha256": "<hex of the catalog bytes>"}`
+    (other keys are ignored). Rows are what the sync reads as rows: CSV records after the header, JSON
+    Lines lines, array elements; blank lines are no rows."""
+
+    rows: int
+    sha256: str
+
+    @classmethod
+    def parse(cls, data: bytes) -> CatalogManifest:
+        """The manifest in `data`; `ValueError` saying what is wrong."""
+        try:
+            document = json.loads(data)
+        except ValueError:
+            raise ValueError("not JSON") from None
+        if not isinstance(document, dict):
+            raise ValueError("not a JSON object")
+        rows, sha256 = document.get("rows"), document.get("sha256")
+        if isinstance(rows, bool) or not isinstance(rows, int) or rows < 0:
+            raise ValueError('"rows" must be the number of rows, an integer >= 0')
+        if not isinstance(sha256, str) or not _SHA256_HEX.fullmatch(sha256.strip().lower()):
+            raise ValueError('"sha256" must be the 64 hex digits of the SHA-256 of the catalog bytes')
+        return cls(rows, sha256.strip().lower())
+
+
+@dataclass(slots=True)
+class CatalogCheck:
+    """What one read found about the catalog as a whole (docs/decisions.md#15), filled in by
+    `CatalogSource.rows(check=...)` and final once its rows are exhausted: how many rows it held, where
+    it looks cut short, and what its manifest says. `problems`: why the catalog cannot be trusted to
+    take any offer off sale this run (an empty list: nothing against it)."""
+
+    rows: int = 0
+    sha256: str | None = None
+    truncated: str | None = None
+    manifest: ManifestStatus = ManifestStatus.ABSENT
+    manifest_problem: str | None = None
+    expected: CatalogManifest | None = None
+    manifest_location: str | None = None
+    _digest: Any = field(default=None, repr=False)
+
+    @property
+    def problems(self) -> list[str]:
+        return [problem for problem in (self.truncated, self.manifest_problem) if problem]
+
+    def expect(self, manifest: CatalogManifest | None, where: str) -> None:
+        """The manifest found at `where`, beside the catalog (None: there is none)."""
+        self.expected = manifest
+        self.manifest_location = where if manifest is not None else None
+
+    def unreadable_manifest(self, where: str, problem: str) -> None:
+        self.manifest = ManifestStatus.UNREADABLE
+        self.manifest_location = where
+        self.manifest_problem = (
+            f"the manifest {where} cannot be read ({problem}): nothing is taken off sale until it can "
+            f"(fix or remove it; {MANIFEST_HELP})"
+        )
+
+    def cut(self, where: str, *, lines: bool = True) -> None:
+        """The catalog ends where it should not (`where`: the row or place; `lines`: a format of lines,
+        CSV or JSON Lines, whose exporter may simply not end its last line)."""
+        if self.truncated is not None:
+            return
+        advice = "Have the export written again or put the previous version back"
+        if lines:
+            advice += (
+                "; an exporter that never ends its last line with a line break (or leaves out empty "
+                "trailing cells) must write them, or write a manifest"
+            )
+        self.truncated = (
+            f"the catalog looks cut short ({where}): nothing is taken off sale. {advice} ({MANIFEST_HELP})"
+        )
+
+    def vouches_for_the_end(self) -> bool:
+        """Whether a manifest vouches for every byte read (called once the last byte is read): then a
+        last row with no line break after it, or with fewer cells than the header, is as written."""
+        if self.expected is None or self._digest is None:
+            return False
+        return bool(self._digest.hexdigest() == self.expected.sha256)
+
+    def _hashed(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
+        self._digest = digest = hashlib.sha256()
+        for chunk in chunks:
+            digest.update(chunk)
+            yield chunk
+
+    def _settle(self) -> None:
+        self.sha256 = self._digest.hexdigest() if self._digest is not None else None
+        expected = self.expected
+        if expected is None or self.manifest is ManifestStatus.UNREADABLE:
+            return
+        if (self.rows, self.sha256) == (expected.rows, expected.sha256):
+            self.manifest = ManifestStatus.MATCHED
+            return
+        self.manifest = ManifestStatus.MISMATCH
+        self.manifest_problem = (
+            f"the catalog does not match its manifest {self.manifest_location}: the manifest says "
+            f"{expected.rows} rows, SHA-256 {expected.sha256[:12]}..., the catalog read has {self.rows} "
+            f"rows, SHA-256 {(self.sha256 or '')[:12]}...: it is incomplete, was changed after the "
+            f"manifest, or is still being written. Nothing is taken off sale ({MANIFEST_HELP})"
+        )
 
 
 @dataclass(slots=True)
@@ -111,8 +245,12 @@ class CatalogSource(Protocol):
         """Where the catalog comes from, for logs and reports (never a credential)."""
         ...
 
-    def rows(self, sku_field: str | None = "sku") -> Iterator[CatalogItem]:
-        """Every row (or row error) in file order; `CatalogReadError` when the catalog is unreadable."""
+    def rows(
+        self, sku_field: str | None = "sku", *, check: CatalogCheck | None = None
+    ) -> Iterator[CatalogItem]:
+        """Every row (or row error) in file order; `CatalogReadError` when the catalog is unreadable.
+        `check` is filled in with what the read found about the catalog as a whole (its manifest
+        included), final once the rows are exhausted."""
         ...
 
 
@@ -136,25 +274,44 @@ def detect_format(name: str, content_type: str | None = None) -> CatalogFormat:
     return CatalogFormat.JSON
 
 
-def parse_catalog(data: bytes, catalog_format: CatalogFormat, sku_field: str | None = "sku") -> ParsedCatalog:
+def parse_catalog(
+    data: bytes,
+    catalog_format: CatalogFormat,
+    sku_field: str | None = "sku",
+    check: CatalogCheck | None = None,
+) -> ParsedCatalog:
     """The whole catalog in memory (tests, small catalogs); `iter_catalog` streams it."""
-    return ParsedCatalog.collect(iter_catalog([data], catalog_format, sku_field))
+    return ParsedCatalog.collect(iter_catalog([data], catalog_format, sku_field, check))
 
 
 def iter_catalog(
-    chunks: Iterable[bytes], catalog_format: CatalogFormat, sku_field: str | None = "sku"
+    chunks: Iterable[bytes],
+    catalog_format: CatalogFormat,
+    sku_field: str | None = "sku",
+    check: CatalogCheck | None = None,
 ) -> Iterator[CatalogItem]:
-    """The rows of a catalog arriving as byte chunks, one at a time, in file order."""
+    """The rows of a catalog arriving as byte chunks, one at a time, in file order; `check` (see
+    `CatalogCheck`) learns the row count, the SHA-256 of the bytes and where the text looks cut."""
     if catalog_format is CatalogFormat.AUTO:
         raise ValueError("resolve CatalogFormat.AUTO with detect_format() first")
-    text = _decode(chunks)
+    return _checked(chunks, catalog_format, sku_field, check if check is not None else CatalogCheck())
+
+
+def _checked(
+    chunks: Iterable[bytes], catalog_format: CatalogFormat, sku_field: str | None, check: CatalogCheck
+) -> Iterator[CatalogItem]:
+    text = _decode(check._hashed(chunks))
     match catalog_format:
         case CatalogFormat.JSON:
-            return _parse_json(text, sku_field)
+            items = _parse_json(text, sku_field, check)
         case CatalogFormat.JSONL:
-            return _parse_json_lines(text, sku_field)
+            items = _parse_json_lines(text, sku_field, check)
         case _:
-            return _parse_csv(text, sku_field)
+            items = _parse_csv(text, sku_field, check)
+    for item in items:
+        check.rows += 1
+        yield item
+    check._settle()
 
 
 def _decode(chunks: Iterable[bytes]) -> Iterator[str]:
@@ -166,11 +323,18 @@ def _decode(chunks: Iterable[bytes]) -> Iterator[str]:
             offset += len(chunk)
             if text:
                 yield text
-        tail = decoder.decode(b"", final=True)
     except UnicodeDecodeError as exc:
         raise CatalogReadError(f"catalog is not UTF-8 text (byte {offset + exc.start})") from None
+    try:
+        tail = decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        raise CatalogReadError("catalog ends inside a UTF-8 character: cut short, or not UTF-8") from None
     if tail:
         yield tail
+
+
+def _ends_a_line(line: str) -> bool:
+    return line.endswith(("\n", "\r"))
 
 
 def _lines(texts: Iterable[str]) -> Iterator[str]:
@@ -192,7 +356,7 @@ def _lines(texts: Iterable[str]) -> Iterator[str]:
 
 
 # --- JSON ----------------------------------------------------------------------------------------------
-def _parse_json(texts: Iterator[str], sku_field: str | None) -> Iterator[CatalogItem]:
+def _parse_json(texts: Iterator[str], sku_field: str | None, check: CatalogCheck) -> Iterator[CatalogItem]:
     buffer = ""
     for text in texts:
         buffer += text
@@ -200,7 +364,7 @@ def _parse_json(texts: Iterator[str], sku_field: str | None) -> Iterator[Catalog
             break
     first = buffer.lstrip()[:1]
     if first == "[":
-        yield from _stream_json_array(buffer, texts, sku_field)
+        yield from _stream_json_array(buffer, texts, sku_field, check)
         return
     document = _load_whole(buffer, texts)
     if isinstance(document, dict):
@@ -222,8 +386,12 @@ def _load_whole(buffer: str, texts: Iterator[str]) -> Any:
         raise CatalogReadError(f"catalog is not valid JSON: {exc}") from None
 
 
-def _stream_json_array(buffer: str, texts: Iterator[str], sku_field: str | None) -> Iterator[CatalogItem]:
-    """The elements of a top-level JSON array, decoded one at a time from a growing buffer."""
+def _stream_json_array(
+    buffer: str, texts: Iterator[str], sku_field: str | None, check: CatalogCheck
+) -> Iterator[CatalogItem]:
+    """The elements of a top-level JSON array, decoded one at a time from a growing buffer. An array
+    the text ends inside is cut short (`check.cut`): the elements read whole are rows, an element the
+    text ends inside is a cut row (nothing of it is used)."""
     decoder = json.JSONDecoder()
     position = buffer.index("[") + 1
     done = False
@@ -258,13 +426,19 @@ def _stream_json_array(buffer: str, texts: Iterator[str], sku_field: str | None)
     else:
         while True:
             if not skip_space():
-                raise fail("the array is not closed")
+                check.cut(f"the JSON array is not closed after element {number}", lines=False)
+                return
             while True:
                 try:
                     item, end = decoder.raw_decode(buffer, position)
                 except ValueError as exc:
-                    if len(buffer) - position > MAX_ROW_CHARS or not more():
+                    if len(buffer) - position > MAX_ROW_CHARS:
                         raise fail(str(exc)) from None
+                    if not more():  # the text ends inside this element (or is not JSON from here on)
+                        where = f"the text ends inside element {number + 1} of the JSON array"
+                        check.cut(where + ", or is not JSON from there on", lines=False)
+                        yield RowError(number + 1, None, _CUT_ELEMENT, cut=True)
+                        return
                     continue
                 if end == len(buffer) and more():  # a number may go on in the next chunk
                     continue
@@ -276,6 +450,9 @@ def _stream_json_array(buffer: str, texts: Iterator[str], sku_field: str | None)
             position += 1
             if separator == "]":
                 break
+            if not separator:
+                check.cut(f"the JSON array is not closed after element {number}", lines=False)
+                return
             if separator != ",":
                 raise fail("expected ',' or ']' after an element")
     if skip_space():
@@ -349,9 +526,15 @@ def _attributed(error: RowError, skus: list[str]) -> RowError:
 
 
 # --- JSON Lines ----------------------------------------------------------------------------------------
-def _parse_json_lines(texts: Iterator[str], sku_field: str | None) -> Iterator[CatalogItem]:
+def _parse_json_lines(
+    texts: Iterator[str], sku_field: str | None, check: CatalogCheck
+) -> Iterator[CatalogItem]:
     for number, line in enumerate(_lines(texts), start=1):
         if not line.strip():
+            continue
+        if not _ends_a_line(line) and not check.vouches_for_the_end():
+            check.cut(f"line {number}, the last, has no line break after it")
+            yield RowError(number, None, _CUT_ROW, cut=True)
             continue
         try:
             item = json.loads(line)
@@ -396,7 +579,15 @@ class _RecordingLines:
         return line
 
 
-def _parse_csv(texts: Iterator[str], sku_field: str | None) -> Iterator[CatalogItem]:
+@dataclass(frozen=True, slots=True)
+class _CsvRecord:
+    start: int  # its first line
+    cells: list[str] | None  # None: `csv` could not read it (`problem` says why)
+    lines: list[str]  # its physical lines, with their endings
+    problem: str | None = None
+
+
+def _parse_csv(texts: Iterator[str], sku_field: str | None, check: CatalogCheck) -> Iterator[CatalogItem]:
     lines = _RecordingLines(_lines(texts))
     reader = csv.reader(lines)
     try:
@@ -408,7 +599,24 @@ def _parse_csv(texts: Iterator[str], sku_field: str | None) -> Iterator[CatalogI
     columns = [name.strip() for name in header]
     if not any(columns):
         raise CatalogReadError("catalog CSV has an empty header row")
+    if _cut_short(lines.current, None, 0, check):
+        check.cut("the header row, the only one, has no line break after it")
+    width = max(index for index, name in enumerate(columns) if name) + 1
     sku_column = columns.index(sku_field) if sku_field in columns else None
+    records = _csv_records(reader, lines)
+    record = next(records, None)
+    while record is not None:
+        following = next(records, None)
+        if following is None and _cut_short(record.lines, record.cells, width, check):
+            check.cut(f"row {record.start}, the last, is not whole")
+            yield RowError(record.start, None, _CUT_ROW, cut=True)
+        else:
+            yield _csv_item(record, columns, sku_column)
+        record = following
+
+
+def _csv_records(reader: Any, lines: _RecordingLines) -> Iterator[_CsvRecord]:
+    """The records after the header that hold something (blank ones are no rows)."""
     line = reader.line_num
     while True:
         start = line + 1
@@ -416,23 +624,61 @@ def _parse_csv(texts: Iterator[str], sku_field: str | None) -> Iterator[CatalogI
         try:
             cells = next(reader)
         except StopIteration:
-            break
+            return
         except csv.Error as exc:
-            raw = lines.current[0] if lines.current else ""
-            error = RowError(start, None, f"unreadable CSV row: {exc}")
-            yield _attributed(error, _csv_candidates(_leading_cells(raw, sku_column), sku_column, 0))
-            line = reader.line_num
-            continue
+            yield _CsvRecord(start, None, lines.current, f"unreadable CSV row: {exc}")
+        else:
+            if any(cell.strip() for cell in cells):
+                yield _CsvRecord(start, cells, lines.current)
         line = reader.line_num
-        if not any(cell.strip() for cell in cells):
-            continue
-        if len(cells) > len(columns):
-            extra = len(cells) - len(columns)
-            reason = f"row has {len(cells)} cells but the header has {len(columns)} columns"
-            yield _attributed(RowError(start, None, reason), _csv_candidates(cells, sku_column, extra))
-            continue
-        values = {name: cell for name, cell in zip(columns, cells, strict=False) if name}
-        yield RawRow(start, values)
+
+
+def _cut_short(lines: list[str], cells: list[str] | None, width: int, check: CatalogCheck) -> bool:
+    """Whether the last record of a CSV file is cut (docs/decisions.md#15): the file ends inside a quoted
+    cell, or, unless a manifest vouches for the bytes, with no line break after it, or it has fewer cells
+    than the header (`SKU-29` cut to `SKU-2` is a whole-looking cell)."""
+    if not lines:
+        return False
+    if _ends_inside_quotes("".join(lines)):
+        return True
+    short = cells is not None and len(cells) < width
+    return (short or not _ends_a_line(lines[-1])) and not check.vouches_for_the_end()
+
+
+def _ends_inside_quotes(text: str) -> bool:
+    """Whether CSV text ends inside a quoted cell (`csv` reads such a record without a word at the end
+    of the input). A quote opens a quoted cell only at the start of a cell, as `csv` reads it."""
+    inside = False
+    cell_start = True
+    index, size = 0, len(text)
+    while index < size:
+        char = text[index]
+        if inside:
+            if char == '"':
+                if text.startswith('"', index + 1):
+                    index += 2
+                    continue
+                inside = False
+        elif char == '"' and cell_start:
+            inside = True
+            cell_start = False
+        else:
+            cell_start = char in ",\r\n"
+        index += 1
+    return inside
+
+
+def _csv_item(record: _CsvRecord, columns: list[str], sku_column: int | None) -> CatalogItem:
+    if record.cells is None:
+        raw = record.lines[0] if record.lines else ""
+        error = RowError(record.start, None, record.problem or "unreadable CSV row")
+        return _attributed(error, _csv_candidates(_leading_cells(raw, sku_column), sku_column, 0))
+    cells = record.cells
+    if len(cells) > len(columns):
+        extra = len(cells) - len(columns)
+        reason = f"row has {len(cells)} cells but the header has {len(columns)} columns"
+        return _attributed(RowError(record.start, None, reason), _csv_candidates(cells, sku_column, extra))
+    return RawRow(record.start, {name: cell for name, cell in zip(columns, cells, strict=False) if name})
 
 
 def _csv_candidates(cells: list[str], sku_column: int | None, extra: int) -> list[str]:
@@ -521,11 +767,25 @@ class S3CatalogSource:
     def read(self) -> ParsedCatalog:
         return ParsedCatalog.collect(self.rows())
 
-    def rows(self, sku_field: str | None = "sku") -> Iterator[CatalogItem]:
+    def rows(
+        self, sku_field: str | None = "sku", *, check: CatalogCheck | None = None
+    ) -> Iterator[CatalogItem]:
         from botocore.exceptions import BotoCoreError, ClientError
 
         s3 = self._s3 if self._s3 is not None else aws.clients().s3
         bucket, key = parse_s3_uri(self._uri)
+        check = check if check is not None else CatalogCheck()
+        manifest = self._uri + MANIFEST_SUFFIX
+
+        def fetch_manifest() -> bytes | None:
+            try:
+                return _read_s3_object(manifest, s3, max_bytes=MAX_MANIFEST_BYTES)
+            except S3ReadError as error:
+                if error.problem == "NoSuchKey":
+                    return None
+                raise _ManifestUnreadable(error.problem) from None
+
+        _expect_manifest(check, manifest, fetch_manifest)
         try:
             response = s3.get_object(Bucket=bucket, Key=key)
         except ClientError as exc:
@@ -540,7 +800,8 @@ class S3CatalogSource:
             )
         body = response["Body"]
         try:
-            yield from iter_catalog(_chunks_of(body, self._max_bytes, self._uri), self._format, sku_field)
+            chunks = _chunks_of(body, self._max_bytes, self._uri)
+            yield from iter_catalog(chunks, self._format, sku_field, check)
         except (ClientError, BotoCoreError, OSError) as exc:  # the connection dropped mid-object
             raise CatalogReadError(f"cannot read {self._uri}: {type(exc).__name__}") from None
         finally:
@@ -560,15 +821,29 @@ class FileCatalogSource:
     def read(self) -> ParsedCatalog:
         return ParsedCatalog.collect(self.rows())
 
-    def rows(self, sku_field: str | None = "sku") -> Iterator[CatalogItem]:
+    def rows(
+        self, sku_field: str | None = "sku", *, check: CatalogCheck | None = None
+    ) -> Iterator[CatalogItem]:
+        check = check if check is not None else CatalogCheck()
+        manifest = self._path.with_name(self._path.name + MANIFEST_SUFFIX)
+
+        def fetch_manifest() -> bytes | None:
+            try:
+                with manifest.open("rb") as handle:
+                    return bytes(handle.read(MAX_MANIFEST_BYTES + 1))
+            except FileNotFoundError:
+                return None
+            except OSError as exc:
+                raise _ManifestUnreadable(exc.strerror or type(exc).__name__) from None
+
+        _expect_manifest(check, str(manifest), fetch_manifest)
         try:
             handle = self._path.open("rb")
         except OSError as exc:
             raise CatalogReadError(f"cannot read {self._path}: {exc.strerror}") from None
         with handle:
-            yield from iter_catalog(
-                _chunks_of(handle, MAX_CATALOG_BYTES, str(self._path)), self._format, sku_field
-            )
+            chunks = _chunks_of(handle, MAX_CATALOG_BYTES, str(self._path))
+            yield from iter_catalog(chunks, self._format, sku_field, check)
 
 
 class HttpsCatalogSource:
@@ -605,25 +880,80 @@ class HttpsCatalogSource:
     def read(self) -> ParsedCatalog:
         return ParsedCatalog.collect(self.rows())
 
-    def rows(self, sku_field: str | None = "sku") -> Iterator[CatalogItem]:
+    @property
+    def manifest_url(self) -> str:
+        """The catalog URL with `.manifest.json` added to its path (its query kept)."""
+        parts = urlsplit(self._url)
+        return parts._replace(path=parts.path + MANIFEST_SUFFIX).geturl()
+
+    def rows(
+        self, sku_field: str | None = "sku", *, check: CatalogCheck | None = None
+    ) -> Iterator[CatalogItem]:
         headers = {"accept": "application/json, text/csv, application/x-ndjson"}
         if self._api_key is not None:
             key = self._api_key()
             headers[self._header] = f"Bearer {key}" if self._header.lower() == "authorization" else key
+        check = check if check is not None else CatalogCheck()
         try:
-            with (
-                httpx.Client(transport=self._transport, timeout=self._timeout) as client,
-                client.stream("GET", self._url, headers=headers) as response,
-            ):
-                if response.status_code != 200:
-                    raise CatalogReadError(f"cannot read {self.description}: HTTP {response.status_code}")
-                catalog_format = self._format
-                if catalog_format is CatalogFormat.AUTO:
-                    catalog_format = detect_format(self._url, response.headers.get("content-type"))
-                chunks = _limited(response.iter_bytes(CHUNK_BYTES), self._max_bytes, self.description)
-                yield from iter_catalog(chunks, catalog_format, sku_field)
+            with httpx.Client(transport=self._transport, timeout=self._timeout) as client:
+                _expect_manifest(
+                    check, self.description + MANIFEST_SUFFIX, lambda: self._fetch_manifest(client, headers)
+                )
+                yield from self._catalog(client, headers, sku_field, check)
         except httpx.HTTPError as exc:
             raise CatalogReadError(f"cannot read {self.description}: {type(exc).__name__}") from None
+
+    def _fetch_manifest(self, client: httpx.Client, headers: dict[str, str]) -> bytes | None:
+        """The manifest's bytes; None when the CRM answers 404 or 410 (it has none)."""
+        try:
+            with client.stream("GET", self.manifest_url, headers=headers) as response:
+                if response.status_code in (404, 410):
+                    return None
+                if response.status_code != 200:
+                    raise _ManifestUnreadable(f"HTTP {response.status_code}")
+                data = b""
+                for chunk in response.iter_bytes(MAX_MANIFEST_BYTES):
+                    data += chunk
+                    if len(data) > MAX_MANIFEST_BYTES:
+                        break
+                return data
+        except httpx.HTTPError as exc:
+            raise _ManifestUnreadable(type(exc).__name__) from None
+
+    def _catalog(
+        self, client: httpx.Client, headers: dict[str, str], sku_field: str | None, check: CatalogCheck
+    ) -> Iterator[CatalogItem]:
+        with client.stream("GET", self._url, headers=headers) as response:
+            if response.status_code != 200:
+                raise CatalogReadError(f"cannot read {self.description}: HTTP {response.status_code}")
+            catalog_format = self._format
+            if catalog_format is CatalogFormat.AUTO:
+                catalog_format = detect_format(self._url, response.headers.get("content-type"))
+            chunks = _limited(response.iter_bytes(CHUNK_BYTES), self._max_bytes, self.description)
+            yield from iter_catalog(chunks, catalog_format, sku_field, check)
+
+
+class _ManifestUnreadable(Exception):
+    """A manifest may be there but cannot be read (no access, a server error, too big)."""
+
+
+def _expect_manifest(check: CatalogCheck, where: str, fetch: Callable[[], bytes | None]) -> None:
+    """Read the manifest beside the catalog (`fetch`: its bytes, None when there is none) into `check`."""
+    try:
+        data = fetch()
+    except _ManifestUnreadable as error:
+        check.unreadable_manifest(where, str(error))
+        return
+    if data is None:
+        check.expect(None, where)
+        return
+    if len(data) > MAX_MANIFEST_BYTES:
+        check.unreadable_manifest(where, f"over {MAX_MANIFEST_BYTES} bytes")
+        return
+    try:
+        check.expect(CatalogManifest.parse(data), where)
+    except ValueError as error:
+        check.unreadable_manifest(where, str(error))
 
 
 def _limited(chunks: Iterable[bytes], max_bytes: int, where: str) -> Iterator[bytes]:

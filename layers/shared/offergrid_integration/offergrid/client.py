@@ -9,16 +9,19 @@ Tolerant reader (docs/decisions.md#5 and #10): any 2xx is success whatever its b
 returns the resource when the answer carries a readable one and None otherwise (204, an empty
 body, `{"message": ...}`): the change was applied either way. A read answered 2xx without a
 readable resource raises `UnreadableResponseError` (retryable). Responses need only the fields the
-code uses (see `models`). Lists follow every common paging convention (`parse_page`); one listed
-element that cannot be read is skipped, logged and reported to the observer, never fatal to the list.
+code uses (see `models`). Lists follow every common paging convention and always end (`paging`,
+docs/decisions.md#18): the client fetches each page, `paging` says what the next one is and when
+the listing is over. One listed element that cannot be read is skipped, logged and reported to the
+observer, never fatal to the list.
 
 An observer (`offergrid.observer`) hears about every attempt's status, every rate-budget wait,
 every refused token and every skipped list element; by default it emits the client's CloudWatch
 metrics inside a Lambda function.
 
-Durations are seconds of the injected `Clock` (see `offergrid_integration.clock`). httpx timeouts
-are real seconds, so a clock that runs faster (`ScaledClock.scale`) has its timeouts divided by
-that scale.
+Durations are seconds of the injected `Clock` (see `offergrid_integration.clock`), except the
+per-attempt timeout: it bounds how long a server takes to answer, which runs in real time whatever
+the clock, so it is real seconds (still bounded by the time left). Dividing it by a `ScaledClock`'s
+scale made the tests' 10 s a sixth of a real second, which a loaded machine exceeds (issue 22).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import email.utils
 import logging
 import math
 import random
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any, Final, Protocol, Self
 from urllib.parse import quote
@@ -44,7 +47,6 @@ from offergrid_integration.offergrid.errors import (
     APITimeoutError,
     OffergridError,
     RateBudgetExhausted,
-    UnexpectedResponseError,
     UnreadableResponseError,
     error_class_for_status,
     is_retryable_status,
@@ -60,50 +62,27 @@ from offergrid_integration.offergrid.models import (
     StatusUpdate,
 )
 from offergrid_integration.offergrid.observer import ClientObserver, default_observer
+from offergrid_integration.offergrid.paging import MAX_PAGES, Params, follow_listing
 from offergrid_integration.ratelimit import RateBudget
+from offergrid_integration.text import json_text
 
 # --- tunables (clock seconds) -----------------------------------------------------------------
 DEFAULT_BASE_URL: Final = DEFAULT_OFFERGRID_API_URL
-DEFAULT_TIMEOUT: Final = 10.0  # per attempt; the documented recommendation
-CONNECT_TIMEOUT: Final = 3.0
+DEFAULT_TIMEOUT: Final = 10.0  # per attempt, real seconds (see above); the documented recommendation
+CONNECT_TIMEOUT: Final = 3.0  # real seconds
 MAX_RETRIES: Final = 4  # retries after the first attempt (the 401 key refresh is extra)
 INITIAL_RETRY_DELAY: Final = 0.5
 MAX_RETRY_DELAY: Final = 8.0
 MAX_RETRY_AFTER: Final = 60.0
 MIN_TIME_LEFT_FOR_REQUEST: Final = 1.0  # never start an attempt with less time than this left
-MAX_PAGES: Final = 10_000  # a list longer than this is a server bug, not a catalogue
-
-LIST_KEYS: Final = ("data", "items", "offers", "orders")
-# Where an envelope may keep its paging fields besides its top level (`{data, meta: {page, ...}}`).
-PAGING_OBJECTS: Final = ("meta", "pagination", "paging", "page_info", "pageInfo")
-CURSOR_KEYS: Final = ("nextCursor", "next_cursor", "cursor", "next")
-PAGE_KEYS: Final = ("page", "currentPage", "current_page")
-TOTAL_PAGES_KEYS: Final = (
-    "totalPages",
-    "total_pages",
-    "pages",
-    "pageCount",
-    "page_count",
-    "lastPage",
-    "last_page",
-)
-HAS_MORE_KEYS: Final = ("hasMore", "has_more", "hasNextPage", "has_next_page")
-TOTAL_KEYS: Final = ("total", "totalCount", "total_count", "totalItems", "total_items")
-OFFSET_KEYS: Final = ("offset", "skip")
-LIMIT_KEYS: Final = ("limit", "pageSize", "page_size", "perPage", "per_page")
 # Single resources may come wrapped: `{"data": {...}}`.
 RESOURCE_KEYS: Final = ("data", "item", "orderItem", "order", "offer")
-CURSOR_PARAM: Final = "cursor"
-PAGE_PARAM: Final = "page"
-OFFSET_PARAM: Final = "offset"
-LIMIT_PARAM: Final = "limit"
 
 _USER_AGENT: Final = "offergrid-provider-integration/0.1"
 _MAX_ERROR_TEXT: Final = 2_000
 
 _log = logging.getLogger("offergrid_integration.offergrid.client")
 
-type Params = dict[str, str]
 type Random = Callable[[], float]
 
 
@@ -158,124 +137,6 @@ def _should_retry(status_code: int | None) -> bool:
     return is_retryable_status(status_code)
 
 
-def parse_page(
-    body: Any,
-    params: Mapping[str, str],
-    *,
-    next_link: str | None = None,
-    base_params: Mapping[str, str] | None = None,
-) -> tuple[list[Any], Params | None]:
-    """One list response -> (its elements, the query of the next page or None when it is the last).
-
-    `params`: the query that fetched this page; `base_params`: the listing's own query (filters),
-    kept when a link gives the next query (default `params`); `next_link`: the `rel="next"` URL of
-    an RFC 8288 `Link` header, if any.
-
-    A bare array is the whole list unless a `Link` header names a next page. An object holds the
-    list under one of `LIST_KEYS`; its paging fields are read at its top level or in a `meta`-like
-    object (`PAGING_OBJECTS`), first match wins, in this order: `links.next`, the `Link` header, a
-    cursor or next URL (`CURSOR_KEYS`), page numbers (`page` + `totalPages`, or `hasMore`, or until
-    an empty page), an offset (`offset`/`limit` + `total`), `hasMore` alone (next page number).
-    An envelope that says there is more (a `total` beyond what was listed) but gives no way to
-    the next page raises ValueError: never a silent first page.
-    """
-    base = params if base_params is None else base_params
-    if isinstance(body, list):
-        return body, _link_params(next_link, base) if next_link else None
-    if not isinstance(body, dict):
-        raise ValueError(f"expected a JSON array or object, got {type(body).__name__}")
-    items = next((body[key] for key in LIST_KEYS if isinstance(body.get(key), list)), None)
-    if items is None:
-        raise ValueError(f"no list under any of {', '.join(LIST_KEYS)}")
-    places = [body, *(body[key] for key in PAGING_OBJECTS if isinstance(body.get(key), dict))]
-
-    def find(keys: tuple[str, ...], accept: Callable[[Any], bool]) -> Any:
-        return next((place[key] for place in places for key in keys if accept(place.get(key))), None)
-
-    links = body.get("links")
-    if isinstance(links, dict) and (link := _href(links.get("next"))):
-        return items, _link_params(link, base)
-    if next_link:
-        return items, _link_params(next_link, base)
-    cursor = find(CURSOR_KEYS, lambda v: _href(v) is not None)
-    if cursor is not None:
-        text = _href(cursor) or ""
-        if text.startswith(("http://", "https://", "/", "?")):
-            return items, _link_params(text, base)
-        return items, {**params, CURSOR_PARAM: text}
-
-    has_more = find(HAS_MORE_KEYS, lambda v: isinstance(v, bool))
-    page = find(PAGE_KEYS, _is_int)
-    total_pages = find(TOTAL_PAGES_KEYS, _is_int)
-    if page is not None or total_pages is not None:
-        current = page if page is not None else _int_param(params, PAGE_PARAM, 1)
-        if total_pages is not None:
-            more = current < total_pages
-        elif has_more is not None:
-            more = has_more
-        else:
-            more = bool(items)
-        return items, {**params, PAGE_PARAM: str(current + 1)} if more else None
-
-    total = find(TOTAL_KEYS, _is_int)
-    offset = find(OFFSET_KEYS, _is_int)
-    limit = find(LIMIT_KEYS, _is_int)
-    if offset is not None or limit is not None:
-        start = offset if offset is not None else _int_param(params, OFFSET_PARAM, 0)
-        end = start + len(items)
-        if total is not None:
-            more = end < total
-        elif has_more is not None:
-            more = has_more
-        else:
-            more = bool(items) and (limit is None or len(items) >= limit)
-        if not more:
-            return items, None
-        following = {**params, OFFSET_PARAM: str(end)}
-        if limit is not None and limit > 0:
-            following[LIMIT_PARAM] = str(limit)
-        return items, following
-    if has_more:
-        return items, {**params, PAGE_PARAM: str(_int_param(params, PAGE_PARAM, 1) + 1)}
-    if total is not None and len(items) < total and has_more is None:
-        raise ValueError(
-            f"the envelope says there are {total} elements but holds {len(items)} "
-            "and names no way to the next page"
-        )
-    return items, None
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _href(value: Any) -> str | None:
-    """A next-page pointer: a non-empty string or number, or `{"href": ...}` (JSON:API, HAL)."""
-    if isinstance(value, dict):
-        value = value.get("href")
-    if isinstance(value, str | int) and not isinstance(value, bool) and str(value):
-        return str(value)
-    return None
-
-
-def _int_param(params: Mapping[str, str], name: str, default: int) -> int:
-    try:
-        return int(params.get(name, default))
-    except ValueError:
-        return default
-
-
-def _link_params(link: str, base: Mapping[str, str]) -> Params:
-    """The query of the page a next link points at: the link's own query over the listing's filters."""
-    return {**base, **dict(httpx.URL(link).params)}
-
-
-def _real_seconds(clock: Clock, seconds: float) -> float:
-    """httpx waits in real seconds; a `ScaledClock` runs `scale` clock seconds per real one."""
-    scale = getattr(clock, "scale", 1.0)
-    return seconds / scale if isinstance(scale, int | float) and scale > 0 else seconds
-
-
 # --- the client -------------------------------------------------------------------------------
 
 
@@ -295,16 +156,20 @@ class OffergridClient:
         transport: httpx.BaseTransport | None = None,
         rng: Random = random.random,
         observer: ClientObserver | None = None,
+        max_pages: int = MAX_PAGES,
     ) -> None:
         if timeout <= 0:
             raise ValueError("timeout must be positive")
         if max_retries < 0:
             raise ValueError("max_retries must not be negative")
+        if max_pages < 1:
+            raise ValueError("max_pages must be at least 1")
         self.base_url = normalised_base_url(base_url)
         self._api_key = api_key
         self._rate_budget = rate_budget
         self._timeout = timeout
         self._max_retries = max_retries
+        self._max_pages = max_pages
         self._clock = clock
         self._remaining_time = remaining_time
         self._rng = rng
@@ -369,11 +234,15 @@ class OffergridClient:
         params: Params = {"status": str(status)} if status is not None else {}
         return self._paginate(OrderItem, "/provider/orders", params)
 
-    def list_order_pages(self, status: OrderItemStatus | None = None) -> Iterator[list[OrderItem]]:
+    def list_order_pages(
+        self, status: OrderItemStatus | None = None, *, max_retries: int | None = None
+    ) -> Iterator[list[OrderItem]]:
         """`list_orders` page by page: each element one page's readable items, the next page fetched
-        only when the iterator advances (a caller may stop before paying for it)."""
+        only when the iterator advances (a caller may stop before paying for it). `max_retries`:
+        each page request's own (default the client's); a listing that is only an optimisation
+        passes 0 and gives up at its first failure."""
         params: Params = {"status": str(status)} if status is not None else {}
-        return self._pages(OrderItem, "/provider/orders", params)
+        return self._pages(OrderItem, "/provider/orders", params, max_retries=max_retries)
 
     def get_order_item(self, item_id: str) -> OrderItem:
         """The item; `UnreadableResponseError` (retryable) when a 2xx answer does not hold it."""
@@ -393,23 +262,18 @@ class OffergridClient:
         for page in self._pages(model, path, params):
             yield from page
 
-    def _pages[M: OffergridResponse](self, model: type[M], path: str, params: Params) -> Iterator[list[M]]:
-        """Every page of a listing (Decision 5), one request per page, as the iterator advances."""
-        base = dict(params)
-        seen: set[tuple[tuple[str, str], ...]] = {tuple(sorted(params.items()))}
+    def _pages[M: OffergridResponse](
+        self, model: type[M], path: str, params: Params, *, max_retries: int | None = None
+    ) -> Iterator[list[M]]:
+        """Every page of a listing (Decisions 5 and 18), one request per page, as the iterator
+        advances; `paging.follow_listing` says what the next page is and ends the listing."""
+
+        def fetch(query: Params) -> tuple[Any, str | None, int]:
+            response, body = self._get_json(path, query, max_retries=max_retries)
+            return body, response.links.get("next", {}).get("url"), response.status_code
+
         position = 0
-        for _ in range(MAX_PAGES):
-            response, body = self._get_json(path, params)
-            next_link = response.links.get("next", {}).get("url")
-            try:
-                items, next_params = parse_page(body, params, next_link=next_link, base_params=base)
-            except ValueError as exc:
-                raise UnexpectedResponseError(
-                    f"unexpected list response: {exc}",
-                    status_code=response.status_code,
-                    method="GET",
-                    path=path,
-                ) from None
+        for items in follow_listing(fetch, params, path=path, max_pages=self._max_pages):
             page: list[M] = []
             for raw in items:
                 position += 1
@@ -417,19 +281,6 @@ class OffergridClient:
                 if parsed is not None:
                     page.append(parsed)
             yield page
-            if next_params is None:
-                return
-            marker = tuple(sorted(next_params.items()))
-            if marker in seen:
-                raise UnexpectedResponseError(
-                    "pagination does not advance (the server repeated a cursor or page)",
-                    status_code=response.status_code,
-                    method="GET",
-                    path=path,
-                )
-            seen.add(marker)
-            params = next_params
-        raise UnexpectedResponseError(f"more than {MAX_PAGES} pages", method="GET", path=path)
 
     def _listed[M: OffergridResponse](self, model: type[M], raw: Any, path: str, position: int) -> M | None:
         """One listed element, or None when it cannot be read: skipped, logged, reported."""
@@ -468,9 +319,11 @@ class OffergridClient:
             )
         return parsed
 
-    def _get_json(self, path: str, params: Params | None = None) -> tuple[httpx.Response, Any]:
+    def _get_json(
+        self, path: str, params: Params | None = None, *, max_retries: int | None = None
+    ) -> tuple[httpx.Response, Any]:
         """GET `path`: the answer and its JSON; `UnreadableResponseError` when a 2xx has none."""
-        response = self._send("GET", path, params=params)
+        response = self._send("GET", path, params=params, max_retries=max_retries)
         body = _json_body(response)
         if body is _NO_BODY:
             raise UnreadableResponseError(
@@ -529,9 +382,12 @@ class OffergridClient:
         *,
         params: Params | None = None,
         json: Any = None,
+        max_retries: int | None = None,
     ) -> httpx.Response:
         """One logical request: attempts, retries, waits and the final typed error. Any 2xx is
-        success, whatever its body (Decision 10)."""
+        success, whatever its body (Decision 10). `max_retries`: this request's own (default the
+        client's); the 401 key refresh is not a retry and happens either way."""
+        retry_limit = self._max_retries if max_retries is None else max_retries
         retries = 0
         attempt = 0
         key_refreshed = False
@@ -588,7 +444,7 @@ class OffergridClient:
                     key_refreshed = force_refresh = True
                     continue
                 retry_after = parse_retry_after(response.headers.get("retry-after"), self._clock.now())
-            if not _should_retry(status) or retries >= self._max_retries:
+            if not _should_retry(status) or retries >= retry_limit:
                 raise last_error
             wait = retry_wait(retries, retry_after, self._rng)
             remaining = self._remaining()
@@ -631,14 +487,22 @@ class OffergridClient:
     def _attempt(
         self, method: str, path: str, key: str, params: Params | None, json: Any, timeout: float
     ) -> httpx.Response:
-        real = _real_seconds(self._clock, timeout)
+        headers = {"x-api-key": key}
+        content = None
+        if json is not None:
+            # Text from outside (a cancellation's reason, a catalog's description) may hold a lone
+            # surrogate, which UTF-8 cannot encode: sent as U+FFFD (docs/decisions.md#17).
+            content = json_text(json).encode("utf-8")
+            headers["content-type"] = "application/json"
         return self._http.request(
             method,
             path,
             params=params or None,
-            json=json,
-            headers={"x-api-key": key},
-            timeout=httpx.Timeout(real, connect=min(real, _real_seconds(self._clock, CONNECT_TIMEOUT))),
+            content=content,
+            headers=headers,
+            # Real seconds whatever the clock: a compressed clock speeds up the waits we choose, not
+            # how long a server takes to answer.
+            timeout=httpx.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT)),
         )
 
 
@@ -738,7 +602,6 @@ __all__ = [
     "OffergridClient",
     "RateBudget",
     "compute_backoff",
-    "parse_page",
     "parse_retry_after",
     "retry_wait",
 ]

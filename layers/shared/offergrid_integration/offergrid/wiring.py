@@ -37,7 +37,9 @@ def client_from_settings(
     container's, `aws.clients()`). `budget_wrapper` wraps the shared budget (the reconciliation
     caps its share of it: `orders.reconcile.CappedRateBudget`). `lane`: who draws from the budget;
     the order processor's lane may use all of it, `Lane.BACKGROUND` (sync, sweep, reconciliation)
-    only what is above the orders' reserve (`ORDER_RESERVE_PERCENT`).
+    all of it while orders are idle and only what is above the orders' reserve
+    (`ORDER_RESERVE_PERCENT`) while they are active. On the system clock the DynamoDB budget runs on
+    AWS's time (the `Date` of its answers), so hosts whose clocks disagree share it safely.
 
     The budget is keyed by the secret that holds the key, not by the key's value: across a key
     rotation, instances that read the old value and instances that read the new one must keep

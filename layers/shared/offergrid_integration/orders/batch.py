@@ -16,7 +16,9 @@ failure the runner stops, and that record and every one after it are listed unha
 a FIFO partial batch (a later message of the group must not overtake a failed one).
 
 `begin_batch(records)` runs before the first record and `end_batch()` after the last, whatever
-happened in between (the pipeline's batched reads live exactly that long).
+happened in between (the pipeline's batched reads live exactly that long). A `begin_batch` that
+raises fails no record: it is logged, and each record is handled on its own as usual. So whatever
+one message does (docs/decisions.md#17), it fails itself only, never its batch.
 
 The event must be what an SQS trigger sends: `{"Records": [...]}`, each record with a `messageId`
 and a `body` (`eventSource` `aws:sqs` when present). Anything else (a console test `{}`, another
@@ -30,6 +32,7 @@ start, for a loop this size.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol, TypedDict
@@ -43,6 +46,8 @@ __all__ = [
     "SqsRecord",
     "sqs_records",
 ]
+
+_log = logging.getLogger(__name__)
 
 SQS_EVENT_SOURCE: Final = "aws:sqs"
 EXPECTED: Final = (
@@ -137,7 +142,13 @@ class SqsBatch:
         failed: list[BatchItemFailure] = []
         if not records:
             return {"batchItemFailures": failed}
-        self.handler.begin_batch(records)
+        try:
+            self.handler.begin_batch(records)
+        except Exception as exc:  # preparing the batch is an optimisation: each record still runs alone
+            _log.warning(
+                "preparing the batch failed; its records are handled one by one",
+                extra={"error": type(exc).__name__, "records": len(records)},
+            )
         try:
             for position, record in enumerate(records):
                 try:

@@ -33,7 +33,7 @@ see: the decision PATCH refuses an item that moved on meanwhile (409/422), and i
    <= wanted items found as full reads (a summary saves no GET). A listing therefore never costs
    more than one request beyond the GETs it replaces (pages read <= found + 1), however many
    pending items sit in front of the batch's;
-4. a listing that fails (rate budget, 5xx after retries, a list that cannot be followed) stops
+4. a listing that fails (rate budget, a 5xx: no retries, a list that cannot be followed) stops
    there: what its earlier pages found is used, every other item is read with its GET.
 
 The listing lives for one batch (one invocation): `RecordPipeline.end_batch` drops it; nothing read
@@ -84,7 +84,7 @@ class BatchItemReads:
         found = pages = 0
         stopped = "listing ended"
         try:
-            for page in self._client.list_order_pages(OrderItemStatus.PENDING):
+            for page in self._client.list_order_pages(OrderItemStatus.PENDING, max_retries=0):
                 pages += 1
                 listed.update((item.id, item) for item in page if item.id in wanted)
                 found = sum(1 for item in listed.values() if is_full_read(item))
@@ -132,5 +132,7 @@ class BatchItemReads:
     def list_orders(self, status: OrderItemStatus | None = None) -> Iterator[OrderItem]:
         return self._client.list_orders(status)
 
-    def list_order_pages(self, status: OrderItemStatus | None = None) -> Iterator[list[OrderItem]]:
-        return self._client.list_order_pages(status)
+    def list_order_pages(
+        self, status: OrderItemStatus | None = None, *, max_retries: int | None = None
+    ) -> Iterator[list[OrderItem]]:
+        return self._client.list_order_pages(status, max_retries=max_retries)

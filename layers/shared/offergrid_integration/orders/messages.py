@@ -35,7 +35,7 @@ from offergrid_integration.orders.provider_events import (
     is_provider_event,
     parse_provider_event,
 )
-from offergrid_integration.orders.queue import RECONCILE_CANCEL, RECONCILE_OPEN, QueuedMessage
+from offergrid_integration.orders.queue import RECONCILE_CANCEL, RECONCILE_OPEN, QueuedMessage, dedup_key_part
 from offergrid_integration.webhooks.events import EventType, OffergridEvent
 
 __all__ = [
@@ -157,7 +157,13 @@ def _provider_message(payload: dict[str, Any]) -> StatusChangeMessage | Unhandle
         # Not ours to act on (a rule routing more than it should): keep it visible, do not loop.
         kind = detail_type if isinstance(detail_type, str) else "eventbridge"
         event_id = payload.get("id")
-        return UnhandledMessage(kind=kind[:100], dedup_key=f"eventbridge:{event_id}", source="eventbridge")
+        if identifier_problem(event_id) is not None:  # it keys the idempotency record
+            raise MalformedMessage(
+                FailureReason.MALFORMED_MESSAGE, "an EventBridge event without a usable id"
+            )
+        return UnhandledMessage(
+            kind=kind[:100], dedup_key=f"eventbridge:{dedup_key_part(str(event_id))}", source="eventbridge"
+        )
     try:
         change = parse_provider_event(payload)
     except InvalidProviderEvent as exc:

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Final
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 
+from offergrid_integration.checks import ConfigurationError
 from offergrid_integration.errors import PermanentError, TransientError
 from offergrid_integration.observability import logger, metrics
 from offergrid_integration.orders.batch import SqsRecord
@@ -43,6 +44,7 @@ from offergrid_integration.orders.messages import (
 )
 from offergrid_integration.orders.ports import (
     OUTCOME_METRICS,
+    FailureReason,
     OrderItemsApi,
     OrderOutcome,
     OutcomeKind,
@@ -50,6 +52,8 @@ from offergrid_integration.orders.ports import (
 )
 from offergrid_integration.orders.registry import dispatch
 from offergrid_integration.orders.steps import record_permanent_failure
+from offergrid_integration.orders.wire import ClaimCheck, ClaimCheckMissing, ClaimCheckStore
+from offergrid_integration.secrets import SecretUnavailableError
 from offergrid_integration.webhooks.events import EventType
 
 if TYPE_CHECKING:
@@ -67,6 +71,9 @@ __all__ = [
 ]
 
 IDEMPOTENCY_KEY_PREFIX: Final = "order-processor"
+# The plain data the idempotency record is keyed on (`dedupKey`, IdempotencyConfig's jmespath) and
+# keeps: the same for every delivery of a message, whatever its SQS message id.
+IDEMPOTENCY_FIELDS: Final = ("dedupKey", "kind", "source")
 
 
 class PermanentFailure(PermanentError):
@@ -87,12 +94,15 @@ class RecordPipeline:
         client: OrderItemsApi,
         persistence: BasePersistenceLayer,
         idempotency_config: IdempotencyConfig,
+        claim_checks: ClaimCheckStore | None = None,
     ) -> None:
         self.ports = ports
         self.client = client
+        self.claim_checks = claim_checks
         self._reads: BatchItemReads | None = None
-        # The batch's records as begin_batch parsed them (by message id): each is parsed once.
-        self._parsed: dict[str, OrdersMessage | MalformedMessage] = {}
+        # The batch's records as begin_batch parsed them (by message id): each is parsed once. What
+        # parsing one raised is kept too, and is that record's failure alone (handle_record).
+        self._parsed: dict[str, OrdersMessage | Exception] = {}
         self.process_once: Callable[..., dict[str, Any]] = idempotent_function(
             data_keyword_argument="message",
             persistence_store=persistence,
@@ -106,11 +116,11 @@ class RecordPipeline:
         self._parsed = {}
         for record in records:
             try:
-                self._parsed[record.message_id] = _parse(record)
-            except MalformedMessage as exc:
-                self._parsed[record.message_id] = exc  # handle_record records it
+                self._parsed[record.message_id] = self.parse(record)
+            except Exception as exc:
+                self._parsed[record.message_id] = exc
         self._reads = BatchItemReads(self.client)
-        messages = [parsed for parsed in self._parsed.values() if not isinstance(parsed, MalformedMessage)]
+        messages = [parsed for parsed in self._parsed.values() if not isinstance(parsed, Exception)]
         return self._reads.prefetch(wanted_item_ids(messages))
 
     def end_batch(self) -> None:
@@ -118,23 +128,44 @@ class RecordPipeline:
         self._reads = None
         self._parsed = {}
 
+    def parse(self, record: SqsRecord) -> OrdersMessage:
+        """The record's message: its body, or the body its claim check points at (docs/decisions.md#17)."""
+        body = record.body
+        check = ClaimCheck.from_body(body)
+        if check is not None:
+            if self.claim_checks is None:
+                raise ConfigurationError("a claim-checked message, and no claim-check store to read it")
+            try:
+                body = self.claim_checks.get(check)
+            except ClaimCheckMissing:
+                raise MalformedMessage(
+                    FailureReason.MALFORMED_MESSAGE, "the claim-checked body is gone from S3"
+                ) from None
+        return parse_queue_message(body, record.attributes)
+
     def handle_record(self, record: SqsRecord) -> dict[str, Any]:
+        """One record, start to end. Whatever it raises is this record's failure alone (SQS retries
+        it, finally the DLQ); a permanent problem is an outcome, reported, and the record succeeds."""
+        fields: dict[str, Any] = {"messageId": record.message_id}
         try:
-            parsed = self._parsed.pop(record.message_id, None) or _parse(record)
-            if isinstance(parsed, MalformedMessage):
+            parsed = self._parsed.pop(record.message_id, None)
+            if parsed is None:
+                parsed = self.parse(record)
+            if isinstance(parsed, Exception):
                 raise parsed
             message = parsed
+            fields = {"dedupKey": message.dedup_key, "kind": message.kind, "source": message.source, **fields}
+            logger.append_keys(correlation_id=message.correlation_id, dedup_key=message.dedup_key)
+            # The idempotency key comes from `message` only; `parsed` is handed through as it is.
+            return self.process_once(
+                message={name: fields[name] for name in IDEMPOTENCY_FIELDS}, parsed=message
+            )
         except MalformedMessage as exc:
             outcome = record_malformed(exc, ports=self.ports)
             report(outcome, message_id=record.message_id)
             return outcome.to_dict()
-        fields = {"dedupKey": message.dedup_key, "kind": message.kind, "source": message.source}
-        logger.append_keys(correlation_id=message.correlation_id, dedup_key=message.dedup_key)
-        try:
-            # The idempotency key comes from `message` only; `parsed` is handed through as it is.
-            return self.process_once(message=fields, parsed=message)
         except PermanentFailure as failed:
-            report(failed.outcome, dedup_key=message.dedup_key, kind=message.kind)
+            report(failed.outcome, dedup_key=fields.get("dedupKey"), kind=fields.get("kind"))
             return failed.outcome.to_dict()
         except Exception as exc:
             # Permanent failures are outcomes: whatever escapes is retried (SQS, then the DLQ).
@@ -143,8 +174,9 @@ class RecordPipeline:
                 extra={
                     **fields,
                     "error": type(exc).__name__,
+                    # A secret that cannot be read: which one, and the AWS error (never its value).
+                    **(exc.log_fields() if isinstance(exc, SecretUnavailableError) else {}),
                     "retryable": _retryable(exc),
-                    "messageId": record.message_id,
                 },
             )
             with single_metric(
@@ -163,10 +195,6 @@ class RecordPipeline:
             raise PermanentFailure(outcome)
         report(outcome, dedup_key=parsed.dedup_key, kind=parsed.kind)
         return outcome.to_dict()
-
-
-def _parse(record: SqsRecord) -> OrdersMessage:
-    return parse_queue_message(record.body, record.attributes)
 
 
 def wanted_item_ids(messages: Iterable[OrdersMessage]) -> list[str]:

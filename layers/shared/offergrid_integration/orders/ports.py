@@ -49,7 +49,9 @@ class OrderItemsApi(Protocol):
 
     def list_orders(self, status: OrderItemStatus | None = None) -> Iterator[OrderItem]: ...
 
-    def list_order_pages(self, status: OrderItemStatus | None = None) -> Iterator[list[OrderItem]]: ...
+    def list_order_pages(
+        self, status: OrderItemStatus | None = None, *, max_retries: int | None = None
+    ) -> Iterator[list[OrderItem]]: ...
 
 
 @runtime_checkable

@@ -182,6 +182,9 @@ def parse_provider_event(body: object) -> ProviderStatusChange:
     event_id = body.get("id")
     if not isinstance(event_id, str) or not event_id.strip():
         raise InvalidProviderEvent(ProviderEventReason.NOT_AN_EVENT, "the event has no id")
+    # Part of the dedup key (Decision 3): an identifier, so docs/decisions.md#12's rule.
+    if (problem := identifier_problem(event_id.strip())) is not None:
+        raise InvalidProviderEvent(ProviderEventReason.NOT_AN_EVENT, f"the event id {problem}")
     try:
         detail = _Detail.model_validate(body.get("detail"))
     except ValidationError as exc:

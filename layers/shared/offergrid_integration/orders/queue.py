@@ -72,6 +72,15 @@ class QueuedMessage(BaseModel):
     source: MessageSource
     correlation_id: str | None = Field(default=None, alias="correlationId")
 
+    @field_validator("dedup_key")
+    @classmethod
+    def _printable_key(cls, value: str) -> str:
+        # Every key we write is printable ASCII; one holding a control character or a lone surrogate
+        # (a hand-made message) could never key an idempotency record: malformed, not a retry loop.
+        if not value.isprintable():
+            raise ValueError("dedupKey must be printable text")
+        return value
+
     @field_validator("received_at")
     @classmethod
     def _aware_utc(cls, value: datetime) -> datetime:
@@ -84,7 +93,7 @@ class QueuedMessage(BaseModel):
         return format_timestamp(value)
 
     def to_json(self) -> str:
-        """Compact, ASCII-only JSON: a valid SQS body whatever characters the payload holds."""
+        """Compact UTF-8 JSON as SQS takes it, whatever characters the payload holds (`wire.message_body`)."""
         return message_body(self.event.model_dump(mode="json"), self)
 
     @classmethod

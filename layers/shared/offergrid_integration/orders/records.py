@@ -20,6 +20,7 @@ from pydantic.alias_generators import to_camel
 
 from offergrid_integration import aws
 from offergrid_integration.errors import TransientError
+from offergrid_integration.text import MAX_STORED_TEXT, valid_texts
 
 __all__ = [
     "MAX_HISTORY",
@@ -160,7 +161,9 @@ class DynamoDBOrderStore(aws.TableAdapter):
                 "ExpressionAttributeValues": {":expected": record.version},
             }
         try:
-            self.table.put_item(Item=saved.to_item(), **condition)
+            # Text from Offergrid (a reason, a note) is written valid and bounded (docs/decisions.md#17).
+            item = valid_texts(saved.to_item(), max_length=MAX_STORED_TEXT)
+            self.table.put_item(Item=item, **condition)
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 raise RecordConflict(f"order record {record.item_id!r} changed concurrently") from None

@@ -28,6 +28,7 @@ from offergrid_integration.orders.ports import Ports
 from offergrid_integration.orders.records import DynamoDBOrderStore
 from offergrid_integration.orders.serviceability import build_serviceability_checker
 from offergrid_integration.orders.settings import ProcessorSettings
+from offergrid_integration.orders.sqs_queue import S3ClaimChecks
 from offergrid_integration.orders.workorders import DynamoDBEventBridgeWorkOrders
 
 if TYPE_CHECKING:
@@ -101,6 +102,8 @@ class ProcessorRuntime:
                 table_name=settings.idempotency_table, boto3_client=self.dynamodb
             ),
             idempotency_config=self.idempotency_config,
+            # Claim-checked bodies (docs/decisions.md#17): the S3 client made on the first one.
+            claim_checks=S3ClaimChecks(client_factory=lambda: clients.s3),
         )
         self._client = client
         self.batch = SqsBatch(self.pipeline)

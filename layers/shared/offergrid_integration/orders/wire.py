@@ -1,4 +1,5 @@
-"""The orders queue's wire format without pydantic: the body, its attributes, the dedup key.
+"""The orders queue's wire format without pydantic: the body, its attributes, the dedup key, the
+size SQS counts, and the claim check that stands in for a body too large for it.
 
 `orders/queue.py` is the contract (`QueuedMessage`, the pydantic model the processor parses the
 body into); this module is what that contract writes, shared by `QueuedMessage.to_json` and the
@@ -8,6 +9,12 @@ body is byte for byte the one `QueuedMessage` writes for the same event.
 
 Dedup keys (Decision 3) come from what the event is about, never from when it was sent nor from a
 message id, so a redelivered webhook and the pending-order sweep finding the same item agree.
+
+The body is compact JSON in UTF-8 (docs/decisions.md#17): text from Offergrid as itself, not
+`\\u`-escaped (which tripled Cyrillic text), lone surrogates as U+FFFD (`text.json_text`), and the
+two characters SQS refuses that JSON may carry raw (U+FFFE, U+FFFF) escaped. A message SQS still
+cannot hold (`sqs_message_size` over `SQS_MAX_MESSAGE_BYTES`) is kept in S3 and queued as a
+`ClaimCheck` pointing at it (`sqs_queue.SqsQueue` decides, the processor's pipeline reads it back).
 """
 
 from __future__ import annotations
@@ -20,12 +27,18 @@ from datetime import UTC, datetime
 from typing import Any, Final, Literal, Protocol
 from urllib.parse import quote
 
+from offergrid_integration.text import json_text
 from offergrid_integration.webhooks.payload import EventType, WebhookEvent, known_event_type
 
 __all__ = [
     "MAX_DEDUP_KEY_LENGTH",
+    "SQS_MAX_MESSAGE_BYTES",
+    "ClaimCheck",
+    "ClaimCheckMissing",
+    "ClaimCheckStore",
     "MessageFields",
     "MessageSource",
+    "MessageTooLarge",
     "QueuePort",
     "QueueSendError",
     "WebhookMessage",
@@ -34,11 +47,20 @@ __all__ = [
     "format_timestamp",
     "message_attributes",
     "message_body",
+    "sqs_message_size",
     "utc_from_epoch",
     "webhook_message",
 ]
 
 MAX_DEDUP_KEY_LENGTH: Final = 256
+# What SQS takes in one message (the orders queue's MaximumMessageSize, pinned in template.yaml): the
+# body's UTF-8 bytes plus, per attribute, its name, data type and value. A message of exactly this
+# size is taken.
+SQS_MAX_MESSAGE_BYTES: Final = 262_144
+_STRING_TYPE_BYTES: Final = len(b"String")
+# JSON may hold these raw; SQS refuses them (its characters: #x9 #xA #xD #x20-#xD7FF #xE000-#xFFFD
+# #x10000-#x10FFFF). The writer never puts a lone surrogate nor a raw C0 control in a body.
+_SQS_REFUSED_RAW: Final = {0xFFFE: "\\ufffe", 0xFFFF: "\\uffff"}
 _HASH_HEX_LENGTH: Final = 32  # 128 bits of SHA-256: collision-free for any realistic volume
 
 # "reconcile": a repair queued by the scheduled reconciliation (orders/reconcile.py).
@@ -115,8 +137,8 @@ class MessageFields(Protocol):
 
 
 def message_body(event: Mapping[str, Any], message: MessageFields) -> str:
-    """The queue body of `message`, its event in wire form: compact, ASCII-only JSON (a valid SQS
-    body whatever characters the payload holds)."""
+    """The queue body of `message`, its event in wire form: compact JSON as SQS takes it, whatever
+    characters the payload holds (UTF-8 text, lone surrogates as U+FFFD, U+FFFE/U+FFFF escaped)."""
     document = {
         "event": event,
         "dedupKey": message.dedup_key,
@@ -124,7 +146,23 @@ def message_body(event: Mapping[str, Any], message: MessageFields) -> str:
         "source": message.source,
         "correlationId": message.correlation_id,
     }
-    return json.dumps(document, separators=(",", ":"), ensure_ascii=True)
+    body = json_text(document)
+    if "\ufffe" in body or "\uffff" in body:  # a search, not a per-character pass, in the usual case
+        body = body.translate(_SQS_REFUSED_RAW)
+    return body
+
+
+def sqs_message_size(message_body: str, attributes: Mapping[str, str]) -> int:
+    """What SQS counts against its message limit: the body's UTF-8 bytes plus, per attribute sent
+    (the adapter drops empty values), its name, its data type (`String`) and its value."""
+    body_bytes = (
+        len(message_body) if message_body.isascii() else len(message_body.encode("utf-8", "surrogatepass"))
+    )
+    return body_bytes + sum(
+        len(name.encode()) + _STRING_TYPE_BYTES + len(value.encode("utf-8", "surrogatepass"))
+        for name, value in attributes.items()
+        if value
+    )
 
 
 def message_attributes(event_type: str, message: MessageFields) -> dict[str, str]:
@@ -181,6 +219,67 @@ class QueueSendError(Exception):
     def __init__(self, code: str) -> None:
         super().__init__(f"queue rejected the message: {code}")
         self.code = code
+
+
+class MessageTooLarge(QueueSendError):
+    """Larger than the queue takes, and no claim-check store to keep it in: retrying cannot help."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__("MessageTooLarge")
+        self.size = size
+        self.limit = limit
+
+
+# --- the claim check ---------------------------------------------------------------------------------
+_CLAIM_CHECK_PREFIX: Final = '{"claimCheck":'
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimCheck:
+    """Where a queue body too large for SQS is kept: an S3 object. Queued in its place as
+    `{"claimCheck":{"bucket":...,"key":...,"bytes":...}}`, with the message's own attributes."""
+
+    bucket: str
+    key: str
+    size: int
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {"claimCheck": {"bucket": self.bucket, "key": self.key, "bytes": self.size}},
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_body(cls, body: str) -> ClaimCheck | None:
+        """The claim check a queue body is, or None when it is a message itself."""
+        if not body.startswith(_CLAIM_CHECK_PREFIX):
+            return None
+        try:
+            pointer = json.loads(body)["claimCheck"]
+            bucket, key, size = pointer["bucket"], pointer["key"], pointer["bytes"]
+        except (ValueError, TypeError, KeyError):
+            return None
+        if not (
+            isinstance(bucket, str) and bucket and isinstance(key, str) and key and isinstance(size, int)
+        ):
+            return None
+        return cls(bucket, key, size)
+
+
+class ClaimCheckMissing(LookupError):
+    """The object a claim check points at is gone (expired, deleted): retrying cannot bring it back."""
+
+
+class ClaimCheckStore(Protocol):
+    """Where bodies too large for the queue are kept (`sqs_queue.S3ClaimChecks`)."""
+
+    def put(self, message_body: str) -> ClaimCheck:
+        """Keep `message_body`; raise `QueueSendError` when it was not kept."""
+        ...
+
+    def get(self, check: ClaimCheck) -> str:
+        """The body `check` points at; `ClaimCheckMissing` when it is gone."""
+        ...
 
 
 class QueuePort(Protocol):

@@ -23,7 +23,6 @@ conditional writes on the one work-order item, so whichever lands second sees th
 from __future__ import annotations
 
 import hashlib
-import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, runtime_checkable
 
@@ -32,6 +31,7 @@ from pydantic.alias_generators import to_camel
 
 from offergrid_integration import aws
 from offergrid_integration.errors import TransientError
+from offergrid_integration.text import MAX_STORED_TEXT, json_text, valid_texts
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
@@ -199,7 +199,9 @@ class DynamoDBEventBridgeWorkOrders:
             extra["ExpressionAttributeValues"] = values
             extra["ExpressionAttributeNames"] = {"#status": "status"}
         try:
-            self.table.put_item(Item=work_order.to_json_dict(), **extra)
+            # Names, addresses, reasons from Offergrid: written valid and bounded (docs/decisions.md#17).
+            item = valid_texts(work_order.to_json_dict(), max_length=MAX_STORED_TEXT)
+            self.table.put_item(Item=item, **extra)
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 return False
@@ -212,7 +214,9 @@ class DynamoDBEventBridgeWorkOrders:
                 {
                     "Source": EVENT_SOURCE,
                     "DetailType": detail_type,
-                    "Detail": json.dumps(work_order.to_event_detail(), separators=(",", ":")),
+                    "Detail": json_text(
+                        valid_texts(work_order.to_event_detail(), max_length=MAX_STORED_TEXT)
+                    ),
                     "EventBusName": self.event_bus_name,
                     "Resources": [],
                 }

@@ -11,19 +11,19 @@ package's contract: `orders/queue.py`.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Final
+from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from offergrid_integration.identifiers import identifier_problem
 from offergrid_integration.webhooks.payload import (
     EVENT_TYPE_MAX_LENGTH,
-    EVENT_TYPE_PATTERN,
     MAX_JSON_DEPTH,
     EventType,
     InvalidEventPayload,
     PayloadReason,
     WebhookEvent,
+    is_event_type,
     json_depth_exceeds,
     known_event_type,
     normalise_payload,
@@ -55,13 +55,21 @@ class OffergridEvent(BaseModel):
 
     model_config = MODEL_CONFIG
 
-    event: Annotated[str, Field(pattern=EVENT_TYPE_PATTERN)]
+    event: str
     order_id: str | None = Field(default=None, alias="orderId")
     item_id: str | None = Field(default=None, alias="itemId")
     offer_id: str | None = Field(default=None, alias="offerId")
     reason: str | None = None
     timestamp: str | None = None
     extra: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("event")
+    @classmethod
+    def _usable_event_type(cls, value: str) -> str:
+        # The ingress's rule itself (webhooks.payload): what it queued is never malformed here.
+        if not is_event_type(value):
+            raise ValueError(f"event must be 1-{EVENT_TYPE_MAX_LENGTH} printable ASCII characters")
+        return value
 
     @field_validator("order_id", "item_id", "offer_id")
     @classmethod

@@ -4,14 +4,16 @@ Checks run cheapest and most hostile first, and each maps to one status:
 
 1. method            405 for anything but POST (if API Gateway routes it here at all), REST v1 and
                      HTTP API v2 events alike
-2. size              413 over `max_body_bytes`, measured on the decoded body before any HMAC or JSON
+2. size              413 over `max_body_bytes` (6 MiB: docs/decisions.md#2), measured on the decoded
+                     body before any HMAC or JSON
 3. signature         401 with a generic body for every signature failure (reason for logs/metrics)
 4. body              400 for non-JSON, non-object, missing or invalid `event`
-5. message size      413 when the message to queue (ASCII-only JSON body + String attributes) is over
-                     SQS's `max_message_bytes`: non-ASCII text grows up to 3x once escaped, so a body
-                     under the body limit can still make a message SQS refuses. Refused for good
-                     (a 503 would have Offergrid redeliver it forever); reason `message_too_large`.
-6. queue             200 `{"received": true}` only once SQS accepted the message; 503 otherwise
+5. queue             200 `{"received": true}` only once the queue accepted the message; 503 otherwise.
+                     The message is written compactly in UTF-8 (`orders.wire`); one SQS still cannot
+                     hold goes to S3 and its claim check is queued (`orders.sqs_queue`,
+                     docs/decisions.md#17), so a verified body is never refused for its size. Only a
+                     queue without a claim-check bucket refuses it, for good: 413, reason
+                     `message_too_large` (a 503 would have Offergrid redeliver it forever).
 
 A secret that cannot be read is also 503: Offergrid retries anything but 2xx, so a message is never
 acknowledged without being stored. Unknown event types are queued (and flagged for a metric).
@@ -34,11 +36,14 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final, Literal, Protocol
 
+from offergrid_integration.checks import MAX_WEBHOOK_BODY_BYTES
 from offergrid_integration.clock import SYSTEM_CLOCK, Clock
 from offergrid_integration.orders.wire import (
+    MessageTooLarge,
     QueuePort,
     QueueSendError,
     WebhookMessage,
+    sqs_message_size,
     utc_from_epoch,
     webhook_message,
 )
@@ -54,10 +59,7 @@ from offergrid_integration.webhooks.signature import (
     verify_signature,
 )
 
-DEFAULT_MAX_BODY_BYTES: Final = 256 * 1024
-# SQS's limit on one message: body plus every attribute's name, data type and value, in bytes.
-SQS_MAX_MESSAGE_BYTES: Final = 262_144
-_STRING_TYPE_BYTES: Final = len(b"String")
+DEFAULT_MAX_BODY_BYTES: Final = MAX_WEBHOOK_BODY_BYTES
 
 
 class IngressOutcome(StrEnum):
@@ -73,7 +75,7 @@ class RequestReason(StrEnum):
     METHOD_NOT_ALLOWED = "method_not_allowed"
     BODY_TOO_LARGE = "body_too_large"
     BODY_UNDECODABLE = "body_undecodable"  # flagged base64 but is not, or text that is not UTF-8
-    MESSAGE_TOO_LARGE = "message_too_large"  # verified, but too big for SQS once queued
+    MESSAGE_TOO_LARGE = "message_too_large"  # verified, but too big for a queue without claim checks
 
 
 RejectReason = SignatureReason | PayloadReason | RequestReason
@@ -133,7 +135,7 @@ class IngressResult:
     message_id: str | None = None
     error: str | None = None  # error type / service code of a 5xx, never a message with data
     headers: dict[str, str] = field(default_factory=dict)
-    message_bytes: int | None = None  # the queued size, when it was too large for the queue
+    message_bytes: int | None = None  # what SQS counts of the message (over its limit: a claim check)
 
     @property
     def unknown_event_type(self) -> bool:
@@ -196,13 +198,11 @@ class WebhookIngress:
         queue: QueuePort,
         clock: Clock = SYSTEM_CLOCK,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-        max_message_bytes: int = SQS_MAX_MESSAGE_BYTES,
     ) -> None:
         self._secrets = secrets
         self._queue = queue
         self._clock = clock
         self._max_body_bytes = max_body_bytes
-        self._max_message_bytes = max_message_bytes
 
     def handle(self, event: Mapping[str, Any], *, correlation_id: str | None = None) -> IngressResult:
         """Process one API Gateway proxy event (REST API v1 or HTTP API v2 payload)."""
@@ -237,7 +237,9 @@ class WebhookIngress:
         )
         message_body, attributes = message.to_json(), message.message_attributes()
         size = sqs_message_size(message_body, attributes)
-        if size > self._max_message_bytes:
+        try:
+            message_id = self._queue.send(message_body, attributes)
+        except MessageTooLarge:
             return IngressResult(
                 413,
                 {"message": "Payload Too Large"},
@@ -247,8 +249,6 @@ class WebhookIngress:
                 signature=signature,
                 message_bytes=size,
             )
-        try:
-            message_id = self._queue.send(message_body, attributes)
         except QueueSendError as exc:
             return IngressResult(
                 503,
@@ -257,6 +257,7 @@ class WebhookIngress:
                 message=message,
                 signature=signature,
                 error=exc.code,
+                message_bytes=size,
             )
         return IngressResult(
             ACCEPTED_STATUS,
@@ -265,6 +266,7 @@ class WebhookIngress:
             message=message,
             signature=signature,
             message_id=message_id,
+            message_bytes=size,
         )
 
     def _read_body(self, event: Mapping[str, Any]) -> bytes | IngressResult:
@@ -303,7 +305,7 @@ class WebhookIngress:
         try:
             secrets = self._secrets(force_refresh=force_refresh)
         except Exception as exc:  # any failure to read the secret is ours, never the sender's
-            raise _SecretUnavailable(type(exc).__name__) from exc
+            raise _SecretUnavailable(_error_name(exc)) from exc
         if not secrets:
             raise _SecretUnavailable("NoWebhookSecret")
         return secrets
@@ -327,14 +329,12 @@ def request_method(event: Mapping[str, Any]) -> str | None:
     return method if isinstance(method, str) else None
 
 
-def sqs_message_size(message_body: str, attributes: Mapping[str, str]) -> int:
-    """What SQS counts against its message limit: the body's UTF-8 bytes plus, per attribute sent
-    (the adapter drops empty values), its name, its data type (`String`) and its value."""
-    return len(message_body.encode()) + sum(
-        len(name.encode()) + _STRING_TYPE_BYTES + len(value.encode())
-        for name, value in attributes.items()
-        if value
-    )
+def _error_name(error: Exception) -> str:
+    """The error's class, and what it gives for a log (`secrets.SecretUnavailableError.log_fields`:
+    the secret's id and the AWS error code, never a value)."""
+    log_fields = getattr(error, "log_fields", None)
+    fields = log_fields() if callable(log_fields) else {}
+    return " ".join([type(error).__name__, *(f"{name}={value}" for name, value in fields.items())])
 
 
 class _SecretUnavailable(Exception):

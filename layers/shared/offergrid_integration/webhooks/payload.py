@@ -26,9 +26,10 @@ from offergrid_integration.identifiers import identifier_problem
 
 EVENT_TYPE_MAX_LENGTH: Final = 100
 # Printable ASCII without spaces: every real event type fits, and the value is then safe as an SQS
-# message attribute and a log field whatever a sender puts there.
-EVENT_TYPE_PATTERN: Final = r"^[!-~]{1," + str(EVENT_TYPE_MAX_LENGTH) + r"}$"
-_EVENT_TYPE_RE: Final = re.compile(EVENT_TYPE_PATTERN)
+# message attribute and a log field whatever a sender puts there. The whole value must match
+# (`fullmatch`: Python's `$` also matches before a final newline). The processor's model checks
+# the same function, so an event type the ingress queued is never malformed there.
+_EVENT_TYPE_RE: Final = re.compile(r"[!-~]{1," + str(EVENT_TYPE_MAX_LENGTH) + r"}")
 # Offergrid's payloads nest two or three levels (envelope, data, metadata). A body nested hundreds of
 # levels deep is hostile: pydantic refuses to serialise it and the stdlib recurses on it.
 MAX_JSON_DEPTH: Final = 32
@@ -62,6 +63,11 @@ class InvalidEventPayload(ValueError):
 
 
 ID_FIELDS: Final = {"orderId": "order_id", "itemId": "item_id", "offerId": "offer_id"}
+
+
+def is_event_type(value: object) -> bool:
+    """Whether `value` is a usable event type (known or not): the one rule of both sides."""
+    return isinstance(value, str) and _EVENT_TYPE_RE.fullmatch(value) is not None
 
 
 def known_event_type(event: str) -> EventType | None:
@@ -114,7 +120,7 @@ def normalise_payload(payload: object) -> WebhookEvent:
     if "event" not in payload:
         raise InvalidEventPayload(PayloadReason.EVENT_MISSING, "no 'event' field")
     event = payload["event"]
-    if not isinstance(event, str) or not _EVENT_TYPE_RE.match(event):
+    if not is_event_type(event):
         raise InvalidEventPayload(
             PayloadReason.EVENT_INVALID,
             f"'event' must be 1-{EVENT_TYPE_MAX_LENGTH} printable ASCII characters",

@@ -47,6 +47,9 @@ class WebhookIngressSettings:
     offergrid_webhook_secret: str
     orders_queue_url: str
     webhook_max_body_bytes: int = MAX_WEBHOOK_BODY_BYTES
+    # Where a verified body too large for SQS is kept (docs/decisions.md#17). Unset: such a body is
+    # refused with 413 (the template always sets it).
+    claim_check_bucket: str | None = None
 
     # attribute -> how its variable is read, in declaration order (AwsSettings' fields first)
     VARIABLES: ClassVar[Mapping[str, _Variable]] = {
@@ -59,6 +62,7 @@ class WebhookIngressSettings:
             partial(bounded_int, ge=1, le=MAX_WEBHOOK_BODY_BYTES),
             MAX_WEBHOOK_BODY_BYTES,
         ),
+        "claim_check_bucket": _Variable("CLAIM_CHECK_BUCKET", non_blank),
     }
 
     @classmethod

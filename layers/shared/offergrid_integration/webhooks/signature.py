@@ -25,10 +25,13 @@ import binascii
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final, Literal
+
+from offergrid_integration.text import LONE_SURROGATE
 
 SIGNATURE_HEADER: Final = "x-offergrid-signature"
 SIGNATURE_PREFIX: Final = "sha256="
@@ -76,8 +79,14 @@ def sign(body: bytes | str, secret: str, *, prefix: bool = False) -> str:
 
 
 def compact_json(parsed: Any) -> bytes:
-    """The compact re-serialisation the fallback signs: like `JSON.stringify`, no spaces, UTF-8."""
-    return json.dumps(parsed, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    """The compact re-serialisation the fallback signs: like `JSON.stringify`, no spaces, UTF-8,
+    and (as JSON.stringify does since ES2019) a lone surrogate written as its lowercase escape."""
+    text = json.dumps(parsed, separators=(",", ":"), ensure_ascii=False)
+    return LONE_SURROGATE.sub(_escaped, text).encode("utf-8")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
 
 
 def decode_body(body: str | None, *, is_base64_encoded: bool) -> bytes:
