@@ -27,9 +27,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
+from offergrid_integration.contract import QueuedMessage, format_timestamp, normalise_payload
 from offergrid_integration.observability import logger
-from offergrid_integration.orders.wire import format_timestamp, webhook_message
-from offergrid_integration.webhooks.payload import normalise_payload
 from offergrid_integration.webhooks.signature import compact_json, sign
 
 if TYPE_CHECKING:
@@ -115,7 +114,7 @@ def api_gateway_event(body: bytes, headers: Mapping[str, str], *, request_id: st
 
 def queue_event(payload: Mapping[str, Any], *, correlation_id: str) -> dict[str, Any]:
     """The SQS event the order processor would get for the message the ingress queues for `payload`."""
-    message = webhook_message(
+    message = QueuedMessage.for_event(
         normalise_payload(payload),
         received_at=datetime.now(UTC),
         source="webhook",

@@ -15,12 +15,12 @@ import pytest
 from devtools.offergrid_fake import OffergridFake
 from functions.order_processor import app
 from offergrid_integration.clock import Clock
+from offergrid_integration.contract import OffergridEvent
 from offergrid_integration.offergrid.client import OffergridClient
 from offergrid_integration.orders.cancel import handle_order_cancelled
 from offergrid_integration.orders.ports import OrderOutcome, Ports
 from offergrid_integration.orders.records import RecordConflict
 from offergrid_integration.orders.workorders import WorkOrder, WorkOrderSink, work_order_id_for
-from offergrid_integration.webhooks.events import OffergridEvent
 from tests.integration import test_order_processor as base
 from tests.integration.test_order_invariants import AnswerShaper
 from tests.integration.test_order_processor import (
@@ -67,9 +67,7 @@ class CancelBeforeWorkOrder:
 
     def open(self, work_order: WorkOrder) -> WorkOrder:
         if not self.results:
-            event = OffergridEvent.model_validate(
-                {"event": "order.cancelled", "orderId": ORDER, "itemId": ITEM, "reason": "changed mind"}
-            )
+            event = OffergridEvent("order.cancelled", order_id=ORDER, item_id=ITEM, reason="changed mind")
             try:
                 self.results.append(
                     handle_order_cancelled(event, ports=self.cancel_ports, client=self.client, dedup_key="c")

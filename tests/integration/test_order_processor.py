@@ -70,7 +70,7 @@ def sqs_event(*bodies: str | dict[str, Any]) -> dict[str, Any]:
 
 
 def webhook_body(event: str, **fields: Any) -> dict[str, Any]:
-    """An ingress envelope, as `orders.queue.QueuedMessage` serialises it."""
+    """An ingress envelope, as `contract.QueuedMessage` serialises it."""
     item_id, order_id = fields.get("itemId"), fields.get("orderId")
     key = (
         f"{event}:{item_id}"

@@ -16,12 +16,12 @@ import pytest
 from devtools.offergrid_fake import OffergridFake
 from functions.order_processor import app
 from offergrid_integration.clock import ScaledClock
+from offergrid_integration.contract import OffergridEvent
 from offergrid_integration.offergrid.client import OffergridClient
 from offergrid_integration.orders.cancel import handle_order_cancelled
 from offergrid_integration.orders.ports import OrderOutcome, Ports
 from offergrid_integration.orders.records import Decision, OrderRecord, OrderStore, RecordConflict
 from offergrid_integration.orders.workorders import work_order_id_for
-from offergrid_integration.webhooks.events import OffergridEvent
 from tests.integration import test_order_processor as base
 from tests.integration.test_order_processor import (
     FAST_CLOCK_SCALE,
@@ -183,9 +183,7 @@ class CancelDuringAccept:
     def save(self, record: OrderRecord) -> OrderRecord:
         saved = self.inner.save(record)
         if not self.results and record.intended_decision is Decision.ACCEPTED and record.decision is None:
-            cancelled = OffergridEvent.model_validate(
-                {"event": "order.cancelled", "orderId": ORDER, "itemId": ITEM, "reason": "changed mind"}
-            )
+            cancelled = OffergridEvent("order.cancelled", order_id=ORDER, item_id=ITEM, reason="changed mind")
             try:
                 self.results.append(
                     handle_order_cancelled(

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from devtools.cfn_yaml import load_template
+from offergrid_integration.contract import SQS_MAX_MESSAGE_BYTES
 from offergrid_integration.orders.sqs_queue import CLAIM_CHECK_PREFIX
-from offergrid_integration.orders.wire import SQS_MAX_MESSAGE_BYTES
 
 TEMPLATE = load_template()
 RESOURCES: dict[str, dict[str, Any]] = TEMPLATE["Resources"]
@@ -554,7 +554,7 @@ def test_the_webhook_may_only_put_claim_checks_and_the_processor_only_get_them()
     assert _s3_grants("OrderProcessorFunction") == [("s3:GetObject", objects)]
     webhook_env = FUNCTIONS["WebhookIngressFunction"]["Environment"]["Variables"]
     assert ref_target(webhook_env["CLAIM_CHECK_BUCKET"]) == "ClaimCheckBucket"
-    # ... and the queue holds what the writer measures against (orders/wire.py)
+    # ... and the queue holds what the writer measures against (contract.py)
     assert QUEUES["OrdersQueue"]["MaximumMessageSize"] == SQS_MAX_MESSAGE_BYTES
 
 

@@ -46,7 +46,7 @@ from offergrid_integration.secrets import Secret, parse_api_key
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-    from offergrid_integration.orders.queue import QueuePort
+    from offergrid_integration.contract import QueuePort
     from offergrid_integration.orders.reconcile import CappedRateBudget, WorkOrderIndex
 
 __all__ = ["ScheduleInput", "SyncRuntime"]

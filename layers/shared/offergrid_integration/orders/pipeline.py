@@ -32,6 +32,7 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 
 from offergrid_integration.checks import ConfigurationError
+from offergrid_integration.contract import ClaimCheck, ClaimCheckMissing, ClaimCheckStore, EventType
 from offergrid_integration.errors import PermanentError, TransientError
 from offergrid_integration.observability import logger, metrics
 from offergrid_integration.orders.batch import SqsRecord
@@ -52,9 +53,7 @@ from offergrid_integration.orders.ports import (
 )
 from offergrid_integration.orders.registry import dispatch
 from offergrid_integration.orders.steps import record_permanent_failure
-from offergrid_integration.orders.wire import ClaimCheck, ClaimCheckMissing, ClaimCheckStore
 from offergrid_integration.secrets import SecretUnavailableError
-from offergrid_integration.webhooks.events import EventType
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer

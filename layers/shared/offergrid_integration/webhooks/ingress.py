@@ -9,8 +9,8 @@ Checks run cheapest and most hostile first, and each maps to one status:
 3. signature         401 with a generic body for every signature failure (reason for logs/metrics)
 4. body              400 for non-JSON, non-object, missing or invalid `event`
 5. queue             200 `{"received": true}` only once the queue accepted the message; 503 otherwise.
-                     The message is written compactly in UTF-8 (`orders.wire`); one SQS still cannot
-                     hold goes to S3 and its claim check is queued (`orders.sqs_queue`,
+                     The message is written compactly in UTF-8 (`contract.QueuedMessage`); one SQS
+                     still cannot hold goes to S3 and its claim check is queued (the queue adapter,
                      docs/decisions.md#17), so a verified body is never refused for its size. Only a
                      queue without a claim-check bucket refuses it, for good: 413, reason
                      `message_too_large` (a 503 would have Offergrid redeliver it forever).
@@ -22,9 +22,8 @@ A signature that matches no cached secret makes one `secrets(force_refresh=True)
 is picked up at once); how often that may really reach Secrets Manager is the secret store's
 business (`Secret` throttles forced refreshes), so junk signatures cannot hammer it.
 
-No Powertools, no boto3, no pydantic (the body is checked by `webhooks.payload` with every rule of
-`OffergridEvent`, and queued as `orders.wire` writes `QueuedMessage`'s body, byte for byte; tests:
-test_webhook_wire.py): `IngressResult.report` says how an outcome is counted and logged (the
+No Powertools, no boto3, no pydantic (the body is normalised and queued by `contract`, which the
+processor reads too): `IngressResult.report` says how an outcome is counted and logged (the
 `OUTCOME_REPORTS` table), `webhooks.reporting` emits it, `IngressResult.http_response()` is the answer.
 """
 
@@ -38,16 +37,17 @@ from typing import Any, Final, Literal, Protocol
 
 from offergrid_integration.checks import MAX_WEBHOOK_BODY_BYTES
 from offergrid_integration.clock import SYSTEM_CLOCK, Clock
-from offergrid_integration.orders.wire import (
+from offergrid_integration.contract import (
+    InvalidEventPayload,
     MessageTooLarge,
+    PayloadReason,
+    QueuedMessage,
     QueuePort,
     QueueSendError,
-    WebhookMessage,
+    normalise_payload,
     sqs_message_size,
     utc_from_epoch,
-    webhook_message,
 )
-from offergrid_integration.webhooks.payload import InvalidEventPayload, PayloadReason, normalise_payload
 from offergrid_integration.webhooks.signature import (
     SignatureMatch,
     SignatureReason,
@@ -130,7 +130,7 @@ class IngressResult:
     body: dict[str, Any]
     outcome: IngressOutcome
     reason: RejectReason | None = None
-    message: WebhookMessage | None = None  # set once the body was valid (queued or not)
+    message: QueuedMessage | None = None  # set once the body was valid (queued or not)
     signature: SignatureMatch | None = None
     message_id: str | None = None
     error: str | None = None  # error type / service code of a 5xx, never a message with data
@@ -229,7 +229,7 @@ class WebhookIngress:
             reason = PayloadReason.NOT_JSON
             return _rejected(400, reason, _BAD_REQUEST_MESSAGES[reason], signature=signature)
 
-        message = webhook_message(
+        message = QueuedMessage.for_event(
             webhook,
             received_at=utc_from_epoch(self._clock.now()),
             source="webhook",
