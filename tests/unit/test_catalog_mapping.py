@@ -17,7 +17,8 @@ from offergrid_integration.catalog.mapping import (
     default_mapping,
     load_mapping,
 )
-from offergrid_integration.catalog.sources import CatalogFormat, parse_catalog
+from offergrid_integration.catalog.sources import CatalogFormat
+from tests.fixtures.catalog import parse
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 
@@ -170,10 +171,8 @@ def test_invalid_skus_protect_offers_and_only_restricts(mapping: CatalogMapping)
 
 
 def test_sample_catalog_json_and_csv_map_to_the_same_offers(mapping: CatalogMapping) -> None:
-    from_json = mapping.map_rows(
-        parse_catalog((SAMPLES / "catalog.json").read_bytes(), CatalogFormat.JSON).rows
-    )
-    from_csv = mapping.map_rows(parse_catalog((SAMPLES / "catalog.csv").read_bytes(), CatalogFormat.CSV).rows)
+    from_json = mapping.map_rows(parse((SAMPLES / "catalog.json").read_bytes(), CatalogFormat.JSON).rows)
+    from_csv = mapping.map_rows(parse((SAMPLES / "catalog.csv").read_bytes(), CatalogFormat.CSV).rows)
 
     assert from_json.errors == []
     assert from_csv.errors == []

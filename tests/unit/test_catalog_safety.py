@@ -27,9 +27,10 @@ from offergrid_integration.catalog.plan import (
 )
 from offergrid_integration.catalog.report import RunStatus
 from offergrid_integration.catalog.service import SyncDependencies, SyncOptions, run_offer_sync
-from offergrid_integration.catalog.sources import CatalogFormat, FileCatalogSource, parse_catalog
+from offergrid_integration.catalog.sources import CatalogFormat, FileCatalogSource
 from offergrid_integration.catalog.state import InMemorySyncState
 from offergrid_integration.offergrid.models import Offer, OfferCreate, OfferUpdate
+from tests.fixtures.catalog import parse
 
 HEADER = "sku,productName,type,price,isActive,description"
 
@@ -60,7 +61,7 @@ def desired(sku: str) -> DesiredOffer:
 # --- 1. an unreadable row names its SKU ------------------------------------------------------------------
 def only_error(data: str | bytes, catalog_format: CatalogFormat) -> RowError:
     raw = data.encode() if isinstance(data, str) else data
-    parsed = parse_catalog(raw, catalog_format)
+    parsed = parse(raw, catalog_format)
     (error,) = parsed.errors
     return error
 
@@ -89,7 +90,7 @@ def test_csv_cell_over_the_field_size_limit_names_its_sku() -> None:
     huge = "x" * 200_000  # over csv's default field-size limit (131,072)
     text = f'{HEADER}\nTV-BIG,Big,tv,10,true,"{huge}"\nOK-1,One,tv,10,true,fine\n'
 
-    parsed = parse_catalog(text.encode(), CatalogFormat.CSV)
+    parsed = parse(text.encode(), CatalogFormat.CSV)
 
     (error,) = parsed.errors
     assert (error.row, error.sku) == (2, "TV-BIG")
@@ -127,7 +128,7 @@ def test_json_array_element_that_is_not_an_object_names_its_sku(element: Any) ->
 
 
 def test_json_array_element_without_any_sku_is_unattributable() -> None:
-    parsed = parse_catalog(json.dumps([product("OK-1"), 42, "call sales"]).encode(), CatalogFormat.JSON)
+    parsed = parse(json.dumps([product("OK-1"), 42, "call sales"]).encode(), CatalogFormat.JSON)
 
     assert [(error.row, error.attributable) for error in parsed.errors] == [(2, False), (3, False)]
 
@@ -276,8 +277,8 @@ def test_service_specific_data_as_json_in_a_csv_cell(mapping: CatalogMapping) ->
     text = header + 'EN-1,Green,energy,9,true,"{""tariff"": ""green""}"\n'
     bad = header + "EN-2,Green,energy,9,true,{not json\n"
 
-    (row,) = parse_catalog(text.encode(), CatalogFormat.CSV).rows
-    (bad_row,) = parse_catalog(bad.encode(), CatalogFormat.CSV).rows
+    (row,) = parse(text.encode(), CatalogFormat.CSV).rows
+    (bad_row,) = parse(bad.encode(), CatalogFormat.CSV).rows
 
     assert mapping.map_row(row).fields["serviceSpecificData"] == {"tariff": "green"}
     error = mapping.map_one(bad_row)
@@ -520,7 +521,7 @@ def read_checked(data: bytes, catalog_format: CatalogFormat) -> tuple[Any, Any]:
     from offergrid_integration.catalog.sources import CatalogCheck
 
     check = CatalogCheck()
-    return parse_catalog(data, catalog_format, check=check), check
+    return parse(data, catalog_format, check=check), check
 
 
 CSV_ROWS = f"{HEADER}\nTV-1,One,tv,10,true,a\nSKU-29,Two,tv,10,true,b\n"

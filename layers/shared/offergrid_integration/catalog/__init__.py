@@ -1,9 +1,9 @@
 """The scheduled offer sync (catalog -> Offergrid offers); it also runs the missed-order sweep
 (`orders/sweep.py`) and the reconciliation (`orders/reconcile.py`).
 
-sources.py   CatalogSource port; S3 (default), HTTPS (provider CRM) and local-file adapters; formats,
-             streamed row by row; row errors that name their SKU (docs/decisions.md#13); cut exports
-             and the optional manifest (CatalogCheck, docs/decisions.md#15)
+sources/     CatalogSource port; one module per source (S3, HTTPS, local file) and per format (CSV,
+             JSON array, JSON Lines), streamed row by row; row errors that name their SKU
+             (docs/decisions.md#13); cut exports and the optional manifest (check.py, #15)
 mapping.py   the declarative mapping document (default_mapping.json, docs/decisions.md#8); row errors;
              the columns it needs (needed_sources)
 plan.py      OfferPlanner / plan_offer_changes: create / update only what differs / unchanged /

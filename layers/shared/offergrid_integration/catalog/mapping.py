@@ -263,14 +263,7 @@ class NeededColumns:
 
 
 def _has_source(row: Mapping[str, Any], source: str) -> bool:
-    if source in row:
-        return True
-    current: Any = row
-    for part in source.split("."):
-        if not isinstance(current, Mapping) or part not in current:
-            return False
-        current = current[part]
-    return True
+    return lookup(row, source, _MISSING) is not _MISSING
 
 
 class _RowInvalid(Exception):
@@ -400,7 +393,7 @@ def _apply(
 
 
 def _resolve(rule: FieldRule, row: Mapping[str, Any], mapped: Mapping[str, Any]) -> Any:
-    raw = rule.value if rule.source is None else _lookup(row, rule.source)
+    raw = rule.value if rule.source is None else lookup(row, rule.source)
     if _is_missing(raw):
         if rule.default is not None:
             raw = rule.default
@@ -414,11 +407,11 @@ def _resolve(rule: FieldRule, row: Mapping[str, Any], mapped: Mapping[str, Any])
             return _MISSING
     value = _coerce(rule, raw)
     if rule.values is not None:
-        lookup = _table_key(value)
-        if lookup not in rule.values:
+        key = _table_key(value)
+        if key not in rule.values:
             allowed = ", ".join(sorted(rule.values))
             raise _RowInvalid(f"unknown value {_show(raw)} (expected one of: {allowed})")
-        value = rule.values[lookup]
+        value = rule.values[key]
     return value
 
 
@@ -430,13 +423,14 @@ def _condition_met(condition: Mapping[str, list[str]], mapped: Mapping[str, Any]
     )
 
 
-def _lookup(row: Mapping[str, Any], source: str) -> Any:
+def lookup(row: Mapping[str, Any], source: str, default: Any = None) -> Any:
+    """The value of `source` in a row: a key, else a dotted path into nested objects; or `default`."""
     if source in row:
         return row[source]
     current: Any = row
     for part in source.split("."):
         if not isinstance(current, Mapping) or part not in current:
-            return None
+            return default
         current = current[part]
     return current
 
@@ -584,7 +578,7 @@ def _sku_of(row: RawRow, document: MappingDocument) -> str | None:
     rule = document.fields["sku"]
     if not isinstance(row.fields, Mapping) or rule.source is None:
         return None
-    raw = _lookup(row.fields, rule.source)
+    raw = lookup(row.fields, rule.source)
     if _is_missing(raw) or isinstance(raw, bool) or not isinstance(raw, str | int):
         return None
     return str(raw).strip()
