@@ -10,10 +10,11 @@ import pytest
 from devtools.offergrid_fake import OffergridFake
 from offergrid_integration.catalog.apply import ListingConfirmation, apply_plan
 from offergrid_integration.catalog.mapping import DesiredOffer, RawRow, default_mapping
-from offergrid_integration.catalog.plan import ChangeKind, OfferChange, plan_offer_changes
+from offergrid_integration.catalog.plan import ChangeKind, OfferChange
 from offergrid_integration.clock import ScaledClock
 from offergrid_integration.offergrid.client import OffergridClient
 from offergrid_integration.offergrid.models import OfferCreate
+from tests.fixtures.catalog import plan
 from tests.fixtures.offergrid_fake import TEST_API_KEY, OffergridFakeFactory
 
 PRODUCT = {
@@ -46,7 +47,7 @@ def client(fake: OffergridFake) -> Iterator[OffergridClient]:
 
 def create_change() -> OfferChange:
     mapped = default_mapping().map_rows([RawRow(1, dict(PRODUCT))])
-    (change,) = plan_offer_changes(mapped.offers, {}).writes
+    (change,) = plan(mapped.offers, []).writes
     return change
 
 
@@ -95,7 +96,7 @@ def test_a_409_whose_offer_holds_the_catalog_values_is_confirmed_with_one_listin
     seed_existing(fake, change)
 
     # When the create is applied and answered 409
-    result = apply_plan([change], client, confirm_created=ListingConfirmation(client))
+    result = apply_plan([change], client, confirm_created=ListingConfirmation(client, [change]))
 
     # Then a listing confirms it: created, not a failure
     assert result.failures == []
@@ -111,7 +112,7 @@ def test_a_409_for_an_offer_with_other_values_stays_a_failure(
     change = create_change()
     seed_existing(fake, change, monthlyPrice=10.0, name="Hand-made")
 
-    result = apply_plan([change], client, confirm_created=ListingConfirmation(client))
+    result = apply_plan([change], client, confirm_created=ListingConfirmation(client, [change]))
 
     assert result.done == {}
     assert [(f.sku, f.status_code) for f in result.failures] == [("TV-ESSENTIALS", 409)]
@@ -134,7 +135,7 @@ def test_a_failed_confirmation_listing_keeps_the_409(fake: OffergridFake, client
     seed_existing(fake, change)
     fake.inject_fault("status", status=500, method="GET", path="/provider/offers")
 
-    result = apply_plan([change], client, confirm_created=ListingConfirmation(client))
+    result = apply_plan([change], client, confirm_created=ListingConfirmation(client, [change]))
 
     assert [(f.sku, f.status_code) for f in result.failures] == [("TV-ESSENTIALS", 409)]
     assert result.done == {}
