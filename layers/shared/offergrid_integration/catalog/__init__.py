@@ -1,5 +1,5 @@
-"""The scheduled offer sync (catalog -> Offergrid offers); it also runs the missed-order sweep
-(`orders/sweep.py`) and the reconciliation (`orders/reconcile.py`).
+"""The offer sync: the provider's catalog made Offergrid's offers. The scheduled function
+(functions/offer_sync/app.py) runs it beside the order jobs; this package imports nothing of `orders`.
 
 sources/     CatalogSource port; one module per source (S3, HTTPS, local file) and per format (CSV,
              JSON array, JSON Lines), streamed row by row; row errors that name their SKU
@@ -12,5 +12,5 @@ apply.py     apply_plan through the client, within the rate budget and the Lambd
 state.py     run lock, checkpoint and stored reports (DynamoDB SYNC_STATE_TABLE)
 report.py    SyncReport: counts, failures, metrics (the sweep's SweepReport is in orders/sweep.py)
 service.py   run_offer_sync: one invocation (lock, read, map, list, plan, apply, checkpoint, report)
-runtime.py   SyncRuntime: the function's adapters built from SyncSettings (settings.py)
+runtime.py   OfferSync: the sync's source, mapping and state built from SyncSettings (settings.py)
 """
