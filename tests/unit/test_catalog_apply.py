@@ -14,6 +14,7 @@ from offergrid_integration.catalog.plan import ChangeKind, OfferChange
 from offergrid_integration.clock import ScaledClock
 from offergrid_integration.offergrid.client import OffergridClient
 from offergrid_integration.offergrid.models import OfferCreate
+from offergrid_integration.ratelimit import InProcessRateBudget, RateWindow
 from tests.fixtures.catalog import plan
 from tests.fixtures.offergrid_fake import TEST_API_KEY, OffergridFakeFactory
 
@@ -139,6 +140,27 @@ def test_a_failed_confirmation_listing_keeps_the_409(fake: OffergridFake, client
 
     assert [(f.sku, f.status_code) for f in result.failures] == [("TV-ESSENTIALS", 409)]
     assert result.done == {}
+
+
+def test_a_confirmation_listing_the_rate_budget_refuses_keeps_the_409(fake: OffergridFake) -> None:
+    # Given the offer exists, and a rate budget with one token: the create's
+    change = create_change()
+    seed_existing(fake, change)
+    budget = InProcessRateBudget([RateWindow(limit=3, period_seconds=3600)])
+    with OffergridClient(
+        base_url=fake.base_url,
+        api_key=lambda *, force_refresh=False: TEST_API_KEY,
+        rate_budget=budget,
+        remaining_time=lambda: 2.0,
+        max_retries=0,
+    ) as client:
+        # When the create is answered 409 and the confirming listing finds no token
+        result = apply_plan([change], client, confirm_created=ListingConfirmation(client, [change]))
+
+    # Then it confirms nothing: the 409 stays a failure (the next run's listing settles it)
+    assert [(f.sku, f.status_code) for f in result.failures] == [("TV-ESSENTIALS", 409)]
+    assert result.done == {}
+    assert fake.calls_matching("GET") == []
 
 
 def test_a_delete_answered_404_is_done(fake: OffergridFake, client: OffergridClient) -> None:

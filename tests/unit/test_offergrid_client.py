@@ -10,10 +10,8 @@ from email.utils import format_datetime
 import pytest
 
 from offergrid_integration.clock import ScaledClock, SystemClock
+from offergrid_integration.offergrid import INITIAL_RETRY_DELAY, MAX_RETRY_AFTER, MAX_RETRY_DELAY
 from offergrid_integration.offergrid.client import (
-    INITIAL_RETRY_DELAY,
-    MAX_RETRY_AFTER,
-    MAX_RETRY_DELAY,
     OffergridClient,
     _real_seconds,
     _should_retry,

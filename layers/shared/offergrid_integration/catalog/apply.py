@@ -102,7 +102,7 @@ class ListingConfirmation:
             try:
                 for offer in self._client.list_offers():
                     planner.add_offer(offer)
-            except OffergridError as error:
+            except (OffergridError, RateBudgetExhausted) as error:
                 logger.warning(
                     "could not list offers to confirm a create answered 409",
                     extra={"sku": change.sku, "error": type(error).__name__},
