@@ -26,7 +26,7 @@ from offergrid_integration.clock import ScaledClock
 from offergrid_integration.offergrid.client import OffergridClient
 from offergrid_integration.offergrid.models import Offer
 from offergrid_integration.ratelimit import InProcessRateBudget, RateWindow
-from tests.fixtures.catalog import parse
+from tests.fixtures.catalog import map_all, parse
 from tests.fixtures.offergrid_fake import TEST_API_KEY, OffergridFakeFactory
 from tests.integration.test_order_invariants import ManualClock
 
@@ -148,7 +148,7 @@ def projection(fake: OffergridFake) -> dict[str, Any]:
 
 def assert_matches_catalog(fake: OffergridFake, products: list[dict[str, Any]]) -> None:
     parsed = parse(json.dumps(products).encode(), CatalogFormat.JSON)
-    mapped = default_mapping().map_rows(parsed.rows)
+    mapped = map_all(default_mapping(), parsed.rows)
     current = offers_by_sku(fake)
     for wanted in mapped.offers:
         offer = current[wanted.sku]

@@ -15,7 +15,7 @@ from offergrid_integration.clock import ScaledClock
 from offergrid_integration.offergrid.client import OffergridClient
 from offergrid_integration.offergrid.models import OfferCreate
 from offergrid_integration.ratelimit import InProcessRateBudget, RateWindow
-from tests.fixtures.catalog import plan
+from tests.fixtures.catalog import map_all, plan
 from tests.fixtures.offergrid_fake import TEST_API_KEY, OffergridFakeFactory
 
 PRODUCT = {
@@ -47,7 +47,7 @@ def client(fake: OffergridFake) -> Iterator[OffergridClient]:
 
 
 def create_change() -> OfferChange:
-    mapped = default_mapping().map_rows([RawRow(1, dict(PRODUCT))])
+    mapped = map_all(default_mapping(), [RawRow(1, dict(PRODUCT))])
     (change,) = plan(mapped.offers, []).writes
     return change
 

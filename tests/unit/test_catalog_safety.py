@@ -222,7 +222,7 @@ def mapping() -> CatalogMapping:
 def test_a_product_without_is_active_is_not_put_on_sale(mapping: CatalogMapping) -> None:
     row = product("TV-1")
     del row["isActive"]
-    assert mapping.map_row(RawRow(1, row)).fields["status"] == "inactive"
+    assert mapping.map_one(RawRow(1, row)).fields["status"] == "inactive"
 
 
 @pytest.mark.parametrize("pricing", ["variable", "custom", "Variable"])
@@ -230,7 +230,7 @@ def test_price_may_be_missing_for_variable_or_custom_pricing(mapping: CatalogMap
     row = product("EN-1", type="energy", pricingType=pricing)
     del row["price"]
 
-    fields = mapping.map_row(RawRow(1, row)).fields
+    fields = mapping.map_one(RawRow(1, row)).fields
 
     assert fields["pricingType"] == pricing.lower()
     assert fields["monthlyPrice"] is None
@@ -248,7 +248,7 @@ def test_price_is_required_otherwise(mapping: CatalogMapping, pricing: str | Non
 
 
 def test_pricing_type_is_mapped_and_checked(mapping: CatalogMapping) -> None:
-    assert mapping.map_row(RawRow(1, product("A", pricingType="tiered"))).fields["pricingType"] == "tiered"
+    assert mapping.map_one(RawRow(1, product("A", pricingType="tiered"))).fields["pricingType"] == "tiered"
     error = mapping.map_one(RawRow(1, product("A", pricingType="per-minute")))
     assert isinstance(error, RowError)
     assert "pricingType (pricingType): unknown value" in error.reason
@@ -259,7 +259,7 @@ def test_only_documented_service_fields_are_mapped_by_default(mapping: CatalogMa
     row = product("TV-1", channelCount=75, includesDvr=True)
     row["serviceSpecificData"] = {"channels": 75, "dvrHours": 50}
 
-    fields = mapping.map_row(RawRow(1, row)).fields
+    fields = mapping.map_one(RawRow(1, row)).fields
 
     # Then the object is passed through as given and the invented columns are not read
     assert fields["serviceSpecificData"] == {"channels": 75, "dvrHours": 50}
@@ -273,7 +273,7 @@ def test_service_specific_data_as_json_in_a_csv_cell(mapping: CatalogMapping) ->
     (row,) = parse(text.encode(), CatalogFormat.CSV).rows
     (bad_row,) = parse(bad.encode(), CatalogFormat.CSV).rows
 
-    assert mapping.map_row(row).fields["serviceSpecificData"] == {"tariff": "green"}
+    assert mapping.map_one(row).fields["serviceSpecificData"] == {"tariff": "green"}
     error = mapping.map_one(bad_row)
     assert isinstance(error, RowError)
     assert error.sku == "EN-2"
@@ -286,7 +286,7 @@ def test_the_invented_names_live_in_the_commented_sample_mapping() -> None:
     path = Path(__file__).resolve().parents[2] / "samples" / "mapping-example.json"
     example = load_mapping(path.read_text(encoding="utf-8"))
 
-    fields = example.map_row(RawRow(1, product("TV-1", channelCount="75", includesDvr="yes"))).fields
+    fields = example.map_one(RawRow(1, product("TV-1", channelCount="75", includesDvr="yes"))).fields
 
     assert fields["serviceSpecificData"] == {"channelCount": 75, "includesDvr": True}
     assert "not Offergrid's" in (example.document.comment or "")
@@ -302,7 +302,7 @@ class _Listing:
 
     def list_offers(self) -> Iterator[Offer]:
         for n in range(self.count):
-            fields = default_mapping().map_row(RawRow(n, _bench_product(n))).fields
+            fields = default_mapping().map_one(RawRow(n, _bench_product(n))).fields
             yield Offer.model_validate({"id": f"00000000-0000-4000-8000-{n:012d}", **fields})
 
     def create_offer(self, offer: OfferCreate) -> Offer:  # a dry run writes nothing

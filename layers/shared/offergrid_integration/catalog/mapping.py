@@ -1,38 +1,15 @@
 """The declarative mapping from a provider's catalog rows to Offergrid offer fields.
 
-A mapping is a JSON document, not code (the default, `default_mapping.json`, reads the catalog
-shape of docs/decisions.md#8). Each target field has a rule:
+A mapping is a JSON document, not code: one rule per offer field (`from` a source field or a constant
+`value`, a `type`, `required`, `nullable`, `default`, a translation table `values`, bounds), the
+rules of `serviceSpecificData` per category; the rules' reference: samples/README.md. The default
+(`default_mapping.json`) reads the catalog of docs/decisions.md#8. A field the mapping produces is
+owned by the catalog: the sync makes Offergrid's value equal to it; one it does not is left alone.
 
-    "monthlyPrice": {"from": "price", "type": "number", "required": true, "minimum": 0}
-
-- `from`: the source field (a dotted path reaches into nested JSON objects); or `value`: a constant.
-- `type`: `string` | `number` | `integer` | `boolean` | `stringList` (a JSON list, or a `|`-separated
-  string in CSV) | `object` (a JSON object, or JSON text in a CSV cell). CSV cells are strings: they
-  are parsed to the type.
-- `required`: a missing value (absent, null or blank) makes the row invalid.
-- `nullable`: a missing value is written as `null` (e.g. `dataCap`: no cap) instead of leaving the
-  field as it is in Offergrid.
-- `default`: used when the value is missing.
-- `values`: a translation table (keys compared case-insensitively; booleans as `true`/`false`);
-  a value not in it makes the row invalid (`type` -> `category`, `isActive` -> `status`).
-- `nullableWhen`: `{"pricingType": ["variable", "custom"]}`: a missing value is written as `null`
-  (instead of being `required`) when another mapped top-level field has one of those values.
-- `minimum`, `maximum` (numbers), `maxLength` (strings); `$comment`: free text, ignored.
-
-`fields` holds the top-level offer fields (it must map `sku`, `name` and `category`);
-`serviceSpecificData` holds, per category, either a rule set (one rule per key: the documented
-internet and security fields) or a single `object` rule that takes the row's own object as given
-(`{"from": "serviceSpecificData", "type": "object"}`: the categories Offergrid does not document).
-A field the mapping produces is owned by the catalog: the sync makes Offergrid's value equal to it.
-A field it does not produce (an optional value missing from a row) is left alone.
-
-An invalid row becomes a `RowError` (row number, SKU if known, reason) and is skipped; it never stops
-the run. Its SKU (or, when the raw row leaves a doubt, every value that may be it: `candidates`)
-protects the SKU's offer; a row error with neither is *unattributable*, and the plan then removes
-nothing (docs/decisions.md#13); a row the catalog ends inside (`cut`) protects nothing and blocks every
-removal (docs/decisions.md#15). `needed_sources`: the columns without which the export is broken (no
-row has one of them: nothing leaves sale). A bad mapping document is a `MappingError`: nothing can be
-synced with it.
+A row that breaks a rule becomes a `RowError` (row number, SKU if known, reason) and is skipped,
+never stopping the run; its SKU protects its offer, and an error naming no SKU makes the run take
+nothing off sale (docs/decisions.md#13; a cut row protects nothing, #15). `needed_sources`: the
+columns without which the export is broken. A bad document is a `MappingError`.
 """
 
 from __future__ import annotations
@@ -41,7 +18,7 @@ import functools
 import json
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from importlib import resources
 from typing import Any, Final, Literal, Self
@@ -61,7 +38,6 @@ __all__ = [
     "CatalogMapping",
     "DesiredOffer",
     "FieldRule",
-    "MappedCatalog",
     "MappingDocument",
     "MappingError",
     "NeededColumns",
@@ -216,31 +192,6 @@ class DesiredOffer:
         return OfferCreate.model_validate(dict(self.fields))
 
 
-@dataclass(slots=True)
-class MappedCatalog:
-    offers: list[DesiredOffer] = field(default_factory=list)
-    errors: list[RowError] = field(default_factory=list)
-
-    @property
-    def invalid_skus(self) -> frozenset[str]:
-        """SKUs of rows that were skipped: their offers must not be treated as missing."""
-        return frozenset(sku for error in self.errors for sku in error.protects)
-
-    @property
-    def unattributable(self) -> int:
-        """Row errors naming no SKU at all: any offer may be theirs."""
-        return sum(1 for error in self.errors if not error.attributable)
-
-    def only(self, skus: Iterable[str]) -> MappedCatalog:
-        """The catalog restricted to `skus` (a partial run)."""
-        wanted = set(skus)
-        return MappedCatalog(
-            offers=[offer for offer in self.offers if offer.sku in wanted],
-            # An unattributable row may be any SKU, so it stays (and still blocks removals).
-            errors=[e for e in self.errors if not e.attributable or e.protects & wanted],
-        )
-
-
 class NeededColumns:
     """Which of a mapping's needed sources the rows read so far have: a key (whatever its value, null
     included) or a CSV header column (every row read from a CSV file has all of them)."""
@@ -320,34 +271,11 @@ class CatalogMapping:
             owned.append(SERVICE_SPECIFIC_DATA)
         return owned
 
-    def map_rows(self, rows: Iterable[RawRow]) -> MappedCatalog:
-        """Every valid row as a `DesiredOffer` (first occurrence of a SKU wins), every invalid one as a
-        `RowError`. Never raises for a bad row."""
-        result = MappedCatalog()
-        first_row: dict[str, int] = {}
-        for row in rows:
-            offer = self.map_one(row)
-            if isinstance(offer, RowError):
-                result.errors.append(offer)
-                continue
-            if offer.sku in first_row:
-                reason = f"duplicate sku (first on row {first_row[offer.sku]}); row skipped"
-                result.errors.append(RowError(row.number, offer.sku, reason))
-                continue
-            first_row[offer.sku] = row.number
-            result.offers.append(offer)
-        return result
-
     def map_one(self, row: RawRow) -> DesiredOffer | RowError:
-        """The row's `DesiredOffer`, or its `RowError` (with the SKU when the row has a readable one)."""
-        try:
-            return self.map_row(row)
-        except _RowInvalid as invalid:
-            return RowError(row.number, _sku_of(row, self.document), invalid.reason)
-
-    def map_row(self, row: RawRow) -> DesiredOffer:
+        """The row's `DesiredOffer`, or its `RowError` naming every problem (and the SKU when the row
+        has a readable one). Never raises for a bad row."""
         if not isinstance(row.fields, Mapping):
-            raise _RowInvalid("row is not an object")
+            return RowError(row.number, None, "row is not an object")
         problems: list[str] = []
         fields: dict[str, Any] = {}
         rules_by_target = self.document.fields
@@ -370,7 +298,7 @@ class CatalogMapping:
         if not problems:
             problems.extend(_check_offer(fields))
         if problems:
-            raise _RowInvalid("; ".join(problems))
+            return RowError(row.number, _sku_of(row, self.document), "; ".join(problems))
         return DesiredOffer(sku=str(fields["sku"]), fields=fields, row=row.number)
 
 
