@@ -7,7 +7,8 @@ function's settings). Its tunables are here, in one place; durations are seconds
 from typing import Final
 
 DEFAULT_TIMEOUT: Final = 10.0
-"""Per attempt: the documented recommendation (never more than the Lambda's remaining time)."""
+"""Per attempt: the documented recommendation (never more than the Lambda's remaining time). Real
+seconds, as CONNECT_TIMEOUT: a compressed clock does not make a server answer sooner (issue 22)."""
 CONNECT_TIMEOUT: Final = 3.0
 MAX_RETRIES: Final = 4
 """Retries after the first attempt (the one key re-read after a 401 is not one)."""

@@ -7,6 +7,7 @@ tolerantly (docs/decisions.md#5 and #10): any 2xx is success whatever its body, 
 resource when the answer holds a readable one (None otherwise: it was applied), a read without one is
 `UnreadableResponseError`; a listed element that cannot be read is skipped, logged and reported.
 Listings follow `paging` (docs/decisions.md#18). Tunables: the package's `__init__`.
+The per-attempt timeout is real seconds whatever the clock (a server answers in real time; issue 22).
 """
 
 from __future__ import annotations
@@ -116,12 +117,6 @@ def _should_retry(status_code: int | None) -> bool:
     if status_code is None:
         return True
     return is_retryable_status(status_code)
-
-
-def _real_seconds(clock: Clock, seconds: float) -> float:
-    """httpx waits in real seconds; a `ScaledClock` runs `scale` clock seconds per real one."""
-    scale = getattr(clock, "scale", 1.0)
-    return seconds / scale if isinstance(scale, int | float) and scale > 0 else seconds
 
 
 class OffergridClient:
@@ -388,7 +383,6 @@ class OffergridClient:
     def _attempt(
         self, method: str, path: str, key: str, params: Params | None, json: Any, timeout: float
     ) -> httpx.Response:
-        real = _real_seconds(self._clock, timeout)
         headers = {"x-api-key": key}
         content = None
         if json is not None:
@@ -402,7 +396,9 @@ class OffergridClient:
             params=params or None,
             content=content,
             headers=headers,
-            timeout=httpx.Timeout(real, connect=min(real, _real_seconds(self._clock, CONNECT_TIMEOUT))),
+            # Real seconds whatever the clock: a compressed clock speeds up the waits we choose, not
+            # how long a server takes to answer.
+            timeout=httpx.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT)),
         )
 
 
