@@ -16,15 +16,25 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from importlib import resources
 from typing import Any, Final, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from offergrid_integration.catalog.values import (
+    Invalid,
+    is_missing,
+    lookup,
+    show,
+    table_key,
+    to_bool,
+    to_number,
+    to_object,
+    to_string,
+    to_string_list,
+)
 from offergrid_integration.offergrid.models import (
     InternetServiceData,
     OfferCategory,
@@ -48,10 +58,6 @@ __all__ = [
 ]
 
 DEFAULT_MAPPING_RESOURCE: Final = "default_mapping.json"
-LIST_SEPARATOR: Final = "|"
-_TRUE_WORDS: Final = frozenset({"true", "yes", "y", "1", "on"})
-_FALSE_WORDS: Final = frozenset({"false", "no", "n", "0", "off"})
-_MAX_VALUE_IN_REASON: Final = 40
 SERVICE_SPECIFIC_DATA: Final = "serviceSpecificData"
 # Wire names of the top-level fields a mapping may write (every writable offer field but the nested one).
 WRITABLE_FIELDS: Final = frozenset(
@@ -217,12 +223,6 @@ def _has_source(row: Mapping[str, Any], source: str) -> bool:
     return lookup(row, source, _MISSING) is not _MISSING
 
 
-class _RowInvalid(Exception):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
 _MISSING: Final = object()
 
 
@@ -313,7 +313,7 @@ def _apply(
     key = key or label
     try:
         value = _resolve(rule, row, out)
-    except _RowInvalid as invalid:
+    except Invalid as invalid:
         problems.append(f"{label} ({rule.label}): {invalid.reason}")
         return
     if value is not _MISSING:
@@ -322,23 +322,23 @@ def _apply(
 
 def _resolve(rule: FieldRule, row: Mapping[str, Any], mapped: Mapping[str, Any]) -> Any:
     raw = rule.value if rule.source is None else lookup(row, rule.source)
-    if _is_missing(raw):
+    if is_missing(raw):
         if rule.default is not None:
             raw = rule.default
         elif rule.nullable_when and _condition_met(rule.nullable_when, mapped):
             return None
         elif rule.required:
-            raise _RowInvalid("is required")
+            raise Invalid("is required")
         elif rule.nullable:
             return None
         else:
             return _MISSING
     value = _coerce(rule, raw)
     if rule.values is not None:
-        key = _table_key(value)
+        key = table_key(value)
         if key not in rule.values:
             allowed = ", ".join(sorted(rule.values))
-            raise _RowInvalid(f"unknown value {_show(raw)} (expected one of: {allowed})")
+            raise Invalid(f"unknown value {show(raw)} (expected one of: {allowed})")
         value = rule.values[key]
     return value
 
@@ -346,129 +346,31 @@ def _resolve(rule: FieldRule, row: Mapping[str, Any], mapped: Mapping[str, Any])
 def _condition_met(condition: Mapping[str, list[str]], mapped: Mapping[str, Any]) -> bool:
     """Whether a mapped field has one of the listed values (compared like `values` keys)."""
     return any(
-        name in mapped and _table_key(mapped[name]) in {_table_key(v) for v in allowed}
+        name in mapped and table_key(mapped[name]) in {table_key(v) for v in allowed}
         for name, allowed in condition.items()
     )
-
-
-def lookup(row: Mapping[str, Any], source: str, default: Any = None) -> Any:
-    """The value of `source` in a row: a key, else a dotted path into nested objects; or `default`."""
-    if source in row:
-        return row[source]
-    current: Any = row
-    for part in source.split("."):
-        if not isinstance(current, Mapping) or part not in current:
-            return default
-        current = current[part]
-    return current
-
-
-def _is_missing(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
 
 
 def _coerce(rule: FieldRule, raw: Any) -> Any:
     match rule.type:
         case "string":
-            value: Any = _to_string(raw)
+            value: Any = to_string(raw)
             if rule.max_length is not None and len(value) > rule.max_length:
-                raise _RowInvalid(f"longer than {rule.max_length} characters")
+                raise Invalid(f"longer than {rule.max_length} characters")
             return value
         case "number" | "integer":
-            number = _to_number(raw, integer=rule.type == "integer")
+            number = to_number(raw, integer=rule.type == "integer")
             if rule.minimum is not None and number < rule.minimum:
-                raise _RowInvalid(f"{_show(raw)} is below the minimum {rule.minimum:g}")
+                raise Invalid(f"{show(raw)} is below the minimum {rule.minimum:g}")
             if rule.maximum is not None and number > rule.maximum:
-                raise _RowInvalid(f"{_show(raw)} is above the maximum {rule.maximum:g}")
+                raise Invalid(f"{show(raw)} is above the maximum {rule.maximum:g}")
             return number
         case "boolean":
-            return _to_bool(raw)
+            return to_bool(raw)
         case "stringList":
-            return _to_string_list(raw)
+            return to_string_list(raw)
         case "object":
-            return _to_object(raw)
-
-
-def _to_string(raw: Any) -> str:
-    if isinstance(raw, bool) or not isinstance(raw, str | int | float):
-        raise _RowInvalid(f"must be a string, got {type(raw).__name__}")
-    if isinstance(raw, float) and raw.is_integer():
-        raw = int(raw)
-    return str(raw).strip()
-
-
-def _to_number(raw: Any, *, integer: bool) -> int | float:
-    kind = "an integer" if integer else "a number"
-    if isinstance(raw, bool):
-        raise _RowInvalid(f"must be {kind}, got a boolean")
-    if isinstance(raw, int):
-        return raw
-    if isinstance(raw, float):
-        number = raw
-    elif isinstance(raw, str):
-        try:
-            parsed = Decimal(raw.strip())
-        except InvalidOperation:
-            raise _RowInvalid(f"must be {kind}, got {_show(raw)}") from None
-        if not parsed.is_finite():
-            raise _RowInvalid(f"must be a finite number, got {_show(raw)}")
-        if parsed == parsed.to_integral_value() and "." not in raw and "e" not in raw.lower():
-            return int(parsed)
-        number = float(parsed)
-    else:
-        raise _RowInvalid(f"must be {kind}, got {type(raw).__name__}")
-    if not math.isfinite(number):
-        raise _RowInvalid(f"must be a finite number, got {_show(raw)}")
-    if integer:
-        if not number.is_integer():
-            raise _RowInvalid(f"must be an integer, got {_show(raw)}")
-        return int(number)
-    return number
-
-
-def _to_bool(raw: Any) -> bool:
-    if isinstance(raw, bool):
-        return raw
-    if isinstance(raw, int) and raw in (0, 1):
-        return bool(raw)
-    if isinstance(raw, str):
-        word = raw.strip().lower()
-        if word in _TRUE_WORDS:
-            return True
-        if word in _FALSE_WORDS:
-            return False
-    raise _RowInvalid(f"must be a boolean (true/false), got {_show(raw)}")
-
-
-def _to_string_list(raw: Any) -> list[str]:
-    if isinstance(raw, str):
-        return [part.strip() for part in raw.split(LIST_SEPARATOR) if part.strip()]
-    if isinstance(raw, list) and all(isinstance(item, str) for item in raw):
-        return [item.strip() for item in raw if item.strip()]
-    raise _RowInvalid(f"must be a list of strings or a '{LIST_SEPARATOR}'-separated string")
-
-
-def _to_object(raw: Any) -> dict[str, Any]:
-    """A JSON object as given, or the JSON text of one (a CSV cell)."""
-    if isinstance(raw, str):
-        try:
-            raw = json.loads(raw)
-        except ValueError:
-            raise _RowInvalid("must be a JSON object, got text that is not JSON") from None
-    if not isinstance(raw, dict):
-        raise _RowInvalid(f"must be a JSON object, got {type(raw).__name__}")
-    return raw
-
-
-def _table_key(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value).strip().lower()
-
-
-def _show(raw: Any) -> str:
-    text = json.dumps(raw, default=str, ensure_ascii=False) if not isinstance(raw, str) else repr(raw)
-    return text if len(text) <= _MAX_VALUE_IN_REASON else text[: _MAX_VALUE_IN_REASON - 3] + "..."
+            return to_object(raw)
 
 
 def _pydantic_problems(exc: ValidationError, prefix: str = "") -> list[str]:
@@ -507,7 +409,7 @@ def _sku_of(row: RawRow, document: MappingDocument) -> str | None:
     if not isinstance(row.fields, Mapping) or rule.source is None:
         return None
     raw = lookup(row.fields, rule.source)
-    if _is_missing(raw) or isinstance(raw, bool) or not isinstance(raw, str | int):
+    if is_missing(raw) or isinstance(raw, bool) or not isinstance(raw, str | int):
         return None
     return str(raw).strip()
 

@@ -8,9 +8,8 @@ an offer off sale goes through the one guard (`guard.py`, docs/decisions.md#13 a
 
 It plans from streams: the catalog first, each offer kept as compact JSON of its values, then the
 listing, each offer compared as it arrives and reduced to its id and status (well under 1 KB per
-SKU). Values are compared normalised (`59.9` = `59.90`, key order, `null` = absent);
-`serviceSpecificData` key by key on the catalog's keys, its PATCH the whole object (a PATCH replaces a
-field's value). Writes go in a fixed order: updates, creates, then missing offers, each by SKU.
+SKU), values compared as `compare` says. Writes go in a fixed order: updates, creates, then missing
+offers, each by SKU.
 """
 
 from __future__ import annotations
@@ -19,14 +18,12 @@ import json
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Final
 
-from pydantic import BaseModel
-
+from offergrid_integration.catalog.compare import differences, wire_values
 from offergrid_integration.catalog.guard import RemovalGuard, judge
-from offergrid_integration.catalog.mapping import SERVICE_SPECIFIC_DATA, DesiredOffer, RowError
+from offergrid_integration.catalog.mapping import DesiredOffer, RowError
 from offergrid_integration.offergrid.models import Offer, OfferStatus
 
 __all__ = [
@@ -35,8 +32,6 @@ __all__ = [
     "MissingOfferPolicy",
     "OfferChange",
     "OfferPlanner",
-    "canonical",
-    "same",
 ]
 
 
@@ -260,8 +255,8 @@ class OfferPlanner:
         status = None if status is None else self._statuses.setdefault(status, status)
         entry = self._entries[sku] = (*entry[:_OFFER_ID], offer_id, created, status)
         if entry[_DESIRED] is not None:  # only an offer the catalog also has is compared
-            values = _wire_values(offer, self._owned if self._owned is not None else _all_fields(offer))
-            body, before = _differences(_decode(entry), values)
+            values = wire_values(offer, self._owned if self._owned is not None else _all_fields(offer))
+            body, before = differences(_decode(entry), values)
             if body:
                 self._updates[sku] = OfferChange(ChangeKind.UPDATE, sku, offer_id, body, before)
             else:
@@ -393,70 +388,3 @@ def _missing_change(
         return None
     kind, target = _POLICY_CHANGE[policy]
     return OfferChange(kind, sku, offer_id, {"status": target}, {"status": status})
-
-
-# ---------------------------------------------------------------------------------------------------
-# Comparison
-# ---------------------------------------------------------------------------------------------------
-def _differences(
-    desired: Mapping[str, Any], current: Mapping[str, Any]
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(PATCH body, current values) for the owned fields whose normalised values differ."""
-    body: dict[str, Any] = {}
-    before: dict[str, Any] = {}
-    for name, value in desired.items():
-        now = current.get(name)
-        if name == SERVICE_SPECIFIC_DATA and isinstance(value, Mapping):
-            now_map = now if isinstance(now, Mapping) else {}
-            if not all(same(v, now_map.get(k)) for k, v in value.items()):
-                body[name] = {**now_map, **value}
-                before[name] = now
-        elif not same(value, now):
-            body[name] = value
-            before[name] = now
-    return body, before
-
-
-def _wire_values(offer: Offer, names: Iterable[str]) -> dict[str, Any]:
-    """The offer's current values of `names` (wire names), as plain JSON types."""
-    extra = offer.model_extra or {}
-    values: dict[str, Any] = {}
-    for name in names:
-        attribute = _ATTRIBUTES.get(name)
-        value = getattr(offer, attribute) if attribute is not None else extra.get(name)
-        if isinstance(value, BaseModel):
-            value = value.model_dump(mode="json", by_alias=True)
-        values[name] = value
-    return values
-
-
-_ATTRIBUTES: Final = {(info.alias or name): name for name, info in Offer.model_fields.items()} | {
-    name: name for name in Offer.model_fields
-}
-
-
-def same(desired: Any, current: Any) -> bool:
-    """Whether two values are equal once normalised (`canonical`). Plain equality first: it decides
-    the common case (an unchanged offer) without normalising anything."""
-    if desired == current and isinstance(desired, bool) == isinstance(current, bool):
-        return True
-    return bool(canonical(desired) == canonical(current))
-
-
-def canonical(value: Any) -> Any:
-    """A value normalised for comparison: numbers as normalised decimals (`59.9 == 59.90 == 5.99e1`,
-    `100 == 100.0`), enums as their values, objects without their null members (null == absent)."""
-    if value is None or isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        return value.value if isinstance(value, StrEnum) else value
-    if isinstance(value, int | float | Decimal):
-        number = Decimal(str(value)) if not isinstance(value, Decimal) else value
-        return number.normalize() + 0  # `+ 0` turns -0 into 0
-    if isinstance(value, dict | Mapping):
-        return {str(k): canonical(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list | tuple):
-        return [canonical(item) for item in value]
-    if isinstance(value, BaseModel):
-        return canonical(value.model_dump(mode="json", by_alias=True))
-    return value

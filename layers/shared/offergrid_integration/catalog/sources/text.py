@@ -13,8 +13,9 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import Any, Final
 
-from offergrid_integration.catalog.mapping import RawRow, RowError, lookup
+from offergrid_integration.catalog.mapping import RawRow, RowError
 from offergrid_integration.catalog.sources.check import CatalogReadError
+from offergrid_integration.catalog.values import lookup
 
 type CatalogItem = RawRow | RowError
 
