@@ -124,7 +124,8 @@ def test_every_project_cli_command_in_the_readme_parses():
     for command in _readme_commands():
         words = shlex.split(command.split(" > ", 1)[0], comments=True)
         if words[:2] == ["make", "replay"] and words[2].startswith("ARGS="):  # make replay ARGS="..."
-            words = [".venv/bin/python", "-m", "devtools.replay", *shlex.split(words[2].removeprefix("ARGS="))]
+            args = shlex.split(words[2].removeprefix("ARGS="))
+            words = [".venv/bin/python", "-m", "devtools.replay", *args]
         if len(words) < 3 or words[1] != "-m" or not words[0].endswith("python"):
             continue
         assert words[2] in parsers, f"{command!r}: unknown module"
