@@ -30,6 +30,7 @@ __all__ = [
     "RECONCILE_MISSING_WORK_ORDER",
     "RECONCILE_OPEN_WORK_ORDER_FOR_ENDED_ITEM",
     "RECONCILE_REPAIRS_QUEUED",
+    "RECONCILE_RUNS",
     "RECONCILE_UNKNOWN_WORK_ORDER",
     "SERVICEABILITY_RULES_STALE",
     "SERVICES",
@@ -72,6 +73,7 @@ RECONCILE_UNKNOWN_WORK_ORDER: Final = "ReconcileUnknownWorkOrder"
 RECONCILE_DECISION_MISMATCH: Final = "ReconcileDecisionMismatch"
 RECONCILE_REPAIRS_QUEUED: Final = "ReconcileRepairsQueued"
 RECONCILE_FAILED: Final = "ReconcileFailed"
+RECONCILE_RUNS: Final = "ReconcileRuns"
 
 # The `Status` dimension of OffergridError: a fixed set, whatever the server answers.
 NETWORK: Final = "network"  # no HTTP answer: refused, reset, dropped, timed out
@@ -118,6 +120,21 @@ CATALOGUE: Final[dict[str, MetricInfo]] = {
     "WebhookQueueFailed": MetricInfo((WEBHOOK_INGRESS,), _COUNT, "SQS refused the message (answered 503)"),
     "WebhookSecretUnavailable": MetricInfo(
         (WEBHOOK_INGRESS,), _COUNT, "the webhook secret could not be read (answered 503)"
+    ),
+    "WebhookVerified": MetricInfo(
+        (WEBHOOK_INGRESS,),
+        _COUNT,
+        "deliveries whose signature verified, the deploy check's left out: the silence alarm's signal",
+    ),
+    "WebhookStale": MetricInfo(
+        (WEBHOOK_INGRESS,),
+        _COUNT,
+        "verified deliveries whose signed timestamp is older than the tolerance (docs/decisions.md#20)",
+    ),
+    "WebhookArchiveFailed": MetricInfo(
+        (WEBHOOK_INGRESS,),
+        _COUNT,
+        "verified deliveries whose archive write failed or was late (the queue write went on)",
     ),
     # order processor (functions/order_processor/app.py)
     "OrderAccepted": MetricInfo((ORDER_PROCESSOR,), _COUNT, "order items accepted"),
@@ -178,6 +195,9 @@ CATALOGUE: Final[dict[str, MetricInfo]] = {
     "OfferSyncIncomplete": MetricInfo((OFFER_SYNC,), _COUNT, "1 when the run stopped early (resumes)"),
     "OfferSyncRunFailed": MetricInfo((OFFER_SYNC,), _COUNT, "1 when the run could not plan at all"),
     "OfferSyncLocked": MetricInfo((OFFER_SYNC,), _COUNT, "1 when another run held the lock"),
+    "OfferSyncSucceeded": MetricInfo(
+        (OFFER_SYNC,), _COUNT, "1 when a run (not a dry run) completed: the not-succeeding alarm's heartbeat"
+    ),
     "OrderSweepListed": MetricInfo((OFFER_SYNC,), _COUNT, "undecided order items listed by the sweep"),
     "OrderSweepEnqueued": MetricInfo((OFFER_SYNC,), _COUNT, "missed orders queued by the sweep"),
     "OrderSweepFailed": MetricInfo((OFFER_SYNC,), _COUNT, "items not queued, or a failed sweep"),
@@ -197,6 +217,9 @@ CATALOGUE: Final[dict[str, MetricInfo]] = {
     RECONCILE_REPAIRS_QUEUED: MetricInfo((OFFER_SYNC,), _COUNT, "repair messages queued for the processor"),
     RECONCILE_FAILED: MetricInfo(
         (OFFER_SYNC,), _COUNT, "a reconciliation that failed or stopped early, or repairs not queued"
+    ),
+    RECONCILE_RUNS: MetricInfo(
+        (OFFER_SYNC,), _COUNT, "1 per reconciliation run (not a dry run): the not-running alarm's heartbeat"
     ),
     # the Offergrid client of both callers
     OFFERGRID_REQUEST: MetricInfo(OFFERGRID_CALLERS, _COUNT, "HTTP attempts to Offergrid (retries included)"),

@@ -185,3 +185,7 @@ class SyncReport:
         metrics.add_metric(f"{METRIC_PREFIX}Incomplete", "Count", int(self.status is RunStatus.INCOMPLETE))
         metrics.add_metric(f"{METRIC_PREFIX}RunFailed", "Count", int(self.status is RunStatus.FAILED))
         metrics.add_metric(f"{METRIC_PREFIX}Locked", "Count", int(self.status is RunStatus.LOCKED))
+        # The heartbeat the offer-sync-not-succeeding alarm watches (a dry run is not the schedule's).
+        metrics.add_metric(
+            f"{METRIC_PREFIX}Succeeded", "Count", int(self.status is RunStatus.COMPLETE and not self.dry_run)
+        )
