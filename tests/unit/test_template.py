@@ -763,3 +763,90 @@ def test_the_pre_traffic_hook_may_invoke_the_new_versions_and_report_nothing_mor
     # it waits for the processor's whole timeout and still has time to report
     timeouts = [function_property(FUNCTIONS[f], "Timeout") for f in ROLLED_OUT]
     assert function_property(hook, "Timeout") > sum(timeouts)
+
+
+# --- silence and health (issue 25): what stops happening raises an alarm -------------------------------
+def _metric_stats(alarm_id: str) -> dict[str, tuple[dict[str, Any], Any]]:
+    """Metric name -> (its dimensions, its period) of each metric an alarm reads."""
+    stats: dict[str, tuple[dict[str, Any], Any]] = {}
+    for query in ALARMS[alarm_id].get("Metrics", []):
+        if "MetricStat" in query:
+            metric = query["MetricStat"]["Metric"]
+            dims = {d["Name"]: d["Value"] for d in metric.get("Dimensions", [])}
+            stats[metric["MetricName"]] = (dims, query["MetricStat"]["Period"])
+    return stats
+
+
+def _expression(alarm_id: str) -> str:
+    [expression] = [q["Expression"] for q in ALARMS[alarm_id]["Metrics"] if "Expression" in q]
+    return str(expression)
+
+
+def _hours(parameter: str) -> dict[str, Any]:
+    return {"Fn::FindInMap": ["AlarmHours", {"Ref": parameter}, "Seconds"]}
+
+
+def test_every_alarm_hours_parameter_has_a_period_for_each_of_its_values() -> None:
+    periods = TEMPLATE["Mappings"]["AlarmHours"]
+    assert all(entry["Seconds"] == int(hours) * 3600 for hours, entry in periods.items())
+    hour_parameters = [name for name in PARAMETERS if name.endswith("AlarmHours")]
+    assert len(hour_parameters) == 3
+    for name in hour_parameters:
+        assert {str(value) for value in PARAMETERS[name]["AllowedValues"]} <= set(periods), name
+        assert str(PARAMETERS[name]["Default"]) in periods, name
+
+
+def test_the_silence_alarm_wants_verified_deliveries_whenever_the_sweep_lists_pending_orders() -> None:
+    # no verified delivery in the window AND pending orders listed by the sweep in the same window
+    window = _hours("WebhookSilenceAlarmHours")
+    assert _metric_stats("WebhookSilenceAlarm") == {
+        "WebhookVerified": ({"service": "webhook-ingress"}, window),
+        "OrderSweepListed": ({"service": "offer-sync"}, window),
+    }
+    expression = _expression("WebhookSilenceAlarm").replace(" ", "")
+    # a window without a single verified delivery must count as 0 of them, not as no data
+    assert "FILL(verified,0)==0" in expression
+    assert "FILL(listed,0)>0" in expression
+    props = ALARMS["WebhookSilenceAlarm"]
+    assert (props["Threshold"], props["ComparisonOperator"]) == (0, "GreaterThanThreshold")
+    # with the schedule paused the sweep lists nothing: no alarm on a stack that is not running
+    assert props["TreatMissingData"] == "notBreaching"
+    assert PARAMETERS["WebhookSilenceAlarmHours"]["Default"] == 6
+
+
+def test_an_order_only_the_sweep_found_raises_an_alarm() -> None:
+    props = ALARMS["OrderFoundOnlyBySweepAlarm"]
+    assert _metric_stats("OrderFoundOnlyBySweepAlarm") == {
+        "OrderSweepEnqueued": ({"service": "offer-sync"}, 3600)
+    }
+    assert (props["Threshold"], props["ComparisonOperator"]) == (0, "GreaterThanThreshold")
+
+
+@pytest.mark.parametrize(
+    ("alarm_id", "hours"),
+    [
+        ("OfferSyncNotSucceedingAlarm", "OfferSyncSilenceAlarmHours"),
+        ("ReconcileNotRunningAlarm", "ReconcileSilenceAlarmHours"),
+    ],
+)
+def test_a_heartbeat_alarms_when_its_beat_stops_for_its_hours(alarm_id: str, hours: str) -> None:
+    props = ALARMS[alarm_id]
+    assert _metric_stats(alarm_id) == {HEARTBEAT_ALARMS[alarm_id]: ({"service": "offer-sync"}, _hours(hours))}
+    assert _expression(alarm_id).replace(" ", "") == "FILL(runs,0)"
+    assert (props["Threshold"], props["ComparisonOperator"]) == (1, "LessThanThreshold")
+    # the schedules that make the beat are the offer sync's (paused with OfferSyncScheduleState)
+    assert TEMPLATE["Conditions"]["SchedulesEnabled"] == {
+        "Fn::Equals": [{"Ref": "OfferSyncScheduleState"}, "ENABLED"]
+    }
+    schedules = FUNCTIONS["OfferSyncFunction"]["Events"]
+    assert {ref_target(event["Properties"]["State"]) for event in schedules.values()} == {
+        "OfferSyncScheduleState"
+    }
+
+
+def test_a_delivery_not_archived_raises_an_alarm() -> None:
+    props = ALARMS["DeliveryArchiveFailedAlarm"]
+    assert _metric_stats("DeliveryArchiveFailedAlarm") == {
+        "WebhookArchiveFailed": ({"service": "webhook-ingress"}, 300)
+    }
+    assert (props["Threshold"], props["ComparisonOperator"]) == (0, "GreaterThanThreshold")
