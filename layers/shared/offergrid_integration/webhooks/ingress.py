@@ -8,9 +8,9 @@ Checks run cheapest and most hostile first, and each maps to one status:
                      body before any HMAC or JSON
 3. signature         401 with a generic body for every signature failure (reason for logs/metrics)
 4. body              400 for non-JSON, non-object, missing or invalid `event`
-   (archive)         from here on the delivery is verified: its archive write starts on a worker
-                     thread (`archive.background`), the body as received, so that the queue write
-                     below never waits for it; the answer waits for it a moment at most
+   (archive)         whatever the body turned out to be (a 400 too), the verified delivery's archive
+                     write starts here on a worker thread (`archive.background`), the body as received
+                     (the deploy check's under `checks/`), so the queue write below never waits for it
 5. freshness         with `StaleDeliveryMode` refuse, 401 for a timestamp older than the tolerance
                      (reason `timestamp_stale`); counted and queued otherwise (docs/decisions.md#20)
 6. queue             200 `{"received": true}` only once the queue accepted the message; 503 otherwise.
