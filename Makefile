@@ -145,6 +145,13 @@ TEST_GATES := lint typecheck template-check security-check pipeline-check build
 test: $(VENV)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed ## everything CI checks: lint, types, template, IaC scan, build, tests
 	@MAKE="$(MAKE)" scripts/gates pytest $(TEST_GATES)
 
+# The suite while the machine is kept busy (scripts/cpu_load.py: one CPU-burning process per core and
+# one more, or STRESS_LOAD=N; stopped when the suite ends, fails or is interrupted), so a test that
+# passes only on a quiet machine fails here before it fails in CI.
+.PHONY: test-stress
+test-stress: $(VENV)/.installed $(SAM_VENV)/.installed ## the test suite (make pytest) with the CPUs kept busy (STRESS_LOAD=N processes, default CPUs + 1)
+	@$(PY) scripts/cpu_load.py $(if $(STRESS_LOAD),--load $(STRESS_LOAD)) -- $(MAKE) --no-print-directory pytest
+
 .PHONY: test-deep
 test-deep: $(VENV)/.installed ## the long property runs: order invariants, catalog corruption P1, webhook bodies P3, listings P4, rate budget under skewed clocks P5 (nights, before a release; ~45 min)
 	ORDER_INVARIANTS_PROFILE=deep $(PY) -m pytest tests/integration/test_order_invariants.py -p no:logging -s -q

@@ -5,12 +5,19 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 pytest_plugins = [
     "tests.fixtures.aws",
     "tests.fixtures.offergrid_fake",
     "tests.fixtures.sqs_limits",
 ]
+
+# Hypothesis times each example (`deadline`, 200 ms) and the data generation (`too_slow`) on the wall
+# clock, which a loaded machine exceeds: a property states an effect, never a speed. Every property
+# test starts from this profile (its own settings still apply; `--hypothesis-profile` still wins).
+settings.register_profile("suite", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("suite")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -24,3 +31,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     slow = {item.path for item in items if item.get_closest_marker("slow") is not None}
     tests_in = Counter(item.path for item in items)
     items.sort(key=lambda item: (item.path not in slow, -tests_in[item.path], str(item.path)))
+
+
+@pytest.fixture(autouse=True)
+def empty_metric_set() -> None:
+    """Every test starts with no metric pending. Powertools' metric set is shared by the process: one
+    added by a test that never flushed it (outside a handler) was printed by whichever test of that
+    worker flushed next, which the load decides (`--dist loadfile`): issue 22."""
+    from offergrid_integration.observability import metrics
+
+    metrics.clear_metrics()

@@ -48,11 +48,12 @@ IN_PROCESS_SCALE, IN_PROCESS_MINUTES = 20.0, 3.0
 # runs slower: 3 fake minutes at scale 10 (18 s real). At scale 20 it falls below 90/min under load,
 # and at 15 it did once (89.3/min) with the parallel suite sharing two cores.
 DYNAMODB_SCALE, DYNAMODB_MINUTES = 10.0, 3.0
-# The pace it must keep. Its safety (never over 100 in any 60 s, every token counted once) does not
-# depend on the CPU; its pace does: on a loaded 2-core machine it measured 84.3/min at load 4-7 and
-# 89.3 at load 10-14 (93.3 otherwise), so its floor is 75/min, far above what a budget that lost
-# slots would keep. The in-process variant (no I/O) keeps the 90 the design promises (92 sustained);
-# `make bench-orders` measures the pace of the real path.
+# The pace a quiet machine keeps (printed beside the one measured, not asserted). The safety (never
+# over 100 in any 60 s, every token counted once) does not depend on the CPU; the pace does: this
+# variant measured 84.3/min at load 4-7, 89.3 at load 10-14 and 40 at load 30 (`make test-stress`,
+# issue 22), 93.3 on a quiet machine. The budget's pace is asserted where no CPU decides it, on a
+# clock that moves only when slept (tests/unit/test_ratelimit.py: 90 % of the limit, in process and
+# on DynamoDB); `make bench-orders` measures the pace of the real path.
 DYNAMODB_MIN_PER_MINUTE = 75
 TABLE = "offergrid-rate-budget-it"
 
@@ -117,12 +118,13 @@ def assert_within_limit_and_close_to_it(fake: OffergridFake, minutes: float, *, 
     # Then not a single request was refused by the fake's sliding window
     assert fake.rate_limited == 0
     assert statuses == {200}
-    # And no 60 s of the fake's clock saw more than 100 requests, while the pace stayed above `floor`
+    # And no 60 s of the fake's clock saw more than 100 requests. The pace (`floor` on a quiet machine)
+    # is the CPU's to give on a real-time clock: printed, asserted on a manual clock (see above).
     busiest_minute = max_in_any_window([call.at for call in calls], 60)
     per_minute = len(calls) / minutes
-    print(f"{len(calls)} requests, {per_minute:.1f} per fake minute, busiest 60 s: {busiest_minute}")
+    print(f"{len(calls)} requests, {per_minute:.1f}/fake min (quiet: >= {floor}), busiest: {busiest_minute}")
     assert busiest_minute <= 100
-    assert floor <= per_minute <= 100, f"{per_minute:.1f} requests per fake minute (floor {floor})"
+    assert 0 < per_minute <= 100
 
 
 def test_in_process_budget_never_trips_the_fake(offergrid_fake_factory: OffergridFakeFactory) -> None:
@@ -148,7 +150,7 @@ def test_lanes_sharing_one_budget_never_trip_the_fake_and_orders_come_first(
     # When they all hammer the API for three fake minutes
     failures = hammer(fake, budgets, clock, IN_PROCESS_MINUTES)
     assert failures == []
-    # Then the guarantee holds as without lanes: no 429, never over 100 in any 60 s, > 90/min used
+    # Then the guarantee holds as without lanes: no 429, never over 100 in any 60 s
     assert_within_limit_and_close_to_it(fake, IN_PROCESS_MINUTES)
     # And the orders, who always want more, got nearly all of it (without lanes: about half)
     print(f"orders {orders.count}, background {background.count}")

@@ -7,6 +7,7 @@ import itertools
 from datetime import UTC, datetime
 from email.utils import format_datetime
 
+import httpx
 import pytest
 
 from offergrid_integration.clock import ScaledClock, SystemClock
@@ -15,7 +16,6 @@ from offergrid_integration.offergrid.client import (
     MAX_RETRY_AFTER,
     MAX_RETRY_DELAY,
     OffergridClient,
-    _real_seconds,
     _should_retry,
     compute_backoff,
     parse_retry_after,
@@ -111,9 +111,31 @@ class TestClientBasics:
         with pytest.raises(ValueError, match="must"):
             OffergridClient(api_key=lambda *, force_refresh=False: "k", **kwargs)
 
-    def test_timeouts_follow_the_clock_scale(self):
-        assert _real_seconds(SystemClock(), 10.0) == 10.0
-        assert _real_seconds(ScaledClock(60), 120.0) == pytest.approx(2.0)
+    @pytest.mark.parametrize("clock", [SystemClock(), ScaledClock(60)], ids=["system", "scaled"])
+    def test_an_attempt_waits_real_seconds_whatever_the_clock(self, clock):
+        # A server's answer takes real time, which no clock compresses: on ScaledClock(60) the 10 s
+        # timeout was 1/6 real second, which a loaded machine exceeds (a retried POST: issue 22)
+        seen: list[dict[str, float]] = []
+
+        def answer(request: httpx.Request) -> httpx.Response:
+            seen.append(request.extensions["timeout"])
+            return httpx.Response(200, json=[])
+
+        for left in (None, 4.0):
+            client = OffergridClient(
+                api_key=lambda *, force_refresh=False: "k",
+                clock=clock,
+                remaining_time=None if left is None else (lambda: 4.0),
+                transport=httpx.MockTransport(answer),
+            )
+            with client:
+                list(client.list_offers())
+
+        # 10 s per attempt (3 s to connect), bounded by the time left less the 1 s margin
+        assert seen == [
+            {"connect": 3.0, "read": 10.0, "write": 10.0, "pool": 10.0},
+            {"connect": 3.0, "read": 3.0, "write": 3.0, "pool": 3.0},
+        ]
 
     def test_ids_are_one_path_segment(self):
         client = OffergridClient(api_key=lambda *, force_refresh=False: "k")

@@ -206,7 +206,7 @@ def test_checker_caches_rules_and_keeps_the_last_good_ones(
     assert len(ssm_reads) == 4
 
 
-def test_a_failed_refresh_keeps_the_last_good_document_in_the_source() -> None:
+def test_a_failed_refresh_keeps_the_last_good_document_in_the_source(stale_metrics: list[str]) -> None:
     # Given a checker that read good rules once (no cache: every check reads the source)
     source = FakeSource(json.dumps(RULES))
     checker = CoverageRulesChecker(source, max_age_seconds=0)
@@ -216,6 +216,7 @@ def test_a_failed_refresh_keeps_the_last_good_document_in_the_source() -> None:
     source.document = ServiceabilityUnavailable("parameter gone")
     assert checker.check(item(address("94105", "CA"))).serviceable
     assert source.kept == [json.dumps(RULES)]
+    assert stale_metrics == ["ServiceabilityRulesStale"]
 
 
 def test_checker_without_any_good_rules_fails_loudly() -> None:
