@@ -18,7 +18,7 @@ with init_phase():  # the GC paused while the imports and the init allocate (con
     from aws_lambda_powertools.logging import correlation_paths
 
     from offergrid_integration import aws
-    from offergrid_integration.archive.background import BackgroundArchive
+    from offergrid_integration.archive.background import ARCHIVE_WAIT_SECONDS, BackgroundArchive
     from offergrid_integration.archive.s3_archive import S3DeliveryArchive
     from offergrid_integration.observability import log_metrics, logger
     from offergrid_integration.orders.sqs_queue import S3ClaimChecks, SqsQueue
@@ -31,8 +31,10 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
 
-def build_ingress() -> WebhookIngress:
-    """The ingress wired to this function's environment; `ConfigurationError` names a bad variable."""
+def build_ingress(*, archive_wait_seconds: float = ARCHIVE_WAIT_SECONDS) -> WebhookIngress:
+    """The ingress wired to this function's environment; `ConfigurationError` names a bad variable.
+    `archive_wait_seconds`: how long an answer waits for its archive write after the queue write
+    (tests on a busy machine wait longer, so that "archived" never depends on the machine's speed)."""
     settings = WebhookIngressSettings.from_environ()
     secrets = Secret(
         settings.offergrid_webhook_secret,
@@ -59,6 +61,7 @@ def build_ingress() -> WebhookIngress:
         queue=queue,
         max_body_bytes=settings.webhook_max_body_bytes,
         archive=BackgroundArchive(archive) if archive is not None else None,
+        archive_wait_seconds=archive_wait_seconds,
         stale_mode=settings.stale_delivery_mode,
         stale_tolerance_seconds=settings.stale_delivery_tolerance_seconds,
     )

@@ -130,7 +130,7 @@ def test_a_window_with_duplicates_is_replayed_once_per_dedup_key_and_decides_not
     stack: LocalEnvironment, capsys: pytest.CaptureFixture[str]
 ):
     # Given a window holding two orders, one of them delivered twice (an Offergrid retry), all decided
-    start = now() - timedelta(seconds=1)
+    start = now()  # the window holds this test's deliveries only (the previous test's are older)
     first, second = pending_item(stack), pending_item(stack)
     for item in (first, first, second):
         assert deliver(stack, "order.created", item) == 200
@@ -166,7 +166,7 @@ def test_a_window_with_duplicates_is_replayed_once_per_dedup_key_and_decides_not
 def test_a_dry_run_queues_nothing_and_the_filters_narrow_the_window(
     stack: LocalEnvironment, capsys: pytest.CaptureFixture[str]
 ):
-    start = now() - timedelta(seconds=1)
+    start = now()  # the window holds this test's deliveries only (the previous test's are older)
     one, other = pending_item(stack), pending_item(stack)
     deliver(stack, "order.created", one)
     deliver(stack, "order.created", other)
@@ -211,7 +211,7 @@ def test_reprocess_revisits_what_offergrid_has_not_moved_on_and_nothing_else(
     assert stack.stack is not None
     # Given a bad release: it finished the message of a pending order without deciding it (its record
     # says done), while another order of the window was decided normally
-    start = now() - timedelta(seconds=1)
+    start = now()  # the window holds this test's deliveries only (the previous test's are older)
     stuck, decided = pending_item(stack), pending_item(stack)
     deliver(stack, "order.created", stuck)
     empty_queues(stack)

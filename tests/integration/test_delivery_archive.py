@@ -27,6 +27,15 @@ from tests.integration.test_webhook_ingress import emf_metrics, load_event, log_
 DEV_SECRET = "local-dev-webhook-secret"
 SECRET_NAME = "offergrid/test/webhook-secret"
 BUCKET = "offergrid-webhook-bodies"
+# How long an answer waits for its archive write here: the function's second would be eaten by a
+# stalled machine (the client is made by the first write), and these tests read what was archived.
+PATIENT_SECONDS = 60.0
+
+
+def rebuild() -> None:
+    """The function's ingress built again from the environment, patient with its archive writes."""
+    app.reset()  # first: it also drops the AWS clients, which the new ingress must not share
+    app.reset(app.build_ingress(archive_wait_seconds=PATIENT_SECONDS))
 
 
 @pytest.fixture
@@ -46,7 +55,7 @@ def stack(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]
         monkeypatch.setenv(name, value)
     # As in Lambda, where the variable is set before the metrics are made at import
     monkeypatch.setattr(metrics, "service", "webhook-ingress")
-    app.reset()
+    rebuild()
     yield environment
     app.reset()
 
@@ -139,7 +148,7 @@ def test_a_failing_archive_costs_the_delivery_nothing_and_is_alarmed(
 ):
     # Given an archive bucket that does not exist (a wrong name, a deleted bucket, S3 refusing)
     monkeypatch.setenv("DELIVERY_ARCHIVE_BUCKET", "no-such-bucket")
-    app.reset()
+    rebuild()
     # When a delivery arrives
     response = invoke(load_event("webhook_order_created.json"))
     # Then it is queued and answered 200 as ever
@@ -170,7 +179,7 @@ def test_count_mode_counts_a_stale_delivery_and_queues_it(invoke, stack, capsys)
 def test_refuse_mode_refuses_a_stale_delivery_with_its_reason(invoke, stack, capsys, monkeypatch):
     monkeypatch.setenv("STALE_DELIVERY_MODE", "refuse")
     monkeypatch.setenv("STALE_DELIVERY_TOLERANCE_SECONDS", "600")
-    app.reset()
+    rebuild()
     old = {"event": "order.created", "itemId": "i-old", "timestamp": "2001-01-01T00:00:00Z"}
     undated = {"event": "order.created", "itemId": "i-undated"}
     assert invoke(signed_event(old, "r-old"))["statusCode"] == 401

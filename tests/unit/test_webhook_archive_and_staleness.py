@@ -193,7 +193,7 @@ def test_a_hanging_archive_never_delays_the_queue_write(clock: FakeClock):
         # Then the queue write happened while the archive write was still running, and the answer came
         # without it: 200, the archive reported late. (No timing is asserted: the archive is still
         # blocked here, so everything above happened without it.)
-        assert archive.entered.is_set()
+        assert archive.entered.wait(NEVER)  # the worker may start it after the answer, on a busy machine
         assert queue.archive_done_at_send == [False]
         assert (result.status, len(queue.sent)) == (200, 1)
         assert result.archive is not None
