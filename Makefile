@@ -153,9 +153,10 @@ test-stress: $(VENV)/.installed $(SAM_VENV)/.installed ## the test suite (make p
 	@$(PY) scripts/cpu_load.py $(if $(STRESS_LOAD),--load $(STRESS_LOAD)) -- $(MAKE) --no-print-directory pytest
 
 .PHONY: test-deep
-test-deep: $(VENV)/.installed ## the long property runs: order invariants, catalog corruption P1, webhook bodies P3, listings P4, rate budget under skewed clocks P5 (nights, before a release; ~45 min)
+test-deep: $(VENV)/.installed ## the long property runs: order invariants, catalog corruption P1, webhook bodies P3, P2 full reads, listings P4, rate budget under skewed clocks P5 (nights, before a release; ~45 min)
 	ORDER_INVARIANTS_PROFILE=deep $(PY) -m pytest tests/integration/test_order_invariants.py -p no:logging -s -q
 	CATALOG_PROPERTIES_PROFILE=deep $(PY) -m pytest tests/integration/test_catalog_corruption.py -p no:logging -s -q
+	ORDER_READS_PROFILE=deep $(PY) -m pytest tests/integration/test_order_reads_property.py -p no:logging -s -q
 	INGRESS_PROPERTIES_PROFILE=deep $(PY) -m pytest tests/integration/test_ingress_properties.py -p no:logging -s -q
 	PAGING_PROPERTIES_PROFILE=deep $(PY) -m pytest tests/unit/test_offergrid_client_paging_property.py -p no:logging -q \
 		--hypothesis-show-statistics

@@ -11,6 +11,11 @@ No API key is needed, nothing here is recorded as an API call or counted against
     POST   /_fake/orders         seed an order item (fields as in the API) -> the item
     POST   /_fake/orders/{itemId}/status
                                  {"status", ...}: set a status as Offergrid would (no lifecycle check)
+    PUT    /_fake/orders/{itemId}/listing-view
+                                 {"view": {...} | null}: what listings show for the item (null: leave
+                                 it out), its GET unchanged (`listing_views`)
+    DELETE /_fake/orders/{itemId}/listing-view
+                                 listings show the item as the answers mode says again
     POST   /_fake/api-keys       {"key": ..., "role"?: "provider"|"hybrid"|"reseller"}  (key rotation)
     DELETE /_fake/api-keys       {"key": ...}
     GET    /_fake/answers        how undocumented choices are answered (see `answers`)
@@ -35,6 +40,7 @@ if TYPE_CHECKING:
 
 _FAULT_ARGS: Final = ("times", "status", "retry_after", "delay", "method", "path")
 _ITEM_STATUS = re.compile(r"^/_fake/orders/([^/]+)/status$")
+_LISTING_VIEW = re.compile(r"^/_fake/orders/([^/]+)/listing-view$")
 
 
 def handle_control(fake: OffergridFake, method: str, target: str, raw_body: bytes) -> Reply:
@@ -81,11 +87,23 @@ def handle_control(fake: OffergridFake, method: str, target: str, raw_body: byte
                     return error_reply(404, f"Order item with ID {found.group(1)} not found")
                 changes = {k: v for k, v in body.items() if k != "status"}
                 return Reply(200, fake.set_order_item_status(found.group(1), body["status"], **changes))
+            case ("PUT" | "DELETE", _) if (found := _LISTING_VIEW.match(path)) is not None:
+                return _listing_view(fake, method, found.group(1), body)
     except KeyError as error:
         return error_reply(400, f"missing field: {error}")
     except (TypeError, ValueError) as error:
         return error_reply(400, str(error))
     return error_reply(404, f"Cannot {method} {path}")
+
+
+def _listing_view(fake: OffergridFake, method: str, item_id: str, body: dict[str, Any]) -> Reply:
+    if item_id not in fake.order_items:
+        return error_reply(404, f"Order item with ID {item_id} not found")
+    if method == "DELETE":
+        fake.clear_listing_view(item_id)
+    else:
+        fake.set_listing_view(item_id, body["view"])
+    return Reply(204)
 
 
 def _deliver(fake: OffergridFake, body: dict[str, Any]) -> Reply:

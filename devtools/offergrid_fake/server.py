@@ -38,6 +38,7 @@ from devtools.offergrid_fake.answers import SPARSE_ORDER_ITEM_FIELDS, Answers, r
 from devtools.offergrid_fake.clocks import NowClock, ScaledTime, iso_timestamp
 from devtools.offergrid_fake.faults import AFTER_EFFECT_KINDS, Fault, FaultQueue, make_fault
 from devtools.offergrid_fake.lifecycle import transition_error
+from devtools.offergrid_fake.listing_views import check_view, listed_elements
 from devtools.offergrid_fake.pagination import PageError, continued_style, listing_key, paginate
 from devtools.offergrid_fake.ratelimit import SlidingWindowLimiter
 from devtools.offergrid_fake.replies import Reply, error_body, error_reply, phrase
@@ -161,6 +162,7 @@ class OffergridFake:
         self.offers: dict[str, dict[str, Any]] = {}
         self.order_items: dict[str, dict[str, Any]] = {}
         self.order_history: dict[str, list[dict[str, Any]]] = {}
+        self.listing_views: dict[str, dict[str, Any] | None] = {}  # devtools.offergrid_fake.listing_views
         self.webhook_deliveries: list[dict[str, Any]] = []
         self.status_counts: Counter[int] = Counter()
         self.rate_limited = 0  # 429s sent by the sliding window (injected ones are counted in status_counts)
@@ -305,6 +307,7 @@ class OffergridFake:
             self.offers.clear()
             self.order_items.clear()
             self.order_history.clear()
+            self.listing_views.clear()
             self.webhook_deliveries.clear()
             self.status_counts.clear()
             self.rate_limited = 0
@@ -403,6 +406,19 @@ class OffergridFake:
             item.update(changes, status=status)
             return copy.deepcopy(item)
 
+    def set_listing_view(self, item_id: str, view: dict[str, Any] | None) -> None:
+        """Listings show `view` for this item instead of the item (None: leave it out of listings);
+        its GET is unchanged (`devtools.offergrid_fake.listing_views`)."""
+        with self._lock:
+            if item_id not in self.order_items:
+                raise KeyError(item_id)
+            self.listing_views[item_id] = check_view(view)
+
+    def clear_listing_view(self, item_id: str) -> None:
+        """Listings show this item as the answers mode says again."""
+        with self._lock:
+            self.listing_views.pop(item_id, None)
+
     def history(self, item_id: str) -> list[dict[str, Any]]:
         """The status changes of one order item, oldest first."""
         with self._lock:
@@ -415,6 +431,7 @@ class OffergridFake:
                     "offers": list(self.offers.values()),
                     "orderItems": list(self.order_items.values()),
                     "history": self.order_history,
+                    "listingViews": self.listing_views,
                     "counters": {
                         "calls": len(self._calls),
                         "rateLimited": self.rate_limited,
@@ -632,14 +649,19 @@ class OffergridFake:
 
     def _list_orders(self, _ident: str, query: dict[str, list[str]], _body: Any) -> Reply:
         statuses = query.get("status")
-        items = list(self.order_items.values())
+        items = list(self.order_items.items())
         if statuses is not None:
             if len(statuses) != 1 or statuses[0] not in ORDER_ITEM_STATUSES:
                 return error_reply(400, [one_of("status", ORDER_ITEM_STATUSES)])
-            items = [item for item in items if item["status"] == statuses[0]]
+            items = [(item_id, item) for item_id, item in items if item["status"] == statuses[0]]
+        return self._page(
+            listed_elements(items, self.listing_views, self._listed_order_item), query, "/provider/orders"
+        )
+
+    def _listed_order_item(self, item: dict[str, Any]) -> dict[str, Any]:
         if self.answers.sparse_listings:  # a listing summary: what identifies the item and its state
-            items = [{key: item[key] for key in SPARSE_ORDER_ITEM_FIELDS if key in item} for item in items]
-        return self._page(items, query, "/provider/orders")
+            return {key: item[key] for key in SPARSE_ORDER_ITEM_FIELDS if key in item}
+        return item
 
     def _get_order_item(self, item_id: str, _query: dict[str, list[str]], _body: Any) -> Reply:
         item = self.order_items.get(item_id)

@@ -22,8 +22,9 @@ from offergrid_integration.config import load_settings
 from offergrid_integration.offergrid.client import MAX_RETRIES
 from offergrid_integration.offergrid.models import OrderItem, OrderItemStatus, StatusUpdate
 from offergrid_integration.orders.batch import SqsRecord
-from offergrid_integration.orders.item_reads import BatchItemReads, Prefetch, usable_listed_item
+from offergrid_integration.orders.item_reads import BatchItemReads, Prefetch
 from offergrid_integration.orders.settings import ProcessorSettings
+from offergrid_integration.orders.steps import is_full_read
 from offergrid_integration.orders.workorders import work_order_id_for
 from tests.fixtures.aws import FakeLambdaContext
 from tests.fixtures.offergrid_fake import OffergridFakeFactory
@@ -170,6 +171,58 @@ def test_a_listing_of_summaries_is_not_a_read(harness: HarnessFactory) -> None:
         assert work_order["customer"]["fullName"] == "Jane Doe"
 
 
+def assert_decided_from_the_full_item(h: Harness, item_id: str) -> None:
+    """Accepted, with a work order holding the item's whole customer and address (as its GET has)."""
+    item = h.fake.order_items[item_id]
+    assert item["status"] == "accepted"
+    work_order = h.stack.work_order(work_order_id_for(item_id))
+    assert work_order is not None
+    assert work_order["customer"] == item["customerInfo"]
+    assert work_order["serviceAddress"] == item["serviceAddress"]
+
+
+def test_listing_elements_with_an_empty_address_and_customer_are_read_with_get(
+    harness: HarnessFactory,
+) -> None:
+    # Issue 21, case 3: listed with `serviceAddress: {}` and `customerInfo: {}`, the three were
+    # rejected as out of coverage with no GET, although each GET holds a covered address.
+    h = harness()
+    items = [h.fake.add_order_item(orderId=ORDER) for _ in range(3)]
+    for item in items:
+        h.fake.set_listing_view(item["id"], {**item, "serviceAddress": {}, "customerInfo": {}})
+
+    assert h.invoke(*(created(item["id"]) for item in items)) == []
+
+    assert sorted(h.item_gets()) == sorted(item["id"] for item in items)
+    for item in items:
+        assert_decided_from_the_full_item(h, item["id"])
+
+
+def test_listing_elements_with_part_of_the_address_and_customer_are_read_with_get(
+    harness: HarnessFactory,
+) -> None:
+    # Issue 21, case 3: listed with `{city, state}` and `{fullName}`, the items were accepted with
+    # work orders holding no street, ZIP code, email or phone.
+    h = harness()
+    items = [h.fake.add_order_item(orderId=ORDER) for _ in range(3)]
+    for item in items:
+        address, customer = item["serviceAddress"], item["customerInfo"]
+        h.fake.set_listing_view(
+            item["id"],
+            {
+                **item,
+                "serviceAddress": {"city": address["city"], "state": address["state"]},
+                "customerInfo": {"fullName": customer["fullName"]},
+            },
+        )
+
+    assert h.invoke(*(created(item["id"]) for item in items)) == []
+
+    assert sorted(h.item_gets()) == sorted(item["id"] for item in items)
+    for item in items:
+        assert_decided_from_the_full_item(h, item["id"])
+
+
 def test_a_lone_order_is_read_with_get_not_a_listing(harness: HarnessFactory) -> None:
     h = harness()
     item_id = h.fake.add_order_item(orderId=ORDER)["id"]
@@ -277,12 +330,17 @@ def full_item(item_id: str) -> OrderItem:
         {
             "id": item_id,
             "status": "pending",
-            "customerInfo": {"fullName": "Jane Doe", "email": "jane@example.com"},
+            "orderId": ORDER,
+            "offerId": "offer-1",
+            "offerName": "Fiber 1000",
+            "notes": None,
+            "customerInfo": {"fullName": "Jane Doe", "email": "jane@example.com", "phone": "+1-555-0100"},
             "serviceAddress": {
                 "street": "1 Main St",
                 "city": "Springfield",
                 "state": "IL",
                 "zipCode": "62701",
+                "country": "US",
             },
         }
     )
@@ -290,7 +348,7 @@ def full_item(item_id: str) -> OrderItem:
 
 def test_a_listed_item_answers_only_the_first_read_and_not_after_a_patch() -> None:
     inner = Counting({f"i{n}": full_item(f"i{n}") for n in range(4)}, page_size=10)
-    assert all(usable_listed_item(item) for item in inner.items.values())
+    assert all(is_full_read(item) for item in inner.items.values())
     reads = BatchItemReads(inner)
 
     prefetch = reads.prefetch(["i0", "i1", "i2"])
@@ -320,3 +378,24 @@ def test_the_listing_never_costs_more_than_one_request_beyond_the_gets() -> None
     prefetch = reads.prefetch(wanted)
     assert prefetch.pages <= prefetch.found + 1
     assert prefetch.pages + (len(wanted) - prefetch.found) <= len(wanted) + 1
+
+
+def test_a_listed_summary_answers_a_state_read_but_never_a_full_read() -> None:
+    summary = full_item("i1").model_copy(update={"service_address": None})
+    inner = Counting({"i0": full_item("i0"), "i1": summary}, page_size=10)
+    reads = BatchItemReads(inner)
+
+    prefetch = reads.prefetch(["i0", "i1"])
+
+    # One listed element is a full read, the other a summary: a page paid for by one item.
+    assert (prefetch.found, prefetch.summaries, prefetch.pages) == (1, 1, 1)
+    assert reads.get_full_order_item("i0") is not None
+    assert inner.gets == []
+    assert reads.get_full_order_item("i1").id == "i1"  # its GET
+    assert inner.gets == ["i1"]
+    # A state read (a cancellation's, say) may be answered by the summary: it reads the status only
+    reads = BatchItemReads(inner)
+    reads.prefetch(["i0", "i1"])
+    assert reads.get_order_item("i1").service_address is None
+    assert reads.get_full_order_item("i1").id == "i1"
+    assert inner.gets == ["i1", "i1"]

@@ -74,6 +74,39 @@ def test_faults_keys_and_statuses_through_the_control_plane(
     assert control.get("/_fake/nothing").status_code == 404
 
 
+def test_a_listing_view_changes_what_listings_show_never_the_item(
+    offergrid_fake: OffergridFake, control: httpx.Client
+):
+    # Given two pending items, one shown in listings as a summary with an empty address
+    shown, other = offergrid_fake.add_order_item(), offergrid_fake.add_order_item()
+    view = {"id": shown["id"], "status": "pending", "serviceAddress": {}, "customerInfo": {"fullName": "J"}}
+    url = f"/_fake/orders/{shown['id']}/listing-view"
+    assert control.put(url, json={"view": view}).status_code == 204
+    with fake_http_client(offergrid_fake) as api:
+        # Then the listing holds the view verbatim, the GET the full item
+        listed = {element["id"]: element for element in api.get("/provider/orders").json()}
+        assert listed[shown["id"]] == view
+        assert listed[other["id"]] == other
+        assert api.get(f"/provider/orders/{shown['id']}").json() == shown
+        # A null view leaves the item out of listings; its status still filters them
+        assert control.put(url, json={"view": None}).status_code == 204
+        assert [e["id"] for e in api.get("/provider/orders").json()] == [other["id"]]
+        assert control.delete(url).status_code == 204
+        assert len(api.get("/provider/orders").json()) == 2
+        offergrid_fake.set_listing_view(shown["id"], view)
+        offergrid_fake.set_order_item_status(shown["id"], "cancelled")
+        assert [e["id"] for e in api.get("/provider/orders", params={"status": "pending"}).json()] == [
+            other["id"]
+        ]
+    # Bad views and unknown items are refused; a reset forgets the views
+    assert control.put(url, json={"view": [1]}).status_code == 400
+    assert control.put(url, json={}).status_code == 400
+    assert control.put("/_fake/orders/item-x/listing-view", json={"view": {}}).status_code == 404
+    assert control.get("/_fake/state").json()["listingViews"] == {shown["id"]: view}
+    assert control.post("/_fake/reset").status_code == 204
+    assert offergrid_fake.listing_views == {}
+
+
 def test_webhook_delivery_through_the_control_plane(offergrid_fake: OffergridFake, control: httpx.Client):
     received: list[tuple[str, bytes]] = []
 

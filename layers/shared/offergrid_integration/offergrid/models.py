@@ -133,11 +133,18 @@ class OffergridResponse(OffergridModel):
     """
 
     _unreadable_fields: tuple[str, ...] = PrivateAttr(default=())
+    _numbers_read_as_text: tuple[str, ...] = PrivateAttr(default=())
 
     @property
     def unreadable_fields(self) -> tuple[str, ...]:
         """Wire names of the optional fields left out because their value could not be read."""
         return self._unreadable_fields
+
+    @property
+    def numbers_read_as_text(self) -> tuple[str, ...]:
+        """Wire names of the text fields (an id, a ZIP code) that came as a JSON number and were read
+        as its text: what a number cannot hold (a ZIP code's leading zero) is not in that text."""
+        return self._numbers_read_as_text
 
     @model_validator(mode="wrap")
     @classmethod
@@ -145,7 +152,7 @@ class OffergridResponse(OffergridModel):
         cls, data: Any, handler: ModelWrapValidatorHandler[Self]
     ) -> Self:
         try:
-            return handler(data)
+            model = handler(data)
         except ValidationError as exc:
             if not isinstance(data, dict):
                 raise
@@ -154,7 +161,22 @@ class OffergridResponse(OffergridModel):
                 raise
             model = handler({key: value for key, value in data.items() if key not in names})
             model._unreadable_fields = tuple(sorted(names & data.keys()))
-            return model
+        if isinstance(data, dict):
+            model._numbers_read_as_text = _numbers_read_as_text(model, data)
+        return model
+
+
+def _numbers_read_as_text(model: BaseModel, data: dict[str, Any]) -> tuple[str, ...]:
+    """The wire names of the fields whose JSON number `model` holds as text (`Text` fields)."""
+    return tuple(
+        field.alias or name
+        for name, field in type(model).model_fields.items()
+        if isinstance(getattr(model, name), str)
+        and any(
+            isinstance(value, int | float) and not isinstance(value, bool)
+            for value in (data.get(field.alias or name), data.get(name))
+        )
+    )
 
 
 def _failed_optional_fields(model: type[BaseModel], exc: ValidationError) -> set[str] | None:

@@ -1,6 +1,9 @@
 """`order.created`: decide every order item once (docs/order-state-machine.md).
 
-Fetch the item; if it is still pending/submitted_to_provider, check serviceability, then accept
+Fetch the item with a full read (docs/decisions.md#16, `steps`: a GET, or a listed element that
+holds everything the decision and the work order read, with content; anything less is read with a
+GET, so a decision from a listing equals the decision from a GET); if it is still
+pending/submitted_to_provider, check serviceability on what a decision reads, then accept
 (PATCH `accepted`, providerNotes saying when the customer will be contacted, open a work order) or
 reject (PATCH `rejected`, the reason in providerNotes); if it is not, record that it was decided
 elsewhere and stop.
@@ -25,6 +28,7 @@ from offergrid_integration.orders.records import Decision, OrderRecord, RecordCo
 from offergrid_integration.orders.steps import (
     decision_in_flight,
     fetch_item,
+    for_decision,
     new_work_order,
     patch_status,
     record_for,
@@ -50,7 +54,7 @@ def handle_order_created(
         return OrderOutcome(
             OutcomeKind.PERMANENT_FAILURE, "order.created without itemId", (), FailureReason.MALFORMED_MESSAGE
         )
-    fetched = fetch_item(client, ports, item_id, event.order_id, dedup_key)
+    fetched = fetch_item(client, ports, item_id, event.order_id, dedup_key, full=True)
     if isinstance(fetched, OrderOutcome):
         return fetched
     item = fetched
@@ -85,7 +89,7 @@ def handle_order_created(
         ports.orders.save(record)
         return OrderOutcome(OutcomeKind.ALREADY_DECIDED, detail, (item_id,))
 
-    verdict = ports.serviceability.check(item)
+    verdict = ports.serviceability.check(for_decision(item))
     if verdict.serviceable:
         return _accept(client, ports, record, item, dedup_key)
     return _reject(client, ports, record, verdict.reason, dedup_key)

@@ -5,14 +5,20 @@ batch (`orders.pipeline.RecordPipeline.begin_batch`): before the first record, `
 `GET /provider/orders?status=pending` page by page (every page per docs/decisions.md#5, through the
 client's paging) until it has found every item the batch's `order.created` messages want. Then:
 
-- the **first** read of a prefetched item in the batch (`get_order_item`, i.e. the use case's
-  `steps.fetch_item`) is answered from the listing and removed from it: the listed element is as
-  fresh as a GET made when the listing was read, and the listed status drives the state checks of
-  docs/decisions.md#3 as a GET's would. Every later read of that item in the batch (the 409/422
-  re-read of `steps.patch_status`, a second message for the same item) is a real GET;
+- the **first** read of a listed item in the batch is answered from the listing and removed from
+  it: the listed element is as fresh as a GET made when the listing was read, and the listed status
+  drives the state checks of docs/decisions.md#3 as a GET's would. Every later read of that item in
+  the batch (the 409/422 re-read of `steps.patch_status`, a second message for the same item) is a
+  real GET;
+- a read a decision or a work order is made from asks for a **full read**
+  (`get_full_order_item`, i.e. `steps.fetch_item(full=True)`, docs/decisions.md#16): the listed
+  element answers it only if it holds, with content, everything the decision and the work order
+  read (`steps.is_full_read`: one definition, in `steps`); a summary (`serviceAddress: {}`,
+  `{city, state}`, nulls, unreadable values) is dropped and the item read with a GET, so a decision
+  from the listing is the decision its GET gives;
 - a status PATCH of an item drops what was listed for it;
 - an item the listing does not hold (its status moved on, e.g. to `submitted_to_provider`; the
-  listing stopped early; the element lacked what the decision needs) is read with a GET.
+  listing stopped early) is read with a GET.
 
 Staleness between the listing and the use case is what a GET made at the listing's moment would
 see: the decision PATCH refuses an item that moved on meanwhile (409/422), and its re-read path
@@ -22,13 +28,12 @@ see: the decision PATCH refuses an item that moved on meanwhile (409/422), and i
 
 1. only when the batch wants at least `MIN_WANTED` (2) distinct items: for one item a listing page
    cannot save anything over its GET;
-2. paging stops as soon as every wanted item was found;
+2. paging stops as soon as every wanted item was found as a full read;
 3. a further page is read only while the pages read so far have paid for themselves: pages read
-   <= wanted items found. A listing therefore never costs more than one request beyond the GETs it
-   replaces (pages read <= found + 1), however many pending items sit in front of the batch's;
-4. a listed element is used only when it holds what the decision and the work order need
-   (`serviceAddress`, `customerInfo`, no unreadable field): a listing summary is not a read;
-5. a listing that fails (rate budget, a 5xx: no retries, a list that cannot be followed) stops
+   <= wanted items found as full reads (a summary saves no GET). A listing therefore never costs
+   more than one request beyond the GETs it replaces (pages read <= found + 1), however many
+   pending items sit in front of the batch's;
+4. a listing that fails (rate budget, a 5xx: no retries, a list that cannot be followed) stops
    there: what its earlier pages found is used, every other item is read with its GET.
 
 The listing lives for one batch (one invocation): `RecordPipeline.end_batch` drops it; nothing read
@@ -44,26 +49,23 @@ from typing import Final
 from offergrid_integration.observability import logger
 from offergrid_integration.offergrid.models import OrderItem, OrderItemStatus, StatusUpdate
 from offergrid_integration.orders.ports import OrderItemsApi
+from offergrid_integration.orders.steps import is_full_read
 
-__all__ = ["MIN_WANTED", "BatchItemReads", "Prefetch", "usable_listed_item"]
+__all__ = ["MIN_WANTED", "BatchItemReads", "Prefetch"]
 
 MIN_WANTED: Final = 2
 
 
 @dataclass(frozen=True)
 class Prefetch:
-    """What one batch's listing did: items wanted, found (usable), pages read, why it stopped."""
+    """What one batch's listing did: items wanted, found (as full reads), pages read, why it
+    stopped, and wanted items listed only as summaries (each read with a GET for its decision)."""
 
     wanted: int
     found: int
     pages: int
     stopped: str
-
-
-def usable_listed_item(item: OrderItem) -> bool:
-    """Whether a listed element can stand in for a GET: it holds what the decision (the service
-    address) and the work order (the customer) use, and nothing in it was unreadable."""
-    return item.service_address is not None and item.customer_info is not None and not item.unreadable_fields
+    summaries: int = 0
 
 
 class BatchItemReads:
@@ -78,19 +80,18 @@ class BatchItemReads:
         wanted = set(item_ids)
         if len(wanted) < MIN_WANTED:
             return Prefetch(len(wanted), 0, 0, "too few items")
-        found: dict[str, OrderItem] = {}
-        pages = 0
+        listed: dict[str, OrderItem] = {}
+        found = pages = 0
         stopped = "listing ended"
         try:
             for page in self._client.list_order_pages(OrderItemStatus.PENDING, max_retries=0):
                 pages += 1
-                found.update(
-                    (item.id, item) for item in page if item.id in wanted and usable_listed_item(item)
-                )
-                if len(found) == len(wanted):
+                listed.update((item.id, item) for item in page if item.id in wanted)
+                found = sum(1 for item in listed.values() if is_full_read(item))
+                if found == len(wanted):
                     stopped = "all found"
                     break
-                if pages > len(found):
+                if pages > found:
                     stopped = "pages no longer paid for"
                     break
         except Exception as exc:  # an optimisation: whatever stops it, each item is read with a GET
@@ -99,17 +100,30 @@ class BatchItemReads:
                 extra={"error": type(exc).__name__, "wanted": len(wanted), "pages": pages},
             )
             stopped = f"failed: {type(exc).__name__}"
-        self._listed = found
-        prefetch = Prefetch(len(wanted), len(found), pages, stopped)
+        self._listed = listed
+        prefetch = Prefetch(len(wanted), found, pages, stopped, summaries=len(listed) - found)
         logger.info(
             "order items read in a batch",
-            extra={"wanted": prefetch.wanted, "found": prefetch.found, "pages": pages, "stopped": stopped},
+            extra={
+                "wanted": prefetch.wanted,
+                "found": prefetch.found,
+                "summaries": prefetch.summaries,
+                "pages": pages,
+                "stopped": stopped,
+            },
         )
         return prefetch
 
     def get_order_item(self, item_id: str) -> OrderItem:
+        """The item's state: its listed element (whatever else it holds) on the first read, else a GET."""
         listed = self._listed.pop(item_id, None)
         return listed if listed is not None else self._client.get_order_item(item_id)
+
+    def get_full_order_item(self, item_id: str) -> OrderItem:
+        """A read a decision may be made from (`ports.ListedItemReads`): the listed element if it
+        is a full read, else a GET."""
+        listed = self._listed.pop(item_id, None)
+        return listed if listed is not None and is_full_read(listed) else self._client.get_order_item(item_id)
 
     def update_order_item_status(self, item_id: str, update: StatusUpdate) -> OrderItem | None:
         self._listed.pop(item_id, None)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Final, Protocol
+from typing import Final, Protocol, runtime_checkable
 
 from offergrid_integration.clock import SYSTEM_CLOCK, Clock
 from offergrid_integration.offergrid.models import OrderItem, OrderItemStatus, StatusUpdate
@@ -25,6 +25,7 @@ __all__ = [
     "DEFAULT_CONTACT_WITHIN_HOURS",
     "OUTCOME_METRICS",
     "FailureReason",
+    "ListedItemReads",
     "OrderItemsApi",
     "OrderOutcome",
     "OutcomeKind",
@@ -51,6 +52,17 @@ class OrderItemsApi(Protocol):
     def list_order_pages(
         self, status: OrderItemStatus | None = None, *, max_retries: int | None = None
     ) -> Iterator[list[OrderItem]]: ...
+
+
+@runtime_checkable
+class ListedItemReads(Protocol):
+    """Reads that may answer an item from a listing instead of its GET (`orders.item_reads.
+    BatchItemReads`). A use case about to decide an item or write its work order asks them for a
+    full read (`steps.fetch_item(full=True)`, docs/decisions.md#16): a listed element only if it
+    holds everything the decision needs (`steps.is_full_read`), else a GET. Any other
+    `OrderItemsApi` answers with a GET, the read a decision is defined on."""
+
+    def get_full_order_item(self, item_id: str) -> OrderItem: ...
 
 
 class OutcomeKind(StrEnum):

@@ -55,7 +55,8 @@ def _repair_target(
         return OrderOutcome(
             OutcomeKind.PERMANENT_FAILURE, "repair without itemId", (), FailureReason.MALFORMED_MESSAGE
         )
-    fetched = fetch_item(client, ports, event.item_id, event.order_id, dedup_key)
+    # A full read (docs/decisions.md#16): a repair may write the item's work order from it.
+    fetched = fetch_item(client, ports, event.item_id, event.order_id, dedup_key, full=True)
     if isinstance(fetched, OrderOutcome):
         return fetched
     now = ports.now()

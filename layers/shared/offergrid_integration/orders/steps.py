@@ -1,6 +1,17 @@
 """The steps the order use cases share: read the item, keep our record of it, PATCH its status,
 record a permanent failure, and the work order an accepted item gets.
 
+**What a decision reads** (docs/decisions.md#16), defined once here: the coverage rules and the work
+order read an item's `orderId`, `offerId`, `offerName`, `notes`, its customer (`fullName`, `email`,
+`phone`) and its service address (`street`, `city`, `state`, `zipCode`, `country`), and nothing
+else (`for_decision`, `new_work_order`). A *full read* holds each of them with content (a non-blank
+string; `notes` present, null meaning none) and no unreadable field (`missing_for_decision`). A use
+case that decides or writes a work order reads the item with `fetch_item(full=True)`: a GET, or a
+listed element only if it is a full read (`ports.ListedItemReads`). A GET is the item as Offergrid
+holds it, and is decided on as it is, whatever it lacks (no address: rejected, `address_missing`; no
+customer: accepted, its work order without one): a listed element stands in for it only when the
+decision and work order from both are bound to be the same.
+
 Errors: transient ones (`TransientError`: connection, 408/429/5xx, rate budget, a record conflict)
 propagate so the message is retried, and so do 401/403 (a wrong key or role: configuration).
 Permanent ones (404, other 4xx) are recorded on the order record and returned as an `OrderOutcome`
@@ -10,7 +21,7 @@ with a `failure`, so the message is not retried.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Final
+from typing import Any, Final
 
 from offergrid_integration.errors import TransientError
 from offergrid_integration.observability import logger
@@ -22,17 +33,36 @@ from offergrid_integration.offergrid.errors import (
     PermissionDeniedError,
     UnprocessableEntityError,
 )
-from offergrid_integration.offergrid.models import OrderItem, OrderItemStatus, StatusUpdate
+from offergrid_integration.offergrid.models import (
+    CustomerInfo,
+    OffergridResponse,
+    OrderItem,
+    OrderItemStatus,
+    ServiceAddress,
+    StatusUpdate,
+)
 from offergrid_integration.orders.lifecycle import parse_status
-from offergrid_integration.orders.ports import FailureReason, OrderItemsApi, OrderOutcome, OutcomeKind, Ports
+from offergrid_integration.orders.ports import (
+    FailureReason,
+    ListedItemReads,
+    OrderItemsApi,
+    OrderOutcome,
+    OutcomeKind,
+    Ports,
+)
 from offergrid_integration.orders.records import OrderRecord
 from offergrid_integration.orders.workorders import WorkOrder
 
 __all__ = [
+    "ADDRESS_FIELDS",
+    "CUSTOMER_FIELDS",
     "MAX_NOTES",
     "already_in_status",
     "decision_in_flight",
     "fetch_item",
+    "for_decision",
+    "is_full_read",
+    "missing_for_decision",
     "new_record",
     "new_work_order",
     "patch_status",
@@ -42,6 +72,9 @@ __all__ = [
 ]
 
 MAX_NOTES: Final = 1_000
+# The customer and service-address fields a decision and its work order read (wire names).
+CUSTOMER_FIELDS: Final = ("fullName", "email", "phone")
+ADDRESS_FIELDS: Final = ("street", "city", "state", "zipCode", "country")
 
 
 def permanent_reason(err: APIStatusError, *, on_transition: bool = False) -> FailureReason | None:
@@ -95,10 +128,73 @@ def record_permanent_failure(
     return OrderOutcome(OutcomeKind.PERMANENT_FAILURE, detail, (item_id,), failure)
 
 
+def missing_for_decision(item: OrderItem) -> tuple[str, ...]:
+    """What `item` lacks of a full read (wire names, `serviceAddress.street`...): empty when a
+    decision and its work order made from it are those its GET gives. Content, not presence: `{}`,
+    null, `""`, a value that could not be read, or a number where text belongs (a ZIP code's
+    leading zero lost) count as missing."""
+    top = {"orderId": item.order_id, "offerId": item.offer_id, "offerName": item.offer_name}
+    missing = [name for name, value in top.items() if not _is_text(value, name, item)]
+    if "notes" not in item.model_fields_set:
+        missing.append("notes")
+    for name, part, fields in (
+        ("customerInfo", item.customer_info, CUSTOMER_FIELDS),
+        ("serviceAddress", item.service_address, ADDRESS_FIELDS),
+    ):
+        wire = _documented(part, fields) or {}
+        missing.extend(f"{name}.{field}" for field in fields if not _is_text(wire.get(field), field, part))
+    missing.extend(field for field in item.unreadable_fields if field not in missing)
+    return tuple(missing)
+
+
+def is_full_read(item: OrderItem) -> bool:
+    """Whether a decision may be made from `item` though it is not its GET (`missing_for_decision`)."""
+    return not missing_for_decision(item)
+
+
+def for_decision(item: OrderItem) -> OrderItem:
+    """`item` as a decision reads it: its customer and service address restricted to the fields
+    that are read (what a serviceability hook receives), so no other field can make a decision."""
+    return item.model_copy(
+        update={
+            "customer_info": _restricted(CustomerInfo, item.customer_info, CUSTOMER_FIELDS),
+            "service_address": _restricted(ServiceAddress, item.service_address, ADDRESS_FIELDS),
+        }
+    )
+
+
+def _is_text(value: object, wire_name: str, read: OffergridResponse | None) -> bool:
+    """Content: a non-blank string that came as one (not a number `read` holds as its text)."""
+    came_as_number = read is not None and wire_name in read.numbers_read_as_text
+    return isinstance(value, str) and bool(value.strip()) and not came_as_number
+
+
+def _documented(part: OffergridResponse | None, fields: tuple[str, ...]) -> dict[str, Any] | None:
+    """The wire form of `part` with only `fields` (those that were given)."""
+    if part is None:
+        return None
+    return {key: value for key, value in part.to_wire().items() if key in fields}
+
+
+def _restricted[M: OffergridResponse](model: type[M], part: M | None, fields: tuple[str, ...]) -> M | None:
+    wire = _documented(part, fields)
+    return None if wire is None else model.model_validate(wire)
+
+
 def fetch_item(
-    client: OrderItemsApi, ports: Ports, item_id: str, order_id: str | None, dedup_key: str | None
+    client: OrderItemsApi,
+    ports: Ports,
+    item_id: str,
+    order_id: str | None,
+    dedup_key: str | None,
+    *,
+    full: bool = False,
 ) -> OrderItem | OrderOutcome:
+    """The item, read; `full`: a read a decision or a work order may be made from (a GET, or a
+    listed element that `is_full_read`: the module's docstring)."""
     try:
+        if full and isinstance(client, ListedItemReads):
+            return client.get_full_order_item(item_id)
         return client.get_order_item(item_id)
     except APIStatusError as err:
         failure = permanent_reason(err)
@@ -177,15 +273,16 @@ def decision_in_flight(record: OrderRecord, now: datetime) -> bool:
 def new_work_order(
     ports: Ports, item: OrderItem, work_order_id: str, now: datetime, *, contact_by: datetime | None = None
 ) -> WorkOrder:
-    """The work order fulfilment acts on for an accepted item (what the customer needs done)."""
+    """The work order fulfilment acts on for an accepted item (what the customer needs done): the
+    fields a decision reads (the module's docstring), nothing else of the item."""
     return WorkOrder(
         work_order_id=work_order_id,
         item_id=item.id,
         order_id=item.order_id,
         offer_id=item.offer_id,
         offer_name=item.offer_name,
-        customer=item.customer_info.to_wire() if item.customer_info else None,
-        service_address=item.service_address.to_wire() if item.service_address else None,
+        customer=_documented(item.customer_info, CUSTOMER_FIELDS),
+        service_address=_documented(item.service_address, ADDRESS_FIELDS),
         order_notes=item.notes,
         contact_by=contact_by or now + timedelta(hours=ports.contact_within_hours),
         created_at=now,
