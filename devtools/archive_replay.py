@@ -3,7 +3,8 @@
     .venv/bin/python -m devtools.replay archive --from 2026-11-27T14:00Z --to 2026-11-27T16:30Z \\
         [--event-type order.created] [--item ITEM_ID ...] [--dry-run] [--reprocess] [--stack-name S] [--json]
 
-Each delivery received in [from, to) (times in ISO 8601, UTC without a zone; `--to` defaults to now):
+Each delivery received in [from, to) (times in ISO 8601, UTC without a zone, or an age back from now:
+`--from 2h`; `--to` defaults to now):
 
 1. read back from the archive (`archive/yyyy/mm/dd/hh/...`: `offergrid_integration.archive`);
 2. verified again with the stack's webhook secrets, current and previous (`--no-verify` trusts the
@@ -25,8 +26,9 @@ alone and said so: a cancellation's effects (an open work order of a cancelled i
 reconciliation's to repair (docs/runbooks/reconcile.md).
 
 Output: a line per delivery and a summary line, or with --json one document. Exit status: 0 every
-delivery replayed, a duplicate or left alone by rule; 1 one could not be (unreadable, no longer
-verifying, not a webhook, the queue refused it) or the window holds none that match; 2 nothing was
+delivery replayed, a duplicate or left alone by rule (a verified body that is no webhook the ingress
+takes, archived as the webhook answered it 400, is left alone); 1 one could not be (unreadable, no
+longer verifying, the queue refused it) or the window holds none that match; 2 nothing was
 done (a flag at fault, no stack, an AWS call refused).
 """
 
@@ -34,11 +36,12 @@ done (a flag at fault, no stack, an AWS call refused).
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
@@ -56,7 +59,7 @@ from offergrid_integration.orders.records import Decision
 from offergrid_integration.orders.sqs_queue import S3ClaimChecks, SqsQueue
 from offergrid_integration.orders.wire import QueuePort, dedup_key_from_wire
 from offergrid_integration.webhooks.ingress import IngressOutcome, IngressResult, WebhookIngress
-from offergrid_integration.webhooks.payload import EventType, WebhookEvent
+from offergrid_integration.webhooks.payload import EventType, PayloadReason, WebhookEvent
 
 __all__ = ["ReplayedDelivery", "WindowReplay", "parse_when", "replay_window", "run"]
 
@@ -67,14 +70,25 @@ UNDECIDED: Final = frozenset({"pending", "submitted_to_provider"})
 _READERS: Final = 8
 
 
+_AGO: Final = re.compile(r"(\d+)([mhd])")
+_AGO_UNITS: Final = {"m": 60, "h": 3600, "d": 86400}
+
+
 def parse_when(text: str, *, flag: str, now: datetime | None = None) -> datetime:
-    """An ISO 8601 time (`2026-11-27T14:00`, `...Z`, `...+01:00`; without a zone: UTC) or `now`."""
-    if text.strip().lower() == "now":
+    """An ISO 8601 time (`2026-11-27T14:00`, `...Z`, `...+01:00`; without a zone: UTC), `now`, or an
+    age back from now: `90m`, `2h`, `3d`."""
+    word = text.strip().lower()
+    if word == "now":
         return now or datetime.now(UTC)
+    if ago := _AGO.fullmatch(word):
+        seconds = int(ago.group(1)) * _AGO_UNITS[ago.group(2)]
+        return (now or datetime.now(UTC)) - timedelta(seconds=seconds)
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise ReplayError(f"{flag} {text!r}: not an ISO 8601 time (e.g. 2026-11-27T14:00Z)") from None
+        raise ReplayError(
+            f"{flag} {text!r}: not an ISO 8601 time (e.g. 2026-11-27T14:00Z) nor an age (e.g. 2h)"
+        ) from None
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
@@ -292,6 +306,14 @@ def _deliver(
     reprocess: bool,
 ) -> None:
     result = ingress.redeliver(delivery, verify=verify)
+    if isinstance(result.reason, PayloadReason):
+        # Verified, but no webhook the ingress takes (the webhook archives what it answers 400 too):
+        # nothing to queue, and nothing a replay could do about it.
+        entry.action = "left_alone"
+        entry.detail = (
+            f"not a webhook the ingress takes ({result.status} {result.reason.value}): nothing to queue"
+        )
+        return
     if result.outcome is not IngressOutcome.QUEUED:
         entry.action = "refused"
         entry.detail = (
@@ -351,7 +373,10 @@ def run(args: argparse.Namespace, target: Target) -> WindowReplay:
 
 def add_arguments(command: argparse.ArgumentParser) -> None:
     command.add_argument(
-        "--from", required=True, metavar="TIME", help="window start, ISO 8601 (UTC without a zone)"
+        "--from",
+        required=True,
+        metavar="TIME",
+        help="window start: ISO 8601 (UTC without a zone), or an age back from now (90m, 2h, 3d)",
     )
     command.add_argument("--to", default="now", metavar="TIME", help="window end, excluded (default: now)")
     command.add_argument("--event-type", action="append", help="only this event type (repeatable)")

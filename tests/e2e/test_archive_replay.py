@@ -299,6 +299,25 @@ def test_a_delivery_that_no_longer_verifies_is_refused_unless_the_archive_is_tru
     assert [json.loads(m["Body"])["dedupKey"] for m in queued(stack)] == [f"order.created:{item}"]
 
 
+def test_a_verified_delivery_that_is_no_webhook_is_left_alone_and_fails_nothing(
+    stack: LocalEnvironment, capsys: pytest.CaptureFixture[str]
+):
+    assert stack.stack is not None
+    # Given a signed body the webhook answered 400 (no `event`) and archived all the same
+    body = compact_json({"orderId": "o-no-event"})
+    received = now()
+    odd = ArchivedDelivery(received, "req-no-event", body.decode(), False, sign(body, LOCAL_WEBHOOK_SECRET))
+    bucket = stack.stack.outputs["DeliveryArchiveUri"].split("/")[2]
+    stack.stack.client("s3").put_object(Bucket=bucket, Key=odd.key, Body=odd.to_json())
+    window = ["--from", iso(received), "--to", iso(received + timedelta(milliseconds=1))]
+    # When its window is replayed, it is left alone, said why, and the run does not fail for it
+    assert run(stack, "archive", *window, "--json") == 0
+    [delivery] = json.loads(capsys.readouterr().out)["deliveries"]
+    assert delivery["action"] == "left_alone"
+    assert delivery["detail"].startswith("not a webhook the ingress takes (400 ")
+    assert queued(stack) == []
+
+
 # ---------------------------------------------------------------------------------------------------
 def test_the_trace_tells_one_items_story(stack: LocalEnvironment, capsys: pytest.CaptureFixture[str]):
     assert stack.stack is not None
