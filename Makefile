@@ -79,6 +79,10 @@ format: $(VENV)/.installed ## apply ruff fixes and formatting
 typecheck: $(VENV)/.installed ## mypy --strict on the layer, functions, devtools and scripts
 	$(VENV)/bin/mypy layers/shared/offergrid_integration functions devtools scripts benchmarks
 
+.PHONY: imports
+imports: $(VENV)/.installed ## import-linter: the layer's import contracts (pyproject.toml [tool.importlinter])
+	PYTHONPATH=layers/shared $(VENV)/bin/lint-imports --no-cache
+
 .PHONY: template-check
 # `sam validate --lint` only: samconfig.toml sets `lint = true` for validate, so a plain `sam validate`
 # ran the very same cfn-lint pass again (its offline-impossible basic check, which asks IAM for managed
@@ -137,10 +141,10 @@ test-integration: $(VENV)/.installed $(SAM_VENV)/.installed ## the product again
 test-tooling: $(VENV)/.installed $(SAM_VENV)/.installed ## the tools the tests stand on: tests/tooling (the fake, the local stack, the Makefile)
 	$(PY) -m pytest -n $(PYTEST_WORKERS) $(PYTEST_DIST) tests/tooling
 
-# The gates are independent: lint, typecheck, template-check, security-check, pipeline-check and build run in the
+# The gates are independent: lint, typecheck, imports, template-check, security-check, pipeline-check and build run in the
 # background while pytest streams its progress; each then prints its output as one block with its
 # time (scripts/gates). `make -k lint typecheck ...` runs them one after another instead.
-TEST_GATES := lint typecheck template-check security-check pipeline-check build
+TEST_GATES := lint typecheck imports template-check security-check pipeline-check build
 .PHONY: test
 test: $(VENV)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed ## everything CI checks: lint, types, template, IaC scan, build, tests
 	@MAKE="$(MAKE)" scripts/gates pytest $(TEST_GATES)

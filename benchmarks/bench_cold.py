@@ -28,7 +28,7 @@ the rate-limit table (`RATE_LIMIT_TABLE`) are deleted before each run, outside i
 cold starts run back to back, a dozen a minute, against one shared budget; without the reset the
 sync's background lane (a bucket of about 3 tokens refilled at about 0.9 a second above the orders'
 40 % reserve) is empty after the first few runs and each later cold start sleeps about 1.8 s for
-its Offergrid requests (`ratelimit._sleep_until`), which an hourly sync never does. With it, the
+its Offergrid requests (waiting for its slot), which an hourly sync never does. With it, the
 wall-clock figures measure the cold start (CPU time plus I/O), not the budget's refill.
 
 `--instructions` counts, instead of timing, the instructions each cold start executes (valgrind's

@@ -67,9 +67,9 @@ from moto.dynamodb.models import DynamoDBBackend
 
 from devtools.local.poller import build_sqs_event
 from devtools.offergrid_fake import OffergridFake
+from functions.offer_sync.app import ScheduleInput, SyncRuntime
 from functions.order_processor import app as processor_app
 from functions.webhook_ingress import app as ingress_app
-from offergrid_integration.catalog.runtime import ScheduleInput, SyncRuntime
 from offergrid_integration.catalog.settings import SyncSettings
 from offergrid_integration.catalog.state import InMemorySyncState
 from offergrid_integration.clock import ScaledClock

@@ -115,7 +115,10 @@ def product(n: int) -> dict[str, Any]:
 
 
 def fields_of(mapping: CatalogMapping, row: dict[str, Any]) -> dict[str, Any]:
-    return dict(mapping.map_row(RawRow(0, row)).fields)
+    offer = mapping.map_one(RawRow(0, row))
+    if isinstance(offer, RowError):
+        raise ValueError(f"benchmark row invalid: {offer.reason}")
+    return dict(offer.fields)
 
 
 def catalog_and_offers(count: int, changed: float) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

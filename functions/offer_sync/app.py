@@ -1,31 +1,258 @@
-"""Lambda entry of the scheduled offer sync and missed-order sweep (EventBridge Scheduler).
+"""Lambda entry of the scheduled jobs (EventBridge Scheduler): the missed-order sweep, the reconciliation
+and the offer sync, composed here so that neither the catalog nor the orders package runs the other.
 
-Wiring only. The options come from any event shape the trigger can deliver (`catalog.schedule`,
-docs/decisions.md#14: `{"dryRun", "skus", "sweep", "sync", "reconcile"}`, every field optional; a bad
-input raises `InvalidScheduleEvent` naming the shapes expected, the invocation fails and lands in the
-DLQ). Returns `{"dryRun": ..., "sweep": <SweepReport>, "reconcile": <ReconcileReport>, "sync":
-<SyncReport>}` (see `catalog.report`, `orders.reconcile`); per-offer failures are in the report, the
-logs and the metrics. The runtime is built once per container (`offergrid_integration.container`);
-`configure()`, `reset()` and `get_runtime()` are for tests.
+The options come from any event shape the trigger can deliver (docs/decisions.md#14); a bad input
+raises `InvalidScheduleEvent` naming the shapes expected, and the invocation fails into the DLQ. The
+answer is `{"dryRun", "sweep", "reconcile", "sync"}`, each job's report; per-offer failures are in the
+report, the logs and the metrics. The runtime is built once per container (`container.py`); what a
+run may not need is made on first use (a dry run or a quiet sweep needs no SQS client, the tables'
+DynamoDB resource waits for the first record read, the reconciliation for its own schedule).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import math
+from collections.abc import Callable, Mapping
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Final
 
 from offergrid_integration.container import Container, init_phase
 
 with init_phase():  # the GC paused while the imports and the init allocate (container.init_phase)
-    from offergrid_integration.catalog.runtime import SyncRuntime
-    from offergrid_integration.catalog.schedule import InvalidScheduleEvent, schedule_input
+    from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+    from offergrid_integration.catalog.report import MetricsSink
+    from offergrid_integration.catalog.runtime import OfferSync
     from offergrid_integration.catalog.settings import SyncSettings
+    from offergrid_integration.catalog.state import SyncStateStore
+    from offergrid_integration.clock import SYSTEM_CLOCK, Clock
     from offergrid_integration.config import load_settings
     from offergrid_integration.observability import log_metrics, logger, metrics, tracer
+    from offergrid_integration.offergrid.client import ApiKeyProvider, OffergridClient
+    from offergrid_integration.offergrid.wiring import client_from_settings
+    from offergrid_integration.orders.records import DynamoDBOrderStore, OrderStore
+    from offergrid_integration.orders.sqs_queue import SqsQueue
+    from offergrid_integration.orders.sweep import DecisionLookup, OrderRecordDecisions, sweep_missed_orders
+    from offergrid_integration.ratelimit import Lane, RateBudget
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
+    from mypy_boto3_s3 import S3Client
 
-__all__ = ["InvalidScheduleEvent", "configure", "get_runtime", "lambda_handler", "reset", "schedule_input"]
+    from offergrid_integration.orders.queue import QueuePort
+    from offergrid_integration.orders.reconcile import CappedRateBudget, WorkOrderIndex
+
+__all__ = [
+    "InvalidScheduleEvent",
+    "ScheduleInput",
+    "SyncRuntime",
+    "configure",
+    "get_runtime",
+    "lambda_handler",
+    "reset",
+    "schedule_input",
+]
+
+SCHEDULED_EVENT_DETAIL_TYPE: Final = "Scheduled Event"
+EXPECTED_SHAPES: Final = (
+    'expected the schedule input {"dryRun": bool, "skus": [str, ...], "sweep": bool, "sync": bool, '
+    '"reconcile": bool} '
+    "(every field optional), an EventBridge 'Scheduled Event' with those options in 'detail', or {}"
+)
+
+
+class ScheduleInput(BaseModel):
+    """The EventBridge Scheduler input (also what the CLI and a manual invoke send)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    dry_run: bool = Field(default=False, alias="dryRun")
+    skus: list[str] | None = Field(default=None, min_length=1)
+    sweep: bool = True
+    sync: bool = True
+    reconcile: bool = False  # its own schedule asks for it
+
+    @field_validator("skus")
+    @classmethod
+    def _non_blank(cls, skus: list[str] | None) -> list[str] | None:
+        if skus is None:
+            return None
+        cleaned = list(dict.fromkeys(sku.strip() for sku in skus))
+        if any(not sku for sku in cleaned):
+            raise ValueError("skus must not contain blank values")
+        return cleaned
+
+
+class InvalidScheduleEvent(ValueError):
+    """The invocation's event is none of the shapes the function accepts; the message says which are."""
+
+
+def schedule_input(event: object) -> ScheduleInput:
+    """The options from the Scheduler's input as is, a classic EventBridge `Scheduled Event` envelope
+    (what `sam local generate-event` and the console's test event make) with them in `detail`, or `{}`."""
+    if event is None:
+        event = {}
+    if not isinstance(event, Mapping):
+        raise InvalidScheduleEvent(
+            f"offer sync: the event is a JSON {type(event).__name__}; {EXPECTED_SHAPES}"
+        )
+    options: object = event
+    if "detail-type" in event:  # an EventBridge envelope: only a schedule's carries our options
+        detail_type = event["detail-type"]
+        if detail_type != SCHEDULED_EVENT_DETAIL_TYPE:
+            raise InvalidScheduleEvent(
+                f"offer sync: an EventBridge event of detail-type {detail_type!r} is not a schedule; "
+                + EXPECTED_SHAPES
+            )
+        options = event.get("detail") or {}
+    try:
+        return ScheduleInput.model_validate(options)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']) or 'options'}: {error['msg']}"
+            for error in exc.errors(include_url=False, include_input=False)
+        )
+        raise InvalidScheduleEvent(f"offer sync: bad options ({problems}); {EXPECTED_SHAPES}") from exc
+
+
+class SyncRuntime:
+    """The jobs' adapters, reused by every invocation of a container: one Offergrid client (the
+    background lane of the rate budget) for the sweep and the sync, the reconciliation's own client
+    capped at its share of the hourly budget (orders/reconcile.py)."""
+
+    def __init__(
+        self,
+        settings: SyncSettings,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        api_key: ApiKeyProvider | None = None,
+        state: SyncStateStore | None = None,
+        queue: QueuePort | None = None,
+        decisions: DecisionLookup | None = None,
+        s3_client: S3Client | None = None,
+        orders: OrderStore | None = None,
+        work_orders: WorkOrderIndex | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self._api_key = api_key
+        self._remaining: Callable[[], float] | None = None
+        self.client = client_from_settings(
+            settings, remaining_time=self.remaining_time, clock=clock, api_key=api_key, lane=Lane.BACKGROUND
+        )
+        self.sync = OfferSync(settings, clock=clock, state=state, s3_client=s3_client)
+        self.queue: QueuePort = queue or SqsQueue(settings.orders_queue_url, client_on_first_send=True)
+        store = DynamoDBOrderStore(settings.orders_table) if settings.orders_table else None
+        if decisions is None and store is not None:
+            decisions = OrderRecordDecisions(store)
+        self.decisions = decisions
+        self.orders = orders if orders is not None else store
+        self._work_orders = work_orders
+        self.reconcile_budget: CappedRateBudget | None = None
+
+    @property
+    def work_orders(self) -> WorkOrderIndex | None:
+        """The reconciliation's work-order index (`WORK_ORDERS_TABLE`), made with its module."""
+        if self._work_orders is None and self.settings.work_orders_table:
+            from offergrid_integration.orders.reconcile import DynamoDBWorkOrderIndex
+
+            self._work_orders = DynamoDBWorkOrderIndex(self.settings.work_orders_table)
+        return self._work_orders
+
+    def remaining_time(self) -> float:
+        """Seconds left in the current invocation (infinite outside one)."""
+        return math.inf if self._remaining is None else self._remaining()
+
+    def run(
+        self,
+        request: ScheduleInput,
+        *,
+        remaining_time: Callable[[], float] | None = None,
+        correlation_id: str | None = None,
+        metrics: MetricsSink | None = None,
+    ) -> dict[str, Any]:
+        """The sweep first (deciding orders is the more urgent job, and it costs two listing calls),
+        the reconciliation when asked, then the sync."""
+        self._remaining = remaining_time
+        try:
+            result: dict[str, Any] = {"dryRun": request.dry_run}
+            if request.sweep:
+                sweep = sweep_missed_orders(
+                    self.client,
+                    self.queue,
+                    clock=self.clock,
+                    decisions=self.decisions,
+                    min_age_seconds=self.settings.sweep_min_age_seconds,
+                    dry_run=request.dry_run,
+                    correlation_id=correlation_id,
+                )
+                if metrics is not None:
+                    sweep.emit_metrics(metrics)
+                result["sweep"] = sweep.to_dict()
+            if request.reconcile:
+                result["reconcile"] = self.reconcile(request.dry_run, correlation_id, metrics)
+            if request.sync:
+                report = self.sync.run(
+                    self.client,
+                    dry_run=request.dry_run,
+                    skus=request.skus,
+                    remaining_time=self.remaining_time,
+                    metrics=metrics,
+                )
+                result["sync"] = report.to_dict()
+            return result
+        finally:
+            self._remaining = None
+
+    @cached_property
+    def reconcile_client(self) -> OffergridClient:
+        """The reconciliation's own client: the shared budget, capped at its share per run."""
+        from offergrid_integration.orders.reconcile import CappedRateBudget, max_calls_per_run
+
+        settings = self.settings
+        cap = max_calls_per_run(settings.reconcile_budget_share, settings.reconcile_interval_minutes)
+
+        def capped(budget: RateBudget) -> RateBudget:
+            self.reconcile_budget = CappedRateBudget(budget, cap)
+            return self.reconcile_budget
+
+        return client_from_settings(
+            settings,
+            remaining_time=self.remaining_time,
+            clock=self.clock,
+            api_key=self._api_key,
+            budget_wrapper=capped,
+            lane=Lane.BACKGROUND,
+        )
+
+    def reconcile(
+        self, dry_run: bool, correlation_id: str | None, metrics: MetricsSink | None
+    ) -> dict[str, Any]:
+        """One reconciliation run; its report (an `error` when the tables it needs are not configured)."""
+        if self.orders is None or self.work_orders is None:
+            return {"error": "reconciliation needs ORDERS_TABLE and WORK_ORDERS_TABLE", "dryRun": dry_run}
+        from offergrid_integration.orders.reconcile import reconcile
+
+        client = self.reconcile_client
+        assert self.reconcile_budget is not None
+        self.reconcile_budget.used = 0
+        report = reconcile(
+            client,
+            self.queue,
+            orders=self.orders,
+            work_orders=self.work_orders,
+            clock=self.clock,
+            lookback_seconds=self.settings.reconcile_lookback_hours * 3600,
+            dry_run=dry_run,
+            correlation_id=correlation_id,
+            max_calls=self.reconcile_budget.max_calls,
+        )
+        if metrics is not None:
+            report.emit_metrics(metrics)
+        result = report.to_dict()
+        result["calls"] = self.reconcile_budget.used
+        return result
+
 
 _runtime = Container(lambda: SyncRuntime(load_settings(SyncSettings)))
 get_runtime, configure, reset = _runtime.get, _runtime.configure, _runtime.reset

@@ -16,16 +16,18 @@ import httpx
 import pytest
 
 from devtools.offergrid_fake import OffergridFake
+from offergrid_integration.catalog.compare import canonical
 from offergrid_integration.catalog.mapping import default_mapping
-from offergrid_integration.catalog.plan import MissingOfferPolicy, canonical
+from offergrid_integration.catalog.plan import MissingOfferPolicy
 from offergrid_integration.catalog.report import RunStatus, SyncReport
 from offergrid_integration.catalog.service import SyncDependencies, SyncOptions, run_offer_sync
-from offergrid_integration.catalog.sources import CatalogFormat, S3CatalogSource, parse_catalog
+from offergrid_integration.catalog.sources import CatalogFormat, S3CatalogSource
 from offergrid_integration.catalog.state import DynamoDBSyncState
 from offergrid_integration.clock import ScaledClock
 from offergrid_integration.offergrid.client import OffergridClient
 from offergrid_integration.offergrid.models import Offer
 from offergrid_integration.ratelimit import InProcessRateBudget, RateWindow
+from tests.fixtures.catalog import map_all, parse
 from tests.fixtures.offergrid_fake import TEST_API_KEY, OffergridFakeFactory
 from tests.integration.test_order_invariants import ManualClock
 
@@ -146,8 +148,8 @@ def projection(fake: OffergridFake) -> dict[str, Any]:
 
 
 def assert_matches_catalog(fake: OffergridFake, products: list[dict[str, Any]]) -> None:
-    parsed = parse_catalog(json.dumps(products).encode(), CatalogFormat.JSON)
-    mapped = default_mapping().map_rows(parsed.rows)
+    parsed = parse(json.dumps(products).encode(), CatalogFormat.JSON)
+    mapped = map_all(default_mapping(), parsed.rows)
     current = offers_by_sku(fake)
     for wanted in mapped.offers:
         offer = current[wanted.sku]

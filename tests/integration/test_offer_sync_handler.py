@@ -14,8 +14,8 @@ import pytest
 from devtools import offer_sync_cli
 from devtools.offergrid_fake import OffergridFake
 from functions.offer_sync import app
+from functions.offer_sync.app import ScheduleInput, SyncRuntime
 from offergrid_integration import aws as aws_clients
-from offergrid_integration.catalog.runtime import ScheduleInput, SyncRuntime
 from offergrid_integration.catalog.settings import SyncSettings
 from offergrid_integration.clock import ScaledClock
 from offergrid_integration.config import ConfigurationError, load_settings

@@ -19,8 +19,8 @@ import pytest
 
 from devtools import offer_sync_cli
 from devtools.offergrid_fake import OffergridFake
+from functions.offer_sync.app import ScheduleInput, SyncRuntime
 from offergrid_integration.catalog.report import RunStatus, SyncReport
-from offergrid_integration.catalog.runtime import SyncRuntime
 from offergrid_integration.catalog.settings import SyncSettings
 from offergrid_integration.clock import ScaledClock
 from offergrid_integration.config import load_settings
@@ -182,8 +182,6 @@ def test_the_functions_guard_threshold_comes_from_its_environment(
     runtime = SyncRuntime(
         settings, clock=clock, api_key=lambda *, force_refresh=False: TEST_API_KEY, state=state
     )
-    from offergrid_integration.catalog.runtime import ScheduleInput
-
     # When the function runs: 10 removals = 20 % of 50, allowed
     result = runtime.run(ScheduleInput(sweep=False))
 

@@ -16,6 +16,7 @@ from offergrid_integration.orders.queue import QueuedMessage, dedup_key_for
 from offergrid_integration.orders.records import Decision, DynamoDBOrderStore, OrderRecord
 from offergrid_integration.orders.sqs_queue import SqsQueue
 from offergrid_integration.orders.sweep import OrderRecordDecisions, sweep_missed_orders
+from offergrid_integration.ratelimit import InProcessRateBudget, RateWindow
 from offergrid_integration.webhooks.events import OffergridEvent
 from tests.fixtures.offergrid_fake import TEST_API_KEY, OffergridFakeFactory
 
@@ -198,3 +199,25 @@ def test_a_listed_item_with_an_unusable_id_is_reported_and_the_others_still_queu
     assert report.enqueued == [good]
     assert [failure["reason"] for failure in report.failures] == ["item id longer than 128 characters"]
     assert len(received(queue_url)) == 1
+
+
+def test_a_sweep_that_finds_the_rate_budget_exhausted_reports_it_and_queues_nothing(
+    fake: OffergridFake, queue_url: str
+) -> None:
+    # Given a pending item, and a rate budget with one token left for the sweep's two listings
+    fake.add_order_item(status="pending")
+    budget = InProcessRateBudget([RateWindow(limit=3, period_seconds=3600)])
+    with OffergridClient(
+        base_url=fake.base_url,
+        api_key=lambda *, force_refresh=False: TEST_API_KEY,
+        rate_budget=budget,
+        remaining_time=lambda: 2.0,
+        max_retries=0,
+    ) as client:
+        # When the sweep runs
+        report = sweep_missed_orders(client, SqsQueue(queue_url), clock=SYSTEM_CLOCK)
+
+    # Then it says so in its report (the scheduled run goes on to its other jobs) and queues nothing
+    assert report.error is not None
+    assert "rate budget exhausted" in report.error
+    assert received(queue_url) == []

@@ -19,7 +19,7 @@ from devtools.offergrid_fake.answers import resolve_answers
 from functions.order_processor import app
 from offergrid_integration.clock import ScaledClock
 from offergrid_integration.config import load_settings
-from offergrid_integration.offergrid.client import MAX_RETRIES
+from offergrid_integration.offergrid import MAX_RETRIES
 from offergrid_integration.offergrid.models import OrderItem, OrderItemStatus, StatusUpdate
 from offergrid_integration.orders.batch import SqsRecord
 from offergrid_integration.orders.item_reads import BatchItemReads, Prefetch

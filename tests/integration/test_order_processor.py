@@ -21,7 +21,7 @@ from devtools.offergrid_fake import OffergridFake
 from functions.order_processor import app
 from offergrid_integration.clock import Clock, ScaledClock
 from offergrid_integration.config import load_settings
-from offergrid_integration.offergrid.client import MAX_RETRIES
+from offergrid_integration.offergrid import MAX_RETRIES
 from offergrid_integration.orders import pipeline
 from offergrid_integration.orders.batch import NotAnSqsEvent
 from offergrid_integration.orders.messages import parse_queue_message

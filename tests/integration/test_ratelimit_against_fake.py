@@ -26,15 +26,15 @@ from devtools.offergrid_fake import OffergridFake
 from offergrid_integration.clock import SYSTEM_CLOCK, ScaledClock, SkewedClock
 from offergrid_integration.offergrid.errors import RateBudgetExhausted
 from offergrid_integration.ratelimit import (
-    MAX_REFERENCE_WIDTH,
-    WAIT_SAFETY_MARGIN,
-    DateHeaderTime,
     DynamoDBRateBudget,
     InProcessRateBudget,
     Lane,
     RateBudget,
     budget_id_for_api_key,
 )
+from offergrid_integration.ratelimit.buckets import WAIT_SAFETY_MARGIN
+from offergrid_integration.ratelimit.reference import MAX_REFERENCE_WIDTH, DateHeaderTime
+from tests.fixtures.budgets import LaneView, snapshot
 from tests.fixtures.offergrid_fake import TEST_API_KEY, OffergridFakeFactory
 
 pytestmark = pytest.mark.slow
@@ -80,7 +80,7 @@ def hammer(
                 # delay the first requests into the next window (the control plane is not limited)
                 http.get("/_fake/state").raise_for_status()
                 if isinstance(budget, DynamoDBRateBudget):
-                    budget.snapshot()
+                    snapshot(budget)
                 if start_together.wait() == 0:
                     ends.append(clock.now() + minutes * 60)
                 start_together.wait()
@@ -145,7 +145,7 @@ def test_lanes_sharing_one_budget_never_trip_the_fake_and_orders_come_first(
     fake = offergrid_fake_factory(time_scale=IN_PROCESS_SCALE, per_minute=100, per_hour=10_000)
     clock = ScaledClock(IN_PROCESS_SCALE)
     orders = Counting(InProcessRateBudget(clock=clock))
-    background = Counting(orders.inner.lane_view(Lane.BACKGROUND))
+    background = Counting(LaneView(orders.inner, Lane.BACKGROUND))
     budgets: list[RateBudget] = [*[orders] * (THREADS // 2), *[background] * (THREADS // 2)]
     # When they all hammer the API for three fake minutes
     failures = hammer(fake, budgets, clock, IN_PROCESS_MINUTES)

@@ -18,8 +18,8 @@ import pytest
 
 from devtools.offergrid_fake import OffergridFake
 from functions.offer_sync import app as offer_sync_app
+from functions.offer_sync.app import SyncRuntime
 from functions.order_processor import app
-from offergrid_integration.catalog.runtime import SyncRuntime
 from offergrid_integration.catalog.settings import SyncSettings
 from offergrid_integration.clock import SYSTEM_CLOCK, Clock
 from offergrid_integration.config import load_settings

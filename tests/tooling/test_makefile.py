@@ -124,6 +124,7 @@ def test_make_test_runs_every_gate_beside_the_whole_suite():
     assert set(gates[1].split()) == {
         "lint",
         "typecheck",
+        "imports",
         "template-check",
         "security-check",
         "pipeline-check",

@@ -10,10 +10,12 @@ import pytest
 from devtools.offergrid_fake import OffergridFake
 from offergrid_integration.catalog.apply import ListingConfirmation, apply_plan
 from offergrid_integration.catalog.mapping import DesiredOffer, RawRow, default_mapping
-from offergrid_integration.catalog.plan import ChangeKind, OfferChange, plan_offer_changes
+from offergrid_integration.catalog.plan import ChangeKind, OfferChange
 from offergrid_integration.clock import ScaledClock
 from offergrid_integration.offergrid.client import OffergridClient
 from offergrid_integration.offergrid.models import OfferCreate
+from offergrid_integration.ratelimit import InProcessRateBudget, RateWindow
+from tests.fixtures.catalog import map_all, plan
 from tests.fixtures.offergrid_fake import TEST_API_KEY, OffergridFakeFactory
 
 PRODUCT = {
@@ -45,8 +47,8 @@ def client(fake: OffergridFake) -> Iterator[OffergridClient]:
 
 
 def create_change() -> OfferChange:
-    mapped = default_mapping().map_rows([RawRow(1, dict(PRODUCT))])
-    (change,) = plan_offer_changes(mapped.offers, {}).writes
+    mapped = map_all(default_mapping(), [RawRow(1, dict(PRODUCT))])
+    (change,) = plan(mapped.offers, []).writes
     return change
 
 
@@ -95,7 +97,7 @@ def test_a_409_whose_offer_holds_the_catalog_values_is_confirmed_with_one_listin
     seed_existing(fake, change)
 
     # When the create is applied and answered 409
-    result = apply_plan([change], client, confirm_created=ListingConfirmation(client))
+    result = apply_plan([change], client, confirm_created=ListingConfirmation(client, [change]))
 
     # Then a listing confirms it: created, not a failure
     assert result.failures == []
@@ -111,7 +113,7 @@ def test_a_409_for_an_offer_with_other_values_stays_a_failure(
     change = create_change()
     seed_existing(fake, change, monthlyPrice=10.0, name="Hand-made")
 
-    result = apply_plan([change], client, confirm_created=ListingConfirmation(client))
+    result = apply_plan([change], client, confirm_created=ListingConfirmation(client, [change]))
 
     assert result.done == {}
     assert [(f.sku, f.status_code) for f in result.failures] == [("TV-ESSENTIALS", 409)]
@@ -134,10 +136,31 @@ def test_a_failed_confirmation_listing_keeps_the_409(fake: OffergridFake, client
     seed_existing(fake, change)
     fake.inject_fault("status", status=500, method="GET", path="/provider/offers")
 
-    result = apply_plan([change], client, confirm_created=ListingConfirmation(client))
+    result = apply_plan([change], client, confirm_created=ListingConfirmation(client, [change]))
 
     assert [(f.sku, f.status_code) for f in result.failures] == [("TV-ESSENTIALS", 409)]
     assert result.done == {}
+
+
+def test_a_confirmation_listing_the_rate_budget_refuses_keeps_the_409(fake: OffergridFake) -> None:
+    # Given the offer exists, and a rate budget with one token: the create's
+    change = create_change()
+    seed_existing(fake, change)
+    budget = InProcessRateBudget([RateWindow(limit=3, period_seconds=3600)])
+    with OffergridClient(
+        base_url=fake.base_url,
+        api_key=lambda *, force_refresh=False: TEST_API_KEY,
+        rate_budget=budget,
+        remaining_time=lambda: 2.0,
+        max_retries=0,
+    ) as client:
+        # When the create is answered 409 and the confirming listing finds no token
+        result = apply_plan([change], client, confirm_created=ListingConfirmation(client, [change]))
+
+    # Then it confirms nothing: the 409 stays a failure (the next run's listing settles it)
+    assert [(f.sku, f.status_code) for f in result.failures] == [("TV-ESSENTIALS", 409)]
+    assert result.done == {}
+    assert fake.calls_matching("GET") == []
 
 
 def test_a_delete_answered_404_is_done(fake: OffergridFake, client: OffergridClient) -> None:

@@ -12,12 +12,15 @@ import pytest
 from offergrid_integration.catalog import mapping as mapping_module
 from offergrid_integration.catalog.mapping import (
     CatalogMapping,
+    DesiredOffer,
     MappingError,
     RawRow,
     default_mapping,
     load_mapping,
 )
-from offergrid_integration.catalog.sources import CatalogFormat, parse_catalog
+from offergrid_integration.catalog.sources import CatalogFormat
+from offergrid_integration.offergrid.models import Offer
+from tests.fixtures.catalog import dry_run, map_all, parse
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 
@@ -45,7 +48,7 @@ def mapping() -> CatalogMapping:
 
 
 def test_default_mapping_produces_the_offergrid_fields(mapping: CatalogMapping) -> None:
-    offer = mapping.map_row(RawRow(1, _internet()))
+    offer = mapping.map_one(RawRow(1, _internet()))
 
     assert offer.sku == "NET-1"
     assert offer.fields == {
@@ -77,7 +80,7 @@ def test_security_fields_and_inactive_status(mapping: CatalogMapping) -> None:
         "equipmentIncluded": "Hub",
     }
 
-    offer = mapping.map_row(RawRow(3, row))
+    offer = mapping.map_one(RawRow(3, row))
 
     assert offer.fields["category"] == "security"
     assert offer.fields["status"] == "inactive"
@@ -94,7 +97,7 @@ def test_missing_optional_field_is_not_owned_but_nullable_one_is_null(mapping: C
     row = _internet(dataCap="")
     del row["description"]
 
-    offer = mapping.map_row(RawRow(1, row))
+    offer = mapping.map_one(RawRow(1, row))
 
     assert "description" not in offer.fields
     assert offer.fields["serviceSpecificData"]["dataCap"] is None
@@ -104,7 +107,7 @@ def test_missing_is_active_is_inactive(mapping: CatalogMapping) -> None:
     # Issue #11 case 3 (was: defaults to active): the guide's `isActive ? 'active' : 'inactive'`.
     row = _internet()
     del row["isActive"]
-    assert mapping.map_row(RawRow(1, row)).fields["status"] == "inactive"
+    assert mapping.map_one(RawRow(1, row)).fields["status"] == "inactive"
 
 
 @pytest.mark.parametrize(
@@ -128,7 +131,7 @@ def test_missing_is_active_is_inactive(mapping: CatalogMapping) -> None:
 def test_invalid_rows_are_reported_with_row_number_sku_and_reason(
     mapping: CatalogMapping, overrides: dict[str, object], reason_part: str
 ) -> None:
-    result = mapping.map_rows([RawRow(1, _internet(sku="OK-1")), RawRow(7, _internet(**overrides))])
+    result = map_all(mapping, [RawRow(1, _internet(sku="OK-1")), RawRow(7, _internet(**overrides))])
 
     assert [offer.sku for offer in result.offers] == ["OK-1"]
     assert len(result.errors) == 1
@@ -139,7 +142,7 @@ def test_invalid_rows_are_reported_with_row_number_sku_and_reason(
 
 
 def test_every_problem_of_a_row_is_reported_at_once(mapping: CatalogMapping) -> None:
-    result = mapping.map_rows([RawRow(2, _internet(price="free", isActive="perhaps"))])
+    result = map_all(mapping, [RawRow(2, _internet(price="free", isActive="perhaps"))])
 
     (error,) = result.errors
     assert "monthlyPrice (price)" in error.reason
@@ -147,33 +150,42 @@ def test_every_problem_of_a_row_is_reported_at_once(mapping: CatalogMapping) -> 
 
 
 def test_duplicate_sku_keeps_the_first_row(mapping: CatalogMapping) -> None:
-    result = mapping.map_rows([RawRow(1, _internet(price=10)), RawRow(2, _internet(price=20))])
+    report = dry_run(mapping, [RawRow(1, _internet(price=10)), RawRow(2, _internet(price=20))])
 
-    assert [(offer.row, offer.fields["monthlyPrice"]) for offer in result.offers] == [(1, 10)]
-    assert result.errors[0].row == 2
-    assert "duplicate sku (first on row 1)" in result.errors[0].reason
+    assert [(change["kind"], change["body"]["monthlyPrice"]) for change in report.plan] == [("create", 10)]
+    assert report.rows_valid == 1
+    assert report.row_errors[0]["row"] == 2
+    assert "duplicate sku (first on row 1)" in report.row_errors[0]["reason"]
 
 
 def test_invalid_skus_protect_offers_and_only_restricts(mapping: CatalogMapping) -> None:
-    result = mapping.map_rows(
-        [
-            RawRow(1, _internet(sku="A")),
-            RawRow(2, _internet(sku="B", price="x")),
-            RawRow(3, _internet(sku="C")),
-        ]
-    )
+    rows = [
+        RawRow(1, _internet(sku="A")),
+        RawRow(2, _internet(sku="B", price="x")),
+        RawRow(3, _internet(sku="C")),
+    ]
+    listed = [_listed(mapping, sku) for sku in "ABCD"]
 
-    assert result.invalid_skus == frozenset({"B"})
-    only = result.only(["B", "C"])
-    assert [offer.sku for offer in only.offers] == ["C"]
-    assert [error.sku for error in only.errors] == ["B"]
+    # The invalid row's SKU, and only it, is protected: D (absent) leaves sale, B (invalid) does not
+    report = dry_run(mapping, rows, listed)
+    assert [(change["kind"], change["sku"]) for change in report.plan] == [("deactivate", "D")]
+    assert [error["sku"] for error in report.row_errors] == ["B"]
+
+    # A partial run over B and C reads only their rows: C is planned, B's error reported
+    only = dry_run(mapping, rows, skus=["B", "C"])
+    assert [(change["kind"], change["sku"]) for change in only.plan] == [("create", "C")]
+    assert [error["sku"] for error in only.row_errors] == ["B"]
+
+
+def _listed(mapping: CatalogMapping, sku: str) -> Offer:
+    offer = mapping.map_one(RawRow(1, _internet(sku=sku)))
+    assert isinstance(offer, DesiredOffer)
+    return Offer.model_validate({"id": f"00000000-0000-4000-8000-{ord(sku):012d}", **offer.fields})
 
 
 def test_sample_catalog_json_and_csv_map_to_the_same_offers(mapping: CatalogMapping) -> None:
-    from_json = mapping.map_rows(
-        parse_catalog((SAMPLES / "catalog.json").read_bytes(), CatalogFormat.JSON).rows
-    )
-    from_csv = mapping.map_rows(parse_catalog((SAMPLES / "catalog.csv").read_bytes(), CatalogFormat.CSV).rows)
+    from_json = map_all(mapping, parse((SAMPLES / "catalog.json").read_bytes(), CatalogFormat.JSON).rows)
+    from_csv = map_all(mapping, parse((SAMPLES / "catalog.csv").read_bytes(), CatalogFormat.CSV).rows)
 
     assert from_json.errors == []
     assert from_csv.errors == []
@@ -185,7 +197,7 @@ def test_sample_catalog_json_and_csv_map_to_the_same_offers(mapping: CatalogMapp
         "energy",
     }
     # CSV cells are strings: the same catalog must give the same (normalised) fields.
-    from offergrid_integration.catalog.plan import canonical
+    from offergrid_integration.catalog.compare import canonical
 
     assert [canonical(dict(o.fields)) for o in from_csv.offers] == [
         canonical(dict(o.fields)) for o in from_json.offers
@@ -207,7 +219,7 @@ def test_custom_mapping_with_constants_nested_paths_and_lists() -> None:
         }
     )
 
-    offer = mapping.map_row(
+    offer = mapping.map_one(
         RawRow(
             1, {"code": "E-1", "title": {"en": "Green"}, "features": "100% renewable | no fees", "term": "12"}
         )

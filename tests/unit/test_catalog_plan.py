@@ -1,4 +1,4 @@
-"""plan_offer_changes: create / update only what differs / unchanged / missing, deterministic."""
+"""The plan (OfferPlanner): create / update only what differs / unchanged / missing, deterministic."""
 
 from __future__ import annotations
 
@@ -9,16 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from offergrid_integration.catalog.compare import canonical
 from offergrid_integration.catalog.mapping import DesiredOffer
-from offergrid_integration.catalog.plan import (
-    ChangeKind,
-    CurrentOffer,
-    MissingOfferPolicy,
-    canonical,
-    index_offers_by_sku,
-    plan_offer_changes,
-)
+from offergrid_integration.catalog.plan import ChangeKind, MissingOfferPolicy, OfferPlanner
 from offergrid_integration.offergrid.models import Offer
+from tests.fixtures.catalog import plan
 
 
 def desired(sku: str, **fields: Any) -> DesiredOffer:
@@ -33,12 +28,13 @@ def offer(sku: str | None, offer_id: str | None = None, **fields: Any) -> Offer:
     return Offer.model_validate(body)
 
 
-def by_sku(*offers: Offer) -> dict[str, CurrentOffer]:
-    return index_offers_by_sku(offers).by_sku
+def by_sku(*offers: Offer) -> list[Offer]:
+    """Offergrid's listing: the planner indexes it by SKU."""
+    return list(offers)
 
 
 def test_new_sku_is_created_with_the_catalog_fields() -> None:
-    diff = plan_offer_changes([desired("A", monthlyPrice=10)], {})
+    diff = plan([desired("A", monthlyPrice=10)], {})
 
     (change,) = diff.writes
     assert change.kind is ChangeKind.CREATE
@@ -49,7 +45,7 @@ def test_new_sku_is_created_with_the_catalog_fields() -> None:
 def test_update_carries_only_the_fields_that_differ() -> None:
     current = by_sku(offer("A", monthlyPrice=10, description="old", name="Offer A"))
 
-    diff = plan_offer_changes([desired("A", monthlyPrice=12.5, description="old")], current)
+    diff = plan([desired("A", monthlyPrice=12.5, description="old")], current)
 
     (change,) = diff.writes
     assert change.kind is ChangeKind.UPDATE
@@ -62,9 +58,7 @@ def test_update_carries_only_the_fields_that_differ() -> None:
     ("catalog", "offergrid"), [(59.9, 59.90), (100, 100.0), (0.1 + 0.2, 0.30000000000000004)]
 )
 def test_numbers_compare_normalised(catalog: Any, offergrid: Any) -> None:
-    diff = plan_offer_changes(
-        [desired("A", monthlyPrice=catalog)], by_sku(offer("A", monthlyPrice=offergrid))
-    )
+    diff = plan([desired("A", monthlyPrice=catalog)], by_sku(offer("A", monthlyPrice=offergrid)))
     assert diff.writes == []
     assert diff.unchanged == ["A"]
 
@@ -96,7 +90,7 @@ def test_service_data_key_order_and_null_vs_absent_cause_no_write() -> None:
         },
     )
 
-    diff = plan_offer_changes([wanted], current)
+    diff = plan([wanted], current)
 
     assert diff.writes == []
 
@@ -106,9 +100,7 @@ def test_service_data_change_sends_the_whole_object_keeping_unowned_keys() -> No
         offer("T", serviceSpecificData={"channelCount": 75, "includesDvr": True, "handAdded": "keep me"})
     )
 
-    diff = plan_offer_changes(
-        [desired("T", serviceSpecificData={"channelCount": 80, "includesDvr": True})], current
-    )
+    diff = plan([desired("T", serviceSpecificData={"channelCount": 80, "includesDvr": True})], current)
 
     (change,) = diff.writes
     assert dict(change.body) == {
@@ -127,7 +119,7 @@ def test_service_data_change_sends_the_whole_object_keeping_unowned_keys() -> No
 def test_missing_offer_policies(
     policy: MissingOfferPolicy, status: str, expected_kind: ChangeKind, expected_body: dict[str, str]
 ) -> None:
-    diff = plan_offer_changes([desired("KEEP")], by_sku(offer("KEEP"), offer("GONE", status=status)), policy)
+    diff = plan([desired("KEEP")], by_sku(offer("KEEP"), offer("GONE", status=status)), policy)
 
     (change,) = diff.missing
     assert (change.kind, change.sku, dict(change.body)) == (expected_kind, "GONE", expected_body)
@@ -146,27 +138,25 @@ def test_missing_offer_policies(
 def test_missing_offer_already_in_policy_state_needs_no_write(
     policy: MissingOfferPolicy, status: str
 ) -> None:
-    diff = plan_offer_changes([desired("KEEP")], by_sku(offer("KEEP"), offer("GONE", status=status)), policy)
+    diff = plan([desired("KEEP")], by_sku(offer("KEEP"), offer("GONE", status=status)), policy)
 
     assert diff.writes == []
     assert diff.missing_untouched == ["GONE"]
 
 
 def test_never_delete_by_default() -> None:
-    diff = plan_offer_changes([desired("KEEP")], by_sku(offer("KEEP"), offer("GONE")))
+    diff = plan([desired("KEEP")], by_sku(offer("KEEP"), offer("GONE")))
     assert [change.kind for change in diff.writes] == [ChangeKind.DEACTIVATE]
 
 
 def test_offer_of_an_invalid_row_is_neither_updated_nor_missing() -> None:
-    diff = plan_offer_changes(
-        [desired("OK")], by_sku(offer("OK"), offer("BROKEN-ROW")), protected_skus=["BROKEN-ROW"]
-    )
+    diff = plan([desired("OK")], by_sku(offer("OK"), offer("BROKEN-ROW")), protected_skus=["BROKEN-ROW"])
     assert diff.writes == []
     assert diff.skipped_invalid == ["BROKEN-ROW"]
 
 
 def test_empty_catalog_never_deactivates_everything() -> None:
-    diff = plan_offer_changes([], by_sku(offer("A"), offer("B")))
+    diff = plan([], by_sku(offer("A"), offer("B")))
 
     assert diff.writes == []
     assert diff.missing_guarded is True
@@ -176,7 +166,7 @@ def test_empty_catalog_never_deactivates_everything() -> None:
 def test_partial_run_only_touches_its_scope() -> None:
     current = by_sku(offer("A", monthlyPrice=1), offer("B"), offer("C"))
 
-    diff = plan_offer_changes([desired("A", monthlyPrice=2)], current, scope=["A", "B"])
+    diff = plan([desired("A", monthlyPrice=2)], current, scope=["A", "B"])
 
     assert [(change.kind, change.sku) for change in diff.writes] == [
         (ChangeKind.UPDATE, "A"),
@@ -185,25 +175,28 @@ def test_partial_run_only_touches_its_scope() -> None:
 
 
 def test_offers_without_sku_and_duplicates_are_indexed_apart() -> None:
-    index = index_offers_by_sku(
-        [
-            offer(None, "no-sku"),
-            offer("D", "newer", createdAt="2026-02-01T00:00:00Z"),
-            offer("D", "older", createdAt="2026-01-01T00:00:00Z"),
-        ]
-    )
+    planner = OfferPlanner()
+    planner.add_desired(desired("D", monthlyPrice=2))
+    for listed in (
+        offer(None, "no-sku"),
+        offer("D", "newer", createdAt="2026-02-01T00:00:00Z"),
+        offer("D", "older", createdAt="2026-01-01T00:00:00Z"),
+    ):
+        planner.add_offer(listed)
 
-    assert index.without_sku == ["no-sku"]
-    assert index.by_sku["D"].id == "older"
-    assert index.duplicate_ids == {"D": ["newer"]}
+    diff = planner.finish()
+
+    assert planner.without_sku == ["no-sku"]
+    assert [(change.kind, change.offer_id) for change in diff.writes] == [(ChangeKind.UPDATE, "older")]
+    assert planner.duplicate_ids == {"D": ["newer"]}
 
 
 def test_writes_are_in_a_deterministic_order() -> None:
     current = by_sku(offer("U2", monthlyPrice=1), offer("U1", monthlyPrice=1), offer("M2"), offer("M1"))
     wanted = [desired("C2"), desired("U2", monthlyPrice=2), desired("C1"), desired("U1", monthlyPrice=2)]
 
-    first = plan_offer_changes(wanted, current)
-    second = plan_offer_changes(list(reversed(wanted)), dict(reversed(list(current.items()))))
+    first = plan(wanted, current)
+    second = plan(list(reversed(wanted)), list(reversed(current)))
 
     order = [(change.kind.value, change.sku) for change in first.writes]
     assert order == [
@@ -215,8 +208,8 @@ def test_writes_are_in_a_deterministic_order() -> None:
         ("deactivate", "M2"),
     ]
     assert order == [(change.kind.value, change.sku) for change in second.writes]
-    assert "update" in first.render()
-    assert "U1  monthlyPrice: 1.0 -> 2" in first.render()
+    (u1, _, *_) = first.writes
+    assert (dict(u1.before), dict(u1.body)) == ({"monthlyPrice": 1.0}, {"monthlyPrice": 2})
 
 
 # --- property: applying the plan converges (a second plan is empty) -----------------------------------
@@ -260,9 +253,9 @@ def test_a_second_plan_after_applying_the_first_is_empty(
         sku: {"id": f"id-{sku}", "sku": sku, "name": f"Offer {sku}", **f} for sku, f in existing.items()
     }
 
-    first = plan_offer_changes(wanted, by_sku(*map(Offer.model_validate, current.values())), policy)
+    first = plan(wanted, by_sku(*map(Offer.model_validate, current.values())), policy)
     after = _apply_to(current, first.writes)
-    second = plan_offer_changes(wanted, by_sku(*map(Offer.model_validate, after.values())), policy)
+    second = plan(wanted, by_sku(*map(Offer.model_validate, after.values())), policy)
 
     assert second.writes == []
     # and every catalog SKU now holds the catalog's values

@@ -18,36 +18,35 @@ from offergrid_integration.catalog.sources import (
     FileCatalogSource,
     HttpsCatalogSource,
     ManifestStatus,
-    ParsedCatalog,
     S3CatalogSource,
     detect_format,
-    parse_catalog,
 )
 from offergrid_integration.secrets import Secret, parse_api_key
+from tests.fixtures.catalog import collect, parse
 
 
 def test_json_array_rows_are_numbered_by_position() -> None:
-    parsed = parse_catalog(json.dumps([{"sku": "A"}, 42, {"sku": "B"}]).encode(), CatalogFormat.JSON)
+    parsed = parse(json.dumps([{"sku": "A"}, 42, {"sku": "B"}]).encode(), CatalogFormat.JSON)
 
     assert [(row.number, row.fields["sku"]) for row in parsed.rows] == [(1, "A"), (3, "B")]
     assert [(error.row, error.reason) for error in parsed.errors] == [(2, "row is not an object (int)")]
 
 
 def test_json_envelope_is_accepted() -> None:
-    parsed = parse_catalog(b'{"products": [{"sku": "A"}], "exportedAt": "2026-11-27"}', CatalogFormat.JSON)
+    parsed = parse(b'{"products": [{"sku": "A"}], "exportedAt": "2026-11-27"}', CatalogFormat.JSON)
     assert [row.fields["sku"] for row in parsed.rows] == ["A"]
 
 
 @pytest.mark.parametrize("document", [b"{broken", b'"text"', b'{"meta": 1}'])
 def test_unreadable_json_stops_the_run(document: bytes) -> None:
     with pytest.raises(CatalogReadError):
-        parse_catalog(document, CatalogFormat.JSON)
+        parse(document, CatalogFormat.JSON)
 
 
 def test_json_lines_bad_line_is_a_row_error_with_its_line_number() -> None:
     text = b'{"sku": "A"}\n\n{"sku": \n{"sku": "C"}\n[1]\n'
 
-    parsed = parse_catalog(text, CatalogFormat.JSONL)
+    parsed = parse(text, CatalogFormat.JSONL)
 
     assert [(row.number, row.fields["sku"]) for row in parsed.rows] == [(1, "A"), (4, "C")]
     assert [error.row for error in parsed.errors] == [3, 5]
@@ -58,7 +57,7 @@ def test_csv_rows_are_numbered_by_line_with_bom_and_multiline_cells() -> None:
         '\ufeffsku,productName,description\r\nA,One,"two\nlines"\r\n,,\r\nB,Two,plain\r\nC,Three,x,extra\r\n'
     ).encode()
 
-    parsed = parse_catalog(text, CatalogFormat.CSV)
+    parsed = parse(text, CatalogFormat.CSV)
 
     assert [(row.number, row.fields["sku"]) for row in parsed.rows] == [(2, "A"), (5, "B")]
     assert parsed.rows[0].fields["description"] == "two\nlines"
@@ -67,7 +66,7 @@ def test_csv_rows_are_numbered_by_line_with_bom_and_multiline_cells() -> None:
 
 def test_not_utf8_is_unreadable() -> None:
     with pytest.raises(CatalogReadError, match="not UTF-8"):
-        parse_catalog(b"sku\n\xff\xfe", CatalogFormat.CSV)
+        parse(b"sku\n\xff\xfe", CatalogFormat.CSV)
 
 
 @pytest.mark.parametrize(
@@ -88,9 +87,9 @@ def test_file_source_reads_and_reports_missing_files(tmp_path) -> None:
     path = tmp_path / "catalog.jsonl"
     path.write_text('{"sku": "A"}\n')
 
-    assert [row.fields for row in FileCatalogSource(path).read().rows] == [{"sku": "A"}]
+    assert [row.fields for row in collect(FileCatalogSource(path).rows()).rows] == [{"sku": "A"}]
     with pytest.raises(CatalogReadError, match="cannot read"):
-        FileCatalogSource(tmp_path / "absent.json").read()
+        collect(FileCatalogSource(tmp_path / "absent.json").rows())
 
 
 def test_s3_source_reads_the_object_and_names_a_missing_one(aws) -> None:
@@ -98,13 +97,13 @@ def test_s3_source_reads_the_object_and_names_a_missing_one(aws) -> None:
     s3.create_bucket(Bucket="catalog", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
     s3.put_object(Bucket="catalog", Key="export/products.csv", Body=b"sku,productName\nA,One\n")
 
-    parsed = S3CatalogSource("s3://catalog/export/products.csv").read()
+    parsed = collect(S3CatalogSource("s3://catalog/export/products.csv").rows())
 
     assert [(row.number, dict(row.fields)) for row in parsed.rows] == [
         (2, {"sku": "A", "productName": "One"})
     ]
     with pytest.raises(CatalogReadError, match="NoSuchKey"):
-        S3CatalogSource("s3://catalog/export/missing.json").read()
+        collect(S3CatalogSource("s3://catalog/export/missing.json").rows())
 
 
 def test_s3_source_rejects_a_bad_uri() -> None:
@@ -136,7 +135,7 @@ def test_https_source_sends_the_crm_key_from_secrets_manager(aws) -> None:
 
     # When it is read
     check = CatalogCheck()
-    parsed = ParsedCatalog.collect(source.rows(check=check))
+    parsed = collect(source.rows(check=check))
 
     # Then the key went in the header, the format came from the content type, and the description
     # (logged, reported) carries no query string
@@ -156,7 +155,7 @@ def test_https_source_error_status_is_unreadable() -> None:
         "https://crm.example.com/export", transport=httpx.MockTransport(lambda _: httpx.Response(503))
     )
     with pytest.raises(CatalogReadError, match="HTTP 503"):
-        source.read()
+        collect(source.rows())
 
 
 def test_https_source_refuses_plain_http() -> None:
@@ -209,7 +208,7 @@ def assert_checked(source: Any, name: str) -> None:
     _, status, rows = MANIFESTS[name]
     check = CatalogCheck()
 
-    parsed = ParsedCatalog.collect(source.rows(check=check))
+    parsed = collect(source.rows(check=check))
 
     assert [row.fields["sku"] for row in parsed.rows] == rows
     assert check.manifest is status
@@ -278,7 +277,7 @@ def test_a_manifest_the_crm_will_not_answer_for_keeps_every_offer_on_sale(status
     )
     check = CatalogCheck()
 
-    parsed = ParsedCatalog.collect(source.rows(check=check))
+    parsed = collect(source.rows(check=check))
 
     assert [row.fields["sku"] for row in parsed.rows] == ["A"]
     assert check.manifest is ManifestStatus.UNREADABLE
@@ -294,7 +293,7 @@ def test_a_manifest_that_matches_lets_a_last_row_with_fewer_cells_count(tmp_path
     (tmp_path / "products.csv.manifest.json").write_bytes(manifest_of(data, 2))
     check = CatalogCheck()
 
-    parsed = ParsedCatalog.collect(FileCatalogSource(path).rows(check=check))
+    parsed = collect(FileCatalogSource(path).rows(check=check))
 
     assert [row.fields["sku"] for row in parsed.rows] == ["A", "B"]
     assert (check.manifest, check.problems) == (ManifestStatus.MATCHED, [])
@@ -307,7 +306,7 @@ def test_a_manifest_never_vouches_for_a_cell_left_open(tmp_path: Path) -> None:
     (tmp_path / "products.csv.manifest.json").write_bytes(manifest_of(data, 2))
     check = CatalogCheck()
 
-    parsed = ParsedCatalog.collect(FileCatalogSource(path).rows(check=check))
+    parsed = collect(FileCatalogSource(path).rows(check=check))
 
     assert [(e.row, e.cut) for e in parsed.errors] == [(3, True)]
     assert check.manifest is ManifestStatus.MATCHED

@@ -11,10 +11,8 @@ import httpx
 import pytest
 
 from offergrid_integration.clock import ScaledClock, SystemClock
+from offergrid_integration.offergrid import INITIAL_RETRY_DELAY, MAX_RETRY_AFTER, MAX_RETRY_DELAY
 from offergrid_integration.offergrid.client import (
-    INITIAL_RETRY_DELAY,
-    MAX_RETRY_AFTER,
-    MAX_RETRY_DELAY,
     OffergridClient,
     _should_retry,
     compute_backoff,

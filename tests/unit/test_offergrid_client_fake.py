@@ -18,7 +18,8 @@ import httpx
 import pytest
 
 from offergrid_integration.clock import ScaledClock
-from offergrid_integration.offergrid.client import MAX_RETRIES, MAX_RETRY_AFTER, OffergridClient
+from offergrid_integration.offergrid import MAX_RETRIES, MAX_RETRY_AFTER
+from offergrid_integration.offergrid.client import OffergridClient
 from offergrid_integration.offergrid.errors import (
     APIConnectionError,
     APIStatusError,

@@ -23,6 +23,7 @@ from offergrid_integration.metrics_names import (
     RATE_BUDGET_WAIT,
     error_status_label,
 )
+from offergrid_integration.offergrid import MIN_REPORTED_WAIT
 from offergrid_integration.offergrid.client import OffergridClient
 from offergrid_integration.offergrid.errors import (
     APIConnectionError,
@@ -30,12 +31,7 @@ from offergrid_integration.offergrid.errors import (
     NotFoundError,
     RateBudgetExhausted,
 )
-from offergrid_integration.offergrid.observer import (
-    MIN_REPORTED_WAIT,
-    MetricsObserver,
-    NullObserver,
-    default_observer,
-)
+from offergrid_integration.offergrid.observer import MetricsObserver, NullObserver, default_observer
 
 KEY = "test-api-key"
 NAMESPACE = "ObserverTest"

@@ -23,9 +23,9 @@ from hypothesis import strategies as st
 from devtools.offergrid_fake import OffergridFake
 from devtools.offergrid_fake.answers import ANSWER_MODES, resolve_answers
 from devtools.offergrid_fake.pagination import LIST_MISBEHAVIOURS, LIST_STYLES
+from offergrid_integration.offergrid import MAX_PAGES
 from offergrid_integration.offergrid.client import OffergridClient
 from offergrid_integration.offergrid.errors import UnexpectedResponseError
-from offergrid_integration.offergrid.paging import MAX_PAGES
 from tests.fixtures.offergrid_fake import TEST_API_KEY
 
 PROFILES = {

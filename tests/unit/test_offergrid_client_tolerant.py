@@ -21,7 +21,8 @@ from aws_lambda_powertools import Metrics
 from devtools.offergrid_fake import OffergridFake
 from devtools.offergrid_fake.pagination import LIST_STYLES
 from offergrid_integration.metrics_names import OFFERGRID_UNREADABLE_ITEM
-from offergrid_integration.offergrid.client import MAX_RETRY_DELAY, OffergridClient
+from offergrid_integration.offergrid import MAX_RETRY_DELAY
+from offergrid_integration.offergrid.client import OffergridClient
 from offergrid_integration.offergrid.errors import (
     NotFoundError,
     OffergridError,

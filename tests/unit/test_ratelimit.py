@@ -23,19 +23,7 @@ from botocore.exceptions import ClientError
 from offergrid_integration.clock import SYSTEM_CLOCK, SkewedClock
 from offergrid_integration.offergrid.errors import RateBudgetExhausted
 from offergrid_integration.ratelimit import (
-    BACKGROUND_RESERVE_AHEAD,
-    DEFAULT_ORDER_RESERVE,
     DEFAULT_WINDOWS,
-    MAX_REFERENCE_READS,
-    MAX_REFERENCE_WIDTH,
-    MAX_WAIT,
-    ORDERS_IDLE_AFTER,
-    TTL_SECONDS,
-    WAIT_SAFETY_MARGIN,
-    Allowance,
-    BucketState,
-    ClockOffset,
-    DateHeaderTime,
     DynamoDBRateBudget,
     InProcessRateBudget,
     Lane,
@@ -43,10 +31,27 @@ from offergrid_integration.ratelimit import (
     RateWindow,
     budget_id_for_api_key,
     build_rate_budget,
-    date_header_seconds,
-    reference_time_for,
+)
+from offergrid_integration.ratelimit.buckets import (
+    BACKGROUND_RESERVE_AHEAD,
+    DEFAULT_ORDER_RESERVE,
+    MAX_WAIT,
+    ORDERS_IDLE_AFTER,
+    WAIT_SAFETY_MARGIN,
+    Allowance,
+    BucketState,
     refill,
 )
+from offergrid_integration.ratelimit.budgets import TTL_SECONDS
+from offergrid_integration.ratelimit.reference import (
+    MAX_REFERENCE_READS,
+    MAX_REFERENCE_WIDTH,
+    ClockOffset,
+    DateHeaderTime,
+    date_header_seconds,
+    reference_time_for,
+)
+from tests.fixtures.budgets import LaneView, snapshot
 
 T0 = 1_800_000_000.0
 TABLE = "offergrid-rate-budget"
@@ -439,7 +444,7 @@ def test_two_instances_share_one_budget(dynamodb: Any, clock: FakeClock) -> None
     # Then B has nothing left, while a different budget id is untouched
     with pytest.raises(RateBudgetExhausted):
         b.acquire(remaining_time=0)
-    assert [s.tokens for s in b.snapshot()] == pytest.approx([0, 495])
+    assert [s.tokens for s in snapshot(b)] == pytest.approx([0, 495])
     drain(other, 5)
 
 
@@ -651,7 +656,7 @@ def make_lanes(request: pytest.FixtureRequest) -> LaneFactory:
 
     def in_process(on: FakeClock, reserve: float = DEFAULT_ORDER_RESERVE) -> tuple[RateBudget, RateBudget]:
         orders = InProcessRateBudget(clock=on, reserve=reserve)
-        return orders, orders.lane_view(Lane.BACKGROUND)
+        return orders, LaneView(orders, Lane.BACKGROUND)
 
     if request.param == "in-process":
         return in_process

@@ -16,6 +16,7 @@ from offergrid_integration.orders.settings import ProcessorSettings
 
 REPO = Path(__file__).resolve().parents[2]
 README = (REPO / "README.md").read_text(encoding="utf-8")
+CONFIGURATION = (REPO / "docs" / "configuration.md").read_text(encoding="utf-8")  # the variables' table
 SETTINGS: tuple[type[BaseModel], ...] = (WebhookIngressSettings, ProcessorSettings, SyncSettings)
 OPENING = """# Offergrid provider integration (AWS SAM)
 
@@ -31,9 +32,9 @@ def template() -> Template:
     return load_template(REPO / "template.yaml")
 
 
-def _table_rows(heading: str) -> dict[str, str]:
+def _table_rows(heading: str, text: str = README) -> dict[str, str]:
     """First-column names (in backticks) of the table under `heading`, with their whole row."""
-    section = README.split(heading, 1)[1].split("\n#", 1)[0]
+    section = text.split(heading, 1)[1].split("\n#", 1)[0]
     rows = {}
     for line in section.splitlines():
         found = re.match(r"^\| `([A-Za-z_][\w]*)` \|", line)
@@ -73,7 +74,7 @@ def _declared_variables(template: Template) -> set[str]:
 
 
 def test_every_environment_variable_is_in_the_variable_table(template: Template):
-    documented = set(_table_rows("### Environment variables"))
+    documented = set(_table_rows("## Environment variables", CONFIGURATION))
     read_by_code = {name for model in SETTINGS for name in env_var_names(model)}
     assert read_by_code, "no settings model read?"
     missing = (read_by_code | _declared_variables(template)) - documented
@@ -82,7 +83,7 @@ def test_every_environment_variable_is_in_the_variable_table(template: Template)
 
 def test_variables_marked_not_set_are_really_not_set_by_the_template(template: Template):
     declared = _declared_variables(template)
-    for name, row in _table_rows("### Environment variables").items():
+    for name, row in _table_rows("## Environment variables", CONFIGURATION).items():
         assert ("*not set*" in row) == (name not in declared), f"{name}: the README says otherwise"
 
 
@@ -122,6 +123,9 @@ def test_every_project_cli_command_in_the_readme_parses():
     checked = 0
     for command in _readme_commands():
         words = shlex.split(command.split(" > ", 1)[0], comments=True)
+        if words[:2] == ["make", "replay"] and words[2].startswith("ARGS="):  # make replay ARGS="..."
+            args = shlex.split(words[2].removeprefix("ARGS="))
+            words = [".venv/bin/python", "-m", "devtools.replay", *args]
         if len(words) < 3 or words[1] != "-m" or not words[0].endswith("python"):
             continue
         assert words[2] in parsers, f"{command!r}: unknown module"

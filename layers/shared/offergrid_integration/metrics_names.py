@@ -23,6 +23,22 @@ __all__ = [
     "OFFERGRID_ERROR_STATUSES",
     "OFFERGRID_REQUEST",
     "OFFERGRID_UNREADABLE_ITEM",
+    "OFFER_SYNC_ARCHIVED",
+    "OFFER_SYNC_CATALOG_INCOMPLETE",
+    "OFFER_SYNC_CREATED",
+    "OFFER_SYNC_DEACTIVATED",
+    "OFFER_SYNC_DELETED",
+    "OFFER_SYNC_FAILED",
+    "OFFER_SYNC_INCOMPLETE",
+    "OFFER_SYNC_INVALID_ROWS",
+    "OFFER_SYNC_LOCKED",
+    "OFFER_SYNC_SUCCEEDED",
+    "OFFER_SYNC_PENDING",
+    "OFFER_SYNC_REMOVALS_REFUSED",
+    "OFFER_SYNC_RUN_FAILED",
+    "OFFER_SYNC_UNATTRIBUTABLE_ROWS",
+    "OFFER_SYNC_UNCHANGED",
+    "OFFER_SYNC_UPDATED",
     "RATE_BUDGET_EXHAUSTED",
     "RATE_BUDGET_WAIT",
     "RECONCILE_DECISION_MISMATCH",
@@ -34,6 +50,7 @@ __all__ = [
     "RECONCILE_UNKNOWN_WORK_ORDER",
     "SERVICEABILITY_RULES_STALE",
     "SERVICES",
+    "STATUS_DIMENSION",
     "MetricInfo",
     "MetricsSink",
     "error_status_label",
@@ -62,6 +79,25 @@ OFFERGRID_ERROR: Final = "OffergridError"
 RATE_BUDGET_WAIT: Final = "RateBudgetWait"
 RATE_BUDGET_EXHAUSTED: Final = "RateBudgetExhausted"
 OFFERGRID_UNREADABLE_ITEM: Final = "OffergridUnreadableItem"
+STATUS_DIMENSION: Final = "Status"
+
+# --- the offer sync (catalog/report.py): offer-sync, this invocation's numbers ---------------------------
+OFFER_SYNC_CREATED: Final = "OfferSyncCreated"
+OFFER_SYNC_UPDATED: Final = "OfferSyncUpdated"
+OFFER_SYNC_DEACTIVATED: Final = "OfferSyncDeactivated"
+OFFER_SYNC_ARCHIVED: Final = "OfferSyncArchived"
+OFFER_SYNC_DELETED: Final = "OfferSyncDeleted"
+OFFER_SYNC_UNCHANGED: Final = "OfferSyncUnchanged"
+OFFER_SYNC_FAILED: Final = "OfferSyncFailed"
+OFFER_SYNC_INVALID_ROWS: Final = "OfferSyncInvalidRows"
+OFFER_SYNC_UNATTRIBUTABLE_ROWS: Final = "OfferSyncUnattributableRows"
+OFFER_SYNC_REMOVALS_REFUSED: Final = "OfferSyncRemovalsRefused"
+OFFER_SYNC_CATALOG_INCOMPLETE: Final = "OfferSyncCatalogIncomplete"
+OFFER_SYNC_PENDING: Final = "OfferSyncPending"
+OFFER_SYNC_INCOMPLETE: Final = "OfferSyncIncomplete"
+OFFER_SYNC_RUN_FAILED: Final = "OfferSyncRunFailed"
+OFFER_SYNC_LOCKED: Final = "OfferSyncLocked"
+OFFER_SYNC_SUCCEEDED: Final = "OfferSyncSucceeded"
 
 # --- coverage rules (orders/serviceability.py): order-processor ----------------------------------------
 SERVICEABILITY_RULES_STALE: Final = "ServiceabilityRulesStale"
@@ -169,33 +205,33 @@ CATALOGUE: Final[dict[str, MetricInfo]] = {
         "a coverage-rules refresh failed (unreadable or invalid): the last good rules were used",
     ),
     # offer sync (catalog/report.py), this invocation's numbers
-    "OfferSyncCreated": MetricInfo((OFFER_SYNC,), _COUNT, "offers created"),
-    "OfferSyncUpdated": MetricInfo((OFFER_SYNC,), _COUNT, "offers updated"),
-    "OfferSyncDeactivated": MetricInfo((OFFER_SYNC,), _COUNT, "offers set inactive (SKU left the catalog)"),
-    "OfferSyncArchived": MetricInfo((OFFER_SYNC,), _COUNT, "offers archived (SKU left the catalog)"),
-    "OfferSyncDeleted": MetricInfo((OFFER_SYNC,), _COUNT, "offers deleted (SKU left the catalog)"),
-    "OfferSyncUnchanged": MetricInfo((OFFER_SYNC,), _COUNT, "offers already equal to the catalog"),
-    "OfferSyncFailed": MetricInfo((OFFER_SYNC,), _COUNT, "writes that failed (SKU and reason in the report)"),
-    "OfferSyncInvalidRows": MetricInfo((OFFER_SYNC,), _COUNT, "catalog rows that could not be mapped"),
-    "OfferSyncUnattributableRows": MetricInfo(
+    OFFER_SYNC_CREATED: MetricInfo((OFFER_SYNC,), _COUNT, "offers created"),
+    OFFER_SYNC_UPDATED: MetricInfo((OFFER_SYNC,), _COUNT, "offers updated"),
+    OFFER_SYNC_DEACTIVATED: MetricInfo((OFFER_SYNC,), _COUNT, "offers set inactive (SKU left the catalog)"),
+    OFFER_SYNC_ARCHIVED: MetricInfo((OFFER_SYNC,), _COUNT, "offers archived (SKU left the catalog)"),
+    OFFER_SYNC_DELETED: MetricInfo((OFFER_SYNC,), _COUNT, "offers deleted (SKU left the catalog)"),
+    OFFER_SYNC_UNCHANGED: MetricInfo((OFFER_SYNC,), _COUNT, "offers already equal to the catalog"),
+    OFFER_SYNC_FAILED: MetricInfo((OFFER_SYNC,), _COUNT, "writes that failed (SKU and reason in the report)"),
+    OFFER_SYNC_INVALID_ROWS: MetricInfo((OFFER_SYNC,), _COUNT, "catalog rows that could not be mapped"),
+    OFFER_SYNC_UNATTRIBUTABLE_ROWS: MetricInfo(
         (OFFER_SYNC,), _COUNT, "invalid catalog rows naming no SKU: the run removed nothing (not on dry runs)"
     ),
-    "OfferSyncRemovalsRefused": MetricInfo(
+    OFFER_SYNC_REMOVALS_REFUSED: MetricInfo(
         (OFFER_SYNC,),
         _COUNT,
         "removals refused: over the removal guard, or unattributable rows (not on dry runs)",
     ),
-    "OfferSyncCatalogIncomplete": MetricInfo(
+    OFFER_SYNC_CATALOG_INCOMPLETE: MetricInfo(
         (OFFER_SYNC,),
         _COUNT,
         "1 when the catalog could not be trusted (a needed column absent, the export cut short, its "
         "manifest not matching): nothing left sale (not on dry runs)",
     ),
-    "OfferSyncPending": MetricInfo((OFFER_SYNC,), _COUNT, "writes left for the next run"),
-    "OfferSyncIncomplete": MetricInfo((OFFER_SYNC,), _COUNT, "1 when the run stopped early (resumes)"),
-    "OfferSyncRunFailed": MetricInfo((OFFER_SYNC,), _COUNT, "1 when the run could not plan at all"),
-    "OfferSyncLocked": MetricInfo((OFFER_SYNC,), _COUNT, "1 when another run held the lock"),
-    "OfferSyncSucceeded": MetricInfo(
+    OFFER_SYNC_PENDING: MetricInfo((OFFER_SYNC,), _COUNT, "writes left for the next run"),
+    OFFER_SYNC_INCOMPLETE: MetricInfo((OFFER_SYNC,), _COUNT, "1 when the run stopped early (resumes)"),
+    OFFER_SYNC_RUN_FAILED: MetricInfo((OFFER_SYNC,), _COUNT, "1 when the run could not plan at all"),
+    OFFER_SYNC_LOCKED: MetricInfo((OFFER_SYNC,), _COUNT, "1 when another run held the lock"),
+    OFFER_SYNC_SUCCEEDED: MetricInfo(
         (OFFER_SYNC,), _COUNT, "1 when a run (not a dry run) completed: the not-succeeding alarm's heartbeat"
     ),
     "OrderSweepListed": MetricInfo((OFFER_SYNC,), _COUNT, "undecided order items listed by the sweep"),
@@ -227,7 +263,7 @@ CATALOGUE: Final[dict[str, MetricInfo]] = {
         OFFERGRID_CALLERS,
         _COUNT,
         f"failed attempts; Status = one of {', '.join(OFFERGRID_ERROR_STATUSES)}",
-        "Status",
+        STATUS_DIMENSION,
     ),
     RATE_BUDGET_WAIT: MetricInfo(
         OFFERGRID_CALLERS, "Seconds", "time spent waiting for a token of the shared rate budget"

@@ -25,13 +25,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
-from offergrid_integration.catalog.plan import (
-    ChangeKind,
-    CurrentOffer,
-    OfferChange,
-    index_offers_by_sku,
-    matches,
-)
+from offergrid_integration.catalog.plan import ChangeKind, MissingOfferPolicy, OfferChange, OfferPlanner
 from offergrid_integration.catalog.report import ApplyFailure
 from offergrid_integration.observability import logger
 from offergrid_integration.offergrid.errors import (
@@ -80,36 +74,42 @@ class OfferLister(Protocol):
 
 
 class ListingConfirmation:
-    """Whether a create answered 409 made our offer after all: the team's offers hold its SKU with the
-    catalog's values. One listing per instance (one per run), taken at the first need; a listing that
-    fails confirms nothing (the 409 stays a failure and the next run's listing settles it)."""
+    """Whether a create answered 409 made our offer after all: the team's listing holds its SKU with
+    the catalog's values, as the planner compares them. One listing per instance (one per run), taken
+    at the first need; a listing that fails confirms nothing (the 409 stays a failure and the next
+    run's listing settles it)."""
 
     def __init__(
-        self,
-        client: OfferLister,
-        owned_fields: Iterable[str] | None = None,
-        *,
-        only: Iterable[str] | None = None,
+        self, client: OfferLister, creates: Iterable[OfferChange], owned_fields: Iterable[str] | None = None
     ) -> None:
         self._client = client
-        self._owned = None if owned_fields is None else tuple(owned_fields)
-        # The SKUs that may need confirming (the run's creates): the rest of the listing is not kept.
-        self._only = None if only is None else frozenset(only)
-        self._by_sku: dict[str, CurrentOffer] | None = None
+        self._creates = list(creates)
+        self._owned = owned_fields
+        self._confirmed: frozenset[str] | None = None
 
     def __call__(self, change: OfferChange) -> bool:
-        if self._by_sku is None:
+        if self._confirmed is None:
+            self._confirmed = frozenset()
+            planner = OfferPlanner(
+                MissingOfferPolicy.IGNORE,
+                owned_fields=self._owned,
+                scope=[create.sku for create in self._creates],
+                guard=None,
+            )
+            for create in self._creates:
+                if create.desired is not None:
+                    planner.add_desired(create.desired)
             try:
-                listing = self._client.list_offers()
-                self._by_sku = index_offers_by_sku(listing, self._owned, only=self._only).by_sku
-            except OffergridError as error:
+                for offer in self._client.list_offers():
+                    planner.add_offer(offer)
+            except (OffergridError, RateBudgetExhausted) as error:
                 logger.warning(
                     "could not list offers to confirm a create answered 409",
                     extra={"sku": change.sku, "error": type(error).__name__},
                 )
-                self._by_sku = {}
-        current = self._by_sku.get(change.sku)
-        return current is not None and matches(change.body, current)
+                return False
+            self._confirmed = frozenset(planner.finish().unchanged)
+        return change.sku in self._confirmed
 
 
 @dataclass(slots=True)

@@ -1,53 +1,40 @@
 """The declarative mapping from a provider's catalog rows to Offergrid offer fields.
 
-A mapping is a JSON document, not code (the default, `default_mapping.json`, reads the catalog
-shape of docs/decisions.md#8). Each target field has a rule:
+A mapping is a JSON document, not code: one rule per offer field (`from` a source field or a constant
+`value`, a `type`, `required`, `nullable`, `default`, a translation table `values`, bounds), the
+rules of `serviceSpecificData` per category; the rules' reference: samples/README.md. The default
+(`default_mapping.json`) reads the catalog of docs/decisions.md#8. A field the mapping produces is
+owned by the catalog: the sync makes Offergrid's value equal to it; one it does not is left alone.
 
-    "monthlyPrice": {"from": "price", "type": "number", "required": true, "minimum": 0}
-
-- `from`: the source field (a dotted path reaches into nested JSON objects); or `value`: a constant.
-- `type`: `string` | `number` | `integer` | `boolean` | `stringList` (a JSON list, or a `|`-separated
-  string in CSV) | `object` (a JSON object, or JSON text in a CSV cell). CSV cells are strings: they
-  are parsed to the type.
-- `required`: a missing value (absent, null or blank) makes the row invalid.
-- `nullable`: a missing value is written as `null` (e.g. `dataCap`: no cap) instead of leaving the
-  field as it is in Offergrid.
-- `default`: used when the value is missing.
-- `values`: a translation table (keys compared case-insensitively; booleans as `true`/`false`);
-  a value not in it makes the row invalid (`type` -> `category`, `isActive` -> `status`).
-- `nullableWhen`: `{"pricingType": ["variable", "custom"]}`: a missing value is written as `null`
-  (instead of being `required`) when another mapped top-level field has one of those values.
-- `minimum`, `maximum` (numbers), `maxLength` (strings); `$comment`: free text, ignored.
-
-`fields` holds the top-level offer fields (it must map `sku`, `name` and `category`);
-`serviceSpecificData` holds, per category, either a rule set (one rule per key: the documented
-internet and security fields) or a single `object` rule that takes the row's own object as given
-(`{"from": "serviceSpecificData", "type": "object"}`: the categories Offergrid does not document).
-A field the mapping produces is owned by the catalog: the sync makes Offergrid's value equal to it.
-A field it does not produce (an optional value missing from a row) is left alone.
-
-An invalid row becomes a `RowError` (row number, SKU if known, reason) and is skipped; it never stops
-the run. Its SKU (or, when the raw row leaves a doubt, every value that may be it: `candidates`)
-protects the SKU's offer; a row error with neither is *unattributable*, and the plan then removes
-nothing (docs/decisions.md#13); a row the catalog ends inside (`cut`) protects nothing and blocks every
-removal (docs/decisions.md#15). `needed_sources`: the columns without which the export is broken (no
-row has one of them: nothing leaves sale). A bad mapping document is a `MappingError`: nothing can be
-synced with it.
+A row that breaks a rule becomes a `RowError` (row number, SKU if known, reason) and is skipped,
+never stopping the run; its SKU protects its offer, and an error naming no SKU makes the run take
+nothing off sale (docs/decisions.md#13; a cut row protects nothing, #15). `needed_sources`: the
+columns without which the export is broken. A bad document is a `MappingError`.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Final, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from offergrid_integration.catalog.values import (
+    Invalid,
+    is_missing,
+    lookup,
+    show,
+    table_key,
+    to_bool,
+    to_number,
+    to_object,
+    to_string,
+    to_string_list,
+)
 from offergrid_integration.offergrid.models import (
     InternetServiceData,
     OfferCategory,
@@ -61,7 +48,6 @@ __all__ = [
     "CatalogMapping",
     "DesiredOffer",
     "FieldRule",
-    "MappedCatalog",
     "MappingDocument",
     "MappingError",
     "NeededColumns",
@@ -72,10 +58,6 @@ __all__ = [
 ]
 
 DEFAULT_MAPPING_RESOURCE: Final = "default_mapping.json"
-LIST_SEPARATOR: Final = "|"
-_TRUE_WORDS: Final = frozenset({"true", "yes", "y", "1", "on"})
-_FALSE_WORDS: Final = frozenset({"false", "no", "n", "0", "off"})
-_MAX_VALUE_IN_REASON: Final = 40
 SERVICE_SPECIFIC_DATA: Final = "serviceSpecificData"
 # Wire names of the top-level fields a mapping may write (every writable offer field but the nested one).
 WRITABLE_FIELDS: Final = frozenset(
@@ -216,31 +198,6 @@ class DesiredOffer:
         return OfferCreate.model_validate(dict(self.fields))
 
 
-@dataclass(slots=True)
-class MappedCatalog:
-    offers: list[DesiredOffer] = field(default_factory=list)
-    errors: list[RowError] = field(default_factory=list)
-
-    @property
-    def invalid_skus(self) -> frozenset[str]:
-        """SKUs of rows that were skipped: their offers must not be treated as missing."""
-        return frozenset(sku for error in self.errors for sku in error.protects)
-
-    @property
-    def unattributable(self) -> int:
-        """Row errors naming no SKU at all: any offer may be theirs."""
-        return sum(1 for error in self.errors if not error.attributable)
-
-    def only(self, skus: Iterable[str]) -> MappedCatalog:
-        """The catalog restricted to `skus` (a partial run)."""
-        wanted = set(skus)
-        return MappedCatalog(
-            offers=[offer for offer in self.offers if offer.sku in wanted],
-            # An unattributable row may be any SKU, so it stays (and still blocks removals).
-            errors=[e for e in self.errors if not e.attributable or e.protects & wanted],
-        )
-
-
 class NeededColumns:
     """Which of a mapping's needed sources the rows read so far have: a key (whatever its value, null
     included) or a CSV header column (every row read from a CSV file has all of them)."""
@@ -263,20 +220,7 @@ class NeededColumns:
 
 
 def _has_source(row: Mapping[str, Any], source: str) -> bool:
-    if source in row:
-        return True
-    current: Any = row
-    for part in source.split("."):
-        if not isinstance(current, Mapping) or part not in current:
-            return False
-        current = current[part]
-    return True
-
-
-class _RowInvalid(Exception):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+    return lookup(row, source, _MISSING) is not _MISSING
 
 
 _MISSING: Final = object()
@@ -327,34 +271,11 @@ class CatalogMapping:
             owned.append(SERVICE_SPECIFIC_DATA)
         return owned
 
-    def map_rows(self, rows: Iterable[RawRow]) -> MappedCatalog:
-        """Every valid row as a `DesiredOffer` (first occurrence of a SKU wins), every invalid one as a
-        `RowError`. Never raises for a bad row."""
-        result = MappedCatalog()
-        first_row: dict[str, int] = {}
-        for row in rows:
-            offer = self.map_one(row)
-            if isinstance(offer, RowError):
-                result.errors.append(offer)
-                continue
-            if offer.sku in first_row:
-                reason = f"duplicate sku (first on row {first_row[offer.sku]}); row skipped"
-                result.errors.append(RowError(row.number, offer.sku, reason))
-                continue
-            first_row[offer.sku] = row.number
-            result.offers.append(offer)
-        return result
-
     def map_one(self, row: RawRow) -> DesiredOffer | RowError:
-        """The row's `DesiredOffer`, or its `RowError` (with the SKU when the row has a readable one)."""
-        try:
-            return self.map_row(row)
-        except _RowInvalid as invalid:
-            return RowError(row.number, _sku_of(row, self.document), invalid.reason)
-
-    def map_row(self, row: RawRow) -> DesiredOffer:
+        """The row's `DesiredOffer`, or its `RowError` naming every problem (and the SKU when the row
+        has a readable one). Never raises for a bad row."""
         if not isinstance(row.fields, Mapping):
-            raise _RowInvalid("row is not an object")
+            return RowError(row.number, None, "row is not an object")
         problems: list[str] = []
         fields: dict[str, Any] = {}
         rules_by_target = self.document.fields
@@ -377,7 +298,7 @@ class CatalogMapping:
         if not problems:
             problems.extend(_check_offer(fields))
         if problems:
-            raise _RowInvalid("; ".join(problems))
+            return RowError(row.number, _sku_of(row, self.document), "; ".join(problems))
         return DesiredOffer(sku=str(fields["sku"]), fields=fields, row=row.number)
 
 
@@ -392,7 +313,7 @@ def _apply(
     key = key or label
     try:
         value = _resolve(rule, row, out)
-    except _RowInvalid as invalid:
+    except Invalid as invalid:
         problems.append(f"{label} ({rule.label}): {invalid.reason}")
         return
     if value is not _MISSING:
@@ -400,153 +321,56 @@ def _apply(
 
 
 def _resolve(rule: FieldRule, row: Mapping[str, Any], mapped: Mapping[str, Any]) -> Any:
-    raw = rule.value if rule.source is None else _lookup(row, rule.source)
-    if _is_missing(raw):
+    raw = rule.value if rule.source is None else lookup(row, rule.source)
+    if is_missing(raw):
         if rule.default is not None:
             raw = rule.default
         elif rule.nullable_when and _condition_met(rule.nullable_when, mapped):
             return None
         elif rule.required:
-            raise _RowInvalid("is required")
+            raise Invalid("is required")
         elif rule.nullable:
             return None
         else:
             return _MISSING
     value = _coerce(rule, raw)
     if rule.values is not None:
-        lookup = _table_key(value)
-        if lookup not in rule.values:
+        key = table_key(value)
+        if key not in rule.values:
             allowed = ", ".join(sorted(rule.values))
-            raise _RowInvalid(f"unknown value {_show(raw)} (expected one of: {allowed})")
-        value = rule.values[lookup]
+            raise Invalid(f"unknown value {show(raw)} (expected one of: {allowed})")
+        value = rule.values[key]
     return value
 
 
 def _condition_met(condition: Mapping[str, list[str]], mapped: Mapping[str, Any]) -> bool:
     """Whether a mapped field has one of the listed values (compared like `values` keys)."""
     return any(
-        name in mapped and _table_key(mapped[name]) in {_table_key(v) for v in allowed}
+        name in mapped and table_key(mapped[name]) in {table_key(v) for v in allowed}
         for name, allowed in condition.items()
     )
-
-
-def _lookup(row: Mapping[str, Any], source: str) -> Any:
-    if source in row:
-        return row[source]
-    current: Any = row
-    for part in source.split("."):
-        if not isinstance(current, Mapping) or part not in current:
-            return None
-        current = current[part]
-    return current
-
-
-def _is_missing(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
 
 
 def _coerce(rule: FieldRule, raw: Any) -> Any:
     match rule.type:
         case "string":
-            value: Any = _to_string(raw)
+            value: Any = to_string(raw)
             if rule.max_length is not None and len(value) > rule.max_length:
-                raise _RowInvalid(f"longer than {rule.max_length} characters")
+                raise Invalid(f"longer than {rule.max_length} characters")
             return value
         case "number" | "integer":
-            number = _to_number(raw, integer=rule.type == "integer")
+            number = to_number(raw, integer=rule.type == "integer")
             if rule.minimum is not None and number < rule.minimum:
-                raise _RowInvalid(f"{_show(raw)} is below the minimum {rule.minimum:g}")
+                raise Invalid(f"{show(raw)} is below the minimum {rule.minimum:g}")
             if rule.maximum is not None and number > rule.maximum:
-                raise _RowInvalid(f"{_show(raw)} is above the maximum {rule.maximum:g}")
+                raise Invalid(f"{show(raw)} is above the maximum {rule.maximum:g}")
             return number
         case "boolean":
-            return _to_bool(raw)
+            return to_bool(raw)
         case "stringList":
-            return _to_string_list(raw)
+            return to_string_list(raw)
         case "object":
-            return _to_object(raw)
-
-
-def _to_string(raw: Any) -> str:
-    if isinstance(raw, bool) or not isinstance(raw, str | int | float):
-        raise _RowInvalid(f"must be a string, got {type(raw).__name__}")
-    if isinstance(raw, float) and raw.is_integer():
-        raw = int(raw)
-    return str(raw).strip()
-
-
-def _to_number(raw: Any, *, integer: bool) -> int | float:
-    kind = "an integer" if integer else "a number"
-    if isinstance(raw, bool):
-        raise _RowInvalid(f"must be {kind}, got a boolean")
-    if isinstance(raw, int):
-        return raw
-    if isinstance(raw, float):
-        number = raw
-    elif isinstance(raw, str):
-        try:
-            parsed = Decimal(raw.strip())
-        except InvalidOperation:
-            raise _RowInvalid(f"must be {kind}, got {_show(raw)}") from None
-        if not parsed.is_finite():
-            raise _RowInvalid(f"must be a finite number, got {_show(raw)}")
-        if parsed == parsed.to_integral_value() and "." not in raw and "e" not in raw.lower():
-            return int(parsed)
-        number = float(parsed)
-    else:
-        raise _RowInvalid(f"must be {kind}, got {type(raw).__name__}")
-    if not math.isfinite(number):
-        raise _RowInvalid(f"must be a finite number, got {_show(raw)}")
-    if integer:
-        if not number.is_integer():
-            raise _RowInvalid(f"must be an integer, got {_show(raw)}")
-        return int(number)
-    return number
-
-
-def _to_bool(raw: Any) -> bool:
-    if isinstance(raw, bool):
-        return raw
-    if isinstance(raw, int) and raw in (0, 1):
-        return bool(raw)
-    if isinstance(raw, str):
-        word = raw.strip().lower()
-        if word in _TRUE_WORDS:
-            return True
-        if word in _FALSE_WORDS:
-            return False
-    raise _RowInvalid(f"must be a boolean (true/false), got {_show(raw)}")
-
-
-def _to_string_list(raw: Any) -> list[str]:
-    if isinstance(raw, str):
-        return [part.strip() for part in raw.split(LIST_SEPARATOR) if part.strip()]
-    if isinstance(raw, list) and all(isinstance(item, str) for item in raw):
-        return [item.strip() for item in raw if item.strip()]
-    raise _RowInvalid(f"must be a list of strings or a '{LIST_SEPARATOR}'-separated string")
-
-
-def _to_object(raw: Any) -> dict[str, Any]:
-    """A JSON object as given, or the JSON text of one (a CSV cell)."""
-    if isinstance(raw, str):
-        try:
-            raw = json.loads(raw)
-        except ValueError:
-            raise _RowInvalid("must be a JSON object, got text that is not JSON") from None
-    if not isinstance(raw, dict):
-        raise _RowInvalid(f"must be a JSON object, got {type(raw).__name__}")
-    return raw
-
-
-def _table_key(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value).strip().lower()
-
-
-def _show(raw: Any) -> str:
-    text = json.dumps(raw, default=str, ensure_ascii=False) if not isinstance(raw, str) else repr(raw)
-    return text if len(text) <= _MAX_VALUE_IN_REASON else text[: _MAX_VALUE_IN_REASON - 3] + "..."
+            return to_object(raw)
 
 
 def _pydantic_problems(exc: ValidationError, prefix: str = "") -> list[str]:
@@ -584,8 +408,8 @@ def _sku_of(row: RawRow, document: MappingDocument) -> str | None:
     rule = document.fields["sku"]
     if not isinstance(row.fields, Mapping) or rule.source is None:
         return None
-    raw = _lookup(row.fields, rule.source)
-    if _is_missing(raw) or isinstance(raw, bool) or not isinstance(raw, str | int):
+    raw = lookup(row.fields, rule.source)
+    if is_missing(raw) or isinstance(raw, bool) or not isinstance(raw, str | int):
         return None
     return str(raw).strip()
 

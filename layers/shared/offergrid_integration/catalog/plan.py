@@ -1,77 +1,38 @@
-"""Plan the writes that make Offergrid's offers equal to the catalog: the fewest calls possible.
+"""Plan the writes that make Offergrid's offers equal to the catalog, with the fewest calls.
 
-`plan_offer_changes` compares the desired offers (from the mapping) with Offergrid's current offers
-(one listing, indexed by SKU) and returns a `CatalogDiff`:
+`OfferPlanner` compares the catalog's offers (from the mapping) with Offergrid's listing, SKU by SKU:
+a SKU Offergrid lacks is created (POST); one whose owned fields differ is updated (PATCH with only
+those fields); an equal one needs no call; an offer missing from the catalog follows the
+`MissingOfferPolicy` (`inactive` by default, `delete` only when configured). Every change that takes
+an offer off sale goes through the one guard (`guard.py`, docs/decisions.md#13 and #15).
 
-- create: a SKU Offergrid does not have (POST with the catalog's fields);
-- update: a SKU whose owned fields differ (PATCH with only those fields);
-- unchanged: nothing differs (no call at all);
-- missing: an offer whose SKU is not in the catalog, handled by the `MissingOfferPolicy`
-  (`inactive` by default; `archive`; `ignore`; `delete` only when explicitly configured).
-
-An offer *leaving sale* has one guard, here, whatever the road (docs/decisions.md#13 and #15): a
-removal of an offer missing from the catalog (deactivate, archive, delete) and an update that takes a
-live (`active`) offer to any other status (`isActive` false or absent, a changed mapping) count alike
-against `RemovalGuard` (max(5, 10 %) of the team's live offers). An offer whose catalog row could not
-be read is protected by the SKU the row error names. When the run would take more offers off sale
-than the guard allows, when a row error names no SKU, or when the catalog cannot be trusted as a
-whole (`block`: a column the mapping needs is absent from the export, the export is cut short, its
-manifest does not match), nothing leaves sale: those changes are `refused` (reported, counted,
-alarmed), and a refused status change's other fields are still written. A dry run's `removal_token`
-confirms exactly the refused list for one later run (`RemovalGuard(confirm=...)`).
-
-`OfferPlanner` builds the plan from streams: the catalog's offers first (each kept as compact JSON
-of its values), then Offergrid's listing (each offer compared as it arrives and reduced to its id
-and status), so planning costs well under 1 KB per offer; `plan_offer_changes` is the same plan
-from lists.
-
-Values are compared normalised, so `59.9` vs `59.90`, `100` vs `100.0`, key order, or `null` vs
-absent never cause a write. `serviceSpecificData` is compared key by key on the keys the catalog
-owns; when it differs the PATCH carries the whole object (current keys kept, catalog keys over them),
-since a PATCH replaces a field's value.
-
-The order of the writes is deterministic: updates, creates, then missing offers, each by SKU.
-Pure logic: no I/O.
+It plans from streams: the catalog first, each offer kept as compact JSON of its values, then the
+listing, each offer compared as it arrives and reduced to its id and status (well under 1 KB per
+SKU), values compared as `compare` says. Writes go in a fixed order: updates, creates, then missing
+offers, each by SKU.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
-from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Final
 
-from pydantic import BaseModel
-
-from offergrid_integration.catalog.mapping import SERVICE_SPECIFIC_DATA, DesiredOffer, RowError
+from offergrid_integration.catalog.compare import differences, wire_values
+from offergrid_integration.catalog.guard import RemovalGuard, judge
+from offergrid_integration.catalog.mapping import DesiredOffer, RowError
 from offergrid_integration.offergrid.models import Offer, OfferStatus
 
 __all__ = [
-    "DEFAULT_REMOVAL_MINIMUM",
-    "DEFAULT_REMOVAL_PERCENT",
-    "REMOVAL_KINDS",
     "CatalogDiff",
     "ChangeKind",
     "MissingOfferPolicy",
     "OfferChange",
-    "OfferIndex",
     "OfferPlanner",
-    "RemovalGuard",
-    "canonical",
-    "index_offers_by_sku",
-    "matches",
-    "plan_offer_changes",
-    "removal_token",
-    "same",
 ]
-
-DEFAULT_REMOVAL_PERCENT: Final = 10.0
-DEFAULT_REMOVAL_MINIMUM: Final = 5
 
 
 class MissingOfferPolicy(StrEnum):
@@ -103,6 +64,7 @@ _POLICY_CHANGE: Final = {
     MissingOfferPolicy.INACTIVE: (ChangeKind.DEACTIVATE, OfferStatus.INACTIVE.value),
     MissingOfferPolicy.ARCHIVE: (ChangeKind.ARCHIVE, OfferStatus.ARCHIVED.value),
 }
+_DEFAULT_GUARD: Final = RemovalGuard()
 _WRITE_ORDER: Final = (
     ChangeKind.UPDATE,
     ChangeKind.CREATE,
@@ -110,34 +72,6 @@ _WRITE_ORDER: Final = (
     ChangeKind.ARCHIVE,
     ChangeKind.DELETE,
 )
-REMOVAL_KINDS: Final = frozenset({ChangeKind.DEACTIVATE, ChangeKind.ARCHIVE, ChangeKind.DELETE})
-
-
-@dataclass(frozen=True, slots=True)
-class RemovalGuard:
-    """One run removes at most max(`minimum`, `percent` % of the team's live offers) offers
-    (live: listed with status `active`). `confirm`: the `removal_token` a dry run printed for its
-    refused removals; when the run plans exactly that list, it is applied (a one-run override)."""
-
-    percent: float = DEFAULT_REMOVAL_PERCENT
-    minimum: int = DEFAULT_REMOVAL_MINIMUM
-    confirm: str | None = None
-
-    def allowance(self, live: int) -> int:
-        return max(self.minimum, math.floor(live * self.percent / 100 + 1e-9))
-
-    def describe(self, live: int) -> str:
-        return f"max({self.minimum}, {self.percent:g} % of {live} live offers) = {self.allowance(live)}"
-
-
-def removal_token(changes: Iterable[OfferChange]) -> str:
-    """A short digest of a list of changes that take offers off sale (kind, SKU, offer id, the status
-    set): what an override confirms."""
-    digest = hashlib.sha256()
-    for change in sorted(changes, key=lambda c: (c.sku, c.kind.value, c.offer_id or "")):
-        status = change.body.get("status", "")
-        digest.update(f"{change.kind.value}\t{change.sku}\t{change.offer_id}\t{status}\n".encode())
-    return digest.hexdigest()[:16]
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,10 +86,6 @@ class OfferChange:
     before: Mapping[str, Any] = field(default_factory=dict)
     desired: DesiredOffer | None = field(default=None, compare=False, repr=False)
 
-    @property
-    def fields(self) -> list[str]:
-        return sorted(self.body)
-
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"kind": self.kind.value, "sku": self.sku, "offerId": self.offer_id}
         if self.kind is not ChangeKind.DELETE:
@@ -163,73 +93,6 @@ class OfferChange:
         if self.before:
             data["before"] = dict(self.before)
         return data
-
-
-@dataclass(frozen=True, slots=True)
-class CurrentOffer:
-    """What the plan needs of one Offergrid offer: a fraction of an `Offer` model's memory, so 50,000
-    of them fit a small Lambda. `values` holds the wire values of the fields the catalog owns."""
-
-    id: str
-    sku: str
-    status: str | None
-    created_at: str
-    values: Mapping[str, Any]
-
-
-@dataclass(slots=True)
-class OfferIndex:
-    """Offergrid's offers by SKU. Offers without a SKU are not ours to manage; a SKU held twice
-    (Offergrid says SKUs are unique, so a data problem) keeps the oldest id and reports the rest."""
-
-    by_sku: dict[str, CurrentOffer] = field(default_factory=dict)
-    without_sku: list[str] = field(default_factory=list)
-    duplicate_ids: dict[str, list[str]] = field(default_factory=dict)
-    listed: int = 0
-
-
-def index_offers_by_sku(
-    offers: Iterable[Offer], owned_fields: Iterable[str] | None = None, *, only: Iterable[str] | None = None
-) -> OfferIndex:
-    """Index a listing (consumed lazily: each `Offer` model is dropped once summarised). Only the
-    `owned_fields` (wire names; default: every field) are kept; with `only`, only those SKUs."""
-    owned = None if owned_fields is None else tuple(owned_fields)
-    wanted = None if only is None else frozenset(only)
-    index = OfferIndex()
-    for offer in offers:
-        index.listed += 1
-        sku = offer.sku.strip() if offer.sku else ""
-        if not sku:
-            index.without_sku.append(offer.id)
-            continue
-        if wanted is not None and sku not in wanted:
-            continue
-        current = summarise(offer, owned, sku=sku)
-        held = index.by_sku.get(sku)
-        if held is None:
-            index.by_sku[sku] = current
-            continue
-        keep, extra = (held, current) if _age_key(held) <= _age_key(current) else (current, held)
-        index.by_sku[sku] = keep
-        index.duplicate_ids.setdefault(sku, []).append(extra.id)
-    return index
-
-
-def summarise(
-    offer: Offer, owned_fields: Iterable[str] | None = None, *, sku: str | None = None
-) -> CurrentOffer:
-    names = owned_fields if owned_fields is not None else offer.model_dump(by_alias=True, exclude_none=True)
-    return CurrentOffer(
-        id=offer.id,
-        sku=sku if sku is not None else (offer.sku or ""),
-        status=str(offer.status) if offer.status is not None else None,
-        created_at=offer.created_at.isoformat() if offer.created_at else "",
-        values=_wire_values(offer, names),
-    )
-
-
-def _age_key(offer: CurrentOffer) -> tuple[str, str]:
-    return (offer.created_at, offer.id)
 
 
 @dataclass(slots=True)
@@ -291,80 +154,6 @@ class CatalogDiff:
             "confirmed": self.removals_confirmed,
         }
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "counts": self.counts(),
-            "writes": [change.to_dict() for change in self.writes],
-            "unchanged": list(self.unchanged),
-            "missingUntouched": list(self.missing_untouched),
-            "skippedInvalid": list(self.skipped_invalid),
-            "missingGuarded": self.missing_guarded,
-            "refused": [change.to_dict() for change in self.refused],
-            "removalGuard": self.guard_dict(),
-            "catalogProblems": list(self.catalog_problems),
-        }
-
-    def render(self) -> str:
-        """The plan as readable text (the dry run's output)."""
-        counts = self.counts()
-        lines = ["Plan: " + ", ".join(f"{name} {count}" for name, count in counts.items())]
-        if self.missing_guarded:
-            lines.append("  ! the catalog has no valid row: missing offers are left alone")
-        lines.extend(f"  ! {problem}" for problem in self.catalog_problems)
-        for change in self.writes:
-            lines.append(f"  {change.kind.value:<10} {change.sku}" + _describe(change))
-        if self.refused:
-            lines.append(f"  ! {len(self.refused)} removals refused: {self.refused_reason}")
-            lines.extend(f"  refused    {change.kind.value} {change.sku}" for change in self.refused)
-        return "\n".join(lines)
-
-
-def _describe(change: OfferChange) -> str:
-    if change.kind is ChangeKind.DELETE:
-        return f"  (offer {change.offer_id})"
-    if change.kind is ChangeKind.CREATE:
-        return f"  {change.body.get('name', '')!s} [{change.body.get('category', '')}]"
-    parts = [
-        f"{name}: {_short(change.before.get(name))} -> {_short(change.body[name])}" for name in change.fields
-    ]
-    return "  " + "; ".join(parts)
-
-
-def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def plan_offer_changes(
-    desired: Sequence[DesiredOffer],
-    current: Mapping[str, CurrentOffer],
-    missing_policy: MissingOfferPolicy = MissingOfferPolicy.INACTIVE,
-    *,
-    protected_skus: Iterable[str] = (),
-    scope: Iterable[str] | None = None,
-    guard: RemovalGuard | None = RemovalGuard(),
-    unattributable_rows: int = 0,
-    catalog_problems: Iterable[str] = (),
-) -> CatalogDiff:
-    """The writes that make `current` (Offergrid's offers by SKU) match `desired`.
-
-    `protected_skus`: SKUs whose catalog row was invalid; their offers are left alone.
-    `scope`: when given (a partial run over some SKUs), only offers with those SKUs may be treated as
-    missing; otherwise every offer with a SKU not in `desired` is.
-    `guard`: the removal guard (None: none); `unattributable_rows`: row errors naming no SKU, and
-    `catalog_problems`: why the catalog cannot be trusted (either way nothing leaves sale).
-    """
-    planner = OfferPlanner(missing_policy, scope=scope, guard=guard)
-    for wanted in desired:
-        planner.add_desired(wanted)
-    planner.protect(protected_skus)
-    planner.unattributable += unattributable_rows
-    for problem in catalog_problems:
-        planner.block(problem, problem)
-    for sku, offer in current.items():
-        planner.add_current(offer, sku=sku)
-    return planner.finish()
-
 
 # One SKU while planning, a plain tuple of atomic values (which the garbage collector stops tracking,
 # so 200,000 of them cost no collection time): the catalog's values as compact JSON in `shape` order
@@ -381,8 +170,8 @@ _EMPTY: Final[_Entry] = (None, (), 0, None, -math.inf, None)
 
 
 class OfferPlanner:
-    """The plan, built from streams: `add_desired` / `reject` every catalog row first, then
-    `add_offer` (or `add_current`) every listed offer, then `finish()`."""
+    """The plan, built from streams: `add_desired` / `reject` every catalog row first (and `block`
+    what makes the whole catalog untrustworthy), then `add_offer` every listed offer, then `finish()`."""
 
     def __init__(
         self,
@@ -390,7 +179,7 @@ class OfferPlanner:
         *,
         owned_fields: Iterable[str] | None = None,
         scope: Iterable[str] | None = None,
-        guard: RemovalGuard | None = RemovalGuard(),
+        guard: RemovalGuard | None = _DEFAULT_GUARD,
     ) -> None:
         self.missing_policy = missing_policy
         self.guard = guard
@@ -434,9 +223,6 @@ class OfferPlanner:
         else:
             self.unattributable += 1
 
-    def protect(self, skus: Iterable[str]) -> None:
-        self._protected.update(skus)
-
     @property
     def problems(self) -> list[str]:
         """Why the catalog cannot be trusted to take offers off sale (`block`)."""
@@ -449,35 +235,16 @@ class OfferPlanner:
 
     # --- the listing -----------------------------------------------------------------------------
     def add_offer(self, offer: Offer) -> None:
-        """One listed offer, compared at once and then reduced to its id, age and status."""
+        """One listed offer, compared at once and then reduced to its id, age and status (a SKU held
+        twice keeps its oldest offer and reports the other)."""
         self.listed += 1
         sku = offer.sku.strip() if offer.sku else ""
         if not sku:
             self.without_sku.append(offer.id)
             return
-        entry = self._entries.get(sku)
-        wanted = entry is not None and entry[_DESIRED] is not None
-        # Only an offer the catalog also has is compared: the others need no field values.
-        values = (
-            _wire_values(offer, self._owned if self._owned is not None else _all_fields(offer))
-            if wanted
-            else {}
-        )
+        offer_id = offer.id
         created = offer.created_at.timestamp() if offer.created_at else -math.inf
         status = str(offer.status) if offer.status is not None else None
-        self._add(sku, offer.id, created, status, values)
-
-    def add_current(self, offer: CurrentOffer, *, sku: str | None = None) -> None:
-        self.listed += 1
-        sku = (offer.sku if sku is None else sku).strip()
-        if not sku:
-            self.without_sku.append(offer.id)
-            return
-        self._add(sku, offer.id, _age(offer.created_at), offer.status, offer.values)
-
-    def _add(
-        self, sku: str, offer_id: str, created: float, status: str | None, values: Mapping[str, Any]
-    ) -> None:
         entry = self._entries.get(sku, _EMPTY)
         held = entry[_OFFER_ID]
         if held is not None:
@@ -487,8 +254,9 @@ class OfferPlanner:
             self.duplicate_ids.setdefault(sku, []).append(held)
         status = None if status is None else self._statuses.setdefault(status, status)
         entry = self._entries[sku] = (*entry[:_OFFER_ID], offer_id, created, status)
-        if entry[_DESIRED] is not None:
-            body, before = _differences(_decode(entry), values)
+        if entry[_DESIRED] is not None:  # only an offer the catalog also has is compared
+            values = wire_values(offer, self._owned if self._owned is not None else _all_fields(offer))
+            body, before = differences(_decode(entry), values)
             if body:
                 self._updates[sku] = OfferChange(ChangeKind.UPDATE, sku, offer_id, body, before)
             else:
@@ -545,39 +313,23 @@ class OfferPlanner:
         return diff
 
     def _guard(self, diff: CatalogDiff, removals: list[OfferChange], flips: list[OfferChange]) -> None:
-        """The one guard of an offer leaving sale: removals and status changes alike."""
-        guard = self.guard
-        if guard is not None:
-            diff.removal_allowance = guard.allowance(diff.live_offers)
+        """Removals and status flips alike before the one guard; a refused flip keeps its other fields."""
+        if self.guard is not None:
+            diff.removal_allowance = self.guard.allowance(diff.live_offers)
         leaving = [*removals, *(_status_part(update) for update in flips)]
         diff.leaving_sale = len(leaving)
-        reason = None
-        if leaving and self._problems:
-            reason = "the catalog cannot be trusted to take offers off sale: " + "; ".join(
-                self._problems.values()
-            )
-        elif leaving and self.unattributable:
-            reason = (
-                f"{self.unattributable} catalog rows could not be read and name no SKU: "
-                "any offer may be theirs, so nothing is taken off sale"
-            )
-        elif guard is not None and len(leaving) > diff.removal_allowance:
-            reason = (
-                f"{len(leaving)} offers would leave sale, more than the removal guard allows in one run: "
-                f"{guard.describe(diff.live_offers)}"
-            )
-        if reason is None:
+        verdict = judge(
+            leaving,
+            self.guard,
+            live=diff.live_offers,
+            problems=self._problems.values(),
+            unattributable=self.unattributable,
+        )
+        diff.removal_token, diff.removals_confirmed = verdict.token, verdict.confirmed
+        if not verdict.refused:
             diff.missing = removals
             return
-        token = removal_token(leaving)
-        diff.removal_token = token
-        if guard is not None and guard.confirm == token:
-            diff.missing = removals
-            diff.removals_confirmed = True
-            return
-        diff.refused = leaving
-        diff.refused_reason = reason
-        # A refused status change keeps the rest of its row: the other fields are still written.
+        diff.refused, diff.refused_reason = leaving, verdict.reason
         refused = {update.sku for update in flips}
         diff.updates = [
             rest
@@ -600,15 +352,6 @@ def _decode(entry: _Entry) -> dict[str, Any]:
 
 def _all_fields(offer: Offer) -> list[str]:
     return list(offer.model_dump(by_alias=True, exclude_none=True))
-
-
-def _age(created_at: str) -> float:
-    if not created_at:
-        return -math.inf
-    try:
-        return datetime.fromisoformat(created_at.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return -math.inf
 
 
 def _takes_off_sale(body: Mapping[str, Any]) -> bool:
@@ -645,76 +388,3 @@ def _missing_change(
         return None
     kind, target = _POLICY_CHANGE[policy]
     return OfferChange(kind, sku, offer_id, {"status": target}, {"status": status})
-
-
-# ---------------------------------------------------------------------------------------------------
-# Comparison
-# ---------------------------------------------------------------------------------------------------
-def matches(desired: Mapping[str, Any], offer: CurrentOffer) -> bool:
-    """Whether `offer` already holds every value of `desired` (normalised, as the plan compares)."""
-    body, _ = _differences(desired, offer.values)
-    return not body
-
-
-def _differences(
-    desired: Mapping[str, Any], current: Mapping[str, Any]
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(PATCH body, current values) for the owned fields whose normalised values differ."""
-    body: dict[str, Any] = {}
-    before: dict[str, Any] = {}
-    for name, value in desired.items():
-        now = current.get(name)
-        if name == SERVICE_SPECIFIC_DATA and isinstance(value, Mapping):
-            now_map = now if isinstance(now, Mapping) else {}
-            if not all(same(v, now_map.get(k)) for k, v in value.items()):
-                body[name] = {**now_map, **value}
-                before[name] = now
-        elif not same(value, now):
-            body[name] = value
-            before[name] = now
-    return body, before
-
-
-def _wire_values(offer: Offer, names: Iterable[str]) -> dict[str, Any]:
-    """The offer's current values of `names` (wire names), as plain JSON types."""
-    extra = offer.model_extra or {}
-    values: dict[str, Any] = {}
-    for name in names:
-        attribute = _ATTRIBUTES.get(name)
-        value = getattr(offer, attribute) if attribute is not None else extra.get(name)
-        if isinstance(value, BaseModel):
-            value = value.model_dump(mode="json", by_alias=True)
-        values[name] = value
-    return values
-
-
-_ATTRIBUTES: Final = {(info.alias or name): name for name, info in Offer.model_fields.items()} | {
-    name: name for name in Offer.model_fields
-}
-
-
-def same(desired: Any, current: Any) -> bool:
-    """Whether two values are equal once normalised (`canonical`). Plain equality first: it decides
-    the common case (an unchanged offer) without normalising anything."""
-    if desired == current and isinstance(desired, bool) == isinstance(current, bool):
-        return True
-    return bool(canonical(desired) == canonical(current))
-
-
-def canonical(value: Any) -> Any:
-    """A value normalised for comparison: numbers as normalised decimals (`59.9 == 59.90 == 5.99e1`,
-    `100 == 100.0`), enums as their values, objects without their null members (null == absent)."""
-    if value is None or isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        return value.value if isinstance(value, StrEnum) else value
-    if isinstance(value, int | float | Decimal):
-        number = Decimal(str(value)) if not isinstance(value, Decimal) else value
-        return number.normalize() + 0  # `+ 0` turns -0 into 0
-    if isinstance(value, dict | Mapping):
-        return {str(k): canonical(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list | tuple):
-        return [canonical(item) for item in value]
-    if isinstance(value, BaseModel):
-        return canonical(value.model_dump(mode="json", by_alias=True))
-    return value

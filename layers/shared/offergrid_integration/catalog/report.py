@@ -12,7 +12,26 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final
 
-from offergrid_integration.metrics_names import MAX_LISTED, MetricsSink
+from offergrid_integration.metrics_names import (
+    MAX_LISTED,
+    OFFER_SYNC_ARCHIVED,
+    OFFER_SYNC_CATALOG_INCOMPLETE,
+    OFFER_SYNC_CREATED,
+    OFFER_SYNC_DEACTIVATED,
+    OFFER_SYNC_DELETED,
+    OFFER_SYNC_FAILED,
+    OFFER_SYNC_INCOMPLETE,
+    OFFER_SYNC_INVALID_ROWS,
+    OFFER_SYNC_LOCKED,
+    OFFER_SYNC_PENDING,
+    OFFER_SYNC_REMOVALS_REFUSED,
+    OFFER_SYNC_RUN_FAILED,
+    OFFER_SYNC_SUCCEEDED,
+    OFFER_SYNC_UNATTRIBUTABLE_ROWS,
+    OFFER_SYNC_UNCHANGED,
+    OFFER_SYNC_UPDATED,
+    MetricsSink,
+)
 
 __all__ = [
     "MAX_LISTED",
@@ -22,9 +41,14 @@ __all__ = [
     "SyncReport",
 ]
 
-METRIC_PREFIX: Final = "OfferSync"
-# Actions whose counts become metrics (this invocation's writes).
-WRITE_ACTIONS: Final = ("create", "update", "deactivate", "archive", "delete")
+# The writes, by action, and the metric that counts this invocation's.
+WRITE_METRICS: Final = {
+    "create": OFFER_SYNC_CREATED,
+    "update": OFFER_SYNC_UPDATED,
+    "deactivate": OFFER_SYNC_DEACTIVATED,
+    "archive": OFFER_SYNC_ARCHIVED,
+    "delete": OFFER_SYNC_DELETED,
+}
 
 
 class RunStatus(StrEnum):
@@ -114,7 +138,7 @@ class SyncReport:
 
     @property
     def wrote(self) -> int:
-        return sum(self.counts.get(action, 0) for action in WRITE_ACTIONS)
+        return sum(self.counts.get(action, 0) for action in WRITE_METRICS)
 
     def count(self, action: str, n: int = 1) -> None:
         self.counts[action] = self.counts.get(action, 0) + n
@@ -167,25 +191,23 @@ class SyncReport:
         return text
 
     def emit_metrics(self, metrics: MetricsSink) -> None:
-        for action in WRITE_ACTIONS:
-            metrics.add_metric(f"{METRIC_PREFIX}{action.capitalize()}d", "Count", self.counts.get(action, 0))
-        metrics.add_metric(f"{METRIC_PREFIX}Unchanged", "Count", self.planned.get("unchanged", 0))
-        metrics.add_metric(f"{METRIC_PREFIX}Failed", "Count", self.failed_this_invocation)
-        metrics.add_metric(f"{METRIC_PREFIX}InvalidRows", "Count", self.rows_invalid)
+        for action, name in WRITE_METRICS.items():
+            metrics.add_metric(name, "Count", self.counts.get(action, 0))
+        metrics.add_metric(OFFER_SYNC_UNCHANGED, "Count", self.planned.get("unchanged", 0))
+        metrics.add_metric(OFFER_SYNC_FAILED, "Count", self.failed_this_invocation)
+        metrics.add_metric(OFFER_SYNC_INVALID_ROWS, "Count", self.rows_invalid)
         # A dry run refuses nothing for real: only runs that write raise the removal alarms.
         real = not self.dry_run
+        metrics.add_metric(OFFER_SYNC_UNATTRIBUTABLE_ROWS, "Count", self.unattributable_rows if real else 0)
+        metrics.add_metric(OFFER_SYNC_REMOVALS_REFUSED, "Count", self.refused if real else 0)
         metrics.add_metric(
-            f"{METRIC_PREFIX}UnattributableRows", "Count", self.unattributable_rows if real else 0
+            OFFER_SYNC_CATALOG_INCOMPLETE, "Count", int(bool(self.catalog_problems)) if real else 0
         )
-        metrics.add_metric(f"{METRIC_PREFIX}RemovalsRefused", "Count", self.refused if real else 0)
-        metrics.add_metric(
-            f"{METRIC_PREFIX}CatalogIncomplete", "Count", int(bool(self.catalog_problems)) if real else 0
-        )
-        metrics.add_metric(f"{METRIC_PREFIX}Pending", "Count", self.pending)
-        metrics.add_metric(f"{METRIC_PREFIX}Incomplete", "Count", int(self.status is RunStatus.INCOMPLETE))
-        metrics.add_metric(f"{METRIC_PREFIX}RunFailed", "Count", int(self.status is RunStatus.FAILED))
-        metrics.add_metric(f"{METRIC_PREFIX}Locked", "Count", int(self.status is RunStatus.LOCKED))
+        metrics.add_metric(OFFER_SYNC_PENDING, "Count", self.pending)
+        metrics.add_metric(OFFER_SYNC_INCOMPLETE, "Count", int(self.status is RunStatus.INCOMPLETE))
+        metrics.add_metric(OFFER_SYNC_RUN_FAILED, "Count", int(self.status is RunStatus.FAILED))
+        metrics.add_metric(OFFER_SYNC_LOCKED, "Count", int(self.status is RunStatus.LOCKED))
         # The heartbeat the offer-sync-not-succeeding alarm watches (a dry run is not the schedule's).
         metrics.add_metric(
-            f"{METRIC_PREFIX}Succeeded", "Count", int(self.status is RunStatus.COMPLETE and not self.dry_run)
+            OFFER_SYNC_SUCCEEDED, "Count", int(self.status is RunStatus.COMPLETE and not self.dry_run)
         )

@@ -22,13 +22,9 @@ from offergrid_integration.catalog.apply import (
     OfferWriter,
     apply_plan,
 )
+from offergrid_integration.catalog.guard import RemovalGuard
 from offergrid_integration.catalog.mapping import CatalogMapping, RowError
-from offergrid_integration.catalog.plan import (
-    CatalogDiff,
-    MissingOfferPolicy,
-    OfferPlanner,
-    RemovalGuard,
-)
+from offergrid_integration.catalog.plan import CatalogDiff, MissingOfferPolicy, OfferPlanner
 from offergrid_integration.catalog.report import MAX_LISTED, ApplyFailure, MetricsSink, RunStatus, SyncReport
 from offergrid_integration.catalog.sources import CatalogCheck, CatalogReadError, CatalogSource
 from offergrid_integration.catalog.state import SyncCheckpoint, SyncStateStore
@@ -263,9 +259,7 @@ def _apply(
         remaining_time=remaining_time,
         min_time_left=options.min_time_left,
         max_writes=options.max_writes,
-        confirm_created=ListingConfirmation(
-            deps.client, deps.mapping.owned_fields, only=[change.sku for change in diff.creates]
-        ),
+        confirm_created=ListingConfirmation(deps.client, diff.creates, deps.mapping.owned_fields),
     )
     for action, count in result.done.items():
         report.count(action, count)

@@ -6,12 +6,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
-from offergrid_integration.catalog.plan import (
-    DEFAULT_REMOVAL_MINIMUM,
-    DEFAULT_REMOVAL_PERCENT,
-    MissingOfferPolicy,
-    RemovalGuard,
-)
+from offergrid_integration.catalog.guard import DEFAULT_REMOVAL_MINIMUM, DEFAULT_REMOVAL_PERCENT, RemovalGuard
+from offergrid_integration.catalog.plan import MissingOfferPolicy
 from offergrid_integration.catalog.sources import CatalogFormat
 from offergrid_integration.config import CommonSettings, NonBlankStr, QueueUrl, S3Uri, SecretId, http_url
 from offergrid_integration.s3 import parse_s3_uri

@@ -1,27 +1,13 @@
 """OffergridClient: the one way this project talks to the Offergrid Provider API.
 
-Transport, auth, timeouts, retries and error construction live in `_send`; the endpoint methods
-only name a path and a model. Every attempt takes one rate-budget token, reads the API key from
-the provider, and is bounded by the caller's remaining time (a Lambda's deadline), so a retry
-never sleeps past it.
-
-Tolerant reader (docs/decisions.md#5 and #10): any 2xx is success whatever its body. A write
-returns the resource when the answer carries a readable one and None otherwise (204, an empty
-body, `{"message": ...}`): the change was applied either way. A read answered 2xx without a
-readable resource raises `UnreadableResponseError` (retryable). Responses need only the fields the
-code uses (see `models`). Lists follow every common paging convention and always end (`paging`,
-docs/decisions.md#18): the client fetches each page, `paging` says what the next one is and when
-the listing is over. One listed element that cannot be read is skipped, logged and reported to the
-observer, never fatal to the list.
-
-An observer (`offergrid.observer`) hears about every attempt's status, every rate-budget wait,
-every refused token and every skipped list element; by default it emits the client's CloudWatch
-metrics inside a Lambda function.
-
-Durations are seconds of the injected `Clock` (see `offergrid_integration.clock`), except the
-per-attempt timeout: it bounds how long a server takes to answer, which runs in real time whatever
-the clock, so it is real seconds (still bounded by the time left). Dividing it by a `ScaledClock`'s
-scale made the tests' 10 s a sixth of a real second, which a loaded machine exceeds (issue 22).
+`_send` makes one logical request: every attempt takes a rate-budget token, reads the API key, and is
+bounded by the caller's remaining time, so no retry sleeps past a Lambda's deadline; what fails for
+good is one typed error (`errors`). The endpoint methods name a path and a model. Answers are read
+tolerantly (docs/decisions.md#5 and #10): any 2xx is success whatever its body, a write returns the
+resource when the answer holds a readable one (None otherwise: it was applied), a read without one is
+`UnreadableResponseError`; a listed element that cannot be read is skipped, logged and reported.
+Listings follow `paging` (docs/decisions.md#18). Tunables: the package's `__init__`.
+The per-attempt timeout is real seconds whatever the clock (a server answers in real time; issue 22).
 """
 
 from __future__ import annotations
@@ -36,23 +22,28 @@ from typing import Any, Final, Protocol, Self
 from urllib.parse import quote
 
 import httpx
-from pydantic import ValidationError
 
 from offergrid_integration.clock import SYSTEM_CLOCK, Clock
 from offergrid_integration.config import DEFAULT_OFFERGRID_API_URL
 from offergrid_integration.config import base_url as normalised_base_url
+from offergrid_integration.offergrid import (
+    CONNECT_TIMEOUT,
+    DEFAULT_TIMEOUT,
+    INITIAL_RETRY_DELAY,
+    MAX_PAGES,
+    MAX_RETRIES,
+    MAX_RETRY_AFTER,
+    MAX_RETRY_DELAY,
+    MIN_TIME_LEFT_FOR_REQUEST,
+)
 from offergrid_integration.offergrid.errors import (
     APIConnectionError,
-    APIStatusError,
     APITimeoutError,
     OffergridError,
     RateBudgetExhausted,
-    UnreadableResponseError,
-    error_class_for_status,
     is_retryable_status,
 )
 from offergrid_integration.offergrid.models import (
-    ErrorBody,
     Offer,
     OfferCreate,
     OffergridResponse,
@@ -62,24 +53,18 @@ from offergrid_integration.offergrid.models import (
     StatusUpdate,
 )
 from offergrid_integration.offergrid.observer import ClientObserver, default_observer
-from offergrid_integration.offergrid.paging import MAX_PAGES, Params, follow_listing
+from offergrid_integration.offergrid.paging import Params, follow_listing
+from offergrid_integration.offergrid.responses import (
+    json_body,
+    listed_element,
+    read_resource,
+    status_error,
+    written_resource,
+)
 from offergrid_integration.ratelimit import RateBudget
 from offergrid_integration.text import json_text
 
-# --- tunables (clock seconds) -----------------------------------------------------------------
-DEFAULT_BASE_URL: Final = DEFAULT_OFFERGRID_API_URL
-DEFAULT_TIMEOUT: Final = 10.0  # per attempt, real seconds (see above); the documented recommendation
-CONNECT_TIMEOUT: Final = 3.0  # real seconds
-MAX_RETRIES: Final = 4  # retries after the first attempt (the 401 key refresh is extra)
-INITIAL_RETRY_DELAY: Final = 0.5
-MAX_RETRY_DELAY: Final = 8.0
-MAX_RETRY_AFTER: Final = 60.0
-MIN_TIME_LEFT_FOR_REQUEST: Final = 1.0  # never start an attempt with less time than this left
-# Single resources may come wrapped: `{"data": {...}}`.
-RESOURCE_KEYS: Final = ("data", "item", "orderItem", "order", "offer")
-
 _USER_AGENT: Final = "offergrid-provider-integration/0.1"
-_MAX_ERROR_TEXT: Final = 2_000
 
 _log = logging.getLogger("offergrid_integration.offergrid.client")
 
@@ -88,9 +73,6 @@ type Random = Callable[[], float]
 
 class ApiKeyProvider(Protocol):
     def __call__(self, *, force_refresh: bool = False) -> str: ...
-
-
-# --- pure helpers -----------------------------------------------------------------------------
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:
@@ -137,16 +119,13 @@ def _should_retry(status_code: int | None) -> bool:
     return is_retryable_status(status_code)
 
 
-# --- the client -------------------------------------------------------------------------------
-
-
 class OffergridClient:
     """Sync client of the Offergrid Provider API (one reused connection pool; close() it)."""
 
     def __init__(
         self,
         *,
-        base_url: str = DEFAULT_BASE_URL,
+        base_url: str = DEFAULT_OFFERGRID_API_URL,
         api_key: ApiKeyProvider,
         rate_budget: RateBudget | None = None,
         timeout: float = DEFAULT_TIMEOUT,
@@ -212,14 +191,14 @@ class OffergridClient:
         """POST the offer: the created offer if the answer holds it, else None (it was created)."""
         path = "/provider/offers"
         response = self._send("POST", path, json=offer.to_wire())
-        return self._written(Offer, response, "POST", path)
+        return written_resource(Offer, response, "POST", path)
 
     def update_offer(self, offer_id: str, changes: OfferUpdate) -> Offer | None:
         """PATCH only the fields set on `changes` (see `OfferUpdate`): the offer if the answer holds
         it, else None (the change was applied)."""
         path = f"/provider/offers/{_segment(offer_id)}"
         response = self._send("PATCH", path, json=changes.to_wire())
-        return self._written(Offer, response, "PATCH", path, expected_id=offer_id)
+        return written_resource(Offer, response, "PATCH", path, expected_id=offer_id)
 
     def delete_offer(self, offer_id: str) -> None:
         """DELETE the offer; any 2xx (204, 200 with or without a body) means it is gone."""
@@ -254,7 +233,7 @@ class OffergridClient:
         no body or a message: the change was applied). Re-read it with `get_order_item` if needed."""
         path = f"/provider/orders/{_segment(item_id)}/status"
         response = self._send("PATCH", path, json=update.to_wire())
-        return self._written(OrderItem, response, "PATCH", path, expected_id=item_id)
+        return written_resource(OrderItem, response, "PATCH", path, expected_id=item_id)
 
     # --- plumbing -----------------------------------------------------------------------------
 
@@ -277,100 +256,22 @@ class OffergridClient:
             page: list[M] = []
             for raw in items:
                 position += 1
-                parsed = self._listed(model, raw, path, position)
-                if parsed is not None:
+                parsed = listed_element(model, raw, path, position)
+                if parsed is None:
+                    self._notify("on_unreadable_item", "GET", path)
+                else:
                     page.append(parsed)
             yield page
-
-    def _listed[M: OffergridResponse](self, model: type[M], raw: Any, path: str, position: int) -> M | None:
-        """One listed element, or None when it cannot be read: skipped, logged, reported."""
-        try:
-            parsed = model.model_validate(raw)
-        except ValidationError as exc:
-            ident = raw.get("id") if isinstance(raw, dict) else None
-            shown = ident if isinstance(ident, str | int) and not isinstance(ident, bool) else None
-            _log.warning(
-                "offergrid list element %d of GET %s skipped: unreadable %s (%s)",
-                position,
-                path,
-                model.__name__,
-                _problems(exc),
-                extra={
-                    "path": path,
-                    "position": position,
-                    "model": model.__name__,
-                    "elementId": None if shown is None else str(shown)[:_MAX_ID_SHOWN],
-                    "problems": _problems(exc),
-                },
-            )
-            self._notify("on_unreadable_item", "GET", path)
-            return None
-        if parsed.unreadable_fields:
-            _log.info(
-                "offergrid list element %d of GET %s: unreadable optional fields left out: %s",
-                position,
-                path,
-                ", ".join(parsed.unreadable_fields),
-                extra={
-                    "path": path,
-                    "position": position,
-                    "unreadableFields": list(parsed.unreadable_fields),
-                },
-            )
-        return parsed
 
     def _get_json(
         self, path: str, params: Params | None = None, *, max_retries: int | None = None
     ) -> tuple[httpx.Response, Any]:
-        """GET `path`: the answer and its JSON; `UnreadableResponseError` when a 2xx has none."""
         response = self._send("GET", path, params=params, max_retries=max_retries)
-        body = _json_body(response)
-        if body is _NO_BODY:
-            raise UnreadableResponseError(
-                f"answered {response.status_code} without a JSON body",
-                status_code=response.status_code,
-                method="GET",
-                path=path,
-            )
-        return response, body
+        return response, json_body(response, path)
 
     def _read[M: OffergridResponse](self, model: type[M], path: str) -> M:
-        """GET one resource; a 2xx answer without a readable one is `UnreadableResponseError`."""
         response, body = self._get_json(path)
-        try:
-            return model.model_validate(_unwrap(body))
-        except ValidationError as exc:
-            raise UnreadableResponseError(
-                f"answered {response.status_code} without a readable {model.__name__}: {_problems(exc)}",
-                status_code=response.status_code,
-                method="GET",
-                path=path,
-            ) from None
-
-    @staticmethod
-    def _written[M: OffergridResponse](
-        model: type[M], response: httpx.Response, method: str, path: str, *, expected_id: str | None = None
-    ) -> M | None:
-        """What a 2xx write answered: the resource if it holds a readable one (of `expected_id`),
-        else None. Either way the write was applied (Decision 10)."""
-        body = _json_body(response)
-        if body is _NO_BODY:
-            return None
-        try:
-            resource = model.model_validate(_unwrap(body))
-        except ValidationError:
-            _log.debug(
-                "offergrid %s %s answered %d without a readable %s",
-                method,
-                path,
-                response.status_code,
-                model.__name__,
-                extra={"method": method, "path": path, "status": response.status_code},
-            )
-            return None
-        if expected_id is not None and getattr(resource, "id", None) != expected_id:
-            return None
-        return resource
+        return read_resource(model, response, body, path)
 
     def _remaining(self) -> float | None:
         return None if self._remaining_time is None else self._remaining_time()
@@ -419,26 +320,23 @@ class OffergridClient:
             except httpx.TransportError as exc:
                 self._notify("on_response", method, None)
                 last_error = _transport_error(exc, method, path, key)
+                error = type(exc).__name__
                 _log.debug(
                     "offergrid %s %s failed: %s",
-                    method,
-                    path,
-                    type(exc).__name__,
-                    extra={"method": method, "path": path, "attempt": attempt, "error": type(exc).__name__},
+                    *(method, path, error),
+                    extra={"method": method, "path": path, "attempt": attempt, "error": error},
                 )
             else:
                 status = response.status_code
                 self._notify("on_response", method, status)
                 _log.debug(
                     "offergrid %s %s -> %d",
-                    method,
-                    path,
-                    status,
+                    *(method, path, status),
                     extra={"method": method, "path": path, "status": status, "attempt": attempt},
                 )
                 if 200 <= status < 300:
                     return response
-                last_error = _status_error(response, method, path)
+                last_error = status_error(response, method, path)
                 if status == 401 and not key_refreshed:
                     # A rotated key: re-read it once, skipping any cache, and try again at once.
                     key_refreshed = force_refresh = True
@@ -452,9 +350,7 @@ class OffergridClient:
                 raise last_error
             _log.debug(
                 "offergrid %s %s retry in %.3fs",
-                method,
-                path,
-                wait,
+                *(method, path, wait),
                 extra={"method": method, "path": path, "attempt": attempt, "wait": wait},
             )
             retries += 1
@@ -507,13 +403,9 @@ class OffergridClient:
 
 
 def _segment(value: str) -> str:
-    """An id as one path segment (Decision 12): no `/`, `?`, `#`, `.` or `..` can change the path.
-
-    Percent-encoding leaves `.` as it is, and URL normalisation (httpx's included) removes the
-    dot segments `.` and `..` before sending: `GET /provider/orders/.` would become the listing.
-    A segment made only of dots is therefore sent with each dot as `%2E`, which no normalisation
-    removes and every server decodes back to the same id.
-    """
+    """An id as one path segment (docs/decisions.md#12): no `/`, `?`, `#`, `.` or `..` changes the path.
+    URL normalisation removes the dot segments `.` and `..` (`GET /provider/orders/.` would become the
+    listing), so a segment of dots only is sent as `%2E`s, which every server decodes back."""
     if not value:
         raise ValueError("id must not be empty")
     encoded = quote(value, safe="")
@@ -522,86 +414,8 @@ def _segment(value: str) -> str:
     return encoded
 
 
-class _NoBody:
-    """The body of a 2xx answer that has none, or none that is JSON."""
-
-
-_NO_BODY: Final = _NoBody()
-_MAX_ID_SHOWN: Final = 128
-
-
-def _json_body(response: httpx.Response) -> Any:
-    """The JSON of `response`, or `_NO_BODY` when it is empty or not JSON (a 204, a text message)."""
-    if not response.content.strip():
-        return _NO_BODY
-    try:
-        return response.json()
-    except ValueError:
-        return _NO_BODY
-
-
-def _unwrap(body: Any) -> Any:
-    """A resource given as is, or wrapped once (`{"data": {...}}`) when the top level has no `id`."""
-    if isinstance(body, dict) and "id" not in body:
-        for key in RESOURCE_KEYS:
-            inner = body.get(key)
-            if isinstance(inner, dict):
-                return inner
-    return body
-
-
-def _problems(exc: ValidationError) -> str:
-    """Where and what went wrong, never the values (the pydantic message quotes the input)."""
-    return "; ".join(
-        f"{'.'.join(str(p) for p in err['loc']) or '<body>'}: {err['msg']}" for err in exc.errors()
-    )
-
-
 def _transport_error(exc: httpx.TransportError, method: str, path: str, key: str) -> APIConnectionError:
     detail = str(exc).replace(key, "***") if key else str(exc)
     kind = APITimeoutError if isinstance(exc, httpx.TimeoutException) else APIConnectionError
     what = "timed out" if kind is APITimeoutError else "connection failed"
     return kind(f"{method} {path} {what}: {type(exc).__name__}{': ' + detail if detail else ''}")
-
-
-def _status_error(response: httpx.Response, method: str, path: str) -> APIStatusError:
-    status = response.status_code
-    body: Any
-    message: str | None = None
-    try:
-        body = response.json()
-    except ValueError:
-        body = response.text[:_MAX_ERROR_TEXT] or None
-    if isinstance(body, dict):
-        try:
-            message = ErrorBody.model_validate(body).text()
-        except ValidationError:
-            message = None
-    if not message:
-        message = response.reason_phrase or f"HTTP {status}"
-    return error_class_for_status(status)(
-        message,
-        status_code=status,
-        body=body,
-        request_id=response.headers.get("x-request-id"),
-        method=method,
-        path=path,
-    )
-
-
-__all__ = [
-    "CONNECT_TIMEOUT",
-    "DEFAULT_BASE_URL",
-    "DEFAULT_TIMEOUT",
-    "INITIAL_RETRY_DELAY",
-    "MAX_RETRIES",
-    "MAX_RETRY_AFTER",
-    "MAX_RETRY_DELAY",
-    "MIN_TIME_LEFT_FOR_REQUEST",
-    "ApiKeyProvider",
-    "OffergridClient",
-    "RateBudget",
-    "compute_backoff",
-    "parse_retry_after",
-    "retry_wait",
-]

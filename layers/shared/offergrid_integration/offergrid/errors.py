@@ -2,10 +2,10 @@
 
 One hierarchy, by HTTP status, each error carrying the status, the message and the body.
 Transient errors derive from `errors.TransientError` (callers branch on it: the SQS processor, the
-sync): connection problems, timeouts, 408, 429, 5xx, an exhausted rate budget and a 2xx read without
-a readable resource (`UnreadableResponseError`); 401/403/404/409/422, other 4xx and a list that
-cannot be followed derive from `errors.PermanentError` (permanent for that request).
-`err.retryable` is the same answer as a flag.
+sync): connection problems, timeouts, 408, 429, 5xx and a 2xx read without a readable resource
+(`UnreadableResponseError`); 401/403/404/409/422, other 4xx and a list that cannot be followed
+derive from `errors.PermanentError`. `err.retryable` is the same answer as a flag. The rate budget's
+`RateBudgetExhausted` (transient) is re-exported here; it is no `OffergridError`: no request was made.
 """
 
 from __future__ import annotations
@@ -14,9 +14,12 @@ from typing import Any
 
 from offergrid_integration.errors import PermanentError, TransientError
 
+# The rate budget's own error (nothing was sent), here beside the request errors it stands with.
+from offergrid_integration.ratelimit import RateBudgetExhausted as RateBudgetExhausted
+
 
 class OffergridError(Exception):
-    """Base of every error raised by the Offergrid client and the rate budget."""
+    """Base of every error of a request the client made or tried to make."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -34,17 +37,6 @@ class APIConnectionError(OffergridError, TransientError):
 
 class APITimeoutError(APIConnectionError):
     """No answer within the timeout (or within the Lambda's remaining time)."""
-
-
-class RateBudgetExhausted(OffergridError, TransientError):
-    """The shared 100/min + 10,000/h budget has no token within the time we may wait.
-
-    Nothing was sent. `retry_after` is how long (seconds) until a token is expected.
-    """
-
-    def __init__(self, retry_after: float, message: str | None = None) -> None:
-        super().__init__(message or f"Offergrid rate budget exhausted; retry in {retry_after:.1f}s")
-        self.retry_after = retry_after
 
 
 class ResponseBodyError(OffergridError):

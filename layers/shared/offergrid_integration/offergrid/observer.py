@@ -1,25 +1,13 @@
 """What the Offergrid client reports about its requests: a small observer, and the metrics one.
 
-`OffergridClient` calls its observer after every HTTP attempt (`on_response`, with the status or
-None when no answer came), after every rate-budget token it takes (`on_budget_wait`, the clock
-seconds spent in `RateBudget.acquire`), when the budget refused a token (`on_budget_exhausted`), and
-when it skipped a listed element it could not read (`on_unreadable_item`, docs/decisions.md#5).
-An observer must be cheap and must not raise (the client swallows and logs what it raises anyway).
-
-`MetricsObserver` turns these into Powertools metrics (names in `offergrid_integration.metrics_names`):
-
-- `OffergridRequest` (Count) per attempt and `RateBudgetWait` (Seconds, only waits of at least
-  `MIN_REPORTED_WAIT`: a token taken at once, DynamoDB round trip included, is not a wait),
-  `RateBudgetExhausted` (Count) and `OffergridUnreadableItem` (Count) go into the function's
-  shared metric set, flushed once per invocation by `@metrics.log_metrics`;
-- `OffergridError` (Count) with the `Status` dimension (a fixed set: see `error_status_label`) is
-  its own small EMF document per failed attempt, so the dimension never spreads to the other
-  metrics and successful requests add nothing but a value to `OffergridRequest`.
-
-`default_observer()` is what a client gets when it is given none: `MetricsObserver` inside a Lambda
-function (`AWS_LAMBDA_FUNCTION_NAME` is set: AWS, `sam local`, the local stack's workers), where
-`@metrics.log_metrics` flushes the metric set; a no-op elsewhere (CLIs, benchmarks, tests), where
-nothing would flush it and EMF documents would only clutter standard output.
+The client calls its observer after every HTTP attempt, every rate-budget token taken or refused,
+and every listed element it skipped; an observer must be cheap (the client logs what it raises and
+goes on). `MetricsObserver` adds the client's metrics (`metrics_names`: requests, budget waits and
+refusals, skipped elements) to the function's metric set; `OffergridError` with its `Status`
+dimension goes out as its own small EMF document per failed attempt, so that dimension never spreads
+to the invocation's other metrics. Inside a Lambda function (`AWS_LAMBDA_FUNCTION_NAME`) a client
+gets a `MetricsObserver` by default; elsewhere (CLIs, benchmarks, tests) nothing would flush its
+metrics, so it gets a `NullObserver`.
 """
 
 from __future__ import annotations
@@ -35,21 +23,21 @@ from offergrid_integration.metrics_names import (
     OFFERGRID_UNREADABLE_ITEM,
     RATE_BUDGET_EXHAUSTED,
     RATE_BUDGET_WAIT,
+    STATUS_DIMENSION,
     error_status_label,
 )
+from offergrid_integration.offergrid import MIN_REPORTED_WAIT
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Metrics
 
 __all__ = [
-    "MIN_REPORTED_WAIT",
     "ClientObserver",
     "MetricsObserver",
     "NullObserver",
     "default_observer",
 ]
 
-MIN_REPORTED_WAIT: Final = 0.05  # clock seconds
 LAMBDA_ENV: Final = "AWS_LAMBDA_FUNCTION_NAME"
 
 
@@ -86,15 +74,12 @@ class NullObserver:
 class MetricsObserver:
     """Reports to Powertools metrics (default: the one `Metrics` of `offergrid_integration.observability`)."""
 
-    def __init__(
-        self, metrics: Metrics | None = None, *, min_reported_wait: float = MIN_REPORTED_WAIT
-    ) -> None:
+    def __init__(self, metrics: Metrics | None = None) -> None:
         if metrics is None:
             from offergrid_integration.observability import metrics as shared_metrics
 
             metrics = shared_metrics
         self._metrics = metrics
-        self._min_reported_wait = min_reported_wait
 
     def on_response(self, method: str, status: int | None) -> None:
         self._metrics.add_metric(name=OFFERGRID_REQUEST, unit=MetricUnit.Count, value=1)
@@ -108,10 +93,10 @@ class MetricsObserver:
             namespace=self._metrics.namespace,
             default_dimensions=self._dimensions(),
         ) as metric:
-            metric.add_dimension(name="Status", value=label)
+            metric.add_dimension(name=STATUS_DIMENSION, value=label)
 
     def on_budget_wait(self, seconds: float) -> None:
-        if seconds >= self._min_reported_wait:
+        if seconds >= MIN_REPORTED_WAIT:
             self._metrics.add_metric(name=RATE_BUDGET_WAIT, unit=MetricUnit.Seconds, value=round(seconds, 3))
 
     def on_budget_exhausted(self) -> None:

@@ -11,8 +11,7 @@ the listing is over). A listing ends in one of three ways:
   page), a "more" with no way there, a listing that ends short of the total it states. It stops at
   once with `UnexpectedResponseError` (a `PermanentError`: asking again gets the same answer), at
   most two requests after its last real page (the page answered twice, or an empty last page);
-- it would need more than `MAX_PAGES` pages (the page budget): the same error, never a silent
-  partial list.
+- it would need more than its page budget (`MAX_PAGES`): the same error, never a silent partial list.
 """
 
 from __future__ import annotations
@@ -26,12 +25,6 @@ from typing import Any, Final
 import httpx
 
 from offergrid_integration.offergrid.errors import UnexpectedResponseError
-
-# --- tunables ---------------------------------------------------------------------------------
-# The page budget of one listing: 50,000 offers at 10 a page (the smallest pages seen hold 20). A
-# listing that needs more is a server bug, and an error; at Offergrid's 10,000 requests an hour it
-# could not finish anyway.
-MAX_PAGES: Final = 5_000
 
 # --- where an answer keeps its elements and its paging fields -----------------------------------
 LIST_KEYS: Final = ("data", "items", "offers", "orders")
@@ -231,7 +224,7 @@ def _checked(items: list[Any], following: Params | None, total: int | None, list
 
 
 def follow_listing(
-    fetch: FetchPage, params: Mapping[str, str], *, path: str, max_pages: int = MAX_PAGES
+    fetch: FetchPage, params: Mapping[str, str], *, path: str, max_pages: int
 ) -> Iterator[list[Any]]:
     """Every page's elements of the listing `path?params`, one `fetch` per page, as the iterator
     advances. Each page is checked before it is handed out; a listing that cannot end well raises
@@ -333,7 +326,6 @@ def _link_params(link: str, base: Mapping[str, str]) -> Params:
 __all__ = [
     "CURSOR_PARAM",
     "LIST_KEYS",
-    "MAX_PAGES",
     "PAGE_NUMBER_PARAM",
     "PAGE_PARAM",
     "STARTING_AFTER_PARAM",

@@ -23,7 +23,7 @@ from offergrid_integration.clock import Clock
 from offergrid_integration.identifiers import identifier_problem
 from offergrid_integration.metrics_names import MAX_LISTED, MetricsSink
 from offergrid_integration.observability import item_log_scope, logger
-from offergrid_integration.offergrid.errors import OffergridError
+from offergrid_integration.offergrid.errors import OffergridError, RateBudgetExhausted
 from offergrid_integration.offergrid.models import OrderItem, OrderItemStatus
 from offergrid_integration.orders.wire import QueuePort, QueueSendError
 
@@ -114,7 +114,7 @@ def sweep_missed_orders(
     seen: set[str] = set()
     try:
         items = [item for status in statuses for item in client.list_orders(status)]
-    except OffergridError as error:
+    except (OffergridError, RateBudgetExhausted) as error:
         report.error = f"listing order items failed: {error}"
         logger.warning("order sweep could not list order items", extra={"error": str(error)})
         return report

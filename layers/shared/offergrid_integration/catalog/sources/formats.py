@@ -1,0 +1,94 @@
+"""A catalog's bytes to its rows, whatever the format, streamed: every source reads through `iter_catalog`.
+
+The bytes are read in chunks and each row is handed on as soon as it is parsed, so a run never holds
+the raw export, every parsed row and the plan at once. Row numbers are where a person editing the
+file finds the row (see each format's module).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from enum import StrEnum
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+from offergrid_integration.catalog.sources.check import CatalogCheck, CatalogReadError
+from offergrid_integration.catalog.sources.csv_rows import parse_csv
+from offergrid_integration.catalog.sources.json_array import parse_json
+from offergrid_integration.catalog.sources.json_lines import parse_json_lines
+from offergrid_integration.catalog.sources.text import CatalogItem, decode
+
+__all__ = ["CHUNK_BYTES", "MAX_CATALOG_BYTES", "CatalogFormat", "detect_format", "iter_catalog", "limited"]
+
+MAX_CATALOG_BYTES: Final = 200 * 1024 * 1024
+CHUNK_BYTES: Final = 1024 * 1024
+
+
+class CatalogFormat(StrEnum):
+    AUTO = "auto"  # by the file extension, else the content type
+    JSON = "json"
+    JSONL = "jsonl"
+    CSV = "csv"
+
+
+def detect_format(name: str, content_type: str | None = None) -> CatalogFormat:
+    """The format implied by a file name / URL path, else by a content type; JSON when unsure."""
+    lowered = urlsplit(name).path.lower() if "://" in name else name.lower()
+    if lowered.endswith(".csv"):
+        return CatalogFormat.CSV
+    if lowered.endswith((".jsonl", ".ndjson")):
+        return CatalogFormat.JSONL
+    if lowered.endswith(".json"):
+        return CatalogFormat.JSON
+    kind = (content_type or "").split(";")[0].strip().lower()
+    if kind in ("text/csv", "application/csv"):
+        return CatalogFormat.CSV
+    if kind in ("application/x-ndjson", "application/jsonl", "application/x-jsonlines"):
+        return CatalogFormat.JSONL
+    return CatalogFormat.JSON
+
+
+def iter_catalog(
+    chunks: Iterable[bytes],
+    catalog_format: CatalogFormat,
+    sku_field: str | None = "sku",
+    check: CatalogCheck | None = None,
+) -> Iterator[CatalogItem]:
+    """The rows (and row errors) of a catalog arriving as byte chunks, in file order; `check` learns
+    the row count, the SHA-256 of the bytes and where the text looks cut. `sku_field`: the mapping's
+    SKU source, to name the SKU of a row that cannot be read."""
+    if catalog_format is CatalogFormat.AUTO:
+        raise ValueError("resolve CatalogFormat.AUTO with detect_format() first")
+    return _counted(chunks, catalog_format, sku_field, check if check is not None else CatalogCheck())
+
+
+def _counted(
+    chunks: Iterable[bytes], catalog_format: CatalogFormat, sku_field: str | None, check: CatalogCheck
+) -> Iterator[CatalogItem]:
+    text = decode(check.hashed(chunks))
+    match catalog_format:
+        case CatalogFormat.JSON:
+            items = parse_json(text, sku_field, check)
+        case CatalogFormat.JSONL:
+            items = parse_json_lines(text, sku_field, check)
+        case _:
+            items = parse_csv(text, sku_field, check)
+    for item in items:
+        check.rows += 1
+        yield item
+    check.settle()
+
+
+def limited(chunks: Iterable[bytes], max_bytes: int, where: str) -> Iterator[bytes]:
+    """`chunks`, or `CatalogReadError` once they add up to more than `max_bytes`."""
+    total = 0
+    for chunk in chunks:
+        total += len(chunk)
+        if total > max_bytes:
+            raise CatalogReadError(f"{where} is over the {max_bytes} byte limit")
+        yield chunk
+
+
+def chunks_of(stream: Any, max_bytes: int, where: str) -> Iterator[bytes]:
+    """The chunks of a binary stream (`read(n)`), at most `max_bytes` in all."""
+    return limited(iter(lambda: bytes(stream.read(CHUNK_BYTES)), b""), max_bytes, where)
