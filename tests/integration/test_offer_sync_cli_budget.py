@@ -58,7 +58,9 @@ def test_cli_with_the_api_key_secret_uses_the_functions_budget_item(aws, offergr
 
 
 # --- issue 21, case 6: the CLI from an operator's laptop whose clock is 30 s fast ------------------
-SCALE = 30.0  # a fake minute in 2 real seconds
+# A fake minute in 6 real seconds: slow enough that a loaded machine's real delays (a DynamoDB round
+# trip of 100 ms is 1 fake second here) do not pass for the budget holding the orders back.
+SCALE = 10.0
 ORDER_GAP = 2.0  # the order processor's requests: one every 2 fake seconds (30 a minute)
 LAPTOP_SKEW = 30.0
 
@@ -145,7 +147,7 @@ def test_cli_on_a_laptop_30s_fast_leaves_the_orders_their_pace(
 
     # Then, while the CLI ran, the orders were not held back: each waited about a token at most, so
     # they kept the pace this loop asks (30 a minute; fewer when a loaded machine slows the loop:
-    # a fake second is 33 ms here), and Offergrid never answered 429
+    # a fake second is 100 ms here), and Offergrid never answered 429
     # before: 1.8 order requests a minute (waits up to 29 s) while the CLI sent 53 a minute
     sync_calls = fake.calls_matching(path_prefix="/provider/offers")
     started, ended = sync_calls[0].at, sync_calls[-1].at
