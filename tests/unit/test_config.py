@@ -155,6 +155,9 @@ def test_env_var_names_are_the_aliases():
         "ORDERS_QUEUE_URL",
         "WEBHOOK_MAX_BODY_BYTES",
         "CLAIM_CHECK_BUCKET",
+        "DELIVERY_ARCHIVE_BUCKET",
+        "STALE_DELIVERY_MODE",
+        "STALE_DELIVERY_TOLERANCE_SECONDS",
     ]
 
 

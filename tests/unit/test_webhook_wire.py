@@ -34,6 +34,7 @@ from offergrid_integration.config import (
 from offergrid_integration.orders.queue import QueuedMessage, build_queued_message
 from offergrid_integration.orders.wire import webhook_message
 from offergrid_integration.webhooks.events import InvalidEventPayload, OffergridEvent
+from offergrid_integration.webhooks.freshness import StaleMode
 from offergrid_integration.webhooks.payload import normalise_payload
 from offergrid_integration.webhooks.settings import WebhookIngressSettings
 from offergrid_integration.webhooks.signature import load_json
@@ -147,6 +148,11 @@ class REFERENCE(AwsSettings):
     orders_queue_url: QueueUrl = Field(alias="ORDERS_QUEUE_URL")
     webhook_max_body_bytes: int = Field(default=6291456, ge=1, le=6291456, alias="WEBHOOK_MAX_BODY_BYTES")
     claim_check_bucket: NonBlankStr | None = Field(default=None, alias="CLAIM_CHECK_BUCKET")
+    delivery_archive_bucket: NonBlankStr | None = Field(default=None, alias="DELIVERY_ARCHIVE_BUCKET")
+    stale_delivery_mode: StaleMode = Field(default=StaleMode.COUNT, alias="STALE_DELIVERY_MODE")
+    stale_delivery_tolerance_seconds: int = Field(
+        default=3600, ge=1, le=86_400, alias="STALE_DELIVERY_TOLERANCE_SECONDS"
+    )
 
 
 def _outcome(model: Any, environ: dict[str, str]) -> dict[str, Any]:
@@ -205,10 +211,20 @@ urls = st.sampled_from(
     cache=integers,
     max_body=integers,
     bucket=st.sampled_from(["", "  ", "offergrid-claim-checks", " padded "]),
+    mode=st.sampled_from(["", " ", "count", "refuse", " refuse ", "REFUSE", "log", "count,refuse"]),
+    tolerance=integers,
     unset=st.sets(st.sampled_from(list(WebhookIngressSettings.env_var_names()))),
 )
 def test_webhook_settings_read_the_environment_as_the_pydantic_model(
-    secret: str, queue: str, endpoint: str, cache: str, max_body: str, bucket: str, unset: set[str]
+    secret: str,
+    queue: str,
+    endpoint: str,
+    cache: str,
+    max_body: str,
+    bucket: str,
+    mode: str,
+    tolerance: str,
+    unset: set[str],
 ):
     environ = {
         "OFFERGRID_WEBHOOK_SECRET": secret,
@@ -217,6 +233,9 @@ def test_webhook_settings_read_the_environment_as_the_pydantic_model(
         "SECRETS_CACHE_SECONDS": cache,
         "WEBHOOK_MAX_BODY_BYTES": max_body,
         "CLAIM_CHECK_BUCKET": bucket,
+        "DELIVERY_ARCHIVE_BUCKET": bucket,
+        "STALE_DELIVERY_MODE": mode,
+        "STALE_DELIVERY_TOLERANCE_SECONDS": tolerance,
     }
     environ = {name: value for name, value in environ.items() if name not in unset}
 

@@ -63,8 +63,9 @@ _STRING_TYPE_BYTES: Final = len(b"String")
 _SQS_REFUSED_RAW: Final = {0xFFFE: "\\ufffe", 0xFFFF: "\\uffff"}
 _HASH_HEX_LENGTH: Final = 32  # 128 bits of SHA-256: collision-free for any realistic volume
 
-# "reconcile": a repair queued by the scheduled reconciliation (orders/reconcile.py).
-MessageSource = Literal["webhook", "sweep", "provider", "reconcile"]
+# "reconcile": a repair queued by the scheduled reconciliation (orders/reconcile.py); "replay": an
+# archived delivery queued again by `replay archive` (same event, same dedup key as the webhook's).
+MessageSource = Literal["webhook", "sweep", "provider", "reconcile", "replay"]
 
 
 def dedup_key_from_wire(event: Mapping[str, Any]) -> str:
