@@ -8,8 +8,9 @@ Prints figures, asserts nothing (a noisy machine makes timing assertions lie):
    client) vs `baseline_webhook.py` (stdlib hmac + a boto3 SQS client), each in fresh interpreters,
    alternating, median of `--runs`; the ratio against the 1.2x goal; the heaviest top-level imports
    of the handler (`-X importtime`).
-2. warm per-request overhead excluding SQS: the full Lambda handler (Powertools logging, metrics,
-   tracing decorators) and the domain alone, with the queue port replaced by a no-op, p50/p99 us.
+2. warm per-request overhead excluding SQS and S3: the full Lambda handler (Powertools logging, metrics,
+   tracing decorators) and the domain alone, with the queue port and the archive's S3 PUT replaced by
+   no-ops (the archive's record, its worker thread and the wait for it stay), p50/p99 us.
 3. peak RSS of a handler process after init and a warm run including 255 KiB bodies and bodies of
    the largest size taken (6 MiB, non-ASCII: docs/decisions.md#2), vs 128 MB.
 
@@ -45,6 +46,9 @@ CHILD_ENV = {
     "AWS_SECRET_ACCESS_KEY": "testing",
     "OFFERGRID_WEBHOOK_SECRET": "offergrid/bench/webhook-secret",
     "ORDERS_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/123456789012/offergrid-orders",
+    # As the template sets them: the archive is built at init (its S3 client on the first delivery)
+    "CLAIM_CHECK_BUCKET": "offergrid-webhook-bench",
+    "DELIVERY_ARCHIVE_BUCKET": "offergrid-webhook-bench",
     "POWERTOOLS_SERVICE_NAME": "webhook-ingress",
     "POWERTOOLS_METRICS_NAMESPACE": "OffergridIntegrationBench",
     "POWERTOOLS_TRACE_DISABLED": "true",
@@ -120,6 +124,15 @@ class NoopQueue:
         return "noop"
 
 
+class NoopArchive:
+    """The S3 PUT replaced by a no-op, as the SQS send is: what stays is the archive's own work (the
+    record's JSON, the worker thread's handoff and the wait for it)."""
+
+    def put(self, delivery: Any) -> str:
+        delivery.to_json()
+        return str(delivery.key)
+
+
 class StaticSecrets:
     def __call__(self, *, force_refresh: bool = False) -> list[str]:
         return [DEV_SECRET]
@@ -137,7 +150,11 @@ def warm(requests: int) -> dict[str, Any]:
         return loaded
 
     app.get_ingress()  # the real init (settings, secret store, SQS client), as in Lambda: counts in RSS
-    ingress = WebhookIngress(secrets=StaticSecrets(), queue=NoopQueue())
+    from offergrid_integration.archive.background import BackgroundArchive
+
+    ingress = WebhookIngress(
+        secrets=StaticSecrets(), queue=NoopQueue(), archive=BackgroundArchive(NoopArchive())
+    )
     app.reset(ingress)
     created = event("webhook_order_created.json")
     bad = event("webhook_bad_signature.json")

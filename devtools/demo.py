@@ -17,7 +17,12 @@ and plays a provider's first day:
    Offergrid;
 6. someone accepts an item by hand in the Offergrid dashboard (no webhook, no work order): the
    scheduled reconciliation finds the drift and its repair opens the one work order it needs;
-7. the poison message ends in the dead-letter queue after `maxReceiveCount` receives, nothing else does.
+7. the poison message ends in the dead-letter queue after `maxReceiveCount` receives, nothing else does;
+8. Offergrid answers for the poison item again, and the demo's window is replayed from the archive of
+   verified deliveries (`replay archive`): every delivery re-delivered once through the orders queue,
+   the ones already decided answered as duplicates (no second decision), the poison item decided now;
+9. one item's story (`replay trace`): its delivery, decision and why, work order, status pushes, log
+   lines (the `itemId` key across the functions) and Offergrid's current view, in one timeline.
 
 Prints a short report and exits 0 only if every expectation holds.
 """
@@ -36,9 +41,11 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+from devtools import archive_replay, trace
 from devtools.local.runtime import REPO_ROOT
 from devtools.local.stack import DEFAULT_TEMPLATE, LOCAL_WEBHOOK_SECRET, SAMPLE_CATALOG, LocalEnvironment
 from devtools.local.template import FunctionSpec
+from devtools.stack_target import Target
 
 STATUS_EVENT: Final = "workorder.status_changed"
 PROVIDER_SOURCE: Final = "acme.fulfilment"
@@ -405,6 +412,94 @@ def step_dead_letters(env: LocalEnvironment, report: DemoReport, orders: list[Se
     return keys
 
 
+def _target(env: LocalEnvironment) -> Target:
+    """The local stack as the replay tool sees it (its outputs, its moto server)."""
+    assert env.stack is not None
+    return Target(outputs=dict(env.stack.outputs), local=env.stack, region=env.stack.region)
+
+
+def step_archive_replay(
+    env: LocalEnvironment, report: DemoReport, orders: list[SeededOrder], since: datetime
+) -> None:
+    """The poison item's cause is fixed (Offergrid answers again); the window is replayed from the archive."""
+    assert env.fake is not None
+    env.fake.clear_faults()
+    poison = next(o for o in orders if o.poison)
+    decided_before = {
+        item_id: len(env.fake.calls_matching("PATCH", f"/provider/orders/{item_id}/status"))
+        for item_id in env.fake.order_items
+        if item_id != poison.item_id
+    }
+    args = argparse.Namespace(
+        to="now",
+        event_type=None,
+        item=None,
+        dry_run=False,
+        reprocess=False,
+        no_verify=False,
+        **{"from": _iso(since)},
+    )
+    replayed = archive_replay.run(args, _target(env))
+    env.drain(timeout=60)
+    report.lines.append(replayed.summary())
+    distinct = {d.dedup_key for d in replayed.deliveries if d.dedup_key}
+    report.check(
+        "the window is replayed from the archive, each dedup key queued once",
+        replayed.ok and replayed.count("queued") == len(distinct) and replayed.count("duplicate") >= 1,
+        replayed.summary(),
+    )
+    decided_after = {
+        item_id: len(env.fake.calls_matching("PATCH", f"/provider/orders/{item_id}/status"))
+        for item_id in decided_before
+    }
+    report.check(
+        "the replay decides nothing twice (dedup keys)", decided_after == decided_before, f"{decided_after}"
+    )
+    status = env.fake.order_items[poison.item_id]["status"]
+    expected = "accepted" if poison.serviceable else "rejected"
+    report.check("the poison order, replayed once Offergrid answers, is decided", status == expected, status)
+
+
+def step_trace(env: LocalEnvironment, report: DemoReport, item_id: str, log_dir: Path | None) -> None:
+    """One item's story, as on-call asks for it."""
+    story = trace.trace_item(_target(env), item_id, log_dir=log_dir)
+    _say("    (the processor and the sync run on the demo's compressed clock, 60x: their times are ahead)")
+    for line in story.lines():
+        _say(f"    {line}")
+    report.lines.append(story.summary())
+    sources = {entry.source for entry in story.timeline}
+    pushes = [entry for entry in story.timeline if entry.what.startswith("status pushed")]
+    report.check(
+        "the item's story: its delivery, decision, work order and status pushes in one timeline",
+        {"archive", "record", "work order"} <= sources
+        and (story.decision or {}).get("decision") == "accepted"
+        and len(pushes) == 3,
+        f"sources {sorted(sources)}, decision {story.decision}, {len(pushes)} pushes",
+    )
+    report.check(
+        "the story ends with Offergrid's current view",
+        (story.offergrid or {}).get("status") == "completed",
+        str(story.offergrid or story.offergrid_error),
+    )
+    if log_dir is not None:
+        services = {str(line.get("service")) for line in story.log_lines}
+        report.check(
+            "the item's log lines carry its itemId in the webhook and the processor",
+            {"webhook-ingress", "order-processor"} <= services,
+            str(sorted(services)),
+        )
+
+
+def _traced(items: list[str]) -> str:
+    if not items:
+        raise DemoError("the status-update step did not run: no item to trace")
+    return items[0]
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 # ---------------------------------------------------------------------------------------------------
 def run_demo(
     *,
@@ -427,20 +522,28 @@ def run_demo(
             _say(f"    ! {function_id}: {error}")
         steps: list[tuple[str, Callable[[], Any]]] = []
         orders: list[SeededOrder] = []
+        traced: list[str] = []
+        since = datetime.now(UTC) - timedelta(seconds=1)
 
         def orders_step() -> None:
             orders.extend(step_orders(env, report))
+
+        def status_step() -> None:
+            step_status_updates(env, report, orders)
+            traced.append(next(o.item_id for o in orders if o.serviceable and not o.poison))
 
         steps = [
             ("offer sync of samples/catalog.json", lambda: step_offer_sync(env, report)),
             ("order.created webhooks -> queue -> order processor", orders_step),
             ("a cancellation", lambda: step_cancellation(env, report, orders)),
-            (
-                "status updates from the provider's fulfilment system",
-                lambda: step_status_updates(env, report, orders),
-            ),
+            ("status updates from the provider's fulfilment system", status_step),
             ("drift repaired by the reconciliation", lambda: step_reconcile(env, report)),
             ("the dead-letter queue", lambda: step_dead_letters(env, report, orders)),
+            (
+                "a window replayed from the archive of verified deliveries",
+                lambda: step_archive_replay(env, report, orders, since),
+            ),
+            ("one item's story (replay trace)", lambda: step_trace(env, report, _traced(traced), log_dir)),
         ]
         for title, step in steps:
             _say(f"==> {title}")

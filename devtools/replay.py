@@ -9,6 +9,9 @@
     .venv/bin/python -m devtools.replay dlq list | dlq show MESSAGE_ID | dlq redrive [--message-id ID ...]
     .venv/bin/python -m devtools.replay sync --dry-run | sync --sku NET-FIBER-300 --sku SEC-PRO-1
     .venv/bin/python -m devtools.replay reconcile --dry-run     # the drift between Offergrid and work orders
+    .venv/bin/python -m devtools.replay archive --from 2026-11-27T14:00Z --to 2026-11-27T16:30Z [--dry-run]
+                                                               # re-deliver a window of archived deliveries
+    .venv/bin/python -m devtools.replay trace ITEM_ID          # one item's story, in one timeline
 
 Where: the local stack started by `make local` (its endpoints in .local/stack.json; AWS calls go to
 its moto server), or, with --stack-name, a deployed stack: URLs and queues come from the
@@ -32,7 +35,6 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
@@ -40,13 +42,15 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from devtools import archive_replay, trace
 from devtools.cli_output import FileError, quiet_on_closed_pipe, read_json_file
-from devtools.local.provision import LocalStack, LocalStackNotRunning
+from devtools.local.provision import LocalStack
 from devtools.local.runtime import REPO_ROOT, FunctionWorker
 from devtools.local.stack import DEFAULT_LOG_DIR, DEFAULT_STACK_FILE, DEFAULT_TEMPLATE, function_environment
 from devtools.local.template import TemplateError, load_template
 from devtools.offergrid_fake import SIGNATURE_HEADER, compact_json, deliver_webhook
 from devtools.report_lines import plan_lines, sync_line
+from devtools.stack_target import ReplayError, Target
 
 EVENTS_DIR: Final = REPO_ROOT / "events"
 WEBHOOK_URL_OUTPUT: Final = "WebhookUrl"
@@ -59,65 +63,12 @@ EXIT_NOT_RUN: Final = 2
 _VISIBILITY_WHILE_LISTING: Final = 30
 
 
-class ReplayError(Exception):
-    """A problem the user can fix (missing stack, output, secret, file); printed without a traceback."""
-
-
 def _say(message: str) -> None:
     print(message, flush=True)
 
 
 def _note(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-# ---------------------------------------------------------------------------------------------------
-# Where to replay: the local stack or a deployed one
-# ---------------------------------------------------------------------------------------------------
-@dataclass
-class Target:
-    outputs: dict[str, str]
-    local: LocalStack | None = None
-    stack_name: str | None = None
-    region: str | None = None
-    _clients: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_args(cls, args: argparse.Namespace) -> Target:
-        if args.stack_name:
-            region = args.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-            cloudformation = boto3.client("cloudformation", region_name=region)
-            try:
-                stack = cloudformation.describe_stacks(StackName=args.stack_name)["Stacks"][0]
-            except (ClientError, BotoCoreError) as error:
-                raise ReplayError(f"cannot read stack {args.stack_name}: {error}") from None
-            outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
-            return cls(outputs=outputs, stack_name=args.stack_name, region=region)
-        try:
-            local = LocalStack.load(args.stack_file)
-        except LocalStackNotRunning as error:
-            raise ReplayError(str(error)) from None
-        return cls(outputs=dict(local.outputs), local=local, region=local.region)
-
-    @property
-    def where(self) -> str:
-        return f"stack {self.stack_name}" if self.stack_name else "the local stack"
-
-    def output(self, name: str) -> str:
-        try:
-            return self.outputs[name]
-        except KeyError:
-            raise ReplayError(
-                f"{self.where} has no output {name!r} (outputs: {', '.join(self.outputs)})"
-            ) from None
-
-    def client(self, service: str) -> Any:
-        if service not in self._clients:
-            if self.local is not None:
-                self._clients[service] = self.local.client(service)
-            else:
-                self._clients[service] = boto3.client(service, region_name=self.region)  # type: ignore[call-overload]
-        return self._clients[service]
 
 
 def _secret(args: argparse.Namespace, target: Target) -> str:
@@ -712,6 +663,38 @@ def sync_problem(result: Any) -> str | None:
 
 
 # ---------------------------------------------------------------------------------------------------
+# archive, trace (devtools/archive_replay.py, devtools/trace.py)
+# ---------------------------------------------------------------------------------------------------
+def cmd_archive(args: argparse.Namespace) -> int:
+    target = Target.from_args(args)
+    report = archive_replay.run(args, target)
+    if args.json:
+        _say(json.dumps(report.to_dict(), indent=2))
+    else:
+        for delivery in report.deliveries:
+            _say(delivery.line())
+        _say(report.summary())
+    if not report.deliveries:
+        _note("error: no archived delivery of the window matches (check --from/--to, UTC, and the filters)")
+    return 0 if report.ok else 1
+
+
+def cmd_trace(args: argparse.Namespace) -> int:
+    target = Target.from_args(args)
+    log_dir = _log_dir(target.local, args.stack_file) if target.local is not None else None
+    found = trace.run(args, target, log_dir=log_dir)
+    if args.json:
+        _say(json.dumps(found.to_dict(), indent=2, default=str))
+    else:
+        for line in found.lines():
+            _say(line)
+    if not found.known:
+        _note(f"error: nothing in {target.where} knows item {args.item_id} (its id? --from/--to?)")
+        return 1
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------
 # CLI
 # ---------------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
@@ -833,6 +816,26 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--function-name", help="deployed function name (default: the <function>Name output)")
     rec.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE)
     rec.set_defaults(handler=cmd_reconcile)
+
+    window = sub.add_parser(
+        "archive",
+        parents=[where],
+        help="re-deliver a time window of archived webhook deliveries through the orders queue",
+        description=archive_replay.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    archive_replay.add_arguments(window)
+    window.set_defaults(handler=cmd_archive)
+
+    story = sub.add_parser(
+        "trace",
+        parents=[where],
+        help="one order item's story: deliveries, queue messages, decision, work order, Offergrid's view",
+        description=trace.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    trace.add_arguments(story)
+    story.set_defaults(handler=cmd_trace)
     return parser
 
 

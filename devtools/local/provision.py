@@ -479,6 +479,22 @@ def _create_rule(stack: LocalStack, logical_id: str, props: dict[str, Any]) -> P
     return PhysicalResource("AWS::Events::Rule", ref, {"Arn": arn})
 
 
+def _create_archive(stack: LocalStack, logical_id: str, props: dict[str, Any]) -> PhysicalResource:
+    """An EventBridge archive (moto keeps the events put on its bus; nothing locally replays them)."""
+    client: EventBridgeClient = stack.client("events")
+    name = props.get("ArchiveName") or _physical_name(stack, logical_id, max_length=48)
+    kwargs: dict[str, Any] = {"ArchiveName": name, "EventSourceArn": props["SourceArn"]}
+    if "Description" in props:
+        kwargs["Description"] = str(props["Description"])
+    if "RetentionDays" in props:
+        kwargs["RetentionDays"] = int(props["RetentionDays"])
+    if "EventPattern" in props:
+        pattern = props["EventPattern"]
+        kwargs["EventPattern"] = pattern if isinstance(pattern, str) else json.dumps(pattern)
+    arn = client.create_archive(**kwargs)["ArchiveArn"]
+    return PhysicalResource("AWS::Events::Archive", name, {"Arn": arn, "ArchiveName": name})
+
+
 _ALARM_KEYS: Final = (
     "AlarmDescription",
     "ActionsEnabled",
@@ -561,6 +577,7 @@ _CREATORS: Final[dict[str, Callable[[LocalStack, str, dict[str, Any]], PhysicalR
     "AWS::SSM::Parameter": _create_parameter,
     "AWS::Events::EventBus": _create_event_bus,
     "AWS::Events::Rule": _create_rule,
+    "AWS::Events::Archive": _create_archive,
     "AWS::CloudWatch::Alarm": _create_alarm,
 }
 

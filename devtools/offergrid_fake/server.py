@@ -297,6 +297,10 @@ class OffergridFake:
     def pending_faults(self) -> list[Fault]:
         return self._faults.pending()
 
+    def clear_faults(self) -> None:
+        """Forget every fault not consumed yet (Offergrid recovered), keeping all other state."""
+        self._faults.clear()
+
     def reset(self) -> None:
         """Forget all state, calls, faults, counters and rate windows (API keys are kept)."""
         with self._lock:

@@ -27,7 +27,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
-from offergrid_integration.contract import QueuedMessage, format_timestamp, normalise_payload
+from offergrid_integration.contract import (
+    DEPLOY_CHECK_EVENT,
+    QueuedMessage,
+    format_timestamp,
+    normalise_payload,
+)
 from offergrid_integration.observability import logger
 from offergrid_integration.webhooks.signature import compact_json, sign
 
@@ -47,9 +52,9 @@ __all__ = [
     "signed_delivery",
 ]
 
-# Unknown to the processor on purpose (docs/decisions.md#2: queued, kept, logged, never acted on), and
-# never an Offergrid event: no release will ever give it a use case.
-DEPLOY_CHECK_EVENT: Final = "offergrid-integration.deploy-check"
+# DEPLOY_CHECK_EVENT (contract.py): unknown to the processor on purpose (docs/decisions.md#2:
+# queued, kept, logged, never acted on), never an Offergrid event. The ingress archives the check's
+# delivery under checks/, apart from Offergrid's (kept a day), and leaves it out of WebhookVerified.
 WEBHOOK_PATH: Final = "/webhooks/offergrid"
 SIGNATURE_HEADER_NAME: Final = "X-Offergrid-Signature"
 SUCCEEDED: Final = "Succeeded"

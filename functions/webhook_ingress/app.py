@@ -2,7 +2,8 @@
 
 Wiring only. The ingress (settings, secret store, SQS queue) is built once per container
 (`offergrid_integration.container`: at import inside Lambda, on first use elsewhere); `reset()` drops
-it or puts one built by hand (tests, the benchmark). The correlation id is API Gateway's request id.
+it or puts one built by hand (tests, the benchmark). The correlation id is API Gateway's request id,
+which also names the delivery in the archive.
 No Powertools Tracer here: importing the X-Ray SDK would dominate the cold start of a function whose
 job is to answer fast; Lambda's active tracing still records each invocation.
 """
@@ -17,6 +18,8 @@ with init_phase():  # the GC paused while the imports and the init allocate (con
     from aws_lambda_powertools.logging import correlation_paths
 
     from offergrid_integration import aws
+    from offergrid_integration.archive.background import ARCHIVE_WAIT_SECONDS, BackgroundArchive
+    from offergrid_integration.archive.s3_archive import S3DeliveryArchive
     from offergrid_integration.observability import log_metrics, logger
     from offergrid_integration.orders.sqs_queue import S3ClaimChecks, SqsQueue
     from offergrid_integration.secrets import Secret, parse_webhook_secrets
@@ -28,8 +31,10 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
 
-def build_ingress() -> WebhookIngress:
-    """The ingress wired to this function's environment; `ConfigurationError` names a bad variable."""
+def build_ingress(*, archive_wait_seconds: float = ARCHIVE_WAIT_SECONDS) -> WebhookIngress:
+    """The ingress wired to this function's environment; `ConfigurationError` names a bad variable.
+    `archive_wait_seconds`: how long an answer waits for its archive write after the queue write
+    (tests on a busy machine wait longer, so that "archived" never depends on the machine's speed)."""
     settings = WebhookIngressSettings.from_environ()
     secrets = Secret(
         settings.offergrid_webhook_secret,
@@ -37,10 +42,29 @@ def build_ingress() -> WebhookIngress:
         max_age_seconds=settings.secrets_cache_seconds,
         client=aws.clients().secretsmanager,
     )
-    # Its own clients: fail-fast timeouts; the claim checks' S3 client only for a body SQS cannot hold.
-    claim_checks = S3ClaimChecks(settings.claim_check_bucket) if settings.claim_check_bucket else None
+    # Its own clients, fail-fast timeouts. One S3 client for the archive and the claim checks, made by
+    # the first delivery's archive write on its worker thread: neither the init nor a queue write waits.
+    archive = (
+        S3DeliveryArchive(settings.delivery_archive_bucket) if settings.delivery_archive_bucket else None
+    )
+    claim_checks = (
+        S3ClaimChecks(
+            settings.claim_check_bucket,
+            client_factory=(lambda: archive.client) if archive is not None else None,
+        )
+        if settings.claim_check_bucket
+        else None
+    )
     queue = SqsQueue(settings.orders_queue_url, claim_checks=claim_checks)
-    return WebhookIngress(secrets=secrets, queue=queue, max_body_bytes=settings.webhook_max_body_bytes)
+    return WebhookIngress(
+        secrets=secrets,
+        queue=queue,
+        max_body_bytes=settings.webhook_max_body_bytes,
+        archive=BackgroundArchive(archive) if archive is not None else None,
+        archive_wait_seconds=archive_wait_seconds,
+        stale_mode=settings.stale_delivery_mode,
+        stale_tolerance_seconds=settings.stale_delivery_tolerance_seconds,
+    )
 
 
 _ingress = Container(build_ingress, close=lambda _: aws.reset())

@@ -38,5 +38,16 @@ def test_demo_scenario_goes_as_expected(tmp_path: Path, capsys: pytest.CaptureFi
     assert report.ok, "\n".join(failed) + "\n" + capsys.readouterr().out
     assert report.seconds < MAX_SECONDS
     names = " ".join(check.name for check in report.checks)
-    for step in ("sync", "accepted", "rejected", "cancelled", "status updates", "reconciliation", "DLQ"):
+    steps = (
+        "sync",
+        "accepted",
+        "rejected",
+        "cancelled",
+        "status updates",
+        "reconciliation",
+        "DLQ",
+        "archive",
+        "story",
+    )
+    for step in steps:
         assert step in names, f"the scenario lost its {step!r} step"

@@ -13,6 +13,7 @@ import json
 import re
 import shlex
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ import pytest
 
 from devtools import offer_sync_cli, replay, smoke
 from devtools.local.__main__ import build_parser as local_parser
-from devtools.local.stack import DEFAULT_TEMPLATE, SAMPLE_CATALOG, LocalEnvironment
+from devtools.local.stack import DEFAULT_TEMPLATE, LOCAL_WEBHOOK_SECRET, SAMPLE_CATALOG, LocalEnvironment
 from devtools.local.template import Template, load_template
 from tests.e2e.runbook_blocks import (
     REPO,
@@ -362,7 +363,58 @@ def check_first_deploy_smoke(local: LocalEnvironment, runner: LocalRunner) -> No
     assert json.loads(hook.out)["status"] == "Succeeded"
 
 
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _deliver(local: LocalEnvironment, item_id: str) -> None:
+    assert local.fake is not None
+    payload = local.fake.webhook_payload("order.created", item_id)
+    status, _ = local.fake.deliver_webhook(
+        local.api_url("WebhookIngressFunction"), payload, LOCAL_WEBHOOK_SECRET
+    )
+    assert status == 200
+
+
+def check_archive_replay_window(local: LocalEnvironment, runner: LocalRunner) -> None:
+    # Given a window in which an order was delivered twice and its messages were lost (a bad release)
+    assert local.fake is not None
+    start = datetime.now(UTC) - timedelta(seconds=1)
+    item = local.fake.add_order_item(status="pending")["id"]
+    _deliver(local, item)
+    _deliver(local, item)
+    empty_queues(local)
+    end = datetime.now(UTC)
+    # When the window is dry-run, then replayed
+    dry, replayed = _run_block(runner, "archive-replay-window", **{"from": _iso(start), "to": _iso(end)})
+    # Then the dry run says it would queue the order once and queues nothing; the replay queues it once
+    assert "1 would queue, 1 duplicate(s) in the window" in dry.out.splitlines()[-1], dry.out
+    assert "1 queued, 1 duplicate(s) in the window" in replayed.out.splitlines()[-1], replayed.out
+    keys = [m["MessageAttributes"]["dedupKey"]["StringValue"] for m in _messages(local, "OrdersQueueUrl")]
+    assert keys == [f"order.created:{item}"]
+
+
+def check_item_trace(local: LocalEnvironment, runner: LocalRunner) -> None:
+    # Given an order decided through the webhook
+    assert local.fake is not None
+    item = local.fake.add_order_item(status="pending")["id"]
+    _deliver(local, item)
+    local.drain(timeout=60)
+    # When its story is asked for
+    (result,) = _run_block(runner, "item-trace", itemId=item)
+    # Then the delivery, the decision, what the processor remembers and Offergrid's view are in it
+    lines = result.out.splitlines()
+    assert lines[0] == f"== the story of item {item} (the local stack)"
+    assert any("order.created delivered by Offergrid" in line for line in lines)
+    assert any(line.startswith("decision: ") for line in lines)
+    assert any(line.startswith(f"queue message order.created:{item}: completed") for line in lines)
+    assert lines[-1].startswith(f"item {item}: ")
+    assert f'filter itemId = "{item}"' in result.out
+
+
 CHECKS: dict[str, Callable[[LocalEnvironment, LocalRunner], None]] = {
+    "archive-replay-window": check_archive_replay_window,
+    "item-trace": check_item_trace,
     "pipeline-hook": check_pipeline_hook,
     "webhook-replay": check_webhook_replay,
     "dlq-inspect": check_dlq_inspect,

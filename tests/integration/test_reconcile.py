@@ -326,7 +326,13 @@ def test_a_run_stops_at_its_share_of_the_budget_and_says_so(
                 recorded.append(name)
 
     report.emit_metrics(Recorder())
-    assert sorted(recorded) == ["ReconcileFailed", "ReconcileMissingWorkOrder", "ReconcileRepairsQueued"]
+    # (ReconcileRuns: the heartbeat of the reconcile-not-running alarm, a run however it went; issue 25)
+    assert sorted(recorded) == [
+        "ReconcileFailed",
+        "ReconcileMissingWorkOrder",
+        "ReconcileRepairsQueued",
+        "ReconcileRuns",
+    ]
 
 
 def test_the_budget_share_gives_calls_per_run() -> None:

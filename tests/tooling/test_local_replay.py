@@ -63,6 +63,8 @@ def _messages(local: LocalEnvironment, output: str) -> list[Any]:
         ["dlq", "redrive"],
         ["sync"],
         ["reconcile"],
+        ["archive"],
+        ["trace"],
     ],
 )
 def test_every_command_has_help(argv: list[str], capsys: pytest.CaptureFixture[str]):

@@ -8,6 +8,7 @@ import pytest
 from pydantic import BaseModel
 
 from offergrid_integration.config import CommonSettings, ConfigurationError, env_var_names, load_settings
+from offergrid_integration.webhooks.freshness import DEFAULT_TOLERANCE_SECONDS, StaleMode
 from offergrid_integration.webhooks.settings import WebhookIngressSettings
 
 QUEUE_URL = "https://sqs.eu-west-1.amazonaws.com/123456789012/offergrid-orders"
@@ -163,6 +164,9 @@ def test_env_var_names_are_the_aliases():
         "ORDERS_QUEUE_URL",
         "WEBHOOK_MAX_BODY_BYTES",
         "CLAIM_CHECK_BUCKET",
+        "DELIVERY_ARCHIVE_BUCKET",
+        "STALE_DELIVERY_MODE",
+        "STALE_DELIVERY_TOLERANCE_SECONDS",
     ]
 
 
@@ -205,7 +209,27 @@ WEBHOOK_BAD_VALUES = [
     ("WEBHOOK_MAX_BODY_BYTES", "256KiB"),
     ("SECRETS_CACHE_SECONDS", "7200"),
     ("AWS_ENDPOINT_URL", "not a url"),
+    ("STALE_DELIVERY_MODE", "log"),  # docs/decisions.md#20: count or refuse, nothing else
+    ("STALE_DELIVERY_MODE", "count,refuse"),
+    ("STALE_DELIVERY_TOLERANCE_SECONDS", "0"),
+    ("STALE_DELIVERY_TOLERANCE_SECONDS", "86401"),
+    ("STALE_DELIVERY_TOLERANCE_SECONDS", "1h"),
 ]
+
+
+@pytest.mark.parametrize(
+    ("mode", "tolerance", "expected"),
+    [
+        ("refuse", "600", (StaleMode.REFUSE, 600)),
+        ("count", "86400", (StaleMode.COUNT, 86_400)),
+        ("", "", (StaleMode.COUNT, DEFAULT_TOLERANCE_SECONDS)),  # blank is unset: the defaults
+    ],
+)
+def test_the_webhook_reads_its_stale_delivery_settings(mode: str, tolerance: str, expected: tuple[Any, int]):
+    environ = {**WEBHOOK_ENV, "STALE_DELIVERY_MODE": mode, "STALE_DELIVERY_TOLERANCE_SECONDS": tolerance}
+    settings = WebhookIngressSettings.from_environ(environ)
+
+    assert (settings.stale_delivery_mode, settings.stale_delivery_tolerance_seconds) == expected
 
 
 @pytest.mark.parametrize(("name", "value"), COMMON_BAD_VALUES)

@@ -230,3 +230,25 @@ def test_the_execution_role_reaches_every_resource_the_stack_names_itself(
         assert any(fnmatch.fnmatchcase(arn.replace("{name}", generated), pattern) for pattern in patterns), (
             logical_id
         )
+
+
+def test_the_execution_role_reaches_every_event_bus_resource_the_stack_names() -> None:
+    import fnmatch
+
+    # The bus, its rule's ARNs and the bus's EventBridge archive (issue 25), named after the stage.
+    stack = load_template(REPO / "template.yaml")
+    patterns = _execution_role_resources("events:*")
+    names = {
+        "AWS::Events::EventBus": ("Name", "event-bus/{}"),
+        "AWS::Events::Archive": ("ArchiveName", "archive/{}"),
+    }
+    checked = 0
+    for logical_id, resource in stack["Resources"].items():
+        if resource["Type"] not in names:
+            continue
+        prop, form = names[resource["Type"]]
+        name = resource["Properties"][prop]["Fn::Sub"]
+        arn = "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:" + form.format(name)
+        assert any(fnmatch.fnmatchcase(arn, pattern) for pattern in patterns), logical_id
+        checked += 1
+    assert checked == 2

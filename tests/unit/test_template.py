@@ -15,8 +15,11 @@ from typing import Any
 import pytest
 
 from devtools.cfn_yaml import load_template
+from offergrid_integration.archive.deliveries import ARCHIVE_PREFIX, CHECKS_PREFIX
 from offergrid_integration.contract import SQS_MAX_MESSAGE_BYTES
 from offergrid_integration.orders.sqs_queue import CLAIM_CHECK_PREFIX
+from offergrid_integration.webhooks.freshness import DEFAULT_TOLERANCE_SECONDS, StaleMode
+from offergrid_integration.webhooks.settings import MAX_STALE_TOLERANCE_SECONDS
 
 TEMPLATE = load_template()
 RESOURCES: dict[str, dict[str, Any]] = TEMPLATE["Resources"]
@@ -229,12 +232,24 @@ def test_the_orders_queue_has_an_age_alarm_with_a_threshold_parameter() -> None:
     assert PARAMETERS[threshold]["Type"] == "Number"
 
 
+# Heartbeats (issue 25): what must keep happening, so no data is the alarm. They notify only while the
+# schedules that make the data run: a paused stack is not an incident.
+HEARTBEAT_ALARMS = {
+    "OfferSyncNotSucceedingAlarm": "OfferSyncSucceeded",
+    "ReconcileNotRunningAlarm": "ReconcileRuns",
+}
+
+
 @pytest.mark.parametrize("alarm_id", sorted(ALARMS))
 def test_every_alarm_notifies_the_topic_on_alarm_and_ok(alarm_id: str) -> None:
     props = ALARMS[alarm_id]
     assert [ref_target(a) for a in props.get("AlarmActions", [])] == [ALARM_TOPIC]
     assert [ref_target(a) for a in props.get("OKActions", [])] == [ALARM_TOPIC]
-    assert props.get("TreatMissingData") in {"notBreaching", "missing"}, "no data is no alarm"
+    if alarm_id in HEARTBEAT_ALARMS:
+        assert props["TreatMissingData"] == "breaching", "a heartbeat's silence is the alarm"
+        assert props["ActionsEnabled"] == {"Fn::If": ["SchedulesEnabled", True, False]}
+    else:
+        assert props.get("TreatMissingData") in {"notBreaching", "missing"}, "no data is no alarm"
     assert props["AlarmDescription"].strip()
     # The topic policy lets CloudWatch publish for alarms of this name prefix only.
     assert props["AlarmName"]["Fn::Sub"].startswith("offergrid-integration-${Environment}-")
@@ -535,23 +550,81 @@ def test_claim_checks_expire_only_after_every_message_that_can_point_at_them() -
     orders = QUEUES["OrdersQueue"]
     dlq = QUEUES[str(ref_target(orders["RedrivePolicy"]["deadLetterTargetArn"]))]
     longest_message_days = (orders["MessageRetentionPeriod"] + dlq["MessageRetentionPeriod"]) / 86_400
-    [rule] = RESOURCES["ClaimCheckBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    rule = _lifecycle_rules()[CLAIM_CHECK_PREFIX]
     assert rule["Status"] == "Enabled"
     assert longest_message_days < rule["ExpirationInDays"] <= longest_message_days + 2
 
 
+def _lifecycle_rules() -> dict[str, dict[str, Any]]:
+    """The webhook bucket's lifecycle rules by the prefix each expires."""
+    rules = RESOURCES["ClaimCheckBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    return {rule["Prefix"]: rule for rule in rules}
+
+
+def test_every_prefix_the_webhook_writes_expires_by_its_own_rule() -> None:
+    # One bucket, three prefixes (claim checks, the archive, deploy checks): each with its own retention,
+    # none left without one, none expiring another's objects.
+    rules = _lifecycle_rules()
+    written = {
+        str(r["Fn::Sub"]).split("/", 1)[1].removesuffix("*") for _, r in _s3_grants("WebhookIngressFunction")
+    }
+    assert written == set(rules) == {CLAIM_CHECK_PREFIX, ARCHIVE_PREFIX, CHECKS_PREFIX}
+    assert all(rule["Status"] == "Enabled" for rule in rules.values())
+    assert not any(a != b and a.startswith(b) for a in rules for b in rules), "prefixes overlap"
+    # the archive keeps deliveries as long as the parameter says, 90 days unless told otherwise
+    assert ref_target(rules[ARCHIVE_PREFIX]["ExpirationInDays"]) == "DeliveryArchiveRetentionDays"
+    assert PARAMETERS["DeliveryArchiveRetentionDays"]["Default"] == 90
+    assert rules[CHECKS_PREFIX]["ExpirationInDays"] == 1
+
+
+def test_the_webhook_archives_into_its_bucket_and_judges_staleness_as_the_parameters_say() -> None:
+    webhook_env = FUNCTIONS["WebhookIngressFunction"]["Environment"]["Variables"]
+    assert ref_target(webhook_env["DELIVERY_ARCHIVE_BUCKET"]) == "ClaimCheckBucket"
+    assert ref_target(webhook_env["STALE_DELIVERY_MODE"]) == "StaleDeliveryMode"
+    assert ref_target(webhook_env["STALE_DELIVERY_TOLERANCE_SECONDS"]) == "StaleDeliveryToleranceSeconds"
+    # docs/decisions.md#20: counted, not refused, unless someone decides otherwise
+    assert PARAMETERS["StaleDeliveryMode"]["Default"] == "count"
+    assert set(PARAMETERS["StaleDeliveryMode"]["AllowedValues"]) == {mode.value for mode in StaleMode}
+    tolerance = PARAMETERS["StaleDeliveryToleranceSeconds"]
+    assert tolerance["Default"] == DEFAULT_TOLERANCE_SECONDS
+    # refusable before the dedup key is forgotten (IDEMPOTENCY_EXPIRY_SECONDS' default, a day)
+    assert tolerance["MaxValue"] <= MAX_STALE_TOLERANCE_SECONDS == 86_400
+
+
+def test_the_provider_bus_is_archived_as_long_as_the_deliveries() -> None:
+    [(archive_id, archive)] = list(resources_of("AWS::Events::Archive"))
+    assert ref_target(archive["SourceArn"]) == "ProviderEventBus"
+    assert ref_target(archive["RetentionDays"]) == "DeliveryArchiveRetentionDays"
+    assert "EventPattern" not in archive, "every event of the bus, both ways"
+    # named after the stage, within the deploy pipeline's execution role (pipeline/bootstrap.yaml)
+    assert archive["ArchiveName"]["Fn::Sub"].startswith("offergrid-integration-${Environment}-")
+    assert archive_id in {ref_target(o["Value"]) for o in TEMPLATE["Outputs"].values()}
+
+
 def _s3_grants(function_id: str) -> list[tuple[str, Any]]:
+    """(action, resource) of each S3 statement of the function's role, one row per resource."""
     return [
-        (statement["Action"], statement["Resource"])
+        (statement["Action"], resource)
         for statement in _statements(FUNCTIONS[function_id])
         if str(statement["Action"]).startswith("s3:")
+        for resource in (
+            statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        )
     ]
 
 
-def test_the_webhook_may_only_put_claim_checks_and_the_processor_only_get_them() -> None:
-    objects = {"Fn::Sub": "${ClaimCheckBucket.Arn}/" + CLAIM_CHECK_PREFIX + "*"}
-    assert _s3_grants("WebhookIngressFunction") == [("s3:PutObject", objects)]
-    assert _s3_grants("OrderProcessorFunction") == [("s3:GetObject", objects)]
+def test_the_webhook_may_only_put_claim_checks_and_deliveries_and_the_processor_only_get_claim_checks() -> (
+    None
+):
+    def objects(prefix: str) -> dict[str, str]:
+        return {"Fn::Sub": "${ClaimCheckBucket.Arn}/" + prefix + "*"}
+
+    assert _s3_grants("WebhookIngressFunction") == [
+        ("s3:PutObject", objects(CLAIM_CHECK_PREFIX)),
+        ("s3:PutObject", objects(ARCHIVE_PREFIX)),
+        ("s3:PutObject", objects(CHECKS_PREFIX)),
+    ]
+    assert _s3_grants("OrderProcessorFunction") == [("s3:GetObject", objects(CLAIM_CHECK_PREFIX))]
     webhook_env = FUNCTIONS["WebhookIngressFunction"]["Environment"]["Variables"]
     assert ref_target(webhook_env["CLAIM_CHECK_BUCKET"]) == "ClaimCheckBucket"
     # ... and the queue holds what the writer measures against (contract.py)
@@ -690,3 +763,90 @@ def test_the_pre_traffic_hook_may_invoke_the_new_versions_and_report_nothing_mor
     # it waits for the processor's whole timeout and still has time to report
     timeouts = [function_property(FUNCTIONS[f], "Timeout") for f in ROLLED_OUT]
     assert function_property(hook, "Timeout") > sum(timeouts)
+
+
+# --- silence and health (issue 25): what stops happening raises an alarm -------------------------------
+def _metric_stats(alarm_id: str) -> dict[str, tuple[dict[str, Any], Any]]:
+    """Metric name -> (its dimensions, its period) of each metric an alarm reads."""
+    stats: dict[str, tuple[dict[str, Any], Any]] = {}
+    for query in ALARMS[alarm_id].get("Metrics", []):
+        if "MetricStat" in query:
+            metric = query["MetricStat"]["Metric"]
+            dims = {d["Name"]: d["Value"] for d in metric.get("Dimensions", [])}
+            stats[metric["MetricName"]] = (dims, query["MetricStat"]["Period"])
+    return stats
+
+
+def _expression(alarm_id: str) -> str:
+    [expression] = [q["Expression"] for q in ALARMS[alarm_id]["Metrics"] if "Expression" in q]
+    return str(expression)
+
+
+def _hours(parameter: str) -> dict[str, Any]:
+    return {"Fn::FindInMap": ["AlarmHours", {"Ref": parameter}, "Seconds"]}
+
+
+def test_every_alarm_hours_parameter_has_a_period_for_each_of_its_values() -> None:
+    periods = TEMPLATE["Mappings"]["AlarmHours"]
+    assert all(entry["Seconds"] == int(hours) * 3600 for hours, entry in periods.items())
+    hour_parameters = [name for name in PARAMETERS if name.endswith("AlarmHours")]
+    assert len(hour_parameters) == 3
+    for name in hour_parameters:
+        assert {str(value) for value in PARAMETERS[name]["AllowedValues"]} <= set(periods), name
+        assert str(PARAMETERS[name]["Default"]) in periods, name
+
+
+def test_the_silence_alarm_wants_verified_deliveries_whenever_the_sweep_lists_pending_orders() -> None:
+    # no verified delivery in the window AND pending orders listed by the sweep in the same window
+    window = _hours("WebhookSilenceAlarmHours")
+    assert _metric_stats("WebhookSilenceAlarm") == {
+        "WebhookVerified": ({"service": "webhook-ingress"}, window),
+        "OrderSweepListed": ({"service": "offer-sync"}, window),
+    }
+    expression = _expression("WebhookSilenceAlarm").replace(" ", "")
+    # a window without a single verified delivery must count as 0 of them, not as no data
+    assert "FILL(verified,0)==0" in expression
+    assert "FILL(listed,0)>0" in expression
+    props = ALARMS["WebhookSilenceAlarm"]
+    assert (props["Threshold"], props["ComparisonOperator"]) == (0, "GreaterThanThreshold")
+    # with the schedule paused the sweep lists nothing: no alarm on a stack that is not running
+    assert props["TreatMissingData"] == "notBreaching"
+    assert PARAMETERS["WebhookSilenceAlarmHours"]["Default"] == 6
+
+
+def test_an_order_only_the_sweep_found_raises_an_alarm() -> None:
+    props = ALARMS["OrderFoundOnlyBySweepAlarm"]
+    assert _metric_stats("OrderFoundOnlyBySweepAlarm") == {
+        "OrderSweepEnqueued": ({"service": "offer-sync"}, 3600)
+    }
+    assert (props["Threshold"], props["ComparisonOperator"]) == (0, "GreaterThanThreshold")
+
+
+@pytest.mark.parametrize(
+    ("alarm_id", "hours"),
+    [
+        ("OfferSyncNotSucceedingAlarm", "OfferSyncSilenceAlarmHours"),
+        ("ReconcileNotRunningAlarm", "ReconcileSilenceAlarmHours"),
+    ],
+)
+def test_a_heartbeat_alarms_when_its_beat_stops_for_its_hours(alarm_id: str, hours: str) -> None:
+    props = ALARMS[alarm_id]
+    assert _metric_stats(alarm_id) == {HEARTBEAT_ALARMS[alarm_id]: ({"service": "offer-sync"}, _hours(hours))}
+    assert _expression(alarm_id).replace(" ", "") == "FILL(runs,0)"
+    assert (props["Threshold"], props["ComparisonOperator"]) == (1, "LessThanThreshold")
+    # the schedules that make the beat are the offer sync's (paused with OfferSyncScheduleState)
+    assert TEMPLATE["Conditions"]["SchedulesEnabled"] == {
+        "Fn::Equals": [{"Ref": "OfferSyncScheduleState"}, "ENABLED"]
+    }
+    schedules = FUNCTIONS["OfferSyncFunction"]["Events"]
+    assert {ref_target(event["Properties"]["State"]) for event in schedules.values()} == {
+        "OfferSyncScheduleState"
+    }
+
+
+def test_a_delivery_not_archived_raises_an_alarm() -> None:
+    props = ALARMS["DeliveryArchiveFailedAlarm"]
+    assert _metric_stats("DeliveryArchiveFailedAlarm") == {
+        "WebhookArchiveFailed": ({"service": "webhook-ingress"}, 300)
+    }
+    assert (props["Threshold"], props["ComparisonOperator"]) == (0, "GreaterThanThreshold")

@@ -2,8 +2,10 @@
 
 Reads the webhook secret from Secrets Manager on the first request (JSON `{"current", "previous"}` or
 a plain string), verifies the HMAC-SHA256 signature, checks the body is a JSON object with an `event`,
-and sends it to the orders queue; one SQS and one Secrets Manager client created at import. No
-validation model, no logging or metrics framework. Not deployed.
+and sends it to the orders queue; with `DELIVERY_ARCHIVE_BUCKET` set (as the template sets it) it
+first puts the body and its signature in S3, as the archive of verified deliveries does (one S3 client,
+made on the first delivery). One SQS and one Secrets Manager client created at import. No validation
+model, no logging or metrics framework. Not deployed.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import hashlib
 import hmac
 import json
 import os
+import time
+import uuid
 from typing import Any
 
 import boto3
@@ -22,7 +26,9 @@ SECRET_ID = os.environ["OFFERGRID_WEBHOOK_SECRET"]
 endpoint = os.environ.get("AWS_ENDPOINT_URL") or None
 sqs = boto3.client("sqs", endpoint_url=endpoint)
 secretsmanager = boto3.client("secretsmanager", endpoint_url=endpoint)
+ARCHIVE_BUCKET = os.environ.get("DELIVERY_ARCHIVE_BUCKET") or None
 _secrets: list[str] = []
+_s3: list[Any] = []
 
 
 def _webhook_secrets() -> list[str]:
@@ -50,6 +56,12 @@ def lambda_handler(event: dict[str, Any], context: object) -> dict[str, Any]:
         for secret in _webhook_secrets()
     ):
         return {"statusCode": 401, "body": '{"message":"Unauthorized"}'}
+    if ARCHIVE_BUCKET:
+        if not _s3:
+            _s3.append(boto3.client("s3", endpoint_url=endpoint))
+        key = f"archive/bare/{time.strftime('%Y/%m/%d/%H', time.gmtime())}/{uuid.uuid4()}.json"
+        record = {"headers": {"x-offergrid-signature": signature}, "isBase64Encoded": False, "body": body}
+        _s3[0].put_object(Bucket=ARCHIVE_BUCKET, Key=key, Body=json.dumps(record).encode())
     payload = json.loads(raw)
     if not isinstance(payload, dict) or not isinstance(payload.get("event"), str):
         return {"statusCode": 400, "body": '{"message":"Bad Request"}'}

@@ -32,6 +32,10 @@ EVENT_TYPE_MAX_LENGTH: Final = 100
 _EVENT_TYPE_RE: Final = re.compile(r"[!-~]{1," + str(EVENT_TYPE_MAX_LENGTH) + r"}")
 # Offergrid nests two or three levels; hundreds of levels are hostile (the stdlib recurses on them).
 MAX_JSON_DEPTH: Final = 32
+# Ours, never Offergrid's: the event type of the deploy check's signed delivery (the pre-traffic hook,
+# `make smoke`). Unknown to the processor on purpose (docs/decisions.md#2: queued, kept, never acted
+# on); the ingress archives it apart from Offergrid's deliveries and leaves it out of `WebhookVerified`.
+DEPLOY_CHECK_EVENT: Final = "offergrid-integration.deploy-check"
 MAX_DEDUP_KEY_LENGTH: Final = 256
 _HASH_HEX_LENGTH: Final = 32  # 128 bits of SHA-256: collision-free for any realistic volume
 # What SQS takes in one message (MaximumMessageSize in template.yaml): body plus attributes.
@@ -54,7 +58,9 @@ class EventType(StrEnum):
 RECONCILE_OPEN: Final = "reconcile.open_work_order"
 RECONCILE_CANCEL: Final = "reconcile.cancel_work_order"
 
-MessageSource = Literal["webhook", "sweep", "provider", "reconcile"]
+# "replay": an archived delivery queued again by `replay archive` (same event, same dedup key as the
+# webhook's).
+MessageSource = Literal["webhook", "sweep", "provider", "reconcile", "replay"]
 _SOURCES: Final = frozenset(get_args(MessageSource))
 
 

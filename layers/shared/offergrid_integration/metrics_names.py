@@ -35,6 +35,7 @@ __all__ = [
     "OFFER_SYNC_PENDING",
     "OFFER_SYNC_REMOVALS_REFUSED",
     "OFFER_SYNC_RUN_FAILED",
+    "OFFER_SYNC_SUCCEEDED",
     "OFFER_SYNC_UNATTRIBUTABLE_ROWS",
     "OFFER_SYNC_UNCHANGED",
     "OFFER_SYNC_UPDATED",
@@ -45,6 +46,7 @@ __all__ = [
     "RECONCILE_MISSING_WORK_ORDER",
     "RECONCILE_OPEN_WORK_ORDER_FOR_ENDED_ITEM",
     "RECONCILE_REPAIRS_QUEUED",
+    "RECONCILE_RUNS",
     "RECONCILE_UNKNOWN_WORK_ORDER",
     "SERVICEABILITY_RULES_STALE",
     "SERVICES",
@@ -95,6 +97,7 @@ OFFER_SYNC_PENDING: Final = "OfferSyncPending"
 OFFER_SYNC_INCOMPLETE: Final = "OfferSyncIncomplete"
 OFFER_SYNC_RUN_FAILED: Final = "OfferSyncRunFailed"
 OFFER_SYNC_LOCKED: Final = "OfferSyncLocked"
+OFFER_SYNC_SUCCEEDED: Final = "OfferSyncSucceeded"
 
 # --- coverage rules (orders/serviceability.py): order-processor ----------------------------------------
 SERVICEABILITY_RULES_STALE: Final = "ServiceabilityRulesStale"
@@ -106,6 +109,7 @@ RECONCILE_UNKNOWN_WORK_ORDER: Final = "ReconcileUnknownWorkOrder"
 RECONCILE_DECISION_MISMATCH: Final = "ReconcileDecisionMismatch"
 RECONCILE_REPAIRS_QUEUED: Final = "ReconcileRepairsQueued"
 RECONCILE_FAILED: Final = "ReconcileFailed"
+RECONCILE_RUNS: Final = "ReconcileRuns"
 
 # The `Status` dimension of OffergridError: a fixed set, whatever the server answers.
 NETWORK: Final = "network"  # no HTTP answer: refused, reset, dropped, timed out
@@ -152,6 +156,21 @@ CATALOGUE: Final[dict[str, MetricInfo]] = {
     "WebhookQueueFailed": MetricInfo((WEBHOOK_INGRESS,), _COUNT, "SQS refused the message (answered 503)"),
     "WebhookSecretUnavailable": MetricInfo(
         (WEBHOOK_INGRESS,), _COUNT, "the webhook secret could not be read (answered 503)"
+    ),
+    "WebhookVerified": MetricInfo(
+        (WEBHOOK_INGRESS,),
+        _COUNT,
+        "deliveries whose signature verified, the deploy check's left out: the silence alarm's signal",
+    ),
+    "WebhookStale": MetricInfo(
+        (WEBHOOK_INGRESS,),
+        _COUNT,
+        "verified deliveries whose signed timestamp is older than the tolerance (docs/decisions.md#20)",
+    ),
+    "WebhookArchiveFailed": MetricInfo(
+        (WEBHOOK_INGRESS,),
+        _COUNT,
+        "verified deliveries whose archive write failed or was late (the queue write went on)",
     ),
     # order processor (functions/order_processor/app.py)
     "OrderAccepted": MetricInfo((ORDER_PROCESSOR,), _COUNT, "order items accepted"),
@@ -212,6 +231,9 @@ CATALOGUE: Final[dict[str, MetricInfo]] = {
     OFFER_SYNC_INCOMPLETE: MetricInfo((OFFER_SYNC,), _COUNT, "1 when the run stopped early (resumes)"),
     OFFER_SYNC_RUN_FAILED: MetricInfo((OFFER_SYNC,), _COUNT, "1 when the run could not plan at all"),
     OFFER_SYNC_LOCKED: MetricInfo((OFFER_SYNC,), _COUNT, "1 when another run held the lock"),
+    OFFER_SYNC_SUCCEEDED: MetricInfo(
+        (OFFER_SYNC,), _COUNT, "1 when a run (not a dry run) completed: the not-succeeding alarm's heartbeat"
+    ),
     "OrderSweepListed": MetricInfo((OFFER_SYNC,), _COUNT, "undecided order items listed by the sweep"),
     "OrderSweepEnqueued": MetricInfo((OFFER_SYNC,), _COUNT, "missed orders queued by the sweep"),
     "OrderSweepFailed": MetricInfo((OFFER_SYNC,), _COUNT, "items not queued, or a failed sweep"),
@@ -231,6 +253,9 @@ CATALOGUE: Final[dict[str, MetricInfo]] = {
     RECONCILE_REPAIRS_QUEUED: MetricInfo((OFFER_SYNC,), _COUNT, "repair messages queued for the processor"),
     RECONCILE_FAILED: MetricInfo(
         (OFFER_SYNC,), _COUNT, "a reconciliation that failed or stopped early, or repairs not queued"
+    ),
+    RECONCILE_RUNS: MetricInfo(
+        (OFFER_SYNC,), _COUNT, "1 per reconciliation run (not a dry run): the not-running alarm's heartbeat"
     ),
     # the Offergrid client of both callers
     OFFERGRID_REQUEST: MetricInfo(OFFERGRID_CALLERS, _COUNT, "HTTP attempts to Offergrid (retries included)"),

@@ -24,6 +24,7 @@ cold start.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import json
@@ -31,7 +32,7 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -43,11 +44,13 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.logging.types import LogRecord
 
 __all__ = [
+    "ITEM_LOG_KEYS",
     "METRICS_NAMESPACE",
     "REDACTED",
     "DisabledTracer",
     "RedactingFilter",
     "RedactingFormatter",
+    "item_log_scope",
     "log_metrics",
     "logger",
     "metric_dimensions",
@@ -213,6 +216,23 @@ logger = Logger(logger_formatter=RedactingFormatter())
 metrics = Metrics(namespace=os.environ.get(METRICS_NAMESPACE_ENV) or METRICS_NAMESPACE)
 _quiet_sdk_loggers()
 _attach_redacting_filter()
+
+
+# The keys naming the order item (and its order) on every log line about it, in all three functions:
+# one Logs Insights query (`filter itemId = "..."`, printed by `replay trace`) follows an item end to end.
+ITEM_LOG_KEYS = ("itemId", "orderId")
+
+
+@contextlib.contextmanager
+def item_log_scope(item_id: str | None = None, order_id: str | None = None) -> Iterator[None]:
+    """`itemId` / `orderId` (those given) on every log line written inside the block, and only there
+    (`logger.append_keys`, removed after): one record, one sweep item, one drift."""
+    keys = {name: value for name, value in zip(ITEM_LOG_KEYS, (item_id, order_id), strict=True) if value}
+    logger.append_keys(**keys)
+    try:
+        yield
+    finally:
+        logger.remove_keys(list(keys))
 
 
 def log_metrics[R](handler: Callable[..., R]) -> Callable[..., R]:

@@ -26,6 +26,7 @@ from offergrid_integration.metrics_names import (
     OFFER_SYNC_PENDING,
     OFFER_SYNC_REMOVALS_REFUSED,
     OFFER_SYNC_RUN_FAILED,
+    OFFER_SYNC_SUCCEEDED,
     OFFER_SYNC_UNATTRIBUTABLE_ROWS,
     OFFER_SYNC_UNCHANGED,
     OFFER_SYNC_UPDATED,
@@ -206,3 +207,7 @@ class SyncReport:
         metrics.add_metric(OFFER_SYNC_INCOMPLETE, "Count", int(self.status is RunStatus.INCOMPLETE))
         metrics.add_metric(OFFER_SYNC_RUN_FAILED, "Count", int(self.status is RunStatus.FAILED))
         metrics.add_metric(OFFER_SYNC_LOCKED, "Count", int(self.status is RunStatus.LOCKED))
+        # The heartbeat the offer-sync-not-succeeding alarm watches (a dry run is not the schedule's).
+        metrics.add_metric(
+            OFFER_SYNC_SUCCEEDED, "Count", int(self.status is RunStatus.COMPLETE and not self.dry_run)
+        )

@@ -34,13 +34,14 @@ from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idemp
 from offergrid_integration.checks import ConfigurationError
 from offergrid_integration.contract import ClaimCheck, ClaimCheckMissing, ClaimCheckStore, EventType
 from offergrid_integration.errors import PermanentError, classify
-from offergrid_integration.observability import logger, metrics
+from offergrid_integration.observability import ITEM_LOG_KEYS, logger, metrics
 from offergrid_integration.orders.batch import SqsRecord
 from offergrid_integration.orders.item_reads import BatchItemReads, Prefetch
 from offergrid_integration.orders.messages import (
     EventMessage,
     MalformedMessage,
     OrdersMessage,
+    StatusChangeMessage,
     parse_queue_message,
 )
 from offergrid_integration.orders.ports import (
@@ -63,6 +64,7 @@ __all__ = [
     "IDEMPOTENCY_KEY_PREFIX",
     "PermanentFailure",
     "RecordPipeline",
+    "item_log_keys",
     "mark_duplicate",
     "record_malformed",
     "report",
@@ -154,12 +156,16 @@ class RecordPipeline:
                 raise parsed
             message = parsed
             fields = {"dedupKey": message.dedup_key, "kind": message.kind, "source": message.source, **fields}
-            logger.append_keys(correlation_id=message.correlation_id, dedup_key=message.dedup_key)
+            logger.append_keys(
+                correlation_id=message.correlation_id, dedup_key=message.dedup_key, **item_log_keys(message)
+            )
             # The idempotency key comes from `message` only; `parsed` is handed through as it is.
             return self.process_once(
                 message={name: fields[name] for name in IDEMPOTENCY_FIELDS}, parsed=message
             )
         except MalformedMessage as exc:
+            if exc.item_id:
+                logger.append_keys(itemId=exc.item_id)
             outcome = record_malformed(exc, ports=self.ports)
             report(outcome, message_id=record.message_id)
             return outcome.to_dict()
@@ -184,7 +190,7 @@ class RecordPipeline:
                 metric.add_dimension("Reason", type(exc).__name__)
             raise
         finally:
-            logger.remove_keys(["correlation_id", "dedup_key"])
+            logger.remove_keys(["correlation_id", "dedup_key", *ITEM_LOG_KEYS])
 
     def _process(self, message: dict[str, Any], parsed: OrdersMessage) -> dict[str, Any]:
         """`message`: the plain data the idempotency key is taken from; `parsed`: the message."""
@@ -194,6 +200,18 @@ class RecordPipeline:
             raise PermanentFailure(outcome)
         report(outcome, dedup_key=parsed.dedup_key, kind=parsed.kind)
         return outcome.to_dict()
+
+
+def item_log_keys(message: OrdersMessage) -> dict[str, str]:
+    """The `itemId` / `orderId` keys of every log line about `message` (those it names): the same keys
+    as the webhook's and the sweep's lines, so one Logs Insights query follows an item everywhere."""
+    if isinstance(message, StatusChangeMessage):
+        return {"itemId": message.change.item_id}
+    event = getattr(message, "event", None)
+    if event is None:
+        return {}
+    keys = {"itemId": event.item_id, "orderId": event.order_id}
+    return {name: value for name, value in keys.items() if value}
 
 
 def wanted_item_ids(messages: Iterable[OrdersMessage]) -> list[str]:

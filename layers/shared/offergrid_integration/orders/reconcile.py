@@ -63,10 +63,11 @@ from offergrid_integration.metrics_names import (
     RECONCILE_MISSING_WORK_ORDER,
     RECONCILE_OPEN_WORK_ORDER_FOR_ENDED_ITEM,
     RECONCILE_REPAIRS_QUEUED,
+    RECONCILE_RUNS,
     RECONCILE_UNKNOWN_WORK_ORDER,
     MetricsSink,
 )
-from offergrid_integration.observability import logger
+from offergrid_integration.observability import item_log_scope, logger
 from offergrid_integration.offergrid.errors import NotFoundError, OffergridError, RateBudgetExhausted
 from offergrid_integration.offergrid.models import OrderItem, OrderItemStatus
 from offergrid_integration.orders.lifecycle import is_decidable, parse_status
@@ -201,6 +202,8 @@ class ReconcileReport:
         metrics.add_metric(RECONCILE_REPAIRS_QUEUED, "Count", len(self.queued))
         failed = len(self.failures) + int(self.error is not None) + int(self.incomplete is not None)
         metrics.add_metric(RECONCILE_FAILED, "Count", failed)
+        # The heartbeat the reconcile-not-running alarm watches: a run of the schedule's, however it went.
+        metrics.add_metric(RECONCILE_RUNS, "Count", 0 if self.dry_run else 1)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -370,6 +373,15 @@ def reconcile(
 
     if not dry_run:
         _queue_repairs(report, queue, now, correlation_id)
+    for found in report.drifts:
+        with item_log_scope(found.item_id, found.order_id):
+            logger.info(
+                "reconciliation found drift",
+                extra={
+                    "drift": {k: v for k, v in found.to_dict().items() if k != "itemId"},
+                    "dryRun": dry_run,
+                },
+            )
     logger.info("reconciliation finished", extra={"reconcile": {**report.to_dict(), "differences": None}})
     return report
 

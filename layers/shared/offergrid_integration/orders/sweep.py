@@ -30,7 +30,7 @@ from offergrid_integration.contract import (
 )
 from offergrid_integration.identifiers import identifier_problem
 from offergrid_integration.metrics_names import MAX_LISTED, MetricsSink
-from offergrid_integration.observability import logger
+from offergrid_integration.observability import item_log_scope, logger
 from offergrid_integration.offergrid.errors import OffergridError, RateBudgetExhausted
 from offergrid_integration.offergrid.models import OrderItem, OrderItemStatus
 
@@ -135,33 +135,54 @@ def sweep_missed_orders(
             report.failures.append({"itemId": "(unusable)", "reason": f"item id {problem}"})
             logger.warning("order sweep skipped an item with an unusable id", extra={"problem": problem})
             continue
-        if _is_recent(item.created_at, now, min_age_seconds):
-            report.too_recent += 1
-            continue
-        if decisions is not None and _decided(decisions, item.id):
-            report.already_decided += 1
-            continue
-        if not dry_run:
-            message = queued_message_for_order_item(
-                item_id=item.id,
-                order_id=_usable(item.order_id),
-                offer_id=_usable(item.offer_id),
-                received_at=utc_from_epoch(now),
-                created_at=format_timestamp(item.created_at) if item.created_at else None,
-                correlation_id=correlation_id,
-                source="sweep",
-            )
-            try:
-                send_queued_message(queue, message)
-            except QueueSendError as error:
-                report.failures.append({"itemId": item.id, "reason": str(error)})
-                continue
-        report.enqueued.append(item.id)
+        with item_log_scope(item.id, _usable(item.order_id)):
+            _sweep_item(item, queue, report, now, decisions, min_age_seconds, dry_run, correlation_id)
     logger.info(
         "order sweep finished",
         extra={"sweep": {k: v for k, v in report.to_dict().items() if k != "enqueued"}},
     )
     return report
+
+
+def _sweep_item(
+    item: OrderItem,
+    queue: QueuePort,
+    report: SweepReport,
+    now: float,
+    decisions: DecisionLookup | None,
+    min_age_seconds: float,
+    dry_run: bool,
+    correlation_id: str | None,
+) -> None:
+    """One listed item: left to its webhook (too recent), already decided, or queued (its log line
+    carries its `itemId`: the items `OrderSweepEnqueued` counts are found by that query)."""
+    if _is_recent(item.created_at, now, min_age_seconds):
+        report.too_recent += 1
+        return
+    if decisions is not None and _decided(decisions, item.id):
+        report.already_decided += 1
+        return
+    if not dry_run:
+        message = queued_message_for_order_item(
+            item_id=item.id,
+            order_id=_usable(item.order_id),
+            offer_id=_usable(item.offer_id),
+            received_at=utc_from_epoch(now),
+            created_at=format_timestamp(item.created_at) if item.created_at else None,
+            correlation_id=correlation_id,
+            source="sweep",
+        )
+        try:
+            send_queued_message(queue, message)
+        except QueueSendError as error:
+            report.failures.append({"itemId": item.id, "reason": str(error)})
+            logger.warning("order sweep could not queue a missed order", extra={"error": error.code})
+            return
+    report.enqueued.append(item.id)
+    logger.info(
+        "order sweep found an undecided order no webhook brought" + (" (dry run)" if dry_run else "; queued"),
+        extra={"offergridStatus": str(item.status)},
+    )
 
 
 def _usable(identifier: str | None) -> str | None:
@@ -178,6 +199,6 @@ def _decided(decisions: DecisionLookup, item_id: str) -> bool:
     except Exception as error:  # the store is down: queue anyway, the processor still decides once
         logger.warning(
             "order sweep could not read the decision; queueing the item",
-            extra={"item_id": item_id, "error": type(error).__name__},
+            extra={"error": type(error).__name__},
         )
         return False

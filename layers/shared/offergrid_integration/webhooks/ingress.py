@@ -8,7 +8,12 @@ Checks run cheapest and most hostile first, and each maps to one status:
                      body before any HMAC or JSON
 3. signature         401 with a generic body for every signature failure (reason for logs/metrics)
 4. body              400 for non-JSON, non-object, missing or invalid `event`
-5. queue             200 `{"received": true}` only once the queue accepted the message; 503 otherwise.
+   (archive)         whatever the body turned out to be (a 400 too), the verified delivery's archive
+                     write starts here on a worker thread (`archive.background`), the body as received
+                     (the deploy check's under `checks/`), so the queue write below never waits for it
+5. freshness         with `StaleDeliveryMode` refuse, 401 for a timestamp older than the tolerance
+                     (reason `timestamp_stale`); counted and queued otherwise (docs/decisions.md#20)
+6. queue             200 `{"received": true}` only once the queue accepted the message; 503 otherwise.
                      The message is written compactly in UTF-8 (`contract.QueuedMessage`); one SQS
                      still cannot hold goes to S3 and its claim check is queued (the queue adapter,
                      docs/decisions.md#17), so a verified body is never refused for its size. Only a
@@ -22,6 +27,14 @@ A signature that matches no cached secret makes one `secrets(force_refresh=True)
 is picked up at once); how often that may really reach Secrets Manager is the secret store's
 business (`Secret` throttles forced refreshes), so junk signatures cannot hammer it.
 
+The queue write comes before the archive in everything that matters: it runs on the request's thread
+and never waits for the archive, and its outcome alone decides the answer. The archive write starts a
+moment earlier, so the two overlap and the answer waits for the slower of them rather than their sum;
+an archive that fails or is late (`ARCHIVE_WAIT_SECONDS` after the queue write) is counted and logged,
+never refused for. `redeliver` is the same path for a delivery read back from the archive (`replay
+archive`): verified again, normalised, keyed and queued exactly as here, with no archive write and no
+freshness check (a replay is old on purpose).
+
 No Powertools, no boto3, no pydantic (the body is normalised and queued by `contract`, which the
 processor reads too): `IngressResult.report` says how an outcome is counted and logged (the
 `OUTCOME_REPORTS` table), `webhooks.reporting` emits it, `IngressResult.http_response()` is the answer.
@@ -30,16 +43,28 @@ processor reads too): `IngressResult.report` says how an outcome is counted and 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, Final, Literal, Protocol
 
+from offergrid_integration.archive.background import (
+    ARCHIVE_WAIT_SECONDS,
+    ArchiveOutcome,
+    ArchiveStarter,
+    ArchiveTicket,
+)
+from offergrid_integration.archive.deliveries import ArchivedDelivery
 from offergrid_integration.checks import MAX_WEBHOOK_BODY_BYTES
 from offergrid_integration.clock import SYSTEM_CLOCK, Clock
 from offergrid_integration.contract import (
+    DEPLOY_CHECK_EVENT,
     InvalidEventPayload,
+    MessageSource,
     MessageTooLarge,
+    OffergridEvent,
     PayloadReason,
     QueuedMessage,
     QueuePort,
@@ -47,6 +72,12 @@ from offergrid_integration.contract import (
     normalise_payload,
     sqs_message_size,
     utc_from_epoch,
+)
+from offergrid_integration.webhooks.freshness import (
+    DEFAULT_TOLERANCE_SECONDS,
+    Freshness,
+    StaleMode,
+    judge_freshness,
 )
 from offergrid_integration.webhooks.signature import (
     SignatureMatch,
@@ -76,6 +107,7 @@ class RequestReason(StrEnum):
     BODY_TOO_LARGE = "body_too_large"
     BODY_UNDECODABLE = "body_undecodable"  # flagged base64 but is not, or text that is not UTF-8
     MESSAGE_TOO_LARGE = "message_too_large"  # verified, but too big for a queue without claim checks
+    TIMESTAMP_STALE = "timestamp_stale"  # verified, but older than the tolerance (StaleDeliveryMode refuse)
 
 
 RejectReason = SignatureReason | PayloadReason | RequestReason
@@ -136,10 +168,32 @@ class IngressResult:
     error: str | None = None  # error type / service code of a 5xx, never a message with data
     headers: dict[str, str] = field(default_factory=dict)
     message_bytes: int | None = None  # what SQS counts of the message (over its limit: a claim check)
+    webhook: OffergridEvent | None = None  # the normalised event, once the body was valid
+    freshness: Freshness | None = None  # how old its timestamp says it is (docs/decisions.md#20)
+    archive: ArchiveOutcome | None = None  # the verified delivery's archive write, when there is an archive
 
     @property
     def unknown_event_type(self) -> bool:
         return self.message is not None and self.message.event.known_type is None
+
+    @property
+    def item_id(self) -> str | None:
+        """The order item the delivery is about (the `itemId` of every log line on its path)."""
+        return self.webhook.item_id if self.webhook is not None else None
+
+    @property
+    def order_id(self) -> str | None:
+        return self.webhook.order_id if self.webhook is not None else None
+
+    @property
+    def deploy_check(self) -> bool:
+        """The deploy check's own delivery (the pre-traffic hook, `make smoke`), not Offergrid's."""
+        return self.webhook is not None and self.webhook.event == DEPLOY_CHECK_EVENT
+
+    @property
+    def from_offergrid(self) -> bool:
+        """A delivery Offergrid signed (the `WebhookVerified` count the silence alarm watches)."""
+        return self.signature is not None and not self.deploy_check
 
     @property
     def report(self) -> OutcomeReport:
@@ -179,6 +233,17 @@ class IngressResult:
             fields["sqs_message_id"] = self.message_id
         if self.message_bytes is not None:
             fields["message_bytes"] = self.message_bytes
+        if self.freshness is not None and self.freshness.age_seconds is not None:
+            fields["timestamp_age_seconds"] = round(self.freshness.age_seconds, 3)
+            fields["stale"] = self.freshness.stale
+        elif self.freshness is not None and self.freshness.unreadable:
+            fields["timestamp_unreadable"] = True
+        if self.archive is not None:
+            fields["archive"] = self.archive.status
+            if self.archive.key is not None:
+                fields["archive_key"] = self.archive.key
+            if self.archive.error is not None:
+                fields["archive_error"] = self.archive.error
         return fields
 
 
@@ -189,7 +254,11 @@ class WebhookSecretsProvider(Protocol):
 
 
 class WebhookIngress:
-    """Verify, validate, deduplicate and enqueue Offergrid webhooks (one instance per container)."""
+    """Verify, validate, deduplicate and enqueue Offergrid webhooks (one instance per container).
+
+    `archive`: where verified deliveries are kept (`archive.background.BackgroundArchive`); None keeps
+    none. `stale_mode` and `stale_tolerance_seconds`: what a delivery whose signed timestamp is older
+    than the tolerance gets (docs/decisions.md#20)."""
 
     def __init__(
         self,
@@ -198,11 +267,19 @@ class WebhookIngress:
         queue: QueuePort,
         clock: Clock = SYSTEM_CLOCK,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        archive: ArchiveStarter | None = None,
+        archive_wait_seconds: float = ARCHIVE_WAIT_SECONDS,
+        stale_mode: StaleMode = StaleMode.COUNT,
+        stale_tolerance_seconds: float = DEFAULT_TOLERANCE_SECONDS,
     ) -> None:
         self._secrets = secrets
         self._queue = queue
         self._clock = clock
         self._max_body_bytes = max_body_bytes
+        self._archive = archive
+        self._archive_wait_seconds = archive_wait_seconds
+        self._stale_mode = stale_mode
+        self._stale_tolerance_seconds = stale_tolerance_seconds
 
     def handle(self, event: Mapping[str, Any], *, correlation_id: str | None = None) -> IngressResult:
         """Process one API Gateway proxy event (REST API v1 or HTTP API v2 payload)."""
@@ -215,25 +292,82 @@ class WebhookIngress:
             return body
 
         try:
-            signature = self._verify(body, event)
+            header = find_signature_header(event.get("headers"), event.get("multiValueHeaders"))
+            signature = self.verify(body, header)
         except SignatureVerificationError as exc:
             return _rejected(401, exc.reason)
         except _SecretUnavailable as exc:
             return IngressResult(503, UNAVAILABLE_BODY, IngressOutcome.SECRET_UNAVAILABLE, error=exc.error)
 
+        # Verified: from here on the delivery is archived, whatever its fate.
+        now = self._clock.now()
+        webhook = self.read_event(body, signature=signature)
+        archived = self._start_archive(
+            event,
+            header,
+            received_at=utc_from_epoch(now),
+            request_id=correlation_id or _request_id(event),
+            check=isinstance(webhook, OffergridEvent) and webhook.event == DEPLOY_CHECK_EVENT,
+        )
+        if isinstance(webhook, IngressResult):
+            return self._with_archive(webhook, archived)
+
+        freshness = judge_freshness(
+            webhook.timestamp, now=now, tolerance_seconds=self._stale_tolerance_seconds
+        )
+        if freshness.stale and self._stale_mode is StaleMode.REFUSE:
+            refused = _rejected(401, RequestReason.TIMESTAMP_STALE, signature=signature)
+            return self._with_archive(replace(refused, webhook=webhook, freshness=freshness), archived)
+
+        result = self.enqueue(
+            webhook,
+            received_at=utc_from_epoch(now),
+            source="webhook",
+            correlation_id=correlation_id or None,
+            signature=signature,
+        )
+        return self._with_archive(replace(result, freshness=freshness), archived)
+
+    def verify(self, body: bytes, header: str) -> SignatureMatch:
+        """The signature check of one delivery (`SignatureVerificationError` when refused): a
+        malformed header is refused before any secret is read; one matching no cached secret makes
+        one forced refresh."""
+        parse_signature(header)  # a malformed header is refused before any secret is read
+        secrets = self._read_secrets(force_refresh=False)
         try:
-            webhook = normalise_payload(load_json(body))
+            return verify_signature(body, header, secrets)
+        except SignatureVerificationError:
+            # A rotation we have not seen yet, or junk: ask for fresh secrets. The store decides
+            # whether that really reaches Secrets Manager (it throttles forced refreshes).
+            fresh = self._forced_refresh()
+            if fresh is None or fresh == secrets:
+                raise
+            return verify_signature(body, header, fresh)
+
+    def read_event(
+        self, body: bytes, *, signature: SignatureMatch | None = None
+    ) -> OffergridEvent | IngressResult:
+        """The verified body normalised (`contract`), or the 400 it gets."""
+        try:
+            return normalise_payload(load_json(body))
         except InvalidEventPayload as exc:
             return _rejected(400, exc.reason, _BAD_REQUEST_MESSAGES[exc.reason], signature=signature)
         except ValueError:
             reason = PayloadReason.NOT_JSON
             return _rejected(400, reason, _BAD_REQUEST_MESSAGES[reason], signature=signature)
 
+    def enqueue(
+        self,
+        webhook: OffergridEvent,
+        *,
+        received_at: datetime,
+        source: MessageSource,
+        correlation_id: str | None,
+        signature: SignatureMatch | None = None,
+    ) -> IngressResult:
+        """Queue the message `webhook` becomes (its dedup key: `contract`); the answer it earns."""
         message = QueuedMessage.for_event(
-            webhook,
-            received_at=utc_from_epoch(self._clock.now()),
-            source="webhook",
-            correlation_id=correlation_id or None,
+            webhook, received_at=received_at, source=source, correlation_id=correlation_id
         )
         message_body, attributes = message.to_json(), message.message_attributes()
         size = sqs_message_size(message_body, attributes)
@@ -248,6 +382,7 @@ class WebhookIngress:
                 message=message,
                 signature=signature,
                 message_bytes=size,
+                webhook=webhook,
             )
         except QueueSendError as exc:
             return IngressResult(
@@ -258,6 +393,7 @@ class WebhookIngress:
                 signature=signature,
                 error=exc.code,
                 message_bytes=size,
+                webhook=webhook,
             )
         return IngressResult(
             ACCEPTED_STATUS,
@@ -267,7 +403,64 @@ class WebhookIngress:
             signature=signature,
             message_id=message_id,
             message_bytes=size,
+            webhook=webhook,
         )
+
+    def redeliver(self, delivery: ArchivedDelivery, *, verify: bool = True) -> IngressResult:
+        """A delivery read back from the archive, through the very path `handle` takes after its
+        archive write: verified again (unless `verify` is False), normalised, keyed and queued with
+        source `replay`, its original arrival time and `replay:<request id>` as correlation id. No
+        archive write (it is archived already) and no freshness check (a replay is old on purpose)."""
+        try:
+            body = delivery.raw_body()
+        except ValueError:
+            return _rejected(400, RequestReason.BODY_UNDECODABLE, "Bad Request")
+        signature: SignatureMatch | None = None
+        if verify:
+            try:
+                signature = self.verify(body, delivery.signature)
+            except SignatureVerificationError as exc:
+                return _rejected(401, exc.reason)
+            except _SecretUnavailable as exc:
+                return IngressResult(
+                    503, UNAVAILABLE_BODY, IngressOutcome.SECRET_UNAVAILABLE, error=exc.error
+                )
+        webhook = self.read_event(body, signature=signature)
+        if isinstance(webhook, IngressResult):
+            return webhook
+        return self.enqueue(
+            webhook,
+            received_at=delivery.received_at,
+            source="replay",
+            correlation_id=f"replay:{delivery.request_id}",
+            signature=signature,
+        )
+
+    def _start_archive(
+        self, event: Mapping[str, Any], header: str, *, received_at: datetime, request_id: str, check: bool
+    ) -> ArchiveTicket | None:
+        if self._archive is None:
+            return None
+        text = event.get("body")
+        delivery = ArchivedDelivery(
+            received_at=received_at,
+            request_id=request_id,
+            body=text if isinstance(text, str) else None,
+            is_base64_encoded=event.get("isBase64Encoded") is True,
+            signature=header,
+            check=check,
+        )
+        try:
+            return self._archive.start(delivery)
+        except Exception as exc:  # an archive that cannot even start never costs the delivery
+            return _FailedToStart(type(exc).__name__)
+
+    def _with_archive(self, result: IngressResult, ticket: ArchiveTicket | None) -> IngressResult:
+        """`result` with the archive write's outcome, waited for at most `archive_wait_seconds` now
+        that the answer is decided."""
+        if ticket is None:
+            return result
+        return replace(result, archive=ticket.outcome(self._archive_wait_seconds))
 
     def _read_body(self, event: Mapping[str, Any]) -> bytes | IngressResult:
         text = event.get("body")
@@ -286,20 +479,6 @@ class WebhookIngress:
         if len(body) > self._max_body_bytes:
             return _rejected(413, RequestReason.BODY_TOO_LARGE, "Payload Too Large")
         return body
-
-    def _verify(self, body: bytes, event: Mapping[str, Any]) -> SignatureMatch:
-        header = find_signature_header(event.get("headers"), event.get("multiValueHeaders"))
-        parse_signature(header)  # a malformed header is refused before any secret is read
-        secrets = self._read_secrets(force_refresh=False)
-        try:
-            return verify_signature(body, header, secrets)
-        except SignatureVerificationError:
-            # A rotation we have not seen yet, or junk: ask for fresh secrets. The store decides
-            # whether that really reaches Secrets Manager (it throttles forced refreshes).
-            fresh = self._forced_refresh()
-            if fresh is None or fresh == secrets:
-                raise
-            return verify_signature(body, header, fresh)
 
     def _read_secrets(self, *, force_refresh: bool) -> Sequence[str]:
         try:
@@ -327,6 +506,23 @@ def request_method(event: Mapping[str, Any]) -> str | None:
     http = context.get("http") if isinstance(context, Mapping) else None
     method = http.get("method") if isinstance(http, Mapping) else None
     return method if isinstance(method, str) else None
+
+
+def _request_id(event: Mapping[str, Any]) -> str:
+    """API Gateway's request id (REST v1 and HTTP v2 alike), or a fresh random one (a hand-made event)."""
+    context = event.get("requestContext")
+    request_id = context.get("requestId") if isinstance(context, Mapping) else None
+    return request_id if isinstance(request_id, str) and request_id else os.urandom(16).hex()
+
+
+class _FailedToStart:
+    """The ticket of an archive write that could not even be started."""
+
+    def __init__(self, error: str) -> None:
+        self._error = error
+
+    def outcome(self, wait_seconds: float) -> ArchiveOutcome:
+        return ArchiveOutcome("failed", error=self._error)
 
 
 def _error_name(error: Exception) -> str:

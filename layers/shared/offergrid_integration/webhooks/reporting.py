@@ -1,19 +1,31 @@
 """Count and log one webhook request's result, as its `IngressResult.report` says.
 
 Logs carry codes, ids and the dedup key only (`IngressResult.log_fields`): never a body or a signature.
+The item the delivery is about is the structured `itemId` (and `orderId`) key of the line, as on every
+line of the processor and the sweep about it (the Logs Insights query of `replay trace`), appended for
+this report's lines only.
+
+Besides the outcome's own metric: `WebhookVerified` for every delivery Offergrid signed (not the
+deploy check's: the silence alarm watches it), `WebhookStale` for a timestamp past the tolerance
+(docs/decisions.md#20), `WebhookArchiveFailed` for an archive write that failed or was late.
 """
 
 from __future__ import annotations
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
-from offergrid_integration.observability import logger, metric_dimensions, metrics
+from offergrid_integration.observability import item_log_scope, logger, metric_dimensions, metrics
 from offergrid_integration.webhooks.ingress import IngressResult
 
 __all__ = ["report"]
 
 
 def report(result: IngressResult) -> None:
+    with item_log_scope(result.item_id, result.order_id):
+        _count_and_log(result)
+
+
+def _count_and_log(result: IngressResult) -> None:
     metrics.add_metric(name="WebhookReceived", unit=MetricUnit.Count, value=1)
     spec = result.report
     if spec.by_reason:
@@ -30,4 +42,13 @@ def report(result: IngressResult) -> None:
         metrics.add_metric(name=spec.metric, unit=MetricUnit.Count, value=1)
     for name in spec.also_count:
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+    if result.from_offergrid:
+        metrics.add_metric(name="WebhookVerified", unit=MetricUnit.Count, value=1)
+    if result.freshness is not None and result.freshness.stale:
+        metrics.add_metric(name="WebhookStale", unit=MetricUnit.Count, value=1)
+    if result.archive is not None and not result.archive.ok:
+        metrics.add_metric(name="WebhookArchiveFailed", unit=MetricUnit.Count, value=1)
+        logger.error(
+            "verified webhook not archived; its queue write was not affected", extra=result.log_fields()
+        )
     getattr(logger, spec.level)(spec.message, extra=result.log_fields())

@@ -22,10 +22,21 @@ from offergrid_integration.checks import (
     non_blank,
     queue_url,
 )
+from offergrid_integration.webhooks.freshness import DEFAULT_TOLERANCE_SECONDS, StaleMode
 
 __all__ = ["WebhookIngressSettings"]
 
 _REQUIRED: Final = "required but not set"
+# A day: a delivery older than the dedup key's lifetime (IDEMPOTENCY_EXPIRY_SECONDS' default) must be
+# refusable (docs/decisions.md#20).
+MAX_STALE_TOLERANCE_SECONDS: Final = 86_400
+
+
+def _stale_mode(value: str) -> StaleMode:
+    try:
+        return StaleMode(value)
+    except ValueError:
+        raise ValueError(f"must be one of {', '.join(mode.value for mode in StaleMode)}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +61,12 @@ class WebhookIngressSettings:
     # Where a verified body too large for SQS is kept (docs/decisions.md#17). Unset: such a body is
     # refused with 413 (the template always sets it).
     claim_check_bucket: str | None = None
+    # Where every verified delivery is kept as received (prefixes archive/ and checks/ of this bucket,
+    # archive.deliveries). Unset: none is kept (the template always sets it).
+    delivery_archive_bucket: str | None = None
+    # docs/decisions.md#20: what a delivery whose signed timestamp is older than the tolerance gets.
+    stale_delivery_mode: StaleMode = StaleMode.COUNT
+    stale_delivery_tolerance_seconds: int = DEFAULT_TOLERANCE_SECONDS
 
     # attribute -> how its variable is read, in declaration order (AwsSettings' fields first)
     VARIABLES: ClassVar[Mapping[str, _Variable]] = {
@@ -63,6 +80,13 @@ class WebhookIngressSettings:
             MAX_WEBHOOK_BODY_BYTES,
         ),
         "claim_check_bucket": _Variable("CLAIM_CHECK_BUCKET", non_blank),
+        "delivery_archive_bucket": _Variable("DELIVERY_ARCHIVE_BUCKET", non_blank),
+        "stale_delivery_mode": _Variable("STALE_DELIVERY_MODE", _stale_mode, StaleMode.COUNT),
+        "stale_delivery_tolerance_seconds": _Variable(
+            "STALE_DELIVERY_TOLERANCE_SECONDS",
+            partial(bounded_int, ge=1, le=MAX_STALE_TOLERANCE_SECONDS),
+            DEFAULT_TOLERANCE_SECONDS,
+        ),
     }
 
     @classmethod
