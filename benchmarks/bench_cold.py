@@ -191,14 +191,13 @@ def webhook_event() -> dict[str, Any]:
 
 def processor_event(env: LocalEnvironment) -> tuple[dict[str, Any], str]:
     """An `order.created` queue message for a fresh pending item, as the SQS event source sends it."""
-    from offergrid_integration.orders.queue import build_queued_message
-    from offergrid_integration.webhooks.events import OffergridEvent
+    from offergrid_integration.contract import QueuedMessage, normalise_payload
 
     assert env.fake is not None
     item = env.fake.add_order_item(status="pending", serviceAddress=SERVICEABLE_ADDRESS)
     payload = env.fake.webhook_payload("order.created", item["id"])
-    message = build_queued_message(
-        OffergridEvent.from_payload(payload),
+    message = QueuedMessage.for_event(
+        normalise_payload(payload),
         received_at=datetime.now(UTC),
         source="webhook",
         correlation_id="bench-cold",

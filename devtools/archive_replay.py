@@ -55,11 +55,10 @@ if _LAYER not in sys.path:
 
 from offergrid_integration.archive.deliveries import ArchivedDelivery
 from offergrid_integration.archive.s3_archive import S3DeliveryArchive
+from offergrid_integration.contract import EventType, OffergridEvent, PayloadReason, QueuePort, dedup_key_for
 from offergrid_integration.orders.records import Decision
 from offergrid_integration.orders.sqs_queue import S3ClaimChecks, SqsQueue
-from offergrid_integration.orders.wire import QueuePort, dedup_key_from_wire
 from offergrid_integration.webhooks.ingress import IngressOutcome, IngressResult, WebhookIngress
-from offergrid_integration.webhooks.payload import EventType, PayloadReason, WebhookEvent
 
 __all__ = ["ReplayedDelivery", "WindowReplay", "parse_when", "replay_window", "run"]
 
@@ -242,9 +241,9 @@ def replay_window(
             key, "refused", received_at=delivery.received_at, request_id=delivery.request_id
         )
         event = _event_of(ingress, delivery)
-        if isinstance(event, WebhookEvent):
+        if isinstance(event, OffergridEvent):
             entry.event_type, entry.item_id = event.event, event.item_id
-            entry.dedup_key = dedup_key_from_wire(event.wire())
+            entry.dedup_key = dedup_key_for(event)
             if (event_types and event.event not in event_types) or (items and event.item_id not in items):
                 continue  # not asked for
         elif event_types or items:
@@ -257,7 +256,7 @@ def replay_window(
         if entry.dedup_key is not None:
             first_by_key[entry.dedup_key] = entry
             entry.processed_before = _status(dedup, entry.dedup_key)
-        if reprocess and entry.processed_before == "COMPLETED" and isinstance(event, WebhookEvent):
+        if reprocess and entry.processed_before == "COMPLETED" and isinstance(event, OffergridEvent):
             reason = _why_not_revisited(event, record_status)
             if reason is not None:
                 entry.action, entry.detail = "left_alone", reason
@@ -270,7 +269,7 @@ def replay_window(
     return report
 
 
-def _event_of(ingress: WebhookIngress, delivery: ArchivedDelivery) -> WebhookEvent | IngressResult | None:
+def _event_of(ingress: WebhookIngress, delivery: ArchivedDelivery) -> OffergridEvent | IngressResult | None:
     try:
         return ingress.read_event(delivery.raw_body())
     except ValueError:
@@ -283,7 +282,7 @@ def _status(dedup: DedupRecords, dedup_key: str) -> str | None:
 
 
 def _why_not_revisited(
-    event: WebhookEvent, record_status: Callable[[str], tuple[str | None, Decision | None]]
+    event: OffergridEvent, record_status: Callable[[str], tuple[str | None, Decision | None]]
 ) -> str | None:
     """Why `--reprocess` leaves a handled message alone; None when it may revisit it."""
     if event.event != EventType.ORDER_CREATED or not event.item_id:

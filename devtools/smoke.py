@@ -60,6 +60,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyIt
 from aws_lambda_powertools.utilities.idempotency.persistence.dynamodb import DynamoDBPersistenceLayer
 
 from functions.deploy_hook.app import DEPLOY_CHECK_EVENT, deploy_check_payload, signed_delivery
+from offergrid_integration.contract import dedup_key_for, normalise_payload
 from offergrid_integration.offergrid.client import OffergridClient
 from offergrid_integration.offergrid.errors import OffergridError
 from offergrid_integration.offergrid.models import (
@@ -70,9 +71,7 @@ from offergrid_integration.offergrid.models import (
     PricingType,
 )
 from offergrid_integration.orders.pipeline import IDEMPOTENCY_KEY_PREFIX
-from offergrid_integration.orders.wire import dedup_key_from_wire
 from offergrid_integration.secrets import parse_api_key, parse_webhook_secrets
-from offergrid_integration.webhooks.payload import normalise_payload
 
 SAMCONFIG: Final = REPO_ROOT / "samconfig.toml"
 LOCAL_ENV: Final = "local"
@@ -258,7 +257,7 @@ def check_queue(stack: Stack, payload: dict[str, Any], *, wait: float) -> Check:
         return Check(
             "queue", "skip", "order processing is paused (OrderProcessingEnabled=false): the message waits"
         )
-    dedup_key = dedup_key_from_wire(normalise_payload(payload).wire())
+    dedup_key = dedup_key_for(normalise_payload(payload))
     persistence = DynamoDBPersistenceLayer(
         table_name=stack.output("IdempotencyTableName"), boto3_client=stack.aws("dynamodb")
     )

@@ -52,12 +52,18 @@ if _LAYER not in sys.path:
     sys.path.insert(0, _LAYER)
 
 from offergrid_integration.archive.deliveries import ArchivedDelivery
+from offergrid_integration.contract import (
+    RECONCILE_CANCEL,
+    RECONCILE_OPEN,
+    EventType,
+    OffergridEvent,
+    dedup_key_for,
+    dedup_key_part,
+    normalise_payload,
+)
 from offergrid_integration.offergrid.errors import NotFoundError, OffergridError
-from offergrid_integration.orders.queue import RECONCILE_CANCEL, RECONCILE_OPEN
 from offergrid_integration.orders.records import OrderRecord
-from offergrid_integration.orders.wire import dedup_key_from_wire, dedup_key_part
 from offergrid_integration.orders.workorders import WorkOrder
-from offergrid_integration.webhooks.payload import EventType, WebhookEvent, normalise_payload
 from offergrid_integration.webhooks.signature import load_json
 
 __all__ = ["ItemTrace", "TimelineEntry", "insights_query", "trace_item"]
@@ -264,7 +270,7 @@ def _archived_deliveries(trace: ItemTrace, target: Target, record: OrderRecord |
         event = _event(delivery)
         if event is None or not _about(event, trace.item_id, order_id):
             continue
-        dedup_key = dedup_key_from_wire(event.wire())
+        dedup_key = dedup_key_for(event)
         keys.add(dedup_key)
         trace.deliveries += 1
         trace.timeline.append(
@@ -283,14 +289,14 @@ def _archived_deliveries(trace: ItemTrace, target: Target, record: OrderRecord |
     return keys
 
 
-def _event(delivery: ArchivedDelivery) -> WebhookEvent | None:
+def _event(delivery: ArchivedDelivery) -> OffergridEvent | None:
     try:
         return normalise_payload(load_json(delivery.raw_body()))
     except ValueError:
         return None
 
 
-def _about(event: WebhookEvent, item_id: str, order_id: str | None) -> bool:
+def _about(event: OffergridEvent, item_id: str, order_id: str | None) -> bool:
     if event.item_id == item_id:
         return True
     # A cancellation without itemId cancels every item of its order (docs/decisions.md#4).

@@ -27,9 +27,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
+from offergrid_integration.contract import (
+    DEPLOY_CHECK_EVENT,
+    QueuedMessage,
+    format_timestamp,
+    normalise_payload,
+)
 from offergrid_integration.observability import logger
-from offergrid_integration.orders.wire import format_timestamp, webhook_message
-from offergrid_integration.webhooks.payload import DEPLOY_CHECK_EVENT, normalise_payload
 from offergrid_integration.webhooks.signature import compact_json, sign
 
 if TYPE_CHECKING:
@@ -48,7 +52,7 @@ __all__ = [
     "signed_delivery",
 ]
 
-# DEPLOY_CHECK_EVENT (webhooks/payload.py): unknown to the processor on purpose (docs/decisions.md#2:
+# DEPLOY_CHECK_EVENT (contract.py): unknown to the processor on purpose (docs/decisions.md#2:
 # queued, kept, logged, never acted on), never an Offergrid event. The ingress archives the check's
 # delivery under checks/, apart from Offergrid's (kept a day), and leaves it out of WebhookVerified.
 WEBHOOK_PATH: Final = "/webhooks/offergrid"
@@ -115,7 +119,7 @@ def api_gateway_event(body: bytes, headers: Mapping[str, str], *, request_id: st
 
 def queue_event(payload: Mapping[str, Any], *, correlation_id: str) -> dict[str, Any]:
     """The SQS event the order processor would get for the message the ingress queues for `payload`."""
-    message = webhook_message(
+    message = QueuedMessage.for_event(
         normalise_payload(payload),
         received_at=datetime.now(UTC),
         source="webhook",

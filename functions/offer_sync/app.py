@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
     from mypy_boto3_s3 import S3Client
 
-    from offergrid_integration.orders.queue import QueuePort
+    from offergrid_integration.contract import QueuePort
     from offergrid_integration.orders.reconcile import CappedRateBudget, WorkOrderIndex
 
 __all__ = [

@@ -18,9 +18,9 @@ import pytest
 
 from functions.webhook_ingress import app
 from offergrid_integration.archive.deliveries import ArchivedDelivery
+from offergrid_integration.contract import DEPLOY_CHECK_EVENT
 from offergrid_integration.observability import logger as shared_logger
 from offergrid_integration.observability import metrics
-from offergrid_integration.webhooks.payload import DEPLOY_CHECK_EVENT
 from offergrid_integration.webhooks.signature import compact_json, sign, verify_signature
 from tests.integration.test_webhook_ingress import emf_metrics, load_event, log_lines
 

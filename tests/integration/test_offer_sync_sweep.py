@@ -11,13 +11,12 @@ import pytest
 
 from devtools.offergrid_fake import OffergridFake
 from offergrid_integration.clock import SYSTEM_CLOCK
+from offergrid_integration.contract import QueuedMessage, dedup_key_for, normalise_payload
 from offergrid_integration.offergrid.client import OffergridClient
-from offergrid_integration.orders.queue import QueuedMessage, dedup_key_for
 from offergrid_integration.orders.records import Decision, DynamoDBOrderStore, OrderRecord
 from offergrid_integration.orders.sqs_queue import SqsQueue
 from offergrid_integration.orders.sweep import OrderRecordDecisions, sweep_missed_orders
 from offergrid_integration.ratelimit import InProcessRateBudget, RateWindow
-from offergrid_integration.webhooks.events import OffergridEvent
 from tests.fixtures.offergrid_fake import TEST_API_KEY, OffergridFakeFactory
 
 ORDERS_TABLE = "orders"
@@ -115,7 +114,7 @@ def test_sweep_queues_exactly_the_undecided_items_with_the_webhook_dedup_key(
     # And each carries the dedup key the webhook path computes for the same item
     for item in (undecided_pending, undecided_submitted):
         queued, attributes = by_item[item["id"]]
-        webhook_event = OffergridEvent.from_payload(fake.webhook_payload("order.created", item["id"]))
+        webhook_event = normalise_payload(fake.webhook_payload("order.created", item["id"]))
         assert queued.dedup_key == dedup_key_for(webhook_event) == f"order.created:{item['id']}"
         assert attributes["dedupKey"]["StringValue"] == queued.dedup_key
         assert attributes["source"]["StringValue"] == "sweep"

@@ -15,12 +15,13 @@ import pytest
 from devtools.offergrid_fake import OffergridFake
 from functions.order_processor import app
 from offergrid_integration.clock import Clock
+from offergrid_integration.contract import OffergridEvent
 from offergrid_integration.offergrid.client import OffergridClient
 from offergrid_integration.orders.cancel import handle_order_cancelled
 from offergrid_integration.orders.ports import OrderOutcome, Ports
 from offergrid_integration.orders.records import RecordConflict
 from offergrid_integration.orders.workorders import WorkOrder, WorkOrderSink, work_order_id_for
-from offergrid_integration.webhooks.events import OffergridEvent
+from tests.fixtures.processor import use_client, use_ports
 from tests.integration import test_order_processor as base
 from tests.integration.test_order_invariants import AnswerShaper
 from tests.integration.test_order_processor import (
@@ -67,9 +68,7 @@ class CancelBeforeWorkOrder:
 
     def open(self, work_order: WorkOrder) -> WorkOrder:
         if not self.results:
-            event = OffergridEvent.model_validate(
-                {"event": "order.cancelled", "orderId": ORDER, "itemId": ITEM, "reason": "changed mind"}
-            )
+            event = OffergridEvent("order.cancelled", order_id=ORDER, item_id=ITEM, reason="changed mind")
             try:
                 self.results.append(
                     handle_order_cancelled(event, ports=self.cancel_ports, client=self.client, dedup_key="c")
@@ -98,8 +97,8 @@ def test_case_1_a_cancel_between_the_accept_patch_and_the_work_order_waits_then_
 ) -> None:
     # Given a pending item and a cancellation arriving after the accept PATCH, before the work order
     fake.add_order_item(id=ITEM, orderId=ORDER)
-    racing = CancelBeforeWorkOrder(runtime.ports.work_orders, runtime.ports, runtime.client)
-    runtime.ports = replace(runtime.ports, work_orders=racing)
+    racing = CancelBeforeWorkOrder(runtime.pipeline.ports.work_orders, runtime.pipeline.ports, runtime.client)
+    use_ports(runtime, work_orders=racing)
 
     # When order.created is handled: the cancellation sees a decision in flight and backs off
     assert invoke(load_event("sqs_order_created.json")) == []
@@ -120,9 +119,9 @@ def test_case_1_a_cancel_after_the_deadline_leaves_a_tombstone_the_accept_cannot
     # Given the same window, but the cancellation runs after the accept's deadline (as if that
     # instance had hung): it does not wait, it cancels at Offergrid and tombstones the work order
     fake.add_order_item(id=ITEM, orderId=ORDER)
-    late = replace(runtime.ports, clock=LaterClock(runtime.ports.clock, 3_600))
-    racing = CancelBeforeWorkOrder(runtime.ports.work_orders, late, runtime.client)
-    runtime.ports = replace(runtime.ports, work_orders=racing)
+    late = replace(runtime.pipeline.ports, clock=LaterClock(runtime.pipeline.ports.clock, 3_600))
+    racing = CancelBeforeWorkOrder(runtime.pipeline.ports.work_orders, late, runtime.client)
+    use_ports(runtime, work_orders=racing)
 
     # When order.created is handled: the cancel lands first, the accept finds the tombstone
     failed = invoke(load_event("sqs_order_created.json"))
@@ -188,12 +187,14 @@ def test_case_3_a_status_patch_answered_without_the_item_is_applied(
     # Given Offergrid answering status PATCHes with no item (204, empty 200, message-only 200)
     fake.add_order_item(id=ITEM, orderId=ORDER)
     shaper = AnswerShaper()
-    runtime.client.close()
-    runtime.client = OffergridClient(
-        base_url=fake.base_url,
-        api_key=lambda *, force_refresh=False: "test-api-key",
-        remaining_time=runtime.remaining_time,
-        transport=shaper,
+    use_client(
+        runtime,
+        OffergridClient(
+            base_url=fake.base_url,
+            api_key=lambda *, force_refresh=False: "test-api-key",
+            remaining_time=runtime.remaining_time,
+            transport=shaper,
+        ),
     )
 
     # When the order is accepted, then scheduled by fulfilment

@@ -52,13 +52,13 @@ from hypothesis.stateful import (
 
 from devtools.offergrid_fake import ANSWER_MODES, OffergridFake
 from devtools.offergrid_fake.answers import Answers
+from offergrid_integration.contract import queued_message_for_order_item, utc_from_epoch
 from offergrid_integration.offergrid.client import OffergridClient
 from offergrid_integration.offergrid.models import OrderItemStatus
 from offergrid_integration.orders.item_reads import BatchItemReads
 from offergrid_integration.orders.messages import OrdersMessage, parse_queue_message
 from offergrid_integration.orders.pipeline import wanted_item_ids
 from offergrid_integration.orders.ports import FailureReason, OrderItemsApi, Ports
-from offergrid_integration.orders.queue import queued_message_for_order_item, utc_from_epoch
 from offergrid_integration.orders.reconcile import DynamoDBWorkOrderIndex, reconcile
 from offergrid_integration.orders.records import DynamoDBOrderStore
 from offergrid_integration.orders.registry import dispatch

@@ -21,7 +21,6 @@ from devtools.offergrid_fake import OffergridFake
 from functions.order_processor import app
 from offergrid_integration.clock import Clock, ScaledClock
 from offergrid_integration.config import load_settings
-from offergrid_integration.offergrid import MAX_RETRIES
 from offergrid_integration.orders import pipeline
 from offergrid_integration.orders.batch import NotAnSqsEvent
 from offergrid_integration.orders.messages import parse_queue_message
@@ -70,7 +69,7 @@ def sqs_event(*bodies: str | dict[str, Any]) -> dict[str, Any]:
 
 
 def webhook_body(event: str, **fields: Any) -> dict[str, Any]:
-    """An ingress envelope, as `orders.queue.QueuedMessage` serialises it."""
+    """An ingress envelope, as `contract.QueuedMessage` serialises it."""
     item_id, order_id = fields.get("itemId"), fields.get("orderId")
     key = (
         f"{event}:{item_id}"
@@ -411,27 +410,6 @@ def test_an_event_that_is_not_from_sqs_is_refused_with_what_was_expected(
 def test_an_empty_batch_is_answered_with_no_failures(fake: OffergridFake, invoke: Invoke) -> None:
     assert invoke({"Records": []}) == []
     assert fake.calls == []
-
-
-def test_a_fifo_batch_stops_at_its_first_failing_record(
-    fake: OffergridFake, stack: Stack, invoke: Invoke
-) -> None:
-    # Given three order.created messages from a FIFO queue, the second item's PATCH failing (503)
-    items = [fake.add_order_item(orderId=ORDER)["id"] for _ in range(3)]
-    fake.inject_fault(
-        "status", status=503, times=MAX_RETRIES + 1, method="PATCH", path=f"/provider/orders/{items[1]}/"
-    )
-    event = sqs_event(*(webhook_body("order.created", itemId=item_id, orderId=ORDER) for item_id in items))
-    for record in event["Records"]:
-        record["eventSourceARN"] += ".fifo"
-        record["attributes"] = {**record.get("attributes", {}), "MessageGroupId": ORDER}
-
-    # Then the second and the third go back to the queue; the third was not decided out of order
-    failed = invoke(event)
-    assert failed == [record["messageId"] for record in event["Records"][1:]]
-    assert fake.order_items[items[0]]["status"] == "accepted"
-    assert fake.order_items[items[2]]["status"] == "pending"
-    assert fake.calls_matching("PATCH", f"/provider/orders/{items[2]}/") == []
 
 
 def test_an_unknown_event_type_is_kept_and_ignored(fake: OffergridFake, invoke: Invoke) -> None:

@@ -17,8 +17,7 @@ import boto3
 
 from devtools.offergrid_fake import OffergridFake
 from functions.order_processor import app
-from offergrid_integration.orders.queue import build_queued_message, utc_from_epoch
-from offergrid_integration.webhooks.events import OffergridEvent
+from offergrid_integration.contract import QueuedMessage, normalise_payload, utc_from_epoch
 from tests.fixtures.aws import FakeLambdaContext
 from tests.integration import test_order_processor as base
 from tests.integration.test_order_processor import Stack, patches
@@ -50,8 +49,8 @@ def create_orders_queue() -> tuple[str, str, str]:
 
 def send_webhook(queue_url: str, payload: dict[str, Any]) -> None:
     """What the webhook ingress sends: the envelope as body, the routing fields as attributes."""
-    message = build_queued_message(
-        OffergridEvent.from_payload(payload), received_at=utc_from_epoch(1_795_791_000), source="webhook"
+    message = QueuedMessage.for_event(
+        normalise_payload(payload), received_at=utc_from_epoch(1_795_791_000), source="webhook"
     )
     boto3.client("sqs").send_message(
         QueueUrl=queue_url,

@@ -7,7 +7,7 @@ to the fake (which applies it) and then raises a read timeout instead of returni
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -16,12 +16,13 @@ import pytest
 from devtools.offergrid_fake import OffergridFake
 from functions.order_processor import app
 from offergrid_integration.clock import ScaledClock
+from offergrid_integration.contract import OffergridEvent
 from offergrid_integration.offergrid.client import OffergridClient
 from offergrid_integration.orders.cancel import handle_order_cancelled
 from offergrid_integration.orders.ports import OrderOutcome, Ports
 from offergrid_integration.orders.records import Decision, OrderRecord, OrderStore, RecordConflict
 from offergrid_integration.orders.workorders import work_order_id_for
-from offergrid_integration.webhooks.events import OffergridEvent
+from tests.fixtures.processor import use_client, use_ports
 from tests.integration import test_order_processor as base
 from tests.integration.test_order_processor import (
     FAST_CLOCK_SCALE,
@@ -70,13 +71,15 @@ class AnswerLostOnce(httpx.BaseTransport):
 def lossy(fake: OffergridFake, runtime: app.Runtime) -> AnswerLostOnce:
     """The runtime's Offergrid client, through a transport that loses the first PATCH answer."""
     transport = AnswerLostOnce(STATUS_PATH)
-    runtime.client.close()
-    runtime.client = OffergridClient(
-        base_url=fake.base_url,
-        api_key=lambda *, force_refresh=False: "test-api-key",
-        clock=ScaledClock(FAST_CLOCK_SCALE),
-        remaining_time=runtime.remaining_time,
-        transport=transport,
+    use_client(
+        runtime,
+        OffergridClient(
+            base_url=fake.base_url,
+            api_key=lambda *, force_refresh=False: "test-api-key",
+            clock=ScaledClock(FAST_CLOCK_SCALE),
+            remaining_time=runtime.remaining_time,
+            transport=transport,
+        ),
     )
     return transport
 
@@ -183,9 +186,7 @@ class CancelDuringAccept:
     def save(self, record: OrderRecord) -> OrderRecord:
         saved = self.inner.save(record)
         if not self.results and record.intended_decision is Decision.ACCEPTED and record.decision is None:
-            cancelled = OffergridEvent.model_validate(
-                {"event": "order.cancelled", "orderId": ORDER, "itemId": ITEM, "reason": "changed mind"}
-            )
+            cancelled = OffergridEvent("order.cancelled", order_id=ORDER, item_id=ITEM, reason="changed mind")
             try:
                 self.results.append(
                     handle_order_cancelled(
@@ -205,8 +206,8 @@ def test_a_cancellation_during_an_accept_is_retried_and_then_cancels(
 ) -> None:
     # Given a pending item, and a cancellation that runs between the accept's intent and its PATCH
     fake.add_order_item(id=ITEM, orderId=ORDER)
-    racing = CancelDuringAccept(runtime.ports.orders, runtime.ports, runtime.client)
-    runtime.ports = replace(runtime.ports, orders=racing)
+    racing = CancelDuringAccept(runtime.pipeline.ports.orders, runtime.pipeline.ports, runtime.client)
+    use_ports(runtime, orders=racing)
 
     # When order.created is handled
     assert invoke(load_event("sqs_order_created.json")) == []

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,6 +42,7 @@ from offergrid_integration.orders.workorders import (
 )
 from tests.fixtures.aws import FakeLambdaContext
 from tests.fixtures.offergrid_fake import TEST_API_KEY
+from tests.fixtures.processor import use_ports
 from tests.integration import test_order_processor as base
 from tests.integration.test_order_integrity import LaterClock
 from tests.integration.test_order_processor import (
@@ -370,8 +371,8 @@ def test_a_reconciliation_during_our_acceptance_leaves_it_alone(
     run_reconcile: Reconcile,
     orders_queue: str,
 ) -> None:
-    racing = ReconcileBeforeWorkOrder(runtime.ports.work_orders, run_reconcile)
-    runtime.ports = replace(runtime.ports, work_orders=racing)
+    racing = ReconcileBeforeWorkOrder(runtime.pipeline.ports.work_orders, run_reconcile)
+    use_ports(runtime, work_orders=racing)
     fake.add_order_item(id="item-race", orderId=ORDER)
 
     assert invoke(sqs_event(webhook_body("order.created", itemId="item-race", orderId=ORDER))) == []
@@ -406,7 +407,7 @@ def test_a_repair_and_the_webhook_of_the_same_item_give_one_work_order(
         def cancel(self, work_order_id: str, **kwargs: Any) -> WorkOrder | None:
             raise AssertionError("not expected")
 
-    crashing.ports = replace(crashing.ports, work_orders=CrashOnOpen())
+    use_ports(crashing, work_orders=CrashOnOpen())
     webhook = webhook_body("order.created", itemId="item-race", orderId=ORDER)
     response = app.lambda_handler(sqs_event(webhook), FakeLambdaContext())
     assert len(response["batchItemFailures"]) == 1

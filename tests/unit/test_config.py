@@ -2,25 +2,34 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from pydantic import BaseModel
 
-from offergrid_integration.config import (
-    CommonSettings,
-    ConfigurationError,
-    WebhookIngressSettings,
-    env_var_names,
-    load_settings,
-)
+from offergrid_integration.config import CommonSettings, ConfigurationError, env_var_names, load_settings
+from offergrid_integration.webhooks.freshness import DEFAULT_TOLERANCE_SECONDS, StaleMode
+from offergrid_integration.webhooks.settings import WebhookIngressSettings
 
 QUEUE_URL = "https://sqs.eu-west-1.amazonaws.com/123456789012/offergrid-orders"
 COMMON_ENV = {"OFFERGRID_API_KEY_SECRET": "offergrid/api-key"}
 WEBHOOK_ENV = {"OFFERGRID_WEBHOOK_SECRET": "offergrid/webhook-secret", "ORDERS_QUEUE_URL": QUEUE_URL}
 
 
+def _load(model: Any, environ: dict[str, str]) -> Any:
+    """The webhook's settings load without pydantic (webhooks/settings.py), the others with config.py."""
+    if model is WebhookIngressSettings:
+        return WebhookIngressSettings.from_environ(environ)
+    return load_settings(model, environ)
+
+
+def _names(model: Any) -> list[str]:
+    return WebhookIngressSettings.env_var_names() if model is WebhookIngressSettings else env_var_names(model)
+
+
 def _problems(model: type[BaseModel], environ: dict[str, str]) -> ConfigurationError:
     with pytest.raises(ConfigurationError) as caught:
-        load_settings(model, environ)
+        _load(model, environ)
     return caught.value
 
 
@@ -39,7 +48,7 @@ def test_common_settings_defaults():
 
 
 def test_webhook_settings_defaults_and_no_api_key_needed():
-    settings = load_settings(WebhookIngressSettings, WEBHOOK_ENV)
+    settings = WebhookIngressSettings.from_environ(WEBHOOK_ENV)
 
     assert settings.offergrid_webhook_secret == "offergrid/webhook-secret"
     assert settings.orders_queue_url == QUEUE_URL
@@ -99,7 +108,7 @@ def test_api_url_accepts_https_and_local_http(url: str):
     ],
 )
 def test_queue_url_accepts_sqs_and_local_urls(queue_url: str):
-    settings = load_settings(WebhookIngressSettings, {**WEBHOOK_ENV, "ORDERS_QUEUE_URL": queue_url})
+    settings = WebhookIngressSettings.from_environ({**WEBHOOK_ENV, "ORDERS_QUEUE_URL": queue_url})
 
     assert settings.orders_queue_url == queue_url
 
@@ -148,7 +157,7 @@ def test_settings_are_frozen():
 
 
 def test_env_var_names_are_the_aliases():
-    assert env_var_names(WebhookIngressSettings) == [
+    assert WebhookIngressSettings.env_var_names() == [
         "SECRETS_CACHE_SECONDS",
         "AWS_ENDPOINT_URL",
         "OFFERGRID_WEBHOOK_SECRET",
@@ -200,7 +209,27 @@ WEBHOOK_BAD_VALUES = [
     ("WEBHOOK_MAX_BODY_BYTES", "256KiB"),
     ("SECRETS_CACHE_SECONDS", "7200"),
     ("AWS_ENDPOINT_URL", "not a url"),
+    ("STALE_DELIVERY_MODE", "log"),  # docs/decisions.md#20: count or refuse, nothing else
+    ("STALE_DELIVERY_MODE", "count,refuse"),
+    ("STALE_DELIVERY_TOLERANCE_SECONDS", "0"),
+    ("STALE_DELIVERY_TOLERANCE_SECONDS", "86401"),
+    ("STALE_DELIVERY_TOLERANCE_SECONDS", "1h"),
 ]
+
+
+@pytest.mark.parametrize(
+    ("mode", "tolerance", "expected"),
+    [
+        ("refuse", "600", (StaleMode.REFUSE, 600)),
+        ("count", "86400", (StaleMode.COUNT, 86_400)),
+        ("", "", (StaleMode.COUNT, DEFAULT_TOLERANCE_SECONDS)),  # blank is unset: the defaults
+    ],
+)
+def test_the_webhook_reads_its_stale_delivery_settings(mode: str, tolerance: str, expected: tuple[Any, int]):
+    environ = {**WEBHOOK_ENV, "STALE_DELIVERY_MODE": mode, "STALE_DELIVERY_TOLERANCE_SECONDS": tolerance}
+    settings = WebhookIngressSettings.from_environ(environ)
+
+    assert (settings.stale_delivery_mode, settings.stale_delivery_tolerance_seconds) == expected
 
 
 @pytest.mark.parametrize(("name", "value"), COMMON_BAD_VALUES)
@@ -270,7 +299,7 @@ def test_errors_never_echo_values(name: str, value: str):
     model = CommonSettings if name == "OFFERGRID_API_URL" else WebhookIngressSettings
 
     with pytest.raises(ConfigurationError) as caught:
-        load_settings(model, {k: v for k, v in environ.items() if k in env_var_names(model)})
+        _load(model, {k: v for k, v in environ.items() if k in _names(model)})
 
     # Then neither the message, the repr nor a chained exception carries it
     error = caught.value

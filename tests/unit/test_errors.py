@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from offergrid_integration.config import ConfigurationError
-from offergrid_integration.errors import PermanentError, TransientError, is_transient
+from offergrid_integration.errors import PermanentError, TransientError, classify
 from offergrid_integration.offergrid.errors import (
     APIConnectionError,
     APITimeoutError,
@@ -23,7 +23,8 @@ from offergrid_integration.orders.workorders import WorkOrderPublishError, WorkO
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 408, 409, 418, 422, 429, 500, 502, 503, 504])
 def test_an_offergrid_status_error_is_transient_exactly_when_its_status_is_retryable(status: int) -> None:
     error = error_class_for_status(status)("refused", status_code=status)
-    assert is_transient(error) is is_retryable_status(status)
+    expected = True if is_retryable_status(status) else (None if status == 418 else False)
+    assert classify(error) is expected
     assert error.retryable is is_retryable_status(status)
     # Every documented status is one or the other; an undocumented one (418) is neither.
     assert isinstance(error, PermanentError) is (not is_retryable_status(status) and status != 418)
@@ -57,4 +58,4 @@ def test_a_list_that_cannot_be_followed_is_permanent() -> None:
     error = UnexpectedResponseError("pages do not advance")
     assert isinstance(error, PermanentError)
     assert error.retryable is False
-    assert not is_transient(ConfigurationError("bad variable"))
+    assert classify(ConfigurationError("bad variable")) is None

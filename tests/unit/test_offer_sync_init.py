@@ -58,12 +58,13 @@ def test_the_sync_init_leaves_what_a_run_may_not_need_to_that_run() -> None:
     # The runtime was built at init (so what follows is what the init left out, not a lazy module)
     assert found["runtime"] == "SyncRuntime"
     assert "offergrid_integration.catalog.runtime" in found["modules"]
-    # Neither the reconciliation (its own schedule) nor the queue's message model (the first message)
+    # Neither the reconciliation (its own schedule) nor the processor's message parsing (the queue's
+    # contract is stdlib: offergrid_integration.contract, no model to build)
     assert not {
         "offergrid_integration.orders.reconcile",
         "offergrid_integration.orders.repairs",
-        "offergrid_integration.orders.queue",
-        "offergrid_integration.webhooks.events",
+        "offergrid_integration.orders.messages",
+        "offergrid_integration.webhooks",
     } & set(found["modules"])
     # The order records' validators wait for the first record read
     assert found["order_record_built"] is False

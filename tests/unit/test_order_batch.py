@@ -15,7 +15,6 @@ from offergrid_integration.orders.batch import NotAnSqsEvent, SqsBatch, SqsRecor
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 STANDARD_ARN = "arn:aws:sqs:eu-west-1:123456789012:offergrid-orders"
-FIFO_ARN = "arn:aws:sqs:eu-west-1:123456789012:offergrid-orders.fifo"
 
 
 def record(message_id: str, body: str = "{}", *, arn: str = STANDARD_ARN, **extra: Any) -> dict[str, Any]:
@@ -105,26 +104,6 @@ def test_an_empty_batch_has_nothing_to_do() -> None:
 
     assert SqsBatch(handler).process({"Records": []}) == {"batchItemFailures": []}
     assert handler.calls == []
-
-
-def test_a_fifo_batch_stops_at_the_first_failure_and_lists_it_and_the_rest_unhandled() -> None:
-    handler = Recorder(fail={"f2": RuntimeError("boom")})
-    event = {"Records": [record(f"f{i}", arn=FIFO_ARN) for i in range(1, 5)]}
-
-    response = SqsBatch(handler).process(event)
-
-    assert failures(dict(response)) == ["f2", "f3", "f4"]
-    assert handler.calls == ["begin:f1,f2,f3,f4", "f1", "f2", "end"]  # f3, f4 never handled
-
-
-def test_a_fifo_record_is_recognised_by_its_message_group_too() -> None:
-    fifo = record("g1", arn="arn:aws:sqs:eu-west-1:1:renamed")
-    fifo["attributes"] = {**fifo["attributes"], "MessageGroupId": "order-1", "SequenceNumber": "1"}
-
-    (parsed,) = sqs_records({"Records": [fifo]})
-
-    assert parsed.fifo
-    assert not sqs_records({"Records": [record("s1")]})[0].fifo
 
 
 def test_a_base_exception_is_not_a_record_failure_it_ends_the_batch_and_propagates() -> None:

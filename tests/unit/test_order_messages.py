@@ -7,27 +7,28 @@ from pathlib import Path
 
 import pytest
 
+from offergrid_integration.contract import (
+    RECONCILE_CANCEL,
+    RECONCILE_OPEN,
+    EventType,
+    OffergridEvent,
+    QueuedMessage,
+    utc_from_epoch,
+)
 from offergrid_integration.orders.messages import (
     EventMessage,
     StatusChangeMessage,
     UnhandledMessage,
     parse_queue_message,
 )
-from offergrid_integration.orders.queue import (
-    RECONCILE_CANCEL,
-    RECONCILE_OPEN,
-    build_queued_message,
-    utc_from_epoch,
-)
 from offergrid_integration.orders.registry import EVENT_USE_CASES
-from offergrid_integration.webhooks.events import EventType, OffergridEvent
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 
 
 def _queued(event_type: str, source: str) -> str:
     event = OffergridEvent(event=event_type, order_id="order-1", item_id="item-1")
-    return build_queued_message(event, received_at=utc_from_epoch(1_796_000_000), source=source).to_json()  # type: ignore[arg-type]
+    return QueuedMessage.for_event(event, received_at=utc_from_epoch(1_796_000_000), source=source).to_json()  # type: ignore[arg-type]
 
 
 def test_every_event_type_and_repair_has_a_use_case() -> None:

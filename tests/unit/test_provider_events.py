@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from offergrid_integration.contract import dedup_key_part
 from offergrid_integration.offergrid.models import OrderItemStatus
 from offergrid_integration.orders.provider_events import (
     InvalidProviderEvent,
@@ -18,7 +19,6 @@ from offergrid_integration.orders.provider_events import (
     is_provider_event,
     parse_provider_event,
 )
-from offergrid_integration.orders.queue import dedup_key_part
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from functions.offer_sync.app import InvalidScheduleEvent, schedule_input
+from offergrid_integration.contract import MAX_DEDUP_KEY_LENGTH
 from offergrid_integration.metrics_names import CATALOGUE
 from offergrid_integration.offergrid.errors import RateBudgetExhausted
 from offergrid_integration.orders.messages import parse_queue_message
-from offergrid_integration.orders.queue import MAX_DEDUP_KEY_LENGTH
 from offergrid_integration.orders.reconcile import (
     CappedRateBudget,
     Drift,

@@ -11,19 +11,18 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from offergrid_integration.orders.queue import QueueSendError
-from offergrid_integration.orders.sqs_queue import S3ClaimChecks, SqsQueue
-from offergrid_integration.orders.wire import (
+from offergrid_integration.contract import (
     SQS_MAX_MESSAGE_BYTES,
     ClaimCheck,
     ClaimCheckMissing,
     MessageTooLarge,
-    message_body,
+    QueuedMessage,
+    QueueSendError,
+    normalise_payload,
     sqs_message_size,
     utc_from_epoch,
-    webhook_message,
 )
-from offergrid_integration.webhooks.payload import normalise_payload
+from offergrid_integration.orders.sqs_queue import S3ClaimChecks, SqsQueue
 
 BUCKET = "claim-checks-test"
 ATTRIBUTES = {"dedupKey": "order.created:i-1", "eventType": "order.created", "source": "webhook"}
@@ -164,9 +163,9 @@ def test_the_body_holds_only_characters_sqs_takes() -> None:
     event = normalise_payload(
         {"event": "order.cancelled", "orderId": "o-1", "reason": "a\ufffe\uffff\ud83d Ж 😀"}
     )
-    message = webhook_message(event, received_at=utc_from_epoch(0), source="webhook")
+    message = QueuedMessage.for_event(event, received_at=utc_from_epoch(0), source="webhook")
 
-    body = message_body(event.wire(), message)
+    body = message.to_json()
 
     assert "\ufffe" not in body
     assert "\uffff" not in body

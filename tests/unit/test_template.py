@@ -16,8 +16,8 @@ import pytest
 
 from devtools.cfn_yaml import load_template
 from offergrid_integration.archive.deliveries import ARCHIVE_PREFIX, CHECKS_PREFIX
+from offergrid_integration.contract import SQS_MAX_MESSAGE_BYTES
 from offergrid_integration.orders.sqs_queue import CLAIM_CHECK_PREFIX
-from offergrid_integration.orders.wire import SQS_MAX_MESSAGE_BYTES
 from offergrid_integration.webhooks.freshness import DEFAULT_TOLERANCE_SECONDS, StaleMode
 from offergrid_integration.webhooks.settings import MAX_STALE_TOLERANCE_SECONDS
 
@@ -627,7 +627,7 @@ def test_the_webhook_may_only_put_claim_checks_and_deliveries_and_the_processor_
     assert _s3_grants("OrderProcessorFunction") == [("s3:GetObject", objects(CLAIM_CHECK_PREFIX))]
     webhook_env = FUNCTIONS["WebhookIngressFunction"]["Environment"]["Variables"]
     assert ref_target(webhook_env["CLAIM_CHECK_BUCKET"]) == "ClaimCheckBucket"
-    # ... and the queue holds what the writer measures against (orders/wire.py)
+    # ... and the queue holds what the writer measures against (contract.py)
     assert QUEUES["OrdersQueue"]["MaximumMessageSize"] == SQS_MAX_MESSAGE_BYTES
 
 

@@ -16,10 +16,9 @@ import pytest
 
 from offergrid_integration.archive.background import BackgroundArchive
 from offergrid_integration.archive.deliveries import ArchivedDelivery, ArchiveWriteError
-from offergrid_integration.orders.queue import QueuedMessage
+from offergrid_integration.contract import DEPLOY_CHECK_EVENT, QueuedMessage
 from offergrid_integration.webhooks.freshness import StaleMode
 from offergrid_integration.webhooks.ingress import IngressOutcome, RequestReason, WebhookIngress
-from offergrid_integration.webhooks.payload import DEPLOY_CHECK_EVENT
 from offergrid_integration.webhooks.signature import SIGNATURE_HEADER, sign, verify_signature
 from tests.unit.test_webhook_ingress import SECRET, FakeClock, FakeSecrets, RecordingQueue, api_event
 

@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from offergrid_integration.webhooks.events import PayloadReason
+from offergrid_integration.contract import PayloadReason
 from offergrid_integration.webhooks.ingress import IngressOutcome, WebhookIngress
 from tests.unit.test_webhook_ingress import FakeClock, FakeSecrets, RecordingQueue, api_event
 

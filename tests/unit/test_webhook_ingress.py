@@ -8,9 +8,14 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from offergrid_integration.orders.queue import QueuedMessage, QueueSendError
-from offergrid_integration.orders.wire import SQS_MAX_MESSAGE_BYTES, MessageTooLarge, sqs_message_size
-from offergrid_integration.webhooks.events import PayloadReason
+from offergrid_integration.contract import (
+    SQS_MAX_MESSAGE_BYTES,
+    MessageTooLarge,
+    PayloadReason,
+    QueuedMessage,
+    QueueSendError,
+    sqs_message_size,
+)
 from offergrid_integration.webhooks.ingress import (
     IngressOutcome,
     IngressResult,

@@ -1,13 +1,10 @@
 """Each function's environment as a pydantic model, validated at cold start.
 
-`load_settings(WebhookIngressSettings)` reads the environment variables named by the fields'
-aliases (empty means unset) and either returns the settings or raises one `ConfigurationError`
-naming every missing or bad variable and why, never its value. A function that starts with a bad
-environment fails at init, loudly, instead of on its first request.
-
-The webhook ingress's settings (`WebhookIngressSettings`, re-exported here) are a dataclass checked
-with the same rules without pydantic (`webhooks/settings.py`, `checks.py`): its cold start is on
-Offergrid's retry path. `load_settings` and `env_var_names` take both kinds.
+`load_settings(ProcessorSettings)` reads the environment variables named by the fields' aliases
+(empty means unset) and either returns the settings or raises one `ConfigurationError` naming every
+missing or bad variable and why, never its value. A function that starts with a bad environment
+fails at init, loudly, instead of on its first request. The rules are `checks.py`'s, which the
+webhook ingress's settings (`webhooks/settings.py`, no pydantic: its cold start) use directly.
 
 Adding a function's settings is a few lines: subclass `CommonSettings` (needs the Offergrid API) or
 `AwsSettings` (only AWS), declare each field with `Field(alias="ENV_VAR_NAME")` and reuse the
@@ -18,7 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Annotated, Any, overload
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
@@ -31,7 +28,6 @@ from offergrid_integration.checks import (
     queue_url,
 )
 from offergrid_integration.s3 import parse_s3_uri
-from offergrid_integration.webhooks.settings import WebhookIngressSettings
 
 __all__ = [
     "AwsSettings",
@@ -44,7 +40,6 @@ __all__ = [
     "QueueUrl",
     "S3Uri",
     "SecretId",
-    "WebhookIngressSettings",
     "base_url",
     "http_url",
     "load_settings",
@@ -111,29 +106,15 @@ class CommonSettings(AwsSettings):
 # ---------------------------------------------------------------------------------------------------
 # Loading
 # ---------------------------------------------------------------------------------------------------
-def env_var_names(model: type[BaseModel] | type[WebhookIngressSettings]) -> list[str]:
+def env_var_names(model: type[BaseModel]) -> list[str]:
     """The environment variables `model` reads, in declaration order."""
-    if issubclass(model, WebhookIngressSettings):
-        return model.env_var_names()
     return [field.alias or name.upper() for name, field in model.model_fields.items()]
 
 
-@overload
-def load_settings(
-    model: type[WebhookIngressSettings], environ: Mapping[str, str] | None = None
-) -> WebhookIngressSettings: ...
-@overload
-def load_settings[T: BaseModel](model: type[T], environ: Mapping[str, str] | None = None) -> T: ...
-def load_settings(
-    model: type[BaseModel] | type[WebhookIngressSettings], environ: Mapping[str, str] | None = None
-) -> BaseModel | WebhookIngressSettings:
-    """Validate the environment (default `os.environ`) into `model`; `ConfigurationError` if bad.
-
-    The webhook's settings are checked without pydantic (`webhooks/settings.py`), same contract."""
+def load_settings[T: BaseModel](model: type[T], environ: Mapping[str, str] | None = None) -> T:
+    """Validate the environment (default `os.environ`) into `model`; `ConfigurationError` if bad."""
     if environ is None:
         environ = os.environ
-    if issubclass(model, WebhookIngressSettings):
-        return model.from_environ(environ)
     data: dict[str, Any] = {}
     for name in env_var_names(model):
         value = environ.get(name)

@@ -10,12 +10,13 @@
   environment or a secret's content is wrong. Neither of the above: the processor keeps the message
   (retries, then the DLQ and its alarm) rather than dropping orders until someone fixes it.
 
-`retryable` (True on transient errors, False on permanent ones) stays for callers that read a flag.
+`classify(error)` is the one classification (True transient, False permanent, None neither); the
+`retryable` property gives the same on the two bases, for callers that read a flag.
 """
 
 from __future__ import annotations
 
-__all__ = ["PermanentError", "TransientError", "is_transient"]
+__all__ = ["PermanentError", "TransientError", "classify"]
 
 
 class TransientError(Exception):
@@ -34,6 +35,11 @@ class PermanentError(Exception):
         return False
 
 
-def is_transient(error: BaseException) -> bool:
-    """Whether `error` is a `TransientError` (the one test the processor's classification makes)."""
-    return isinstance(error, TransientError)
+def classify(error: BaseException) -> bool | None:
+    """True for a `TransientError`, False for a `PermanentError`, None for anything unclassified (the
+    processor keeps it: retried, then the DLQ)."""
+    if isinstance(error, TransientError):
+        return True
+    if isinstance(error, PermanentError):
+        return False
+    return None

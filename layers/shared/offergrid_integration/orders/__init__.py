@@ -1,7 +1,7 @@
 """The order domain: decide every order item once, handle cancellations, push fulfilment status.
 
-Contract: `queue` (the orders-queue message, its dedup keys, the queue port; `sqs_queue` its
-adapter), `messages` (the body parsed into one message discriminated on `kind`).
+The queue's contract is `offergrid_integration.contract` (never `webhooks`); `sqs_queue` is its
+adapter, `messages` the body parsed into one message by `kind`.
 Use cases, one module each, dispatched by `registry`: `decide` (order.created), `cancel`
 (order.cancelled), `status` (workorder.status_changed), `repairs` (the reconciliation's repairs);
 `ports` (Ports, OrderOutcome, FailureReason, `OrderItemsApi`) and `steps` are what they share.

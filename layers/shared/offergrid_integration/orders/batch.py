@@ -5,15 +5,11 @@ reported (`ReportBatchItemFailures`, set on the processor's SQS trigger in templ
     runner.process(event)                # -> {"batchItemFailures": [{"itemIdentifier": messageId}, ...]}
 
 A record fails when its handler raises an `Exception`: its message id is listed, SQS makes it
-visible again (finally the DLQ); the others are deleted. Every record is handled, so one failure
-never holds back the rest of a standard queue's batch, and a batch whose records all failed is
-answered like any other (every id listed) rather than raised. A `BaseException` that is not an
-`Exception` (the runtime shutting down) is not a record's failure: it propagates, and SQS retries the
-whole batch (idempotency keeps that safe).
-
-Records from a FIFO queue (`.fifo` source ARN or a `MessageGroupId`) keep their order: at the first
-failure the runner stops, and that record and every one after it are listed unhandled, as AWS asks of
-a FIFO partial batch (a later message of the group must not overtake a failed one).
+visible again (finally the DLQ); the others are deleted. Every record is handled (the orders queue
+is a standard queue: no order to keep), so one failure never holds back the rest of the batch, and a
+batch whose records all failed is answered like any other (every id listed) rather than raised. A
+`BaseException` that is not an `Exception` (the runtime shutting down) is not a record's failure: it
+propagates, and SQS retries the whole batch (idempotency keeps that safe).
 
 `begin_batch(records)` runs before the first record and `end_batch()` after the last, whatever
 happened in between (the pipeline's batched reads live exactly that long). A `begin_batch` that
@@ -79,7 +75,6 @@ class SqsRecord:
     body: str
     # The string-valued message attributes (binary ones are not ours).
     attributes: Mapping[str, str]
-    fifo: bool = False
 
     @classmethod
     def from_event_record(cls, record: Mapping[str, Any]) -> SqsRecord:
@@ -89,11 +84,7 @@ class SqsRecord:
             for name, value in (message_attributes if isinstance(message_attributes, Mapping) else {}).items()
             if isinstance(value, Mapping) and isinstance(value.get("stringValue"), str)
         }
-        system = record.get("attributes")
-        fifo = str(record.get("eventSourceARN") or "").endswith(".fifo") or (
-            isinstance(system, Mapping) and bool(system.get("MessageGroupId"))
-        )
-        return cls(record["messageId"], record["body"], attributes, fifo)
+        return cls(record["messageId"], record["body"], attributes)
 
 
 def sqs_records(event: object) -> list[SqsRecord]:
@@ -150,13 +141,10 @@ class SqsBatch:
                 extra={"error": type(exc).__name__, "records": len(records)},
             )
         try:
-            for position, record in enumerate(records):
+            for record in records:
                 try:
                     self.handler.handle_record(record)
                 except Exception:  # the handler reported it; SQS retries it
-                    if record.fifo:
-                        failed.extend({"itemIdentifier": rest.message_id} for rest in records[position:])
-                        break
                     failed.append({"itemIdentifier": record.message_id})
         finally:
             self.handler.end_batch()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from offergrid_integration.contract import OffergridEvent
 from offergrid_integration.offergrid.models import OrderItem, OrderItemStatus, StatusUpdate
 from offergrid_integration.orders.lifecycle import allowed_targets, is_decidable, parse_status
 from offergrid_integration.orders.ports import FailureReason, OrderItemsApi, OrderOutcome, OutcomeKind, Ports
@@ -23,7 +24,6 @@ from offergrid_integration.orders.steps import (
     record_for,
 )
 from offergrid_integration.orders.workorders import work_order_id_for
-from offergrid_integration.webhooks.events import OffergridEvent
 
 __all__ = ["CANCELLABLE_LISTING", "handle_order_cancelled"]
 

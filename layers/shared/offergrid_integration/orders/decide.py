@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 
+from offergrid_integration.contract import OffergridEvent
 from offergrid_integration.observability import logger
 from offergrid_integration.offergrid.models import OrderItem, OrderItemStatus, StatusUpdate
 from offergrid_integration.orders.lifecycle import AFTER_ACCEPTANCE, is_decidable, parse_status
@@ -34,7 +35,6 @@ from offergrid_integration.orders.steps import (
     record_for,
 )
 from offergrid_integration.orders.workorders import work_order_id_for
-from offergrid_integration.webhooks.events import OffergridEvent
 
 __all__ = ["acceptance_notes", "handle_order_created"]
 

@@ -1,30 +1,33 @@
 """What arrives on the orders queue, parsed into one typed message (`OrdersMessage`).
 
-Two body shapes share the queue:
+Two body shapes share the queue: the envelope of `contract.QueuedMessage` (the ingress, the sweep,
+the reconciliation; its dedup key the envelope's or, when absent, the `dedupKey` attribute), and a
+raw EventBridge event from the rule on the provider's bus (`detail-type` `workorder.status_changed`;
+its dedup key item + target status + event id, Decision 3).
 
-- the ingress/sweep/reconciliation envelope (`orders.queue.QueuedMessage` JSON): `{"event": {...},
-  "dedupKey", "receivedAt", "source", "correlationId"}`; the dedup key is the envelope's (or, when
-  absent, the `dedupKey` message attribute);
-- a raw EventBridge event delivered by the rule on the provider's bus (`detail-type`
-  `workorder.status_changed`); its dedup key is item + target status + event id (Decision 3).
-
-`OrdersMessage` is one pydantic model discriminated on `kind` (the event type or detail-type):
-an `EventMessage` for the Offergrid event types we act on (`webhooks.events.EventType`) and the
-reconciliation's repairs (only from source `reconcile`), a `StatusChangeMessage` for the
-provider's status change, an `UnhandledMessage` for anything else (Decision 2: kept, logged, never
-failed). `orders.registry` runs the use case of each kind.
-
-A body that is neither shape is a `MalformedMessage` (permanent: it is logged and counted, not retried).
+The message's `kind` (the event type or detail-type) picks its class: an `EventMessage` for the
+Offergrid event types we act on and the reconciliation's repairs (only from source `reconcile`), a
+`StatusChangeMessage` for the provider's status change, an `UnhandledMessage` for anything else
+(Decision 2: kept, logged, never failed). `orders.registry` runs the use case of each kind. A body
+that is neither shape is a `MalformedMessage` (permanent: logged and counted, not retried).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Annotated, Any, Final, Literal
+from dataclasses import dataclass
+from typing import Any, Final
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Tag, ValidationError
-
+from offergrid_integration.contract import (
+    RECONCILE_CANCEL,
+    RECONCILE_OPEN,
+    EventType,
+    InvalidEnvelope,
+    OffergridEvent,
+    QueuedMessage,
+    dedup_key_part,
+)
 from offergrid_integration.errors import PermanentError
 from offergrid_integration.identifiers import identifier_problem
 from offergrid_integration.orders.ports import FailureReason
@@ -35,8 +38,6 @@ from offergrid_integration.orders.provider_events import (
     is_provider_event,
     parse_provider_event,
 )
-from offergrid_integration.orders.queue import RECONCILE_CANCEL, RECONCILE_OPEN, QueuedMessage, dedup_key_part
-from offergrid_integration.webhooks.events import EventType, OffergridEvent
 
 __all__ = [
     "EventMessage",
@@ -64,56 +65,37 @@ class MalformedMessage(ValueError, PermanentError):
         self.item_id = item_id
 
 
-class _Message(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Message:
     kind: str  # the event type or detail-type
     dedup_key: str
     source: str  # "webhook" | "sweep" | "reconcile" | "provider" | "eventbridge"
     correlation_id: str | None = None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class EventMessage(_Message):
     """An Offergrid event we act on (from a webhook or the sweep), or a reconciliation repair."""
 
     event: OffergridEvent
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StatusChangeMessage(_Message):
     """The provider's `workorder.status_changed` (EventBridge)."""
 
-    # Built on first use (as the kinds below): an order's first message is mostly an `EventMessage`.
-    model_config = ConfigDict(frozen=True, defer_build=True)
-
-    kind: Literal["workorder.status_changed"] = STATUS_CHANGED_DETAIL_TYPE
+    kind: str = STATUS_CHANGED_DETAIL_TYPE
     change: ProviderStatusChange
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class UnhandledMessage(_Message):
     """A kind nothing acts on (an unknown event type, an EventBridge event routed to us by mistake)."""
-
-    model_config = ConfigDict(frozen=True, defer_build=True)
 
     event: OffergridEvent | None = None
 
 
-def _shape(value: Any) -> str:
-    """The discriminator: which message a kind (and, for repairs, its source) makes."""
-    fields = value if isinstance(value, Mapping) else vars(value)
-    kind, source = fields.get("kind"), fields.get("source")
-    if fields.get("change") is not None:
-        return "status_change"
-    if kind in EVENT_KINDS or (kind in REPAIR_KINDS and source == "reconcile"):
-        return "event"
-    return "unhandled"
-
-
-OrdersMessage = Annotated[
-    Annotated[EventMessage, Tag("event")]
-    | Annotated[StatusChangeMessage, Tag("status_change")]
-    | Annotated[UnhandledMessage, Tag("unhandled")],
-    Discriminator(_shape),
-]
+OrdersMessage = EventMessage | StatusChangeMessage | UnhandledMessage
 
 
 def parse_queue_message(body: str, attributes: Mapping[str, str] | None = None) -> OrdersMessage:
@@ -131,24 +113,14 @@ def parse_queue_message(body: str, attributes: Mapping[str, str] | None = None) 
         if key:
             payload = {**payload, "dedupKey": key}
     try:
-        envelope = QueuedMessage.model_validate(payload)
-    except ValidationError as exc:
-        fields = sorted({".".join(str(part) for part in error["loc"]) or "body" for error in exc.errors()})
-        raise MalformedMessage(
-            FailureReason.MALFORMED_MESSAGE, f"not an orders-queue envelope: {', '.join(fields[:5])}"
-        ) from None
-    message: dict[str, Any] = {
-        "kind": envelope.event.event,
-        "dedup_key": envelope.dedup_key,
-        "source": envelope.source,
-        "correlation_id": envelope.correlation_id,
-        "event": envelope.event,
-    }
-    # `OrdersMessage`'s discriminator picks the model (an envelope has no `change`: never a status
-    # change); validated by that model directly, so the union's other models are not built for it.
-    if _shape(message) == "event":
-        return EventMessage.model_validate(message)
-    return UnhandledMessage.model_validate(message)
+        envelope = QueuedMessage.from_wire(payload)
+    except InvalidEnvelope as exc:
+        raise MalformedMessage(FailureReason.MALFORMED_MESSAGE, str(exc)) from None
+    kind, source = envelope.event.event, envelope.source
+    fields = {"kind": kind, "dedup_key": envelope.dedup_key, "source": source}
+    if kind in EVENT_KINDS or (kind in REPAIR_KINDS and source == "reconcile"):
+        return EventMessage(**fields, correlation_id=envelope.correlation_id, event=envelope.event)
+    return UnhandledMessage(**fields, correlation_id=envelope.correlation_id, event=envelope.event)
 
 
 def _provider_message(payload: dict[str, Any]) -> StatusChangeMessage | UnhandledMessage:

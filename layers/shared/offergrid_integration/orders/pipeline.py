@@ -32,7 +32,8 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 
 from offergrid_integration.checks import ConfigurationError
-from offergrid_integration.errors import PermanentError, TransientError
+from offergrid_integration.contract import ClaimCheck, ClaimCheckMissing, ClaimCheckStore, EventType
+from offergrid_integration.errors import PermanentError, classify
 from offergrid_integration.observability import ITEM_LOG_KEYS, logger, metrics
 from offergrid_integration.orders.batch import SqsRecord
 from offergrid_integration.orders.item_reads import BatchItemReads, Prefetch
@@ -53,9 +54,7 @@ from offergrid_integration.orders.ports import (
 )
 from offergrid_integration.orders.registry import dispatch
 from offergrid_integration.orders.steps import record_permanent_failure
-from offergrid_integration.orders.wire import ClaimCheck, ClaimCheckMissing, ClaimCheckStore
 from offergrid_integration.secrets import SecretUnavailableError
-from offergrid_integration.webhooks.events import EventType
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
@@ -182,7 +181,7 @@ class RecordPipeline:
                     "error": type(exc).__name__,
                     # A secret that cannot be read: which one, and the AWS error (never its value).
                     **(exc.log_fields() if isinstance(exc, SecretUnavailableError) else {}),
-                    "retryable": _retryable(exc),
+                    "retryable": classify(exc),
                 },
             )
             with single_metric(
@@ -225,15 +224,6 @@ def wanted_item_ids(messages: Iterable[OrdersMessage]) -> list[str]:
         if isinstance(message, EventMessage) and message.kind == EventType.ORDER_CREATED
     )
     return list(dict.fromkeys(item_id for item_id in wanted if item_id))
-
-
-def _retryable(error: Exception) -> bool | None:
-    """The taxonomy, for the log: True transient, False permanent, None unclassified (still retried)."""
-    if isinstance(error, TransientError):
-        return True
-    if isinstance(error, PermanentError):
-        return False
-    return None
 
 
 def mark_duplicate(response: Any, idempotent_data: DataRecord) -> Any:

@@ -26,9 +26,9 @@ from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from offergrid_integration.contract import MAX_DEDUP_KEY_LENGTH, dedup_key_part
 from offergrid_integration.identifiers import identifier_problem
 from offergrid_integration.offergrid.models import OrderItemStatus, StatusUpdate
-from offergrid_integration.orders.queue import MAX_DEDUP_KEY_LENGTH, dedup_key_part
 
 __all__ = [
     "STATUS_CHANGED_DETAIL_TYPE",

@@ -35,13 +35,26 @@ repairs what it classified from complete listings and reports itself `incomplete
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Final, Protocol
 
 from offergrid_integration import aws
 from offergrid_integration.clock import Clock
+from offergrid_integration.contract import (
+    MAX_DEDUP_KEY_LENGTH,
+    RECONCILE_CANCEL,
+    RECONCILE_OPEN,
+    OffergridEvent,
+    QueuedMessage,
+    QueuePort,
+    QueueSendError,
+    dedup_key_for,
+    dedup_key_part,
+    send_queued_message,
+    utc_from_epoch,
+)
 from offergrid_integration.identifiers import identifier_problem
 from offergrid_integration.metrics_names import (
     MAX_LISTED,
@@ -58,23 +71,10 @@ from offergrid_integration.observability import item_log_scope, logger
 from offergrid_integration.offergrid.errors import NotFoundError, OffergridError, RateBudgetExhausted
 from offergrid_integration.offergrid.models import OrderItem, OrderItemStatus
 from offergrid_integration.orders.lifecycle import is_decidable, parse_status
-from offergrid_integration.orders.queue import (
-    MAX_DEDUP_KEY_LENGTH,
-    RECONCILE_CANCEL,
-    RECONCILE_OPEN,
-    QueuedMessage,
-    QueuePort,
-    QueueSendError,
-    dedup_key_for,
-    dedup_key_part,
-    send_queued_message,
-    utc_from_epoch,
-)
 from offergrid_integration.orders.records import Decision, OrderRecord, OrderStore
 from offergrid_integration.orders.repairs import PROVIDER_WORK, WORK_ENDED, pushed_by_us
 from offergrid_integration.orders.workorders import WorkOrder, work_order_id_for
 from offergrid_integration.ratelimit import RateBudget
-from offergrid_integration.webhooks.events import OffergridEvent
 
 __all__ = [
     "HOURLY_BUDGET",
@@ -287,14 +287,8 @@ def repair_message(drift: Drift, *, now: float, correlation_id: str | None) -> Q
     )
     key = f"{drift.repair}:{dedup_key_part(drift.item_id)}"
     if len(key) > MAX_DEDUP_KEY_LENGTH:
-        key = dedup_key_for(event.model_copy(update={"reason": None}))
-    return QueuedMessage(
-        event=event,
-        dedupKey=key,
-        receivedAt=utc_from_epoch(now),
-        source="reconcile",
-        correlationId=correlation_id,
-    )
+        key = dedup_key_for(replace(event, reason=None))
+    return QueuedMessage(event, key, utc_from_epoch(now), "reconcile", correlation_id)
 
 
 def reconcile(

@@ -1,6 +1,6 @@
 """The one registry of order use cases: which use case runs each kind of orders-queue message.
 
-Adding an event type: a member of `webhooks.events.EventType`, one use-case module with its
+Adding an event type: a member of `contract.EventType`, one use-case module with its
 `handle_...` function, one line in `EVENT_USE_CASES`, one sample event (docs/architecture.md,
 "Add an event type").
 """
@@ -10,14 +10,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final, Protocol
 
+from offergrid_integration.contract import RECONCILE_CANCEL, RECONCILE_OPEN, EventType, OffergridEvent
 from offergrid_integration.orders.cancel import handle_order_cancelled
 from offergrid_integration.orders.decide import handle_order_created
 from offergrid_integration.orders.messages import EventMessage, OrdersMessage, StatusChangeMessage
 from offergrid_integration.orders.ports import OrderItemsApi, OrderOutcome, OutcomeKind, Ports
-from offergrid_integration.orders.queue import RECONCILE_CANCEL, RECONCILE_OPEN
 from offergrid_integration.orders.repairs import handle_reconcile_cancel, handle_reconcile_open
 from offergrid_integration.orders.status import handle_status_change
-from offergrid_integration.webhooks.events import EventType, OffergridEvent
 
 __all__ = ["EVENT_USE_CASES", "EventUseCase", "dispatch"]
 

@@ -14,15 +14,15 @@ benchmark), and answers the partial-batch response.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig
 
 from offergrid_integration import aws
 from offergrid_integration.clock import SYSTEM_CLOCK, Clock
-from offergrid_integration.offergrid.client import ApiKeyProvider, OffergridClient
+from offergrid_integration.offergrid.client import ApiKeyProvider
 from offergrid_integration.offergrid.wiring import client_from_settings
-from offergrid_integration.orders.batch import SqsBatch, SqsRecord
+from offergrid_integration.orders.batch import SqsBatch
 from offergrid_integration.orders.pipeline import RecordPipeline, mark_duplicate
 from offergrid_integration.orders.ports import Ports
 from offergrid_integration.orders.records import DynamoDBOrderStore
@@ -105,7 +105,7 @@ class ProcessorRuntime:
             # Claim-checked bodies (docs/decisions.md#17): the S3 client made on the first one.
             claim_checks=S3ClaimChecks(client_factory=lambda: clients.s3),
         )
-        self._client = client
+        self.client = client
         self.batch = SqsBatch(self.pipeline)
 
     def bind(self, context: LambdaContext) -> None:
@@ -118,26 +118,6 @@ class ProcessorRuntime:
         if self._context is None:
             return math.inf
         return self._context.get_remaining_time_in_millis() / 1000
-
-    # The pipeline's client and ports, replaceable (tests wrap them to stage races and lost answers).
-    @property
-    def client(self) -> OffergridClient:
-        return self._client
-
-    @client.setter
-    def client(self, client: OffergridClient) -> None:
-        self._client = self.pipeline.client = client
-
-    @property
-    def ports(self) -> Ports:
-        return self.pipeline.ports
-
-    @ports.setter
-    def ports(self, ports: Ports) -> None:
-        self.pipeline.ports = ports
-
-    def handle_record(self, record: SqsRecord) -> dict[str, Any]:
-        return self.pipeline.handle_record(record)
 
     def close(self) -> None:
         self.client.close()

@@ -39,7 +39,6 @@ for a provider's own serviceability API (POST the address, answer `{"serviceable
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -464,8 +463,3 @@ def build_serviceability_checker(
             }
         )
     return CoverageRulesChecker(source, max_age_seconds=max_age_seconds)
-
-
-def rules_to_json(rules: CoverageRules) -> str:
-    """The document form of `rules` (for tests and tooling)."""
-    return json.dumps(rules.model_dump(mode="json", by_alias=True), sort_keys=True)

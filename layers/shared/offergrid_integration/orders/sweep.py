@@ -2,7 +2,7 @@
 
 List `pending` and `submitted_to_provider` order items and queue every one we have not decided yet
 as the `order.created` message its webhook would have produced, with the same dedup key
-(`order.created:<itemId>`, built by `orders.queue.queued_message_for_order_item`). An item a
+(`order.created:<itemId>`, built by `contract.queued_message_for_order_item`). An item a
 webhook also announced is therefore decided once: the processor's idempotency is keyed on that key.
 
 "Decided" is asked of a `DecisionLookup`; `OrderRecordDecisions` answers from the order processor's
@@ -20,12 +20,19 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from offergrid_integration.clock import Clock
+from offergrid_integration.contract import (
+    QueuePort,
+    QueueSendError,
+    format_timestamp,
+    queued_message_for_order_item,
+    send_queued_message,
+    utc_from_epoch,
+)
 from offergrid_integration.identifiers import identifier_problem
 from offergrid_integration.metrics_names import MAX_LISTED, MetricsSink
 from offergrid_integration.observability import item_log_scope, logger
 from offergrid_integration.offergrid.errors import OffergridError, RateBudgetExhausted
 from offergrid_integration.offergrid.models import OrderItem, OrderItemStatus
-from offergrid_integration.orders.wire import QueuePort, QueueSendError
 
 if TYPE_CHECKING:
     from offergrid_integration.orders.records import OrderStore
@@ -156,14 +163,6 @@ def _sweep_item(
         report.already_decided += 1
         return
     if not dry_run:
-        # The queue's message model on the first item to queue (a dry run or a quiet sweep needs none).
-        from offergrid_integration.orders.queue import (
-            format_timestamp,
-            queued_message_for_order_item,
-            send_queued_message,
-            utc_from_epoch,
-        )
-
         message = queued_message_for_order_item(
             item_id=item.id,
             order_id=_usable(item.order_id),

@@ -14,8 +14,8 @@ Checks run cheapest and most hostile first, and each maps to one status:
 5. freshness         with `StaleDeliveryMode` refuse, 401 for a timestamp older than the tolerance
                      (reason `timestamp_stale`); counted and queued otherwise (docs/decisions.md#20)
 6. queue             200 `{"received": true}` only once the queue accepted the message; 503 otherwise.
-                     The message is written compactly in UTF-8 (`orders.wire`); one SQS still cannot
-                     hold goes to S3 and its claim check is queued (`orders.sqs_queue`,
+                     The message is written compactly in UTF-8 (`contract.QueuedMessage`); one SQS
+                     still cannot hold goes to S3 and its claim check is queued (the queue adapter,
                      docs/decisions.md#17), so a verified body is never refused for its size. Only a
                      queue without a claim-check bucket refuses it, for good: 413, reason
                      `message_too_large` (a 503 would have Offergrid redeliver it forever).
@@ -35,9 +35,8 @@ never refused for. `redeliver` is the same path for a delivery read back from th
 archive`): verified again, normalised, keyed and queued exactly as here, with no archive write and no
 freshness check (a replay is old on purpose).
 
-No Powertools, no boto3, no pydantic (the body is checked by `webhooks.payload` with every rule of
-`OffergridEvent`, and queued as `orders.wire` writes `QueuedMessage`'s body, byte for byte; tests:
-test_webhook_wire.py): `IngressResult.report` says how an outcome is counted and logged (the
+No Powertools, no boto3, no pydantic (the body is normalised and queued by `contract`, which the
+processor reads too): `IngressResult.report` says how an outcome is counted and logged (the
 `OUTCOME_REPORTS` table), `webhooks.reporting` emits it, `IngressResult.http_response()` is the answer.
 """
 
@@ -60,28 +59,25 @@ from offergrid_integration.archive.background import (
 from offergrid_integration.archive.deliveries import ArchivedDelivery
 from offergrid_integration.checks import MAX_WEBHOOK_BODY_BYTES
 from offergrid_integration.clock import SYSTEM_CLOCK, Clock
-from offergrid_integration.orders.wire import (
+from offergrid_integration.contract import (
+    DEPLOY_CHECK_EVENT,
+    InvalidEventPayload,
     MessageSource,
     MessageTooLarge,
+    OffergridEvent,
+    PayloadReason,
+    QueuedMessage,
     QueuePort,
     QueueSendError,
-    WebhookMessage,
+    normalise_payload,
     sqs_message_size,
     utc_from_epoch,
-    webhook_message,
 )
 from offergrid_integration.webhooks.freshness import (
     DEFAULT_TOLERANCE_SECONDS,
     Freshness,
     StaleMode,
     judge_freshness,
-)
-from offergrid_integration.webhooks.payload import (
-    DEPLOY_CHECK_EVENT,
-    InvalidEventPayload,
-    PayloadReason,
-    WebhookEvent,
-    normalise_payload,
 )
 from offergrid_integration.webhooks.signature import (
     SignatureMatch,
@@ -166,13 +162,13 @@ class IngressResult:
     body: dict[str, Any]
     outcome: IngressOutcome
     reason: RejectReason | None = None
-    message: WebhookMessage | None = None  # set once the body was valid (queued or not)
+    message: QueuedMessage | None = None  # set once the body was valid (queued or not)
     signature: SignatureMatch | None = None
     message_id: str | None = None
     error: str | None = None  # error type / service code of a 5xx, never a message with data
     headers: dict[str, str] = field(default_factory=dict)
     message_bytes: int | None = None  # what SQS counts of the message (over its limit: a claim check)
-    webhook: WebhookEvent | None = None  # the normalised event, once the body was valid
+    webhook: OffergridEvent | None = None  # the normalised event, once the body was valid
     freshness: Freshness | None = None  # how old its timestamp says it is (docs/decisions.md#20)
     archive: ArchiveOutcome | None = None  # the verified delivery's archive write, when there is an archive
 
@@ -311,7 +307,7 @@ class WebhookIngress:
             header,
             received_at=utc_from_epoch(now),
             request_id=correlation_id or _request_id(event),
-            check=isinstance(webhook, WebhookEvent) and webhook.event == DEPLOY_CHECK_EVENT,
+            check=isinstance(webhook, OffergridEvent) and webhook.event == DEPLOY_CHECK_EVENT,
         )
         if isinstance(webhook, IngressResult):
             return self._with_archive(webhook, archived)
@@ -350,8 +346,8 @@ class WebhookIngress:
 
     def read_event(
         self, body: bytes, *, signature: SignatureMatch | None = None
-    ) -> WebhookEvent | IngressResult:
-        """The verified body normalised (`webhooks.payload`), or the 400 it gets."""
+    ) -> OffergridEvent | IngressResult:
+        """The verified body normalised (`contract`), or the 400 it gets."""
         try:
             return normalise_payload(load_json(body))
         except InvalidEventPayload as exc:
@@ -362,15 +358,15 @@ class WebhookIngress:
 
     def enqueue(
         self,
-        webhook: WebhookEvent,
+        webhook: OffergridEvent,
         *,
         received_at: datetime,
         source: MessageSource,
         correlation_id: str | None,
         signature: SignatureMatch | None = None,
     ) -> IngressResult:
-        """Queue the message `webhook` becomes (its dedup key: `orders.wire`); the answer it earns."""
-        message = webhook_message(
+        """Queue the message `webhook` becomes (its dedup key: `contract`); the answer it earns."""
+        message = QueuedMessage.for_event(
             webhook, received_at=received_at, source=source, correlation_id=correlation_id
         )
         message_body, attributes = message.to_json(), message.message_attributes()

@@ -3,7 +3,7 @@ retry path: importing pydantic and building a settings model cost it about 90 ms
 
 Same contract as the other functions' settings (`config.load_settings`): the variables are read in
 declaration order (empty means unset), and one `ConfigurationError` names every missing or bad
-variable and why, never its value. The rules are `config.py`'s field types (`checks.py`).
+variable and why, never its value. The rules are `checks.py`'s, of which `config.py` builds its field types.
 """
 
 from __future__ import annotations
