@@ -22,7 +22,7 @@ from offergrid_integration.contract import (
     sqs_message_size,
     utc_from_epoch,
 )
-from offergrid_integration.orders.sqs_queue import S3ClaimChecks, SqsQueue
+from offergrid_integration.orders.adapters.sqs_queue import S3ClaimChecks, SqsQueue
 
 BUCKET = "claim-checks-test"
 ATTRIBUTES = {"dedupKey": "order.created:i-1", "eventType": "order.created", "source": "webhook"}

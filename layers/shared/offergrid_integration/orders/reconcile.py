@@ -40,7 +40,6 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Final, Protocol
 
-from offergrid_integration import aws
 from offergrid_integration.clock import Clock
 from offergrid_integration.contract import (
     MAX_DEDUP_KEY_LENGTH,
@@ -74,7 +73,7 @@ from offergrid_integration.orders.lifecycle import is_decidable, parse_status
 from offergrid_integration.orders.records import Decision, OrderRecord, OrderStore
 from offergrid_integration.orders.repairs import PROVIDER_WORK, WORK_ENDED, pushed_by_us
 from offergrid_integration.orders.workorders import WorkOrder, work_order_id_for
-from offergrid_integration.ratelimit import RateBudget
+from offergrid_integration.ratelimit.buckets import RateBudget
 
 __all__ = [
     "HOURLY_BUDGET",
@@ -82,7 +81,6 @@ __all__ = [
     "CappedRateBudget",
     "Drift",
     "DriftKind",
-    "DynamoDBWorkOrderIndex",
     "ReconcileReport",
     "WorkOrderIndex",
     "max_calls_per_run",
@@ -223,27 +221,6 @@ class WorkOrderIndex(Protocol):
         ...
 
     def get(self, work_order_id: str) -> WorkOrder | None: ...
-
-
-class DynamoDBWorkOrderIndex(aws.TableAdapter):
-    """`WorkOrderIndex` over the work-orders table (the processor's `DynamoDBEventBridgeWorkOrders`).
-    The table is made on first use (`aws.TableAdapter`)."""
-
-    def open_work_orders(self) -> Iterator[WorkOrder]:
-        from boto3.dynamodb.conditions import Attr
-
-        kwargs: dict[str, Any] = {"FilterExpression": Attr("status").eq("open"), "ConsistentRead": True}
-        while True:
-            response = self.table.scan(**kwargs)
-            for item in response.get("Items", []):
-                yield WorkOrder.model_validate(item)
-            if "LastEvaluatedKey" not in response:
-                return
-            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-
-    def get(self, work_order_id: str) -> WorkOrder | None:
-        item = self.table.get_item(Key={"workOrderId": work_order_id}, ConsistentRead=True).get("Item")
-        return None if item is None else WorkOrder.model_validate(item)
 
 
 class CappedRateBudget:
