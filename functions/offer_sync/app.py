@@ -40,8 +40,8 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
     from mypy_boto3_s3 import S3Client
 
-    from offergrid_integration.contract import QueuePort
     from offergrid_integration.orders.reconcile import CappedRateBudget, WorkOrderIndex
+    from offergrid_integration.queueing import QueuePort
 
 __all__ = [
     "InvalidScheduleEvent",
