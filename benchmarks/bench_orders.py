@@ -76,8 +76,8 @@ from offergrid_integration.clock import ScaledClock
 from offergrid_integration.config import load_settings
 from offergrid_integration.observability import logger
 from offergrid_integration.offergrid.wiring import client_from_settings
+from offergrid_integration.orders.adapters.sqs_queue import SqsQueue
 from offergrid_integration.orders.settings import ProcessorSettings
-from offergrid_integration.orders.sqs_queue import SqsQueue
 from offergrid_integration.ratelimit import Lane
 from offergrid_integration.webhooks.ingress import WebhookIngress
 

@@ -20,8 +20,8 @@ from offergrid_integration.catalog.settings import SyncSettings
 from offergrid_integration.clock import ScaledClock
 from offergrid_integration.config import ConfigurationError, load_settings
 from offergrid_integration.observability import logger
+from offergrid_integration.orders.adapters.sqs_queue import SqsQueue
 from offergrid_integration.orders.reconcile import CappedRateBudget
-from offergrid_integration.orders.sqs_queue import SqsQueue
 from offergrid_integration.ratelimit import Lane
 from tests.fixtures.aws import record_boto_clients
 from tests.fixtures.offergrid_fake import TEST_API_KEY, OffergridFakeFactory

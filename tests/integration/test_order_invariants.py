@@ -55,15 +55,17 @@ from devtools.offergrid_fake.answers import Answers
 from offergrid_integration.contract import queued_message_for_order_item, utc_from_epoch
 from offergrid_integration.offergrid.client import OffergridClient
 from offergrid_integration.offergrid.models import OrderItemStatus
+from offergrid_integration.orders.adapters.order_store import DynamoDBOrderStore
+from offergrid_integration.orders.adapters.rules_sources import build_serviceability_checker
+from offergrid_integration.orders.adapters.work_order_index import DynamoDBWorkOrderIndex
+from offergrid_integration.orders.adapters.work_orders import DynamoDBEventBridgeWorkOrders
 from offergrid_integration.orders.item_reads import BatchItemReads
 from offergrid_integration.orders.messages import OrdersMessage, parse_queue_message
 from offergrid_integration.orders.pipeline import wanted_item_ids
 from offergrid_integration.orders.ports import FailureReason, OrderItemsApi, Ports
-from offergrid_integration.orders.reconcile import DynamoDBWorkOrderIndex, reconcile
-from offergrid_integration.orders.records import DynamoDBOrderStore
+from offergrid_integration.orders.reconcile import reconcile
 from offergrid_integration.orders.registry import dispatch
-from offergrid_integration.orders.serviceability import build_serviceability_checker
-from offergrid_integration.orders.workorders import DynamoDBEventBridgeWorkOrders, work_order_id_for
+from offergrid_integration.orders.workorders import work_order_id_for
 from tests.integration.test_order_processor import RULES_PARAMETER, TEXAS, Stack, create_stack, status_event
 
 # item -> order; item-c is outside the coverage rules (rejected), item-d shares order-2 with item-c

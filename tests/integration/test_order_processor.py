@@ -22,9 +22,10 @@ from functions.order_processor import app
 from offergrid_integration.clock import Clock, ScaledClock
 from offergrid_integration.config import load_settings
 from offergrid_integration.orders import pipeline
+from offergrid_integration.orders.adapters.order_store import DynamoDBOrderStore
 from offergrid_integration.orders.batch import NotAnSqsEvent
 from offergrid_integration.orders.messages import parse_queue_message
-from offergrid_integration.orders.records import Decision, DynamoDBOrderStore, OrderRecord
+from offergrid_integration.orders.records import Decision, OrderRecord
 from offergrid_integration.orders.settings import ProcessorSettings
 from offergrid_integration.orders.workorders import work_order_id_for
 from tests.fixtures.aws import FakeLambdaContext

@@ -24,18 +24,18 @@ from offergrid_integration.catalog.settings import SyncSettings
 from offergrid_integration.clock import SYSTEM_CLOCK, Clock
 from offergrid_integration.config import load_settings
 from offergrid_integration.offergrid.client import OffergridClient
+from offergrid_integration.orders.adapters.sqs_queue import SqsQueue
+from offergrid_integration.orders.adapters.work_order_index import DynamoDBWorkOrderIndex
+from offergrid_integration.orders.adapters.work_orders import DynamoDBEventBridgeWorkOrders
 from offergrid_integration.orders.reconcile import (
     CappedRateBudget,
-    DynamoDBWorkOrderIndex,
     ReconcileReport,
     max_calls_per_run,
     reconcile,
 )
 from offergrid_integration.orders.records import Decision
 from offergrid_integration.orders.repairs import ADOPTED_REASON
-from offergrid_integration.orders.sqs_queue import SqsQueue
 from offergrid_integration.orders.workorders import (
-    DynamoDBEventBridgeWorkOrders,
     WorkOrder,
     WorkOrderSink,
     work_order_id_for,

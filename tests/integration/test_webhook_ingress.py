@@ -19,10 +19,10 @@ from botocore.exceptions import EndpointConnectionError
 from botocore.stub import Stubber
 
 from functions.webhook_ingress import app
-from offergrid_integration.contract import QueueSendError
 from offergrid_integration.observability import logger as shared_logger
 from offergrid_integration.observability import metric_dimensions, metrics
-from offergrid_integration.orders.sqs_queue import SqsQueue
+from offergrid_integration.orders.adapters.sqs_queue import SqsQueue
+from offergrid_integration.queueing import QueueSendError
 from offergrid_integration.secrets import MIN_REFRESH_INTERVAL_SECONDS, Secret, parse_webhook_secrets
 from offergrid_integration.webhooks.ingress import WebhookIngress
 from offergrid_integration.webhooks.signature import (

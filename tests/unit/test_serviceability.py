@@ -15,15 +15,17 @@ from offergrid_integration.config import ConfigurationError
 from offergrid_integration.errors import TransientError
 from offergrid_integration.offergrid.models import OrderItem, ServiceAddress
 from offergrid_integration.orders import serviceability
+from offergrid_integration.orders.adapters.rules_sources import (
+    S3RulesSource,
+    SsmRulesSource,
+    build_serviceability_checker,
+)
+from offergrid_integration.orders.adapters.serviceability_hook import HttpsHookChecker
 from offergrid_integration.orders.serviceability import (
     DEFAULT_COVERAGE_RULES,
     CoverageRulesChecker,
-    HttpsHookChecker,
-    S3RulesSource,
     ServiceabilityCode,
     ServiceabilityUnavailable,
-    SsmRulesSource,
-    build_serviceability_checker,
     parse_coverage_rules,
 )
 
@@ -330,12 +332,12 @@ def test_hook_wins_over_rules_when_configured() -> None:
 
 
 def test_s3_rules_over_the_size_limit_are_unavailable(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    from offergrid_integration.orders import serviceability
+    from offergrid_integration.orders.adapters import rules_sources
 
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket="rules", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
     s3.put_object(Bucket="rules", Key="coverage.json", Body=json.dumps(RULES).encode())
-    monkeypatch.setattr(serviceability, "MAX_RULES_BYTES", 10)
+    monkeypatch.setattr(rules_sources, "MAX_RULES_BYTES", 10)
 
     with pytest.raises(ServiceabilityUnavailable, match="over the 10 byte limit"):
         S3RulesSource("s3://rules/coverage.json").load(max_age=0)

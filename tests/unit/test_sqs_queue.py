@@ -11,18 +11,16 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from offergrid_integration.contract import (
+from offergrid_integration.contract import QueuedMessage, normalise_payload, utc_from_epoch
+from offergrid_integration.orders.adapters.sqs_queue import S3ClaimChecks, SqsQueue
+from offergrid_integration.queueing import (
     SQS_MAX_MESSAGE_BYTES,
     ClaimCheck,
     ClaimCheckMissing,
     MessageTooLarge,
-    QueuedMessage,
     QueueSendError,
-    normalise_payload,
     sqs_message_size,
-    utc_from_epoch,
 )
-from offergrid_integration.orders.sqs_queue import S3ClaimChecks, SqsQueue
 
 BUCKET = "claim-checks-test"
 ATTRIBUTES = {"dedupKey": "order.created:i-1", "eventType": "order.created", "source": "webhook"}

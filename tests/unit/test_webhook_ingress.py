@@ -8,11 +8,10 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from offergrid_integration.contract import (
+from offergrid_integration.contract import PayloadReason, QueuedMessage
+from offergrid_integration.queueing import (
     SQS_MAX_MESSAGE_BYTES,
     MessageTooLarge,
-    PayloadReason,
-    QueuedMessage,
     QueueSendError,
     sqs_message_size,
 )

@@ -1,13 +1,13 @@
 """The orders queue's contract, one implementation: the event types, the normalised event, the queued
-envelope and its dedup key, the queue as a port. The webhook writes it, the processor, the sweep and
-the reconciliation read and write it. Stdlib only: the webhook's cold start imports it.
+envelope and its dedup key. The webhook writes it, the processor, the sweep and the reconciliation
+read and write it. Stdlib only: the webhook's cold start imports it.
 
 Offergrid sends two payload shapes (docs/offergrid-api.md, Webhooks): flat `{"event", "orderId",
 "itemId", "offerId", "timestamp"}` and nested `{"event", "data": {...}}`; `normalise_payload` makes
 one `OffergridEvent` of both. Unknown fields are kept in `extra`, unknown event types too (Decision 2).
 Dedup keys (Decision 3) come from what the event is about, never from when it was sent nor from a
 message id, so a redelivered webhook and the sweep finding the same item agree. The body is compact
-UTF-8 JSON (docs/decisions.md#17); one SQS cannot hold is kept in S3 and a `ClaimCheck` queued instead.
+UTF-8 JSON (docs/decisions.md#17); sending it, SQS's size rule and the claim check: `queueing`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Final, Literal, Protocol, get_args
+from typing import Any, Final, Literal, get_args
 from urllib.parse import quote
 
 from offergrid_integration.identifiers import identifier_problem
@@ -38,9 +38,6 @@ MAX_JSON_DEPTH: Final = 32
 DEPLOY_CHECK_EVENT: Final = "offergrid-integration.deploy-check"
 MAX_DEDUP_KEY_LENGTH: Final = 256
 _HASH_HEX_LENGTH: Final = 32  # 128 bits of SHA-256: collision-free for any realistic volume
-# What SQS takes in one message (MaximumMessageSize in template.yaml): body plus attributes.
-SQS_MAX_MESSAGE_BYTES: Final = 262_144
-_STRING_TYPE_BYTES: Final = len(b"String")
 # JSON may hold these raw; SQS refuses them. The writer never puts a lone surrogate or raw C0 in a body.
 _SQS_REFUSED_RAW: Final = {0xFFFE: "\\ufffe", 0xFFFF: "\\uffff"}
 
@@ -295,18 +292,10 @@ def dedup_key_for(event: OffergridEvent) -> str:
             key = f"{event.event}:{dedup_key_part(event.order_id)}"
             if event.item_id is not None:
                 key += f":{dedup_key_part(event.item_id)}"
-        case _:
-            key = None
     if key is None or len(key) > MAX_DEDUP_KEY_LENGTH:
-        canonical = json.dumps(
-            {name: value for name, value in event.wire().items() if name != "timestamp"},
-            sort_keys=True,
-            separators=(",", ":"),
-            ensure_ascii=True,
-        )
-        key = (
-            f"{event.event}:sha256:{hashlib.sha256(canonical.encode('ascii')).hexdigest()[:_HASH_HEX_LENGTH]}"
-        )
+        wire = {name: value for name, value in event.wire().items() if name != "timestamp"}
+        canonical = json.dumps(wire, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+        key = f"{event.event}:sha256:{hashlib.sha256(canonical.encode()).hexdigest()[:_HASH_HEX_LENGTH]}"
     return key
 
 
@@ -458,97 +447,3 @@ def queued_message_for_order_item(
     return QueuedMessage.for_event(
         event, received_at=received_at, source=source, correlation_id=correlation_id
     )
-
-
-# --- the queue as a port, and the claim check -------------------------------------------------------------
-class QueueSendError(Exception):
-    """The queue did not accept the message: nothing was stored, the sender must retry. Carries the
-    service's error code (e.g. `AWS.SimpleQueueService.NonExistentQueue`), never the body."""
-
-    def __init__(self, code: str) -> None:
-        super().__init__(f"queue rejected the message: {code}")
-        self.code = code
-
-
-class MessageTooLarge(QueueSendError):
-    """Larger than the queue takes, and no claim-check store to keep it in: retrying cannot help."""
-
-    def __init__(self, size: int, limit: int) -> None:
-        super().__init__("MessageTooLarge")
-        self.size = size
-        self.limit = limit
-
-
-class QueuePort(Protocol):
-    def send(self, message_body: str, attributes: dict[str, str]) -> str | None:
-        """Store one message (String attributes); its id if the queue gives one; `QueueSendError`."""
-        ...
-
-
-def send_queued_message(queue: QueuePort, message: QueuedMessage) -> str | None:
-    """Send `message` as the orders queue expects it: JSON body plus its String attributes."""
-    return queue.send(message.to_json(), message.message_attributes())
-
-
-def sqs_message_size(message_body: str, attributes: Mapping[str, str]) -> int:
-    """What SQS counts against its limit: the body's UTF-8 bytes plus, per attribute sent (empty
-    values are dropped), its name, its data type (`String`) and its value."""
-    body_bytes = (
-        len(message_body) if message_body.isascii() else len(message_body.encode("utf-8", "surrogatepass"))
-    )
-    return body_bytes + sum(
-        len(name.encode()) + _STRING_TYPE_BYTES + len(value.encode("utf-8", "surrogatepass"))
-        for name, value in attributes.items()
-        if value
-    )
-
-
-_CLAIM_CHECK_PREFIX: Final = '{"claimCheck":'
-
-
-@dataclass(frozen=True, slots=True)
-class ClaimCheck:
-    """Where a queue body too large for SQS is kept: an S3 object. Queued in its place as
-    `{"claimCheck":{"bucket":...,"key":...,"bytes":...}}`, with the message's own attributes."""
-
-    bucket: str
-    key: str
-    size: int
-
-    def to_json(self) -> str:
-        return json.dumps(
-            {"claimCheck": {"bucket": self.bucket, "key": self.key, "bytes": self.size}},
-            separators=(",", ":"),
-        )
-
-    @classmethod
-    def from_body(cls, body: str) -> ClaimCheck | None:
-        """The claim check a queue body is, or None when it is a message itself."""
-        if not body.startswith(_CLAIM_CHECK_PREFIX):
-            return None
-        try:
-            pointer = json.loads(body)["claimCheck"]
-            bucket, key, size = pointer["bucket"], pointer["key"], pointer["bytes"]
-        except (ValueError, TypeError, KeyError):
-            return None
-        if not (
-            isinstance(bucket, str) and bucket and isinstance(key, str) and key and isinstance(size, int)
-        ):
-            return None
-        return cls(bucket, key, size)
-
-
-class ClaimCheckMissing(LookupError):
-    """The object a claim check points at is gone (expired, deleted): retrying cannot bring it back."""
-
-
-class ClaimCheckStore(Protocol):
-    """Where bodies too large for the queue are kept (`orders.sqs_queue.S3ClaimChecks`)."""
-
-    def put(self, message_body: str) -> ClaimCheck:
-        """Keep `message_body`; `QueueSendError` when it was not kept."""
-        ...
-
-    def get(self, check: ClaimCheck) -> str:
-        """The body `check` points at; `ClaimCheckMissing` when it is gone."""
-        ...

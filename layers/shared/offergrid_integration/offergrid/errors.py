@@ -15,7 +15,7 @@ from typing import Any
 from offergrid_integration.errors import PermanentError, TransientError
 
 # The rate budget's own error (nothing was sent), here beside the request errors it stands with.
-from offergrid_integration.ratelimit import RateBudgetExhausted as RateBudgetExhausted
+from offergrid_integration.ratelimit.buckets import RateBudgetExhausted as RateBudgetExhausted
 
 
 class OffergridError(Exception):

@@ -32,7 +32,7 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 
 from offergrid_integration.checks import ConfigurationError
-from offergrid_integration.contract import ClaimCheck, ClaimCheckMissing, ClaimCheckStore, EventType
+from offergrid_integration.contract import EventType
 from offergrid_integration.errors import PermanentError, classify
 from offergrid_integration.observability import ITEM_LOG_KEYS, logger, metrics
 from offergrid_integration.orders.batch import SqsRecord
@@ -54,6 +54,7 @@ from offergrid_integration.orders.ports import (
 )
 from offergrid_integration.orders.registry import dispatch
 from offergrid_integration.orders.steps import record_permanent_failure
+from offergrid_integration.queueing import ClaimCheck, ClaimCheckMissing, ClaimCheckStore
 from offergrid_integration.secrets import SecretUnavailableError
 
 if TYPE_CHECKING:

@@ -8,18 +8,10 @@ catches items still `pending`; this looks at everything after the decision:
    (docs/decisions.md#5);
 2. read our open work orders (a scan of the work-orders table) and, for each listed item that
    needs one, its order record and stored work order;
-3. classify each difference as a `DriftKind`:
-
-   - `missing_work_order`: accepted/scheduled/in_progress at Offergrid, no work order (accepted by
-     hand in the dashboard, or a lost work order). Repaired: open it (`offergrid.order.accepted`).
-   - `open_work_order_for_ended_item`: cancelled at Offergrid (or rejected/failed there without our
-     fulfilment having pushed that status) while our work order is open. Repaired: cancel it
-     (`offergrid.order.cancelled`).
-   - `unknown_work_order`: an open work order whose item Offergrid does not have (404). Reported.
-   - `decision_mismatch`: our decision contradicts Offergrid's status (we recorded the item
-     cancelled or rejected, or cancelled its work order, and Offergrid shows it accepted; or it is
-     still pending at Offergrid with an open work order). Reported: a person decides.
-
+3. classify each difference as a `DriftKind` (each one's cause and handling: docs/runbooks/reconcile.md):
+   `missing_work_order` is repaired by opening the work order (`offergrid.order.accepted`),
+   `open_work_order_for_ended_item` by cancelling it (`offergrid.order.cancelled`);
+   `unknown_work_order` (Offergrid answers 404) and `decision_mismatch` are reported: a person decides.
 4. repair what is safe through the normal processor path: one message per repair on the orders
    queue (source `reconcile`, event `reconcile.open_work_order` / `reconcile.cancel_work_order`,
    dedup key `<event>:<itemId>`), which `orders.repairs.handle_reconcile_open/_cancel` carry out
@@ -40,7 +32,6 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Final, Protocol
 
-from offergrid_integration import aws
 from offergrid_integration.clock import Clock
 from offergrid_integration.contract import (
     MAX_DEDUP_KEY_LENGTH,
@@ -48,11 +39,8 @@ from offergrid_integration.contract import (
     RECONCILE_OPEN,
     OffergridEvent,
     QueuedMessage,
-    QueuePort,
-    QueueSendError,
     dedup_key_for,
     dedup_key_part,
-    send_queued_message,
     utc_from_epoch,
 )
 from offergrid_integration.identifiers import identifier_problem
@@ -74,7 +62,8 @@ from offergrid_integration.orders.lifecycle import is_decidable, parse_status
 from offergrid_integration.orders.records import Decision, OrderRecord, OrderStore
 from offergrid_integration.orders.repairs import PROVIDER_WORK, WORK_ENDED, pushed_by_us
 from offergrid_integration.orders.workorders import WorkOrder, work_order_id_for
-from offergrid_integration.ratelimit import RateBudget
+from offergrid_integration.queueing import QueuePort, QueueSendError, send_queued_message
+from offergrid_integration.ratelimit.buckets import RateBudget
 
 __all__ = [
     "HOURLY_BUDGET",
@@ -82,7 +71,6 @@ __all__ = [
     "CappedRateBudget",
     "Drift",
     "DriftKind",
-    "DynamoDBWorkOrderIndex",
     "ReconcileReport",
     "WorkOrderIndex",
     "max_calls_per_run",
@@ -92,8 +80,7 @@ __all__ = [
 
 HOURLY_BUDGET: Final = 10_000  # docs/decisions.md#6
 S = OrderItemStatus
-# Every status after a decision. completed/active are listed (a page holds many items) so that a
-# work order of a finished item is recognised without one GET per work order.
+# Every status after a decision; completed/active too (a page holds many items): no GET per work order.
 RECONCILE_STATUSES: Final = (
     S.ACCEPTED,
     S.SCHEDULED,
@@ -206,9 +193,7 @@ class ReconcileReport:
         metrics.add_metric(RECONCILE_RUNS, "Count", 0 if self.dry_run else 1)
 
 
-# ---------------------------------------------------------------------------------------------------
-# Ports
-# ---------------------------------------------------------------------------------------------------
+# --- ports -----------------------------------------------------------------------------------------
 class OrderReader(Protocol):
     """What the reconciler needs of `OffergridClient`."""
 
@@ -223,27 +208,6 @@ class WorkOrderIndex(Protocol):
         ...
 
     def get(self, work_order_id: str) -> WorkOrder | None: ...
-
-
-class DynamoDBWorkOrderIndex(aws.TableAdapter):
-    """`WorkOrderIndex` over the work-orders table (the processor's `DynamoDBEventBridgeWorkOrders`).
-    The table is made on first use (`aws.TableAdapter`)."""
-
-    def open_work_orders(self) -> Iterator[WorkOrder]:
-        from boto3.dynamodb.conditions import Attr
-
-        kwargs: dict[str, Any] = {"FilterExpression": Attr("status").eq("open"), "ConsistentRead": True}
-        while True:
-            response = self.table.scan(**kwargs)
-            for item in response.get("Items", []):
-                yield WorkOrder.model_validate(item)
-            if "LastEvaluatedKey" not in response:
-                return
-            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-
-    def get(self, work_order_id: str) -> WorkOrder | None:
-        item = self.table.get_item(Key={"workOrderId": work_order_id}, ConsistentRead=True).get("Item")
-        return None if item is None else WorkOrder.model_validate(item)
 
 
 class CappedRateBudget:
@@ -272,9 +236,7 @@ def max_calls_per_run(budget_share: float, interval_minutes: int) -> int:
     return max(1, int(per_hour * min(interval_minutes, 60) / 60))
 
 
-# ---------------------------------------------------------------------------------------------------
-# The run
-# ---------------------------------------------------------------------------------------------------
+# --- the run ---------------------------------------------------------------------------------------
 def repair_message(drift: Drift, *, now: float, correlation_id: str | None) -> QueuedMessage:
     """The orders-queue message that repairs `drift` (it must have a `repair`)."""
     assert drift.repair is not None
@@ -374,14 +336,9 @@ def reconcile(
     if not dry_run:
         _queue_repairs(report, queue, now, correlation_id)
     for found in report.drifts:
+        fields = {k: v for k, v in found.to_dict().items() if k != "itemId"}
         with item_log_scope(found.item_id, found.order_id):
-            logger.info(
-                "reconciliation found drift",
-                extra={
-                    "drift": {k: v for k, v in found.to_dict().items() if k != "itemId"},
-                    "dryRun": dry_run,
-                },
-            )
+            logger.info("reconciliation found drift", extra={"drift": fields, "dryRun": dry_run})
     logger.info("reconciliation finished", extra={"reconcile": {**report.to_dict(), "differences": None}})
     return report
 
@@ -455,11 +412,8 @@ def _classify(
             stored,
         )
     else:
-        how = (
-            "accepted by hand at Offergrid"
-            if record is None or record.decision is not Decision.ACCEPTED
-            else "work order lost"
-        )
+        lost = record is not None and record.decision is Decision.ACCEPTED
+        how = "work order lost" if lost else "accepted by hand at Offergrid"
         drift(DriftKind.MISSING_WORK_ORDER, f"{item.status} at Offergrid, no work order ({how})", None)
 
 

@@ -1,8 +1,9 @@
 """Order records: one per order item we heard about, the source of truth for dedup and cancellation.
 
 A record holds the item's last known Offergrid status, our decision and why, the work order id,
-and a bounded history of what happened. `OrderStore` is the port; `DynamoDBOrderStore` the default
-adapter (table keyed by `itemId`, GSI `byOrderId` on `orderId` for cancellations without itemId).
+and a bounded history of what happened. `OrderStore` is the port; `DynamoDBOrderStore`
+(`orders/adapters/order_store.py`) the default adapter (table keyed by `itemId`, GSI `byOrderId` on
+`orderId` for cancellations without itemId).
 
 Writes are optimistic: `save` succeeds only if the stored record still has the version that was
 read, so two messages about the same item (a cancellation racing a decision) can never overwrite
@@ -18,15 +19,12 @@ from typing import Any, Final, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from offergrid_integration import aws
 from offergrid_integration.errors import TransientError
-from offergrid_integration.text import MAX_STORED_TEXT, valid_texts
 
 __all__ = [
     "MAX_HISTORY",
     "ORDER_ID_INDEX",
     "Decision",
-    "DynamoDBOrderStore",
     "HistoryEntry",
     "OrderRecord",
     "OrderStore",
@@ -122,50 +120,3 @@ class OrderStore(Protocol):
         """Store `record` if the stored version is still `record.version`; returns it at the next
         version. `RecordConflict` otherwise."""
         ...
-
-
-class DynamoDBOrderStore(aws.TableAdapter):
-    """Order records in DynamoDB: partition key `itemId` (S), GSI `byOrderId` (`orderId` S, ALL).
-    The table is made on first use (`aws.TableAdapter`)."""
-
-    def get(self, item_id: str) -> OrderRecord | None:
-        response = self.table.get_item(Key={"itemId": item_id}, ConsistentRead=True)
-        item = response.get("Item")
-        return None if item is None else OrderRecord.model_validate(item)
-
-    def find_by_order(self, order_id: str) -> list[OrderRecord]:
-        from boto3.dynamodb.conditions import Key
-
-        records: list[OrderRecord] = []
-        kwargs: dict[str, Any] = {
-            "IndexName": ORDER_ID_INDEX,
-            "KeyConditionExpression": Key("orderId").eq(order_id),
-        }
-        while True:
-            response = self.table.query(**kwargs)
-            records.extend(OrderRecord.model_validate(item) for item in response.get("Items", []))
-            if "LastEvaluatedKey" not in response:
-                return records
-            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-
-    def save(self, record: OrderRecord) -> OrderRecord:
-        from botocore.exceptions import ClientError
-
-        saved = record.model_copy(update={"version": record.version + 1}, deep=True)
-        condition: dict[str, Any]
-        if record.version == 0:
-            condition = {"ConditionExpression": "attribute_not_exists(itemId)"}
-        else:
-            condition = {
-                "ConditionExpression": "version = :expected",
-                "ExpressionAttributeValues": {":expected": record.version},
-            }
-        try:
-            # Text from Offergrid (a reason, a note) is written valid and bounded (docs/decisions.md#17).
-            item = valid_texts(saved.to_item(), max_length=MAX_STORED_TEXT)
-            self.table.put_item(Item=item, **condition)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                raise RecordConflict(f"order record {record.item_id!r} changed concurrently") from None
-            raise
-        return saved

@@ -22,14 +22,14 @@ from offergrid_integration import aws
 from offergrid_integration.clock import SYSTEM_CLOCK, Clock
 from offergrid_integration.offergrid.client import ApiKeyProvider
 from offergrid_integration.offergrid.wiring import client_from_settings
+from offergrid_integration.orders.adapters.order_store import DynamoDBOrderStore
+from offergrid_integration.orders.adapters.rules_sources import build_serviceability_checker
+from offergrid_integration.orders.adapters.sqs_queue import S3ClaimChecks
+from offergrid_integration.orders.adapters.work_orders import DynamoDBEventBridgeWorkOrders
 from offergrid_integration.orders.batch import SqsBatch
 from offergrid_integration.orders.pipeline import RecordPipeline, mark_duplicate
 from offergrid_integration.orders.ports import Ports
-from offergrid_integration.orders.records import DynamoDBOrderStore
-from offergrid_integration.orders.serviceability import build_serviceability_checker
 from offergrid_integration.orders.settings import ProcessorSettings
-from offergrid_integration.orders.sqs_queue import S3ClaimChecks
-from offergrid_integration.orders.workorders import DynamoDBEventBridgeWorkOrders
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext

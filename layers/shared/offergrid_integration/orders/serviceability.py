@@ -1,4 +1,4 @@
-"""Can we serve this order item's address? The port, the coverage-rules document and its adapters.
+"""Can we serve this order item's address? The port and the coverage-rules document.
 
 Coverage rules (the default checker) are one JSON document, kept in an SSM parameter (the template
 creates it with a working default) or, for larger sets, an S3 object:
@@ -33,8 +33,9 @@ to reject orders. Rules are read through Powertools parameters (`SSMProvider`, o
 and cached for `SERVICEABILITY_CACHE_SECONDS`; once rules were read, a failed refresh keeps using
 the last good ones (logged, and counted as `ServiceabilityRulesStale`).
 
-Adapters: `SsmRulesSource` (default), `S3RulesSource` (`s3://bucket/key`), and `HttpsHookChecker`
-for a provider's own serviceability API (POST the address, answer `{"serviceable": bool, "reason"}`).
+Adapters (`orders/adapters/`): `rules_sources` (`SsmRulesSource`, the default; `S3RulesSource`,
+`s3://bucket/key`) and `serviceability_hook` (`HttpsHookChecker`, a provider's own serviceability
+API: POST the address, answer `{"serviceable": bool, "reason"}`).
 """
 
 from __future__ import annotations
@@ -43,48 +44,30 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
+from typing import Any, Final, Literal, Protocol
 
-import httpx
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities import parameters
-from aws_lambda_powertools.utilities.parameters.base import BaseProvider
-from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from offergrid_integration import aws
-from offergrid_integration.config import ConfigurationError
 from offergrid_integration.errors import TransientError
 from offergrid_integration.metrics_names import SERVICEABILITY_RULES_STALE
 from offergrid_integration.observability import logger, metrics
 from offergrid_integration.offergrid.models import OrderItem, ServiceAddress
-from offergrid_integration.s3 import S3ReadError, parse_s3_uri, read_s3_object
-
-if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
-    from mypy_boto3_ssm import SSMClient
 
 __all__ = [
     "DEFAULT_COVERAGE_RULES",
     "CoverageRule",
     "CoverageRules",
     "CoverageRulesChecker",
-    "HttpsHookChecker",
     "RulesSource",
-    "S3DocumentProvider",
-    "S3RulesSource",
     "ServiceabilityChecker",
     "ServiceabilityCode",
     "ServiceabilityDecision",
     "ServiceabilityUnavailable",
-    "SsmRulesSource",
-    "build_serviceability_checker",
     "parse_coverage_rules",
 ]
 
-MAX_RULES_BYTES: Final = 5 * 1024 * 1024
 DEFAULT_RULES_MAX_AGE: Final = 300.0
-DEFAULT_HOOK_TIMEOUT: Final = 5.0
 # What a fresh deploy uses (the template's default parameter value): every US address.
 DEFAULT_COVERAGE_RULES: Final = '{"version":1,"defaultCountry":"US","allow":[{"countries":["US"]}],"deny":[]}'
 
@@ -272,84 +255,6 @@ class RulesSource(Protocol):
         ...
 
 
-class _ProviderRulesSource:
-    """A rules document read through a Powertools parameters provider (its cache and `max_age`)."""
-
-    def __init__(self, provider: BaseProvider, name: str, description: str, **get_options: Any) -> None:
-        self._provider = provider
-        self._name = name
-        self._get_options = get_options
-        self.description = description
-
-    def load(self, *, max_age: int) -> str | bytes:
-        try:
-            document = self._provider.get(self._name, max_age=max_age, **self._get_options)
-        except GetParameterError as exc:
-            raise ServiceabilityUnavailable(
-                f"cannot read coverage rules from {self.description}: {_read_error_reason(exc)}"
-            ) from None
-        if not isinstance(document, str | bytes):
-            raise ServiceabilityUnavailable(f"coverage rules in {self.description} are not a document")
-        return document
-
-    def keep(self, document: str | bytes, *, max_age: int) -> None:
-        self._provider.add_to_cache(
-            key=self._provider._build_cache_key(name=self._name), value=document, max_age=max_age
-        )
-
-
-def _read_error_reason(error: GetParameterError) -> str:
-    """The AWS error code (or exception class) behind a provider's error; never a value."""
-    cause = error.__context__
-    if isinstance(cause, S3ReadError):
-        return cause.problem
-    response = getattr(cause, "response", None)
-    if isinstance(response, dict):
-        return str(response.get("Error", {}).get("Code", "ClientError"))
-    return type(cause).__name__ if cause is not None else "unreadable"
-
-
-class SsmRulesSource(_ProviderRulesSource):
-    """The rules document in an SSM parameter (String or SecureString; standard tier holds 4 KB,
-    advanced 8 KB: use S3 beyond that), read through Powertools' `SSMProvider`."""
-
-    def __init__(self, name: str, *, client: SSMClient | None = None) -> None:
-        """`client`: the SSM client (default: the container's, `aws.clients().ssm`)."""
-        provider = parameters.SSMProvider(boto3_client=client if client is not None else aws.clients().ssm)
-        super().__init__(provider, name, f"SSM parameter {name}", decrypt=True)
-        self.name = name
-
-
-class S3DocumentProvider(BaseProvider):
-    """A Powertools parameters provider for S3 objects (`get("s3://bucket/key")`), size-bounded."""
-
-    def __init__(self, client: S3Client, *, max_bytes: int | None = None) -> None:
-        """`max_bytes`: the largest object read (default: `MAX_RULES_BYTES`)."""
-        super().__init__(client=client)  # type: ignore[no-untyped-call]  # Powertools leaves it untyped
-        self._client = client
-        self._max_bytes = max_bytes
-
-    def _get(self, name: str, **sdk_options: Any) -> bytes:
-        max_bytes = MAX_RULES_BYTES if self._max_bytes is None else self._max_bytes
-        return read_s3_object(name, self._client, max_bytes=max_bytes)
-
-    def _get_multiple(self, path: str, **sdk_options: Any) -> dict[str, str]:
-        """Powertools' `BaseProvider` requires it (for `get_multiple`); the rules are one document,
-        read with `get`, so nothing calls it, and a caller that did would be told so."""
-        raise NotImplementedError("S3 documents are read one at a time")
-
-
-class S3RulesSource(_ProviderRulesSource):
-    """The rules document in S3 (`s3://bucket/key`), for sets too large for a parameter."""
-
-    def __init__(self, uri: str, *, client: S3Client | None = None) -> None:
-        """`client`: the S3 client (default: the container's, `aws.clients().s3`)."""
-        self.bucket, self.key = parse_s3_uri(uri)
-        description = f"s3://{self.bucket}/{self.key}"
-        provider = S3DocumentProvider(client if client is not None else aws.clients().s3)
-        super().__init__(provider, description, description)
-
-
 class CoverageRulesChecker:
     """Decides from a coverage-rules document that its source re-reads at most every `max_age`
     seconds (Powertools parameters' cache). A refresh that fails (unreadable, or an invalid new
@@ -386,80 +291,3 @@ class CoverageRulesChecker:
 
     def check(self, item: OrderItem) -> ServiceabilityDecision:
         return self.rules().evaluate(item.service_address)
-
-
-class HttpsHookChecker:
-    """Asks the provider's own serviceability API.
-
-    Request: `POST <url>` with `{"itemId", "orderId", "offerId", "serviceAddress": {street, city,
-    state, zipCode, country}}`. Answer: 200 with `{"serviceable": true|false, "reason": "..."}`.
-    Anything else (connection error, timeout, other status, another body) is
-    `ServiceabilityUnavailable`, so the order is retried, never rejected by accident.
-    """
-
-    def __init__(
-        self, url: str, *, timeout: float = DEFAULT_HOOK_TIMEOUT, transport: httpx.BaseTransport | None = None
-    ) -> None:
-        self.url = url
-        self._http = httpx.Client(transport=transport, timeout=timeout, follow_redirects=False)
-
-    def check(self, item: OrderItem) -> ServiceabilityDecision:
-        address = item.service_address.to_wire() if item.service_address else None
-        payload = {
-            "itemId": item.id,
-            "orderId": item.order_id,
-            "offerId": item.offer_id,
-            "serviceAddress": address,
-        }
-        try:
-            response = self._http.post(self.url, json=payload)
-        except httpx.HTTPError as exc:
-            raise ServiceabilityUnavailable(
-                f"serviceability hook unreachable: {type(exc).__name__}"
-            ) from None
-        if response.status_code != 200:
-            raise ServiceabilityUnavailable(f"serviceability hook answered {response.status_code}")
-        try:
-            body = response.json()
-        except ValueError:
-            raise ServiceabilityUnavailable(
-                "serviceability hook answered something other than JSON"
-            ) from None
-        if not isinstance(body, dict) or not isinstance(body.get("serviceable"), bool):
-            raise ServiceabilityUnavailable("serviceability hook answer has no boolean 'serviceable'")
-        reason = body.get("reason")
-        serviceable: bool = body["serviceable"]
-        if not isinstance(reason, str) or not reason.strip():
-            reason = "Serviceable." if serviceable else "The service address is outside our coverage area."
-        return ServiceabilityDecision(serviceable, ServiceabilityCode.HOOK, reason.strip()[:500])
-
-    def close(self) -> None:
-        self._http.close()
-
-
-def build_serviceability_checker(
-    *,
-    rules_parameter: str | None,
-    rules_s3_uri: str | None,
-    hook_url: str | None,
-    max_age_seconds: float = DEFAULT_RULES_MAX_AGE,
-    ssm_client: SSMClient | None = None,
-    s3_client: S3Client | None = None,
-) -> ServiceabilityChecker:
-    """The provider's hook if configured, else rules from S3 if configured, else from SSM. The clients
-    are the function's own (default: the container's, `aws.clients()`)."""
-    if hook_url:
-        return HttpsHookChecker(hook_url)
-    source: RulesSource
-    if rules_s3_uri:
-        source = S3RulesSource(rules_s3_uri, client=s3_client)
-    elif rules_parameter:
-        source = SsmRulesSource(rules_parameter, client=ssm_client)
-    else:
-        raise ConfigurationError.from_problems(
-            {
-                "SERVICEABILITY_RULES_PARAMETER": "one of SERVICEABILITY_RULES_PARAMETER, "
-                "SERVICEABILITY_RULES_S3_URI or SERVICEABILITY_HOOK_URL is required"
-            }
-        )
-    return CoverageRulesChecker(source, max_age_seconds=max_age_seconds)

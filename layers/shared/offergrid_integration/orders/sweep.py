@@ -21,11 +21,8 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from offergrid_integration.clock import Clock
 from offergrid_integration.contract import (
-    QueuePort,
-    QueueSendError,
     format_timestamp,
     queued_message_for_order_item,
-    send_queued_message,
     utc_from_epoch,
 )
 from offergrid_integration.identifiers import identifier_problem
@@ -33,6 +30,7 @@ from offergrid_integration.metrics_names import MAX_LISTED, MetricsSink
 from offergrid_integration.observability import item_log_scope, logger
 from offergrid_integration.offergrid.errors import OffergridError, RateBudgetExhausted
 from offergrid_integration.offergrid.models import OrderItem, OrderItemStatus
+from offergrid_integration.queueing import QueuePort, QueueSendError, send_queued_message
 
 if TYPE_CHECKING:
     from offergrid_integration.orders.records import OrderStore

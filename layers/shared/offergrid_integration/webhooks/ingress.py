@@ -63,16 +63,13 @@ from offergrid_integration.contract import (
     DEPLOY_CHECK_EVENT,
     InvalidEventPayload,
     MessageSource,
-    MessageTooLarge,
     OffergridEvent,
     PayloadReason,
     QueuedMessage,
-    QueuePort,
-    QueueSendError,
     normalise_payload,
-    sqs_message_size,
     utc_from_epoch,
 )
+from offergrid_integration.queueing import MessageTooLarge, QueuePort, QueueSendError, sqs_message_size
 from offergrid_integration.webhooks.freshness import (
     DEFAULT_TOLERANCE_SECONDS,
     Freshness,

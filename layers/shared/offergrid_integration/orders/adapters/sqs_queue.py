@@ -18,7 +18,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from offergrid_integration import aws
-from offergrid_integration.contract import (
+from offergrid_integration.queueing import (
     SQS_MAX_MESSAGE_BYTES,
     ClaimCheck,
     ClaimCheckMissing,
