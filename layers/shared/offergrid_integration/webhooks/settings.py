@@ -1,9 +1,6 @@
-"""The webhook ingress's environment, checked without pydantic (its cold start is on Offergrid's
-retry path: importing pydantic and building a settings model cost it about 90 ms of CPU).
+"""The webhook ingress's environment, checked without pydantic (about 90 ms of cold-start CPU saved).
 
-Same contract as the other functions' settings (`config.load_settings`): the variables are read in
-declaration order (empty means unset), and one `ConfigurationError` names every missing or bad
-variable and why, never its value. The rules are `checks.py`'s, of which `config.py` builds its field types.
+Same contract as `config.load_settings`: one `ConfigurationError` names every bad variable, never its value.
 """
 
 from __future__ import annotations
