@@ -1,13 +1,8 @@
 """OffergridClient: the one way this project talks to the Offergrid Provider API.
 
-`_send` makes one logical request: every attempt takes a rate-budget token, reads the API key, and is
-bounded by the caller's remaining time, so no retry sleeps past a Lambda's deadline; what fails for
-good is one typed error (`errors`). The endpoint methods name a path and a model. Answers are read
-tolerantly (docs/decisions.md#5 and #10): any 2xx is success whatever its body, a write returns the
-resource when the answer holds a readable one (None otherwise: it was applied), a read without one is
-`UnreadableResponseError`; a listed element that cannot be read is skipped, logged and reported.
-Listings follow `paging` (docs/decisions.md#18). Tunables: the package's `__init__`.
-The per-attempt timeout is real seconds whatever the clock (a server answers in real time; issue 22).
+Every attempt takes a rate-budget token and is bounded by the caller's remaining time, so no retry
+sleeps past a Lambda's deadline. Answers are read tolerantly (docs/decisions.md#5, #10, #18; see
+`responses` and `paging`). The per-attempt timeout is real seconds whatever the clock (issue 22).
 """
 
 from __future__ import annotations
@@ -76,9 +71,7 @@ class ApiKeyProvider(Protocol):
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:
-    """Seconds to wait from a `Retry-After` value: delta-seconds (decimals allowed) or an HTTP
-    date, relative to `now` (epoch seconds of the clock). None when absent or unreadable; never
-    negative. The caller applies `MAX_RETRY_AFTER`."""
+    """Seconds from a `Retry-After` (delta-seconds or HTTP date) relative to `now`; None when unreadable."""
     if value is None or not value.strip():
         return None
     text = value.strip()
@@ -177,9 +170,7 @@ class OffergridClient:
     # --- offers -------------------------------------------------------------------------------
 
     def list_offers(self) -> Iterator[Offer]:
-        """Every offer of the team, page after page, fetched lazily as the iterator advances.
-
-        An element without a readable `id` is skipped and reported (see `_paginate`)."""
+        """Every offer of the team, lazily; unreadable elements are skipped and reported."""
         return self._paginate(Offer, "/provider/offers", {})
 
     def get_offer(self, offer_id: str) -> Offer:
@@ -207,19 +198,17 @@ class OffergridClient:
     # --- order items --------------------------------------------------------------------------
 
     def list_orders(self, status: OrderItemStatus | None = None) -> Iterator[OrderItem]:
-        """Order items addressed to us (optionally of one status), fetched lazily page by page.
-
-        An element without a readable `id` and `status` is skipped and reported (see `_paginate`)."""
+        """Order items addressed to us (optionally of one status), lazily; unreadable elements are skipped."""
         params: Params = {"status": str(status)} if status is not None else {}
         return self._paginate(OrderItem, "/provider/orders", params)
 
     def list_order_pages(
         self, status: OrderItemStatus | None = None, *, max_retries: int | None = None
     ) -> Iterator[list[OrderItem]]:
-        """`list_orders` page by page: each element one page's readable items, the next page fetched
-        only when the iterator advances (a caller may stop before paying for it). `max_retries`:
-        each page request's own (default the client's); a listing that is only an optimisation
-        passes 0 and gives up at its first failure."""
+        """`list_orders` page by page, fetched as the iterator advances. A listing that is only an
+        optimisation
+        passes `max_retries=0` to give up at its first failure.
+        """
         params: Params = {"status": str(status)} if status is not None else {}
         return self._pages(OrderItem, "/provider/orders", params, max_retries=max_retries)
 
@@ -285,9 +274,9 @@ class OffergridClient:
         json: Any = None,
         max_retries: int | None = None,
     ) -> httpx.Response:
-        """One logical request: attempts, retries, waits and the final typed error. Any 2xx is
-        success, whatever its body (Decision 10). `max_retries`: this request's own (default the
-        client's); the 401 key refresh is not a retry and happens either way."""
+        """One logical request with its retries; any 2xx is success (Decision 10). The 401 key refresh is not
+        counted as a retry.
+        """
         retry_limit = self._max_retries if max_retries is None else max_retries
         retries = 0
         attempt = 0
@@ -403,9 +392,9 @@ class OffergridClient:
 
 
 def _segment(value: str) -> str:
-    """An id as one path segment (docs/decisions.md#12): no `/`, `?`, `#`, `.` or `..` changes the path.
-    URL normalisation removes the dot segments `.` and `..` (`GET /provider/orders/.` would become the
-    listing), so a segment of dots only is sent as `%2E`s, which every server decodes back."""
+    """An id as one path segment (docs/decisions.md#12); dots-only ids go as `%2E`s, since URL normalisation
+    would drop `.` and `..`.
+    """
     if not value:
         raise ValueError("id must not be empty")
     encoded = quote(value, safe="")
