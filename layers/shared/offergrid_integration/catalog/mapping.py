@@ -1,15 +1,9 @@
-"""The declarative mapping from a provider's catalog rows to Offergrid offer fields.
+"""The declarative mapping from catalog rows to Offergrid offer fields (reference: samples/README.md;
+default: docs/decisions.md#8). A field the mapping produces is owned by the catalog; others are left
+alone.
 
-A mapping is a JSON document, not code: one rule per offer field (`from` a source field or a constant
-`value`, a `type`, `required`, `nullable`, `default`, a translation table `values`, bounds), the
-rules of `serviceSpecificData` per category; the rules' reference: samples/README.md. The default
-(`default_mapping.json`) reads the catalog of docs/decisions.md#8. A field the mapping produces is
-owned by the catalog: the sync makes Offergrid's value equal to it; one it does not is left alone.
-
-A row that breaks a rule becomes a `RowError` (row number, SKU if known, reason) and is skipped,
-never stopping the run; its SKU protects its offer, and an error naming no SKU makes the run take
-nothing off sale (docs/decisions.md#13; a cut row protects nothing, #15). `needed_sources`: the
-columns without which the export is broken. A bad document is a `MappingError`.
+A row that breaks a rule is a `RowError` and skipped; its SKU protects its offer, and one naming no
+SKU takes nothing off sale (docs/decisions.md#13; a cut row protects nothing, #15).
 """
 
 from __future__ import annotations
@@ -157,10 +151,9 @@ class RawRow:
 
 @dataclass(frozen=True, slots=True)
 class RowError:
-    """A row that was not synced. `sku`: its SKU when the raw row names it for certain; `candidates`:
-    when it does not (an unquoted comma shifted the cells), every value that may be the SKU. `cut`: the
-    catalog ends inside this row, so nothing in it is used, not even its SKU (docs/decisions.md#15:
-    `SKU-29` cut to `SKU-2` names another product)."""
+    """A row that was not synced. `candidates`: every value that may be the SKU when a shifted row does
+    not name it for certain; `cut`: nothing of it is used, not even its SKU (docs/decisions.md#15).
+    """
 
     row: int
     sku: str | None
@@ -248,10 +241,10 @@ class CatalogMapping:
 
     @property
     def needed_sources(self) -> tuple[str, ...]:
-        """The catalog fields (columns, keys) this mapping cannot do without (docs/decisions.md#15): the
-        sources of the top-level rules that are `required`, or that stand in a value for a missing one
-        (`default`, `nullable`, `nullableWhen`). An export none of whose rows has one of them is broken:
-        without `isActive`, every product would read as `inactive`."""
+        """The columns this mapping cannot do without (docs/decisions.md#15): an export none of whose
+        rows has
+        one is broken (without `isActive`, every product would read as `inactive`).
+        """
         return tuple(
             rule.source
             for rule in self.document.fields.values()
