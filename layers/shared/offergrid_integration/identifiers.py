@@ -1,9 +1,6 @@
-"""Offergrid identifiers (`itemId`, `orderId`, `offerId`, SKUs): what a usable one looks like.
-
-docs/decisions.md#12: an identifier is an opaque string of 1 to 128 characters with no control
-character and no lone surrogate. Anything else is a bad request at the ingress (400) and a permanent
-failure in the processor: it could never be a DynamoDB key (2,048 bytes at most, valid UTF-8), a
-log field or a path segment, so retrying it can only end in the dead-letter queue.
+"""Offergrid identifiers: 1 to 128 characters, no control character, no lone surrogate
+(docs/decisions.md#12). Anything else could never be a DynamoDB key, a log field or a path segment, so
+it is refused (400, or a permanent failure) rather than retried into the DLQ.
 """
 
 from __future__ import annotations

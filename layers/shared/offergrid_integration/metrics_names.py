@@ -1,13 +1,7 @@
 """Every CloudWatch metric the integration emits: one namespace, names, dimensions, what each means.
 
-All metrics live in the namespace `OffergridIntegration` (`POWERTOOLS_METRICS_NAMESPACE`) and carry
-the dimension `service` (`POWERTOOLS_SERVICE_NAME`: webhook-ingress, order-processor, offer-sync),
-which Powertools adds. A few carry one more low-cardinality dimension from a fixed set of values
-(`Reason`, `Status`); those are emitted as their own metric set (`single_metric`) so the extra
-dimension never spreads to the other metrics of the invocation.
-
-`template.yaml` builds its alarms and dashboard from these names, and `tests/unit/test_template.py`
-checks that every name here is emitted by some code and that the template uses no other.
+An extra dimension (`Reason`, `Status`) is emitted as its own metric set so it never spreads to the
+invocation's other metrics. template.yaml's alarms use these names (tests/unit/test_template.py checks).
 """
 
 from __future__ import annotations

@@ -1,25 +1,8 @@
 """The one Logger, Tracer and Metrics of the integration, and redaction of secrets in logs.
 
-Every module imports `logger`, `tracer` and `metrics` from here; nothing else creates them. The
-service name comes from `POWERTOOLS_SERVICE_NAME` (set per function by the template), the metrics
-namespace from `POWERTOOLS_METRICS_NAMESPACE` (default `OffergridIntegration`).
-
-Redaction runs on the final serialised JSON line of the Powertools logger, so it covers the
-message, extra keys, exceptions and stack traces alike:
-
-- every value passed to `register_secret()` (the secret store registers each value it reads) is
-  replaced with `[REDACTED]`, also in its JSON-escaped form;
-- the value of any key that looks secret (`x-api-key`, `apiKey`, `x-offergrid-signature`,
-  `authorization`, `webhook_secret`, `password`, `token`, ...) in JSON, Python reprs, `key=value`
-  text and `header: value` lines;
-- `sha256=<hex>` signatures.
-
-`RedactingFilter` applies the same to stdlib loggers (httpx, botocore, ...). It is attached to those
-loggers and to the root logger's handlers (the Lambda runtime's handler), which is where their
-child loggers' records end up.
-
-Importing this module only creates the three objects and attaches the filter: it runs on every
-cold start.
+Redaction runs on the final JSON line, so it covers messages, keys and stack traces alike: registered
+secret values, values of secret-looking keys, and `sha256=` signatures. `RedactingFilter` does the same
+for stdlib loggers (httpx, botocore). Importing this module runs on every cold start: keep it light.
 """
 
 from __future__ import annotations
@@ -164,9 +147,9 @@ def redact_sdk_text(text: str) -> str:
 
 
 class RedactingFormatter(LambdaPowertoolsFormatter):
-    """The Powertools JSON formatter, redacting the final line (message, keys, exception, stack),
-    its text made valid UTF-8 (a lone surrogate from a message would make the line unprintable:
-    docs/decisions.md#17)."""
+    """The Powertools JSON formatter, redacting the final line and making it valid UTF-8
+    (docs/decisions.md#17).
+    """
 
     def serialize(self, log: LogRecord) -> str:
         return redact(valid_text(super().serialize(log)))
@@ -236,12 +219,8 @@ def item_log_scope(item_id: str | None = None, order_id: str | None = None) -> I
 
 
 def log_metrics[R](handler: Callable[..., R]) -> Callable[..., R]:
-    """`@metrics.log_metrics` without its "No application metrics to publish" warning.
-
-    Powertools warns whenever an invocation ends with an empty metric set. Here that is normal, not
-    a mistake: a duplicate message or a refused input counts nothing, and reasons are counted with
-    `single_metric` (its own EMF line, so it needs its own dimension). So an empty set is not
-    flushed (nothing would be published anyway), only cleared; a non-empty one is flushed as usual.
+    """`@metrics.log_metrics` without its "No application metrics to publish" warning: here an empty set
+    is normal (a duplicate counts nothing), so it is cleared rather than flushed.
     """
 
     @functools.wraps(handler)
@@ -258,9 +237,7 @@ def log_metrics[R](handler: Callable[..., R]) -> Callable[..., R]:
 
 
 def metric_dimensions(source: Metrics | None = None) -> dict[str, str]:
-    """The dimensions every metric of `source` (default: `metrics`) carries: its default dimensions
-    and its `service`. A `single_metric` with one extra dimension (`Reason`, `Status`) starts from
-    these, so it lands in the same dimension set as the function's other metrics plus that one."""
+    """The dimensions every metric of `source` carries; a `single_metric` adds one to them."""
     source = metrics if source is None else source
     dimensions = dict(source.default_dimensions)
     if source.service:

@@ -1,8 +1,8 @@
 """The webhook's archive write on a worker thread: the queue write never waits for it.
 
-The answer waits for the slower of the two writes, at most `ARCHIVE_WAIT_SECONDS` after the queue write;
-a failed or late write is only counted. Waiting a little matters: Lambda freezes the environment at
-the answer, so a write still running may be lost with it.
+The answer waits for the slower of the two writes, at most `ARCHIVE_WAIT_SECONDS` after the queue write; a
+failed or late write is only counted. Waiting a little matters: Lambda freezes the environment at the
+answer, so a write still running may be lost with it.
 """
 
 from __future__ import annotations

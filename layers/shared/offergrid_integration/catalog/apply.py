@@ -1,12 +1,10 @@
 """Apply a plan through the Offergrid client, within the shared rate budget and the Lambda's time.
 
-A run that runs out of time, budget or `max_writes`, or keeps meeting transient errors, stops
-cleanly
-with the rest `pending`: the next invocation re-plans from a fresh listing. A permanent failure is
-recorded with its SKU and the run goes on. Two answers a retry can earn for an applied write whose
-answer was lost are settled: a create answered 409 is confirmed by a listing (`confirm_created`),
-and
-a delete answered 404 is done.
+A run that runs out of time, budget or `max_writes`, or keeps meeting transient errors, stops cleanly with
+the rest `pending`: the next invocation re-plans from a fresh listing. A permanent failure is recorded
+with its SKU and the run goes on. Two answers a retry can earn for an applied write whose answer was lost
+are settled: a create answered 409 is confirmed by a listing (`confirm_created`), and a delete answered
+404 is done.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 default: docs/decisions.md#8). A field the mapping produces is owned by the catalog; others are left
 alone.
 
-A row that breaks a rule is a `RowError` and skipped; its SKU protects its offer, and one naming no
-SKU takes nothing off sale (docs/decisions.md#13; a cut row protects nothing, #15).
+A row that breaks a rule is a `RowError` and skipped; its SKU protects its offer, and one naming no SKU
+takes nothing off sale (docs/decisions.md#13; a cut row protects nothing, #15).
 """
 
 from __future__ import annotations
@@ -241,9 +241,8 @@ class CatalogMapping:
 
     @property
     def needed_sources(self) -> tuple[str, ...]:
-        """The columns this mapping cannot do without (docs/decisions.md#15): an export none of whose
-        rows has
-        one is broken (without `isActive`, every product would read as `inactive`).
+        """The columns this mapping cannot do without (docs/decisions.md#15): an export none of whose rows
+        has one is broken (without `isActive`, every product would read as `inactive`).
         """
         return tuple(
             rule.source

@@ -1,9 +1,7 @@
 """Plan the writes that make Offergrid's offers equal to the catalog, with the fewest calls.
 
-Creates what Offergrid lacks, PATCHes only differing owned fields, and applies `MissingOfferPolicy`
-to
-offers missing from the catalog; every change off sale goes through `guard` (docs/decisions.md#13,
-#15).
+Creates what Offergrid lacks, PATCHes only differing owned fields, and applies `MissingOfferPolicy` to
+offers missing from the catalog; every change off sale goes through `guard` (docs/decisions.md#13, #15).
 It plans from streams, keeping well under 1 KB per SKU.
 """
 
@@ -208,9 +206,8 @@ class OfferPlanner:
         return None
 
     def reject(self, error: RowError) -> None:
-        """A row that was not mapped protects its SKUs; a cut row protects nothing and blocks every
-        change off
-        sale, since the rest of the export is missing.
+        """A row that was not mapped protects its SKUs; a cut row protects nothing and blocks every change
+        off sale, since the rest of the export is missing.
         """
         if error.cut:
             self.block("truncated", f"the catalog ends inside row {error.row}")

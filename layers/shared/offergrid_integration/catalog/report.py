@@ -1,7 +1,7 @@
 """What a sync run (and a sweep) did: counts per action, failures with SKU and reason.
 
-Metrics carry this invocation's numbers so a resumed run is not counted twice; stored lists are
-capped so one bad catalog cannot outgrow a DynamoDB item or a Lambda response.
+Metrics carry this invocation's numbers so a resumed run is not counted twice; stored lists are capped so
+one bad catalog cannot outgrow a DynamoDB item or a Lambda response.
 """
 
 from __future__ import annotations

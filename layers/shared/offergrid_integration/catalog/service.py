@@ -192,8 +192,7 @@ def _sync(
 def _read_catalog(
     deps: SyncDependencies, options: SyncOptions, report: SyncReport, planner: OfferPlanner
 ) -> None:
-    """Stream the catalog into the planner; a catalog found not whole (docs/decisions.md#15) blocks
-    every
+    """Stream the catalog into the planner; a catalog found not whole (docs/decisions.md#15) blocks every
     change off sale.
     """
     scope = None if options.skus is None else frozenset(options.skus)

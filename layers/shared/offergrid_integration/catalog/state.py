@@ -1,9 +1,8 @@
 """The offer sync's own state: the run lock, the checkpoint of an unfinished run, stored run reports.
 
-Items (pk, sk): (`offer-sync#lock`, `lock`), (`offer-sync#checkpoint`, `current`),
-(`offer-sync#report`, `<finished ISO>#<run id>#<invocation>`); TTL `expires_at`. The lock expires on
-its
-own, since a Lambda killed at its timeout never releases it.
+Items (pk, sk): (`offer-sync#lock`, `lock`), (`offer-sync#checkpoint`, `current`), (`offer-sync#report`,
+`<finished ISO>#<run id>#<invocation>`); TTL `expires_at`. The lock expires on its own, since a Lambda
+killed at its timeout never releases it.
 """
 
 from __future__ import annotations
@@ -42,9 +41,7 @@ LOCK_TTL_GRACE_SECONDS: Final = 24 * 3600  # the item lingers this long after th
 
 @dataclass(slots=True)
 class SyncCheckpoint:
-    """Progress of a run that stopped early; the next invocation re-plans and carries the counts
-    forward.
-    """
+    """Progress of a run that stopped early; the next invocation re-plans and carries the counts forward."""
 
     run_id: str
     started_at: float

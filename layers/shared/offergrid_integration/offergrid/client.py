@@ -1,8 +1,8 @@
 """OffergridClient: the one way this project talks to the Offergrid Provider API.
 
-Every attempt takes a rate-budget token and is bounded by the caller's remaining time, so no retry
-sleeps past a Lambda's deadline. Answers are read tolerantly (docs/decisions.md#5, #10, #18; see
-`responses` and `paging`). The per-attempt timeout is real seconds whatever the clock (issue 22).
+Every attempt takes a rate-budget token and is bounded by the caller's remaining time, so no retry sleeps
+past a Lambda's deadline. Answers are read tolerantly (docs/decisions.md#5, #10, #18; see `responses` and
+`paging`). The per-attempt timeout is real seconds whatever the clock (issue 22).
 """
 
 from __future__ import annotations
@@ -206,8 +206,7 @@ class OffergridClient:
         self, status: OrderItemStatus | None = None, *, max_retries: int | None = None
     ) -> Iterator[list[OrderItem]]:
         """`list_orders` page by page, fetched as the iterator advances. A listing that is only an
-        optimisation
-        passes `max_retries=0` to give up at its first failure.
+        optimisation passes `max_retries=0` to give up at its first failure.
         """
         params: Params = {"status": str(status)} if status is not None else {}
         return self._pages(OrderItem, "/provider/orders", params, max_retries=max_retries)
@@ -274,8 +273,8 @@ class OffergridClient:
         json: Any = None,
         max_retries: int | None = None,
     ) -> httpx.Response:
-        """One logical request with its retries; any 2xx is success (Decision 10). The 401 key refresh is not
-        counted as a retry.
+        """One logical request with its retries; any 2xx is success (Decision 10). The 401 key refresh is
+        not counted as a retry.
         """
         retry_limit = self._max_retries if max_retries is None else max_retries
         retries = 0
@@ -392,8 +391,8 @@ class OffergridClient:
 
 
 def _segment(value: str) -> str:
-    """An id as one path segment (docs/decisions.md#12); dots-only ids go as `%2E`s, since URL normalisation
-    would drop `.` and `..`.
+    """An id as one path segment (docs/decisions.md#12); dots-only ids go as `%2E`s, since URL
+    normalisation would drop `.` and `..`.
     """
     if not value:
         raise ValueError("id must not be empty")

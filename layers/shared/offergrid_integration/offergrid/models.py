@@ -1,8 +1,8 @@
 """Pydantic models of the Offergrid Provider API bodies (camelCase on the wire, `to_wire()` to send).
 
-Unknown fields are kept (`extra="allow"`) so a round trip drops nothing. Requests are strict, so a
-mapping bug fails here and not at Offergrid; responses are lenient (docs/decisions.md#10): an
-unreadable optional field is left out and named in `unreadable_fields` rather than failing its list.
+Unknown fields are kept (`extra="allow"`) so a round trip drops nothing. Requests are strict, so a mapping
+bug fails here and not at Offergrid; responses are lenient (docs/decisions.md#10): an unreadable optional
+field is left out and named in `unreadable_fields` rather than failing its list.
 """
 
 from __future__ import annotations

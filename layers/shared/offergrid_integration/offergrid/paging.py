@@ -1,8 +1,8 @@
 """Listings: every page of an Offergrid list, whatever its envelope, and an end to every listing
 (docs/decisions.md#5 and #18; the conventions read: docs/architecture.md#listings-offergridpagingpy).
 
-A listing that cannot end well (a page seen twice, "more" without a way there, short of its stated
-total, over `MAX_PAGES`) raises `UnexpectedResponseError`, never a silent partial list.
+A listing that cannot end well (a page seen twice, "more" without a way there, short of its stated total,
+over `MAX_PAGES`) raises `UnexpectedResponseError`, never a silent partial list.
 """
 
 from __future__ import annotations

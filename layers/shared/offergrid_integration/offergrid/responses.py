@@ -1,5 +1,5 @@
-"""What an Offergrid answer means: the tolerant reader (docs/decisions.md#5, #10) and the typed error of
-a refused request. Messages name fields, never their values.
+"""What an Offergrid answer means: the tolerant reader (docs/decisions.md#5, #10) and the typed error of a
+refused request. Messages name fields, never their values.
 """
 
 from __future__ import annotations

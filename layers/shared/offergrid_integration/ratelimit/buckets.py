@@ -174,8 +174,8 @@ def _ready(window: BucketShape, state: BucketState, now: float) -> float:
 def schedule(
     windows: Sequence[RateWindow], states: Sequence[BucketState], now: float
 ) -> tuple[float, list[BucketState]]:
-    """When one more request may go: the earliest moment, not before `now` nor any slot already handed out,
-    at which every window holds a token; each bucket is debited there, so queued slots line up.
+    """When one more request may go: the earliest moment, not before `now` nor any slot already handed
+    out, at which every window holds a token; each bucket is debited there, so queued slots line up.
     """
     release = max([now, *(_ready(w, s, now) for w, s in zip(windows, states, strict=True))])
     return release, _taken_at(windows, states, release)

@@ -1,7 +1,7 @@
 """The two budgets behind `RateBudget`: DynamoDB (shared, conditional writes) and in-process.
 
-`acquire` reserves a slot and sleeps until it rather than polling, or refuses at once past the
-caller's remaining time. DynamoDB errors other than the conflict propagate: an infrastructure fault.
+`acquire` reserves a slot and sleeps until it rather than polling, or refuses at once past the caller's
+remaining time. DynamoDB errors other than the conflict propagate: an infrastructure fault.
 """
 
 from __future__ import annotations
@@ -98,11 +98,11 @@ class InProcessRateBudget(Lanes):
 
 
 class DynamoDBRateBudget(Lanes):
-    """The budget shared by every Lambda instance: one item, optimistic concurrency on a version
-    (the item's layout: docs/architecture.md#rate-budget-ratelimit).
+    """The budget shared by every Lambda instance: one item, optimistic concurrency on a version (the
+    item's layout: docs/architecture.md#rate-budget-ratelimit).
 
-    An instance starts from what it last wrote, so an uncontended request costs one PutItem; every
-    answer, refusals included, teaches `reference` AWS's time.
+    An instance starts from what it last wrote, so an uncontended request costs one PutItem; every answer,
+    refusals included, teaches `reference` AWS's time.
     """
 
     def __init__(
@@ -179,8 +179,7 @@ class DynamoDBRateBudget(Lanes):
 
     def _offset(self) -> float:
         """Shared time minus this host's clock. While unknown or too wide, read DynamoDB again (timed so
-        AWS's
-        second turns mid-trip); refuse after `MAX_REFERENCE_READS`.
+        AWS's second turns mid-trip); refuse after `MAX_REFERENCE_READS`.
         """
         reads = 0
         while True:

@@ -1,5 +1,5 @@
-"""The budget's one time line: AWS's clock from the `Date` of DynamoDB's answers (docs/decisions.md#6;
-the interval arithmetic: docs/architecture.md#rate-budget-ratelimit).
+"""The budget's one time line: AWS's clock from the `Date` of DynamoDB's answers (docs/decisions.md#6; the
+interval arithmetic: docs/architecture.md#rate-budget-ratelimit).
 """
 
 from __future__ import annotations

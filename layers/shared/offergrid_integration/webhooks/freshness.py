@@ -1,8 +1,8 @@
 """Stale deliveries (docs/decisions.md#20): the signed `timestamp` compared with now.
 
 `StaleDeliveryMode` `count` (default) queues and counts a stale delivery, since Offergrid does not
-document what the field means; `refuse` answers 401 (`timestamp_stale`). A missing or unreadable
-timestamp is never stale: absence proves nothing, and refusing would lose an order. Stdlib only.
+document what the field means; `refuse` answers 401 (`timestamp_stale`). A missing or unreadable timestamp
+is never stale: absence proves nothing, and refusing would lose an order. Stdlib only.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """The webhook ingress: one API Gateway request in, one queued message (or a refusal) out.
 
 Checks run cheapest and most hostile first: method 405, size 413 (docs/decisions.md#2), signature 401,
-body 400, freshness 401 (docs/decisions.md#20), queue 200 or 503. A body too large for SQS goes to S3
-via a claim check (docs/decisions.md#17); only a queue without a bucket refuses it, with 413, since a
-503 would have Offergrid redeliver it forever. A secret that cannot be read is 503: Offergrid retries
-anything but 2xx, so nothing is acknowledged without being stored.
+body 400, freshness 401 (docs/decisions.md#20), queue 200 or 503. A body too large for SQS goes to S3 via
+a claim check (docs/decisions.md#17); only a queue without a bucket refuses it, with 413, since a 503
+would have Offergrid redeliver it forever. A secret that cannot be read is 503: Offergrid retries anything
+but 2xx, so nothing is acknowledged without being stored.
 
 The archive write runs on a worker thread and never delays or decides the answer (docs/architecture.md,
 "The delivery archive"). `redeliver` is the same path for an archived delivery, without archive write or

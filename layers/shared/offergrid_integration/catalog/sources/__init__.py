@@ -1,7 +1,7 @@
 """Where the provider's catalog comes from, streamed and judged whole or not (docs/decisions.md#15).
 
-An unreadable catalog is a `CatalogReadError` and stops the run before planning, so nothing is taken
-off sale for a broken export (docs/architecture.md#add-a-catalog-source).
+An unreadable catalog is a `CatalogReadError` and stops the run before planning, so nothing is taken off
+sale for a broken export (docs/architecture.md#add-a-catalog-source).
 """
 
 from __future__ import annotations

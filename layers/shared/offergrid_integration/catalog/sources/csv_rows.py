@@ -1,7 +1,6 @@
 """A CSV catalog with a header row (docs/decisions.md#8); row N is the record's first line.
 
-Cut short (docs/decisions.md#15) when the file ends inside quotes or, without a manifest, with no
-final
+Cut short (docs/decisions.md#15) when the file ends inside quotes or, without a manifest, with no final
 line break or too few cells. Too many cells (an unquoted comma) name every SKU candidate.
 """
 
@@ -142,9 +141,7 @@ def _csv_item(record: _CsvRecord, columns: list[str], sku_column: int | None) ->
 
 
 def _csv_candidates(cells: list[str], sku_column: int | None, extra: int) -> list[str]:
-    """The cells that may be the SKU: a comma before the SKU column shifts it right, one after leaves
-    it.
-    """
+    """The cells that may be the SKU: a comma before the SKU column shifts it right, one after leaves it."""
     if sku_column is None:
         return []
     shift = extra if sku_column > 0 else 0

@@ -1,6 +1,4 @@
-"""A catalog's bytes to its rows, streamed, so a run never holds the export, its rows and the plan at
-once.
-"""
+"""A catalog's bytes to its rows, streamed, so a run never holds the export, its rows and the plan at once."""
 
 from __future__ import annotations
 
@@ -51,9 +49,7 @@ def iter_catalog(
     sku_field: str | None = "sku",
     check: CatalogCheck | None = None,
 ) -> Iterator[CatalogItem]:
-    """The rows (and row errors) of a catalog arriving as byte chunks; `check` learns what judges it
-    whole.
-    """
+    """The rows (and row errors) of a catalog arriving as byte chunks; `check` learns what judges it whole."""
     if catalog_format is CatalogFormat.AUTO:
         raise ValueError("resolve CatalogFormat.AUTO with detect_format() first")
     return _counted(chunks, catalog_format, sku_field, check if check is not None else CatalogCheck())

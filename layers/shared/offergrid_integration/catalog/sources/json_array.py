@@ -1,5 +1,5 @@
-"""A JSON catalog: a top-level array (streamed) or an object holding it (read whole). The element the
-text ends inside is a cut row (docs/decisions.md#15).
+"""A JSON catalog: a top-level array (streamed) or an object holding it (read whole). The element the text
+ends inside is a cut row (docs/decisions.md#15).
 """
 
 from __future__ import annotations
