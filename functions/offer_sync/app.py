@@ -38,17 +38,6 @@ if TYPE_CHECKING:
     from offergrid_integration.contract import QueuePort
     from offergrid_integration.orders.reconcile import CappedRateBudget, WorkOrderIndex
 
-__all__ = [
-    "InvalidScheduleEvent",
-    "ScheduleInput",
-    "SyncRuntime",
-    "configure",
-    "get_runtime",
-    "lambda_handler",
-    "reset",
-    "schedule_input",
-]
-
 SCHEDULED_EVENT_DETAIL_TYPE: Final = "Scheduled Event"
 EXPECTED_SHAPES: Final = (
     'expected the schedule input {"dryRun": bool, "skus": [str, ...], "sweep": bool, "sync": bool, '

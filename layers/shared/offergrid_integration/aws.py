@@ -22,8 +22,6 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
     from mypy_boto3_ssm import SSMClient
 
-__all__ = ["AwsClients", "TableAdapter", "clients", "reset"]
-
 
 class AwsClients:
     """The AWS clients of one container. The DynamoDB resource (`tables`) is apart from the client: it

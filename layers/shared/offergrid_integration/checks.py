@@ -9,18 +9,6 @@ from collections.abc import Mapping
 from typing import Final
 from urllib.parse import urlsplit
 
-__all__ = [
-    "LOCAL_HOSTS",
-    "MAX_WEBHOOK_BODY_BYTES",
-    "ConfigurationError",
-    "base_url",
-    "bounded_int",
-    "endpoint_url",
-    "http_url",
-    "non_blank",
-    "queue_url",
-]
-
 # host.docker.internal: `sam local invoke` runs the function in Docker, where the host is that name.
 LOCAL_HOSTS: Final = frozenset({"127.0.0.1", "localhost", "host.docker.internal"})
 # Lambda's limit on a synchronous invocation's request (6 MB = 6 MiB): no body API Gateway accepts

@@ -14,8 +14,6 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 
-__all__ = ["Container", "init_phase"]
-
 
 @contextlib.contextmanager
 def init_phase() -> Iterator[None]:

@@ -7,8 +7,6 @@ alarm) rather than dropping orders until someone fixes the environment.
 
 from __future__ import annotations
 
-__all__ = ["PermanentError", "TransientError", "classify"]
-
 
 class TransientError(Exception):
     """Trying again later can succeed: the caller keeps the work (retry, DLQ), never drops it."""

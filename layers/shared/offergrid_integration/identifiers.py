@@ -8,8 +8,6 @@ from __future__ import annotations
 import unicodedata
 from typing import Final
 
-__all__ = ["MAX_IDENTIFIER_LENGTH", "InvalidIdentifier", "check_identifier", "identifier_problem"]
-
 MAX_IDENTIFIER_LENGTH: Final = 128
 
 

@@ -9,47 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final, Protocol
 
-__all__ = [
-    "CATALOGUE",
-    "MAX_LISTED",
-    "METRICS_NAMESPACE",
-    "OFFERGRID_ERROR",
-    "OFFERGRID_ERROR_STATUSES",
-    "OFFERGRID_REQUEST",
-    "OFFERGRID_UNREADABLE_ITEM",
-    "OFFER_SYNC_ARCHIVED",
-    "OFFER_SYNC_CATALOG_INCOMPLETE",
-    "OFFER_SYNC_CREATED",
-    "OFFER_SYNC_DEACTIVATED",
-    "OFFER_SYNC_DELETED",
-    "OFFER_SYNC_FAILED",
-    "OFFER_SYNC_INCOMPLETE",
-    "OFFER_SYNC_INVALID_ROWS",
-    "OFFER_SYNC_LOCKED",
-    "OFFER_SYNC_PENDING",
-    "OFFER_SYNC_REMOVALS_REFUSED",
-    "OFFER_SYNC_RUN_FAILED",
-    "OFFER_SYNC_SUCCEEDED",
-    "OFFER_SYNC_UNATTRIBUTABLE_ROWS",
-    "OFFER_SYNC_UNCHANGED",
-    "OFFER_SYNC_UPDATED",
-    "RATE_BUDGET_EXHAUSTED",
-    "RATE_BUDGET_WAIT",
-    "RECONCILE_DECISION_MISMATCH",
-    "RECONCILE_FAILED",
-    "RECONCILE_MISSING_WORK_ORDER",
-    "RECONCILE_OPEN_WORK_ORDER_FOR_ENDED_ITEM",
-    "RECONCILE_REPAIRS_QUEUED",
-    "RECONCILE_RUNS",
-    "RECONCILE_UNKNOWN_WORK_ORDER",
-    "SERVICEABILITY_RULES_STALE",
-    "SERVICES",
-    "STATUS_DIMENSION",
-    "MetricInfo",
-    "MetricsSink",
-    "error_status_label",
-]
-
 METRICS_NAMESPACE: Final = "OffergridIntegration"
 # The most entries (failures, item ids, planned writes...) a run report lists; counts are always whole.
 MAX_LISTED: Final = 100

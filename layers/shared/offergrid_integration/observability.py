@@ -26,23 +26,6 @@ from offergrid_integration.text import valid_text
 if TYPE_CHECKING:
     from aws_lambda_powertools.logging.types import LogRecord
 
-__all__ = [
-    "ITEM_LOG_KEYS",
-    "METRICS_NAMESPACE",
-    "REDACTED",
-    "DisabledTracer",
-    "RedactingFilter",
-    "RedactingFormatter",
-    "item_log_scope",
-    "log_metrics",
-    "logger",
-    "metric_dimensions",
-    "metrics",
-    "redact",
-    "register_secret",
-    "tracing_disabled",
-]
-
 METRICS_NAMESPACE = "OffergridIntegration"
 METRICS_NAMESPACE_ENV = "POWERTOOLS_METRICS_NAMESPACE"
 REDACTED = "[REDACTED]"

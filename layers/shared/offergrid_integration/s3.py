@@ -10,8 +10,6 @@ from urllib.parse import urlsplit
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-__all__ = ["DEFAULT_MAX_BYTES", "S3ReadError", "parse_s3_uri", "read_s3_object"]
-
 DEFAULT_MAX_BYTES: Final = 200 * 1024 * 1024
 
 

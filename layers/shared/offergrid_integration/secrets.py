@@ -25,18 +25,6 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.parameters import SecretsProvider
     from mypy_boto3_secretsmanager.client import SecretsManagerClient
 
-__all__ = [
-    "DEFAULT_MAX_AGE_SECONDS",
-    "MIN_REFRESH_INTERVAL_SECONDS",
-    "Secret",
-    "SecretFormatError",
-    "SecretParser",
-    "SecretUnavailableError",
-    "aws_error_code",
-    "parse_api_key",
-    "parse_webhook_secrets",
-]
-
 DEFAULT_MAX_AGE_SECONDS = 300
 # A forced refresh (after a 401) reaches Secrets Manager at most once per this many seconds per secret.
 MIN_REFRESH_INTERVAL_SECONDS = 30.0

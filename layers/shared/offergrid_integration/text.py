@@ -11,16 +11,6 @@ import json
 import re
 from typing import Any, Final
 
-__all__ = [
-    "ELLIPSIS",
-    "LONE_SURROGATE",
-    "MAX_STORED_TEXT",
-    "REPLACEMENT_CHARACTER",
-    "json_text",
-    "valid_text",
-    "valid_texts",
-]
-
 REPLACEMENT_CHARACTER: Final = "\ufffd"
 ELLIPSIS: Final = "\u2026"
 # The longest string we store in a record or put in an event: about twice the longest note we

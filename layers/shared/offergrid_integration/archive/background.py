@@ -15,8 +15,6 @@ from typing import Final, Literal, Protocol
 
 from offergrid_integration.archive.deliveries import ArchivedDelivery, ArchiveWriteError, DeliveryArchive
 
-__all__ = ["ARCHIVE_WAIT_SECONDS", "ArchiveOutcome", "ArchiveStarter", "ArchiveTicket", "BackgroundArchive"]
-
 # After the queue write, how long the answer waits for an archive write still running. An S3 PUT takes
 # tens of milliseconds; this only bounds the answer when S3 is slow.
 ARCHIVE_WAIT_SECONDS: Final = 1.0

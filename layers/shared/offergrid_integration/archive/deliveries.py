@@ -14,18 +14,6 @@ from urllib.parse import quote
 
 from offergrid_integration.webhooks.signature import SIGNATURE_HEADER, decode_body
 
-__all__ = [
-    "ARCHIVE_PREFIX",
-    "CHECKS_PREFIX",
-    "FORMAT_VERSION",
-    "ArchiveWriteError",
-    "ArchivedDelivery",
-    "DeliveryArchive",
-    "delivery_key",
-    "hour_folder",
-    "key_received_at",
-]
-
 ARCHIVE_PREFIX: Final = "archive/"
 CHECKS_PREFIX: Final = "checks/"
 FORMAT_VERSION: Final = 1

@@ -24,8 +24,6 @@ from offergrid_integration.archive.deliveries import (
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
 
-__all__ = ["ARCHIVE_CLIENT_CONFIG", "S3DeliveryArchive"]
-
 # A write that is not done within these is late: the webhook answers without waiting for it any
 # longer (`background.ARCHIVE_WAIT_SECONDS`), so they bound the worker thread, not the answer.
 ARCHIVE_CLIENT_CONFIG: Final = Config(

@@ -25,16 +25,6 @@ from offergrid_integration.offergrid.errors import (
 )
 from offergrid_integration.offergrid.models import Offer, OfferCreate, OfferUpdate
 
-__all__ = [
-    "DEFAULT_MIN_TIME_LEFT",
-    "MAX_CONSECUTIVE_TRANSIENT_FAILURES",
-    "ApplyResult",
-    "ListingConfirmation",
-    "OfferWriter",
-    "StopReason",
-    "apply_plan",
-]
-
 DEFAULT_MIN_TIME_LEFT: Final = 30.0  # seconds kept to checkpoint, store the report and answer
 MAX_CONSECUTIVE_TRANSIENT_FAILURES: Final = 3
 _MAX_REASON: Final = 300

@@ -14,8 +14,6 @@ from pydantic import BaseModel
 from offergrid_integration.catalog.mapping import SERVICE_SPECIFIC_DATA
 from offergrid_integration.offergrid.models import Offer
 
-__all__ = ["canonical", "differences", "same", "wire_values"]
-
 
 def differences(
     desired: Mapping[str, Any], current: Mapping[str, Any]

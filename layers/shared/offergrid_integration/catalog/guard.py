@@ -13,15 +13,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final, Protocol
 
-__all__ = [
-    "DEFAULT_REMOVAL_MINIMUM",
-    "DEFAULT_REMOVAL_PERCENT",
-    "RemovalGuard",
-    "Verdict",
-    "judge",
-    "removal_token",
-]
-
 DEFAULT_REMOVAL_PERCENT: Final = 10.0
 DEFAULT_REMOVAL_MINIMUM: Final = 5
 

@@ -38,19 +38,6 @@ from offergrid_integration.offergrid.models import (
     SecurityServiceData,
 )
 
-__all__ = [
-    "CatalogMapping",
-    "DesiredOffer",
-    "FieldRule",
-    "MappingDocument",
-    "MappingError",
-    "NeededColumns",
-    "RawRow",
-    "RowError",
-    "default_mapping",
-    "load_mapping",
-]
-
 DEFAULT_MAPPING_RESOURCE: Final = "default_mapping.json"
 SERVICE_SPECIFIC_DATA: Final = "serviceSpecificData"
 # Wire names of the top-level fields a mapping may write (every writable offer field but the nested one).

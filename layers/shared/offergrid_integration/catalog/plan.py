@@ -19,14 +19,6 @@ from offergrid_integration.catalog.guard import RemovalGuard, judge
 from offergrid_integration.catalog.mapping import DesiredOffer, RowError
 from offergrid_integration.offergrid.models import Offer, OfferStatus
 
-__all__ = [
-    "CatalogDiff",
-    "ChangeKind",
-    "MissingOfferPolicy",
-    "OfferChange",
-    "OfferPlanner",
-]
-
 
 class MissingOfferPolicy(StrEnum):
     """What to do with an offer whose SKU is no longer in the catalog."""

@@ -30,8 +30,6 @@ from offergrid_integration.secrets import Secret, parse_api_key
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-__all__ = ["OfferSync"]
-
 
 class OfferSync:
     def __init__(

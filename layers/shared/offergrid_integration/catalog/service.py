@@ -29,14 +29,6 @@ from offergrid_integration.observability import logger
 from offergrid_integration.offergrid.errors import APITimeoutError, OffergridError, RateBudgetExhausted
 from offergrid_integration.offergrid.models import Offer
 
-__all__ = [
-    "DEFAULT_LOCK_SECONDS",
-    "OfferSyncClient",
-    "SyncDependencies",
-    "SyncOptions",
-    "run_offer_sync",
-]
-
 DEFAULT_LOCK_SECONDS: Final = 900.0  # no deadline known (CLI): the longest a Lambda may run
 LOCK_MARGIN_SECONDS: Final = 60.0
 

@@ -20,15 +20,6 @@ from offergrid_integration.clock import SYSTEM_CLOCK, Clock
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-__all__ = [
-    "CHECKPOINT_TTL_SECONDS",
-    "REPORT_TTL_SECONDS",
-    "DynamoDBSyncState",
-    "InMemorySyncState",
-    "SyncCheckpoint",
-    "SyncStateStore",
-]
-
 LOCK_PK: Final = "offer-sync#lock"
 LOCK_SK: Final = "lock"
 CHECKPOINT_PK: Final = "offer-sync#checkpoint"

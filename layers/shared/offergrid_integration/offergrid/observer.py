@@ -25,13 +25,6 @@ from offergrid_integration.offergrid import MIN_REPORTED_WAIT
 if TYPE_CHECKING:
     from aws_lambda_powertools import Metrics
 
-__all__ = [
-    "ClientObserver",
-    "MetricsObserver",
-    "NullObserver",
-    "default_observer",
-]
-
 LAMBDA_ENV: Final = "AWS_LAMBDA_FUNCTION_NAME"
 
 

@@ -299,17 +299,3 @@ def _int_param(params: Mapping[str, str], name: str, default: int) -> int:
 def _link_params(link: str, base: Mapping[str, str]) -> Params:
     """The query of the page a next link points at: the link's own query over the listing's filters."""
     return {**base, **dict(httpx.URL(link).params)}
-
-
-__all__ = [
-    "CURSOR_PARAM",
-    "LIST_KEYS",
-    "PAGE_NUMBER_PARAM",
-    "PAGE_PARAM",
-    "STARTING_AFTER_PARAM",
-    "FetchPage",
-    "Page",
-    "Params",
-    "follow_listing",
-    "parse_page",
-]

@@ -13,14 +13,6 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Final
 
-__all__ = [
-    "DEFAULT_TOLERANCE_SECONDS",
-    "Freshness",
-    "StaleMode",
-    "judge_freshness",
-    "timestamp_epoch",
-]
-
 DEFAULT_TOLERANCE_SECONDS: Final = 3600
 # Epoch values above this are milliseconds (10^11 seconds is the year 5138).
 _MILLISECONDS_ABOVE: Final = 1e11

@@ -11,8 +11,6 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from offergrid_integration.observability import item_log_scope, logger, metric_dimensions, metrics
 from offergrid_integration.webhooks.ingress import IngressResult
 
-__all__ = ["report"]
-
 
 def report(result: IngressResult) -> None:
     with item_log_scope(result.item_id, result.order_id):

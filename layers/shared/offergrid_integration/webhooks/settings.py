@@ -22,8 +22,6 @@ from offergrid_integration.checks import (
 )
 from offergrid_integration.webhooks.freshness import DEFAULT_TOLERANCE_SECONDS, StaleMode
 
-__all__ = ["WebhookIngressSettings"]
-
 _REQUIRED: Final = "required but not set"
 # A day: a delivery older than the dedup key's lifetime (IDEMPOTENCY_EXPIRY_SECONDS' default) must be
 # refusable (docs/decisions.md#20).

@@ -12,17 +12,6 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final
 
-__all__ = [
-    "MANIFEST_SUFFIX",
-    "MAX_MANIFEST_BYTES",
-    "CatalogCheck",
-    "CatalogManifest",
-    "CatalogReadError",
-    "ManifestStatus",
-    "ManifestUnreadable",
-    "expect_manifest",
-]
-
 MANIFEST_SUFFIX: Final = ".manifest.json"
 MAX_MANIFEST_BYTES: Final = 64 * 1024
 MANIFEST_HELP: Final = "docs/runbooks/offer-sync.md#catalog-manifest"

@@ -13,8 +13,6 @@ from offergrid_integration.catalog.sources.json_array import parse_json
 from offergrid_integration.catalog.sources.json_lines import parse_json_lines
 from offergrid_integration.catalog.sources.text import CatalogItem, decode
 
-__all__ = ["CHUNK_BYTES", "MAX_CATALOG_BYTES", "CatalogFormat", "detect_format", "iter_catalog", "limited"]
-
 MAX_CATALOG_BYTES: Final = 200 * 1024 * 1024
 CHUNK_BYTES: Final = 1024 * 1024
 
