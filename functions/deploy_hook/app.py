@@ -68,9 +68,7 @@ class CheckResult:
         return {"check": self.name, "ok": self.ok, "detail": self.detail}
 
 
-# ---------------------------------------------------------------------------------------------------
-# The check's event: shared with `make smoke`
-# ---------------------------------------------------------------------------------------------------
+# --- The check's event: shared with `make smoke` ------------------------------------------------------------
 def deploy_check_payload(check_id: str, *, now: datetime | None = None) -> dict[str, Any]:
     """A webhook body of the deploy-check event type; `checkId` makes each check's dedup key its own."""
     moment = now or datetime.now(UTC)
@@ -135,9 +133,7 @@ def queue_event(payload: Mapping[str, Any], *, correlation_id: str) -> dict[str,
     }
 
 
-# ---------------------------------------------------------------------------------------------------
-# The checks
-# ---------------------------------------------------------------------------------------------------
+# --- The checks ---------------------------------------------------------------------------------------------
 def check_webhook_ingress(invoke: Invoker, version: str, event: dict[str, Any]) -> CheckResult:
     error, answer = invoke(version, event)
     if error is not None:
@@ -178,9 +174,7 @@ def run_checks(
     ]
 
 
-# ---------------------------------------------------------------------------------------------------
-# Lambda entry
-# ---------------------------------------------------------------------------------------------------
+# --- Lambda entry -------------------------------------------------------------------------------------------
 def _lambda_invoker() -> Invoker:
     import boto3
     from botocore.config import Config

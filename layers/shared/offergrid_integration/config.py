@@ -57,9 +57,7 @@ S3Uri = Annotated[str, AfterValidator(_s3_uri)]
 CacheSeconds = Annotated[int, Field(ge=0, le=3600)]
 
 
-# ---------------------------------------------------------------------------------------------------
-# Settings models: one per function (or group of functions sharing an environment)
-# ---------------------------------------------------------------------------------------------------
+# --- Settings models: one per function (or group of functions sharing an environment) -----------------------
 class _Settings(BaseModel):
     # defer_build: a model's validator is built when first used, not at import, so a function builds
     # its own settings model only (not every base and sibling of it) during its cold start.
@@ -97,9 +95,7 @@ class CommonSettings(AwsSettings):
     order_reserve_percent: int = Field(default=40, ge=0, le=90, alias="ORDER_RESERVE_PERCENT")
 
 
-# ---------------------------------------------------------------------------------------------------
-# Loading
-# ---------------------------------------------------------------------------------------------------
+# --- Loading ------------------------------------------------------------------------------------------------
 def env_var_names(model: type[BaseModel]) -> list[str]:
     """The environment variables `model` reads, in declaration order."""
     return [field.alias or name.upper() for name, field in model.model_fields.items()]

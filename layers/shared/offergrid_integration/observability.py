@@ -38,9 +38,7 @@ THIRD_PARTY_LOGGERS = ("httpx", "httpcore", "botocore", "boto3", "urllib3", "s3t
 SDK_LOG_LEVEL_ENV = "SDK_LOG_LEVEL"
 DEFAULT_SDK_LOG_LEVEL = "INFO"
 
-# ---------------------------------------------------------------------------------------------------
-# Registry of secret values
-# ---------------------------------------------------------------------------------------------------
+# --- Registry of secret values ------------------------------------------------------------------------------
 _registry_lock = threading.Lock()
 # Replaced (never mutated) under the lock, so `redact` can read it without locking. Longest first,
 # so a secret containing another is replaced whole.
@@ -59,9 +57,7 @@ def register_secret(value: str) -> None:
         _registered = tuple(sorted(variants.union(_registered), key=len, reverse=True))
 
 
-# ---------------------------------------------------------------------------------------------------
-# Pattern-based redaction
-# ---------------------------------------------------------------------------------------------------
+# --- Pattern-based redaction --------------------------------------------------------------------------------
 # A key that looks secret: any name ending in one of these words (`x-api-key`, `apiKey`,
 # `x-offergrid-signature`, `webhook_secret`, `OFFERGRID_WEBHOOK_SECRETS`, `access_token`, ...). Names
 # where the word is not at the end (`apiKeySecretId`, `signature_valid`) are left alone.
@@ -175,9 +171,7 @@ def _attach_redacting_filter() -> None:
             target.addFilter(redacting_filter)
 
 
-# ---------------------------------------------------------------------------------------------------
-# The three objects
-# ---------------------------------------------------------------------------------------------------
+# --- The three objects --------------------------------------------------------------------------------------
 logger = Logger(logger_formatter=RedactingFormatter())
 metrics = Metrics(namespace=os.environ.get(METRICS_NAMESPACE_ENV) or METRICS_NAMESPACE)
 _quiet_sdk_loggers()
@@ -228,15 +222,9 @@ def metric_dimensions(source: Metrics | None = None) -> dict[str, str]:
     return dimensions
 
 
-# The Tracer is created on first use: `Tracer()` imports the X-Ray SDK (~150 ms of cold start), and
-# the webhook ingress, whose job is to answer fast, does not use it (Lambda's active tracing still
-# records its invocation). `from offergrid_integration.observability import tracer` creates it.
-#
-# When tracing is disabled (`POWERTOOLS_TRACE_DISABLED`, or outside Lambda: Powertools' own rule,
-# `Tracer._is_tracer_disabled`), a disabled `Tracer` would still import and configure the X-Ray SDK
-# only to record nothing. `tracer` is then a `DisabledTracer`: the same decorators and calls, run
-# as a disabled `Tracer` runs them (the function called through, an escaping exception logged by
-# the Powertools tracer's logger), without the SDK. With tracing enabled it is `Tracer()`, as before.
+# The Tracer is created on first use: `Tracer()` imports the X-Ray SDK (~150 ms of cold start), which the
+# webhook ingress never needs. With tracing disabled (Powertools' own rule) it is a `DisabledTracer`: the
+# same decorators, without importing the SDK only to record nothing.
 _TRACER_LOG = logging.getLogger("aws_lambda_powertools.tracing.tracer")
 
 

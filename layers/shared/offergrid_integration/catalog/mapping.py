@@ -55,9 +55,7 @@ class MappingError(ValueError):
     """The mapping document itself is unusable (names the problem; nothing can be synced)."""
 
 
-# ---------------------------------------------------------------------------------------------------
-# The document
-# ---------------------------------------------------------------------------------------------------
+# --- The document -------------------------------------------------------------------------------------------
 class FieldRule(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -125,9 +123,7 @@ class MappingDocument(BaseModel):
         return self
 
 
-# ---------------------------------------------------------------------------------------------------
-# Rows in, offers and row errors out
-# ---------------------------------------------------------------------------------------------------
+# --- Rows in, offers and row errors out ---------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class RawRow:
     """One product as read from the catalog. `number` is where the file puts it (see sources)."""
@@ -393,9 +389,7 @@ def _sku_of(row: RawRow, document: MappingDocument) -> str | None:
     return str(raw).strip()
 
 
-# ---------------------------------------------------------------------------------------------------
-# Loading
-# ---------------------------------------------------------------------------------------------------
+# --- Loading ------------------------------------------------------------------------------------------------
 def load_mapping(document: str | bytes | Mapping[str, Any]) -> CatalogMapping:
     """A mapping from a JSON document (text, bytes or parsed); `MappingError` naming what is wrong."""
     if isinstance(document, str | bytes):
