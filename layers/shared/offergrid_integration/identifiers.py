@@ -11,10 +11,6 @@ from typing import Final
 MAX_IDENTIFIER_LENGTH: Final = 128
 
 
-class InvalidIdentifier(ValueError):
-    """An identifier that breaks docs/decisions.md#12. The message names the problem, never the value."""
-
-
 def identifier_problem(value: object) -> str | None:
     """Why `value` is not a usable identifier, or None when it is."""
     if not isinstance(value, str):
@@ -29,12 +25,3 @@ def identifier_problem(value: object) -> str | None:
         if unicodedata.category(char) == "Cc":
             return "contains a control character"
     return None
-
-
-def check_identifier(value: object, *, name: str = "identifier") -> str:
-    """`value` if it is a usable identifier; `InvalidIdentifier` naming `name` and the problem."""
-    problem = identifier_problem(value)
-    if problem is not None:
-        raise InvalidIdentifier(f"{name} {problem}")
-    assert isinstance(value, str)
-    return value

@@ -279,12 +279,6 @@ class DisabledTracer:
 
         return decorate
 
-    def put_annotation(self, key: str, value: Any) -> None:
-        """Nothing is recorded."""
-
-    def put_metadata(self, key: str, value: Any, namespace: str | None = None) -> None:
-        """Nothing is recorded."""
-
     def patch(self, modules: Any = None) -> None:
         """Nothing is patched (a disabled `Tracer` patches nothing either)."""
 
