@@ -247,8 +247,7 @@ class CatalogMapping:
         return owned
 
     def map_one(self, row: RawRow) -> DesiredOffer | RowError:
-        """The row's `DesiredOffer`, or its `RowError` naming every problem (and the SKU when the row
-        has a readable one). Never raises for a bad row."""
+        """The row's `DesiredOffer`, or its `RowError` naming every problem; never raises for a bad row."""
         if not isinstance(row.fields, Mapping):
             return RowError(row.number, None, "row is not an object")
         problems: list[str] = []
@@ -407,8 +406,7 @@ def load_mapping(document: str | bytes | Mapping[str, Any]) -> CatalogMapping:
 
 @functools.cache
 def default_mapping() -> CatalogMapping:
-    """The mapping of docs/decisions.md#8, shipped in this package: read and validated once per process
-    and shared (a `CatalogMapping` is never changed after it is built)."""
+    """The mapping of docs/decisions.md#8, read and validated once per process (it is never changed)."""
     package = resources.files("offergrid_integration.catalog")
     text = package.joinpath(DEFAULT_MAPPING_RESOURCE).read_text(encoding="utf-8")
     return load_mapping(text)

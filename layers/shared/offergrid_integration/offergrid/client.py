@@ -91,8 +91,7 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
 
 
 def compute_backoff(attempt: int, rng: Random = random.random) -> float:
-    """Full-jitter exponential backoff before retry number `attempt` (0-based):
-    uniform in [0, min(MAX_RETRY_DELAY, INITIAL_RETRY_DELAY * 2**attempt)]."""
+    """Full-jitter exponential backoff before retry `attempt` (0-based), capped at `MAX_RETRY_DELAY`."""
     ceiling = min(MAX_RETRY_DELAY, INITIAL_RETRY_DELAY * 2.0 ** max(0, min(attempt, 32)))
     return ceiling * min(1.0, max(0.0, rng()))
 
@@ -105,8 +104,7 @@ def retry_wait(attempt: int, retry_after: float | None, rng: Random = random.ran
 
 
 def _should_retry(status_code: int | None) -> bool:
-    """Whether an attempt's outcome may succeed if repeated. `None`: no HTTP answer at all
-    (refused, reset, dropped, timed out). 401 is handled apart (one key refresh, then final)."""
+    """Whether an outcome may succeed if repeated (`None`: no HTTP answer). 401 is handled apart."""
     if status_code is None:
         return True
     return is_retryable_status(status_code)
@@ -185,8 +183,7 @@ class OffergridClient:
         return written_resource(Offer, response, "POST", path)
 
     def update_offer(self, offer_id: str, changes: OfferUpdate) -> Offer | None:
-        """PATCH only the fields set on `changes` (see `OfferUpdate`): the offer if the answer holds
-        it, else None (the change was applied)."""
+        """PATCH only the fields set on `changes`: the offer if the answer holds it, else None (applied)."""
         path = f"/provider/offers/{_segment(offer_id)}"
         response = self._send("PATCH", path, json=changes.to_wire())
         return written_resource(Offer, response, "PATCH", path, expected_id=offer_id)
@@ -217,8 +214,7 @@ class OffergridClient:
         return self._read(OrderItem, path)
 
     def update_order_item_status(self, item_id: str, update: StatusUpdate) -> OrderItem | None:
-        """PATCH the status: the item if the answer holds a readable one, else None (204, 200 with
-        no body or a message: the change was applied). Re-read it with `get_order_item` if needed."""
+        """PATCH the status: the item if the answer holds a readable one, else None (applied)."""
         path = f"/provider/orders/{_segment(item_id)}/status"
         response = self._send("PATCH", path, json=update.to_wire())
         return written_resource(OrderItem, response, "PATCH", path, expected_id=item_id)
@@ -232,8 +228,7 @@ class OffergridClient:
     def _pages[M: OffergridResponse](
         self, model: type[M], path: str, params: Params, *, max_retries: int | None = None
     ) -> Iterator[list[M]]:
-        """Every page of a listing (Decisions 5 and 18), one request per page, as the iterator
-        advances; `paging.follow_listing` says what the next page is and ends the listing."""
+        """Every page of a listing (Decisions 5 and 18); `paging.follow_listing` decides the next page."""
 
         def fetch(query: Params) -> tuple[Any, str | None, int]:
             response, body = self._get_json(path, query, max_retries=max_retries)

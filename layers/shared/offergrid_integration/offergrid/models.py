@@ -112,9 +112,7 @@ class OffergridModel(BaseModel):
 
 
 class OffergridResponse(OffergridModel):
-    """Validated as is, then once more without the optional fields that failed (named in
-    `unreadable_fields`).
-    """
+    """Validated as is, then without the optional fields that failed (named in `unreadable_fields`)."""
 
     _unreadable_fields: tuple[str, ...] = PrivateAttr(default=())
     _numbers_read_as_text: tuple[str, ...] = PrivateAttr(default=())

@@ -205,9 +205,7 @@ def _checked(items: list[Any], following: Params | None, total: int | None, list
 def follow_listing(
     fetch: FetchPage, params: Mapping[str, str], *, path: str, max_pages: int
 ) -> Iterator[list[Any]]:
-    """Every page's elements of `path?params`, one `fetch` per page, each page checked before it is handed
-    out.
-    """
+    """Every page's elements of `path?params`, one `fetch` per page, each checked before it is handed out."""
     if max_pages < 1:
         raise ValueError("max_pages must be at least 1")
     base = dict(params)

@@ -39,8 +39,7 @@ short enough that a lone order does not hold the background lane back for long."
 
 
 class RateBudgetExhausted(TransientError):
-    """The shared budget has no token within the time the caller may wait: nothing was sent.
-    `retry_after`: seconds until a token is expected."""
+    """No token within the time the caller may wait: nothing was sent; `retry_after` in seconds."""
 
     def __init__(self, retry_after: float, message: str | None = None) -> None:
         self.message = message or f"Offergrid rate budget exhausted; retry in {retry_after:.1f}s"

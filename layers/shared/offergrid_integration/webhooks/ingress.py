@@ -418,8 +418,7 @@ class WebhookIngress:
             return _FailedToStart(type(exc).__name__)
 
     def _with_archive(self, result: IngressResult, ticket: ArchiveTicket | None) -> IngressResult:
-        """`result` with the archive write's outcome, waited for at most `archive_wait_seconds` now
-        that the answer is decided."""
+        """`result` with the archive write's outcome, waited for at most `archive_wait_seconds`."""
         if ticket is None:
             return result
         return replace(result, archive=ticket.outcome(self._archive_wait_seconds))
@@ -459,8 +458,7 @@ class WebhookIngress:
 
 
 def request_method(event: Mapping[str, Any]) -> str | None:
-    """The HTTP method of a REST API (v1: `httpMethod`) or HTTP API (v2: `requestContext.http.method`)
-    proxy event; None when the event carries neither (a hand-made test event)."""
+    """The HTTP method of a REST (v1) or HTTP API (v2) proxy event; None when it carries neither."""
     method = event.get("httpMethod")
     if isinstance(method, str):
         return method
