@@ -1,20 +1,10 @@
 """Lambda entry of the pre-traffic hook: CodeDeploy runs it before a release of the webhook or the order
-processor takes traffic (template.yaml, "Rollout"; docs/runbooks/pipeline.md#rollout-and-rollback).
+processor takes traffic (docs/runbooks/pipeline.md#rollout-and-rollback).
 
-It invokes the release's new versions (their ARNs in `WEBHOOK_INGRESS_VERSION` and
-`ORDER_PROCESSOR_VERSION`) with a check that has no side effects:
-
-- the webhook, with a delivery signed with the stack's webhook secret, of an event type the processor
-  keeps but does not act on (`DEPLOY_CHECK_EVENT`, docs/decisions.md#2): it must answer 200 (queued);
-- the order processor, with the queue message that delivery becomes: it must report no failed record.
-
-Then it reports `Succeeded` or `Failed` to CodeDeploy, which rolls the release back on `Failed`. It
-always reports, whatever went wrong: a hook that does not leaves the deploy waiting for an hour. Invoked
-by hand (no `DeploymentId`), it only answers the checks' results.
-
-The check's event (`deploy_check_payload`, `signed_delivery`, `api_gateway_event`, `queue_event`) is
-also what `make smoke` delivers to a deployed stack (devtools/smoke.py): one definition of "a release
-that works, shown without touching an order".
+It invokes the new versions with a check without side effects (`DEPLOY_CHECK_EVENT`, docs/decisions.md#2):
+the webhook must queue a signed delivery, the processor must take its message. It always reports to
+CodeDeploy, whatever went wrong: a hook that does not leaves the deploy waiting an hour. `make smoke`
+delivers the same check (devtools/smoke.py).
 """
 
 from __future__ import annotations
@@ -78,9 +68,7 @@ class CheckResult:
         return {"check": self.name, "ok": self.ok, "detail": self.detail}
 
 
-# ---------------------------------------------------------------------------------------------------
-# The check's event: shared with `make smoke`
-# ---------------------------------------------------------------------------------------------------
+# --- The check's event: shared with `make smoke` ------------------------------------------------------------
 def deploy_check_payload(check_id: str, *, now: datetime | None = None) -> dict[str, Any]:
     """A webhook body of the deploy-check event type; `checkId` makes each check's dedup key its own."""
     moment = now or datetime.now(UTC)
@@ -145,9 +133,7 @@ def queue_event(payload: Mapping[str, Any], *, correlation_id: str) -> dict[str,
     }
 
 
-# ---------------------------------------------------------------------------------------------------
-# The checks
-# ---------------------------------------------------------------------------------------------------
+# --- The checks ---------------------------------------------------------------------------------------------
 def check_webhook_ingress(invoke: Invoker, version: str, event: dict[str, Any]) -> CheckResult:
     error, answer = invoke(version, event)
     if error is not None:
@@ -188,9 +174,7 @@ def run_checks(
     ]
 
 
-# ---------------------------------------------------------------------------------------------------
-# Lambda entry
-# ---------------------------------------------------------------------------------------------------
+# --- Lambda entry -------------------------------------------------------------------------------------------
 def _lambda_invoker() -> Invoker:
     import boto3
     from botocore.config import Config

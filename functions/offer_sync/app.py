@@ -1,12 +1,8 @@
-"""Lambda entry of the scheduled jobs (EventBridge Scheduler): the missed-order sweep, the reconciliation
-and the offer sync, composed here so that neither the catalog nor the orders package runs the other.
+"""Lambda entry of the scheduled jobs: the missed-order sweep, the reconciliation and the offer sync,
+composed here so that neither the catalog nor the orders package runs the other.
 
-The options come from any event shape the trigger can deliver (docs/decisions.md#14); a bad input
-raises `InvalidScheduleEvent` naming the shapes expected, and the invocation fails into the DLQ. The
-answer is `{"dryRun", "sweep", "reconcile", "sync"}`, each job's report; per-offer failures are in the
-report, the logs and the metrics. The runtime is built once per container (`container.py`); what a
-run may not need is made on first use (a dry run or a quiet sweep needs no SQS client, the tables'
-DynamoDB resource waits for the first record read, the reconciliation for its own schedule).
+Any event shape the trigger can deliver is read (docs/decisions.md#14); a bad one raises
+`InvalidScheduleEvent` and fails into the DLQ. What a run may not need is made on first use.
 """
 
 from __future__ import annotations
@@ -42,17 +38,6 @@ if TYPE_CHECKING:
 
     from offergrid_integration.orders.reconcile import CappedRateBudget, WorkOrderIndex
     from offergrid_integration.queueing import QueuePort
-
-__all__ = [
-    "InvalidScheduleEvent",
-    "ScheduleInput",
-    "SyncRuntime",
-    "configure",
-    "get_runtime",
-    "lambda_handler",
-    "reset",
-    "schedule_input",
-]
 
 SCHEDULED_EVENT_DETAIL_TYPE: Final = "Scheduled Event"
 EXPECTED_SHAPES: Final = (
@@ -117,9 +102,9 @@ def schedule_input(event: object) -> ScheduleInput:
 
 
 class SyncRuntime:
-    """The jobs' adapters, reused by every invocation of a container: one Offergrid client (the
-    background lane of the rate budget) for the sweep and the sync, the reconciliation's own client
-    capped at its share of the hourly budget (orders/reconcile.py)."""
+    """The jobs' adapters for a container: one background-lane client for the sweep and the sync, and the
+    reconciliation's own, capped at its share of the hourly budget.
+    """
 
     def __init__(
         self,

@@ -1,9 +1,5 @@
 """Lambda entry of the order processor: orders queue (SQS) -> one use case per message -> partial batch.
-
-Wiring only: the record pipeline (parse, idempotency, permanent/transient, reporting) is
-`orders.pipeline`, the container's runtime `orders.runtime.ProcessorRuntime` (built at import inside
-Lambda, on first use elsewhere), its batch runner `orders.batch.SqsBatch` (the partial-batch response
-SQS's ReportBatchItemFailures reads). `configure()` / `reset()` / `get_runtime()` are for tests and tools.
+Wiring only; the record pipeline is `orders.pipeline`.
 """
 
 from __future__ import annotations

@@ -1,11 +1,7 @@
 """Lambda entry for `POST /webhooks/offergrid`: API Gateway event -> `WebhookIngress` -> response.
 
-Wiring only. The ingress (settings, secret store, SQS queue) is built once per container
-(`offergrid_integration.container`: at import inside Lambda, on first use elsewhere); `reset()` drops
-it or puts one built by hand (tests, the benchmark). The correlation id is API Gateway's request id,
-which also names the delivery in the archive.
-No Powertools Tracer here: importing the X-Ray SDK would dominate the cold start of a function whose
-job is to answer fast; Lambda's active tracing still records each invocation.
+No Powertools Tracer: the X-Ray SDK's import would dominate the cold start of a function whose job is to
+answer fast; Lambda's active tracing still records each invocation.
 """
 
 from __future__ import annotations
@@ -32,9 +28,9 @@ if TYPE_CHECKING:
 
 
 def build_ingress(*, archive_wait_seconds: float = ARCHIVE_WAIT_SECONDS) -> WebhookIngress:
-    """The ingress wired to this function's environment; `ConfigurationError` names a bad variable.
-    `archive_wait_seconds`: how long an answer waits for its archive write after the queue write
-    (tests on a busy machine wait longer, so that "archived" never depends on the machine's speed)."""
+    """The ingress wired to this function's environment. Tests on a busy machine pass a longer
+    `archive_wait_seconds`, so "archived" never depends on the machine's speed.
+    """
     settings = WebhookIngressSettings.from_environ()
     secrets = Secret(
         settings.offergrid_webhook_secret,

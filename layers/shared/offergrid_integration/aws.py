@@ -1,14 +1,7 @@
 """One way to reach AWS: every client of a container made once, on first use, from one session.
 
-boto3 itself reads `AWS_ENDPOINT_URL` (and `AWS_ENDPOINT_URL_<SERVICE>`): the local stack and the
-tests point it at moto, and in AWS it is unset or empty (boto3 then uses the real endpoints). So no
-code of ours takes an `endpoint_url`.
-
-`clients()` is the container's `AwsClients`; adapters take the client they need as an argument
-(tests pass their own) and the entry points hand them `clients().<service>`. A client is made the
-first time it is asked for: Lambda's init phase for what a function needs on every event, never for
-what it may not need at all (an S3 client for coverage rules held in SSM). `reset()` forgets them
-(tests that start a new moto backend, tools that change the environment).
+boto3 reads `AWS_ENDPOINT_URL` itself (moto locally, unset in AWS), so no code of ours takes an endpoint.
+Clients are made when first asked for, so a cold start never makes one it may not need.
 """
 
 from __future__ import annotations
@@ -29,15 +22,10 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
     from mypy_boto3_ssm import SSMClient
 
-__all__ = ["AwsClients", "TableAdapter", "clients", "reset"]
-
 
 class AwsClients:
-    """The AWS clients of one container, from one session; each made once, when first used.
-
-    One DynamoDB client serves the rate budget, the idempotency records and the sync state; the
-    DynamoDB resource (`tables`) serves the order and work-order tables (its own client converts
-    Python values, so it cannot be shared with low-level callers).
+    """The AWS clients of one container. The DynamoDB resource (`tables`) is apart from the client: it
+    converts Python values, so low-level callers cannot share it.
     """
 
     def __init__(self, session: boto3.session.Session | None = None) -> None:
@@ -109,9 +97,9 @@ def reset() -> None:
 
 
 class TableAdapter:
-    """Base of an adapter over one DynamoDB table: `table` is the one given (tests), or `table_name` on
-    the container's DynamoDB resource, made on the first read or write (a cold start that never
-    reads the table never makes the resource)."""
+    """Base of an adapter over one DynamoDB table, given or made on first use (a cold start that never
+    reads the table never makes the resource).
+    """
 
     def __init__(self, table_name: str, *, table: Table | None = None) -> None:
         self.table_name = table_name

@@ -1,9 +1,5 @@
-"""The environment's checks without pydantic: `ConfigurationError` and the rules of our field types.
-
-`config.py` builds its pydantic field types from these functions; the webhook ingress, whose cold
-start sits on Offergrid's retry path, checks its few variables with them directly
-(`webhooks/settings.py`) and never imports pydantic. Every check raises `ValueError` naming the
-rule, never the value (it may be a secret).
+"""The environment's checks without pydantic, for the webhook's cold start; `config.py` builds its field
+types from them. Every check names the rule, never the value (it may be a secret).
 """
 
 from __future__ import annotations
@@ -12,18 +8,6 @@ import re
 from collections.abc import Mapping
 from typing import Final
 from urllib.parse import urlsplit
-
-__all__ = [
-    "LOCAL_HOSTS",
-    "MAX_WEBHOOK_BODY_BYTES",
-    "ConfigurationError",
-    "base_url",
-    "bounded_int",
-    "endpoint_url",
-    "http_url",
-    "non_blank",
-    "queue_url",
-]
 
 # host.docker.internal: `sam local invoke` runs the function in Docker, where the host is that name.
 LOCAL_HOSTS: Final = frozenset({"127.0.0.1", "localhost", "host.docker.internal"})
@@ -52,9 +36,10 @@ def non_blank(value: str) -> str:
 
 
 def http_url(value: str, *, allow_remote_http: bool = False, allow_query: bool = False) -> str:
-    """`value`, stripped, if it is an absolute https URL (plain http only for a local host, unless
-    `allow_remote_http`) without whitespace, credentials, fragment or (unless `allow_query`) query;
-    ValueError naming the rule otherwise, never the value. The one check of every URL we call."""
+    """`value`, stripped, if an absolute https URL (http only for a local host unless `allow_remote_http`)
+    without whitespace, credentials, fragment or (unless `allow_query`) query. The one check of every
+    URL we call.
+    """
     value = value.strip()
     if any(char.isspace() for char in value):
         raise ValueError("must be a URL without whitespace")

@@ -1,13 +1,8 @@
 """Time as an injectable dependency, so tests can compress minutes into seconds.
 
-Every component that waits or measures time (the API client's backoff, the rate budget) takes a
-`Clock`. Production uses `SystemClock` (wall-clock seconds: the DynamoDB token bucket is shared by
-Lambda instances on different hosts, so it needs epoch time, not a per-process monotonic one).
-`ScaledClock(scale)` runs `scale` times faster than real time: one real second is `scale` clock
-seconds and `sleep(s)` sleeps `s / scale` real seconds. The Offergrid fake takes the same
-`time_scale`, so a limiter on a `ScaledClock(60)` against a fake with `time_scale=60` sees the
-fake's one-minute window pass in one real second. `SkewedClock(base, skew)` is `base` read on a
-host whose clock is `skew` seconds off: an operator's laptop a minute fast, in tests and benchmarks.
+`SystemClock` is epoch time, not monotonic: the DynamoDB rate budget is shared across hosts.
+`ScaledClock(scale)` matches the Offergrid fake's `time_scale`; `SkewedClock` is a host whose clock is
+off.
 """
 
 from __future__ import annotations
@@ -53,9 +48,9 @@ class ScaledClock:
 
 
 class SkewedClock:
-    """`base` as a host whose clock is `skew` seconds off sees it (positive: ahead). Sleeps last as
-    long as on `base`: a wrong clock still counts seconds right. `base` is the true time line the
-    rate budget schedules on in tests (`ratelimit.reference_clock`)."""
+    """`base` as seen by a host whose clock is `skew` seconds off (positive: ahead); sleeps last as on
+    `base`.
+    """
 
     def __init__(self, base: Clock, skew: float) -> None:
         self.base = base

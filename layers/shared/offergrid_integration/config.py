@@ -1,14 +1,8 @@
 """Each function's environment as a pydantic model, validated at cold start.
 
-`load_settings(ProcessorSettings)` reads the environment variables named by the fields' aliases
-(empty means unset) and either returns the settings or raises one `ConfigurationError` naming every
-missing or bad variable and why, never its value. A function that starts with a bad environment
-fails at init, loudly, instead of on its first request. The rules are `checks.py`'s, which the
-webhook ingress's settings (`webhooks/settings.py`, no pydantic: its cold start) use directly.
-
-Adding a function's settings is a few lines: subclass `CommonSettings` (needs the Offergrid API) or
-`AwsSettings` (only AWS), declare each field with `Field(alias="ENV_VAR_NAME")` and reuse the
-annotated types below (`SecretId`, `HttpsUrl`, `QueueUrl`, `S3Uri`, `EndpointUrl`, `CacheSeconds`, ...).
+`load_settings` raises one `ConfigurationError` naming every missing or bad variable and why, never its
+value, so a bad environment fails the init loudly. The rules are `checks.py`'s, which the webhook (no
+pydantic: its cold start) uses directly.
 """
 
 from __future__ import annotations
@@ -63,9 +57,7 @@ S3Uri = Annotated[str, AfterValidator(_s3_uri)]
 CacheSeconds = Annotated[int, Field(ge=0, le=3600)]
 
 
-# ---------------------------------------------------------------------------------------------------
-# Settings models: one per function (or group of functions sharing an environment)
-# ---------------------------------------------------------------------------------------------------
+# --- Settings models: one per function (or group of functions sharing an environment) -----------------------
 class _Settings(BaseModel):
     # defer_build: a model's validator is built when first used, not at import, so a function builds
     # its own settings model only (not every base and sibling of it) during its cold start.
@@ -103,9 +95,7 @@ class CommonSettings(AwsSettings):
     order_reserve_percent: int = Field(default=40, ge=0, le=90, alias="ORDER_RESERVE_PERCENT")
 
 
-# ---------------------------------------------------------------------------------------------------
-# Loading
-# ---------------------------------------------------------------------------------------------------
+# --- Loading ------------------------------------------------------------------------------------------------
 def env_var_names(model: type[BaseModel]) -> list[str]:
     """The environment variables `model` reads, in declaration order."""
     return [field.alias or name.upper() for name, field in model.model_fields.items()]

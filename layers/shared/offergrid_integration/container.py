@@ -1,15 +1,9 @@
 """The per-container state of a Lambda function: built once and reused by every invocation.
 
-Inside Lambda (`AWS_LAMBDA_FUNCTION_NAME` set) `build_at_init()` builds it at import, in the init
-phase (full CPU, and a bad environment fails the init loudly); elsewhere (tests, tools) on first
-use. `configure()` puts one built by hand (a test clock, a fake's key), `reset()` forgets it (its
-`close` is called) so the next invocation re-reads the environment.
-
-`init_phase()` wraps a handler module's imports and init: the cold start allocates some 150,000
-objects that live as long as the container (modules, classes, botocore's models, the runtime) and
-almost no garbage (~500 objects), and the cyclic GC would scan them again and again while they are
-made (~50 collections, ~5-10 % of a cold start's CPU). It is paused for the init, then what the init
-made is frozen (never scanned again) and it is back on, whether the init succeeded or failed.
+Inside Lambda it is built at import, in the init phase (full CPU, and a bad environment fails the init
+loudly); elsewhere on first use. `init_phase()` pauses the cyclic GC during a handler's imports and then
+freezes what they made: the cold start makes some 150,000 long-lived objects and almost no garbage, and
+rescanning them cost 5-10 % of its CPU.
 """
 
 from __future__ import annotations
@@ -19,8 +13,6 @@ import gc
 import os
 import threading
 from collections.abc import Callable, Iterator
-
-__all__ = ["Container", "init_phase"]
 
 
 @contextlib.contextmanager

@@ -1,60 +1,13 @@
 """Every CloudWatch metric the integration emits: one namespace, names, dimensions, what each means.
 
-All metrics live in the namespace `OffergridIntegration` (`POWERTOOLS_METRICS_NAMESPACE`) and carry
-the dimension `service` (`POWERTOOLS_SERVICE_NAME`: webhook-ingress, order-processor, offer-sync),
-which Powertools adds. A few carry one more low-cardinality dimension from a fixed set of values
-(`Reason`, `Status`); those are emitted as their own metric set (`single_metric`) so the extra
-dimension never spreads to the other metrics of the invocation.
-
-`template.yaml` builds its alarms and dashboard from these names, and `tests/unit/test_template.py`
-checks that every name here is emitted by some code and that the template uses no other.
+An extra dimension (`Reason`, `Status`) is emitted as its own metric set so it never spreads to the
+invocation's other metrics. template.yaml's alarms use these names (tests/unit/test_template.py checks).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Final, Protocol
-
-__all__ = [
-    "CATALOGUE",
-    "MAX_LISTED",
-    "METRICS_NAMESPACE",
-    "OFFERGRID_ERROR",
-    "OFFERGRID_ERROR_STATUSES",
-    "OFFERGRID_REQUEST",
-    "OFFERGRID_UNREADABLE_ITEM",
-    "OFFER_SYNC_ARCHIVED",
-    "OFFER_SYNC_CATALOG_INCOMPLETE",
-    "OFFER_SYNC_CREATED",
-    "OFFER_SYNC_DEACTIVATED",
-    "OFFER_SYNC_DELETED",
-    "OFFER_SYNC_FAILED",
-    "OFFER_SYNC_INCOMPLETE",
-    "OFFER_SYNC_INVALID_ROWS",
-    "OFFER_SYNC_LOCKED",
-    "OFFER_SYNC_PENDING",
-    "OFFER_SYNC_REMOVALS_REFUSED",
-    "OFFER_SYNC_RUN_FAILED",
-    "OFFER_SYNC_SUCCEEDED",
-    "OFFER_SYNC_UNATTRIBUTABLE_ROWS",
-    "OFFER_SYNC_UNCHANGED",
-    "OFFER_SYNC_UPDATED",
-    "RATE_BUDGET_EXHAUSTED",
-    "RATE_BUDGET_WAIT",
-    "RECONCILE_DECISION_MISMATCH",
-    "RECONCILE_FAILED",
-    "RECONCILE_MISSING_WORK_ORDER",
-    "RECONCILE_OPEN_WORK_ORDER_FOR_ENDED_ITEM",
-    "RECONCILE_REPAIRS_QUEUED",
-    "RECONCILE_RUNS",
-    "RECONCILE_UNKNOWN_WORK_ORDER",
-    "SERVICEABILITY_RULES_STALE",
-    "SERVICES",
-    "STATUS_DIMENSION",
-    "MetricInfo",
-    "MetricsSink",
-    "error_status_label",
-]
 
 METRICS_NAMESPACE: Final = "OffergridIntegration"
 # The most entries (failures, item ids, planned writes...) a run report lists; counts are always whole.

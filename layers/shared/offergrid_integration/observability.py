@@ -1,25 +1,8 @@
 """The one Logger, Tracer and Metrics of the integration, and redaction of secrets in logs.
 
-Every module imports `logger`, `tracer` and `metrics` from here; nothing else creates them. The
-service name comes from `POWERTOOLS_SERVICE_NAME` (set per function by the template), the metrics
-namespace from `POWERTOOLS_METRICS_NAMESPACE` (default `OffergridIntegration`).
-
-Redaction runs on the final serialised JSON line of the Powertools logger, so it covers the
-message, extra keys, exceptions and stack traces alike:
-
-- every value passed to `register_secret()` (the secret store registers each value it reads) is
-  replaced with `[REDACTED]`, also in its JSON-escaped form;
-- the value of any key that looks secret (`x-api-key`, `apiKey`, `x-offergrid-signature`,
-  `authorization`, `webhook_secret`, `password`, `token`, ...) in JSON, Python reprs, `key=value`
-  text and `header: value` lines;
-- `sha256=<hex>` signatures.
-
-`RedactingFilter` applies the same to stdlib loggers (httpx, botocore, ...). It is attached to those
-loggers and to the root logger's handlers (the Lambda runtime's handler), which is where their
-child loggers' records end up.
-
-Importing this module only creates the three objects and attaches the filter: it runs on every
-cold start.
+Redaction runs on the final JSON line, so it covers messages, keys and stack traces alike: registered
+secret values, values of secret-looking keys, and `sha256=` signatures. `RedactingFilter` does the same
+for stdlib loggers (httpx, botocore). Importing this module runs on every cold start: keep it light.
 """
 
 from __future__ import annotations
@@ -43,23 +26,6 @@ from offergrid_integration.text import valid_text
 if TYPE_CHECKING:
     from aws_lambda_powertools.logging.types import LogRecord
 
-__all__ = [
-    "ITEM_LOG_KEYS",
-    "METRICS_NAMESPACE",
-    "REDACTED",
-    "DisabledTracer",
-    "RedactingFilter",
-    "RedactingFormatter",
-    "item_log_scope",
-    "log_metrics",
-    "logger",
-    "metric_dimensions",
-    "metrics",
-    "redact",
-    "register_secret",
-    "tracing_disabled",
-]
-
 METRICS_NAMESPACE = "OffergridIntegration"
 METRICS_NAMESPACE_ENV = "POWERTOOLS_METRICS_NAMESPACE"
 REDACTED = "[REDACTED]"
@@ -72,9 +38,7 @@ THIRD_PARTY_LOGGERS = ("httpx", "httpcore", "botocore", "boto3", "urllib3", "s3t
 SDK_LOG_LEVEL_ENV = "SDK_LOG_LEVEL"
 DEFAULT_SDK_LOG_LEVEL = "INFO"
 
-# ---------------------------------------------------------------------------------------------------
-# Registry of secret values
-# ---------------------------------------------------------------------------------------------------
+# --- Registry of secret values ------------------------------------------------------------------------------
 _registry_lock = threading.Lock()
 # Replaced (never mutated) under the lock, so `redact` can read it without locking. Longest first,
 # so a secret containing another is replaced whole.
@@ -93,9 +57,7 @@ def register_secret(value: str) -> None:
         _registered = tuple(sorted(variants.union(_registered), key=len, reverse=True))
 
 
-# ---------------------------------------------------------------------------------------------------
-# Pattern-based redaction
-# ---------------------------------------------------------------------------------------------------
+# --- Pattern-based redaction --------------------------------------------------------------------------------
 # A key that looks secret: any name ending in one of these words (`x-api-key`, `apiKey`,
 # `x-offergrid-signature`, `webhook_secret`, `OFFERGRID_WEBHOOK_SECRETS`, `access_token`, ...). Names
 # where the word is not at the end (`apiKeySecretId`, `signature_valid`) are left alone.
@@ -164,9 +126,9 @@ def redact_sdk_text(text: str) -> str:
 
 
 class RedactingFormatter(LambdaPowertoolsFormatter):
-    """The Powertools JSON formatter, redacting the final line (message, keys, exception, stack),
-    its text made valid UTF-8 (a lone surrogate from a message would make the line unprintable:
-    docs/decisions.md#17)."""
+    """The Powertools JSON formatter, redacting the final line and making it valid UTF-8
+    (docs/decisions.md#17).
+    """
 
     def serialize(self, log: LogRecord) -> str:
         return redact(valid_text(super().serialize(log)))
@@ -209,9 +171,7 @@ def _attach_redacting_filter() -> None:
             target.addFilter(redacting_filter)
 
 
-# ---------------------------------------------------------------------------------------------------
-# The three objects
-# ---------------------------------------------------------------------------------------------------
+# --- The three objects --------------------------------------------------------------------------------------
 logger = Logger(logger_formatter=RedactingFormatter())
 metrics = Metrics(namespace=os.environ.get(METRICS_NAMESPACE_ENV) or METRICS_NAMESPACE)
 _quiet_sdk_loggers()
@@ -236,12 +196,8 @@ def item_log_scope(item_id: str | None = None, order_id: str | None = None) -> I
 
 
 def log_metrics[R](handler: Callable[..., R]) -> Callable[..., R]:
-    """`@metrics.log_metrics` without its "No application metrics to publish" warning.
-
-    Powertools warns whenever an invocation ends with an empty metric set. Here that is normal, not
-    a mistake: a duplicate message or a refused input counts nothing, and reasons are counted with
-    `single_metric` (its own EMF line, so it needs its own dimension). So an empty set is not
-    flushed (nothing would be published anyway), only cleared; a non-empty one is flushed as usual.
+    """`@metrics.log_metrics` without its "No application metrics to publish" warning: here an empty set
+    is normal (a duplicate counts nothing), so it is cleared rather than flushed.
     """
 
     @functools.wraps(handler)
@@ -258,9 +214,7 @@ def log_metrics[R](handler: Callable[..., R]) -> Callable[..., R]:
 
 
 def metric_dimensions(source: Metrics | None = None) -> dict[str, str]:
-    """The dimensions every metric of `source` (default: `metrics`) carries: its default dimensions
-    and its `service`. A `single_metric` with one extra dimension (`Reason`, `Status`) starts from
-    these, so it lands in the same dimension set as the function's other metrics plus that one."""
+    """The dimensions every metric of `source` carries; a `single_metric` adds one to them."""
     source = metrics if source is None else source
     dimensions = dict(source.default_dimensions)
     if source.service:
@@ -268,15 +222,9 @@ def metric_dimensions(source: Metrics | None = None) -> dict[str, str]:
     return dimensions
 
 
-# The Tracer is created on first use: `Tracer()` imports the X-Ray SDK (~150 ms of cold start), and
-# the webhook ingress, whose job is to answer fast, does not use it (Lambda's active tracing still
-# records its invocation). `from offergrid_integration.observability import tracer` creates it.
-#
-# When tracing is disabled (`POWERTOOLS_TRACE_DISABLED`, or outside Lambda: Powertools' own rule,
-# `Tracer._is_tracer_disabled`), a disabled `Tracer` would still import and configure the X-Ray SDK
-# only to record nothing. `tracer` is then a `DisabledTracer`: the same decorators and calls, run
-# as a disabled `Tracer` runs them (the function called through, an escaping exception logged by
-# the Powertools tracer's logger), without the SDK. With tracing enabled it is `Tracer()`, as before.
+# The Tracer is created on first use: `Tracer()` imports the X-Ray SDK (~150 ms of cold start), which the
+# webhook ingress never needs. With tracing disabled (Powertools' own rule) it is a `DisabledTracer`: the
+# same decorators, without importing the SDK only to record nothing.
 _TRACER_LOG = logging.getLogger("aws_lambda_powertools.tracing.tracer")
 
 
@@ -330,12 +278,6 @@ class DisabledTracer:
                 raise
 
         return decorate
-
-    def put_annotation(self, key: str, value: Any) -> None:
-        """Nothing is recorded."""
-
-    def put_metadata(self, key: str, value: Any, namespace: str | None = None) -> None:
-        """Nothing is recorded."""
 
     def patch(self, modules: Any = None) -> None:
         """Nothing is patched (a disabled `Tracer` patches nothing either)."""

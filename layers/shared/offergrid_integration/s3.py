@@ -1,8 +1,5 @@
-"""S3 documents: `s3://bucket/key` URIs and bounded reads (catalog exports, mappings, coverage rules).
-
-`parse_s3_uri` checks a URI (settings validators use it, so the message names the rule, never the
-value). `read_s3_object` returns an object's bytes or raises `S3ReadError` with a message safe to log
-(the URI and the error code, never the content); callers wrap it in their own error type.
+"""S3 documents: `s3://bucket/key` URIs and bounded reads. Errors name the URI and the code, never the
+content.
 """
 
 from __future__ import annotations
@@ -12,8 +9,6 @@ from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
-
-__all__ = ["DEFAULT_MAX_BYTES", "S3ReadError", "parse_s3_uri", "read_s3_object"]
 
 DEFAULT_MAX_BYTES: Final = 200 * 1024 * 1024
 

@@ -1,33 +1,9 @@
 """The Offergrid API key and webhook secrets, read from AWS Secrets Manager.
 
-Secret formats
---------------
-API key secret (`OFFERGRID_API_KEY_SECRET`), either form:
-
-- the key itself as a plain string: `og_live_...`
-- a JSON object: `{"apiKey": "og_live_..."}` (`"api_key"` is accepted too)
-
-Webhook secret (`OFFERGRID_WEBHOOK_SECRET`), any of these forms:
-
-- the secret itself as a plain string: `whsec_...`
-- a JSON object with the current secret and, during a rotation, the previous one(s):
-  `{"current": "whsec_new", "previous": "whsec_old"}` or
-  `{"current": "whsec_new", "previous": ["whsec_old", "whsec_older"]}`
-- a JSON array, current first: `["whsec_new", "whsec_old"]`
-
-Signatures made with any listed secret are accepted, so a rotation needs no downtime: put the new
-secret in `current`, move the old one to `previous`, switch Offergrid to the new one, then remove
-`previous`. Surrounding whitespace is ignored; a blank value, or JSON without the required field,
-is a `SecretFormatError` naming the secret id (never its value).
-
-Reading
--------
-Values are read through a Powertools `SecretsProvider` with a TTL cache (`max_age_seconds`,
-`SECRETS_CACHE_SECONDS`). `force_refresh=True` (the API client sends it after a 401) bypasses the
-cache, but at most once per `refresh_interval_seconds` per secret, so a storm of 401s cannot hammer
-Secrets Manager. Create one `Secret(secret_id, parse)` per secret per cold start. Every value read is
-registered with `observability.register_secret()`, so the log formatter redacts it. The client is
-the container's (`aws.clients()`; the local stack points it at moto with `AWS_ENDPOINT_URL`).
+Formats: docs/architecture.md#secrets-secretspy; rotation: docs/runbooks/rotate-secrets.md. A forced
+refresh (after a 401 or an unknown signature) bypasses the cache at most once per
+`refresh_interval_seconds`, so a storm of them cannot hammer Secrets Manager. Every value read is
+registered for log redaction.
 """
 
 from __future__ import annotations
@@ -49,18 +25,6 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.parameters import SecretsProvider
     from mypy_boto3_secretsmanager.client import SecretsManagerClient
 
-__all__ = [
-    "DEFAULT_MAX_AGE_SECONDS",
-    "MIN_REFRESH_INTERVAL_SECONDS",
-    "Secret",
-    "SecretFormatError",
-    "SecretParser",
-    "SecretUnavailableError",
-    "aws_error_code",
-    "parse_api_key",
-    "parse_webhook_secrets",
-]
-
 DEFAULT_MAX_AGE_SECONDS = 300
 # A forced refresh (after a 401) reaches Secrets Manager at most once per this many seconds per secret.
 MIN_REFRESH_INTERVAL_SECONDS = 30.0
@@ -75,11 +39,7 @@ class SecretFormatError(ConfigurationError):
 
 
 class SecretUnavailableError(Exception):
-    """Secrets Manager could not return the secret (not found, deleted, access denied, unreachable).
-
-    Names the secret and the AWS error (`ResourceNotFoundException`, `AccessDeniedException`,
-    `NoCredentialsError`, ...), never a value: what on-call needs from one log line. `log_fields()`
-    are those two for a log line's `extra`."""
+    """Secrets Manager could not return the secret; names the secret and the AWS error, never a value."""
 
     def __init__(self, secret_id: str, reason: str, *, aws_error_code: str | None = None) -> None:
         self.secret_id = secret_id
@@ -108,9 +68,7 @@ def aws_error_code(error: BaseException) -> str | None:
     return None
 
 
-# ---------------------------------------------------------------------------------------------------
-# Formats
-# ---------------------------------------------------------------------------------------------------
+# --- Formats ------------------------------------------------------------------------------------------------
 def _load_json(text: str, secret_id: str) -> Any:
     try:
         return json.loads(text)
@@ -165,9 +123,7 @@ def parse_webhook_secrets(raw: str, *, secret_id: str) -> list[str]:
     return secrets
 
 
-# ---------------------------------------------------------------------------------------------------
-# A secret
-# ---------------------------------------------------------------------------------------------------
+# --- A secret -----------------------------------------------------------------------------------------------
 class SecretParser[T](Protocol):
     """Turns a secret's text into its value; `SecretFormatError` naming `secret_id` if it cannot."""
 
@@ -175,10 +131,7 @@ class SecretParser[T](Protocol):
 
 
 class Secret[T]:
-    """One secret in Secrets Manager: its id and how to parse it (`Secret(id, parse_api_key)` is a
-    `Secret[str]`, `Secret(id, parse_webhook_secrets)` a `Secret[list[str]]`), cached for
-    `max_age_seconds`. Calling it returns the parsed value; `force_refresh=True` bypasses the cache
-    at most once per `refresh_interval_seconds`. Every string read is registered for redaction."""
+    """One secret in Secrets Manager, parsed and cached for `max_age_seconds`."""
 
     def __init__(
         self,

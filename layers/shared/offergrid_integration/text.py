@@ -1,14 +1,8 @@
 """Text we did not write, made valid before we store, queue or send it (docs/decisions.md#17).
 
-JSON may escape a lone UTF-16 surrogate (`"\\ud83d"`: half of an emoji a JavaScript sender cut in
-two). Python decodes it into a `str` that no UTF-8 encoder takes (`UnicodeEncodeError`), and
-Offergrid, SQS, DynamoDB, EventBridge and the logs all take UTF-8. So every encoder that writes text
-from outside (the queue body, the Offergrid client's request, the order and work-order writes, the
-events, the log lines) writes it through here: each lone surrogate becomes U+FFFD, nothing else
-changes. Identifiers are never repaired: one holding a lone surrogate is refused
-(docs/decisions.md#12), as a key must be exactly what was sent.
-
-Stdlib only, and nothing else imported: the webhook ingress writes its queue body with it.
+JSON may escape a lone UTF-16 surrogate, which no UTF-8 encoder takes; every encoder of outside text
+writes it through here (lone surrogate -> U+FFFD). Identifiers are refused instead (docs/decisions.md#12).
+Stdlib only: the webhook imports it.
 """
 
 from __future__ import annotations
@@ -16,16 +10,6 @@ from __future__ import annotations
 import json
 import re
 from typing import Any, Final
-
-__all__ = [
-    "ELLIPSIS",
-    "LONE_SURROGATE",
-    "MAX_STORED_TEXT",
-    "REPLACEMENT_CHARACTER",
-    "json_text",
-    "valid_text",
-    "valid_texts",
-]
 
 REPLACEMENT_CHARACTER: Final = "\ufffd"
 ELLIPSIS: Final = "\u2026"
@@ -50,12 +34,8 @@ def valid_text(text: str) -> str:
 
 
 def valid_texts(value: Any, *, max_length: int | None = None) -> Any:
-    """`value` with `valid_text` applied to every string in it, dictionary keys included, through
-    dicts, lists and tuples (anything else is kept as it is).
-
-    `max_length`: a string longer than that many characters is cut to it, its last character then
-    an ellipsis. For the writes whose whole item is bounded (DynamoDB 400 KB, EventBridge 256 KB):
-    a customer's 1 MB reason must not make its cancellation fail to store.
+    """`valid_text` through dicts (keys too), lists and tuples. `max_length` cuts longer strings with an
+    ellipsis, so a 1 MB reason cannot make a bounded write (DynamoDB, EventBridge) fail.
     """
     if isinstance(value, str):
         text = valid_text(value)
@@ -73,10 +53,5 @@ def valid_texts(value: Any, *, max_length: int | None = None) -> Any:
 
 
 def json_text(value: Any) -> str:
-    """Compact JSON of `value` as UTF-8 takes it: characters written as themselves (not `\\u`
-    escapes, a third of the size for most scripts), each lone surrogate as U+FFFD, no NaN.
-
-    The raw characters `json.dumps` writes can only stand inside JSON strings, so repairing the
-    finished text is repairing every string in it, keys included.
-    """
+    """Compact JSON, characters as themselves (not `\\u` escapes), lone surrogates as U+FFFD, no NaN."""
     return valid_text(json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False))

@@ -1,18 +1,8 @@
 """The webhook's archive write on a worker thread: the queue write never waits for it.
 
-The ingress starts the archive write as soon as it knows a delivery is verified (`start`), then writes
-the queue message on the request's own thread, then waits for the archive at most `wait_seconds`
-more (`ArchiveTicket.outcome`) before it answers. So:
-
-- the queue write never waits for the archive, whether the archive is fast, slow or failing;
-- the answer waits for the slower of the two writes (they overlap: an S3 PUT and an SQS send take
-  about as long), never for their sum, and at most `wait_seconds` for the archive after the queue;
-- a write that fails or is late changes nothing in the answer: it is counted and logged
-  (`WebhookArchiveFailed`). A late write goes on in its thread; Lambda freezes the environment when
-  the answer is sent, so it finishes when the next invocation thaws it, or is lost with the
-  environment: waiting a little before answering is what keeps it from being lost in the usual case.
-
-The outcome is the report's business (`webhooks.reporting`); nothing here logs.
+The answer waits for the slower of the two writes, at most `ARCHIVE_WAIT_SECONDS` after the queue write; a
+failed or late write is only counted. Waiting a little matters: Lambda freezes the environment at the
+answer, so a write still running may be lost with it.
 """
 
 from __future__ import annotations
@@ -24,8 +14,6 @@ from dataclasses import dataclass
 from typing import Final, Literal, Protocol
 
 from offergrid_integration.archive.deliveries import ArchivedDelivery, ArchiveWriteError, DeliveryArchive
-
-__all__ = ["ARCHIVE_WAIT_SECONDS", "ArchiveOutcome", "ArchiveStarter", "ArchiveTicket", "BackgroundArchive"]
 
 # After the queue write, how long the answer waits for an archive write still running. An S3 PUT takes
 # tens of milliseconds; this only bounds the answer when S3 is slow.

@@ -1,22 +1,7 @@
-"""A delivery the webhook verified, kept as received, and where in the bucket it is kept.
+"""A verified delivery kept as received (enough to verify it again, never the secret), and its key.
 
-What is kept is what verifying it again takes, and nothing of ours: the body exactly as API Gateway
-handed it to the function (base64 text when it says `isBase64Encoded`), that flag, and the
-`x-offergrid-signature` header Offergrid sent (a MAC of the body, not a secret; the webhook secret is
-never written anywhere). With when it arrived and API Gateway's request id, which names it.
-
-Where (one object per delivery, in one folder per hour; keys sort as time does, so a window is one
-listing, however long):
-
-    archive/yyyy/mm/dd/hh/<received-at>-<request id>.json  Offergrid's (kept DeliveryArchiveRetentionDays)
-    checks/yyyy/mm/dd/hh/<received-at>-<request id>.json   the deploy checks' own (kept a day)
-
-`<received-at>` is UTC to the millisecond in ISO 8601's basic format (`20261127T144100.123Z`): keys
-sort by arrival and carry no `:`. A deploy check (`DEPLOY_CHECK_EVENT`, the pre-traffic hook's and
-`make smoke`'s signed delivery) goes through the same write, so a release whose archive write fails
-shows it before taking traffic, but under `checks/`, where no replay of a window ever finds it.
-
-Stdlib only: the webhook imports this at init. The S3 adapter is `archive.s3_archive`.
+Keys sort as time does, so a window is one listing; deploy checks go under `checks/`, where no replay
+finds them. Stdlib only: the webhook imports this at init.
 """
 
 from __future__ import annotations
@@ -28,18 +13,6 @@ from typing import Any, Final, Protocol
 from urllib.parse import quote
 
 from offergrid_integration.webhooks.signature import SIGNATURE_HEADER, decode_body
-
-__all__ = [
-    "ARCHIVE_PREFIX",
-    "CHECKS_PREFIX",
-    "FORMAT_VERSION",
-    "ArchiveWriteError",
-    "ArchivedDelivery",
-    "DeliveryArchive",
-    "delivery_key",
-    "hour_folder",
-    "key_received_at",
-]
 
 ARCHIVE_PREFIX: Final = "archive/"
 CHECKS_PREFIX: Final = "checks/"
@@ -60,10 +33,7 @@ def _key_time(moment: datetime) -> str:
 
 
 def delivery_key(received_at: datetime, request_id: str, *, check: bool = False) -> str:
-    """`archive/yyyy/mm/dd/hh/<received-at>-<request id>.json` (`checks/...` for a deploy check).
-
-    The request id is one path segment whatever it holds (percent-encoded): API Gateway's are UUIDs,
-    a hand-made event's may be anything."""
+    """`archive/yyyy/mm/dd/hh/<received-at>-<request id>.json`; the request id as one segment."""
     moment = _utc(received_at)
     prefix = CHECKS_PREFIX if check else ARCHIVE_PREFIX
     return f"{prefix}{moment:%Y/%m/%d/%H}/{_key_time(moment)}-{quote(request_id, safe='-_.')}.json"

@@ -1,12 +1,5 @@
-"""`DeliveryArchive` on S3: one object per verified delivery, in the webhook's bucket.
-
-The bucket is the claim-check bucket (template.yaml `ClaimCheckBucket`: one bucket, a prefix and a
-lifecycle rule per kind of object); its default encryption (SSE-S3) applies to every object. The S3
-client is made on the first write or read, by `client_factory` (the webhook: the container's session
-with fail-fast timeouts, on the archive's worker thread, so neither the cold start nor the first
-queue write waits for it), and shared with the claim checks (`client`).
-
-Reading (`keys`, `get`) is for the tools (`replay archive`, `replay trace`), with their own client.
+"""`DeliveryArchive` on S3, in the claim-check bucket. The client is made on the first write, on the
+archive's worker thread, so the cold start does not wait for it; reads are for the replay tools.
 """
 
 from __future__ import annotations
@@ -30,8 +23,6 @@ from offergrid_integration.archive.deliveries import (
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
-
-__all__ = ["ARCHIVE_CLIENT_CONFIG", "S3DeliveryArchive"]
 
 # A write that is not done within these is late: the webhook answers without waiting for it any
 # longer (`background.ARCHIVE_WAIT_SECONDS`), so they bound the worker thread, not the answer.

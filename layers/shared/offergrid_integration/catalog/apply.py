@@ -1,22 +1,10 @@
 """Apply a plan through the Offergrid client, within the shared rate budget and the Lambda's time.
 
-Each write goes through `OffergridClient` (which takes one token of the shared rate budget per
-request and never waits past the remaining time). Before each write the remaining time is checked:
-below `min_time_left` the run stops cleanly, leaving the rest `pending`; the caller checkpoints and
-the next invocation re-plans from a fresh listing. The run also stops when the budget has no token
-within the remaining time (`RateBudgetExhausted`), when `max_writes` is reached, or when the API keeps
-failing with transient errors (after the client's own retries).
-
-A write that fails for good (400/404/409/422...) is a failure with the SKU and reason and the run
-goes on; a 409 on create means the SKU belongs to an offer that was not in our listing.
-
-Except for the two answers a retry can earn for a write that was applied but whose answer was lost
-(a timeout or a dropped connection, then the client's retry):
-
-- a create answered 409: `confirm_created` (`ListingConfirmation`: one listing of the team's offers,
-  at the first need in a run) decides; when our offers hold the SKU with the catalog's values it is
-  counted as created and listed in `confirmed_on_retry`, otherwise it stays a 409 failure;
-- a delete answered 404: the offer is gone, which is what was wanted, so it is done.
+A run that runs out of time, budget or `max_writes`, or keeps meeting transient errors, stops cleanly with
+the rest `pending`: the next invocation re-plans from a fresh listing. A permanent failure is recorded
+with its SKU and the run goes on. Two answers a retry can earn for an applied write whose answer was lost
+are settled: a create answered 409 is confirmed by a listing (`confirm_created`), and a delete answered
+404 is done.
 """
 
 from __future__ import annotations
@@ -36,16 +24,6 @@ from offergrid_integration.offergrid.errors import (
     RateBudgetExhausted,
 )
 from offergrid_integration.offergrid.models import Offer, OfferCreate, OfferUpdate
-
-__all__ = [
-    "DEFAULT_MIN_TIME_LEFT",
-    "MAX_CONSECUTIVE_TRANSIENT_FAILURES",
-    "ApplyResult",
-    "ListingConfirmation",
-    "OfferWriter",
-    "StopReason",
-    "apply_plan",
-]
 
 DEFAULT_MIN_TIME_LEFT: Final = 30.0  # seconds kept to checkpoint, store the report and answer
 MAX_CONSECUTIVE_TRANSIENT_FAILURES: Final = 3
@@ -74,10 +52,9 @@ class OfferLister(Protocol):
 
 
 class ListingConfirmation:
-    """Whether a create answered 409 made our offer after all: the team's listing holds its SKU with
-    the catalog's values, as the planner compares them. One listing per instance (one per run), taken
-    at the first need; a listing that fails confirms nothing (the 409 stays a failure and the next
-    run's listing settles it)."""
+    """Whether a create answered 409 made our offer after all: one listing per run, taken at the first
+    need; a listing that fails confirms nothing (the next run settles it).
+    """
 
     def __init__(
         self, client: OfferLister, creates: Iterable[OfferChange], owned_fields: Iterable[str] | None = None
@@ -119,10 +96,6 @@ class ApplyResult:
     pending: list[OfferChange] = field(default_factory=list)
     stop_reason: str | None = None
     confirmed_on_retry: list[str] = field(default_factory=list)  # SKUs
-
-    @property
-    def complete(self) -> bool:
-        return self.stop_reason is None
 
 
 def apply_plan(

@@ -1,6 +1,6 @@
-"""Offer values compared as Offergrid holds them: normalised (`59.9` = `59.90`, key order, `null` =
-absent), `serviceSpecificData` key by key on the catalog's keys with the whole object as its PATCH (a
-PATCH replaces a field's value)."""
+"""Offer values compared as Offergrid holds them (`59.9` = `59.90`, `null` = absent);
+`serviceSpecificData` key by key, sent whole since a PATCH replaces a field's value.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +13,6 @@ from pydantic import BaseModel
 
 from offergrid_integration.catalog.mapping import SERVICE_SPECIFIC_DATA
 from offergrid_integration.offergrid.models import Offer
-
-__all__ = ["canonical", "differences", "same", "wire_values"]
 
 
 def differences(

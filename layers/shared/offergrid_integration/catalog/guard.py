@@ -1,11 +1,7 @@
-"""The one guard of an offer leaving sale (docs/decisions.md#13 and #15).
+"""The one guard of an offer leaving sale, whatever the road (docs/decisions.md#13 and #15).
 
-*Leaving sale*: a live (`active`) offer goes to any other status or is deleted, whatever the road (a
-SKU missing from the catalog, `isActive` false or absent, a changed mapping). The planner hands every
-such change here; the verdict refuses them all when the catalog cannot be trusted, when a row error
-names no SKU, or when there are more than max(5, 10 %) of the team's live offers. A dry run's token
-confirms exactly the refused list for one later run. What the on-call sees and does:
-docs/runbooks/offer-sync.md#removals-refused.
+Refuses every such change when the catalog cannot be trusted, a row error names no SKU, or more than
+max(5, 10 %) of the live offers would go; docs/runbooks/offer-sync.md#removals-refused.
 """
 
 from __future__ import annotations
@@ -16,15 +12,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final, Protocol
-
-__all__ = [
-    "DEFAULT_REMOVAL_MINIMUM",
-    "DEFAULT_REMOVAL_PERCENT",
-    "RemovalGuard",
-    "Verdict",
-    "judge",
-    "removal_token",
-]
 
 DEFAULT_REMOVAL_PERCENT: Final = 10.0
 DEFAULT_REMOVAL_MINIMUM: Final = 5

@@ -1,15 +1,9 @@
-"""The declarative mapping from a provider's catalog rows to Offergrid offer fields.
+"""The declarative mapping from catalog rows to Offergrid offer fields (reference: samples/README.md;
+default: docs/decisions.md#8). A field the mapping produces is owned by the catalog; others are left
+alone.
 
-A mapping is a JSON document, not code: one rule per offer field (`from` a source field or a constant
-`value`, a `type`, `required`, `nullable`, `default`, a translation table `values`, bounds), the
-rules of `serviceSpecificData` per category; the rules' reference: samples/README.md. The default
-(`default_mapping.json`) reads the catalog of docs/decisions.md#8. A field the mapping produces is
-owned by the catalog: the sync makes Offergrid's value equal to it; one it does not is left alone.
-
-A row that breaks a rule becomes a `RowError` (row number, SKU if known, reason) and is skipped,
-never stopping the run; its SKU protects its offer, and an error naming no SKU makes the run take
-nothing off sale (docs/decisions.md#13; a cut row protects nothing, #15). `needed_sources`: the
-columns without which the export is broken. A bad document is a `MappingError`.
+A row that breaks a rule is a `RowError` and skipped; its SKU protects its offer, and one naming no SKU
+takes nothing off sale (docs/decisions.md#13; a cut row protects nothing, #15).
 """
 
 from __future__ import annotations
@@ -44,19 +38,6 @@ from offergrid_integration.offergrid.models import (
     SecurityServiceData,
 )
 
-__all__ = [
-    "CatalogMapping",
-    "DesiredOffer",
-    "FieldRule",
-    "MappingDocument",
-    "MappingError",
-    "NeededColumns",
-    "RawRow",
-    "RowError",
-    "default_mapping",
-    "load_mapping",
-]
-
 DEFAULT_MAPPING_RESOURCE: Final = "default_mapping.json"
 SERVICE_SPECIFIC_DATA: Final = "serviceSpecificData"
 # Wire names of the top-level fields a mapping may write (every writable offer field but the nested one).
@@ -74,9 +55,7 @@ class MappingError(ValueError):
     """The mapping document itself is unusable (names the problem; nothing can be synced)."""
 
 
-# ---------------------------------------------------------------------------------------------------
-# The document
-# ---------------------------------------------------------------------------------------------------
+# --- The document -------------------------------------------------------------------------------------------
 class FieldRule(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -144,9 +123,7 @@ class MappingDocument(BaseModel):
         return self
 
 
-# ---------------------------------------------------------------------------------------------------
-# Rows in, offers and row errors out
-# ---------------------------------------------------------------------------------------------------
+# --- Rows in, offers and row errors out ---------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class RawRow:
     """One product as read from the catalog. `number` is where the file puts it (see sources)."""
@@ -157,10 +134,9 @@ class RawRow:
 
 @dataclass(frozen=True, slots=True)
 class RowError:
-    """A row that was not synced. `sku`: its SKU when the raw row names it for certain; `candidates`:
-    when it does not (an unquoted comma shifted the cells), every value that may be the SKU. `cut`: the
-    catalog ends inside this row, so nothing in it is used, not even its SKU (docs/decisions.md#15:
-    `SKU-29` cut to `SKU-2` names another product)."""
+    """A row that was not synced. `candidates`: every value that may be the SKU when a shifted row does
+    not name it for certain; `cut`: nothing of it is used, not even its SKU (docs/decisions.md#15).
+    """
 
     row: int
     sku: str | None
@@ -248,10 +224,9 @@ class CatalogMapping:
 
     @property
     def needed_sources(self) -> tuple[str, ...]:
-        """The catalog fields (columns, keys) this mapping cannot do without (docs/decisions.md#15): the
-        sources of the top-level rules that are `required`, or that stand in a value for a missing one
-        (`default`, `nullable`, `nullableWhen`). An export none of whose rows has one of them is broken:
-        without `isActive`, every product would read as `inactive`."""
+        """The columns this mapping cannot do without (docs/decisions.md#15): an export none of whose rows
+        has one is broken (without `isActive`, every product would read as `inactive`).
+        """
         return tuple(
             rule.source
             for rule in self.document.fields.values()
@@ -272,8 +247,7 @@ class CatalogMapping:
         return owned
 
     def map_one(self, row: RawRow) -> DesiredOffer | RowError:
-        """The row's `DesiredOffer`, or its `RowError` naming every problem (and the SKU when the row
-        has a readable one). Never raises for a bad row."""
+        """The row's `DesiredOffer`, or its `RowError` naming every problem; never raises for a bad row."""
         if not isinstance(row.fields, Mapping):
             return RowError(row.number, None, "row is not an object")
         problems: list[str] = []
@@ -414,9 +388,7 @@ def _sku_of(row: RawRow, document: MappingDocument) -> str | None:
     return str(raw).strip()
 
 
-# ---------------------------------------------------------------------------------------------------
-# Loading
-# ---------------------------------------------------------------------------------------------------
+# --- Loading ------------------------------------------------------------------------------------------------
 def load_mapping(document: str | bytes | Mapping[str, Any]) -> CatalogMapping:
     """A mapping from a JSON document (text, bytes or parsed); `MappingError` naming what is wrong."""
     if isinstance(document, str | bytes):
@@ -434,8 +406,7 @@ def load_mapping(document: str | bytes | Mapping[str, Any]) -> CatalogMapping:
 
 @functools.cache
 def default_mapping() -> CatalogMapping:
-    """The mapping of docs/decisions.md#8, shipped in this package: read and validated once per process
-    and shared (a `CatalogMapping` is never changed after it is built)."""
+    """The mapping of docs/decisions.md#8, read and validated once per process (it is never changed)."""
     package = resources.files("offergrid_integration.catalog")
     text = package.joinpath(DEFAULT_MAPPING_RESOURCE).read_text(encoding="utf-8")
     return load_mapping(text)

@@ -1,15 +1,8 @@
 """Plan the writes that make Offergrid's offers equal to the catalog, with the fewest calls.
 
-`OfferPlanner` compares the catalog's offers (from the mapping) with Offergrid's listing, SKU by SKU:
-a SKU Offergrid lacks is created (POST); one whose owned fields differ is updated (PATCH with only
-those fields); an equal one needs no call; an offer missing from the catalog follows the
-`MissingOfferPolicy` (`inactive` by default, `delete` only when configured). Every change that takes
-an offer off sale goes through the one guard (`guard.py`, docs/decisions.md#13 and #15).
-
-It plans from streams: the catalog first, each offer kept as compact JSON of its values, then the
-listing, each offer compared as it arrives and reduced to its id and status (well under 1 KB per
-SKU), values compared as `compare` says. Writes go in a fixed order: updates, creates, then missing
-offers, each by SKU.
+Creates what Offergrid lacks, PATCHes only differing owned fields, and applies `MissingOfferPolicy` to
+offers missing from the catalog; every change off sale goes through `guard` (docs/decisions.md#13, #15).
+It plans from streams, keeping well under 1 KB per SKU.
 """
 
 from __future__ import annotations
@@ -25,14 +18,6 @@ from offergrid_integration.catalog.compare import differences, wire_values
 from offergrid_integration.catalog.guard import RemovalGuard, judge
 from offergrid_integration.catalog.mapping import DesiredOffer, RowError
 from offergrid_integration.offergrid.models import Offer, OfferStatus
-
-__all__ = [
-    "CatalogDiff",
-    "ChangeKind",
-    "MissingOfferPolicy",
-    "OfferChange",
-    "OfferPlanner",
-]
 
 
 class MissingOfferPolicy(StrEnum):
@@ -213,9 +198,9 @@ class OfferPlanner:
         return None
 
     def reject(self, error: RowError) -> None:
-        """A catalog row that was not mapped: its SKUs are protected, or it names none. A row the
-        catalog ends inside protects nothing (its SKU may be another's, cut) and blocks every change
-        that takes an offer off sale: the rest of the export is missing."""
+        """A row that was not mapped protects its SKUs; a cut row protects nothing and blocks every change
+        off sale, since the rest of the export is missing.
+        """
         if error.cut:
             self.block("truncated", f"the catalog ends inside row {error.row}")
         elif error.attributable:

@@ -1,9 +1,7 @@
 """What a sync run (and a sweep) did: counts per action, failures with SKU and reason.
 
-Every invocation ends with a `SyncReport` that is logged, emitted as metrics (this invocation's
-numbers, so a run resumed over several invocations is not counted twice) and stored (with the
-run's cumulative `totals`) for the CLI. Lists are capped in what is stored and returned, so one
-catastrophic catalog cannot make a report too big for DynamoDB or a Lambda response.
+Metrics carry this invocation's numbers so a resumed run is not counted twice; stored lists are capped so
+one bad catalog cannot outgrow a DynamoDB item or a Lambda response.
 """
 
 from __future__ import annotations

@@ -1,8 +1,4 @@
-"""The offer sync of one container: its catalog source, mapping and state, built from `SyncSettings`.
-
-The Offergrid client is the caller's (the scheduled function shares one with the sweep), handed to
-each run. The source is made on first use, and an S3 source reads through the container's S3 client.
-"""
+"""The offer sync of one container, built from `SyncSettings`; the Offergrid client is the caller's."""
 
 from __future__ import annotations
 
@@ -33,8 +29,6 @@ from offergrid_integration.secrets import Secret, parse_api_key
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
-
-__all__ = ["OfferSync"]
 
 
 class OfferSync:

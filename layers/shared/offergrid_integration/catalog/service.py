@@ -1,11 +1,7 @@
 """One offer sync invocation: lock, read, map, list, plan, apply, checkpoint, report.
 
-    report = run_offer_sync(deps, SyncOptions(dry_run=False), remaining_time=...)
-
-The lock keeps runs from overlapping (a scheduled run and a manual one). A run that stops early
-(time, rate budget) saves a checkpoint and reports `incomplete`; the next invocation re-plans from a
-fresh listing, so it is correct even if someone edited offers by hand in between, and continues the
-same run id with cumulative totals. A dry run plans only: no lock, no write to Offergrid.
+A run that stops early saves a checkpoint; the next re-plans from a fresh listing (so hand edits in
+between are respected) under the same run id. A dry run takes no lock and writes nothing.
 """
 
 from __future__ import annotations
@@ -32,14 +28,6 @@ from offergrid_integration.clock import SYSTEM_CLOCK, Clock
 from offergrid_integration.observability import logger
 from offergrid_integration.offergrid.errors import APITimeoutError, OffergridError, RateBudgetExhausted
 from offergrid_integration.offergrid.models import Offer
-
-__all__ = [
-    "DEFAULT_LOCK_SECONDS",
-    "OfferSyncClient",
-    "SyncDependencies",
-    "SyncOptions",
-    "run_offer_sync",
-]
 
 DEFAULT_LOCK_SECONDS: Final = 900.0  # no deadline known (CLI): the longest a Lambda may run
 LOCK_MARGIN_SECONDS: Final = 60.0
@@ -196,10 +184,9 @@ def _sync(
 def _read_catalog(
     deps: SyncDependencies, options: SyncOptions, report: SyncReport, planner: OfferPlanner
 ) -> None:
-    """Stream the catalog into the planner: each row mapped and kept as compact values, each row error
-    reported (the first MAX_LISTED listed) and its SKUs protected; then what the read found about the
-    catalog as a whole (docs/decisions.md#15: a needed column absent from every row, a cut export, a
-    manifest that does not match) blocks every change that would take an offer off sale."""
+    """Stream the catalog into the planner; a catalog found not whole (docs/decisions.md#15) blocks every
+    change off sale.
+    """
     scope = None if options.skus is None else frozenset(options.skus)
     mapping = deps.mapping
     check = CatalogCheck()

@@ -1,19 +1,8 @@
 """The offer sync's own state: the run lock, the checkpoint of an unfinished run, stored run reports.
 
-`SyncStateStore` is the port; `DynamoDBSyncState` (the `SYNC_STATE_TABLE`) and `InMemorySyncState`
-(the CLI without a table, tests) implement it.
-
-Table schema: partition key `pk` (S), sort key `sk` (S), TTL attribute `expires_at` (N, epoch s).
-
-- lock: pk `offer-sync#lock`, sk `lock`; owner, lock_expires_at, expires_at.
-- checkpoint: pk `offer-sync#checkpoint`, sk `current`; run_id, data (JSON), expires_at.
-- report: pk `offer-sync#report`, sk `<finished ISO>#<run id>#<invocation>`; run_id, data (JSON),
-  expires_at.
-
-The lock is a conditional put: it succeeds when there is no lock, the lock has expired, or the caller
-already holds it. It expires on its own (a Lambda killed at its timeout never releases it), so it is
-taken for the invocation's remaining time plus a margin. Reports sort by time in their partition,
-so the latest are one `Query` away.
+Items (pk, sk): (`offer-sync#lock`, `lock`), (`offer-sync#checkpoint`, `current`), (`offer-sync#report`,
+`<finished ISO>#<run id>#<invocation>`); TTL `expires_at`. The lock expires on its own, since a Lambda
+killed at its timeout never releases it.
 """
 
 from __future__ import annotations
@@ -31,15 +20,6 @@ from offergrid_integration.clock import SYSTEM_CLOCK, Clock
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-__all__ = [
-    "CHECKPOINT_TTL_SECONDS",
-    "REPORT_TTL_SECONDS",
-    "DynamoDBSyncState",
-    "InMemorySyncState",
-    "SyncCheckpoint",
-    "SyncStateStore",
-]
-
 LOCK_PK: Final = "offer-sync#lock"
 LOCK_SK: Final = "lock"
 CHECKPOINT_PK: Final = "offer-sync#checkpoint"
@@ -52,12 +32,7 @@ LOCK_TTL_GRACE_SECONDS: Final = 24 * 3600  # the item lingers this long after th
 
 @dataclass(slots=True)
 class SyncCheckpoint:
-    """Progress of a run that stopped before finishing (time or budget ran out).
-
-    The next invocation does not replay it: it re-plans from a fresh listing (hand edits in between
-    are then respected) and carries the run id and the cumulative counts and failures forward
-    (`failures`: at most `report.MAX_LISTED` of them, as a report lists; `failed`: how many in all).
-    """
+    """Progress of a run that stopped early; the next invocation re-plans and carries the counts forward."""
 
     run_id: str
     started_at: float

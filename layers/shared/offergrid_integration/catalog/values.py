@@ -1,6 +1,4 @@
-"""Catalog values to the types a mapping rule names (stdlib only): a CSV cell is text, a JSON value
-may already be the type; what cannot be converted is `Invalid`, with a reason that never quotes more
-than a short prefix of the value."""
+"""Catalog values to the types a mapping rule names; a reason never quotes more than a short prefix."""
 
 from __future__ import annotations
 

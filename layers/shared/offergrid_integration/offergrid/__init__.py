@@ -1,6 +1,4 @@
-"""The Offergrid Provider API: `client` (requests, retries, errors), `paging` (listings), `models`
-(the bodies), `errors` (one hierarchy by status), `observer` (metrics), `wiring` (a client from a
-function's settings). Its tunables are here, in one place; durations are seconds of the client's
+"""The Offergrid Provider API client; its tunables in one place, durations in seconds of the client's
 `Clock` (docs/architecture.md#offergrid-client-offergridclientpy).
 """
 

@@ -1,13 +1,8 @@
 """OffergridClient: the one way this project talks to the Offergrid Provider API.
 
-`_send` makes one logical request: every attempt takes a rate-budget token, reads the API key, and is
-bounded by the caller's remaining time, so no retry sleeps past a Lambda's deadline; what fails for
-good is one typed error (`errors`). The endpoint methods name a path and a model. Answers are read
-tolerantly (docs/decisions.md#5 and #10): any 2xx is success whatever its body, a write returns the
-resource when the answer holds a readable one (None otherwise: it was applied), a read without one is
-`UnreadableResponseError`; a listed element that cannot be read is skipped, logged and reported.
-Listings follow `paging` (docs/decisions.md#18). Tunables: the package's `__init__`.
-The per-attempt timeout is real seconds whatever the clock (a server answers in real time; issue 22).
+Every attempt takes a rate-budget token and is bounded by the caller's remaining time, so no retry sleeps
+past a Lambda's deadline. Answers are read tolerantly (docs/decisions.md#5, #10, #18; see `responses` and
+`paging`). The per-attempt timeout is real seconds whatever the clock (issue 22).
 """
 
 from __future__ import annotations
@@ -76,9 +71,7 @@ class ApiKeyProvider(Protocol):
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:
-    """Seconds to wait from a `Retry-After` value: delta-seconds (decimals allowed) or an HTTP
-    date, relative to `now` (epoch seconds of the clock). None when absent or unreadable; never
-    negative. The caller applies `MAX_RETRY_AFTER`."""
+    """Seconds from a `Retry-After` (delta-seconds or HTTP date) relative to `now`; None when unreadable."""
     if value is None or not value.strip():
         return None
     text = value.strip()
@@ -98,8 +91,7 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
 
 
 def compute_backoff(attempt: int, rng: Random = random.random) -> float:
-    """Full-jitter exponential backoff before retry number `attempt` (0-based):
-    uniform in [0, min(MAX_RETRY_DELAY, INITIAL_RETRY_DELAY * 2**attempt)]."""
+    """Full-jitter exponential backoff before retry `attempt` (0-based), capped at `MAX_RETRY_DELAY`."""
     ceiling = min(MAX_RETRY_DELAY, INITIAL_RETRY_DELAY * 2.0 ** max(0, min(attempt, 32)))
     return ceiling * min(1.0, max(0.0, rng()))
 
@@ -112,8 +104,7 @@ def retry_wait(attempt: int, retry_after: float | None, rng: Random = random.ran
 
 
 def _should_retry(status_code: int | None) -> bool:
-    """Whether an attempt's outcome may succeed if repeated. `None`: no HTTP answer at all
-    (refused, reset, dropped, timed out). 401 is handled apart (one key refresh, then final)."""
+    """Whether an outcome may succeed if repeated (`None`: no HTTP answer). 401 is handled apart."""
     if status_code is None:
         return True
     return is_retryable_status(status_code)
@@ -177,9 +168,7 @@ class OffergridClient:
     # --- offers -------------------------------------------------------------------------------
 
     def list_offers(self) -> Iterator[Offer]:
-        """Every offer of the team, page after page, fetched lazily as the iterator advances.
-
-        An element without a readable `id` is skipped and reported (see `_paginate`)."""
+        """Every offer of the team, lazily; unreadable elements are skipped and reported."""
         return self._paginate(Offer, "/provider/offers", {})
 
     def get_offer(self, offer_id: str) -> Offer:
@@ -194,8 +183,7 @@ class OffergridClient:
         return written_resource(Offer, response, "POST", path)
 
     def update_offer(self, offer_id: str, changes: OfferUpdate) -> Offer | None:
-        """PATCH only the fields set on `changes` (see `OfferUpdate`): the offer if the answer holds
-        it, else None (the change was applied)."""
+        """PATCH only the fields set on `changes`: the offer if the answer holds it, else None (applied)."""
         path = f"/provider/offers/{_segment(offer_id)}"
         response = self._send("PATCH", path, json=changes.to_wire())
         return written_resource(Offer, response, "PATCH", path, expected_id=offer_id)
@@ -207,19 +195,16 @@ class OffergridClient:
     # --- order items --------------------------------------------------------------------------
 
     def list_orders(self, status: OrderItemStatus | None = None) -> Iterator[OrderItem]:
-        """Order items addressed to us (optionally of one status), fetched lazily page by page.
-
-        An element without a readable `id` and `status` is skipped and reported (see `_paginate`)."""
+        """Order items addressed to us (optionally of one status), lazily; unreadable elements are skipped."""
         params: Params = {"status": str(status)} if status is not None else {}
         return self._paginate(OrderItem, "/provider/orders", params)
 
     def list_order_pages(
         self, status: OrderItemStatus | None = None, *, max_retries: int | None = None
     ) -> Iterator[list[OrderItem]]:
-        """`list_orders` page by page: each element one page's readable items, the next page fetched
-        only when the iterator advances (a caller may stop before paying for it). `max_retries`:
-        each page request's own (default the client's); a listing that is only an optimisation
-        passes 0 and gives up at its first failure."""
+        """`list_orders` page by page, fetched as the iterator advances. A listing that is only an
+        optimisation passes `max_retries=0` to give up at its first failure.
+        """
         params: Params = {"status": str(status)} if status is not None else {}
         return self._pages(OrderItem, "/provider/orders", params, max_retries=max_retries)
 
@@ -229,8 +214,7 @@ class OffergridClient:
         return self._read(OrderItem, path)
 
     def update_order_item_status(self, item_id: str, update: StatusUpdate) -> OrderItem | None:
-        """PATCH the status: the item if the answer holds a readable one, else None (204, 200 with
-        no body or a message: the change was applied). Re-read it with `get_order_item` if needed."""
+        """PATCH the status: the item if the answer holds a readable one, else None (applied)."""
         path = f"/provider/orders/{_segment(item_id)}/status"
         response = self._send("PATCH", path, json=update.to_wire())
         return written_resource(OrderItem, response, "PATCH", path, expected_id=item_id)
@@ -244,8 +228,7 @@ class OffergridClient:
     def _pages[M: OffergridResponse](
         self, model: type[M], path: str, params: Params, *, max_retries: int | None = None
     ) -> Iterator[list[M]]:
-        """Every page of a listing (Decisions 5 and 18), one request per page, as the iterator
-        advances; `paging.follow_listing` says what the next page is and ends the listing."""
+        """Every page of a listing (Decisions 5 and 18); `paging.follow_listing` decides the next page."""
 
         def fetch(query: Params) -> tuple[Any, str | None, int]:
             response, body = self._get_json(path, query, max_retries=max_retries)
@@ -285,9 +268,9 @@ class OffergridClient:
         json: Any = None,
         max_retries: int | None = None,
     ) -> httpx.Response:
-        """One logical request: attempts, retries, waits and the final typed error. Any 2xx is
-        success, whatever its body (Decision 10). `max_retries`: this request's own (default the
-        client's); the 401 key refresh is not a retry and happens either way."""
+        """One logical request with its retries; any 2xx is success (Decision 10). The 401 key refresh is
+        not counted as a retry.
+        """
         retry_limit = self._max_retries if max_retries is None else max_retries
         retries = 0
         attempt = 0
@@ -403,9 +386,9 @@ class OffergridClient:
 
 
 def _segment(value: str) -> str:
-    """An id as one path segment (docs/decisions.md#12): no `/`, `?`, `#`, `.` or `..` changes the path.
-    URL normalisation removes the dot segments `.` and `..` (`GET /provider/orders/.` would become the
-    listing), so a segment of dots only is sent as `%2E`s, which every server decodes back."""
+    """An id as one path segment (docs/decisions.md#12); dots-only ids go as `%2E`s, since URL
+    normalisation would drop `.` and `..`.
+    """
     if not value:
         raise ValueError("id must not be empty")
     encoded = quote(value, safe="")

@@ -1,11 +1,5 @@
-"""Typed errors for everything that can go wrong talking to Offergrid.
-
-One hierarchy, by HTTP status, each error carrying the status, the message and the body.
-Transient errors derive from `errors.TransientError` (callers branch on it: the SQS processor, the
-sync): connection problems, timeouts, 408, 429, 5xx and a 2xx read without a readable resource
-(`UnreadableResponseError`); 401/403/404/409/422, other 4xx and a list that cannot be followed
-derive from `errors.PermanentError`. `err.retryable` is the same answer as a flag. The rate budget's
-`RateBudgetExhausted` (transient) is re-exported here; it is no `OffergridError`: no request was made.
+"""Typed errors for talking to Offergrid: one hierarchy by HTTP status, each transient or permanent
+(docs/architecture.md#errors-offergriderrorspy).
 """
 
 from __future__ import annotations
@@ -61,18 +55,12 @@ class ResponseBodyError(OffergridError):
 
 
 class UnexpectedResponseError(ResponseBodyError, PermanentError):
-    """A list we cannot follow: an unknown shape, more announced without a way there, endless pages.
-
-    Not retryable: the same request would get the same answer.
-    """
+    """A list we cannot follow; not retryable, the same request would get the same answer."""
 
 
 class UnreadableResponseError(ResponseBodyError, TransientError):
-    """A 2xx read without the resource asked for (no body, a message, a shape without the fields the
-    code needs): nothing to use, though the request succeeded (docs/decisions.md#10).
-
-    Retryable: a read that came back without its resource is asked again later, so the caller (the
-    order processor) keeps the message instead of dropping it.
+    """A 2xx read without the resource asked for (docs/decisions.md#10). Retryable, so the processor keeps
+    the message instead of dropping it.
     """
 
 

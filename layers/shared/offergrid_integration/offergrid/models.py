@@ -1,21 +1,8 @@
-"""Pydantic models of the Offergrid Provider API bodies.
+"""Pydantic models of the Offergrid Provider API bodies (camelCase on the wire, `to_wire()` to send).
 
-Python attributes are snake_case; the wire names are the camelCase of the docs (`sku`,
-`internalName`, `serviceSpecificData`...) through a camelCase alias generator. Either spelling
-is accepted on input (`populate_by_name`); serialise with `to_wire()` (aliases, JSON types, only
-the fields that were set).
-
-Unknown fields are kept, never rejected (`extra="allow"`): Offergrid may add fields at any time
-and a round trip must not drop them.
-
-Requests are strict (our own enums, so a mapping bug fails here and not at Offergrid);
-responses are lenient (docs/decisions.md#10, "require only the response fields the code uses"):
-only an offer's `id` and an order item's `id` and `status` are required; an enum value we do not
-know yet is kept as a plain string; a numeric id or ZIP code is read as its string; and an optional
-field whose value cannot be read (a list where an object belongs, a date that is not one...) is
-left out, named in `unreadable_fields`, instead of failing the whole resource or the list it came in.
-
-No lifecycle rules here: which status may follow which belongs to the order domain.
+Unknown fields are kept (`extra="allow"`) so a round trip drops nothing. Requests are strict, so a mapping
+bug fails here and not at Offergrid; responses are lenient (docs/decisions.md#10): an unreadable optional
+field is left out and named in `unreadable_fields` rather than failing its list.
 """
 
 from __future__ import annotations
@@ -125,12 +112,7 @@ class OffergridModel(BaseModel):
 
 
 class OffergridResponse(OffergridModel):
-    """Base of what Offergrid answers: an optional field that cannot be read is left out, not fatal.
-
-    Validation is tried as is; if it fails only on optional fields, those fields are dropped from
-    the input and validation runs again. Their wire names are kept in `unreadable_fields` (the
-    client logs them, never their values). A failure on a required field still fails.
-    """
+    """Validated as is, then without the optional fields that failed (named in `unreadable_fields`)."""
 
     _unreadable_fields: tuple[str, ...] = PrivateAttr(default=())
     _numbers_read_as_text: tuple[str, ...] = PrivateAttr(default=())
@@ -260,10 +242,7 @@ class OfferCreate(OfferFields):
 
 
 class OfferUpdate(OfferFields):
-    """Body of `PATCH /provider/offers/{id}`: only the fields explicitly set are sent.
-
-    `OfferUpdate(monthly_price=None)` sends `{"monthlyPrice": null}`; `OfferUpdate()` sends `{}`.
-    """
+    """Body of `PATCH /provider/offers/{id}`: only the fields explicitly set are sent (None sends null)."""
 
 
 class Offer(_OfferContent, OffergridResponse):
@@ -313,11 +292,7 @@ class OrderItem(OffergridResponse):
 
 
 class StatusUpdate(OffergridModel):
-    """Body of `PATCH /provider/orders/{itemId}/status`.
-
-    `scheduled_for` is required with `scheduled`; it is sent as ISO 8601 UTC with a `Z`
-    (a naive datetime is taken as UTC).
-    """
+    """Body of `PATCH /provider/orders/{itemId}/status`; `scheduled` needs `scheduled_for` (UTC)."""
 
     status: OrderItemStatus
     provider_notes: str | None = None

@@ -1,13 +1,7 @@
-"""What the Offergrid client reports about its requests: a small observer, and the metrics one.
+"""What the Offergrid client reports about its requests; an observer must be cheap.
 
-The client calls its observer after every HTTP attempt, every rate-budget token taken or refused,
-and every listed element it skipped; an observer must be cheap (the client logs what it raises and
-goes on). `MetricsObserver` adds the client's metrics (`metrics_names`: requests, budget waits and
-refusals, skipped elements) to the function's metric set; `OffergridError` with its `Status`
-dimension goes out as its own small EMF document per failed attempt, so that dimension never spreads
-to the invocation's other metrics. Inside a Lambda function (`AWS_LAMBDA_FUNCTION_NAME`) a client
-gets a `MetricsObserver` by default; elsewhere (CLIs, benchmarks, tests) nothing would flush its
-metrics, so it gets a `NullObserver`.
+Each failed attempt's `Status` dimension goes out as its own EMF document so it never spreads to the
+invocation's other metrics. Outside Lambda nothing would flush metrics, so clients get `NullObserver`.
 """
 
 from __future__ import annotations
@@ -30,13 +24,6 @@ from offergrid_integration.offergrid import MIN_REPORTED_WAIT
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Metrics
-
-__all__ = [
-    "ClientObserver",
-    "MetricsObserver",
-    "NullObserver",
-    "default_observer",
-]
 
 LAMBDA_ENV: Final = "AWS_LAMBDA_FUNCTION_NAME"
 

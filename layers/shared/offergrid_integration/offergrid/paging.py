@@ -1,17 +1,8 @@
 """Listings: every page of an Offergrid list, whatever its envelope, and an end to every listing
-(docs/decisions.md#5 and #18).
+(docs/decisions.md#5 and #18; the conventions read: docs/architecture.md#listings-offergridpagingpy).
 
-Offergrid documents no list response and no paging, so `parse_page` reads each common convention,
-and `follow_listing` asks for one page after another through the `fetch` the client gives it (the
-client keeps requests, retries and errors; this module only decides what the next page is and when
-the listing is over). A listing ends in one of three ways:
-
-- the envelope says it is the last page, and it holds every element its envelope counted: done;
-- the listing cannot go on: a page seen twice (the same elements, or the same pointer to the next
-  page), a "more" with no way there, a listing that ends short of the total it states. It stops at
-  once with `UnexpectedResponseError` (a `PermanentError`: asking again gets the same answer), at
-  most two requests after its last real page (the page answered twice, or an empty last page);
-- it would need more than its page budget (`MAX_PAGES`): the same error, never a silent partial list.
+A listing that cannot end well (a page seen twice, "more" without a way there, short of its stated total,
+over `MAX_PAGES`) raises `UnexpectedResponseError`, never a silent partial list.
 """
 
 from __future__ import annotations
@@ -85,20 +76,8 @@ def parse_page(
 ) -> Page:
     """One list answer -> its elements and the query of the next page, or ValueError.
 
-    `params`: the query that fetched this page; `base_params`: the listing's own query (filters),
-    kept when a link gives the next query (default `params`); `next_link`: the `rel="next"` URL of
-    an RFC 8288 `Link` header, if any; `listed`: how many elements the pages before this one held.
-
-    A bare array is the whole list unless a `Link` header names a next page. An object holds the
-    list under one of `LIST_KEYS`; its paging fields are read at its top level or in a `meta`-like
-    object (`PAGING_OBJECTS`, two levels deep), first match wins, in this order: `links.next`, the
-    `Link` header, a cursor or next URL (`CURSOR_KEYS`), JSON:API's `meta.page` object
-    (`number`, `size`, `total`), page numbers (`page` + `totalPages`, or `hasMore`, or until an
-    empty page), an offset (`offset`/`limit` + `total`), `hasMore` alone (Stripe: `starting_after`
-    the last element's id; `page` the next number too, for a server that counts pages).
-
-    ValueError when the answer is no list, or when it is the last page though it states a `total`
-    beyond the elements listed: more announced without a way there is never a silent partial list.
+    `base_params` (the listing's filters) are kept when a link gives the next query; `listed` counts the
+    elements of earlier pages, so a last page short of a stated `total` is a ValueError.
     """
     base = params if base_params is None else base_params
     if isinstance(body, list):
@@ -226,10 +205,7 @@ def _checked(items: list[Any], following: Params | None, total: int | None, list
 def follow_listing(
     fetch: FetchPage, params: Mapping[str, str], *, path: str, max_pages: int
 ) -> Iterator[list[Any]]:
-    """Every page's elements of the listing `path?params`, one `fetch` per page, as the iterator
-    advances. Each page is checked before it is handed out; a listing that cannot end well raises
-    `UnexpectedResponseError` (see the module docstring) instead of ending, so a caller that reads
-    it to the end has every element or an error."""
+    """Every page's elements of `path?params`, one `fetch` per page, each checked before it is handed out."""
     if max_pages < 1:
         raise ValueError("max_pages must be at least 1")
     base = dict(params)
@@ -321,17 +297,3 @@ def _int_param(params: Mapping[str, str], name: str, default: int) -> int:
 def _link_params(link: str, base: Mapping[str, str]) -> Params:
     """The query of the page a next link points at: the link's own query over the listing's filters."""
     return {**base, **dict(httpx.URL(link).params)}
-
-
-__all__ = [
-    "CURSOR_PARAM",
-    "LIST_KEYS",
-    "PAGE_NUMBER_PARAM",
-    "PAGE_PARAM",
-    "STARTING_AFTER_PARAM",
-    "FetchPage",
-    "Page",
-    "Params",
-    "follow_listing",
-    "parse_page",
-]

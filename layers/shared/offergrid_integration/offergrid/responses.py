@@ -1,11 +1,5 @@
-"""What an Offergrid answer means: the tolerant reader (docs/decisions.md#10) and the typed error of a
-refused request.
-
-Any 2xx is success whatever its body. A write's answer gives the resource when it holds a readable
-one, None otherwise (204, an empty body, `{"message": ...}`: the change was applied either way). A
-read's answer without a readable resource is `UnreadableResponseError` (retryable). A single resource
-may come wrapped once (`{"data": {...}}`). A listed element that cannot be read is skipped and
-logged, never fatal to its list (docs/decisions.md#5). Messages name fields, never their values.
+"""What an Offergrid answer means: the tolerant reader (docs/decisions.md#5, #10) and the typed error of a
+refused request. Messages name fields, never their values.
 """
 
 from __future__ import annotations

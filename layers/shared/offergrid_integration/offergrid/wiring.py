@@ -1,9 +1,4 @@
-"""The one way a function builds its OffergridClient from its settings.
-
-API key from Secrets Manager (TTL cache, refreshed on 401), the shared rate budget (DynamoDB when
-`RATE_LIMIT_TABLE` is set, else in-process) keyed by a fingerprint of the key, the configured
-timeout, and the caller's remaining time so no wait outlives the invocation.
-"""
+"""The one way a function builds its OffergridClient from its settings."""
 
 from __future__ import annotations
 
@@ -32,18 +27,11 @@ def client_from_settings(
     budget_wrapper: Callable[[RateBudget], RateBudget] | None = None,
     lane: Lane = Lane.ORDERS,
 ) -> OffergridClient:
-    """`api_key` replaces the key's `Secret` (tests and tools). `secrets_client` and
-    `dynamodb_client`: the function's own clients, for the key and the budget (default: the
-    container's, `aws.clients()`). `budget_wrapper` wraps the shared budget (the reconciliation
-    caps its share of it: `orders.reconcile.CappedRateBudget`). `lane`: who draws from the budget;
-    the order processor's lane may use all of it, `Lane.BACKGROUND` (sync, sweep, reconciliation)
-    all of it while orders are idle and only what is above the orders' reserve
-    (`ORDER_RESERVE_PERCENT`) while they are active. On the system clock the DynamoDB budget runs on
-    AWS's time (the `Date` of its answers), so hosts whose clocks disagree share it safely.
+    """`api_key` replaces the key's `Secret` (tools); `budget_wrapper` wraps the shared budget (the
+    reconciliation caps its share); `lane` says who draws from it (docs/decisions.md#6).
 
-    The budget is keyed by the secret that holds the key, not by the key's value: across a key
-    rotation, instances that read the old value and instances that read the new one must keep
-    drawing from one budget (two budgets would let the stack send twice the limit with the new key).
+    The budget is keyed by the secret that holds the key, not its value: across a rotation old and new
+    readers must share one budget, or the stack could send twice the limit.
     """
     budget_owner = settings.offergrid_api_key_secret
     if api_key is None:

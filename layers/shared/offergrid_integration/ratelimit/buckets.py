@@ -1,8 +1,4 @@
-"""The rate budget's arithmetic: token buckets per window, the two lanes, and when a request may go.
-
-Pure: no I/O and no clock of its own (times are passed in). How and why the buckets are sized, and
-how the lanes share a window: docs/architecture.md#rate-budget-ratelimit, docs/decisions.md#6.
-"""
+"""The rate budget's arithmetic: token buckets per window, the two lanes. Pure: times are passed in."""
 
 from __future__ import annotations
 
@@ -43,8 +39,7 @@ short enough that a lone order does not hold the background lane back for long."
 
 
 class RateBudgetExhausted(TransientError):
-    """The shared budget has no token within the time the caller may wait: nothing was sent.
-    `retry_after`: seconds until a token is expected."""
+    """No token within the time the caller may wait: nothing was sent; `retry_after` in seconds."""
 
     def __init__(self, retry_after: float, message: str | None = None) -> None:
         self.message = message or f"Offergrid rate budget exhausted; retry in {retry_after:.1f}s"
@@ -178,12 +173,8 @@ def _ready(window: BucketShape, state: BucketState, now: float) -> float:
 def schedule(
     windows: Sequence[RateWindow], states: Sequence[BucketState], now: float
 ) -> tuple[float, list[BucketState]]:
-    """When one more request may go, and every bucket once it has taken its token then.
-
-    The release time is the earliest moment, not before `now` nor before any slot already handed
-    out (`updated_at`), at which every window holds a token. Each bucket is refilled to that moment
-    and debited there, so the buckets see the requests at the times they are actually sent, in
-    order: exactly a token bucket admitting them one by one, whatever the number of callers.
+    """When one more request may go: the earliest moment, not before `now` nor any slot already handed
+    out, at which every window holds a token; each bucket is debited there, so queued slots line up.
     """
     release = max([now, *(_ready(w, s, now) for w, s in zip(windows, states, strict=True))])
     return release, _taken_at(windows, states, release)
@@ -220,9 +211,9 @@ def schedule_lane(
     buckets: Buckets,
     now: float,
 ) -> tuple[float, Buckets]:
-    """`schedule` for a lane: while orders are active the background lane also waits for a token of
-    every allowance; every request, of either lane, is debited from the allowances at its release
-    (down to minus the reserve), and an order's release is remembered as the orders' latest slot."""
+    """`schedule` for a lane: while orders are active the background lane also needs an allowance token;
+    every request is debited from the allowances (down to minus the reserve).
+    """
     release, taken = schedule(windows, buckets.windows, now)
     if lane is Lane.BACKGROUND and orders_active(buckets, now):
         ready = [_ready(a, s, now) for a, s in zip(allowances, buckets.allowances, strict=True)]

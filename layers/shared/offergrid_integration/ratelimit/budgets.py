@@ -1,11 +1,7 @@
-"""The two budgets behind `RateBudget`: `DynamoDBRateBudget`, one item shared by every Lambda instance
-(conditional writes on a version, so no slot is ever handed out twice), and `InProcessRateBudget`,
-the same buckets behind a lock for a process without a table (local runs, the CLI).
+"""The two budgets behind `RateBudget`: DynamoDB (shared, conditional writes) and in-process.
 
-`acquire` reserves the earliest slot at which every window has a token and sleeps until it, or
-refuses at once (`RateBudgetExhausted`) when that slot is past the caller's remaining time: reserving
-instead of polling keeps waiters from re-reading the item for every token. DynamoDB errors other than
-the conflict propagate unchanged: an infrastructure fault, not an exhausted budget.
+`acquire` reserves a slot and sleeps until it rather than polling, or refuses at once past the caller's
+remaining time. DynamoDB errors other than the conflict propagate: an infrastructure fault.
 """
 
 from __future__ import annotations
@@ -102,20 +98,11 @@ class InProcessRateBudget(Lanes):
 
 
 class DynamoDBRateBudget(Lanes):
-    """The budget shared by every Lambda instance: one DynamoDB item, optimistic concurrency.
+    """The budget shared by every Lambda instance: one item, optimistic concurrency on a version (the
+    item's layout: docs/architecture.md#rate-budget-ratelimit).
 
-    Item (partition key `pk` = `ratelimit#<budget_id>`): for each window `tokens_<period>s` and
-    `updated_at_<period>s` (shared-time seconds; may lie ahead of now while slots are queued), the
-    same for its background allowance (`lane_tokens_<period>s`, `lane_updated_at_<period>s`),
-    `orders_at` (the orders' latest slot), a `version` incremented by every write, and `expires_at`
-    (epoch seconds, the table's TTL).
-
-    Each reservation is a PutItem conditional on the version last seen. The instance remembers what
-    it last wrote and starts from that, so while nobody else writes a request costs one PutItem;
-    otherwise the refused write returns the current item (ReturnValuesOnConditionCheckFailure) and
-    the next try starts from it. A GetItem (consistent) is only needed on an instance's first call,
-    and by a background caller each time it looks again after sleeping. Every answer, refusals
-    included, teaches `reference` (default: `reference_time_for(clock)`) AWS's time.
+    An instance starts from what it last wrote, so an uncontended request costs one PutItem; every answer,
+    refusals included, teaches `reference` AWS's time.
     """
 
     def __init__(
@@ -191,9 +178,9 @@ class DynamoDBRateBudget(Lanes):
         return self._clock.now() + offset
 
     def _offset(self) -> float:
-        """Shared time minus this host's clock: the middle of the reference's interval. While it is
-        unknown or wider than `MAX_REFERENCE_WIDTH`, read DynamoDB again (each answer narrows it),
-        timed so that AWS's second turns mid-trip; refuse once `MAX_REFERENCE_READS` did not do."""
+        """Shared time minus this host's clock. While unknown or too wide, read DynamoDB again (timed so
+        AWS's second turns mid-trip); refuse after `MAX_REFERENCE_READS`.
+        """
         reads = 0
         while True:
             local = self._clock.now()
@@ -344,11 +331,7 @@ def build_rate_budget(
     lane: Lane = Lane.ORDERS,
     reserve: float = DEFAULT_ORDER_RESERVE,
 ) -> RateBudget:
-    """The shared DynamoDB budget when a table is configured (a blank name is none), else in-process.
-    `client`: the DynamoDB client to use (default: one created on first use). `lane`: who draws from
-    it (the order processor, or a background job); `reserve`: the share of each window the background
-    lane leaves to orders while they are active. The DynamoDB budget's shared time is AWS's clock for
-    the system clock (`reference_time_for`)."""
+    """The shared DynamoDB budget when a table is configured (a blank name is none), else in-process."""
     if table_name:
         return DynamoDBRateBudget(
             table_name, budget_id, windows=windows, clock=clock, client=client, lane=lane, reserve=reserve

@@ -1,9 +1,5 @@
-"""The budget's one time line: AWS's clock, learnt from the `Date` header of DynamoDB's answers
-(docs/decisions.md#6; how the interval is kept and narrowed: docs/architecture.md#rate-budget-ratelimit).
-
-The header counts whole seconds, so each answer received between local `sent` and `received` with
-date `D` says AWS's time minus ours lies in `[D - received, D + 1 - sent]`; the intervals of
-successive answers are intersected (NTP's reasoning with a coarse server) and the middle is used.
+"""The budget's one time line: AWS's clock from the `Date` of DynamoDB's answers (docs/decisions.md#6; the
+interval arithmetic: docs/architecture.md#rate-budget-ratelimit).
 """
 
 from __future__ import annotations

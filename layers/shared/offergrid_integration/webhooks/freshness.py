@@ -1,18 +1,8 @@
 """Stale deliveries (docs/decisions.md#20): the signed `timestamp` compared with now.
 
-A delivery is stale when its `timestamp` is more than `tolerance_seconds` in the past. What then
-happens is the stack's `StaleDeliveryMode`:
-
-- `count` (default): it is queued as any other, and counted (`WebhookStale`) and logged with its age.
-  Offergrid does not document what the field means (the send time, or when the order was created,
-  kept on every retry?); the count tells, before anyone refuses anything on it.
-- `refuse`: 401 with the generic body, reason `timestamp_stale` in the logs and the `WebhookRejected`
-  metric. A captured delivery replayed after its dedup key was forgotten (a day) is then refused.
-
-A delivery without a timestamp, or with one we cannot read, is never stale: absence proves nothing,
-and refusing it would lose an order the key cannot protect. Readable: an ISO 8601 time (a time
-without a zone is UTC), or a number of seconds since the epoch (milliseconds when above 10^11, as
-JavaScript's `Date.now()` gives). Stdlib only (the webhook's cold start).
+`StaleDeliveryMode` `count` (default) queues and counts a stale delivery, since Offergrid does not
+document what the field means; `refuse` answers 401 (`timestamp_stale`). A missing or unreadable timestamp
+is never stale: absence proves nothing, and refusing would lose an order. Stdlib only.
 """
 
 from __future__ import annotations
@@ -22,14 +12,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Final
-
-__all__ = [
-    "DEFAULT_TOLERANCE_SECONDS",
-    "Freshness",
-    "StaleMode",
-    "judge_freshness",
-    "timestamp_epoch",
-]
 
 DEFAULT_TOLERANCE_SECONDS: Final = 3600
 # Epoch values above this are milliseconds (10^11 seconds is the year 5138).

@@ -1,43 +1,14 @@
 """The webhook ingress: one API Gateway request in, one queued message (or a refusal) out.
 
-Checks run cheapest and most hostile first, and each maps to one status:
+Checks run cheapest and most hostile first: method 405, size 413 (docs/decisions.md#2), signature 401,
+body 400, freshness 401 (docs/decisions.md#20), queue 200 or 503. A body too large for SQS goes to S3 via
+a claim check (docs/decisions.md#17); only a queue without a bucket refuses it, with 413, since a 503
+would have Offergrid redeliver it forever. A secret that cannot be read is 503: Offergrid retries anything
+but 2xx, so nothing is acknowledged without being stored.
 
-1. method            405 for anything but POST (if API Gateway routes it here at all), REST v1 and
-                     HTTP API v2 events alike
-2. size              413 over `max_body_bytes` (6 MiB: docs/decisions.md#2), measured on the decoded
-                     body before any HMAC or JSON
-3. signature         401 with a generic body for every signature failure (reason for logs/metrics)
-4. body              400 for non-JSON, non-object, missing or invalid `event`
-   (archive)         whatever the body turned out to be (a 400 too), the verified delivery's archive
-                     write starts here on a worker thread (`archive.background`), the body as received
-                     (the deploy check's under `checks/`), so the queue write below never waits for it
-5. freshness         with `StaleDeliveryMode` refuse, 401 for a timestamp older than the tolerance
-                     (reason `timestamp_stale`); counted and queued otherwise (docs/decisions.md#20)
-6. queue             200 `{"received": true}` only once the queue accepted the message; 503 otherwise.
-                     The message is written compactly in UTF-8 (`contract.QueuedMessage`); one SQS
-                     still cannot hold goes to S3 and its claim check is queued (the queue adapter,
-                     docs/decisions.md#17), so a verified body is never refused for its size. Only a
-                     queue without a claim-check bucket refuses it, for good: 413, reason
-                     `message_too_large` (a 503 would have Offergrid redeliver it forever).
-
-A secret that cannot be read is also 503: Offergrid retries anything but 2xx, so a message is never
-acknowledged without being stored. Unknown event types are queued (and flagged for a metric).
-
-A signature that matches no cached secret makes one `secrets(force_refresh=True)` call (a rotation
-is picked up at once); how often that may really reach Secrets Manager is the secret store's
-business (`Secret` throttles forced refreshes), so junk signatures cannot hammer it.
-
-The queue write comes before the archive in everything that matters: it runs on the request's thread
-and never waits for the archive, and its outcome alone decides the answer. The archive write starts a
-moment earlier, so the two overlap and the answer waits for the slower of them rather than their sum;
-an archive that fails or is late (`ARCHIVE_WAIT_SECONDS` after the queue write) is counted and logged,
-never refused for. `redeliver` is the same path for a delivery read back from the archive (`replay
-archive`): verified again, normalised, keyed and queued exactly as here, with no archive write and no
-freshness check (a replay is old on purpose).
-
-No Powertools, no boto3, no pydantic (the body is normalised and queued by `contract`, which the
-processor reads too): `IngressResult.report` says how an outcome is counted and logged (the
-`OUTCOME_REPORTS` table), `webhooks.reporting` emits it, `IngressResult.http_response()` is the answer.
+The archive write runs on a worker thread and never delays or decides the answer (docs/architecture.md,
+"The delivery archive"). `redeliver` is the same path for an archived delivery, without archive write or
+freshness check. Stdlib only (cold start).
 """
 
 from __future__ import annotations
@@ -251,11 +222,7 @@ class WebhookSecretsProvider(Protocol):
 
 
 class WebhookIngress:
-    """Verify, validate, deduplicate and enqueue Offergrid webhooks (one instance per container).
-
-    `archive`: where verified deliveries are kept (`archive.background.BackgroundArchive`); None keeps
-    none. `stale_mode` and `stale_tolerance_seconds`: what a delivery whose signed timestamp is older
-    than the tolerance gets (docs/decisions.md#20)."""
+    """Verify, validate, deduplicate and enqueue Offergrid webhooks (one instance per container)."""
 
     def __init__(
         self,
@@ -326,9 +293,7 @@ class WebhookIngress:
         return self._with_archive(replace(result, freshness=freshness), archived)
 
     def verify(self, body: bytes, header: str) -> SignatureMatch:
-        """The signature check of one delivery (`SignatureVerificationError` when refused): a
-        malformed header is refused before any secret is read; one matching no cached secret makes
-        one forced refresh."""
+        """Raises `SignatureVerificationError`; a signature no cached secret matches forces one refresh."""
         parse_signature(header)  # a malformed header is refused before any secret is read
         secrets = self._read_secrets(force_refresh=False)
         try:
@@ -404,10 +369,7 @@ class WebhookIngress:
         )
 
     def redeliver(self, delivery: ArchivedDelivery, *, verify: bool = True) -> IngressResult:
-        """A delivery read back from the archive, through the very path `handle` takes after its
-        archive write: verified again (unless `verify` is False), normalised, keyed and queued with
-        source `replay`, its original arrival time and `replay:<request id>` as correlation id. No
-        archive write (it is archived already) and no freshness check (a replay is old on purpose)."""
+        """An archived delivery through `handle`'s path, as `replay`; no archive write or freshness check."""
         try:
             body = delivery.raw_body()
         except ValueError:
@@ -453,8 +415,7 @@ class WebhookIngress:
             return _FailedToStart(type(exc).__name__)
 
     def _with_archive(self, result: IngressResult, ticket: ArchiveTicket | None) -> IngressResult:
-        """`result` with the archive write's outcome, waited for at most `archive_wait_seconds` now
-        that the answer is decided."""
+        """`result` with the archive write's outcome, waited for at most `archive_wait_seconds`."""
         if ticket is None:
             return result
         return replace(result, archive=ticket.outcome(self._archive_wait_seconds))
@@ -494,8 +455,7 @@ class WebhookIngress:
 
 
 def request_method(event: Mapping[str, Any]) -> str | None:
-    """The HTTP method of a REST API (v1: `httpMethod`) or HTTP API (v2: `requestContext.http.method`)
-    proxy event; None when the event carries neither (a hand-made test event)."""
+    """The HTTP method of a REST (v1) or HTTP API (v2) proxy event; None when it carries neither."""
     method = event.get("httpMethod")
     if isinstance(method, str):
         return method

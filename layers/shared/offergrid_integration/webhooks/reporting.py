@@ -1,13 +1,7 @@
 """Count and log one webhook request's result, as its `IngressResult.report` says.
 
-Logs carry codes, ids and the dedup key only (`IngressResult.log_fields`): never a body or a signature.
-The item the delivery is about is the structured `itemId` (and `orderId`) key of the line, as on every
-line of the processor and the sweep about it (the Logs Insights query of `replay trace`), appended for
-this report's lines only.
-
-Besides the outcome's own metric: `WebhookVerified` for every delivery Offergrid signed (not the
-deploy check's: the silence alarm watches it), `WebhookStale` for a timestamp past the tolerance
-(docs/decisions.md#20), `WebhookArchiveFailed` for an archive write that failed or was late.
+Logs carry codes, ids and the dedup key only, never a body or a signature; `itemId` is the line's key so
+`replay trace` finds it. `WebhookVerified` excludes the deploy check (the silence alarm watches it).
 """
 
 from __future__ import annotations
@@ -16,8 +10,6 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from offergrid_integration.observability import item_log_scope, logger, metric_dimensions, metrics
 from offergrid_integration.webhooks.ingress import IngressResult
-
-__all__ = ["report"]
 
 
 def report(result: IngressResult) -> None:

@@ -1,21 +1,9 @@
 """Offergrid webhook signatures: `x-offergrid-signature` = hex HMAC-SHA256 of the JSON body.
 
-docs/decisions.md#1: verify over the exact raw bytes received (base64-decoded when API Gateway says
-`isBase64Encoded`); if that fails, also accept the HMAC of the compact JSON re-serialisation of the
-parsed body (what Offergrid's own example computes with `JSON.stringify`). Comparison is constant
-time, an optional `sha256=` prefix is accepted, and several secrets are tried so a rotation needs no
-downtime.
-
-Every way a header can be wrong ends in one `SignatureVerificationError` whose `reason` is a
-short machine code from a fixed set (safe as a metric dimension). Neither the error's message nor
-its repr ever contains the signature, the body or a secret.
-
-Choices the docs leave open:
-- Hex digits are accepted in either case (Offergrid documents lowercase; case carries no entropy).
-- Surrounding whitespace is ignored (HTTP optional whitespace); whitespace inside is not hex.
-- Exactly one signature is accepted: a repeated header, a list value or a comma-joined value is
-  `multiple`, because Offergrid documents one signature and accepting "any of several" would let a
-  sender probe several guesses per request.
+docs/decisions.md#1: verify the raw bytes, else the compact JSON re-serialisation (what Offergrid's
+`JSON.stringify` example signs); constant time; several secrets for rotation. Every bad header is one
+`SignatureVerificationError` with a metric-safe `reason`, never carrying the signature, body or secret.
+Exactly one signature is accepted: "any of several" would let a sender probe guesses per request.
 """
 
 from __future__ import annotations
@@ -90,11 +78,7 @@ def _escaped(match: re.Match[str]) -> str:
 
 
 def decode_body(body: str | None, *, is_base64_encoded: bool) -> bytes:
-    """The bytes Offergrid signed, from an API Gateway proxy event's `body` / `isBase64Encoded`.
-
-    Raises `ValueError` for a body that is not valid base64 although flagged so, or text that cannot
-    be UTF-8 (a lone surrogate): neither can be a well-formed webhook.
-    """
+    """The bytes Offergrid signed; `ValueError` for bad base64 or text that cannot be UTF-8."""
     if body is None:
         return b""
     if is_base64_encoded:
@@ -112,12 +96,7 @@ def find_signature_header(
     headers: Mapping[str, Any] | None,
     multi_value_headers: Mapping[str, Any] | None = None,
 ) -> str:
-    """The single `x-offergrid-signature` value, looked up case-insensitively in both header maps.
-
-    API Gateway REST puts the last value of a repeated header in `headers` and all of them in
-    `multiValueHeaders`; a client may also send differently-cased duplicates. More than one distinct
-    value is `MULTIPLE`; none is `MISSING`.
-    """
+    """The single signature value from both header maps, case-insensitively; several are `MULTIPLE`."""
     from_multi = _header_values(multi_value_headers)
     from_single = _header_values(headers)
     if len(from_multi) > 1 or len(from_single) > 1:
@@ -168,12 +147,7 @@ def verify_signature(
     *,
     parsed_body: Any = _NOT_PARSED,
 ) -> SignatureMatch:
-    """Check `signature` (a header value) against `body` with each secret; raise if none matches.
-
-    The raw bytes are tried first with every secret, then the compact JSON re-serialisation of the
-    parsed body (parsed here unless the caller already has it; a body that is not JSON simply has
-    no second form). All candidates are compared with `hmac.compare_digest`.
-    """
+    """Check `signature` against the raw bytes, then the compact JSON, with each secret, or raise."""
     if not secrets:
         # A deployment without a secret is a configuration fault, not the sender's: never a 401.
         raise ValueError("no webhook secret configured")
@@ -206,10 +180,7 @@ def _reject_constant(name: str) -> Any:
 
 
 def load_json(body: bytes) -> Any:
-    """Strict JSON (no NaN/Infinity, which `JSON.stringify` never writes); raises `ValueError`.
-
-    Deeply nested input raises `ValueError` too instead of `RecursionError`.
-    """
+    """Strict JSON (no NaN/Infinity); deep nesting raises `ValueError`, not `RecursionError`."""
     try:
         return json.loads(body, parse_constant=_reject_constant)
     except RecursionError:

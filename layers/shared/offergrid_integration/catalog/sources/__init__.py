@@ -1,10 +1,7 @@
-"""Where the provider's catalog comes from: the `CatalogSource` port, one module per source (`s3`,
-`https`, `local_file`) and per format (`csv_rows`, `json_array`, `json_lines`), read through
-`formats.iter_catalog` (streamed), judged whole or not by `check.CatalogCheck` (docs/decisions.md#15).
+"""Where the provider's catalog comes from, streamed and judged whole or not (docs/decisions.md#15).
 
-A catalog that cannot be read at all (missing, not JSON, too big) is a `CatalogReadError`: the run
-stops before planning, so nothing is taken off sale because of a broken export. Adding a source:
-docs/architecture.md#add-a-catalog-source.
+An unreadable catalog is a `CatalogReadError` and stops the run before planning, so nothing is taken off
+sale for a broken export (docs/architecture.md#add-a-catalog-source).
 """
 
 from __future__ import annotations

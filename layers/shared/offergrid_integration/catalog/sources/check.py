@@ -1,9 +1,5 @@
-"""Whether a catalog read is whole (docs/decisions.md#15): where it looks cut short, and its manifest.
-
-An export the text ends inside is cut short; an optional manifest beside it
-(`<location>.manifest.json`: row count and SHA-256 of the bytes) must match, and when it does it
-vouches for a last row without a line break. What the operator sees and what an export job writes:
-docs/runbooks/offer-sync.md#catalog-manifest.
+"""Whether a catalog read is whole (docs/decisions.md#15): where it looks cut short, and its manifest
+(docs/runbooks/offer-sync.md#catalog-manifest).
 """
 
 from __future__ import annotations
@@ -15,17 +11,6 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final
-
-__all__ = [
-    "MANIFEST_SUFFIX",
-    "MAX_MANIFEST_BYTES",
-    "CatalogCheck",
-    "CatalogManifest",
-    "CatalogReadError",
-    "ManifestStatus",
-    "ManifestUnreadable",
-    "expect_manifest",
-]
 
 MANIFEST_SUFFIX: Final = ".manifest.json"
 MAX_MANIFEST_BYTES: Final = 64 * 1024

@@ -1,10 +1,7 @@
-"""A CSV catalog with a header row (docs/decisions.md#8 column names); row N: the record's first line
-(the header is line 1; blank records are no rows).
+"""A CSV catalog with a header row (docs/decisions.md#8); row N is the record's first line.
 
-The last record is cut short (docs/decisions.md#15) when the file ends inside a quoted cell, or,
-unless a manifest vouches for the bytes, with no line break after it or with fewer cells than the
-header (`SKU-29` cut to `SKU-2` is a whole-looking cell). A record with more cells than the header
-(an unquoted comma) names every cell the shift may have put in the SKU column.
+Cut short (docs/decisions.md#15) when the file ends inside quotes or, without a manifest, with no final
+line break or too few cells. Too many cells (an unquoted comma) name every SKU candidate.
 """
 
 from __future__ import annotations
@@ -144,9 +141,7 @@ def _csv_item(record: _CsvRecord, columns: list[str], sku_column: int | None) ->
 
 
 def _csv_candidates(cells: list[str], sku_column: int | None, extra: int) -> list[str]:
-    """The cells that may be the SKU of a row with `extra` cells too many: an unquoted comma before the
-    SKU column shifts it right by one cell per comma, one after it leaves it in place (so the first
-    column's cell is the SKU for certain)."""
+    """The cells that may be the SKU: a comma before the SKU column shifts it right, one after leaves it."""
     if sku_column is None:
         return []
     shift = extra if sku_column > 0 else 0

@@ -1,9 +1,4 @@
-"""A catalog's bytes to its rows, whatever the format, streamed: every source reads through `iter_catalog`.
-
-The bytes are read in chunks and each row is handed on as soon as it is parsed, so a run never holds
-the raw export, every parsed row and the plan at once. Row numbers are where a person editing the
-file finds the row (see each format's module).
-"""
+"""A catalog's bytes to its rows, streamed, so a run never holds the export, its rows and the plan at once."""
 
 from __future__ import annotations
 
@@ -17,8 +12,6 @@ from offergrid_integration.catalog.sources.csv_rows import parse_csv
 from offergrid_integration.catalog.sources.json_array import parse_json
 from offergrid_integration.catalog.sources.json_lines import parse_json_lines
 from offergrid_integration.catalog.sources.text import CatalogItem, decode
-
-__all__ = ["CHUNK_BYTES", "MAX_CATALOG_BYTES", "CatalogFormat", "detect_format", "iter_catalog", "limited"]
 
 MAX_CATALOG_BYTES: Final = 200 * 1024 * 1024
 CHUNK_BYTES: Final = 1024 * 1024
@@ -54,9 +47,7 @@ def iter_catalog(
     sku_field: str | None = "sku",
     check: CatalogCheck | None = None,
 ) -> Iterator[CatalogItem]:
-    """The rows (and row errors) of a catalog arriving as byte chunks, in file order; `check` learns
-    the row count, the SHA-256 of the bytes and where the text looks cut. `sku_field`: the mapping's
-    SKU source, to name the SKU of a row that cannot be read."""
+    """The rows (and row errors) of a catalog arriving as byte chunks; `check` learns what judges it whole."""
     if catalog_format is CatalogFormat.AUTO:
         raise ValueError("resolve CatalogFormat.AUTO with detect_format() first")
     return _counted(chunks, catalog_format, sku_field, check if check is not None else CatalogCheck())

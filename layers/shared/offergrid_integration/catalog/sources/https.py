@@ -1,8 +1,4 @@
-"""The catalog from the provider's CRM over HTTPS, its manifest at the same URL + `.manifest.json`.
-
-The API key (read from Secrets Manager by the caller's `api_key` callable) goes in `api_key_header`;
-`Authorization` gets a `Bearer` scheme.
-"""
+"""The catalog from the provider's CRM over HTTPS, its manifest at the same URL + `.manifest.json`."""
 
 from __future__ import annotations
 

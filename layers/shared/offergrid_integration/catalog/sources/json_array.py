@@ -1,8 +1,5 @@
-"""A JSON catalog: a top-level array, streamed element by element (row N: the Nth element), or an object
-holding the array under `products`, `items`, `offers` or `data` (read whole).
-
-An array the text ends inside is cut short (docs/decisions.md#15): the elements read whole are rows,
-the element the text ends inside is a cut row, and nothing of it is used.
+"""A JSON catalog: a top-level array (streamed) or an object holding it (read whole). The element the text
+ends inside is a cut row (docs/decisions.md#15).
 """
 
 from __future__ import annotations

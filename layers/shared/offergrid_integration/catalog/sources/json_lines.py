@@ -1,7 +1,5 @@
-"""A JSON Lines catalog: one object per line (row N: line N; blank lines are no rows).
-
-A last line without a line break is cut short (docs/decisions.md#15) unless a manifest vouches for
-the bytes; a line that is not JSON names the SKU its text shows.
+"""A JSON Lines catalog; a last line without a line break is cut short (docs/decisions.md#15) unless a
+manifest vouches for the bytes.
 """
 
 from __future__ import annotations

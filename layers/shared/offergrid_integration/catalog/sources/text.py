@@ -1,8 +1,5 @@
-"""What the three formats share: bytes to text, text to lines, and the SKU of a row that cannot be read.
-
-A row that cannot even be read is a `RowError` like any invalid row, and names its SKU whenever the
-raw row still shows it (docs/decisions.md#13): with one SKU for certain as `sku`, with a doubt as
-`candidates`. A row the catalog ends inside names none (docs/decisions.md#15).
+"""What the three formats share; an unreadable row names its SKU whenever the raw row still shows it
+(docs/decisions.md#13), unless cut (#15).
 """
 
 from __future__ import annotations
