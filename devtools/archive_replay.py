@@ -59,7 +59,8 @@ from offergrid_integration.contract import EventType, OffergridEvent, PayloadRea
 from offergrid_integration.orders.adapters.sqs_queue import S3ClaimChecks, SqsQueue
 from offergrid_integration.orders.records import Decision
 from offergrid_integration.queueing import QueuePort
-from offergrid_integration.webhooks.ingress import IngressOutcome, IngressResult, WebhookIngress
+from offergrid_integration.webhooks.ingress import WebhookIngress
+from offergrid_integration.webhooks.results import IngressOutcome, IngressResult
 
 __all__ = ["ReplayedDelivery", "WindowReplay", "parse_when", "replay_window", "run"]
 

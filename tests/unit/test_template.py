@@ -327,7 +327,7 @@ def _emitted_metric_names() -> set[str]:
     # The outcome -> metric tables beside their result types (emitted by `orders.pipeline.report`
     # and `webhooks.reporting.report`, which count nothing else by variable name)
     from offergrid_integration.orders.ports import OUTCOME_METRICS
-    from offergrid_integration.webhooks.ingress import (
+    from offergrid_integration.webhooks.results import (
         MESSAGE_TOO_LARGE_REPORT,
         OUTCOME_REPORTS,
         UNKNOWN_EVENT_TYPE_REPORT,

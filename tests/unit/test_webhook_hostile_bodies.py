@@ -11,7 +11,8 @@ import json
 import pytest
 
 from offergrid_integration.contract import PayloadReason
-from offergrid_integration.webhooks.ingress import IngressOutcome, WebhookIngress
+from offergrid_integration.webhooks.ingress import WebhookIngress
+from offergrid_integration.webhooks.results import IngressOutcome
 from tests.unit.test_webhook_ingress import FakeClock, FakeSecrets, RecordingQueue, api_event
 
 SECRET = "local-dev-webhook-secret"

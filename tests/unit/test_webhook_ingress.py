@@ -15,12 +15,8 @@ from offergrid_integration.queueing import (
     QueueSendError,
     sqs_message_size,
 )
-from offergrid_integration.webhooks.ingress import (
-    IngressOutcome,
-    IngressResult,
-    RequestReason,
-    WebhookIngress,
-)
+from offergrid_integration.webhooks.ingress import WebhookIngress
+from offergrid_integration.webhooks.results import IngressOutcome, IngressResult, RequestReason
 from offergrid_integration.webhooks.signature import SignatureReason, sign
 
 SECRET = "local-dev-webhook-secret"

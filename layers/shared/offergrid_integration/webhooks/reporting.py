@@ -9,7 +9,7 @@ from __future__ import annotations
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from offergrid_integration.observability import item_log_scope, logger, metric_dimensions, metrics
-from offergrid_integration.webhooks.ingress import IngressResult
+from offergrid_integration.webhooks.results import IngressResult
 
 
 def report(result: IngressResult) -> None:
