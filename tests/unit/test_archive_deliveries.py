@@ -16,7 +16,8 @@ from offergrid_integration.archive.deliveries import (
     hour_folder,
     key_received_at,
 )
-from offergrid_integration.webhooks.signature import SIGNATURE_HEADER, sign, verify_signature
+from offergrid_integration.signed_body import SIGNATURE_HEADER
+from offergrid_integration.webhooks.signature import sign, verify_signature
 
 SECRET = "local-dev-webhook-secret"
 RECEIVED = datetime(2026, 11, 27, 14, 41, 0, 123_000, tzinfo=UTC)

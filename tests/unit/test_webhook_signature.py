@@ -9,12 +9,12 @@ import json
 
 import pytest
 
+from offergrid_integration.signed_body import decode_body
 from offergrid_integration.webhooks.signature import (
     SignatureMatch,
     SignatureReason,
     SignatureVerificationError,
     compact_json,
-    decode_body,
     find_signature_header,
     load_json,
     parse_signature,

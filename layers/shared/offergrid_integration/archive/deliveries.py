@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Protocol
 from urllib.parse import quote
 
-from offergrid_integration.webhooks.signature import SIGNATURE_HEADER, decode_body
+from offergrid_integration.signed_body import SIGNATURE_HEADER, decode_body
 
 ARCHIVE_PREFIX: Final = "archive/"
 CHECKS_PREFIX: Final = "checks/"

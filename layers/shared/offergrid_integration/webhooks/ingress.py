@@ -39,6 +39,7 @@ from offergrid_integration.contract import (
     utc_from_epoch,
 )
 from offergrid_integration.queueing import MessageTooLarge, QueuePort, QueueSendError, sqs_message_size
+from offergrid_integration.signed_body import decode_body
 from offergrid_integration.webhooks.freshness import (
     DEFAULT_TOLERANCE_SECONDS,
     StaleMode,
@@ -56,7 +57,6 @@ from offergrid_integration.webhooks.results import (
 from offergrid_integration.webhooks.signature import (
     SignatureMatch,
     SignatureVerificationError,
-    decode_body,
     find_signature_header,
     load_json,
     parse_signature,

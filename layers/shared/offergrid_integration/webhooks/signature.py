@@ -8,8 +8,6 @@ Exactly one signature is accepted: "any of several" would let a sender probe gue
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
 import json
@@ -19,9 +17,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final, Literal
 
+from offergrid_integration.signed_body import SIGNATURE_HEADER
 from offergrid_integration.text import LONE_SURROGATE
 
-SIGNATURE_HEADER: Final = "x-offergrid-signature"
 SIGNATURE_PREFIX: Final = "sha256="
 _DIGEST_HEX_LENGTH: Final = hashlib.sha256().digest_size * 2
 
@@ -75,21 +73,6 @@ def compact_json(parsed: Any) -> bytes:
 
 def _escaped(match: re.Match[str]) -> str:
     return f"\\u{ord(match.group()):04x}"
-
-
-def decode_body(body: str | None, *, is_base64_encoded: bool) -> bytes:
-    """The bytes Offergrid signed; `ValueError` for bad base64 or text that cannot be UTF-8."""
-    if body is None:
-        return b""
-    if is_base64_encoded:
-        try:
-            return base64.b64decode(body, validate=True)
-        except (binascii.Error, ValueError):
-            raise ValueError("body is not valid base64") from None
-    try:
-        return body.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("body is not valid UTF-8 text") from None
 
 
 def find_signature_header(
