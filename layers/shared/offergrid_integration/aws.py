@@ -7,6 +7,7 @@ Clients are made when first asked for, so a cold start never makes one it may no
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -94,6 +95,23 @@ def reset() -> None:
     global _clients
     with _clients_lock:
         _clients = None
+
+
+class OnFirstUse[T]:
+    """A client made the first time it is asked for, once even when threads race (the archive writes on
+    a worker thread), or given from the start."""
+
+    def __init__(self, make: Callable[[], T], value: T | None = None) -> None:
+        self._make = make
+        self._value = value
+        self._lock = threading.Lock()
+
+    def get(self) -> T:
+        if self._value is None:
+            with self._lock:
+                if self._value is None:
+                    self._value = self._make()
+        return self._value
 
 
 class TableAdapter:

@@ -4,7 +4,6 @@ archive's worker thread, so the cold start does not wait for it; reads are for t
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Final
@@ -43,18 +42,12 @@ class S3DeliveryArchive:
 
     def __init__(self, bucket: str, *, client_factory: Callable[[], S3Client] | None = None) -> None:
         self.bucket = bucket
-        self._client_factory = client_factory or _own_client
-        self._client: S3Client | None = None
-        self._lock = threading.Lock()
+        self._client = aws.OnFirstUse(client_factory or _own_client)
 
     @property
     def client(self) -> S3Client:
         """The S3 client, made the first time it is needed (thread-safe)."""
-        if self._client is None:
-            with self._lock:
-                if self._client is None:
-                    self._client = self._client_factory()
-        return self._client
+        return self._client.get()
 
     def put(self, delivery: ArchivedDelivery) -> str:
         key = delivery.key

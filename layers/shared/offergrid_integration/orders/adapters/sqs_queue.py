@@ -9,7 +9,6 @@ reads it back with the same `S3ClaimChecks` (`orders.pipeline`).
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -69,19 +68,14 @@ class SqsQueue:
         self.queue_url = queue_url
         self.claim_checks = claim_checks
         self.max_message_bytes = max_message_bytes
-        self._lock = threading.Lock()
-        self._client: SQSClient | None = client
         if client is None and not client_on_first_send:
-            self._client = _own_client()
+            client = _own_client()
+        self._client = aws.OnFirstUse(_own_client, client)
 
     @property
     def client(self) -> SQSClient:
         """The SQS client (made here the first time when it was left to the first send)."""
-        if self._client is None:
-            with self._lock:
-                if self._client is None:
-                    self._client = _own_client()
-        return self._client
+        return self._client.get()
 
     def send(self, message_body: str, attributes: dict[str, str]) -> str | None:
         size = sqs_message_size(message_body, attributes)
@@ -117,17 +111,11 @@ class S3ClaimChecks:
         self, bucket: str | None = None, *, client_factory: Callable[[], S3Client] | None = None
     ) -> None:
         self.bucket = bucket
-        self._client_factory = client_factory or _own_s3_client
-        self._client: S3Client | None = None
-        self._lock = threading.Lock()
+        self._client = aws.OnFirstUse(client_factory or _own_s3_client)
 
     @property
     def client(self) -> S3Client:
-        if self._client is None:
-            with self._lock:
-                if self._client is None:
-                    self._client = self._client_factory()
-        return self._client
+        return self._client.get()
 
     def put(self, message_body: str) -> ClaimCheck:
         if not self.bucket:
