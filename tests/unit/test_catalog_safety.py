@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from offergrid_integration.catalog.apply import SyncDependencies, SyncOptions, run_offer_sync
 from offergrid_integration.catalog.mapping import (
     CatalogMapping,
     DesiredOffer,
@@ -21,7 +22,6 @@ from offergrid_integration.catalog.mapping import (
 )
 from offergrid_integration.catalog.plan import ChangeKind, MissingOfferPolicy
 from offergrid_integration.catalog.report import RunStatus
-from offergrid_integration.catalog.service import SyncDependencies, SyncOptions, run_offer_sync
 from offergrid_integration.catalog.sources import CatalogFormat, FileCatalogSource
 from offergrid_integration.catalog.state import InMemorySyncState
 from offergrid_integration.offergrid.models import Offer, OfferCreate, OfferUpdate
