@@ -41,17 +41,14 @@ with init_phase():  # the GC paused while the imports and the init allocate (con
     from offergrid_integration.offergrid.wiring import client_from_settings
     from offergrid_integration.orders.adapters.order_store import DynamoDBOrderStore
     from offergrid_integration.orders.adapters.sqs_queue import SqsQueue
-    from offergrid_integration.orders.records import OrderStore
-    from offergrid_integration.orders.sweep import DecisionLookup, OrderRecordDecisions, sweep_missed_orders
+    from offergrid_integration.orders.sweep import OrderRecordDecisions, sweep_missed_orders
     from offergrid_integration.ratelimit import Lane, RateBudget
     from offergrid_integration.secrets import Secret, parse_api_key
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
-    from mypy_boto3_s3 import S3Client
 
     from offergrid_integration.orders.reconcile import CappedRateBudget, WorkOrderIndex
-    from offergrid_integration.queueing import QueuePort
 
 SCHEDULED_EVENT_DETAIL_TYPE: Final = "Scheduled Event"
 EXPECTED_SHAPES: Final = (
@@ -127,11 +124,6 @@ class SyncRuntime:
         clock: Clock = SYSTEM_CLOCK,
         api_key: ApiKeyProvider | None = None,
         state: SyncStateStore | None = None,
-        queue: QueuePort | None = None,
-        decisions: DecisionLookup | None = None,
-        s3_client: S3Client | None = None,
-        orders: OrderStore | None = None,
-        work_orders: WorkOrderIndex | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock
@@ -141,14 +133,9 @@ class SyncRuntime:
             settings, remaining_time=self.remaining_time, clock=clock, api_key=api_key, lane=Lane.BACKGROUND
         )
         self.state = state or DynamoDBSyncState(settings.sync_state_table, clock=clock)
-        self._s3 = s3_client
-        self.queue: QueuePort = queue or SqsQueue(settings.orders_queue_url, client_on_first_send=True)
-        store = DynamoDBOrderStore(settings.orders_table) if settings.orders_table else None
-        if decisions is None and store is not None:
-            decisions = OrderRecordDecisions(store)
-        self.decisions = decisions
-        self.orders = orders if orders is not None else store
-        self._work_orders = work_orders
+        self.queue = SqsQueue(settings.orders_queue_url, client_on_first_send=True)
+        self.orders = DynamoDBOrderStore(settings.orders_table) if settings.orders_table else None
+        self.decisions = OrderRecordDecisions(self.orders) if self.orders is not None else None
         self.reconcile_budget: CappedRateBudget | None = None
 
     @cached_property
@@ -162,7 +149,6 @@ class SyncRuntime:
         return open_catalog_source(
             settings.catalog_source_uri,
             settings.catalog_format,
-            s3_client=self._s3,
             api_key=key,
             api_key_header=settings.catalog_api_key_header,
         )
@@ -174,20 +160,20 @@ class SyncRuntime:
         if uri is None:
             return default_mapping()
         try:
-            return load_mapping(read_s3_object(uri, self._s3))
+            return load_mapping(read_s3_object(uri))
         except (CatalogReadError, MappingError) as error:
             raise ConfigurationError(
                 f"CATALOG_MAPPING: {error}", problems={"CATALOG_MAPPING": str(error)}
             ) from None
 
-    @property
+    @cached_property
     def work_orders(self) -> WorkOrderIndex | None:
         """The reconciliation's work-order index (`WORK_ORDERS_TABLE`), made with its module."""
-        if self._work_orders is None and self.settings.work_orders_table:
-            from offergrid_integration.orders.adapters.work_order_index import DynamoDBWorkOrderIndex
+        if not self.settings.work_orders_table:
+            return None
+        from offergrid_integration.orders.adapters.work_order_index import DynamoDBWorkOrderIndex
 
-            self._work_orders = DynamoDBWorkOrderIndex(self.settings.work_orders_table)
-        return self._work_orders
+        return DynamoDBWorkOrderIndex(self.settings.work_orders_table)
 
     def remaining_time(self) -> float:
         """Seconds left in the current invocation (infinite outside one)."""

@@ -383,21 +383,16 @@ def _done_after_all(
 
 
 def _write(client: OfferSyncClient, change: OfferChange) -> None:
-    match change.kind:
-        case ChangeKind.CREATE:
-            if change.desired is None:  # the plan always sets it; a bug if it does not
-                raise ValueError(f"create of {change.sku} has no desired offer")
-            client.create_offer(change.desired.create_body())
-        case ChangeKind.DELETE:
-            client.delete_offer(_offer_id(change))
-        case _:
-            client.update_offer(_offer_id(change), OfferUpdate.model_validate(dict(change.body)))
-
-
-def _offer_id(change: OfferChange) -> str:
-    if change.offer_id is None:  # the plan never builds one; a bug if it does
-        raise ValueError(f"{change.kind.value} of {change.sku} has no offer id")
-    return change.offer_id
+    # The plan gives every create its desired offer and every other change its offer id.
+    if change.kind is ChangeKind.CREATE:
+        assert change.desired is not None
+        client.create_offer(change.desired.create_body())
+        return
+    assert change.offer_id is not None
+    if change.kind is ChangeKind.DELETE:
+        client.delete_offer(change.offer_id)
+    else:
+        client.update_offer(change.offer_id, OfferUpdate.model_validate(dict(change.body)))
 
 
 def _failure(change: OfferChange, error: OffergridError) -> ApplyFailure:

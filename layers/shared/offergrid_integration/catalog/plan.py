@@ -34,8 +34,10 @@ class MissingOfferPolicy(StrEnum):
 
 
 class ChangeKind(StrEnum):
-    CREATE = "create"
+    """In the order writes are applied."""
+
     UPDATE = "update"
+    CREATE = "create"
     DEACTIVATE = "deactivate"
     ARCHIVE = "archive"
     DELETE = "delete"
@@ -54,13 +56,7 @@ _POLICY_CHANGE: Final = {
     MissingOfferPolicy.ARCHIVE: (ChangeKind.ARCHIVE, OfferStatus.ARCHIVED.value),
 }
 _DEFAULT_GUARD: Final = RemovalGuard()
-_WRITE_ORDER: Final = (
-    ChangeKind.UPDATE,
-    ChangeKind.CREATE,
-    ChangeKind.DEACTIVATE,
-    ChangeKind.ARCHIVE,
-    ChangeKind.DELETE,
-)
+_WRITE_ORDER: Final = {kind: position for position, kind in enumerate(ChangeKind)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,13 +111,12 @@ class CatalogDiff:
     @property
     def writes(self) -> list[OfferChange]:
         """Every write, in the order they are applied."""
-        by_kind: dict[ChangeKind, list[OfferChange]] = {kind: [] for kind in _WRITE_ORDER}
-        for change in (*self.updates, *self.creates, *self.missing):
-            by_kind[change.kind].append(change)
-        return [change for kind in _WRITE_ORDER for change in by_kind[kind]]
+        return sorted(
+            (*self.updates, *self.creates, *self.missing), key=lambda change: _WRITE_ORDER[change.kind]
+        )
 
     def counts(self) -> dict[str, int]:
-        counts = {kind.value: 0 for kind in _WRITE_ORDER}
+        counts = {kind.value: 0 for kind in ChangeKind}
         for change in self.writes:
             counts[change.kind.value] += 1
         counts["unchanged"] = len(self.unchanged)
@@ -196,7 +191,7 @@ class OfferPlanner:
             return entry[_ROW]
         shape = tuple(offer.fields)
         shape = self._shapes.setdefault(shape, shape)
-        desired = _encode(list(offer.fields.values()))  # in `shape` order
+        desired = _ENCODER.encode(list(offer.fields.values()))  # in `shape` order
         self._entries[offer.sku] = (desired, shape, offer.row, *entry[_OFFER_ID:])
         self.desired_count += 1
         return None
@@ -244,7 +239,10 @@ class OfferPlanner:
         status = None if status is None else self._statuses.setdefault(status, status)
         entry = self._entries[sku] = (*entry[:_OFFER_ID], offer_id, created, status)
         if entry[_DESIRED] is not None:  # only an offer the catalog also has is compared
-            values = wire_values(offer, self._owned if self._owned is not None else _all_fields(offer))
+            owned = self._owned
+            if owned is None:
+                owned = tuple(offer.model_dump(by_alias=True, exclude_none=True))
+            values = wire_values(offer, owned)
             body, before = differences(_decode(entry), values)
             if body:
                 self._updates[sku] = OfferChange(ChangeKind.UPDATE, sku, offer_id, body, before)
@@ -331,16 +329,8 @@ _ENCODER: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 _DECODER: Final = json.JSONDecoder()
 
 
-def _encode(values: list[Any]) -> str:
-    return _ENCODER.encode(values)
-
-
 def _decode(entry: _Entry) -> dict[str, Any]:
     return dict(zip(entry[_SHAPE], _DECODER.decode(entry[_DESIRED] or "[]"), strict=True))
-
-
-def _all_fields(offer: Offer) -> list[str]:
-    return list(offer.model_dump(by_alias=True, exclude_none=True))
 
 
 def _takes_off_sale(body: Mapping[str, Any]) -> bool:

@@ -12,6 +12,7 @@ from offergrid_integration.catalog.sources.check import (
     MANIFEST_SUFFIX,
     MAX_MANIFEST_BYTES,
     CatalogCheck,
+    CatalogItem,
     CatalogReadError,
     ManifestUnreadable,
     expect_manifest,
@@ -24,7 +25,6 @@ from offergrid_integration.catalog.sources.formats import (
     iter_catalog,
     limited,
 )
-from offergrid_integration.catalog.sources.text import CatalogItem
 from offergrid_integration.config import http_url
 
 HTTPS_TIMEOUT_SECONDS: Final = 30.0
