@@ -88,17 +88,23 @@ class CatalogCheck:
     def problems(self) -> list[str]:
         return [problem for problem in (self.truncated, self.manifest_problem) if problem]
 
-    def expect(self, manifest: CatalogManifest | None, where: str) -> None:
-        self.expected = manifest
-        self.manifest_location = where if manifest is not None else None
-
-    def unreadable_manifest(self, where: str, problem: str) -> None:
-        self.manifest = ManifestStatus.UNREADABLE
-        self.manifest_location = where
-        self.manifest_problem = (
-            f"the manifest {where} cannot be read ({problem}): nothing is taken off sale until it can "
-            f"(fix or remove it; {MANIFEST_HELP})"
-        )
+    def read_manifest(self, where: str, fetch: Callable[[], bytes | None]) -> None:
+        """Read the manifest beside the catalog (`fetch`: its bytes, None when there is none)."""
+        try:
+            data = fetch()
+            if data is None:
+                return
+            if len(data) > MAX_MANIFEST_BYTES:
+                raise ManifestUnreadable(f"over {MAX_MANIFEST_BYTES} bytes")
+            self.expected = CatalogManifest.parse(data)
+            self.manifest_location = where
+        except (ManifestUnreadable, ValueError) as error:
+            self.manifest = ManifestStatus.UNREADABLE
+            self.manifest_location = where
+            self.manifest_problem = (
+                f"the manifest {where} cannot be read ({error}): nothing is taken off sale until it can "
+                f"(fix or remove it; {MANIFEST_HELP})"
+            )
 
     def cut(self, where: str, *, lines: bool = True) -> None:
         """The catalog ends where it should not; `lines`: a format of lines (CSV, JSON Lines), whose
@@ -143,25 +149,6 @@ class CatalogCheck:
             f"rows, SHA-256 {(self.sha256 or '')[:12]}...: it is incomplete, was changed after the "
             f"manifest, or is still being written. Nothing is taken off sale ({MANIFEST_HELP})"
         )
-
-
-def expect_manifest(check: CatalogCheck, where: str, fetch: Callable[[], bytes | None]) -> None:
-    """Read the manifest beside the catalog (`fetch`: its bytes, None when there is none) into `check`."""
-    try:
-        data = fetch()
-    except ManifestUnreadable as error:
-        check.unreadable_manifest(where, str(error))
-        return
-    if data is None:
-        check.expect(None, where)
-        return
-    if len(data) > MAX_MANIFEST_BYTES:
-        check.unreadable_manifest(where, f"over {MAX_MANIFEST_BYTES} bytes")
-        return
-    try:
-        check.expect(CatalogManifest.parse(data), where)
-    except ValueError as error:
-        check.unreadable_manifest(where, str(error))
 
 
 def decode(chunks: Iterable[bytes]) -> Iterator[str]:

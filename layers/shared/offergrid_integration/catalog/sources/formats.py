@@ -14,7 +14,6 @@ from offergrid_integration.catalog.sources.check import (
     CatalogItem,
     CatalogReadError,
     decode,
-    expect_manifest,
 )
 from offergrid_integration.catalog.sources.csv_rows import parse_csv
 from offergrid_integration.catalog.sources.json_array import parse_json
@@ -107,7 +106,7 @@ class StoredCatalog:
         self, sku_field: str | None = "sku", *, check: CatalogCheck | None = None
     ) -> Iterator[CatalogItem]:
         check = check if check is not None else CatalogCheck()
-        expect_manifest(check, self.description + MANIFEST_SUFFIX, self._manifest)
+        check.read_manifest(self.description + MANIFEST_SUFFIX, self._manifest)
         with self._open() as stream:
             chunks = chunks_of(stream, self._max_bytes, self.description)
             yield from iter_catalog(chunks, self._format, sku_field, check)

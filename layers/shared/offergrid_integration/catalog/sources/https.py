@@ -15,7 +15,6 @@ from offergrid_integration.catalog.sources.check import (
     CatalogItem,
     CatalogReadError,
     ManifestUnreadable,
-    expect_manifest,
 )
 from offergrid_integration.catalog.sources.formats import (
     CHUNK_BYTES,
@@ -66,8 +65,8 @@ class HttpsCatalogSource:
         check = check if check is not None else CatalogCheck()
         try:
             with httpx.Client(transport=self._transport, timeout=HTTPS_TIMEOUT_SECONDS) as client:
-                expect_manifest(
-                    check, self.description + MANIFEST_SUFFIX, lambda: self._manifest(client, headers)
+                check.read_manifest(
+                    self.description + MANIFEST_SUFFIX, lambda: self._manifest(client, headers)
                 )
                 yield from self._catalog(client, headers, sku_field, check)
         except httpx.HTTPError as exc:
