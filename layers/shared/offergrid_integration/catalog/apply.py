@@ -78,7 +78,6 @@ class SyncDependencies:
     state: SyncStateStore
     clock: Clock = SYSTEM_CLOCK
     metrics: MetricsSink | None = None
-    new_id: Callable[[], str] = field(default=lambda: uuid.uuid4().hex)
 
 
 def run_offer_sync(
@@ -89,7 +88,7 @@ def run_offer_sync(
 ) -> SyncReport:
     """Run (or resume) the sync once and return its report (also logged, stored and emitted)."""
     started = deps.clock.now()
-    owner = deps.new_id()
+    owner = uuid.uuid4().hex
     if options.dry_run:
         report = SyncReport(run_id=owner, started_at=started, dry_run=True, status=RunStatus.DRY_RUN)
         _sync(deps, options, report, remaining_time)

@@ -85,10 +85,6 @@ class FieldRule(BaseModel):
             raise ValueError("a rule needs exactly one of 'from' (a source field) or 'value' (a constant)")
         return self
 
-    @property
-    def label(self) -> str:
-        return self.source if self.source is not None else "<constant>"
-
 
 class MappingDocument(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
@@ -288,7 +284,7 @@ def _apply(
     try:
         value = _resolve(rule, row, out)
     except Invalid as invalid:
-        problems.append(f"{label} ({rule.label}): {invalid.reason}")
+        problems.append(f"{label} ({rule.source or '<constant>'}): {invalid.reason}")
         return
     if value is not _MISSING:
         out[key] = value

@@ -13,7 +13,6 @@ from offergrid_integration.catalog.sources.check import (
     MANIFEST_SUFFIX,
     CatalogCheck,
     CatalogItem,
-    CatalogManifest,
     CatalogReadError,
     ManifestStatus,
 )
@@ -30,7 +29,6 @@ __all__ = [
     "CatalogCheck",
     "CatalogFormat",
     "CatalogItem",
-    "CatalogManifest",
     "CatalogReadError",
     "CatalogSource",
     "FileCatalogSource",

@@ -95,12 +95,9 @@ class StoredCatalog:
     """A catalog stored as an object or a file at `description`, its manifest beside it
     (`<description>.manifest.json`); a subclass opens each."""
 
-    def __init__(
-        self, location: str, catalog_format: CatalogFormat, max_bytes: int = MAX_CATALOG_BYTES
-    ) -> None:
+    def __init__(self, location: str, catalog_format: CatalogFormat) -> None:
         self.description = location
         self._format = detect_format(location) if catalog_format is CatalogFormat.AUTO else catalog_format
-        self._max_bytes = max_bytes
 
     def rows(
         self, sku_field: str | None = "sku", *, check: CatalogCheck | None = None
@@ -108,7 +105,7 @@ class StoredCatalog:
         check = check if check is not None else CatalogCheck()
         check.read_manifest(self.description + MANIFEST_SUFFIX, self._manifest)
         with self._open() as stream:
-            chunks = chunks_of(stream, self._max_bytes, self.description)
+            chunks = chunks_of(stream, MAX_CATALOG_BYTES, self.description)
             yield from iter_catalog(chunks, self._format, sku_field, check)
 
     def _manifest(self) -> bytes | None:

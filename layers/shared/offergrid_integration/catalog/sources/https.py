@@ -38,7 +38,6 @@ class HttpsCatalogSource:
         api_key: Callable[[], str] | None = None,
         api_key_header: str = "x-api-key",
         transport: httpx.BaseTransport | None = None,
-        max_bytes: int = MAX_CATALOG_BYTES,
     ) -> None:
         try:
             self._url = http_url(url, allow_query=True)
@@ -48,7 +47,6 @@ class HttpsCatalogSource:
         self._api_key = api_key
         self._header = api_key_header
         self._transport = transport
-        self._max_bytes = max_bytes
 
     @property
     def description(self) -> str:
@@ -101,5 +99,5 @@ class HttpsCatalogSource:
             catalog_format = self._format
             if catalog_format is CatalogFormat.AUTO:
                 catalog_format = detect_format(self._url, response.headers.get("content-type"))
-            chunks = limited(response.iter_bytes(CHUNK_BYTES), self._max_bytes, self.description)
+            chunks = limited(response.iter_bytes(CHUNK_BYTES), MAX_CATALOG_BYTES, self.description)
             yield from iter_catalog(chunks, catalog_format, sku_field, check)

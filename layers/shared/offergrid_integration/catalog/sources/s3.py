@@ -22,10 +22,10 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 
-def read_s3_object(uri: str, s3_client: S3Client | None = None, max_bytes: int = MAX_CATALOG_BYTES) -> bytes:
+def read_s3_object(uri: str, s3_client: S3Client | None = None) -> bytes:
     """The bytes of an S3 object (catalog or mapping document); `CatalogReadError` if unreadable."""
     try:
-        return _read_s3_object(uri, s3_client, max_bytes=max_bytes)
+        return _read_s3_object(uri, s3_client, max_bytes=MAX_CATALOG_BYTES)
     except S3ReadError as exc:
         raise CatalogReadError(str(exc)) from None
 
@@ -37,10 +37,9 @@ class S3CatalogSource(StoredCatalog):
         catalog_format: CatalogFormat = CatalogFormat.AUTO,
         *,
         s3_client: S3Client | None = None,
-        max_bytes: int = MAX_CATALOG_BYTES,
     ) -> None:
         parse_s3_uri(uri)
-        super().__init__(uri, catalog_format, max_bytes)
+        super().__init__(uri, catalog_format)
         self._s3 = s3_client
 
     @property
@@ -68,9 +67,9 @@ class S3CatalogSource(StoredCatalog):
         except BotoCoreError as exc:
             raise CatalogReadError(f"cannot read {self.description}: {type(exc).__name__}") from None
         size = response.get("ContentLength", 0)
-        if size > self._max_bytes:
+        if size > MAX_CATALOG_BYTES:
             raise CatalogReadError(
-                f"cannot read {self.description}: {size} bytes, over the {self._max_bytes} byte limit"
+                f"cannot read {self.description}: {size} bytes, over the {MAX_CATALOG_BYTES} byte limit"
             )
         body = response["Body"]
         try:
