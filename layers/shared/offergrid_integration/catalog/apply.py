@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Final, Protocol
 
 from offergrid_integration.catalog.guard import RemovalGuard
-from offergrid_integration.catalog.mapping import CatalogMapping, RowError
+from offergrid_integration.catalog.mapping import CatalogMapping, NeededColumns, RowError
 from offergrid_integration.catalog.plan import (
     ChangeKind,
     MissingOfferPolicy,
@@ -212,7 +212,7 @@ def _read_catalog(
     scope = None if options.skus is None else frozenset(options.skus)
     mapping = deps.mapping
     check = CatalogCheck()
-    columns = mapping.needed_columns()
+    columns = NeededColumns(mapping.needed_sources)
     read = 0
     invalid = 0
 
