@@ -355,6 +355,7 @@ def apply_plan(
                 transient_in_a_row = 0
                 report.count(change.kind.value)
                 continue
+        # Stopped before `change`: it and the rest are pending for the next invocation.
         report.pending = len(writes) - position
         report.stop(RunStatus.INCOMPLETE, stop)
         return
