@@ -290,11 +290,9 @@ class OffergridClient:
                 remaining = self._time_left(last_error, why)
             key = self._api_key(force_refresh=force_refresh)
             force_refresh = False
-            timeout = (
-                self._timeout
-                if remaining is None
-                else min(self._timeout, remaining - MIN_TIME_LEFT_FOR_REQUEST)
-            )
+            timeout = self._timeout
+            if remaining is not None:
+                timeout = min(timeout, remaining - MIN_TIME_LEFT_FOR_REQUEST)
             retry_after: float | None = None
             try:
                 response = self._attempt(method, path, key, params, json, timeout)
@@ -348,7 +346,7 @@ class OffergridClient:
         self._notify("on_budget_wait", max(0.0, self._clock.now() - started))
 
     def _notify(self, event: str, *args: object) -> None:
-        """Call the observer; what it raises is logged, never allowed to fail a request."""
+        """Call the observer, if any; what it raises is logged, never allowed to fail a request."""
         try:
             callback = getattr(self._observer, event, None)
             if callback is not None:  # an observer written before the event existed
