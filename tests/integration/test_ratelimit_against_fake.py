@@ -32,8 +32,7 @@ from offergrid_integration.ratelimit import (
     RateBudget,
     budget_id_for_api_key,
 )
-from offergrid_integration.ratelimit.buckets import WAIT_SAFETY_MARGIN
-from offergrid_integration.ratelimit.reference import MAX_REFERENCE_WIDTH, DateHeaderTime
+from offergrid_integration.ratelimit.buckets import MAX_REFERENCE_WIDTH, WAIT_SAFETY_MARGIN, DateHeaderTime
 from tests.fixtures.budgets import LaneView, snapshot
 from tests.fixtures.offergrid_fake import TEST_API_KEY, OffergridFakeFactory
 

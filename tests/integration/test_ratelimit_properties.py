@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 
 from offergrid_integration.clock import SkewedClock
 from offergrid_integration.ratelimit import DynamoDBRateBudget, Lane, RateBudget
-from offergrid_integration.ratelimit.reference import DateHeaderTime
+from offergrid_integration.ratelimit.buckets import DateHeaderTime
 from tests.fixtures.budget_world import T0, Host, VirtualTime, simulate
 
 pytestmark = pytest.mark.slow

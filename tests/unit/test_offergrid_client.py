@@ -14,11 +14,11 @@ from offergrid_integration.clock import ScaledClock, SystemClock
 from offergrid_integration.offergrid import INITIAL_RETRY_DELAY, MAX_RETRY_AFTER, MAX_RETRY_DELAY
 from offergrid_integration.offergrid.client import (
     OffergridClient,
-    _should_retry,
     compute_backoff,
     parse_retry_after,
     retry_wait,
 )
+from offergrid_integration.offergrid.errors import APIConnectionError, APITimeoutError, error_class_for_status
 
 NOW = datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC).timestamp()
 
@@ -79,20 +79,23 @@ class TestBackoff:
 
 
 class TestShouldRetry:
+    """The client retries an error exactly when it is transient: its class, by status, says which."""
+
     @pytest.mark.parametrize("status", [408, 429, 500, 502, 503, 504, 599])
     def test_transient_statuses_are_retried(self, status):
-        assert _should_retry(status) is True
+        assert error_class_for_status(status)("refused", status_code=status).retryable is True
 
     @pytest.mark.parametrize("status", [400, 401, 403, 404, 405, 409, 410, 413, 415, 422, 451, 499])
     def test_permanent_statuses_are_not(self, status):
-        assert _should_retry(status) is False
+        assert error_class_for_status(status)("refused", status_code=status).retryable is False
 
     @pytest.mark.parametrize("status", [200, 201, 204, 301, 302, 304])
     def test_unexpected_non_error_statuses_are_not(self, status):
-        assert _should_retry(status) is False
+        assert error_class_for_status(status)("unexpected", status_code=status).retryable is False
 
     def test_no_answer_at_all_is_retried(self):
-        assert _should_retry(None) is True
+        assert APIConnectionError("refused").retryable is True
+        assert APITimeoutError("slow").retryable is True
 
 
 class TestClientBasics:

@@ -35,22 +35,20 @@ from offergrid_integration.ratelimit import (
 from offergrid_integration.ratelimit.buckets import (
     BACKGROUND_RESERVE_AHEAD,
     DEFAULT_ORDER_RESERVE,
+    MAX_REFERENCE_READS,
+    MAX_REFERENCE_WIDTH,
     MAX_WAIT,
     ORDERS_IDLE_AFTER,
     WAIT_SAFETY_MARGIN,
     Allowance,
     BucketState,
-    refill,
-)
-from offergrid_integration.ratelimit.budgets import TTL_SECONDS
-from offergrid_integration.ratelimit.reference import (
-    MAX_REFERENCE_READS,
-    MAX_REFERENCE_WIDTH,
     ClockOffset,
     DateHeaderTime,
     date_header_seconds,
     reference_time_for,
+    refill,
 )
+from offergrid_integration.ratelimit.budgets import TTL_SECONDS
 from tests.fixtures.budgets import LaneView, snapshot
 
 T0 = 1_800_000_000.0

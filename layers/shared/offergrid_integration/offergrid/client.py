@@ -1,7 +1,7 @@
 """OffergridClient: the one way this project talks to the Offergrid Provider API.
 
 Every attempt takes a rate-budget token and is bounded by the caller's remaining time, so no retry sleeps
-past a Lambda's deadline. Answers are read tolerantly (docs/decisions.md#5, #10, #18; see `responses` and
+past a Lambda's deadline. Answers are read tolerantly (docs/decisions.md#5, #10, #18; listings in
 `paging`). The per-attempt timeout is real seconds whatever the clock (issue 22).
 """
 
@@ -12,11 +12,14 @@ import logging
 import math
 import random
 from collections.abc import Callable, Iterator
+from contextlib import suppress
+from itertools import chain
 from types import TracebackType
 from typing import Any, Final, Protocol, Self
 from urllib.parse import quote
 
 import httpx
+from pydantic import ValidationError
 
 from offergrid_integration.clock import SYSTEM_CLOCK, Clock
 from offergrid_integration.config import DEFAULT_OFFERGRID_API_URL
@@ -33,33 +36,34 @@ from offergrid_integration.offergrid import (
 )
 from offergrid_integration.offergrid.errors import (
     APIConnectionError,
+    APIStatusError,
     APITimeoutError,
     OffergridError,
     RateBudgetExhausted,
-    is_retryable_status,
+    UnreadableResponseError,
+    error_class_for_status,
 )
 from offergrid_integration.offergrid.models import (
+    ErrorBody,
     Offer,
     OfferCreate,
+    OffergridModel,
     OffergridResponse,
     OfferUpdate,
     OrderItem,
     OrderItemStatus,
     StatusUpdate,
+    validation_problems,
 )
 from offergrid_integration.offergrid.observer import ClientObserver, default_observer
 from offergrid_integration.offergrid.paging import Params, follow_listing
-from offergrid_integration.offergrid.responses import (
-    json_body,
-    listed_element,
-    read_resource,
-    status_error,
-    written_resource,
-)
 from offergrid_integration.ratelimit import RateBudget
 from offergrid_integration.text import json_text
 
 _USER_AGENT: Final = "offergrid-provider-integration/0.1"
+_MAX_ERROR_TEXT: Final = 2_000
+# Where a read or write answer may wrap its resource (`{"data": {...}}`) when its top level has no `id`.
+RESOURCE_KEYS: Final = ("data", "item", "orderItem", "order", "offer")
 
 _log = logging.getLogger("offergrid_integration.offergrid.client")
 
@@ -72,9 +76,9 @@ class ApiKeyProvider(Protocol):
 
 def parse_retry_after(value: str | None, now: float) -> float | None:
     """Seconds from a `Retry-After` (delta-seconds or HTTP date) relative to `now`; None when unreadable."""
-    if value is None or not value.strip():
+    text = (value or "").strip()
+    if not text:
         return None
-    text = value.strip()
     try:
         seconds = float(text)
     except ValueError:
@@ -85,9 +89,7 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
         if when.tzinfo is None:  # RFC 9110 dates are GMT
             return None
         seconds = when.timestamp() - now
-    if not math.isfinite(seconds):
-        return None
-    return max(0.0, seconds)
+    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
 def compute_backoff(attempt: int, rng: Random = random.random) -> float:
@@ -101,13 +103,6 @@ def retry_wait(attempt: int, retry_after: float | None, rng: Random = random.ran
     if retry_after is not None:
         return min(retry_after, MAX_RETRY_AFTER)
     return compute_backoff(attempt, rng)
-
-
-def _should_retry(status_code: int | None) -> bool:
-    """Whether an outcome may succeed if repeated (`None`: no HTTP answer). 401 is handled apart."""
-    if status_code is None:
-        return True
-    return is_retryable_status(status_code)
 
 
 class OffergridClient:
@@ -165,39 +160,29 @@ class OffergridClient:
     ) -> None:
         self.close()
 
-    # --- offers -------------------------------------------------------------------------------
-
     def list_offers(self) -> Iterator[Offer]:
         """Every offer of the team, lazily; unreadable elements are skipped and reported."""
-        return self._paginate(Offer, "/provider/offers", {})
+        return chain.from_iterable(self._pages(Offer, "/provider/offers", {}))
 
     def get_offer(self, offer_id: str) -> Offer:
         """The offer; `UnreadableResponseError` (retryable) when a 2xx answer does not hold it."""
-        path = f"/provider/offers/{_segment(offer_id)}"
-        return self._read(Offer, path)
+        return self._read(Offer, f"/provider/offers/{_segment(offer_id)}")
 
     def create_offer(self, offer: OfferCreate) -> Offer | None:
         """POST the offer: the created offer if the answer holds it, else None (it was created)."""
-        path = "/provider/offers"
-        response = self._send("POST", path, json=offer.to_wire())
-        return written_resource(Offer, response, "POST", path)
+        return self._write(Offer, "POST", "/provider/offers", offer)
 
     def update_offer(self, offer_id: str, changes: OfferUpdate) -> Offer | None:
         """PATCH only the fields set on `changes`: the offer if the answer holds it, else None (applied)."""
-        path = f"/provider/offers/{_segment(offer_id)}"
-        response = self._send("PATCH", path, json=changes.to_wire())
-        return written_resource(Offer, response, "PATCH", path, expected_id=offer_id)
+        return self._write(Offer, "PATCH", f"/provider/offers/{_segment(offer_id)}", changes, offer_id)
 
     def delete_offer(self, offer_id: str) -> None:
         """DELETE the offer; any 2xx (204, 200 with or without a body) means it is gone."""
         self._send("DELETE", f"/provider/offers/{_segment(offer_id)}")
 
-    # --- order items --------------------------------------------------------------------------
-
     def list_orders(self, status: OrderItemStatus | None = None) -> Iterator[OrderItem]:
         """Order items addressed to us (optionally of one status), lazily; unreadable elements are skipped."""
-        params: Params = {"status": str(status)} if status is not None else {}
-        return self._paginate(OrderItem, "/provider/orders", params)
+        return chain.from_iterable(self.list_order_pages(status))
 
     def list_order_pages(
         self, status: OrderItemStatus | None = None, *, max_retries: int | None = None
@@ -210,54 +195,75 @@ class OffergridClient:
 
     def get_order_item(self, item_id: str) -> OrderItem:
         """The item; `UnreadableResponseError` (retryable) when a 2xx answer does not hold it."""
-        path = f"/provider/orders/{_segment(item_id)}"
-        return self._read(OrderItem, path)
+        return self._read(OrderItem, f"/provider/orders/{_segment(item_id)}")
 
     def update_order_item_status(self, item_id: str, update: StatusUpdate) -> OrderItem | None:
         """PATCH the status: the item if the answer holds a readable one, else None (applied)."""
-        path = f"/provider/orders/{_segment(item_id)}/status"
-        response = self._send("PATCH", path, json=update.to_wire())
-        return written_resource(OrderItem, response, "PATCH", path, expected_id=item_id)
-
-    # --- plumbing -----------------------------------------------------------------------------
-
-    def _paginate[M: OffergridResponse](self, model: type[M], path: str, params: Params) -> Iterator[M]:
-        for page in self._pages(model, path, params):
-            yield from page
+        return self._write(
+            OrderItem, "PATCH", f"/provider/orders/{_segment(item_id)}/status", update, item_id
+        )
 
     def _pages[M: OffergridResponse](
         self, model: type[M], path: str, params: Params, *, max_retries: int | None = None
     ) -> Iterator[list[M]]:
-        """Every page of a listing (Decisions 5 and 18); `paging.follow_listing` decides the next page."""
-
         def fetch(query: Params) -> tuple[Any, str | None, int]:
-            response, body = self._get_json(path, query, max_retries=max_retries)
-            return body, response.links.get("next", {}).get("url"), response.status_code
+            response = self._send("GET", path, params=query, max_retries=max_retries)
+            return self._json(response, path), response.links.get("next", {}).get("url"), response.status_code
 
-        position = 0
-        for items in follow_listing(fetch, params, path=path, max_pages=self._max_pages):
-            page: list[M] = []
-            for raw in items:
-                position += 1
-                parsed = listed_element(model, raw, path, position)
-                if parsed is None:
-                    self._notify("on_unreadable_item", "GET", path)
-                else:
-                    page.append(parsed)
-            yield page
-
-    def _get_json(
-        self, path: str, params: Params | None = None, *, max_retries: int | None = None
-    ) -> tuple[httpx.Response, Any]:
-        response = self._send("GET", path, params=params, max_retries=max_retries)
-        return response, json_body(response, path)
+        return follow_listing(
+            fetch,
+            model,
+            params,
+            path=path,
+            max_pages=self._max_pages,
+            on_unreadable=lambda: self._notify("on_unreadable_item", "GET", path),
+        )
 
     def _read[M: OffergridResponse](self, model: type[M], path: str) -> M:
-        response, body = self._get_json(path)
-        return read_resource(model, response, body, path)
+        """The resource a 2xx read answered; `UnreadableResponseError` when it holds no readable one."""
+        response = self._send("GET", path)
+        try:
+            return model.model_validate(_unwrap(self._json(response, path)))
+        except ValidationError as exc:
+            raise _unreadable(
+                response, path, f"a readable {model.__name__}: {validation_problems(exc)}"
+            ) from None
 
-    def _remaining(self) -> float | None:
-        return None if self._remaining_time is None else self._remaining_time()
+    def _json(self, response: httpx.Response, path: str) -> Any:
+        """The JSON of a 2xx read; `UnreadableResponseError` when it has none (empty, or not JSON)."""
+        body = _body(response)
+        if body is _NO_BODY:
+            raise _unreadable(response, path, "a JSON body")
+        return body
+
+    def _write[M: OffergridResponse](
+        self, model: type[M], method: str, path: str, body: OffergridModel, expected_id: str | None = None
+    ) -> M | None:
+        """Send a write; the resource its 2xx answer holds, if readable (and of `expected_id`), else None."""
+        response = self._send(method, path, json=body.to_wire())
+        answer = _body(response)
+        if answer is _NO_BODY:
+            return None
+        try:
+            resource = model.model_validate(_unwrap(answer))
+        except ValidationError:
+            status = response.status_code
+            _log.debug(
+                "offergrid %s %s answered %d without a readable %s",
+                *(method, path, status, model.__name__),
+                extra={"method": method, "path": path, "status": status},
+            )
+            return None
+        if expected_id is not None and getattr(resource, "id", None) != expected_id:
+            return None
+        return resource
+
+    def _time_left(self, last_error: OffergridError | None, why: str) -> float | None:
+        """The caller's remaining time; the last error (else a timeout) when too little is left for a try."""
+        remaining = None if self._remaining_time is None else self._remaining_time()
+        if remaining is not None and remaining <= MIN_TIME_LEFT_FOR_REQUEST:
+            raise last_error or APITimeoutError(f"{why} ({remaining:.2f}s left)")
+        return remaining
 
     def _send(
         self,
@@ -268,35 +274,25 @@ class OffergridClient:
         json: Any = None,
         max_retries: int | None = None,
     ) -> httpx.Response:
-        """One logical request with its retries; any 2xx is success (Decision 10). The 401 key refresh is
-        not counted as a retry.
+        """One logical request with its retries; any 2xx is success (Decision 10). An error is retried
+        exactly when it is transient (`errors`); the 401 key refresh is not counted as a retry.
         """
         retry_limit = self._max_retries if max_retries is None else max_retries
-        retries = 0
-        attempt = 0
-        key_refreshed = False
-        force_refresh = False
+        retries = attempt = 0
+        key_refreshed = force_refresh = False
         last_error: OffergridError | None = None
         while True:
             attempt += 1
-            remaining = self._remaining()
-            if remaining is not None and remaining <= MIN_TIME_LEFT_FOR_REQUEST:
-                raise last_error or APITimeoutError(
-                    f"not enough time left for {method} {path} ({remaining:.2f}s)"
-                )
+            remaining = self._time_left(last_error, f"not enough time left for {method} {path}")
             if self._rate_budget is not None:
                 self._acquire_token(self._rate_budget, remaining)
-                remaining = self._remaining()
-                if remaining is not None and remaining <= MIN_TIME_LEFT_FOR_REQUEST:
-                    raise last_error or APITimeoutError(
-                        f"no time left for {method} {path} after waiting for the rate budget"
-                    )
+                why = f"no time left for {method} {path} after waiting for the rate budget"
+                remaining = self._time_left(last_error, why)
             key = self._api_key(force_refresh=force_refresh)
             force_refresh = False
             timeout = self._timeout
             if remaining is not None:
                 timeout = min(timeout, remaining - MIN_TIME_LEFT_FOR_REQUEST)
-            status: int | None = None
             retry_after: float | None = None
             try:
                 response = self._attempt(method, path, key, params, json, timeout)
@@ -319,16 +315,16 @@ class OffergridClient:
                 )
                 if 200 <= status < 300:
                     return response
-                last_error = status_error(response, method, path)
+                last_error = _status_error(response, method, path)
                 if status == 401 and not key_refreshed:
                     # A rotated key: re-read it once, skipping any cache, and try again at once.
                     key_refreshed = force_refresh = True
                     continue
                 retry_after = parse_retry_after(response.headers.get("retry-after"), self._clock.now())
-            if not _should_retry(status) or retries >= retry_limit:
+            if not last_error.retryable or retries >= retry_limit:
                 raise last_error
             wait = retry_wait(retries, retry_after, self._rng)
-            remaining = self._remaining()
+            remaining = None if self._remaining_time is None else self._remaining_time()
             if remaining is not None and remaining - wait < MIN_TIME_LEFT_FOR_REQUEST:
                 raise last_error
             _log.debug(
@@ -350,7 +346,7 @@ class OffergridClient:
         self._notify("on_budget_wait", max(0.0, self._clock.now() - started))
 
     def _notify(self, event: str, *args: object) -> None:
-        """Call the observer; what it raises is logged, never allowed to fail a request."""
+        """Call the observer, if any; what it raises is logged, never allowed to fail a request."""
         try:
             callback = getattr(self._observer, event, None)
             if callback is not None:  # an observer written before the event existed
@@ -385,6 +381,53 @@ class OffergridClient:
         )
 
 
+def _status_error(response: httpx.Response, method: str, path: str) -> APIStatusError:
+    """The error of a non-2xx answer, of the class its status calls for, with the body's message."""
+    status = response.status_code
+    body = _body(response)
+    if body is _NO_BODY:
+        body = response.text[:_MAX_ERROR_TEXT] or None
+    message: str | None = None
+    if isinstance(body, dict):
+        with suppress(ValidationError):
+            message = ErrorBody.model_validate(body).text()
+    return error_class_for_status(status)(
+        message or response.reason_phrase or f"HTTP {status}",
+        status_code=status,
+        body=body,
+        request_id=response.headers.get("x-request-id"),
+        method=method,
+        path=path,
+    )
+
+
+_NO_BODY: Final = object()
+"""The body of an answer that has none, or none that is JSON (`null` is one)."""
+
+
+def _body(response: httpx.Response) -> Any:
+    if not response.content.strip():
+        return _NO_BODY
+    try:
+        return response.json()
+    except ValueError:
+        return _NO_BODY
+
+
+def _unwrap(body: Any) -> Any:
+    """A resource given as is, or wrapped once (`{"data": {...}}`) when the top level has no `id`."""
+    if isinstance(body, dict) and "id" not in body:
+        return next((body[key] for key in RESOURCE_KEYS if isinstance(body.get(key), dict)), body)
+    return body
+
+
+def _unreadable(response: httpx.Response, path: str, wanted: str) -> UnreadableResponseError:
+    status = response.status_code
+    return UnreadableResponseError(
+        f"answered {status} without {wanted}", status_code=status, method="GET", path=path
+    )
+
+
 def _segment(value: str) -> str:
     """An id as one path segment (docs/decisions.md#12); dots-only ids go as `%2E`s, since URL
     normalisation would drop `.` and `..`.
@@ -392,9 +435,7 @@ def _segment(value: str) -> str:
     if not value:
         raise ValueError("id must not be empty")
     encoded = quote(value, safe="")
-    if encoded.strip(".") == "":
-        return "%2E" * len(encoded)
-    return encoded
+    return "%2E" * len(encoded) if encoded.strip(".") == "" else encoded
 
 
 def _transport_error(exc: httpx.TransportError, method: str, path: str, key: str) -> APIConnectionError:

@@ -1,10 +1,10 @@
-"""Typed errors for talking to Offergrid: one hierarchy by HTTP status, each transient or permanent
-(docs/architecture.md#errors-offergriderrorspy).
+"""Typed errors of talking to Offergrid: one hierarchy by HTTP status, each transient or permanent, the
+one classification the client retries by (docs/architecture.md#errors-offergriderrorspy).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from offergrid_integration.errors import PermanentError, TransientError
 
@@ -15,14 +15,28 @@ from offergrid_integration.ratelimit.buckets import RateBudgetExhausted as RateB
 class OffergridError(Exception):
     """Base of every error of a request the client made or tried to make."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        method: str | None = None,
+        path: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
+        self.status_code = status_code
+        self.method = method
+        self.path = path
 
     @property
     def retryable(self) -> bool:
         """Whether trying later can succeed: the error is a `TransientError`."""
         return isinstance(self, TransientError)
+
+    def __str__(self) -> str:
+        where = f" ({self.method} {self.path})" if self.method and self.path else ""
+        return f"{self.message}{where}"
 
 
 class APIConnectionError(OffergridError, TransientError):
@@ -33,32 +47,11 @@ class APITimeoutError(APIConnectionError):
     """No answer within the timeout (or within the Lambda's remaining time)."""
 
 
-class ResponseBodyError(OffergridError):
-    """Offergrid answered 2xx, but with a body we cannot use; base of the two kinds below."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status_code: int | None = None,
-        method: str | None = None,
-        path: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-        self.method = method
-        self.path = path
-
-    def __str__(self) -> str:
-        where = f" ({self.method} {self.path})" if self.method and self.path else ""
-        return f"{self.message}{where}"
+class UnexpectedResponseError(OffergridError, PermanentError):
+    """A 2xx list we cannot follow: the same request would get the same answer."""
 
 
-class UnexpectedResponseError(ResponseBodyError, PermanentError):
-    """A list we cannot follow; not retryable, the same request would get the same answer."""
-
-
-class UnreadableResponseError(ResponseBodyError, TransientError):
+class UnreadableResponseError(OffergridError, TransientError):
     """A 2xx read without the resource asked for (docs/decisions.md#10). Retryable, so the processor keeps
     the message instead of dropping it.
     """
@@ -67,7 +60,7 @@ class UnreadableResponseError(ResponseBodyError, TransientError):
 class APIStatusError(OffergridError):
     """Offergrid answered with a non-2xx status."""
 
-    status_code: int = 0
+    status_code: int
 
     def __init__(
         self,
@@ -79,57 +72,51 @@ class APIStatusError(OffergridError):
         method: str | None = None,
         path: str | None = None,
     ) -> None:
-        super().__init__(message)
-        self.status_code = status_code
+        super().__init__(message, status_code=status_code, method=method, path=path)
         self.body = body
         self.request_id = request_id
-        self.method = method
-        self.path = path
 
     def __str__(self) -> str:
-        where = f" ({self.method} {self.path})" if self.method and self.path else ""
-        return f"{self.status_code} {self.message}{where}"
+        return f"{self.status_code} {super().__str__()}"
 
 
 class BadRequestError(APIStatusError, PermanentError):
-    status_code = 400
+    """400."""
 
 
 class AuthenticationError(APIStatusError, PermanentError):
-    status_code = 401
+    """401."""
 
 
 class PermissionDeniedError(APIStatusError, PermanentError):
-    status_code = 403
+    """403."""
 
 
 class NotFoundError(APIStatusError, PermanentError):
-    status_code = 404
+    """404."""
 
 
 class RequestTimeoutError(APIStatusError, TransientError):
-    status_code = 408
+    """408."""
 
 
 class ConflictError(APIStatusError, PermanentError):
-    status_code = 409
+    """409."""
 
 
 class UnprocessableEntityError(APIStatusError, PermanentError):
-    status_code = 422
+    """422."""
 
 
 class RateLimitError(APIStatusError, TransientError):
-    status_code = 429
+    """429."""
 
 
 class InternalServerError(APIStatusError, TransientError):
     """Any 5xx."""
 
-    status_code = 500
 
-
-_BY_STATUS: dict[int, type[APIStatusError]] = {
+_BY_STATUS: Final[dict[int, type[APIStatusError]]] = {
     400: BadRequestError,
     401: AuthenticationError,
     403: PermissionDeniedError,
@@ -142,10 +129,6 @@ _BY_STATUS: dict[int, type[APIStatusError]] = {
 
 
 def error_class_for_status(status_code: int) -> type[APIStatusError]:
-    if status_code >= 500:
-        return InternalServerError
-    return _BY_STATUS.get(status_code, APIStatusError)
-
-
-def is_retryable_status(status_code: int) -> bool:
-    return status_code in (408, 429) or status_code >= 500
+    """The class of a refusal: transient for 408, 429 and 5xx, permanent for the other documented
+    statuses, neither (not retried, kept by the processor) for an undocumented one."""
+    return InternalServerError if status_code >= 500 else _BY_STATUS.get(status_code, APIStatusError)

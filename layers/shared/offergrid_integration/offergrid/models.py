@@ -88,15 +88,12 @@ OpenPricingType = Annotated[PricingType | str, Field(union_mode="left_to_right")
 OpenOrderItemStatus = Annotated[OrderItemStatus | str, Field(union_mode="left_to_right")]
 
 
-def _number_as_text(value: Any) -> Any:
-    """A JSON number where the docs have a string (an id, a ZIP code) is read as its text."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return str(value)
-    return value
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-# A string on the wire that a server may also send as a number (`"zipCode": 62701`, `"id": 42`).
-Text = Annotated[str, BeforeValidator(_number_as_text)]
+# A string on the wire that a server may also send as a number (`"zipCode": 62701`, `"id": 42`): its text.
+Text = Annotated[str, BeforeValidator(lambda value: str(value) if _is_number(value) else value)]
 
 
 class OffergridModel(BaseModel):
@@ -154,10 +151,7 @@ def _numbers_read_as_text(model: BaseModel, data: dict[str, Any]) -> tuple[str, 
         field.alias or name
         for name, field in type(model).model_fields.items()
         if isinstance(getattr(model, name), str)
-        and any(
-            isinstance(value, int | float) and not isinstance(value, bool)
-            for value in (data.get(field.alias or name), data.get(name))
-        )
+        and any(_is_number(value) for value in (data.get(field.alias or name), data.get(name)))
     )
 
 
@@ -177,9 +171,6 @@ def _failed_optional_fields(model: type[BaseModel], exc: ValidationError) -> set
         name, field = found
         keys.update(key for key in (name, field.alias) if key)
     return keys or None
-
-
-# --- offers -----------------------------------------------------------------------------------
 
 
 class InternetServiceData(OffergridModel):
@@ -256,9 +247,6 @@ class Offer(_OfferContent, OffergridResponse):
     updated_at: datetime | None = None
 
 
-# --- order items ------------------------------------------------------------------------------
-
-
 class CustomerInfo(OffergridResponse):
     full_name: str | None = None
     email: str | None = None
@@ -314,9 +302,6 @@ class StatusUpdate(OffergridModel):
         return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-# --- errors -----------------------------------------------------------------------------------
-
-
 class ErrorBody(OffergridModel):
     """`{"statusCode": 400, "message": "..." | ["...", ...], "error": "Bad Request"}`."""
 
@@ -329,3 +314,10 @@ class ErrorBody(OffergridModel):
         if isinstance(self.message, list):
             return "; ".join(str(part) for part in self.message) or None
         return self.message or None
+
+
+def validation_problems(exc: ValidationError) -> str:
+    """Where and what went wrong, never the values (the pydantic message quotes the input)."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or '<body>'}: {err['msg']}" for err in exc.errors()
+    )

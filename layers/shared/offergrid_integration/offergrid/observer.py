@@ -1,7 +1,7 @@
 """What the Offergrid client reports about its requests; an observer must be cheap.
 
 Each failed attempt's `Status` dimension goes out as its own EMF document so it never spreads to the
-invocation's other metrics. Outside Lambda nothing would flush metrics, so clients get `NullObserver`.
+invocation's other metrics. Outside Lambda nothing would flush metrics, so clients get no observer.
 """
 
 from __future__ import annotations
@@ -40,22 +40,6 @@ class ClientObserver(Protocol):
 
     def on_unreadable_item(self, method: str, path: str) -> None:
         """A listed element of `method path` could not be read: it was skipped (and logged)."""
-
-
-class NullObserver:
-    """Reports nothing."""
-
-    def on_response(self, method: str, status: int | None) -> None:
-        return None
-
-    def on_budget_wait(self, seconds: float) -> None:
-        return None
-
-    def on_budget_exhausted(self) -> None:
-        return None
-
-    def on_unreadable_item(self, method: str, path: str) -> None:
-        return None
 
 
 class MetricsObserver:
@@ -98,8 +82,6 @@ class MetricsObserver:
         return metric_dimensions(self._metrics)
 
 
-def default_observer() -> ClientObserver:
-    """`MetricsObserver` inside a Lambda function, `NullObserver` elsewhere (see the module doc)."""
-    if os.environ.get(LAMBDA_ENV):
-        return MetricsObserver()
-    return NullObserver()
+def default_observer() -> ClientObserver | None:
+    """`MetricsObserver` inside a Lambda function, none elsewhere (see the module doc)."""
+    return MetricsObserver() if os.environ.get(LAMBDA_ENV) else None

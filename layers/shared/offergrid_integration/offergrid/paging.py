@@ -1,28 +1,30 @@
-"""Listings: every page of an Offergrid list, whatever its envelope, and an end to every listing
-(docs/decisions.md#5 and #18; the conventions read: docs/architecture.md#listings-offergridpagingpy).
+"""Listings: every page of an Offergrid list, whatever its envelope, its elements read one by one, and an
+end to every listing (docs/decisions.md#5, #10 and #18; the conventions read:
+docs/architecture.md#listings-offergridpagingpy).
 
 A listing that cannot end well (a page seen twice, "more" without a way there, short of its stated total,
-over `MAX_PAGES`) raises `UnexpectedResponseError`, never a silent partial list.
+over the page budget) raises `UnexpectedResponseError`, never a silent partial list.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
 import httpx
+from pydantic import ValidationError
 
 from offergrid_integration.offergrid.errors import UnexpectedResponseError
+from offergrid_integration.offergrid.models import OffergridResponse, validation_problems
 
-# --- where an answer keeps its elements and its paging fields -----------------------------------
-LIST_KEYS: Final = ("data", "items", "offers", "orders")
-# Where an envelope may keep its paging fields besides its top level, one level further down too
+# Where an answer keeps its elements and its paging fields: the top level, or one or two levels down
 # (`{data, meta: {page, ...}}`, `{data, meta: {pagination: {...}}}`).
-PAGING_OBJECTS: Final = ("meta", "pagination", "paging", "page_info", "pageInfo")
-LINKS_KEY: Final = "links"
+LIST_KEYS: Final = ("data", "items", "offers", "orders")
+PAGING_OBJECTS: Final = ("meta", "pagination", "paging", "page_info", "pageInfo", "page")
 CURSOR_KEYS: Final = ("nextCursor", "next_cursor", "next_page_url", "nextPageUrl", "cursor", "next")
 PAGE_KEYS: Final = ("page", "currentPage", "current_page")
 TOTAL_PAGES_KEYS: Final = (
@@ -38,24 +40,14 @@ HAS_MORE_KEYS: Final = ("hasMore", "has_more", "hasNextPage", "has_next_page")
 TOTAL_KEYS: Final = ("total", "totalCount", "total_count", "totalItems", "total_items")
 OFFSET_KEYS: Final = ("offset", "skip")
 LIMIT_KEYS: Final = ("limit", "pageSize", "page_size", "perPage", "per_page")
-# JSON:API's page object (`meta.page`): `{number, size, total}`, `total` counting elements.
-PAGE_OBJECT_KEY: Final = "page"
-PAGE_NUMBER_KEY: Final = "number"
-PAGE_SIZE_KEY: Final = "size"
-
-# --- how the next page is asked for -------------------------------------------------------------
-CURSOR_PARAM: Final = "cursor"
-PAGE_PARAM: Final = "page"
-OFFSET_PARAM: Final = "offset"
-LIMIT_PARAM: Final = "limit"
-STARTING_AFTER_PARAM: Final = "starting_after"
-PAGE_NUMBER_PARAM: Final = "page[number]"
-PAGE_SIZE_PARAM: Final = "page[size]"
+_MAX_ID_SHOWN: Final = 128
 
 type Params = dict[str, str]
 # One page asked for with a query: its JSON body, the URL of its `Link: <...>; rel="next"` header
 # (None without one), and its HTTP status (for the error, if the page is refused).
 type FetchPage = Callable[[Params], tuple[Any, str | None, int]]
+
+_log = logging.getLogger("offergrid_integration.offergrid.client")  # one logger for the client's words
 
 
 @dataclass(frozen=True)
@@ -80,20 +72,25 @@ def parse_page(
     elements of earlier pages, so a last page short of a stated `total` is a ValueError.
     """
     base = params if base_params is None else base_params
+    total: int | None = None
     if isinstance(body, list):
-        return _checked(body, _link_params(next_link, base) if next_link else None, None, listed)
-    if not isinstance(body, dict):
+        items = body
+        following = _link_params(next_link, base) if next_link else None
+    elif isinstance(body, dict):
+        found = next((body[key] for key in LIST_KEYS if isinstance(body.get(key), list)), None)
+        if found is None:
+            raise ValueError(f"no list under any of {', '.join(LIST_KEYS)}")
+        items, places = found, _places(body)
+        total = _first(places, TOTAL_KEYS, _as_int)
+        following = _next_params(items, params, base, places, next_link, total)
+    else:
         raise ValueError(f"expected a JSON array or object, got {type(body).__name__}")
-    items = next((body[key] for key in LIST_KEYS if isinstance(body.get(key), list)), None)
-    if items is None:
-        raise ValueError(f"no list under any of {', '.join(LIST_KEYS)}")
-    places = _places(body)
-
-    def find(keys: tuple[str, ...], accept: Callable[[Any], bool]) -> Any:
-        return next((place[key] for place in places for key in keys if accept(place.get(key))), None)
-
-    total = find(TOTAL_KEYS, _is_int)
-    return _checked(items, _next_params(items, params, base, places, find, next_link), total, listed)
+    if following is None and total is not None and listed + len(items) < total:
+        raise ValueError(
+            f"the envelope says there are {total} elements but the listing holds {listed + len(items)} "
+            "and names no way to the next page"
+        )
+    return Page(items, following)
 
 
 def _next_params(
@@ -101,45 +98,41 @@ def _next_params(
     params: Mapping[str, str],
     base: Mapping[str, str],
     places: list[dict[str, Any]],
-    find: Callable[[tuple[str, ...], Callable[[Any], bool]], Any],
     next_link: str | None,
+    total: int | None,
 ) -> Params | None:
     """The query of the page after `items` by the first convention the envelope follows, or None."""
     for place in places:
-        links = place.get(LINKS_KEY)
+        links = place.get("links")
         if isinstance(links, dict) and (link := _href(links.get("next"))):
             return _link_params(link, base)
     if next_link:
         return _link_params(next_link, base)
-    cursor = find(CURSOR_KEYS, lambda v: _href(v) is not None)
+    cursor = _first(places, CURSOR_KEYS, _href)
     if cursor is not None:
-        text = _href(cursor) or ""
-        if text.startswith(("http://", "https://", "/", "?")):
-            return _link_params(text, base)
-        return {**params, CURSOR_PARAM: text}
+        if cursor.startswith(("http://", "https://", "/", "?")):
+            return _link_params(cursor, base)
+        return {**params, "cursor": cursor}
 
-    has_more = find(HAS_MORE_KEYS, lambda v: isinstance(v, bool))
-    page_object = next((p[PAGE_OBJECT_KEY] for p in places if isinstance(p.get(PAGE_OBJECT_KEY), dict)), None)
+    has_more = _first(places, HAS_MORE_KEYS, _as_bool)
+    page_object = next((p["page"] for p in places if isinstance(p.get("page"), dict)), None)
     if page_object is not None:
         return _json_api_next(items, params, page_object, has_more)
 
-    page = find(PAGE_KEYS, _is_int)
-    total_pages = find(TOTAL_PAGES_KEYS, _is_int)
+    page = _first(places, PAGE_KEYS, _as_int)
+    total_pages = _first(places, TOTAL_PAGES_KEYS, _as_int)
     if page is not None or total_pages is not None:
-        current = page if page is not None else _int_param(params, PAGE_PARAM, 1)
+        current = page if page is not None else _int_param(params, "page", 1)
         if total_pages is not None:
             more = current < total_pages
-        elif has_more is not None:
-            more = has_more
         else:
-            more = bool(items)
-        return {**params, PAGE_PARAM: str(current + 1)} if more else None
+            more = has_more if has_more is not None else bool(items)
+        return {**params, "page": str(current + 1)} if more else None
 
-    total = find(TOTAL_KEYS, _is_int)
-    offset = find(OFFSET_KEYS, _is_int)
-    limit = find(LIMIT_KEYS, _is_int)
+    offset = _first(places, OFFSET_KEYS, _as_int)
+    limit = _first(places, LIMIT_KEYS, _as_int)
     if offset is not None or limit is not None:
-        start = offset if offset is not None else _int_param(params, OFFSET_PARAM, 0)
+        start = offset if offset is not None else _int_param(params, "offset", 0)
         end = start + len(items)
         if total is not None:
             more = end < total
@@ -149,15 +142,16 @@ def _next_params(
             more = bool(items) and (limit is None or len(items) >= limit)
         if not more:
             return None
-        following = {**params, OFFSET_PARAM: str(end)}
+        following = {**params, "offset": str(end)}
         if limit is not None and limit > 0:
-            following[LIMIT_PARAM] = str(limit)
+            following["limit"] = str(limit)
         return following
     if has_more:
-        following = {**params, PAGE_PARAM: str(_int_param(params, PAGE_PARAM, 1) + 1)}
-        last_id = _element_id(items[-1]) if items else None
+        # Stripe's way: the last element's id, and the next page number for servers that count pages.
+        following = {**params, "page": str(_int_param(params, "page", 1) + 1)}
+        last_id = _text(items[-1].get("id")) if items and isinstance(items[-1], dict) else None
         if last_id is not None:
-            following[STARTING_AFTER_PARAM] = last_id
+            following["starting_after"] = last_id
         return following
     return None
 
@@ -165,15 +159,16 @@ def _next_params(
 def _json_api_next(
     items: list[Any], params: Mapping[str, str], page: dict[str, Any], has_more: bool | None
 ) -> Params | None:
-    """The next page of JSON:API's page-number strategy: `?page[number]=&page[size]=`."""
-    number = _as_int(page.get(PAGE_NUMBER_KEY))
+    """The next page of JSON:API's page-number strategy (`meta.page`: `number`, `size`, `total` counting
+    elements), asked for with `?page[number]=&page[size]=`."""
+    number = _as_int(page.get("number"))
     if number is None:
-        number = _int_param(params, PAGE_NUMBER_PARAM, 1)
-    size = _as_int(page.get(PAGE_SIZE_KEY))
+        number = _int_param(params, "page[number]", 1)
+    size = _as_int(page.get("size"))
     if size is not None and size < 1:
         size = None
-    total_pages = next((_as_int(page[key]) for key in TOTAL_PAGES_KEYS if _is_int(page.get(key))), None)
-    total = next((_as_int(page[key]) for key in TOTAL_KEYS if _is_int(page.get(key))), None)
+    total_pages = _first([page], TOTAL_PAGES_KEYS, _as_int)
+    total = _first([page], TOTAL_KEYS, _as_int)
     if total_pages is not None:
         more = number < total_pages
     elif total is not None and size is not None:
@@ -186,26 +181,23 @@ def _json_api_next(
         more = bool(items)
     if not more:
         return None
-    following = {**params, PAGE_NUMBER_PARAM: str(number + 1)}
+    following = {**params, "page[number]": str(number + 1)}
     if size is not None:
-        following[PAGE_SIZE_PARAM] = str(size)
+        following["page[size]"] = str(size)
     return following
 
 
-def _checked(items: list[Any], following: Params | None, total: int | None, listed: int) -> Page:
-    """The page, unless it is the last one and the listing holds fewer elements than it states."""
-    if following is None and total is not None and listed + len(items) < total:
-        raise ValueError(
-            f"the envelope says there are {total} elements but the listing holds {listed + len(items)} "
-            "and names no way to the next page"
-        )
-    return Page(items, following)
-
-
-def follow_listing(
-    fetch: FetchPage, params: Mapping[str, str], *, path: str, max_pages: int
-) -> Iterator[list[Any]]:
-    """Every page's elements of `path?params`, one `fetch` per page, each checked before it is handed out."""
+def follow_listing[M: OffergridResponse](
+    fetch: FetchPage,
+    model: type[M],
+    params: Mapping[str, str],
+    *,
+    path: str,
+    max_pages: int,
+    on_unreadable: Callable[[], None],
+) -> Iterator[list[M]]:
+    """Every page of `path?params`, one `fetch` per page, each checked before its readable elements are
+    handed out; an unreadable element is skipped, logged and reported to `on_unreadable`."""
     if max_pages < 1:
         raise ValueError("max_pages must be at least 1")
     base = dict(params)
@@ -228,12 +220,39 @@ def follow_listing(
             if marker in pointers:
                 raise _unexpected("the listing does not advance: a next-page pointer repeats", path, status)
             pointers.add(marker)
+        read = [_element(model, raw, path, listed + position) for position, raw in enumerate(page.items, 1)]
+        for _ in range(read.count(None)):
+            on_unreadable()
         listed += len(page.items)
-        yield page.items
+        yield [element for element in read if element is not None]
         if page.next is None:
             return
         query = page.next
     raise _unexpected(f"the listing needs more than {max_pages} pages (its page budget)", path, None)
+
+
+def _element[M: OffergridResponse](model: type[M], raw: Any, path: str, position: int) -> M | None:
+    """One listed element, or None when it cannot be read (logged with its position and id)."""
+    try:
+        parsed = model.model_validate(raw)
+    except ValidationError as exc:
+        ident = _text(raw.get("id")) if isinstance(raw, dict) else None
+        problems = validation_problems(exc)
+        _log.warning(
+            "offergrid list element %d of GET %s skipped: unreadable %s (%s)",
+            *(position, path, model.__name__, problems),
+            extra={"path": path, "position": position, "model": model.__name__, "problems": problems}
+            | {"elementId": None if ident is None else ident[:_MAX_ID_SHOWN]},
+        )
+        return None
+    if parsed.unreadable_fields:
+        fields = list(parsed.unreadable_fields)
+        _log.info(
+            "offergrid list element %d of GET %s: unreadable optional fields left out: %s",
+            *(position, path, ", ".join(fields)),
+            extra={"path": path, "position": position, "unreadableFields": fields},
+        )
+    return parsed
 
 
 def _unexpected(message: str, path: str, status: int | None) -> UnexpectedResponseError:
@@ -256,35 +275,37 @@ def _places(body: dict[str, Any]) -> list[dict[str, Any]]:
     level = [body]
     for _ in range(2):
         level = [
-            inner
-            for place in level
-            for key in (*PAGING_OBJECTS, PAGE_OBJECT_KEY)
-            if isinstance(inner := place.get(key), dict)
+            inner for place in level for key in PAGING_OBJECTS if isinstance(inner := place.get(key), dict)
         ]
         places += level
     return places
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+def _first[T](
+    places: list[dict[str, Any]], keys: tuple[str, ...], read: Callable[[Any], T | None]
+) -> T | None:
+    """The first value `read` accepts under any of `keys`, place by place."""
+    return next(
+        (value for place in places for key in keys if (value := read(place.get(key))) is not None), None
+    )
 
 
 def _as_int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def _as_bool(value: Any) -> bool | None:
+    return value if isinstance(value, bool) else None
+
+
+def _text(value: Any) -> str | None:
+    """A non-empty string or number (not a bool) as text."""
+    return str(value) if isinstance(value, str | int) and not isinstance(value, bool) and str(value) else None
+
+
 def _href(value: Any) -> str | None:
     """A next-page pointer: a non-empty string or number, or `{"href": ...}` (JSON:API, HAL)."""
-    if isinstance(value, dict):
-        value = value.get("href")
-    if isinstance(value, str | int) and not isinstance(value, bool) and str(value):
-        return str(value)
-    return None
-
-
-def _element_id(element: Any) -> str | None:
-    ident = element.get("id") if isinstance(element, dict) else None
-    return str(ident) if isinstance(ident, str | int) and not isinstance(ident, bool) and str(ident) else None
+    return _text(value.get("href") if isinstance(value, dict) else value)
 
 
 def _int_param(params: Mapping[str, str], name: str, default: int) -> int:

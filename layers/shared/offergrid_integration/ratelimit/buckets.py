@@ -1,13 +1,19 @@
-"""The rate budget's arithmetic: token buckets per window, the two lanes. Pure: times are passed in."""
+"""The rate budget's arithmetic: token buckets per window, the two lanes, and the one time line they run
+on, AWS's clock from the `Date` of DynamoDB's answers (docs/decisions.md#6; the interval arithmetic:
+docs/architecture.md#rate-budget-ratelimit). Pure: times are passed in.
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import threading
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from enum import StrEnum
 from typing import Protocol
 
+from offergrid_integration.clock import Clock, SkewedClock, SystemClock
 from offergrid_integration.errors import TransientError
 
 BURST_FRACTION = 0.05
@@ -36,6 +42,18 @@ ORDERS_IDLE_AFTER = 5.0
 """Seconds after the orders' last slot from which the background lane may use their reserve too:
 longer than the gap between two order requests of a burst (the processor's batching window is 2 s),
 short enough that a lone order does not hold the background lane back for long."""
+DATE_RESOLUTION = 1.0
+"""An HTTP `Date` header counts whole seconds: AWS's time was in [D, D + 1) when it was written."""
+MAX_REFERENCE_WIDTH = 1.2
+"""Widest interval (seconds) for AWS's time minus ours that the budget schedules on: one second of
+`Date` resolution plus a round trip of up to 0.2 s. A send strays from its slot by at most half of
+it, so two callers by at most all of it; with up to ~0.75 s of network jitter this stays within
+the ~2 s the headroom covers."""
+MAX_REFERENCE_READS = 4
+"""Extra readings one `acquire()` takes to narrow a too-wide interval before it refuses."""
+CLOCK_DRIFT = 5e-4
+"""How fast (s/s) a learnt interval widens with its age: NTP's largest slew rate, far above the
+drift of a disciplined clock, so a clock being slewed never makes the interval wrong."""
 
 
 class RateBudgetExhausted(TransientError):
@@ -56,7 +74,7 @@ class RateBudget(Protocol):
 
 
 class Lane(StrEnum):
-    """Who a budget object draws for; see the module docstring."""
+    """Who a budget object draws for (docs/decisions.md#6)."""
 
     ORDERS = "orders"
     """The order processor: may use the whole window, always."""
@@ -122,12 +140,6 @@ class Allowance:
         return (self.limit - self.capacity) / self.period_seconds
 
 
-def validated_reserve(reserve: float) -> float:
-    if not 0.0 <= reserve <= MAX_ORDER_RESERVE:
-        raise ValueError(f"the order reserve must be between 0 and {MAX_ORDER_RESERVE:g} (got {reserve!r})")
-    return reserve
-
-
 DEFAULT_WINDOWS: tuple[RateWindow, ...] = (
     RateWindow(limit=100, period_seconds=60.0),
     RateWindow(limit=10_000, period_seconds=3600.0),
@@ -140,55 +152,6 @@ class BucketState:
     updated_at: float
 
 
-class BucketShape(Protocol):
-    """What the bucket math needs of a window or an allowance."""
-
-    @property
-    def capacity(self) -> int: ...
-
-    @property
-    def refill_per_second(self) -> float: ...
-
-
-def full_bucket(window: BucketShape, now: float) -> BucketState:
-    return BucketState(tokens=float(window.capacity), updated_at=now)
-
-
-def refill(window: BucketShape, state: BucketState, now: float) -> BucketState:
-    """The bucket at `now`; a clock behind `updated_at` (another host's) adds nothing, never removes."""
-    at = max(now, state.updated_at)
-    tokens = min(float(window.capacity), state.tokens + (at - state.updated_at) * window.refill_per_second)
-    return BucketState(tokens=tokens, updated_at=at)
-
-
-def _ready(window: BucketShape, state: BucketState, now: float) -> float:
-    """The earliest moment, not before `now` nor before `updated_at`, at which the bucket holds a token."""
-    current = refill(window, state, now)
-    missing = 1.0 - current.tokens
-    if missing <= TOKEN_EPSILON:
-        return current.updated_at
-    return current.updated_at + missing / window.refill_per_second
-
-
-def schedule(
-    windows: Sequence[RateWindow], states: Sequence[BucketState], now: float
-) -> tuple[float, list[BucketState]]:
-    """When one more request may go: the earliest moment, not before `now` nor any slot already handed
-    out, at which every window holds a token; each bucket is debited there, so queued slots line up.
-    """
-    release = max([now, *(_ready(w, s, now) for w, s in zip(windows, states, strict=True))])
-    return release, _taken_at(windows, states, release)
-
-
-def _taken_at(
-    windows: Sequence[RateWindow], states: Sequence[BucketState], release: float
-) -> list[BucketState]:
-    return [
-        BucketState(tokens=refill(window, state, release).tokens - 1.0, updated_at=release)
-        for window, state in zip(windows, states, strict=True)
-    ]
-
-
 @dataclass(frozen=True, slots=True)
 class Buckets:
     """A budget's whole state: each window's bucket and each window's background allowance, and
@@ -199,9 +162,24 @@ class Buckets:
     orders_at: float = -math.inf
 
 
-def orders_active(buckets: Buckets, now: float) -> bool:
-    """Whether an order took a slot within the last `ORDERS_IDLE_AFTER` seconds (or holds one ahead)."""
-    return now - buckets.orders_at < ORDERS_IDLE_AFTER
+def full_bucket(window: RateWindow | Allowance, now: float) -> BucketState:
+    return BucketState(tokens=float(window.capacity), updated_at=now)
+
+
+def refill(window: RateWindow | Allowance, state: BucketState, now: float) -> BucketState:
+    """The bucket at `now`; a clock behind `updated_at` (another host's) adds nothing, never removes."""
+    at = max(now, state.updated_at)
+    tokens = min(float(window.capacity), state.tokens + (at - state.updated_at) * window.refill_per_second)
+    return BucketState(tokens=tokens, updated_at=at)
+
+
+def _ready(window: RateWindow | Allowance, state: BucketState, now: float) -> float:
+    """The earliest moment, not before `now` nor before `updated_at`, at which the bucket holds a token."""
+    current = refill(window, state, now)
+    missing = 1.0 - current.tokens
+    if missing <= TOKEN_EPSILON:
+        return current.updated_at
+    return current.updated_at + missing / window.refill_per_second
 
 
 def schedule_lane(
@@ -211,35 +189,28 @@ def schedule_lane(
     buckets: Buckets,
     now: float,
 ) -> tuple[float, Buckets]:
-    """`schedule` for a lane: while orders are active the background lane also needs an allowance token;
-    every request is debited from the allowances (down to minus the reserve).
+    """When one more request of `lane` may go, and the buckets once it took its slot.
+
+    The slot is the earliest moment, not before `now` nor any slot already handed out, at which every
+    window holds a token (so queued slots line up); while orders are active (a slot within
+    `ORDERS_IDLE_AFTER`) the background lane also needs an allowance token. Every request is debited from
+    the windows and from the allowances (down to minus the reserve).
     """
-    release, taken = schedule(windows, buckets.windows, now)
-    if lane is Lane.BACKGROUND and orders_active(buckets, now):
-        ready = [_ready(a, s, now) for a, s in zip(allowances, buckets.allowances, strict=True)]
-        if max(ready) > release:
-            release = max(ready)
-            taken = _taken_at(windows, buckets.windows, release)
+    pairs = list(zip(windows, buckets.windows, strict=True))
+    release = max([now, *(_ready(w, s, now) for w, s in pairs)])
+    if lane is Lane.BACKGROUND and now - buckets.orders_at < ORDERS_IDLE_AFTER:
+        release = max(
+            [release, *(_ready(a, s, now) for a, s in zip(allowances, buckets.allowances, strict=True))]
+        )
+    taken = [BucketState(refill(w, s, release).tokens - 1.0, release) for w, s in pairs]
     debited = []
     for allowance, state in zip(allowances, buckets.allowances, strict=True):
         at_release = refill(allowance, state, release)
         debited.append(
-            BucketState(
-                tokens=max(-float(allowance.reserved), at_release.tokens - 1.0),
-                updated_at=at_release.updated_at,
-            )
+            BucketState(max(-float(allowance.reserved), at_release.tokens - 1.0), at_release.updated_at)
         )
     orders_at = max(buckets.orders_at, release) if lane is Lane.ORDERS else buckets.orders_at
     return release, Buckets(taken, debited, orders_at)
-
-
-def validated(windows: Sequence[RateWindow]) -> tuple[RateWindow, ...]:
-    if not windows:
-        raise ValueError("at least one rate window is required")
-    keys = [w.key for w in windows]
-    if len(set(keys)) != len(keys):
-        raise ValueError("rate windows must have distinct periods")
-    return tuple(windows)
 
 
 def allowed_wait(remaining_time: float | None, max_wait: float = MAX_WAIT) -> float:
@@ -265,13 +236,130 @@ class Lanes:
     """What both budgets share: windows, lane, reserve and the allowances derived from them."""
 
     def __init__(self, windows: Sequence[RateWindow], lane: Lane, reserve: float) -> None:
-        self.windows = validated(windows)
+        if not windows:
+            raise ValueError("at least one rate window is required")
+        if len({w.key for w in windows}) != len(windows):
+            raise ValueError("rate windows must have distinct periods")
+        if not 0.0 <= reserve <= MAX_ORDER_RESERVE:
+            raise ValueError(
+                f"the order reserve must be between 0 and {MAX_ORDER_RESERVE:g} (got {reserve!r})"
+            )
+        self.windows = tuple(windows)
         self.lane = Lane(lane)
-        self.reserve = validated_reserve(reserve)
-        self.allowances = tuple(Allowance.for_window(w, self.reserve) for w in self.windows)
+        self.reserve = reserve
+        self.allowances = tuple(Allowance.for_window(w, reserve) for w in self.windows)
         self.max_wait = MAX_WAIT if self.lane is Lane.ORDERS else BACKGROUND_MAX_WAIT
 
     def fresh(self, now: float) -> Buckets:
         return Buckets(
             [full_bucket(w, now) for w in self.windows], [full_bucket(a, now) for a in self.allowances]
         )
+
+
+@dataclass(frozen=True, slots=True)
+class ClockOffset:
+    """The reference's time minus this host's clock lies in `[low, high]` (seconds)."""
+
+    low: float
+    high: float
+
+    @property
+    def estimate(self) -> float:
+        """The middle: off by at most half the width either way."""
+        return (self.low + self.high) / 2
+
+    @property
+    def width(self) -> float:
+        return self.high - self.low
+
+
+class DateHeaderTime:
+    """AWS's clock from the `Date` header of DynamoDB's answers: interval intersection, 1 s resolution."""
+
+    def __init__(self, drift: float = CLOCK_DRIFT) -> None:
+        self._drift = drift
+        self._known: ClockOffset | None = None
+        self._learnt_at = 0.0
+        self._lock = threading.Lock()
+
+    def offset(self, local_now: float) -> ClockOffset | None:
+        """AWS's time minus the local clock at `local_now`, or None while nothing is known."""
+        with self._lock:
+            return None if self._known is None else self._aged(self._known, local_now)
+
+    def observe(self, sent: float, received: float, response: Mapping[str, object]) -> None:
+        """Learn from a DynamoDB answer (or error response) received between local `sent` and `received`:
+        AWS wrote its `Date` (floored to the second) at some moment in between."""
+        server_second = date_header_seconds(response)
+        if server_second is None or received < sent:
+            return
+        new = ClockOffset(server_second - received, server_second + DATE_RESOLUTION - sent)
+        with self._lock:
+            if self._known is not None:
+                kept = self._aged(self._known, received)
+                both = ClockOffset(max(kept.low, new.low), min(kept.high, new.high))
+                # disjoint: this host's clock was stepped since; trust the new answer alone
+                new = both if both.low <= both.high else new
+            self._known, self._learnt_at = new, received
+
+    def _aged(self, known: ClockOffset, local_now: float) -> ClockOffset:
+        spread = self._drift * abs(local_now - self._learnt_at)
+        return ClockOffset(known.low - spread, known.high + spread)
+
+    def __repr__(self) -> str:
+        return f"DateHeaderTime(known={self._known!r})"
+
+
+class ClockTime:
+    """Another clock as the reference, read exactly: the true clock tests skew their hosts from (the
+    base of a `SkewedClock`), or a clock that is its own reference (every user shares it)."""
+
+    def __init__(self, reference: Clock, local: Clock) -> None:
+        self.reference = reference
+        self.local = local
+
+    def offset(self, local_now: float) -> ClockOffset:
+        if self.reference is self.local:
+            return ClockOffset(0.0, 0.0)
+        difference = self.reference.now() - self.local.now()
+        return ClockOffset(difference, difference)
+
+    def observe(self, sent: float, received: float, response: Mapping[str, object]) -> None:
+        return None
+
+    def __repr__(self) -> str:
+        return f"ClockTime(reference={self.reference!r})"
+
+
+type ReferenceTime = DateHeaderTime | ClockTime
+"""The shared time line of one budget, as seen from this host."""
+
+
+def date_header_seconds(response: Mapping[str, object]) -> float | None:
+    """The epoch second of a botocore response's `Date` header (answers and errors carry it), if any."""
+    metadata = response.get("ResponseMetadata")
+    headers = metadata.get("HTTPHeaders") if isinstance(metadata, Mapping) else None
+    value = headers.get("date") if isinstance(headers, Mapping) else None
+    if not isinstance(value, str):
+        return None
+    try:
+        stamp = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return None if stamp.tzinfo is None else stamp.timestamp()
+
+
+def reference_time_for(clock: Clock) -> ReferenceTime:
+    """The system clock's reference is AWS's (`DateHeaderTime`); a `SkewedClock`'s is its base's; any
+    other clock (a `ScaledClock`, a test's) is its own: AWS's `Date` does not count its seconds."""
+    true = clock
+    while isinstance(true, SkewedClock):
+        true = true.base
+    return DateHeaderTime() if isinstance(true, SystemClock) else ClockTime(true, clock)
+
+
+def until_second_mid_trip(local_now: float, offset: ClockOffset, round_trip: float) -> float:
+    """Local seconds to wait so that, if the offset is its middle, AWS's clock turns a whole second
+    halfway through a call sent then: its `Date` then halves the offset's interval."""
+    send_at = math.ceil(local_now + offset.estimate + round_trip / 2) - offset.estimate - round_trip / 2
+    return max(0.0, send_at - local_now)

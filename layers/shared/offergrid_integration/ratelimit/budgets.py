@@ -12,13 +12,15 @@ import random
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from offergrid_integration import aws
 from offergrid_integration.clock import SYSTEM_CLOCK, Clock
 from offergrid_integration.ratelimit.buckets import (
     DEFAULT_ORDER_RESERVE,
     DEFAULT_WINDOWS,
+    MAX_REFERENCE_READS,
+    MAX_REFERENCE_WIDTH,
     Allowance,
     Buckets,
     BucketState,
@@ -27,17 +29,13 @@ from offergrid_integration.ratelimit.buckets import (
     RateBudget,
     RateBudgetExhausted,
     RateWindow,
+    ReferenceTime,
     allowed_wait,
     full_bucket,
     poll_sleep,
+    reference_time_for,
     reserves_now,
     schedule_lane,
-)
-from offergrid_integration.ratelimit.reference import (
-    MAX_REFERENCE_READS,
-    MAX_REFERENCE_WIDTH,
-    ReferenceTime,
-    reference_time_for,
     until_second_mid_trip,
 )
 
@@ -165,7 +163,9 @@ class DynamoDBRateBudget(Lanes):
                 conflicts += 1
                 continue
             self._last_written = ((version or 0) + 1, taken)
-            self._sleep_until(release)
+            wait = release - self.now()
+            if wait > 0:
+                self._clock.sleep(wait)
             return
         raise RateBudgetExhausted(
             retry_after=CONFLICT_RETRY_AFTER,
@@ -174,8 +174,7 @@ class DynamoDBRateBudget(Lanes):
 
     def now(self) -> float:
         """Shared time now (see `_offset`)."""
-        offset = self._offset()
-        return self._clock.now() + offset
+        return self._clock.now() + self._offset()
 
     def _offset(self) -> float:
         """Shared time minus this host's clock. While unknown or too wide, read DynamoDB again (timed so
@@ -188,16 +187,18 @@ class DynamoDBRateBudget(Lanes):
             if offset is not None and offset.width <= MAX_REFERENCE_WIDTH:
                 return offset.estimate
             if reads == MAX_REFERENCE_READS:
-                raise _time_unknown(self._round_trip)
+                raise RateBudgetExhausted(
+                    retry_after=CONFLICT_RETRY_AFTER,
+                    message=(
+                        f"Offergrid rate budget: AWS's time is not known within {MAX_REFERENCE_WIDTH:g} s "
+                        f"on this host (DynamoDB round trips of {self._round_trip:.2f} s); not sending on a "
+                        "guess"
+                    ),
+                )
             if offset is not None:
                 self._clock.sleep(until_second_mid_trip(local, offset, self._round_trip))
             self._read()
             reads += 1
-
-    def _sleep_until(self, release: float) -> None:
-        wait = release - self.now()
-        if wait > 0:
-            self._clock.sleep(wait)
 
     def _read(self) -> Mapping[str, AttributeValueTypeDef] | None:
         response = self._observed(
@@ -205,7 +206,7 @@ class DynamoDBRateBudget(Lanes):
         )
         return response.get("Item")
 
-    def _observed(self, call: Callable[[], _Response]) -> _Response:
+    def _observed[R](self, call: Callable[[], R]) -> R:
         """Make a DynamoDB call; its answer (or error response) tells the reference AWS's time."""
         sent = self._clock.now()
         try:
@@ -230,9 +231,9 @@ class DynamoDBRateBudget(Lanes):
             return None, self.fresh(now)
         orders_at = item.get("orders_at")
         return int(item["version"]["N"]), Buckets(
-            [_state_from_item(item, "", w, now) for w in self.windows],
+            [_state_from_item(item, "", w.key, w, now) for w in self.windows],
             [
-                _state_from_item(item, "lane_", a, now, key=w.key)
+                _state_from_item(item, "lane_", w.key, a, now)
                 for w, a in zip(self.windows, self.allowances, strict=True)
             ],
             -math.inf if orders_at is None else float(orders_at["N"]),
@@ -274,17 +275,6 @@ class DynamoDBRateBudget(Lanes):
         )
 
 
-def _time_unknown(round_trip: float) -> RateBudgetExhausted:
-    return RateBudgetExhausted(
-        retry_after=CONFLICT_RETRY_AFTER,
-        message=(
-            f"Offergrid rate budget: AWS's time is not known within {MAX_REFERENCE_WIDTH:g} s on this "
-            f"host (DynamoDB round trips of {round_trip:.2f} s); not sending on a guess"
-        ),
-    )
-
-
-_Response = TypeVar("_Response")
 _Known = tuple[int | None, Buckets]
 """A version of the item (None: none yet) and the buckets it holds."""
 
@@ -292,12 +282,10 @@ _Known = tuple[int | None, Buckets]
 def _state_from_item(
     item: Mapping[str, AttributeValueTypeDef],
     prefix: str,
+    key: str,
     bucket: RateWindow | Allowance,
     now: float,
-    *,
-    key: str | None = None,
 ) -> BucketState:
-    key = key or cast("RateWindow", bucket).key
     tokens = item.get(f"{prefix}tokens_{key}")
     updated_at = item.get(f"{prefix}updated_at_{key}")
     if tokens is None or updated_at is None:  # a window (or the lanes) added since the item was written
