@@ -24,7 +24,7 @@ from offergrid_integration.contract import (
     normalise_payload,
 )
 from offergrid_integration.observability import logger
-from offergrid_integration.webhooks.signature import compact_json, sign
+from offergrid_integration.signature import compact_json, sign
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext

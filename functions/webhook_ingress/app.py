@@ -14,13 +14,12 @@ with init_phase():  # the GC paused while the imports and the init allocate (con
     from aws_lambda_powertools.logging import correlation_paths
 
     from offergrid_integration import aws
-    from offergrid_integration.archive.background import ARCHIVE_WAIT_SECONDS, BackgroundArchive
-    from offergrid_integration.archive.s3_archive import S3DeliveryArchive
+    from offergrid_integration.archive import ARCHIVE_WAIT_SECONDS, BackgroundArchive, S3DeliveryArchive
     from offergrid_integration.observability import log_metrics, logger
     from offergrid_integration.orders.adapters.sqs_queue import S3ClaimChecks, SqsQueue
     from offergrid_integration.secrets import Secret, parse_webhook_secrets
     from offergrid_integration.webhooks.ingress import WebhookIngress
-    from offergrid_integration.webhooks.reporting import report
+    from offergrid_integration.webhooks.results import report
     from offergrid_integration.webhooks.settings import WebhookIngressSettings
 
 if TYPE_CHECKING:

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 
 from devtools.cfn_yaml import load_template
-from offergrid_integration.archive.deliveries import ARCHIVE_PREFIX, CHECKS_PREFIX
+from offergrid_integration.archive import ARCHIVE_PREFIX, CHECKS_PREFIX
 from offergrid_integration.orders.adapters.sqs_queue import CLAIM_CHECK_PREFIX
 from offergrid_integration.queueing import SQS_MAX_MESSAGE_BYTES
-from offergrid_integration.webhooks.freshness import DEFAULT_TOLERANCE_SECONDS, StaleMode
+from offergrid_integration.webhooks.results import DEFAULT_TOLERANCE_SECONDS, StaleMode
 from offergrid_integration.webhooks.settings import MAX_STALE_TOLERANCE_SECONDS
 
 TEMPLATE = load_template()
@@ -325,7 +325,7 @@ def _emitted_metric_names() -> set[str]:
             elif constant:
                 emitted.add(getattr(names, constant))
     # The outcome -> metric tables beside their result types (emitted by `orders.pipeline.report`
-    # and `webhooks.reporting.report`, which count nothing else by variable name)
+    # and `webhooks.results.report`, which count nothing else by variable name)
     from offergrid_integration.orders.ports import OUTCOME_METRICS
     from offergrid_integration.webhooks.results import (
         MESSAGE_TOO_LARGE_REPORT,
@@ -448,7 +448,7 @@ def test_alarms_on_our_metrics_use_emitted_names_and_dimensions(alarm_id: str) -
 
 
 def test_the_unauthorized_alarm_sums_every_signature_failure() -> None:
-    from offergrid_integration.webhooks.signature import SignatureReason
+    from offergrid_integration.signature import SignatureReason
 
     props = ALARMS["WebhookUnauthorizedAlarm"]
     reasons = {dims["Reason"] for _, name, dims in alarm_metrics(props) if name == "WebhookRejected"}

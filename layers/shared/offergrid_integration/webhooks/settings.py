@@ -20,7 +20,7 @@ from offergrid_integration.checks import (
     non_blank,
     queue_url,
 )
-from offergrid_integration.webhooks.freshness import DEFAULT_TOLERANCE_SECONDS, StaleMode
+from offergrid_integration.webhooks.results import DEFAULT_TOLERANCE_SECONDS, StaleMode
 
 _REQUIRED: Final = "required but not set"
 # A day: a delivery older than the dedup key's lifetime (IDEMPOTENCY_EXPIRY_SECONDS' default) must be
@@ -58,7 +58,7 @@ class WebhookIngressSettings:
     # refused with 413 (the template always sets it).
     claim_check_bucket: str | None = None
     # Where every verified delivery is kept as received (prefixes archive/ and checks/ of this bucket,
-    # archive.deliveries). Unset: none is kept (the template always sets it).
+    # `archive`). Unset: none is kept (the template always sets it).
     delivery_archive_bucket: str | None = None
     # docs/decisions.md#20: what a delivery whose signed timestamp is older than the tolerance gets.
     stale_delivery_mode: StaleMode = StaleMode.COUNT

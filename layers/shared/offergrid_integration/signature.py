@@ -1,13 +1,16 @@
-"""Offergrid webhook signatures: `x-offergrid-signature` = hex HMAC-SHA256 of the JSON body.
+"""What Offergrid signs and how we verify it: `x-offergrid-signature` = hex HMAC-SHA256 of the body.
 
 docs/decisions.md#1: verify the raw bytes, else the compact JSON re-serialisation (what Offergrid's
 `JSON.stringify` example signs); constant time; several secrets for rotation. Every bad header is one
 `SignatureVerificationError` with a metric-safe `reason`, never carrying the signature, body or secret.
 Exactly one signature is accepted: "any of several" would let a sender probe guesses per request.
+Stdlib, on the bottom floor: the webhook verifies with it, the delivery archive keeps and reads back.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import json
@@ -17,9 +20,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final, Literal
 
-from offergrid_integration.signed_body import SIGNATURE_HEADER
 from offergrid_integration.text import LONE_SURROGATE
 
+SIGNATURE_HEADER: Final = "x-offergrid-signature"
 SIGNATURE_PREFIX: Final = "sha256="
 _DIGEST_HEX_LENGTH: Final = hashlib.sha256().digest_size * 2
 
@@ -168,3 +171,19 @@ def load_json(body: bytes) -> Any:
         return json.loads(body, parse_constant=_reject_constant)
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
+
+
+def decode_body(body: str | None, *, is_base64_encoded: bool) -> bytes:
+    """The bytes Offergrid signed, as API Gateway hands them over; `ValueError` for bad base64 or text
+    that cannot be UTF-8."""
+    if body is None:
+        return b""
+    if is_base64_encoded:
+        try:
+            return base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("body is not valid base64") from None
+    try:
+        return body.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("body is not valid UTF-8 text") from None
