@@ -43,8 +43,8 @@ _registry_lock = threading.Lock()
 _registered: tuple[str, ...] = ()
 
 
-def register_secret(value: str) -> None:
-    """Redact `value` (and its JSON-escaped form) from every log line from now on."""
+def register_secret(value: object) -> None:
+    """Redact `value` (a string; and its JSON-escaped form) from every log line from now on."""
     global _registered
     if not isinstance(value, str) or len(value.strip()) < MIN_SECRET_LENGTH:
         return
