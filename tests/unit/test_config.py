@@ -8,8 +8,8 @@ import pytest
 from pydantic import BaseModel
 
 from offergrid_integration.config import CommonSettings, ConfigurationError, env_var_names, load_settings
+from offergrid_integration.webhooks.ingress import WebhookIngressSettings
 from offergrid_integration.webhooks.results import DEFAULT_TOLERANCE_SECONDS, StaleMode
-from offergrid_integration.webhooks.settings import WebhookIngressSettings
 
 QUEUE_URL = "https://sqs.eu-west-1.amazonaws.com/123456789012/offergrid-orders"
 COMMON_ENV = {"OFFERGRID_API_KEY_SECRET": "offergrid/api-key"}
