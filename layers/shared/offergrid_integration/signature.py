@@ -57,9 +57,6 @@ class SignatureMatch:
     secret_index: int  # 0 = current secret, 1+ = previous ones
 
 
-_NOT_PARSED: Final[Any] = object()
-
-
 def sign(body: bytes | str, secret: str, *, prefix: bool = False) -> str:
     """The header value Offergrid would send for `body` (tests, sample events, replay tooling)."""
     data = body.encode("utf-8") if isinstance(body, str) else body
@@ -126,37 +123,27 @@ def parse_signature(value: str | None) -> bytes:
     return bytes.fromhex(text)
 
 
-def verify_signature(
-    body: bytes,
-    signature: str | None,
-    secrets: Sequence[str],
-    *,
-    parsed_body: Any = _NOT_PARSED,
-) -> SignatureMatch:
+def verify_signature(body: bytes, signature: str | None, secrets: Sequence[str]) -> SignatureMatch:
     """Check `signature` against the raw bytes, then the compact JSON, with each secret, or raise."""
     if not secrets:
         # A deployment without a secret is a configuration fault, not the sender's: never a 401.
         raise ValueError("no webhook secret configured")
     expected = parse_signature(signature)
     keys = [secret.encode("utf-8") for secret in secrets]
-
     for index, key in enumerate(keys):
         if hmac.compare_digest(hmac.new(key, body, hashlib.sha256).digest(), expected):
             return SignatureMatch(form="raw", secret_index=index)
-
-    reserialised = _compact_form(body, parsed_body)
+    reserialised = _compact_form(body)
     if reserialised is not None and reserialised != body:
         for index, key in enumerate(keys):
             if hmac.compare_digest(hmac.new(key, reserialised, hashlib.sha256).digest(), expected):
                 return SignatureMatch(form="compact_json", secret_index=index)
-
     raise SignatureVerificationError(SignatureReason.MISMATCH)
 
 
-def _compact_form(body: bytes, parsed_body: Any) -> bytes | None:
+def _compact_form(body: bytes) -> bytes | None:
     try:
-        parsed = load_json(body) if parsed_body is _NOT_PARSED else parsed_body
-        return compact_json(parsed)
+        return compact_json(load_json(body))
     except (ValueError, TypeError, RecursionError):  # UnicodeError is a ValueError
         return None
 
