@@ -26,9 +26,7 @@ if TYPE_CHECKING:
 
 
 def build_ingress(*, archive_wait_seconds: float = ARCHIVE_WAIT_SECONDS) -> WebhookIngress:
-    """The ingress wired to this function's environment. Tests on a busy machine pass a longer
-    `archive_wait_seconds`, so "archived" never depends on the machine's speed.
-    """
+    """The ingress wired to this function's environment (tests on a busy machine wait longer)."""
     settings = WebhookIngressSettings.from_environ()
     secrets = Secret(
         settings.offergrid_webhook_secret,
@@ -36,8 +34,8 @@ def build_ingress(*, archive_wait_seconds: float = ARCHIVE_WAIT_SECONDS) -> Webh
         max_age_seconds=settings.secrets_cache_seconds,
         client=aws.clients().secretsmanager,
     )
-    # Its own clients, fail-fast timeouts. One S3 client for the archive and the claim checks, made by
-    # the first delivery's archive write on its worker thread: neither the init nor a queue write waits.
+    # One S3 client for the archive and the claim checks, made by the first delivery's archive write on
+    # its worker thread: neither the init nor a queue write waits for it.
     archive = (
         S3DeliveryArchive(settings.delivery_archive_bucket) if settings.delivery_archive_bucket else None
     )

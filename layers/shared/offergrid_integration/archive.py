@@ -78,8 +78,6 @@ def hour_folder(moment: datetime, *, prefix: str = ARCHIVE_PREFIX) -> str:
 
 @dataclass(frozen=True, slots=True)
 class ArchivedDelivery:
-    """One verified delivery as received."""
-
     received_at: datetime
     request_id: str
     body: str | None  # the API Gateway event's `body`: base64 text when `is_base64_encoded`
@@ -167,8 +165,6 @@ class ArchiveOutcome:
 
 
 class ArchiveTicket:
-    """One archive write under way."""
-
     def __init__(self, future: Future[str]) -> None:
         self._future = future
 
@@ -214,8 +210,6 @@ class BackgroundArchive:
 
 
 class S3DeliveryArchive:
-    """Verified deliveries as objects of `bucket`."""
-
     def __init__(self, bucket: str, *, client_factory: Callable[[], S3Client] | None = None) -> None:
         self.bucket = bucket
         self._client = aws.OnFirstUse(
@@ -224,7 +218,6 @@ class S3DeliveryArchive:
 
     @property
     def client(self) -> S3Client:
-        """The S3 client, made the first time it is needed (thread-safe)."""
         return self._client.get()
 
     def put(self, delivery: ArchivedDelivery) -> str:
