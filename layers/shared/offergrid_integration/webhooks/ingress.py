@@ -223,20 +223,6 @@ class WebhookIngress:
         )
         return self._with_archive(replace(result, freshness=freshness), archived)
 
-    def verify(self, body: bytes, header: str) -> SignatureMatch:
-        """Raises `SignatureVerificationError`; a signature no cached secret matches forces one refresh."""
-        parse_signature(header)  # a malformed header is refused before any secret is read
-        secrets = self._read_secrets(force_refresh=False)
-        try:
-            return verify_signature(body, header, secrets)
-        except SignatureVerificationError:
-            # A rotation we have not seen yet, or junk: ask for fresh secrets. The store decides
-            # whether that really reaches Secrets Manager (it throttles forced refreshes).
-            fresh = self._forced_refresh()
-            if fresh is None or fresh == secrets:
-                raise
-            return verify_signature(body, header, fresh)
-
     def read_event(
         self, body: bytes, *, signature: SignatureMatch | None = None
     ) -> OffergridEvent | IngressResult:
@@ -308,13 +294,27 @@ class WebhookIngress:
         )
 
     def _verified(self, body: bytes, header: str) -> SignatureMatch | IngressResult:
-        """`verify`, or the 401 (bad signature) or 503 (secret unreadable) it earns."""
+        """The match, or the 401 (bad signature) or 503 (secret unreadable) it earns. A signature no cached
+        secret matches (a rotation we have not seen yet, or junk) is tried once more with fresh secrets;
+        the secret store throttles forced refreshes."""
         try:
-            return self.verify(body, header)
+            parse_signature(header)  # a malformed header is refused before any secret is read
         except SignatureVerificationError as exc:
             return _rejected(401, exc.reason)
+        try:
+            secrets = self._read_secrets(force_refresh=False)
+            return verify_signature(body, header, secrets)
+        except SignatureVerificationError as exc:
+            mismatch = exc
         except _SecretUnavailable as exc:
             return IngressResult(503, UNAVAILABLE_BODY, IngressOutcome.SECRET_UNAVAILABLE, error=exc.error)
+        try:
+            fresh = self._read_secrets(force_refresh=True)
+            if fresh != secrets:
+                return verify_signature(body, header, fresh)
+        except (SignatureVerificationError, _SecretUnavailable):
+            pass  # keep the first verdict; the sender gets its 401 and retries
+        return _rejected(401, mismatch.reason)
 
     def _start_archive(
         self, event: Mapping[str, Any], header: str, *, received_at: datetime, request_id: str, check: bool
@@ -364,12 +364,6 @@ class WebhookIngress:
         if not secrets:
             raise _SecretUnavailable("NoWebhookSecret")
         return secrets
-
-    def _forced_refresh(self) -> Sequence[str] | None:
-        try:
-            return self._read_secrets(force_refresh=True)
-        except _SecretUnavailable:
-            return None  # keep the cached secrets; the sender gets its 401 and retries
 
 
 class _SecretUnavailable(Exception):
