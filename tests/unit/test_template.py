@@ -356,6 +356,22 @@ def test_the_metric_catalogue_is_exactly_what_the_code_emits() -> None:
     assert set(CATALOGUE) == EMITTED
 
 
+def test_docs_metrics_md_lists_the_catalogue_with_its_services_and_dimensions() -> None:
+    """The meanings live in docs/metrics.md: every metric of the catalogue, and only those, with the
+    services and dimension the catalogue gives it."""
+    from offergrid_integration.metrics_names import CATALOGUE, OFFERGRID_ERROR, OFFERGRID_ERROR_STATUSES
+
+    rows = {}
+    for line in (REPO / "docs" / "metrics.md").read_text(encoding="utf-8").splitlines():
+        if match := re.match(r"\| `(\w+)`(?: \((\w+)\))? \| ([\w, -]+) \| (?:`(\w+)`)? *\| (.+) \|$", line):
+            name, unit, services, dimension, meaning = match.groups()
+            rows[name] = (unit or "Count", tuple(services.split(", ")), dimension, meaning)
+    assert {name: row[:3] for name, row in rows.items()} == {
+        name: (info.unit, info.services, info.dimension) for name, info in CATALOGUE.items()
+    }
+    assert ", ".join(OFFERGRID_ERROR_STATUSES) in rows[OFFERGRID_ERROR][3]
+
+
 def _substitute(body: str) -> str:
     """A `!Sub` string as CloudFormation would resolve it: parameters by default, resources by name."""
 

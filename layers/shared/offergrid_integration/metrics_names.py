@@ -1,7 +1,6 @@
 """Every CloudWatch metric the integration emits, in one table (`CATALOGUE`): its name, the services
-that emit it, its extra dimension and what it means. template.yaml's alarms and dashboard use these
-names (tests/unit/test_template.py checks both ways). An extra dimension (`Reason`, `Status`) is emitted as
-its own metric set so it never spreads to the invocation's other metrics.
+that emit it, its extra dimension. What each means: docs/metrics.md. template.yaml's alarms and dashboard
+use these names (tests/unit/test_template.py checks the code, the alarms, the dashboard and the page agree).
 """
 
 from __future__ import annotations
@@ -79,120 +78,68 @@ def error_status_label(status: int | None) -> str | None:
 @dataclass(frozen=True, slots=True)
 class MetricInfo:
     services: tuple[str, ...]
-    meaning: str
     dimension: str | None = None  # the one extra dimension besides `service`, if any
     unit: str = "Count"
 
 
-_WEBHOOK: Final = (WEBHOOK_INGRESS,)
-_PROCESSOR: Final = (ORDER_PROCESSOR,)
-_SYNC: Final = (OFFER_SYNC,)
+_WEBHOOK: Final = MetricInfo((WEBHOOK_INGRESS,))
+_PROCESSOR: Final = MetricInfo((ORDER_PROCESSOR,))
+_SYNC: Final = MetricInfo((OFFER_SYNC,))
+_CALLERS: Final = MetricInfo(OFFERGRID_CALLERS)
 
+# What each means: docs/metrics.md.
 CATALOGUE: Final[dict[str, MetricInfo]] = {
     # webhook ingress (webhooks/results.py)
-    "WebhookReceived": MetricInfo(_WEBHOOK, "every webhook request answered"),
-    "WebhookQueued": MetricInfo(_WEBHOOK, "verified and queued (answered 200)"),
-    "UnknownEventType": MetricInfo(_WEBHOOK, "queued, but of an event type we do not know"),
-    "WebhookRejected": MetricInfo(
-        _WEBHOOK, "refused (401 signature_*, 400 payload, 405/413 request); Reason = why", "Reason"
-    ),
-    "WebhookQueueFailed": MetricInfo(_WEBHOOK, "SQS refused the message (answered 503)"),
-    "WebhookSecretUnavailable": MetricInfo(_WEBHOOK, "the webhook secret could not be read (answered 503)"),
-    "WebhookVerified": MetricInfo(
-        _WEBHOOK,
-        "deliveries whose signature verified, the deploy check's left out: the silence alarm's signal",
-    ),
-    "WebhookStale": MetricInfo(
-        _WEBHOOK,
-        "verified deliveries whose signed timestamp is older than the tolerance (docs/decisions.md#20)",
-    ),
-    "WebhookArchiveFailed": MetricInfo(
-        _WEBHOOK, "verified deliveries whose archive write failed or was late (the queue write went on)"
-    ),
+    "WebhookReceived": _WEBHOOK,
+    "WebhookQueued": _WEBHOOK,
+    "UnknownEventType": _WEBHOOK,
+    "WebhookRejected": MetricInfo((WEBHOOK_INGRESS,), "Reason"),
+    "WebhookQueueFailed": _WEBHOOK,
+    "WebhookSecretUnavailable": _WEBHOOK,
+    "WebhookVerified": _WEBHOOK,
+    "WebhookStale": _WEBHOOK,
+    "WebhookArchiveFailed": _WEBHOOK,
     # order processor (orders/pipeline.py, orders/serviceability.py)
-    "OrderAccepted": MetricInfo(_PROCESSOR, "order items accepted"),
-    "OrderRejected": MetricInfo(_PROCESSOR, "order items rejected (not serviceable)"),
-    "OrderCancelled": MetricInfo(_PROCESSOR, "cancellations handled"),
-    "StatusPushed": MetricInfo(_PROCESSOR, "provider status updates pushed to Offergrid"),
-    "ReconcileWorkOrderOpened": MetricInfo(
-        _PROCESSOR, "reconciliation repairs done: a work order opened for an item accepted elsewhere"
-    ),
-    "ReconcileWorkOrderCancelled": MetricInfo(
-        _PROCESSOR, "reconciliation repairs done: an open work order of an ended item cancelled"
-    ),
-    "TransientFailure": MetricInfo(
-        _PROCESSOR,
-        "a message failed and will be retried; Reason = exception class (e.g. ServiceabilityUnavailable)",
-        "Reason",
-    ),
-    "PermanentFailure": MetricInfo(
-        _PROCESSOR,
-        "a message failed for good (recorded, not retried); Reason = orders.ports.FailureReason",
-        "Reason",
-    ),
-    SERVICEABILITY_RULES_STALE: MetricInfo(
-        _PROCESSOR, "a coverage-rules refresh failed (unreadable or invalid): the last good rules were used"
-    ),
-    # offer sync (catalog/report.py), this invocation's numbers
-    OFFER_SYNC_CREATED: MetricInfo(_SYNC, "offers created"),
-    OFFER_SYNC_UPDATED: MetricInfo(_SYNC, "offers updated"),
-    OFFER_SYNC_DEACTIVATED: MetricInfo(_SYNC, "offers set inactive (SKU left the catalog)"),
-    OFFER_SYNC_ARCHIVED: MetricInfo(_SYNC, "offers archived (SKU left the catalog)"),
-    OFFER_SYNC_DELETED: MetricInfo(_SYNC, "offers deleted (SKU left the catalog)"),
-    OFFER_SYNC_UNCHANGED: MetricInfo(_SYNC, "offers already equal to the catalog"),
-    OFFER_SYNC_FAILED: MetricInfo(_SYNC, "writes that failed (SKU and reason in the report)"),
-    OFFER_SYNC_INVALID_ROWS: MetricInfo(_SYNC, "catalog rows that could not be mapped"),
-    OFFER_SYNC_UNATTRIBUTABLE_ROWS: MetricInfo(
-        _SYNC, "invalid catalog rows naming no SKU: the run removed nothing (not on dry runs)"
-    ),
-    OFFER_SYNC_REMOVALS_REFUSED: MetricInfo(
-        _SYNC, "removals refused: over the removal guard, or unattributable rows (not on dry runs)"
-    ),
-    OFFER_SYNC_CATALOG_INCOMPLETE: MetricInfo(
-        _SYNC,
-        "1 when the catalog could not be trusted (a needed column absent, the export cut short, its "
-        "manifest not matching): nothing left sale (not on dry runs)",
-    ),
-    OFFER_SYNC_PENDING: MetricInfo(_SYNC, "writes left for the next run"),
-    OFFER_SYNC_INCOMPLETE: MetricInfo(_SYNC, "1 when the run stopped early (resumes)"),
-    OFFER_SYNC_RUN_FAILED: MetricInfo(_SYNC, "1 when the run could not plan at all"),
-    OFFER_SYNC_LOCKED: MetricInfo(_SYNC, "1 when another run held the lock"),
-    OFFER_SYNC_SUCCEEDED: MetricInfo(
-        _SYNC, "1 when a run (not a dry run) completed: the not-succeeding alarm's heartbeat"
-    ),
-    "OrderSweepListed": MetricInfo(_SYNC, "undecided order items listed by the sweep"),
-    "OrderSweepEnqueued": MetricInfo(_SYNC, "missed orders queued by the sweep"),
-    "OrderSweepFailed": MetricInfo(_SYNC, "items not queued, or a failed sweep"),
-    # the reconciliation (orders/reconcile.py), this run's numbers (docs/runbooks/reconcile.md)
-    RECONCILE_MISSING_WORK_ORDER: MetricInfo(
-        _SYNC, "accepted/scheduled/in progress at Offergrid without a work order (repaired)"
-    ),
-    RECONCILE_OPEN_WORK_ORDER_FOR_ENDED_ITEM: MetricInfo(
-        _SYNC, "cancelled (or rejected/failed) at Offergrid, our work order open (repaired)"
-    ),
-    RECONCILE_UNKNOWN_WORK_ORDER: MetricInfo(
-        _SYNC, "an open work order for an item Offergrid does not have (reported)"
-    ),
-    RECONCILE_DECISION_MISMATCH: MetricInfo(_SYNC, "our decision contradicts Offergrid's status (reported)"),
-    RECONCILE_REPAIRS_QUEUED: MetricInfo(_SYNC, "repair messages queued for the processor"),
-    RECONCILE_FAILED: MetricInfo(
-        _SYNC, "a reconciliation that failed or stopped early, or repairs not queued"
-    ),
-    RECONCILE_RUNS: MetricInfo(
-        _SYNC, "1 per reconciliation run (not a dry run): the not-running alarm's heartbeat"
-    ),
+    "OrderAccepted": _PROCESSOR,
+    "OrderRejected": _PROCESSOR,
+    "OrderCancelled": _PROCESSOR,
+    "StatusPushed": _PROCESSOR,
+    "ReconcileWorkOrderOpened": _PROCESSOR,
+    "ReconcileWorkOrderCancelled": _PROCESSOR,
+    "TransientFailure": MetricInfo((ORDER_PROCESSOR,), "Reason"),
+    "PermanentFailure": MetricInfo((ORDER_PROCESSOR,), "Reason"),
+    SERVICEABILITY_RULES_STALE: _PROCESSOR,
+    # offer sync (catalog/report.py, orders/sweep.py, orders/reconcile.py), this invocation's numbers
+    OFFER_SYNC_CREATED: _SYNC,
+    OFFER_SYNC_UPDATED: _SYNC,
+    OFFER_SYNC_DEACTIVATED: _SYNC,
+    OFFER_SYNC_ARCHIVED: _SYNC,
+    OFFER_SYNC_DELETED: _SYNC,
+    OFFER_SYNC_UNCHANGED: _SYNC,
+    OFFER_SYNC_FAILED: _SYNC,
+    OFFER_SYNC_INVALID_ROWS: _SYNC,
+    OFFER_SYNC_UNATTRIBUTABLE_ROWS: _SYNC,
+    OFFER_SYNC_REMOVALS_REFUSED: _SYNC,
+    OFFER_SYNC_CATALOG_INCOMPLETE: _SYNC,
+    OFFER_SYNC_PENDING: _SYNC,
+    OFFER_SYNC_INCOMPLETE: _SYNC,
+    OFFER_SYNC_RUN_FAILED: _SYNC,
+    OFFER_SYNC_LOCKED: _SYNC,
+    OFFER_SYNC_SUCCEEDED: _SYNC,
+    "OrderSweepListed": _SYNC,
+    "OrderSweepEnqueued": _SYNC,
+    "OrderSweepFailed": _SYNC,
+    RECONCILE_MISSING_WORK_ORDER: _SYNC,
+    RECONCILE_OPEN_WORK_ORDER_FOR_ENDED_ITEM: _SYNC,
+    RECONCILE_UNKNOWN_WORK_ORDER: _SYNC,
+    RECONCILE_DECISION_MISMATCH: _SYNC,
+    RECONCILE_REPAIRS_QUEUED: _SYNC,
+    RECONCILE_FAILED: _SYNC,
+    RECONCILE_RUNS: _SYNC,
     # the Offergrid client of both callers (offergrid/observer.py)
-    OFFERGRID_REQUEST: MetricInfo(OFFERGRID_CALLERS, "HTTP attempts to Offergrid (retries included)"),
-    OFFERGRID_ERROR: MetricInfo(
-        OFFERGRID_CALLERS,
-        f"failed attempts; Status = one of {', '.join(OFFERGRID_ERROR_STATUSES)}",
-        STATUS_DIMENSION,
-    ),
-    RATE_BUDGET_WAIT: MetricInfo(
-        OFFERGRID_CALLERS, "time spent waiting for a token of the shared rate budget", unit="Seconds"
-    ),
-    RATE_BUDGET_EXHAUSTED: MetricInfo(OFFERGRID_CALLERS, "a request not sent: no token within the time left"),
-    OFFERGRID_UNREADABLE_ITEM: MetricInfo(
-        OFFERGRID_CALLERS, "listed elements skipped: no readable id/status (logged with their position)"
-    ),
+    OFFERGRID_REQUEST: _CALLERS,
+    OFFERGRID_ERROR: MetricInfo(OFFERGRID_CALLERS, STATUS_DIMENSION),
+    RATE_BUDGET_WAIT: MetricInfo(OFFERGRID_CALLERS, unit="Seconds"),
+    RATE_BUDGET_EXHAUSTED: _CALLERS,
+    OFFERGRID_UNREADABLE_ITEM: _CALLERS,
 }
