@@ -5,9 +5,6 @@ Freshness (docs/decisions.md#20): `StaleMode.COUNT` (default) queues and counts 
 `timestamp` is older than the tolerance, since Offergrid does not document what the field means;
 `REFUSE` answers 401 (`timestamp_stale`). A missing or unreadable timestamp is never stale: absence
 proves nothing, and refusing would lose an order.
-
-Logs carry codes, ids and the dedup key only, never a body or a signature; `itemId` is the line's key so
-`replay trace` finds it. `WebhookVerified` leaves out the deploy check (the silence alarm watches it).
 """
 
 from __future__ import annotations
@@ -186,37 +183,30 @@ class IngressResult:
 
     def log_fields(self) -> dict[str, Any]:
         """Safe to log: codes, ids, the dedup key. Never bodies, signatures or secrets."""
-        fields: dict[str, Any] = {"outcome": self.outcome.value, "status": self.status}
-        if self.reason is not None:
-            fields["reason"] = self.reason.value
-        if self.error is not None:
-            fields["error"] = self.error
-        if self.signature is not None:
-            fields["signed_form"] = self.signature.form
-            fields["matched_secret_index"] = self.signature.secret_index
-        if self.message is not None:
-            event = self.message.event
-            fields["event_type"] = event.event
-            fields["dedup_key"] = self.message.dedup_key
-            for name in ("order_id", "item_id", "offer_id"):
-                if (value := getattr(event, name)) is not None:
-                    fields[name] = value
-        if self.message_id is not None:
-            fields["sqs_message_id"] = self.message_id
-        if self.message_bytes is not None:
-            fields["message_bytes"] = self.message_bytes
-        if self.freshness is not None and self.freshness.age_seconds is not None:
-            fields["timestamp_age_seconds"] = round(self.freshness.age_seconds, 3)
-            fields["stale"] = self.freshness.stale
-        elif self.freshness is not None and self.freshness.unreadable:
-            fields["timestamp_unreadable"] = True
-        if self.archive is not None:
-            fields["archive"] = self.archive.status
-            if self.archive.key is not None:
-                fields["archive_key"] = self.archive.key
-            if self.archive.error is not None:
-                fields["archive_error"] = self.archive.error
-        return fields
+        message, signature, freshness, archive = self.message, self.signature, self.freshness, self.archive
+        age = freshness.age_seconds if freshness is not None else None
+        fields: dict[str, Any] = {
+            "outcome": self.outcome.value,
+            "status": self.status,
+            "reason": self.reason.value if self.reason is not None else None,
+            "error": self.error,
+            "signed_form": signature.form if signature else None,
+            "matched_secret_index": signature.secret_index if signature else None,
+            "event_type": message.event.event if message else None,
+            "dedup_key": message.dedup_key if message else None,
+            "order_id": message.event.order_id if message else None,
+            "item_id": message.event.item_id if message else None,
+            "offer_id": message.event.offer_id if message else None,
+            "sqs_message_id": self.message_id,
+            "message_bytes": self.message_bytes,
+            "timestamp_age_seconds": round(age, 3) if age is not None else None,
+            "stale": freshness.stale if freshness and age is not None else None,
+            "timestamp_unreadable": True if freshness and age is None and freshness.unreadable else None,
+            "archive": archive.status if archive else None,
+            "archive_key": archive.key if archive else None,
+            "archive_error": archive.error if archive else None,
+        }
+        return {name: value for name, value in fields.items() if value is not None}
 
 
 def report(result: IngressResult) -> None:
