@@ -156,29 +156,18 @@ class WebhookSecretsProvider(Protocol):
     def __call__(self, *, force_refresh: bool = False) -> list[str]: ...
 
 
+@dataclass(kw_only=True)
 class WebhookIngress:
     """Verify, validate, deduplicate and enqueue Offergrid webhooks (one instance per container)."""
 
-    def __init__(
-        self,
-        *,
-        secrets: WebhookSecretsProvider,
-        queue: QueuePort,
-        clock: Clock = SYSTEM_CLOCK,
-        max_body_bytes: int = MAX_WEBHOOK_BODY_BYTES,
-        archive: BackgroundArchive | None = None,
-        archive_wait_seconds: float = ARCHIVE_WAIT_SECONDS,
-        stale_mode: StaleMode = StaleMode.COUNT,
-        stale_tolerance_seconds: float = DEFAULT_TOLERANCE_SECONDS,
-    ) -> None:
-        self._secrets = secrets
-        self._queue = queue
-        self._clock = clock
-        self._max_body_bytes = max_body_bytes
-        self._archive = archive
-        self._archive_wait_seconds = archive_wait_seconds
-        self._stale_mode = stale_mode
-        self._stale_tolerance_seconds = stale_tolerance_seconds
+    secrets: WebhookSecretsProvider
+    queue: QueuePort
+    clock: Clock = SYSTEM_CLOCK
+    max_body_bytes: int = MAX_WEBHOOK_BODY_BYTES
+    archive: BackgroundArchive | None = None
+    archive_wait_seconds: float = ARCHIVE_WAIT_SECONDS
+    stale_mode: StaleMode = StaleMode.COUNT
+    stale_tolerance_seconds: float = DEFAULT_TOLERANCE_SECONDS
 
     def handle(self, event: Mapping[str, Any], *, correlation_id: str | None = None) -> IngressResult:
         """Process one API Gateway proxy event (REST API v1 or HTTP API v2 payload)."""
@@ -197,7 +186,7 @@ class WebhookIngress:
             return signature
 
         # Verified: from here on the delivery is archived, whatever its fate.
-        now = self._clock.now()
+        now = self.clock.now()
         webhook = self.read_event(body, signature=signature)
         archived = self._start_archive(
             event,
@@ -209,9 +198,9 @@ class WebhookIngress:
         if isinstance(webhook, IngressResult):
             return self._with_archive(webhook, archived)
         freshness = judge_freshness(
-            webhook.timestamp, now=now, tolerance_seconds=self._stale_tolerance_seconds
+            webhook.timestamp, now=now, tolerance_seconds=self.stale_tolerance_seconds
         )
-        if freshness.stale and self._stale_mode is StaleMode.REFUSE:
+        if freshness.stale and self.stale_mode is StaleMode.REFUSE:
             refused = _rejected(401, RequestReason.TIMESTAMP_STALE, signature=signature)
             return self._with_archive(replace(refused, webhook=webhook, freshness=freshness), archived)
         result = self.enqueue(
@@ -259,7 +248,7 @@ class WebhookIngress:
             webhook=webhook,
         )
         try:
-            return replace(queued, message_id=self._queue.send(message_body, attributes))
+            return replace(queued, message_id=self.queue.send(message_body, attributes))
         except MessageTooLarge:
             return replace(
                 queued,
@@ -319,10 +308,10 @@ class WebhookIngress:
     def _start_archive(
         self, event: Mapping[str, Any], header: str, *, received_at: datetime, request_id: str, check: bool
     ) -> ArchiveTicket | None:
-        if self._archive is None:
+        if self.archive is None:
             return None
         text = event.get("body")
-        return self._archive.start(
+        return self.archive.start(
             ArchivedDelivery(
                 received_at=received_at,
                 request_id=request_id,
@@ -337,7 +326,7 @@ class WebhookIngress:
         """`result` with the archive write's outcome, waited for at most `archive_wait_seconds`."""
         if ticket is None:
             return result
-        return replace(result, archive=ticket.outcome(self._archive_wait_seconds))
+        return replace(result, archive=ticket.outcome(self.archive_wait_seconds))
 
     def _read_body(self, event: Mapping[str, Any]) -> bytes | IngressResult:
         text = event.get("body")
@@ -345,20 +334,20 @@ class WebhookIngress:
             return _rejected(400, RequestReason.BODY_UNDECODABLE, "Bad Request")
         is_base64 = event.get("isBase64Encoded") is True
         # Cheap pre-check on the text: a UTF-8 byte per character at least, 3 bytes per 4 in base64.
-        limit = 4 * (self._max_body_bytes // 3 + 1) if is_base64 else self._max_body_bytes
+        limit = 4 * (self.max_body_bytes // 3 + 1) if is_base64 else self.max_body_bytes
         if text is not None and len(text) > limit:
             return _rejected(413, RequestReason.BODY_TOO_LARGE, "Payload Too Large")
         try:
             body = decode_body(text, is_base64_encoded=is_base64)
         except ValueError:
             return _rejected(400, RequestReason.BODY_UNDECODABLE, "Bad Request")
-        if len(body) > self._max_body_bytes:
+        if len(body) > self.max_body_bytes:
             return _rejected(413, RequestReason.BODY_TOO_LARGE, "Payload Too Large")
         return body
 
     def _read_secrets(self, *, force_refresh: bool) -> Sequence[str]:
         try:
-            secrets = self._secrets(force_refresh=force_refresh)
+            secrets = self.secrets(force_refresh=force_refresh)
         except Exception as exc:  # any failure to read the secret is ours, never the sender's
             raise _SecretUnavailable(_error_name(exc)) from exc
         if not secrets:
