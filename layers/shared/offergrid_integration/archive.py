@@ -164,14 +164,14 @@ class ArchiveOutcome:
         return self.status == "archived"
 
 
+@dataclass(frozen=True, slots=True)
 class ArchiveTicket:
-    def __init__(self, future: Future[str]) -> None:
-        self._future = future
+    future: Future[str]
 
     def outcome(self, wait_seconds: float) -> ArchiveOutcome:
         """The write's outcome, waiting for it at most `wait_seconds` (then `late`)."""
         try:
-            key = self._future.result(timeout=max(0.0, wait_seconds))
+            key = self.future.result(timeout=max(0.0, wait_seconds))
         except FutureTimeout:
             return ArchiveOutcome("late", error=f"not written within {wait_seconds:g} s of the queue write")
         except ArchiveWriteError as exc:

@@ -4,6 +4,7 @@ monotonic: the DynamoDB rate budget is shared across hosts."""
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Protocol
 
 
@@ -43,12 +44,12 @@ class ScaledClock:
             time.sleep(seconds / self.scale)
 
 
+@dataclass
 class SkewedClock:
     """`base` as seen by a host whose clock is `skew` seconds off (positive: ahead)."""
 
-    def __init__(self, base: Clock, skew: float) -> None:
-        self.base = base
-        self.skew = skew
+    base: Clock
+    skew: float
 
     @property
     def scale(self) -> float:
