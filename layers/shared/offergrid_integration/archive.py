@@ -164,9 +164,9 @@ class ArchiveOutcome:
         return self.status == "archived"
 
 
-@dataclass(frozen=True, slots=True)
 class ArchiveTicket:
-    future: Future[str]
+    def __init__(self, future: Future[str]) -> None:
+        self.future = future
 
     def outcome(self, wait_seconds: float) -> ArchiveOutcome:
         """The write's outcome, waiting for it at most `wait_seconds` (then `late`)."""

@@ -4,7 +4,6 @@ monotonic: the DynamoDB rate budget is shared across hosts."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Protocol
 
 
@@ -44,12 +43,12 @@ class ScaledClock:
             time.sleep(seconds / self.scale)
 
 
-@dataclass
 class SkewedClock:
     """`base` as seen by a host whose clock is `skew` seconds off (positive: ahead)."""
 
-    base: Clock
-    skew: float
+    def __init__(self, base: Clock, skew: float) -> None:
+        self.base = base
+        self.skew = skew
 
     @property
     def scale(self) -> float:

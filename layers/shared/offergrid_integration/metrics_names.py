@@ -1,5 +1,6 @@
 """Every CloudWatch metric the integration emits, in one table (`CATALOGUE`): its name, the services
-that emit it, its extra dimension. What each means: docs/metrics.md. template.yaml's alarms and dashboard
+that emit it, its extra dimension (the namespace: `observability.METRICS_NAMESPACE`). What each means:
+docs/metrics.md. template.yaml's alarms and dashboard
 use these names (tests/unit/test_template.py checks the code, the alarms, the dashboard and the page agree).
 """
 
@@ -8,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final, Protocol
 
-METRICS_NAMESPACE: Final = "OffergridIntegration"
 # The most entries (failures, item ids, planned writes...) a run report lists; counts are always whole.
 MAX_LISTED: Final = 100
 

@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
-from offergrid_integration.metrics_names import METRICS_NAMESPACE
 from offergrid_integration.text import valid_text
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.logging.types import LogRecord
 
+METRICS_NAMESPACE = "OffergridIntegration"  # POWERTOOLS_METRICS_NAMESPACE overrides it
 REDACTED = "[REDACTED]"
 # Shorter values are not registered: redacting them would blank out ordinary words.
 MIN_SECRET_LENGTH = 8

@@ -156,18 +156,30 @@ class WebhookSecretsProvider(Protocol):
     def __call__(self, *, force_refresh: bool = False) -> list[str]: ...
 
 
-@dataclass(kw_only=True)
 class WebhookIngress:
-    """Verify, validate, deduplicate and enqueue Offergrid webhooks (one instance per container)."""
+    """Verify, validate, deduplicate and enqueue Offergrid webhooks (one instance per container). Not a
+    dataclass: generating its methods would cost the cold start about 4 million instructions."""
 
-    secrets: WebhookSecretsProvider
-    queue: QueuePort
-    clock: Clock = SYSTEM_CLOCK
-    max_body_bytes: int = MAX_WEBHOOK_BODY_BYTES
-    archive: BackgroundArchive | None = None
-    archive_wait_seconds: float = ARCHIVE_WAIT_SECONDS
-    stale_mode: StaleMode = StaleMode.COUNT
-    stale_tolerance_seconds: float = DEFAULT_TOLERANCE_SECONDS
+    def __init__(
+        self,
+        *,
+        secrets: WebhookSecretsProvider,
+        queue: QueuePort,
+        clock: Clock = SYSTEM_CLOCK,
+        max_body_bytes: int = MAX_WEBHOOK_BODY_BYTES,
+        archive: BackgroundArchive | None = None,
+        archive_wait_seconds: float = ARCHIVE_WAIT_SECONDS,
+        stale_mode: StaleMode = StaleMode.COUNT,
+        stale_tolerance_seconds: float = DEFAULT_TOLERANCE_SECONDS,
+    ) -> None:
+        self.secrets = secrets
+        self.queue = queue
+        self.clock = clock
+        self.max_body_bytes = max_body_bytes
+        self.archive = archive
+        self.archive_wait_seconds = archive_wait_seconds
+        self.stale_mode = stale_mode
+        self.stale_tolerance_seconds = stale_tolerance_seconds
 
     def handle(self, event: Mapping[str, Any], *, correlation_id: str | None = None) -> IngressResult:
         """Process one API Gateway proxy event (REST API v1 or HTTP API v2 payload)."""
