@@ -17,7 +17,7 @@ WEBHOOK_ENV = {"OFFERGRID_WEBHOOK_SECRET": "offergrid/webhook-secret", "ORDERS_Q
 
 
 def _load(model: Any, environ: dict[str, str]) -> Any:
-    """The webhook's settings load without pydantic (webhooks/settings.py), the others with config.py."""
+    """The webhook's settings load without pydantic (webhooks/ingress.py), the others with config.py."""
     if model is WebhookIngressSettings:
         return WebhookIngressSettings.from_environ(environ)
     return load_settings(model, environ)
