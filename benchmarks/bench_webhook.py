@@ -150,7 +150,7 @@ def warm(requests: int) -> dict[str, Any]:
         return loaded
 
     app.get_ingress()  # the real init (settings, secret store, SQS client), as in Lambda: counts in RSS
-    from offergrid_integration.archive.background import BackgroundArchive
+    from offergrid_integration.archive import BackgroundArchive
 
     ingress = WebhookIngress(
         secrets=StaticSecrets(), queue=NoopQueue(), archive=BackgroundArchive(NoopArchive())
@@ -158,7 +158,7 @@ def warm(requests: int) -> dict[str, Any]:
     app.reset(ingress)
     created = event("webhook_order_created.json")
     bad = event("webhook_bad_signature.json")
-    from offergrid_integration.webhooks.signature import sign
+    from offergrid_integration.signature import sign
 
     large = dict(created)
     large_body = json.dumps({"event": "order.created", "itemId": "item-big", "pad": "x" * (255 * 1024)})

@@ -53,8 +53,7 @@ _LAYER = str(Path(__file__).resolve().parents[1] / "layers" / "shared")
 if _LAYER not in sys.path:
     sys.path.insert(0, _LAYER)
 
-from offergrid_integration.archive.deliveries import ArchivedDelivery
-from offergrid_integration.archive.s3_archive import S3DeliveryArchive
+from offergrid_integration.archive import ArchivedDelivery, S3DeliveryArchive
 from offergrid_integration.contract import EventType, OffergridEvent, PayloadReason, dedup_key_for
 from offergrid_integration.orders.adapters.sqs_queue import S3ClaimChecks, SqsQueue
 from offergrid_integration.orders.records import Decision

@@ -59,8 +59,8 @@ from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyItemNotFoundError
 from aws_lambda_powertools.utilities.idempotency.persistence.dynamodb import DynamoDBPersistenceLayer
 
-from functions.deploy_hook.app import DEPLOY_CHECK_EVENT, deploy_check_payload, signed_delivery
-from offergrid_integration.contract import dedup_key_for, normalise_payload
+from functions.deploy_hook.app import deploy_check_payload, signed_delivery
+from offergrid_integration.contract import DEPLOY_CHECK_EVENT, dedup_key_for, normalise_payload
 from offergrid_integration.offergrid.client import OffergridClient
 from offergrid_integration.offergrid.errors import OffergridError
 from offergrid_integration.offergrid.models import (

@@ -1,6 +1,6 @@
 """What `replay archive` and `replay trace` read of a stack, each through the layer's own code.
 
-- the delivery archive (`archive.s3_archive.S3DeliveryArchive` on the `DeliveryArchiveUri` output);
+- the delivery archive (`archive.S3DeliveryArchive` on the `DeliveryArchiveUri` output);
 - the webhook secrets, every value (current and previous: `secrets.parse_webhook_secrets`);
 - the order processor's record of an item and its work order (`orders.records`, `orders.workorders`);
 - the processor's idempotency records, by dedup key (`DedupRecords`: Powertools' own persistence layer,
@@ -32,7 +32,7 @@ _LAYER = str(Path(__file__).resolve().parents[1] / "layers" / "shared")
 if _LAYER not in sys.path:
     sys.path.insert(0, _LAYER)
 
-from offergrid_integration.archive.s3_archive import S3DeliveryArchive
+from offergrid_integration.archive import S3DeliveryArchive
 from offergrid_integration.clock import SYSTEM_CLOCK
 from offergrid_integration.offergrid.client import OffergridClient
 from offergrid_integration.orders.pipeline import IDEMPOTENCY_KEY_PREFIX

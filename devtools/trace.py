@@ -51,7 +51,7 @@ _LAYER = str(Path(__file__).resolve().parents[1] / "layers" / "shared")
 if _LAYER not in sys.path:
     sys.path.insert(0, _LAYER)
 
-from offergrid_integration.archive.deliveries import ArchivedDelivery
+from offergrid_integration.archive import ArchivedDelivery
 from offergrid_integration.contract import (
     RECONCILE_CANCEL,
     RECONCILE_OPEN,
@@ -64,7 +64,7 @@ from offergrid_integration.contract import (
 from offergrid_integration.offergrid.errors import NotFoundError, OffergridError
 from offergrid_integration.orders.records import OrderRecord
 from offergrid_integration.orders.workorders import WorkOrder
-from offergrid_integration.webhooks.signature import load_json
+from offergrid_integration.signature import load_json
 
 __all__ = ["ItemTrace", "TimelineEntry", "insights_query", "trace_item"]
 

@@ -26,8 +26,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "layers" / "shared"))
 
-from offergrid_integration.signed_body import SIGNATURE_HEADER  # noqa: E402
-from offergrid_integration.webhooks.signature import compact_json, sign  # noqa: E402
+from offergrid_integration.signature import (  # noqa: E402
+    SIGNATURE_HEADER,
+    compact_json,
+    sign,
+)
 
 # Dev-only, documented in events/README.md; never a deployed secret.
 LOCAL_DEV_WEBHOOK_SECRET = "local-dev-webhook-secret"  # noqa: S105

@@ -1,10 +1,11 @@
 """Lambda entry of the pre-traffic hook: CodeDeploy runs it before a release of the webhook or the order
 processor takes traffic (docs/runbooks/pipeline.md#rollout-and-rollback).
 
-It invokes the new versions with a check without side effects (`DEPLOY_CHECK_EVENT`, docs/decisions.md#2):
-the webhook must queue a signed delivery, the processor must take its message. It always reports to
-CodeDeploy, whatever went wrong: a hook that does not leaves the deploy waiting an hour. `make smoke`
-delivers the same check (devtools/smoke.py).
+It invokes the new versions with a check without side effects (`DEPLOY_CHECK_EVENT`, docs/decisions.md#2:
+unknown to the processor on purpose, queued and kept but never acted on; the ingress archives it under
+checks/ and leaves it out of WebhookVerified): the webhook must queue a signed delivery, the processor
+must take its message. It always reports to CodeDeploy, whatever went wrong: a hook that does not leaves
+the deploy waiting an hour. `make smoke` delivers the same check (devtools/smoke.py).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import json
 import os
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
@@ -24,48 +24,23 @@ from offergrid_integration.contract import (
     normalise_payload,
 )
 from offergrid_integration.observability import logger
-from offergrid_integration.webhooks.signature import compact_json, sign
+from offergrid_integration.signature import compact_json, sign
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-__all__ = [
-    "DEPLOY_CHECK_EVENT",
-    "CheckResult",
-    "api_gateway_event",
-    "check_order_processor",
-    "check_webhook_ingress",
-    "deploy_check_payload",
-    "lambda_handler",
-    "queue_event",
-    "run_checks",
-    "signed_delivery",
-]
-
-# DEPLOY_CHECK_EVENT (contract.py): unknown to the processor on purpose (docs/decisions.md#2:
-# queued, kept, logged, never acted on), never an Offergrid event. The ingress archives the check's
-# delivery under checks/, apart from Offergrid's (kept a day), and leaves it out of WebhookVerified.
 WEBHOOK_PATH: Final = "/webhooks/offergrid"
-SIGNATURE_HEADER_NAME: Final = "X-Offergrid-Signature"
-SUCCEEDED: Final = "Succeeded"
-FAILED: Final = "Failed"
 # The processor may take its whole 60 s timeout: wait a little longer, and never re-invoke on a timeout.
 INVOKE_READ_TIMEOUT_SECONDS: Final = 75
 
 # (function error or None, the answer's payload)
 Invoker = Callable[[str, dict[str, Any]], tuple[str | None, Any]]
+# One check of one new version: codes and statuses only, never a body or the secret.
+CheckResult = dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
-class CheckResult:
-    """One check of one new version: codes and statuses only, never a body or the secret."""
-
-    name: str
-    ok: bool
-    detail: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"check": self.name, "ok": self.ok, "detail": self.detail}
+def _result(name: str, ok: bool, detail: str) -> CheckResult:
+    return {"check": name, "ok": ok, "detail": detail}
 
 
 # --- The check's event: shared with `make smoke` ------------------------------------------------------------
@@ -78,7 +53,7 @@ def deploy_check_payload(check_id: str, *, now: datetime | None = None) -> dict[
 def signed_delivery(payload: Mapping[str, Any], secret: str) -> tuple[bytes, dict[str, str]]:
     """The body Offergrid would send for `payload` and its headers, signed with `secret`."""
     body = compact_json(dict(payload))
-    return body, {"Content-Type": "application/json", SIGNATURE_HEADER_NAME: sign(body, secret)}
+    return body, {"Content-Type": "application/json", "X-Offergrid-Signature": sign(body, secret)}
 
 
 def api_gateway_event(body: bytes, headers: Mapping[str, str], *, request_id: str) -> dict[str, Any]:
@@ -113,46 +88,43 @@ def queue_event(payload: Mapping[str, Any], *, correlation_id: str) -> dict[str,
         source="webhook",
         correlation_id=correlation_id,
     )
-    return {
-        "Records": [
-            {
-                "messageId": str(uuid.uuid4()),
-                "receiptHandle": "deploy-check",
-                "body": message.to_json(),
-                "attributes": {"ApproximateReceiveCount": "1"},
-                "messageAttributes": {
-                    name: {"stringValue": value, "dataType": "String"}
-                    for name, value in message.message_attributes().items()
-                },
-                "md5OfBody": "",
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:deploy-check",
-                "awsRegion": os.environ.get("AWS_REGION", ""),
-            }
-        ]
+    record = {
+        "messageId": str(uuid.uuid4()),
+        "receiptHandle": "deploy-check",
+        "body": message.to_json(),
+        "attributes": {"ApproximateReceiveCount": "1"},
+        "messageAttributes": {
+            name: {"stringValue": value, "dataType": "String"}
+            for name, value in message.message_attributes().items()
+        },
+        "md5OfBody": "",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:deploy-check",
+        "awsRegion": os.environ.get("AWS_REGION", ""),
     }
+    return {"Records": [record]}
 
 
 # --- The checks ---------------------------------------------------------------------------------------------
 def check_webhook_ingress(invoke: Invoker, version: str, event: dict[str, Any]) -> CheckResult:
     error, answer = invoke(version, event)
     if error is not None:
-        return CheckResult("webhook-ingress", False, f"the function failed: {_error_type(answer, error)}")
+        return _result("webhook-ingress", False, f"the function failed: {_error_type(answer, error)}")
     status = answer.get("statusCode") if isinstance(answer, dict) else None
     if status != 200:
-        return CheckResult("webhook-ingress", False, f"answered {status!r}, expected 200 (queued)")
-    return CheckResult("webhook-ingress", True, "answered 200: the signed delivery was queued")
+        return _result("webhook-ingress", False, f"answered {status!r}, expected 200 (queued)")
+    return _result("webhook-ingress", True, "answered 200: the signed delivery was queued")
 
 
 def check_order_processor(invoke: Invoker, version: str, event: dict[str, Any]) -> CheckResult:
     error, answer = invoke(version, event)
     if error is not None:
-        return CheckResult("order-processor", False, f"the function failed: {_error_type(answer, error)}")
+        return _result("order-processor", False, f"the function failed: {_error_type(answer, error)}")
     failures = answer.get("batchItemFailures") if isinstance(answer, dict) else None
     if failures != []:
         shown = len(failures) if isinstance(failures, list) else repr(type(answer).__name__)
-        return CheckResult("order-processor", False, f"batchItemFailures: {shown}, expected none")
-    return CheckResult("order-processor", True, "kept the message, no failed record")
+        return _result("order-processor", False, f"batchItemFailures: {shown}, expected none")
+    return _result("order-processor", True, "kept the message, no failed record")
 
 
 def _error_type(answer: Any, error: str) -> str:
@@ -179,10 +151,8 @@ def _lambda_invoker() -> Invoker:
     import boto3
     from botocore.config import Config
 
-    client: Any = boto3.client(
-        "lambda",
-        config=Config(read_timeout=INVOKE_READ_TIMEOUT_SECONDS, retries={"max_attempts": 1}),
-    )
+    config = Config(read_timeout=INVOKE_READ_TIMEOUT_SECONDS, retries={"max_attempts": 1})
+    client: Any = boto3.client("lambda", config=config)
 
     def invoke(function: str, event: dict[str, Any]) -> tuple[str | None, Any]:
         response = client.invoke(FunctionName=function, Payload=json.dumps(event).encode("utf-8"))
@@ -199,20 +169,10 @@ def _webhook_secret() -> str:
     return Secret(os.environ["OFFERGRID_WEBHOOK_SECRET"], parse_webhook_secrets, max_age_seconds=0)()[0]
 
 
-def _report(deployment_id: str, hook_execution_id: str, status: str) -> None:
-    import boto3
-
-    codedeploy: Any = boto3.client("codedeploy")
-    codedeploy.put_lifecycle_event_hook_execution_status(
-        deploymentId=deployment_id, lifecycleEventHookExecutionId=hook_execution_id, status=status
-    )
-
-
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any] | None, context: LambdaContext) -> dict[str, Any]:
     request = event or {}
     deployment_id = str(request.get("DeploymentId") or "")
-    hook_execution_id = str(request.get("LifecycleEventHookExecutionId") or "")
     results: list[CheckResult] = []
     try:
         results = run_checks(
@@ -223,14 +183,20 @@ def lambda_handler(event: dict[str, Any] | None, context: LambdaContext) -> dict
         )
     except Exception as exc:  # whatever it is, CodeDeploy must hear Failed rather than wait an hour
         logger.exception("pre-traffic check could not run", extra={"error": type(exc).__name__})
-        results.append(CheckResult("hook", False, f"could not run the checks: {type(exc).__name__}"))
-    status = SUCCEEDED if results and all(result.ok for result in results) else FAILED
-    checks = [result.to_dict() for result in results]
+        results.append(_result("hook", False, f"could not run the checks: {type(exc).__name__}"))
+    status = "Succeeded" if results and all(result["ok"] for result in results) else "Failed"
     logger.info(
-        "pre-traffic check", extra={"status": status, "checks": checks, "deploymentId": deployment_id}
+        "pre-traffic check", extra={"status": status, "checks": results, "deploymentId": deployment_id}
     )
     if deployment_id:
-        _report(deployment_id, hook_execution_id, status)
+        import boto3
+
+        codedeploy: Any = boto3.client("codedeploy")
+        codedeploy.put_lifecycle_event_hook_execution_status(
+            deploymentId=deployment_id,
+            lifecycleEventHookExecutionId=str(request.get("LifecycleEventHookExecutionId") or ""),
+            status=status,
+        )
     else:
         logger.warning("invoked without a DeploymentId (by hand): nothing reported to CodeDeploy")
-    return {"status": status, "checks": checks, "deploymentId": deployment_id or None}
+    return {"status": status, "checks": results, "deploymentId": deployment_id or None}

@@ -14,23 +14,19 @@ with init_phase():  # the GC paused while the imports and the init allocate (con
     from aws_lambda_powertools.logging import correlation_paths
 
     from offergrid_integration import aws
-    from offergrid_integration.archive.background import ARCHIVE_WAIT_SECONDS, BackgroundArchive
-    from offergrid_integration.archive.s3_archive import S3DeliveryArchive
+    from offergrid_integration.archive import ARCHIVE_WAIT_SECONDS, BackgroundArchive, S3DeliveryArchive
     from offergrid_integration.observability import log_metrics, logger
     from offergrid_integration.orders.adapters.sqs_queue import S3ClaimChecks, SqsQueue
     from offergrid_integration.secrets import Secret, parse_webhook_secrets
-    from offergrid_integration.webhooks.ingress import WebhookIngress
-    from offergrid_integration.webhooks.reporting import report
-    from offergrid_integration.webhooks.settings import WebhookIngressSettings
+    from offergrid_integration.webhooks.ingress import WebhookIngress, WebhookIngressSettings
+    from offergrid_integration.webhooks.results import report
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
 
 def build_ingress(*, archive_wait_seconds: float = ARCHIVE_WAIT_SECONDS) -> WebhookIngress:
-    """The ingress wired to this function's environment. Tests on a busy machine pass a longer
-    `archive_wait_seconds`, so "archived" never depends on the machine's speed.
-    """
+    """The ingress wired to this function's environment (tests on a busy machine wait longer)."""
     settings = WebhookIngressSettings.from_environ()
     secrets = Secret(
         settings.offergrid_webhook_secret,
@@ -38,8 +34,8 @@ def build_ingress(*, archive_wait_seconds: float = ARCHIVE_WAIT_SECONDS) -> Webh
         max_age_seconds=settings.secrets_cache_seconds,
         client=aws.clients().secretsmanager,
     )
-    # Its own clients, fail-fast timeouts. One S3 client for the archive and the claim checks, made by
-    # the first delivery's archive write on its worker thread: neither the init nor a queue write waits.
+    # One S3 client for the archive and the claim checks, made by the first delivery's archive write on
+    # its worker thread: neither the init nor a queue write waits for it.
     archive = (
         S3DeliveryArchive(settings.delivery_archive_bucket) if settings.delivery_archive_bucket else None
     )

@@ -19,11 +19,11 @@ from devtools.archive_replay import _why_not_revisited
 from devtools.local.stack import LOCAL_WEBHOOK_SECRET, SAMPLE_CATALOG, LocalEnvironment
 from devtools.stack_reads import DedupRecords
 from devtools.stack_target import Target
-from offergrid_integration.archive.deliveries import ArchivedDelivery
+from offergrid_integration.archive import ArchivedDelivery
 from offergrid_integration.contract import normalise_payload
 from offergrid_integration.orders.pipeline import IDEMPOTENCY_KEY_PREFIX
 from offergrid_integration.orders.records import Decision
-from offergrid_integration.webhooks.signature import compact_json, sign
+from offergrid_integration.signature import compact_json, sign
 from tests.fixtures.local_stack import empty_queues
 
 SERVICEABLE = {

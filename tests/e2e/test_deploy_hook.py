@@ -20,7 +20,8 @@ import pytest
 
 from devtools.local.__main__ import local_invoke
 from devtools.local.stack import LocalEnvironment
-from functions.deploy_hook.app import DEPLOY_CHECK_EVENT, queue_event
+from functions.deploy_hook.app import queue_event
+from offergrid_integration.contract import DEPLOY_CHECK_EVENT
 from tests.fixtures.local_stack import empty_queues
 
 REPO = Path(__file__).resolve().parents[2]

@@ -17,11 +17,11 @@ import boto3
 import pytest
 
 from functions.webhook_ingress import app
-from offergrid_integration.archive.deliveries import ArchivedDelivery
+from offergrid_integration.archive import ArchivedDelivery
 from offergrid_integration.contract import DEPLOY_CHECK_EVENT
 from offergrid_integration.observability import logger as shared_logger
 from offergrid_integration.observability import metrics
-from offergrid_integration.webhooks.signature import compact_json, sign, verify_signature
+from offergrid_integration.signature import compact_json, sign, verify_signature
 from tests.integration.test_webhook_ingress import emf_metrics, load_event, log_lines
 
 DEV_SECRET = "local-dev-webhook-secret"

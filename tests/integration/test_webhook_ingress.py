@@ -24,13 +24,13 @@ from offergrid_integration.observability import metric_dimensions, metrics
 from offergrid_integration.orders.adapters.sqs_queue import SqsQueue
 from offergrid_integration.queueing import QueueSendError
 from offergrid_integration.secrets import MIN_REFRESH_INTERVAL_SECONDS, Secret, parse_webhook_secrets
-from offergrid_integration.signed_body import SIGNATURE_HEADER
-from offergrid_integration.webhooks.ingress import WebhookIngress
-from offergrid_integration.webhooks.signature import (
+from offergrid_integration.signature import (
+    SIGNATURE_HEADER,
     find_signature_header,
     sign,
     verify_signature,
 )
+from offergrid_integration.webhooks.ingress import WebhookIngress
 from scripts import make_sample_events
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -34,7 +34,7 @@ from devtools.local.stack import (
     apply_env_vars,
 )
 from devtools.local.template import TemplateError
-from offergrid_integration.webhooks.signature import sign
+from offergrid_integration.signature import sign
 
 REPO = Path(__file__).resolve().parents[2]
 COMMITTED_ENV_VARS = REPO / "events" / "env.json"

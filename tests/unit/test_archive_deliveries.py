@@ -1,4 +1,4 @@
-"""The archive's record of a delivery and where it is kept (`offergrid_integration.archive.deliveries`)."""
+"""The archive's record of a delivery and where it is kept (`offergrid_integration.archive`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from offergrid_integration.archive.deliveries import (
+from offergrid_integration.archive import (
     ARCHIVE_PREFIX,
     CHECKS_PREFIX,
     ArchivedDelivery,
@@ -16,8 +16,7 @@ from offergrid_integration.archive.deliveries import (
     hour_folder,
     key_received_at,
 )
-from offergrid_integration.signed_body import SIGNATURE_HEADER
-from offergrid_integration.webhooks.signature import sign, verify_signature
+from offergrid_integration.signature import SIGNATURE_HEADER, sign, verify_signature
 
 SECRET = "local-dev-webhook-secret"
 RECEIVED = datetime(2026, 11, 27, 14, 41, 0, 123_000, tzinfo=UTC)

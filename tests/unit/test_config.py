@@ -8,8 +8,8 @@ import pytest
 from pydantic import BaseModel
 
 from offergrid_integration.config import CommonSettings, ConfigurationError, env_var_names, load_settings
-from offergrid_integration.webhooks.freshness import DEFAULT_TOLERANCE_SECONDS, StaleMode
-from offergrid_integration.webhooks.settings import WebhookIngressSettings
+from offergrid_integration.webhooks.ingress import WebhookIngressSettings
+from offergrid_integration.webhooks.results import DEFAULT_TOLERANCE_SECONDS, StaleMode
 
 QUEUE_URL = "https://sqs.eu-west-1.amazonaws.com/123456789012/offergrid-orders"
 COMMON_ENV = {"OFFERGRID_API_KEY_SECRET": "offergrid/api-key"}
@@ -17,7 +17,7 @@ WEBHOOK_ENV = {"OFFERGRID_WEBHOOK_SECRET": "offergrid/webhook-secret", "ORDERS_Q
 
 
 def _load(model: Any, environ: dict[str, str]) -> Any:
-    """The webhook's settings load without pydantic (webhooks/settings.py), the others with config.py."""
+    """The webhook's settings load without pydantic (webhooks/ingress.py), the others with config.py."""
     if model is WebhookIngressSettings:
         return WebhookIngressSettings.from_environ(environ)
     return load_settings(model, environ)

@@ -13,7 +13,7 @@ from devtools.local.template import Template, load_template
 from offergrid_integration.catalog.settings import SyncSettings
 from offergrid_integration.config import env_var_names
 from offergrid_integration.orders.settings import ProcessorSettings
-from offergrid_integration.webhooks.settings import WebhookIngressSettings
+from offergrid_integration.webhooks.ingress import WebhookIngressSettings
 
 REPO = Path(__file__).resolve().parents[2]
 README = (REPO / "README.md").read_text(encoding="utf-8")

@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 
 from devtools.cfn_yaml import load_template
-from offergrid_integration.archive.deliveries import ARCHIVE_PREFIX, CHECKS_PREFIX
+from offergrid_integration.archive import ARCHIVE_PREFIX, CHECKS_PREFIX
 from offergrid_integration.orders.adapters.sqs_queue import CLAIM_CHECK_PREFIX
 from offergrid_integration.queueing import SQS_MAX_MESSAGE_BYTES
-from offergrid_integration.webhooks.freshness import DEFAULT_TOLERANCE_SECONDS, StaleMode
-from offergrid_integration.webhooks.settings import MAX_STALE_TOLERANCE_SECONDS
+from offergrid_integration.webhooks.ingress import MAX_STALE_TOLERANCE_SECONDS
+from offergrid_integration.webhooks.results import DEFAULT_TOLERANCE_SECONDS, StaleMode
 
 TEMPLATE = load_template()
 RESOURCES: dict[str, dict[str, Any]] = TEMPLATE["Resources"]
@@ -325,7 +325,7 @@ def _emitted_metric_names() -> set[str]:
             elif constant:
                 emitted.add(getattr(names, constant))
     # The outcome -> metric tables beside their result types (emitted by `orders.pipeline.report`
-    # and `webhooks.reporting.report`, which count nothing else by variable name)
+    # and `webhooks.results.report`, which count nothing else by variable name)
     from offergrid_integration.orders.ports import OUTCOME_METRICS
     from offergrid_integration.webhooks.results import (
         MESSAGE_TOO_LARGE_REPORT,
@@ -354,6 +354,22 @@ def test_the_metric_catalogue_is_exactly_what_the_code_emits() -> None:
     from offergrid_integration.metrics_names import CATALOGUE
 
     assert set(CATALOGUE) == EMITTED
+
+
+def test_docs_metrics_md_lists_the_catalogue_with_its_services_and_dimensions() -> None:
+    """The meanings live in docs/metrics.md: every metric of the catalogue, and only those, with the
+    services and dimension the catalogue gives it."""
+    from offergrid_integration.metrics_names import CATALOGUE, OFFERGRID_ERROR, OFFERGRID_ERROR_STATUSES
+
+    rows = {}
+    for line in (REPO / "docs" / "metrics.md").read_text(encoding="utf-8").splitlines():
+        if match := re.match(r"\| `(\w+)`(?: \((\w+)\))? \| ([\w, -]+) \| (?:`(\w+)`)? *\| (.+) \|$", line):
+            name, unit, services, dimension, meaning = match.groups()
+            rows[name] = (unit or "Count", tuple(services.split(", ")), dimension, meaning)
+    assert {name: row[:3] for name, row in rows.items()} == {
+        name: (info.unit, info.services, info.dimension) for name, info in CATALOGUE.items()
+    }
+    assert ", ".join(OFFERGRID_ERROR_STATUSES) in rows[OFFERGRID_ERROR][3]
 
 
 def _substitute(body: str) -> str:
@@ -448,7 +464,7 @@ def test_alarms_on_our_metrics_use_emitted_names_and_dimensions(alarm_id: str) -
 
 
 def test_the_unauthorized_alarm_sums_every_signature_failure() -> None:
-    from offergrid_integration.webhooks.signature import SignatureReason
+    from offergrid_integration.signature import SignatureReason
 
     props = ALARMS["WebhookUnauthorizedAlarm"]
     reasons = {dims["Reason"] for _, name, dims in alarm_metrics(props) if name == "WebhookRejected"}

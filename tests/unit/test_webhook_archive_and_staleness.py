@@ -2,7 +2,7 @@
 
 The archive: every verified delivery is kept as received; the queue write never waits for the archive,
 and an archive that fails or hangs never loses or delays it (`WebhookIngress.handle`,
-`archive.background`). Stale deliveries: docs/decisions.md#20.
+`archive`). Stale deliveries: docs/decisions.md#20.
 """
 
 from __future__ import annotations
@@ -14,14 +14,11 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from offergrid_integration.archive.background import BackgroundArchive
-from offergrid_integration.archive.deliveries import ArchivedDelivery, ArchiveWriteError
+from offergrid_integration.archive import ArchivedDelivery, ArchiveWriteError, BackgroundArchive
 from offergrid_integration.contract import DEPLOY_CHECK_EVENT, QueuedMessage
-from offergrid_integration.signed_body import SIGNATURE_HEADER
-from offergrid_integration.webhooks.freshness import StaleMode
+from offergrid_integration.signature import SIGNATURE_HEADER, sign, verify_signature
 from offergrid_integration.webhooks.ingress import WebhookIngress
-from offergrid_integration.webhooks.results import IngressOutcome, RequestReason
-from offergrid_integration.webhooks.signature import sign, verify_signature
+from offergrid_integration.webhooks.results import IngressOutcome, RequestReason, StaleMode
 from tests.unit.test_webhook_ingress import SECRET, FakeClock, FakeSecrets, RecordingQueue, api_event
 
 # Generous: a bound no test waits out on a working machine, only a broken test would.

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from offergrid_integration.webhooks.freshness import judge_freshness, timestamp_epoch
+from offergrid_integration.webhooks.results import judge_freshness, timestamp_epoch
 
 NOW = datetime(2026, 11, 27, 14, 41, tzinfo=UTC).timestamp()
 

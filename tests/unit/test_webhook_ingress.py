@@ -15,9 +15,9 @@ from offergrid_integration.queueing import (
     QueueSendError,
     sqs_message_size,
 )
+from offergrid_integration.signature import SignatureReason, sign
 from offergrid_integration.webhooks.ingress import WebhookIngress
 from offergrid_integration.webhooks.results import IngressOutcome, IngressResult, RequestReason
-from offergrid_integration.webhooks.signature import SignatureReason, sign
 
 SECRET = "local-dev-webhook-secret"
 NEW_SECRET = "rotated-webhook-secret"
@@ -221,7 +221,7 @@ def _no_hmac(*args: object, **kwargs: object) -> object:
 def test_oversized_body_is_413_before_any_hmac_or_secret(ingress, secrets, monkeypatch):
     body = json.dumps({"event": "order.created", "pad": "x" * 1100})
     event = api_event(body, signature=sign(body, SECRET))
-    monkeypatch.setattr("offergrid_integration.webhooks.signature.hmac.new", _no_hmac)
+    monkeypatch.setattr("offergrid_integration.signature.hmac.new", _no_hmac)
     result = ingress.handle(event)
     assert (result.status, result.reason) == (413, RequestReason.BODY_TOO_LARGE)
     assert secrets.calls == []

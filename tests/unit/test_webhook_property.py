@@ -19,7 +19,7 @@ from hypothesis import event as event_label
 from hypothesis import strategies as st
 
 from functions.webhook_ingress import app
-from offergrid_integration.webhooks.signature import compact_json, sign
+from offergrid_integration.signature import compact_json, sign
 
 DEV_SECRET = "local-dev-webhook-secret"
 HEADER_NAMES = ["x-offergrid-signature", "X-Offergrid-Signature", "X-OFFERGRID-SIGNATURE"]

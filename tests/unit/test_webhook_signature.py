@@ -9,12 +9,12 @@ import json
 
 import pytest
 
-from offergrid_integration.signed_body import decode_body
-from offergrid_integration.webhooks.signature import (
+from offergrid_integration.signature import (
     SignatureMatch,
     SignatureReason,
     SignatureVerificationError,
     compact_json,
+    decode_body,
     find_signature_header,
     load_json,
     parse_signature,
@@ -58,8 +58,8 @@ def test_pretty_body_signed_over_its_compact_form_matches_by_reserialisation():
     assert verify_signature(PRETTY, header, [SECRET]) == SignatureMatch("compact_json", 0)
 
 
-def test_reserialisation_can_use_a_body_the_caller_already_parsed():
-    match = verify_signature(PRETTY, sign(COMPACT, SECRET), [SECRET], parsed_body=PAYLOAD)
+def test_reserialisation_parses_the_body_itself():
+    match = verify_signature(PRETTY, sign(COMPACT, SECRET), [SECRET])
     assert match.form == "compact_json"
 
 
@@ -272,7 +272,7 @@ def test_every_candidate_is_compared_with_hmac_compare_digest(monkeypatch: pytes
         calls.append((a, b))
         return real(a, b)
 
-    monkeypatch.setattr("offergrid_integration.webhooks.signature.hmac.compare_digest", recording)
+    monkeypatch.setattr("offergrid_integration.signature.hmac.compare_digest", recording)
     # When a pretty body signed with the previous secret over its compact form is verified
     match = verify_signature(PRETTY, sign(COMPACT, OLD_SECRET), [SECRET, OLD_SECRET])
     # Then raw x 2 secrets and compact x 2 secrets went through compare_digest, in that order
@@ -285,7 +285,7 @@ def test_every_candidate_is_compared_with_hmac_compare_digest(monkeypatch: pytes
 
 def test_a_comparison_that_says_no_is_respected(monkeypatch: pytest.MonkeyPatch):
     # Proves the result comes from compare_digest, not from some other equality check
-    monkeypatch.setattr("offergrid_integration.webhooks.signature.hmac.compare_digest", lambda a, b: False)
+    monkeypatch.setattr("offergrid_integration.signature.hmac.compare_digest", lambda a, b: False)
     with pytest.raises(SignatureVerificationError):
         verify_signature(COMPACT, sign(COMPACT, SECRET), [SECRET])
 

@@ -30,7 +30,7 @@ from offergrid_integration.contract import (
     normalise_payload,
 )
 from offergrid_integration.orders.messages import parse_queue_message
-from offergrid_integration.webhooks.signature import load_json
+from offergrid_integration.signature import load_json
 from tests.unit.test_webhook_property import json_values
 
 REPO = Path(__file__).resolve().parents[2]

@@ -1,7 +1,6 @@
-"""One way to reach AWS: every client of a container made once, on first use, from one session.
-
-boto3 reads `AWS_ENDPOINT_URL` itself (moto locally, unset in AWS), so no code of ours takes an endpoint.
-Clients are made when first asked for, so a cold start never makes one it may not need.
+"""One way to reach AWS: every client of a container made once, on first use (so a cold start never
+makes one it may not need), from one session. boto3 reads `AWS_ENDPOINT_URL` itself (moto locally,
+unset in AWS), so no code of ours takes an endpoint.
 """
 
 from __future__ import annotations
@@ -25,9 +24,8 @@ if TYPE_CHECKING:
 
 
 class AwsClients:
-    """The AWS clients of one container. The DynamoDB resource (`tables`) is apart from the client: it
-    converts Python values, so low-level callers cannot share it.
-    """
+    """The AWS clients of one container. The DynamoDB resource (`tables`) converts Python values, so
+    low-level callers cannot share it."""
 
     def __init__(self, session: boto3.session.Session | None = None) -> None:
         self.session = session or boto3.session.Session()
@@ -77,26 +75,6 @@ class AwsClients:
             return self.session.client("ssm")
 
 
-_clients: AwsClients | None = None
-_clients_lock = threading.Lock()
-
-
-def clients() -> AwsClients:
-    """The container's clients (one session), made on first use."""
-    global _clients
-    with _clients_lock:
-        if _clients is None:
-            _clients = AwsClients()
-        return _clients
-
-
-def reset() -> None:
-    """Forget the container's clients: the next `clients()` starts a new session."""
-    global _clients
-    with _clients_lock:
-        _clients = None
-
-
 class OnFirstUse[T]:
     """A client made the first time it is asked for, once even when threads race (the archive writes on
     a worker thread), or given from the start."""
@@ -114,10 +92,22 @@ class OnFirstUse[T]:
         return self._value
 
 
+_clients = OnFirstUse(AwsClients)
+
+
+def clients() -> AwsClients:
+    """The container's clients (one session), made on first use."""
+    return _clients.get()
+
+
+def reset() -> None:
+    """Forget the container's clients: the next `clients()` starts a new session."""
+    global _clients
+    _clients = OnFirstUse(AwsClients)
+
+
 class TableAdapter:
-    """Base of an adapter over one DynamoDB table, given or made on first use (a cold start that never
-    reads the table never makes the resource).
-    """
+    """Base of an adapter over one DynamoDB table, given or made on first use."""
 
     def __init__(self, table_name: str, *, table: Table | None = None) -> None:
         self.table_name = table_name

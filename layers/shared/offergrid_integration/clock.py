@@ -1,9 +1,5 @@
-"""Time as an injectable dependency, so tests can compress minutes into seconds.
-
-`SystemClock` is epoch time, not monotonic: the DynamoDB rate budget is shared across hosts.
-`ScaledClock(scale)` matches the Offergrid fake's `time_scale`; `SkewedClock` is a host whose clock is
-off.
-"""
+"""Time as an injectable dependency, so tests can compress minutes into seconds. Epoch time, not
+monotonic: the DynamoDB rate budget is shared across hosts."""
 
 from __future__ import annotations
 
@@ -31,7 +27,7 @@ class SystemClock:
 
 
 class ScaledClock:
-    """A clock running `scale` times faster than real time (for tests and the local demo)."""
+    """A clock running `scale` times faster than real time (the Offergrid fake's `time_scale`)."""
 
     def __init__(self, scale: float, origin: float | None = None) -> None:
         if scale <= 0:
@@ -48,9 +44,7 @@ class ScaledClock:
 
 
 class SkewedClock:
-    """`base` as seen by a host whose clock is `skew` seconds off (positive: ahead); sleeps last as on
-    `base`.
-    """
+    """`base` as seen by a host whose clock is `skew` seconds off (positive: ahead)."""
 
     def __init__(self, base: Clock, skew: float) -> None:
         self.base = base

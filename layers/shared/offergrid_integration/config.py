@@ -1,43 +1,21 @@
-"""Each function's environment as a pydantic model, validated at cold start.
-
-`load_settings` raises one `ConfigurationError` naming every missing or bad variable and why, never its
-value, so a bad environment fails the init loudly. The rules are `checks.py`'s, which the webhook (no
-pydantic: its cold start) uses directly.
+"""Each function's environment as a pydantic model, validated at cold start: `load_settings` raises one
+`ConfigurationError` naming every missing or bad variable and why, never its value, so a bad environment
+fails the init loudly. The rules are `checks.py`'s, which the webhook (no pydantic) uses directly.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
-from offergrid_integration.checks import (
-    ConfigurationError,
-    base_url,
-    endpoint_url,
-    http_url,
-    non_blank,
-    queue_url,
-)
+from offergrid_integration.checks import ConfigurationError as ConfigurationError
+from offergrid_integration.checks import base_url as base_url
+from offergrid_integration.checks import endpoint_url, non_blank, queue_url
+from offergrid_integration.checks import http_url as http_url
 from offergrid_integration.s3 import parse_s3_uri
-
-__all__ = [
-    "AwsSettings",
-    "CacheSeconds",
-    "CommonSettings",
-    "ConfigurationError",
-    "EndpointUrl",
-    "HttpsUrl",
-    "NonBlankStr",
-    "QueueUrl",
-    "S3Uri",
-    "SecretId",
-    "base_url",
-    "http_url",
-    "load_settings",
-]
 
 DEFAULT_OFFERGRID_API_URL = "https://api.offergrid.io"
 
@@ -57,7 +35,6 @@ S3Uri = Annotated[str, AfterValidator(_s3_uri)]
 CacheSeconds = Annotated[int, Field(ge=0, le=3600)]
 
 
-# --- Settings models: one per function (or group of functions sharing an environment) -----------------------
 class _Settings(BaseModel):
     # defer_build: a model's validator is built when first used, not at import, so a function builds
     # its own settings model only (not every base and sibling of it) during its cold start.
@@ -95,7 +72,6 @@ class CommonSettings(AwsSettings):
     order_reserve_percent: int = Field(default=40, ge=0, le=90, alias="ORDER_RESERVE_PERCENT")
 
 
-# --- Loading ------------------------------------------------------------------------------------------------
 def env_var_names(model: type[BaseModel]) -> list[str]:
     """The environment variables `model` reads, in declaration order."""
     return [field.alias or name.upper() for name, field in model.model_fields.items()]
@@ -103,13 +79,10 @@ def env_var_names(model: type[BaseModel]) -> list[str]:
 
 def load_settings[T: BaseModel](model: type[T], environ: Mapping[str, str] | None = None) -> T:
     """Validate the environment (default `os.environ`) into `model`; `ConfigurationError` if bad."""
-    if environ is None:
-        environ = os.environ
-    data: dict[str, Any] = {}
-    for name in env_var_names(model):
-        value = environ.get(name)
-        if value is not None and value.strip():
-            data[name] = value.strip()
+    environ = os.environ if environ is None else environ
+    data = {
+        name: value.strip() for name in env_var_names(model) if (value := environ.get(name) or "").strip()
+    }
     try:
         return model.model_validate(data)
     except ValidationError as exc:

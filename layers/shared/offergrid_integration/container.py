@@ -1,10 +1,5 @@
-"""The per-container state of a Lambda function: built once and reused by every invocation.
-
-Inside Lambda it is built at import, in the init phase (full CPU, and a bad environment fails the init
-loudly); elsewhere on first use. `init_phase()` pauses the cyclic GC during a handler's imports and then
-freezes what they made: the cold start makes some 150,000 long-lived objects and almost no garbage, and
-rescanning them cost 5-10 % of its CPU.
-"""
+"""The per-container state of a Lambda function, built once: inside Lambda at import, in the init
+phase (full CPU, and a bad environment fails the init loudly); elsewhere on first use."""
 
 from __future__ import annotations
 
@@ -17,8 +12,9 @@ from collections.abc import Callable, Iterator
 
 @contextlib.contextmanager
 def init_phase() -> Iterator[None]:
-    """The cyclic GC paused while the block runs (a handler's imports and init), then the objects it
-    made frozen and the GC back on as it was (see the module's docstring)."""
+    """The cyclic GC paused while the block runs (a handler's imports and init), then what it made frozen:
+    the cold start makes some 150,000 long-lived objects and almost no garbage, and rescanning them cost
+    5-10 % of its CPU."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
@@ -57,6 +53,6 @@ class Container[T]:
             self._close(value)
 
     def build_at_init(self) -> None:
-        """Inside Lambda, build now (the init phase); elsewhere, leave it to the first use."""
+        """Inside Lambda, build now; elsewhere, leave it to the first use."""
         if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
             self.get()

@@ -1,13 +1,10 @@
 """The orders queue's contract, one implementation: the event types, the normalised event, the queued
-envelope and its dedup key. The webhook writes it, the processor, the sweep and the reconciliation
-read and write it. Stdlib only: the webhook's cold start imports it.
+envelope and its dedup key, written by the webhook, the sweep and the reconciliation, read by the
+processor. Stdlib only (the webhook's cold start).
 
-Offergrid sends two payload shapes (docs/offergrid-api.md, Webhooks): flat `{"event", "orderId",
-"itemId", "offerId", "timestamp"}` and nested `{"event", "data": {...}}`; `normalise_payload` makes
-one `OffergridEvent` of both. Unknown fields are kept in `extra`, unknown event types too (Decision 2).
-Dedup keys (Decision 3) come from what the event is about, never from when it was sent nor from a
-message id, so a redelivered webhook and the sweep finding the same item agree. The body is compact
-UTF-8 JSON (docs/decisions.md#17); sending it, SQS's size rule and the claim check: `queueing`.
+Offergrid sends flat `{"event", "orderId", ...}` and nested `{"event", "data": {...}}` payloads
+(docs/offergrid-api.md); `normalise_payload` makes one `OffergridEvent` of both, keeping unknown fields
+in `extra` and unknown event types too (Decision 2). The body is compact UTF-8 JSON (Decision 17).
 """
 
 from __future__ import annotations
@@ -32,9 +29,8 @@ EVENT_TYPE_MAX_LENGTH: Final = 100
 _EVENT_TYPE_RE: Final = re.compile(r"[!-~]{1," + str(EVENT_TYPE_MAX_LENGTH) + r"}")
 # Offergrid nests two or three levels; hundreds of levels are hostile (the stdlib recurses on them).
 MAX_JSON_DEPTH: Final = 32
-# Ours, never Offergrid's: the event type of the deploy check's signed delivery (the pre-traffic hook,
-# `make smoke`). Unknown to the processor on purpose (docs/decisions.md#2: queued, kept, never acted
-# on); the ingress archives it apart from Offergrid's deliveries and leaves it out of `WebhookVerified`.
+# Ours, never Offergrid's: the deploy check's event type (the pre-traffic hook, `make smoke`), unknown
+# to the processor on purpose (docs/decisions.md#2).
 DEPLOY_CHECK_EVENT: Final = "offergrid-integration.deploy-check"
 MAX_DEDUP_KEY_LENGTH: Final = 256
 _HASH_HEX_LENGTH: Final = 32  # 128 bits of SHA-256: collision-free for any realistic volume
@@ -43,20 +39,18 @@ _SQS_REFUSED_RAW: Final = {0xFFFE: "\\ufffe", 0xFFFF: "\\uffff"}
 
 
 class EventType(StrEnum):
-    """The Offergrid event types we act on. Anything else (`offer.ordered`, ...) is queued with a
-    content-hash key and counted, never refused. Adding one: docs/architecture.md, "Add an event type"."""
+    """The Offergrid event types we act on; any other is queued and counted, never refused. Adding one:
+    docs/architecture.md, "Add an event type"."""
 
     ORDER_CREATED = "order.created"
     ORDER_CANCELLED = "order.cancelled"
 
 
-# The repairs the reconciliation queues (acted on only from source "reconcile": a webhook cannot
-# order a repair).
+# The repairs the reconciliation queues (acted on only from source "reconcile").
 RECONCILE_OPEN: Final = "reconcile.open_work_order"
 RECONCILE_CANCEL: Final = "reconcile.cancel_work_order"
 
-# "replay": an archived delivery queued again by `replay archive` (same event, same dedup key as the
-# webhook's).
+# "replay": an archived delivery queued again by `replay archive` (the webhook's event and dedup key).
 MessageSource = Literal["webhook", "sweep", "provider", "reconcile", "replay"]
 _SOURCES: Final = frozenset(get_args(MessageSource))
 
@@ -89,25 +83,13 @@ class InvalidEnvelope(ValueError):
         super().__init__(f"not an orders-queue envelope: {', '.join(self.fields[:5])}")
 
 
-def is_event_type(value: object) -> bool:
-    """Whether `value` is a usable event type, known or not."""
-    return isinstance(value, str) and _EVENT_TYPE_RE.fullmatch(value) is not None
-
-
 def _require_event_type(value: object) -> None:
-    if not is_event_type(value):
+    if not isinstance(value, str) or _EVENT_TYPE_RE.fullmatch(value) is None:
         raise InvalidEventPayload(
             PayloadReason.EVENT_INVALID,
             f"'event' must be 1-{EVENT_TYPE_MAX_LENGTH} printable ASCII characters",
             field="event",
         )
-
-
-def known_event_type(event: str) -> EventType | None:
-    try:
-        return EventType(event)
-    except ValueError:
-        return None
 
 
 # --- the normalised event -------------------------------------------------------------------------------
@@ -140,11 +122,10 @@ class OffergridEvent:
 
     @property
     def known_type(self) -> EventType | None:
-        return known_event_type(self.event)
+        return EventType(self.event) if self.event in EventType else None
 
     def wire(self) -> dict[str, Any]:
-        """The event as the queue body carries it: camelCase, every field, a float JSON cannot hold
-        as null."""
+        """The event as the queue body carries it: camelCase, every field, non-finite floats as null."""
         return {
             "event": self.event,
             "orderId": self.order_id,
@@ -183,11 +164,9 @@ class OffergridEvent:
 
 
 def normalise_payload(payload: object) -> OffergridEvent:
-    """Normalise a parsed webhook body (flat or `data`-nested); `InvalidEventPayload` if not one.
-
-    In the nested shape the fields of `data` win over same-named top-level ones (the top level is the
-    envelope). A `data` that is not an object is an unknown field like any other.
-    """
+    """Normalise a parsed webhook body (flat or `data`-nested); `InvalidEventPayload` if not one. The
+    fields of `data` win over same-named top-level ones; a `data` that is not an object is an unknown
+    field like any other."""
     if not isinstance(payload, Mapping):
         raise InvalidEventPayload(PayloadReason.NOT_OBJECT, "body is not a JSON object")
     if json_depth_exceeds(payload, MAX_JSON_DEPTH):
@@ -228,9 +207,9 @@ def _identifier(name: str, value: object) -> str | None:
 
 
 def _reason(value: object) -> str | None:
+    """A structured reason is still worth keeping for whoever reads the cancellation: as JSON."""
     if value is None or isinstance(value, str):
         return value
-    # A structured reason is still worth keeping for whoever reads the cancellation.
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
@@ -274,16 +253,10 @@ def json_mode(value: Any) -> Any:
 
 # --- the dedup key (Decision 3) ---------------------------------------------------------------------------
 def dedup_key_for(event: OffergridEvent) -> str:
-    """The idempotency key of `event`, readable and deterministic:
-
-    - `order.created`   -> `order.created:<itemId>`
-    - `order.cancelled` -> `order.cancelled:<orderId>` or `order.cancelled:<orderId>:<itemId>`
-    - anything else (or a known type without the ids it needs) ->
-      `<event>:sha256:<hash of the canonical event without its timestamp>`
-
-    Ids are percent-encoded, so keys are unambiguous ASCII. The `timestamp` may be the send time, so
-    a redelivery must not change the key. Keys over `MAX_DEDUP_KEY_LENGTH` fall back to the hash.
-    """
+    """The idempotency key of `event` (Decision 3), from what it is about, never when it was sent, so a
+    redelivery and the sweep finding the same item agree: `order.created:<itemId>`,
+    `order.cancelled:<orderId>[:<itemId>]`, else (or over `MAX_DEDUP_KEY_LENGTH`)
+    `<event>:sha256:<hash of the canonical event without its timestamp>`. Ids are percent-encoded."""
     key: str | None = None
     match event.known_type:
         case EventType.ORDER_CREATED if event.item_id is not None:
@@ -300,8 +273,7 @@ def dedup_key_for(event: OffergridEvent) -> str:
 
 
 def dedup_key_part(identifier: str) -> str:
-    """An identifier as one dedup-key segment: percent-encoded, so no id holds the ':' separator
-    (shared with the provider's status events)."""
+    """An identifier as one dedup-key segment (also the provider's status events'): no ':' left in it."""
     return quote(identifier, safe="-_.~")
 
 

@@ -26,8 +26,7 @@ from offergrid_integration.text import valid_text
 if TYPE_CHECKING:
     from aws_lambda_powertools.logging.types import LogRecord
 
-METRICS_NAMESPACE = "OffergridIntegration"
-METRICS_NAMESPACE_ENV = "POWERTOOLS_METRICS_NAMESPACE"
+METRICS_NAMESPACE = "OffergridIntegration"  # POWERTOOLS_METRICS_NAMESPACE overrides it
 REDACTED = "[REDACTED]"
 # Shorter values are not registered: redacting them would blank out ordinary words.
 MIN_SECRET_LENGTH = 8
@@ -38,15 +37,14 @@ THIRD_PARTY_LOGGERS = ("httpx", "httpcore", "botocore", "boto3", "urllib3", "s3t
 SDK_LOG_LEVEL_ENV = "SDK_LOG_LEVEL"
 DEFAULT_SDK_LOG_LEVEL = "INFO"
 
-# --- Registry of secret values ------------------------------------------------------------------------------
 _registry_lock = threading.Lock()
 # Replaced (never mutated) under the lock, so `redact` can read it without locking. Longest first,
 # so a secret containing another is replaced whole.
 _registered: tuple[str, ...] = ()
 
 
-def register_secret(value: str) -> None:
-    """Redact `value` (and its JSON-escaped form) from every log line from now on."""
+def register_secret(value: object) -> None:
+    """Redact `value` (a string; and its JSON-escaped form) from every log line from now on."""
     global _registered
     if not isinstance(value, str) or len(value.strip()) < MIN_SECRET_LENGTH:
         return
@@ -57,7 +55,6 @@ def register_secret(value: str) -> None:
         _registered = tuple(sorted(variants.union(_registered), key=len, reverse=True))
 
 
-# --- Pattern-based redaction --------------------------------------------------------------------------------
 # A key that looks secret: any name ending in one of these words (`x-api-key`, `apiKey`,
 # `x-offergrid-signature`, `webhook_secret`, `OFFERGRID_WEBHOOK_SECRETS`, `access_token`, ...). Names
 # where the word is not at the end (`apiKeySecretId`, `signature_valid`) are left alone.
@@ -126,9 +123,7 @@ def redact_sdk_text(text: str) -> str:
 
 
 class RedactingFormatter(LambdaPowertoolsFormatter):
-    """The Powertools JSON formatter, redacting the final line and making it valid UTF-8
-    (docs/decisions.md#17).
-    """
+    """The Powertools JSON formatter, redacting the final line and making it valid UTF-8 (Decision 17)."""
 
     def serialize(self, log: LogRecord) -> str:
         return redact(valid_text(super().serialize(log)))
@@ -171,22 +166,20 @@ def _attach_redacting_filter() -> None:
             target.addFilter(redacting_filter)
 
 
-# --- The three objects --------------------------------------------------------------------------------------
 logger = Logger(logger_formatter=RedactingFormatter())
-metrics = Metrics(namespace=os.environ.get(METRICS_NAMESPACE_ENV) or METRICS_NAMESPACE)
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or METRICS_NAMESPACE)
 _quiet_sdk_loggers()
 _attach_redacting_filter()
 
 
-# The keys naming the order item (and its order) on every log line about it, in all three functions:
-# one Logs Insights query (`filter itemId = "..."`, printed by `replay trace`) follows an item end to end.
+# On every log line about an order item, in all three functions: one Logs Insights query
+# (`filter itemId = "..."`, printed by `replay trace`) follows an item end to end.
 ITEM_LOG_KEYS = ("itemId", "orderId")
 
 
 @contextlib.contextmanager
 def item_log_scope(item_id: str | None = None, order_id: str | None = None) -> Iterator[None]:
-    """`itemId` / `orderId` (those given) on every log line written inside the block, and only there
-    (`logger.append_keys`, removed after): one record, one sweep item, one drift."""
+    """`itemId` / `orderId` (those given) on every log line written inside the block, and only there."""
     keys = {name: value for name, value in zip(ITEM_LOG_KEYS, (item_id, order_id), strict=True) if value}
     logger.append_keys(**keys)
     try:
@@ -196,9 +189,8 @@ def item_log_scope(item_id: str | None = None, order_id: str | None = None) -> I
 
 
 def log_metrics[R](handler: Callable[..., R]) -> Callable[..., R]:
-    """`@metrics.log_metrics` without its "No application metrics to publish" warning: here an empty set
-    is normal (a duplicate counts nothing), so it is cleared rather than flushed.
-    """
+    """`@metrics.log_metrics` without its "No metrics to publish" warning: an empty set is normal here (a
+    duplicate counts nothing), so it is cleared rather than flushed."""
 
     @functools.wraps(handler)
     def flushing(event: Any, context: Any) -> R:
@@ -222,14 +214,26 @@ def metric_dimensions(source: Metrics | None = None) -> dict[str, str]:
     return dimensions
 
 
-# The Tracer is created on first use: `Tracer()` imports the X-Ray SDK (~150 ms of cold start), which the
-# webhook ingress never needs. With tracing disabled (Powertools' own rule) it is a `DisabledTracer`: the
-# same decorators, without importing the SDK only to record nothing.
+# The Tracer is made on first use: `Tracer()` imports the X-Ray SDK (~150 ms of cold start), which the
+# webhook never needs. With tracing disabled (Powertools' own rule: POWERTOOLS_TRACE_DISABLED, outside
+# Lambda, sam local) it is a `DisabledTracer`: the same decorators, without the SDK, recording nothing.
 _TRACER_LOG = logging.getLogger("aws_lambda_powertools.tracing.tracer")
 
 
+def _logging_errors(function: Callable[..., Any], message: str) -> Callable[..., Any]:
+    @functools.wraps(function)
+    def decorate(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except Exception:
+            _TRACER_LOG.exception(message)
+            raise
+
+    return decorate
+
+
 class DisabledTracer:
-    """A disabled Powertools `Tracer` without the X-Ray SDK: what it records is nothing."""
+    """A disabled Powertools `Tracer` without the X-Ray SDK: errors logged as it logs them, nothing else."""
 
     disabled = True
 
@@ -240,20 +244,8 @@ class DisabledTracer:
         capture_error: bool | None = None,
     ) -> Callable[..., Any]:
         if lambda_handler is None:
-            return functools.partial(
-                self.capture_lambda_handler, capture_response=capture_response, capture_error=capture_error
-            )
-        handler, name = lambda_handler, lambda_handler.__name__
-
-        @functools.wraps(handler)
-        def decorate(event: Any, context: Any, **kwargs: Any) -> Any:
-            try:
-                return handler(event, context, **kwargs)
-            except Exception:
-                _TRACER_LOG.exception(f"Exception received from {name}")
-                raise
-
-        return decorate
+            return self.capture_lambda_handler
+        return _logging_errors(lambda_handler, f"Exception received from {lambda_handler.__name__}")
 
     def capture_method(
         self,
@@ -262,22 +254,10 @@ class DisabledTracer:
         capture_error: bool | None = None,
     ) -> Callable[..., Any]:
         if method is None:
-            return functools.partial(
-                self.capture_method, capture_response=capture_response, capture_error=capture_error
-            )
+            return self.capture_method
         if not callable(method) or inspect.iscoroutinefunction(method) or inspect.isgeneratorfunction(method):
             return method  # nothing to record: called as it is
-        function, name = method, method.__name__
-
-        @functools.wraps(function)
-        def decorate(*args: Any, **kwargs: Any) -> Any:
-            try:
-                return function(*args, **kwargs)
-            except Exception:
-                _TRACER_LOG.exception(f"Exception received from '{name}' method")
-                raise
-
-        return decorate
+        return _logging_errors(method, f"Exception received from '{method.__name__}' method")
 
     def patch(self, modules: Any = None) -> None:
         """Nothing is patched (a disabled `Tracer` patches nothing either)."""
@@ -287,16 +267,11 @@ _tracer: Tracer | DisabledTracer | None = None
 _tracer_lock = threading.Lock()
 
 
-def tracing_disabled() -> bool:
-    """Powertools' rule: disabled by `POWERTOOLS_TRACE_DISABLED`, outside Lambda, under sam local."""
-    return bool(Tracer._is_tracer_disabled())  # the very rule `Tracer()` applies
-
-
 def __getattr__(name: str) -> Tracer | DisabledTracer:
     if name != "tracer":
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     global _tracer
     with _tracer_lock:
         if _tracer is None:
-            _tracer = DisabledTracer() if tracing_disabled() else Tracer()
+            _tracer = DisabledTracer() if Tracer._is_tracer_disabled() else Tracer()  # Tracer()'s own rule
         return _tracer

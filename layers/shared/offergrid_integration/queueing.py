@@ -1,5 +1,5 @@
-"""The orders queue as a port, sending the contract's envelope to it, SQS's size rule and the claim
-check of a body too large for it (Decision 17). Stdlib only: the webhook's cold start imports it."""
+"""The orders queue as a port, SQS's size rule and the claim check of a body too large for it
+(Decision 17). Stdlib only (the webhook's cold start)."""
 
 from __future__ import annotations
 
@@ -35,8 +35,7 @@ class MessageTooLarge(QueueSendError):
 
 class QueuePort(Protocol):
     def send(self, message_body: str, attributes: dict[str, str]) -> str | None:
-        """Store one message (String attributes); its id if the queue gives one; `QueueSendError`."""
-        ...
+        """Store one message; its id if the queue gives one; `QueueSendError`."""
 
 
 def send_queued_message(queue: QueuePort, message: QueuedMessage) -> str | None:
@@ -101,8 +100,6 @@ class ClaimCheckStore(Protocol):
 
     def put(self, message_body: str) -> ClaimCheck:
         """Keep `message_body`; `QueueSendError` when it was not kept."""
-        ...
 
     def get(self, check: ClaimCheck) -> str:
         """The body `check` points at; `ClaimCheckMissing` when it is gone."""
-        ...

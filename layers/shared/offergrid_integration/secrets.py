@@ -1,16 +1,11 @@
-"""The Offergrid API key and webhook secrets, read from AWS Secrets Manager.
-
-Formats: docs/architecture.md#secrets-secretspy; rotation: docs/runbooks/rotate-secrets.md. A forced
-refresh (after a 401 or an unknown signature) bypasses the cache at most once per
-`refresh_interval_seconds`, so a storm of them cannot hammer Secrets Manager. Every value read is
-registered for log redaction.
+"""The Offergrid API key and webhook secrets, read from AWS Secrets Manager and registered for log
+redaction. Formats: docs/architecture.md#secrets-secretspy; rotation: docs/runbooks/rotate-secrets.md.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
 from aws_lambda_powertools.utilities import parameters
@@ -22,7 +17,6 @@ from offergrid_integration.clock import SYSTEM_CLOCK, Clock
 from offergrid_integration.observability import logger, register_secret
 
 if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.parameters import SecretsProvider
     from mypy_boto3_secretsmanager.client import SecretsManagerClient
 
 DEFAULT_MAX_AGE_SECONDS = 300
@@ -50,9 +44,8 @@ class SecretUnavailableError(Exception):
         return {"secretId": self.secret_id, "awsErrorCode": self.aws_error_code}
 
 
-def aws_error_code(error: BaseException) -> str | None:
-    """The AWS error behind `error` (it, or what it was raised from or during): a `ClientError`'s
-    code (`ResourceNotFoundException`), a botocore error's class (`NoCredentialsError`)."""
+def _aws_error_code(error: BaseException) -> str | None:
+    """The AWS error behind `error` or its causes: a `ClientError`'s code, a botocore error's class."""
     seen: set[int] = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
@@ -68,7 +61,6 @@ def aws_error_code(error: BaseException) -> str | None:
     return None
 
 
-# --- Formats ------------------------------------------------------------------------------------------------
 def _load_json(text: str, secret_id: str) -> Any:
     try:
         return json.loads(text)
@@ -123,7 +115,6 @@ def parse_webhook_secrets(raw: str, *, secret_id: str) -> list[str]:
     return secrets
 
 
-# --- A secret -----------------------------------------------------------------------------------------------
 class SecretParser[T](Protocol):
     """Turns a secret's text into its value; `SecretFormatError` naming `secret_id` if it cannot."""
 
@@ -131,7 +122,9 @@ class SecretParser[T](Protocol):
 
 
 class Secret[T]:
-    """One secret in Secrets Manager, parsed and cached for `max_age_seconds`."""
+    """One secret in Secrets Manager, parsed and cached for `max_age_seconds`. A forced refresh (after a
+    401 or an unknown signature) bypasses the cache at most once per `refresh_interval_seconds`, so a
+    storm of them cannot hammer Secrets Manager."""
 
     def __init__(
         self,
@@ -143,8 +136,6 @@ class Secret[T]:
         clock: Clock = SYSTEM_CLOCK,
         client: SecretsManagerClient | None = None,
     ) -> None:
-        """`client`: the Secrets Manager client to read with (default: the container's,
-        `aws.clients().secretsmanager`, made on the first read)."""
         if not secret_id.strip():
             raise ConfigurationError("a Secret needs a non-blank secret id")
         self.secret_id = secret_id
@@ -152,31 +143,27 @@ class Secret[T]:
         self._max_age = max_age_seconds
         self._refresh_interval = refresh_interval_seconds
         self._clock = clock
-        self._client = client
         self._lock = threading.Lock()
         self._last_forced_refresh: float | None = None
-        self._provider: SecretsProvider | None = None
+        self._provider = aws.OnFirstUse(
+            lambda: parameters.SecretsProvider(boto3_client=client or aws.clients().secretsmanager)
+        )
 
     def __repr__(self) -> str:
         return f"Secret(secret_id={self.secret_id!r}, max_age_seconds={self._max_age})"
 
     def __call__(self, *, force_refresh: bool = False) -> T:
-        return self.get(force_refresh=force_refresh)
-
-    def get(self, *, force_refresh: bool = False) -> T:
         value = self._parse(self._read(force_refresh=force_refresh), secret_id=self.secret_id)
-        for text in _strings(value):
-            register_secret(text)
+        for text in value if isinstance(value, list | tuple) else [value]:
+            register_secret(text)  # each parsed string (it ignores anything else)
         return value
 
     def _read(self, *, force_refresh: bool) -> str:
         force_fetch = force_refresh and self._claim_forced_refresh()
         try:
-            value = self._secrets_provider().get(
-                self.secret_id, max_age=self._max_age, force_fetch=force_fetch
-            )
+            value = self._provider.get().get(self.secret_id, max_age=self._max_age, force_fetch=force_fetch)
         except GetParameterError as exc:
-            code = aws_error_code(exc)
+            code = _aws_error_code(exc)
             raise SecretUnavailableError(self.secret_id, str(exc), aws_error_code=code) from exc
         if isinstance(value, bytes):
             try:
@@ -201,18 +188,3 @@ class Secret[T]:
                 return False
             self._last_forced_refresh = now
             return True
-
-    def _secrets_provider(self) -> SecretsProvider:
-        with self._lock:
-            if self._provider is None:
-                client = self._client if self._client is not None else aws.clients().secretsmanager
-                self._provider = parameters.SecretsProvider(boto3_client=client)
-            return self._provider
-
-
-def _strings(value: object) -> Iterator[str]:
-    """The strings in a parsed secret value (a string, or a list or tuple of them)."""
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, list | tuple):
-        yield from (item for item in value if isinstance(item, str))

@@ -1,8 +1,6 @@
-"""Text we did not write, made valid before we store, queue or send it (docs/decisions.md#17).
-
-JSON may escape a lone UTF-16 surrogate, which no UTF-8 encoder takes; every encoder of outside text
-writes it through here (lone surrogate -> U+FFFD). Identifiers are refused instead (docs/decisions.md#12).
-Stdlib only: the webhook imports it.
+"""Text we did not write, made valid before we store, queue or send it (docs/decisions.md#17): JSON may
+escape a lone UTF-16 surrogate, which no UTF-8 encoder takes, so every encoder of outside text writes it
+through here (-> U+FFFD). Identifiers are refused instead (docs/decisions.md#12).
 """
 
 from __future__ import annotations

@@ -1,13 +1,16 @@
-"""Offergrid webhook signatures: `x-offergrid-signature` = hex HMAC-SHA256 of the JSON body.
+"""What Offergrid signs and how we verify it: `x-offergrid-signature` = hex HMAC-SHA256 of the body.
 
 docs/decisions.md#1: verify the raw bytes, else the compact JSON re-serialisation (what Offergrid's
 `JSON.stringify` example signs); constant time; several secrets for rotation. Every bad header is one
 `SignatureVerificationError` with a metric-safe `reason`, never carrying the signature, body or secret.
 Exactly one signature is accepted: "any of several" would let a sender probe guesses per request.
+Stdlib, on the bottom floor: the webhook verifies with it, the delivery archive keeps and reads back.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import json
@@ -17,9 +20,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final, Literal
 
-from offergrid_integration.signed_body import SIGNATURE_HEADER
 from offergrid_integration.text import LONE_SURROGATE
 
+SIGNATURE_HEADER: Final = "x-offergrid-signature"
 SIGNATURE_PREFIX: Final = "sha256="
 _DIGEST_HEX_LENGTH: Final = hashlib.sha256().digest_size * 2
 
@@ -52,9 +55,6 @@ class SignatureMatch:
 
     form: Literal["raw", "compact_json"]
     secret_index: int  # 0 = current secret, 1+ = previous ones
-
-
-_NOT_PARSED: Final[Any] = object()
 
 
 def sign(body: bytes | str, secret: str, *, prefix: bool = False) -> str:
@@ -123,37 +123,27 @@ def parse_signature(value: str | None) -> bytes:
     return bytes.fromhex(text)
 
 
-def verify_signature(
-    body: bytes,
-    signature: str | None,
-    secrets: Sequence[str],
-    *,
-    parsed_body: Any = _NOT_PARSED,
-) -> SignatureMatch:
+def verify_signature(body: bytes, signature: str | None, secrets: Sequence[str]) -> SignatureMatch:
     """Check `signature` against the raw bytes, then the compact JSON, with each secret, or raise."""
     if not secrets:
         # A deployment without a secret is a configuration fault, not the sender's: never a 401.
         raise ValueError("no webhook secret configured")
     expected = parse_signature(signature)
     keys = [secret.encode("utf-8") for secret in secrets]
-
     for index, key in enumerate(keys):
         if hmac.compare_digest(hmac.new(key, body, hashlib.sha256).digest(), expected):
             return SignatureMatch(form="raw", secret_index=index)
-
-    reserialised = _compact_form(body, parsed_body)
+    reserialised = _compact_form(body)
     if reserialised is not None and reserialised != body:
         for index, key in enumerate(keys):
             if hmac.compare_digest(hmac.new(key, reserialised, hashlib.sha256).digest(), expected):
                 return SignatureMatch(form="compact_json", secret_index=index)
-
     raise SignatureVerificationError(SignatureReason.MISMATCH)
 
 
-def _compact_form(body: bytes, parsed_body: Any) -> bytes | None:
+def _compact_form(body: bytes) -> bytes | None:
     try:
-        parsed = load_json(body) if parsed_body is _NOT_PARSED else parsed_body
-        return compact_json(parsed)
+        return compact_json(load_json(body))
     except (ValueError, TypeError, RecursionError):  # UnicodeError is a ValueError
         return None
 
@@ -168,3 +158,19 @@ def load_json(body: bytes) -> Any:
         return json.loads(body, parse_constant=_reject_constant)
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
+
+
+def decode_body(body: str | None, *, is_base64_encoded: bool) -> bytes:
+    """The bytes Offergrid signed, as API Gateway hands them over; `ValueError` for bad base64 or text
+    that cannot be UTF-8."""
+    if body is None:
+        return b""
+    if is_base64_encoded:
+        try:
+            return base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("body is not valid base64") from None
+    try:
+        return body.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("body is not valid UTF-8 text") from None

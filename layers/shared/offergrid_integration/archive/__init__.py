@@ -1,1 +1,0 @@
-"""The archive of verified deliveries (issue 25; docs/architecture.md, "The delivery archive")."""
