@@ -26,9 +26,9 @@ with init_phase():  # the GC paused while the imports and the init allocate (con
     from offergrid_integration.observability import log_metrics, logger, metrics, tracer
     from offergrid_integration.offergrid.client import ApiKeyProvider, OffergridClient
     from offergrid_integration.offergrid.wiring import client_from_settings
-    from offergrid_integration.orders.adapters.order_store import DynamoDBOrderStore
+    from offergrid_integration.orders.adapters.dynamodb import DynamoDBOrderStore
     from offergrid_integration.orders.adapters.sqs_queue import SqsQueue
-    from offergrid_integration.orders.records import OrderStore
+    from offergrid_integration.orders.ports import OrderStore
     from offergrid_integration.orders.sweep import DecisionLookup, OrderRecordDecisions, sweep_missed_orders
     from offergrid_integration.ratelimit import Lane, RateBudget
 
@@ -140,7 +140,7 @@ class SyncRuntime:
     def work_orders(self) -> WorkOrderIndex | None:
         """The reconciliation's work-order index (`WORK_ORDERS_TABLE`), made with its module."""
         if self._work_orders is None and self.settings.work_orders_table:
-            from offergrid_integration.orders.adapters.work_order_index import DynamoDBWorkOrderIndex
+            from offergrid_integration.orders.adapters.dynamodb import DynamoDBWorkOrderIndex
 
             self._work_orders = DynamoDBWorkOrderIndex(self.settings.work_orders_table)
         return self._work_orders

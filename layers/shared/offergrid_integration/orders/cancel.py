@@ -14,8 +14,16 @@ from typing import Final
 from offergrid_integration.contract import OffergridEvent
 from offergrid_integration.offergrid.models import OrderItem, OrderItemStatus, StatusUpdate
 from offergrid_integration.orders.lifecycle import allowed_targets, is_decidable, parse_status
-from offergrid_integration.orders.ports import FailureReason, OrderItemsApi, OrderOutcome, OutcomeKind, Ports
-from offergrid_integration.orders.records import Decision, RecordConflict
+from offergrid_integration.orders.ports import (
+    Decision,
+    FailureReason,
+    OrderItemsApi,
+    OrderOutcome,
+    OutcomeKind,
+    Ports,
+    RecordConflict,
+    work_order_id_for,
+)
 from offergrid_integration.orders.steps import (
     MAX_NOTES,
     decision_in_flight,
@@ -23,7 +31,6 @@ from offergrid_integration.orders.steps import (
     patch_status,
     record_for,
 )
-from offergrid_integration.orders.workorders import work_order_id_for
 
 __all__ = ["CANCELLABLE_LISTING", "handle_order_cancelled"]
 

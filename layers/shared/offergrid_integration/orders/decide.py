@@ -11,7 +11,7 @@ elsewhere and stop.
 Crash safety: before the accept/reject PATCH the intended decision is saved on the record; a retry
 that finds the item already in that status finishes the work (opens the work order, records the
 decision) instead of deciding again. A PATCH refused with 409/422 is checked by re-reading the item
-(`steps.patch_status`). Idempotency keyed on the dedup key comes on top (`orders.pipeline`).
+(`steps.patch_status`). Idempotency keyed on the dedup key comes on top (`orders.processor`).
 """
 
 from __future__ import annotations
@@ -24,8 +24,17 @@ from offergrid_integration.contract import OffergridEvent
 from offergrid_integration.observability import logger
 from offergrid_integration.offergrid.models import OrderItem, OrderItemStatus, StatusUpdate
 from offergrid_integration.orders.lifecycle import AFTER_ACCEPTANCE, is_decidable, parse_status
-from offergrid_integration.orders.ports import FailureReason, OrderItemsApi, OrderOutcome, OutcomeKind, Ports
-from offergrid_integration.orders.records import Decision, OrderRecord, RecordConflict
+from offergrid_integration.orders.ports import (
+    Decision,
+    FailureReason,
+    OrderItemsApi,
+    OrderOutcome,
+    OrderRecord,
+    OutcomeKind,
+    Ports,
+    RecordConflict,
+    work_order_id_for,
+)
 from offergrid_integration.orders.steps import (
     decision_in_flight,
     fetch_item,
@@ -34,7 +43,6 @@ from offergrid_integration.orders.steps import (
     patch_status,
     record_for,
 )
-from offergrid_integration.orders.workorders import work_order_id_for
 
 __all__ = ["acceptance_notes", "handle_order_created"]
 

@@ -1,7 +1,7 @@
-"""The provider's own status changes (Decision 9): `workorder.status_changed` on EventBridge.
+"""The provider's own status changes (Decision 9): `workorder.status_changed` on EventBridge, and
+their push to Offergrid (`handle_status_change`).
 
-The provider's fulfilment system puts events on the custom bus; a rule delivers each whole event
-(no input transformer) to the orders queue, so an SQS message body is the EventBridge envelope:
+A rule on the provider's bus delivers each whole event to the orders queue (no input transformer):
 
     {"version": "0", "id": "<event id>", "detail-type": "workorder.status_changed",
      "source": "<anything, e.g. acme.fulfilment>", "time": "...", ...,
@@ -12,8 +12,9 @@ The provider's fulfilment system puts events on the custom bus; a rule delivers 
 Mapping to `PATCH /provider/orders/{offergridItemId}/status`: `status` (scheduled, in_progress,
 completed, failed, active) -> `status`; `notes` -> `providerNotes`; `appointmentDate` ->
 `scheduledFor` (required with `scheduled`); `id` and `technicianId` -> `metadata.workOrderId` and
-`metadata.technicianId`. The dedup key is the item + the target status + the EventBridge event id
-(Decision 3). Anything unusable is an `InvalidProviderEvent` (permanent: retrying cannot fix it).
+`metadata.technicianId`. Anything unusable is an `InvalidProviderEvent` (permanent). The push is
+checked against the lifecycle (no regression, no move out of a terminal status, no PATCH of the
+current status) and made only for items we accepted (docs/decisions.md#11).
 """
 
 from __future__ import annotations
@@ -28,7 +29,23 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from offergrid_integration.contract import MAX_DEDUP_KEY_LENGTH, dedup_key_part
 from offergrid_integration.identifiers import identifier_problem
-from offergrid_integration.offergrid.models import OrderItemStatus, StatusUpdate
+from offergrid_integration.offergrid.models import OrderItem, OrderItemStatus, StatusUpdate
+from offergrid_integration.orders.lifecycle import (
+    AFTER_ACCEPTANCE,
+    InvalidTransition,
+    check_transition,
+    parse_status,
+)
+from offergrid_integration.orders.ports import (
+    Decision,
+    FailureReason,
+    OrderItemsApi,
+    OrderOutcome,
+    OrderRecord,
+    OutcomeKind,
+    Ports,
+)
+from offergrid_integration.orders.steps import fetch_item, patch_status, record_for, record_permanent_failure
 
 __all__ = [
     "STATUS_CHANGED_DETAIL_TYPE",
@@ -36,6 +53,7 @@ __all__ = [
     "ProviderEventReason",
     "ProviderStatusChange",
     "WorkOrderStatus",
+    "handle_status_change",
     "is_provider_event",
     "parse_provider_event",
 ]
@@ -206,4 +224,68 @@ def parse_provider_event(body: object) -> ProviderStatusChange:
         notes=detail.notes or None,
         scheduled_for=detail.appointment_date,
         occurred_at=time if isinstance(time, str) else None,
+    )
+
+
+def handle_status_change(
+    change: ProviderStatusChange, *, ports: Ports, client: OrderItemsApi, dedup_key: str | None = None
+) -> OrderOutcome:
+    dedup_key = dedup_key or change.dedup_key
+    fetched = fetch_item(client, ports, change.item_id, None, dedup_key)
+    if isinstance(fetched, OrderOutcome):
+        return fetched
+    item = fetched
+    now = ports.now()
+    record = record_for(ports, item, now)
+    if change.work_order_id and not record.work_order_id:
+        record.work_order_id = change.work_order_id
+    target = change.target_status
+
+    if not _accepted_by_us(record, item):
+        return record_permanent_failure(
+            ports,
+            item_id=item.id,
+            order_id=item.order_id,
+            failure=FailureReason.ITEM_NOT_ACCEPTED,
+            detail=f"{target.value} for an item we did not accept (it is {item.status}; "
+            f"our decision: {record.decision.value if record.decision else 'none'})",
+            dedup_key=dedup_key,
+            status=str(item.status),
+        )
+    if parse_status(item.status) is target:
+        record.add_history(now, "status_unchanged", status=target.value, dedup_key=dedup_key)
+        ports.orders.save(record)
+        return OrderOutcome(OutcomeKind.STATUS_UNCHANGED, f"item is already {target.value}", (item.id,))
+    try:
+        check_transition(item.status, target)
+    except InvalidTransition as exc:
+        return record_permanent_failure(
+            ports,
+            item_id=item.id,
+            order_id=item.order_id,
+            failure=FailureReason.INVALID_TRANSITION,
+            detail=f"{exc.current} -> {exc.target} ({exc.problem.value})",
+            dedup_key=dedup_key,
+            status=str(item.status),
+        )
+    patched = patch_status(client, ports, record, change.to_status_update(), dedup_key)
+    if isinstance(patched, OrderOutcome):
+        return patched
+    record.offergrid_status = patched
+    record.add_history(
+        now, "status_pushed", status=record.offergrid_status, detail=change.notes, dedup_key=dedup_key
+    )
+    ports.orders.save(record)
+    return OrderOutcome(OutcomeKind.STATUS_PUSHED, f"{item.status} -> {target.value}", (item.id,))
+
+
+def _accepted_by_us(record: OrderRecord, item: OrderItem) -> bool:
+    """docs/decisions.md#11: fulfilment statuses are pushed only for items we accepted (recorded, or
+    our accept PATCH landed and its work order is being opened right now)."""
+    if record.decision is Decision.ACCEPTED:
+        return True
+    return (
+        record.decision is None
+        and record.intended_decision is Decision.ACCEPTED
+        and parse_status(item.status) in AFTER_ACCEPTANCE
     )

@@ -59,9 +59,8 @@ from offergrid_integration.observability import item_log_scope, logger
 from offergrid_integration.offergrid.errors import NotFoundError, OffergridError, RateBudgetExhausted
 from offergrid_integration.offergrid.models import OrderItem, OrderItemStatus
 from offergrid_integration.orders.lifecycle import is_decidable, parse_status
-from offergrid_integration.orders.records import Decision, OrderRecord, OrderStore
+from offergrid_integration.orders.ports import Decision, OrderRecord, OrderStore, WorkOrder, work_order_id_for
 from offergrid_integration.orders.repairs import PROVIDER_WORK, WORK_ENDED, pushed_by_us
-from offergrid_integration.orders.workorders import WorkOrder, work_order_id_for
 from offergrid_integration.queueing import QueuePort, QueueSendError, send_queued_message
 from offergrid_integration.ratelimit.buckets import RateBudget
 

@@ -13,10 +13,19 @@ from typing import Final
 from offergrid_integration.contract import OffergridEvent
 from offergrid_integration.offergrid.models import OrderItem, OrderItemStatus
 from offergrid_integration.orders.lifecycle import parse_status
-from offergrid_integration.orders.ports import FailureReason, OrderItemsApi, OrderOutcome, OutcomeKind, Ports
-from offergrid_integration.orders.records import Decision, OrderRecord, RecordConflict
+from offergrid_integration.orders.ports import (
+    Decision,
+    FailureReason,
+    OrderItemsApi,
+    OrderOutcome,
+    OrderRecord,
+    OutcomeKind,
+    Ports,
+    RecordConflict,
+    WorkOrderReader,
+    work_order_id_for,
+)
 from offergrid_integration.orders.steps import decision_in_flight, fetch_item, new_work_order, record_for
-from offergrid_integration.orders.workorders import WorkOrderReader, work_order_id_for
 
 __all__ = [
     "ADOPTED_REASON",

@@ -6,7 +6,7 @@ as the `order.created` message its webhook would have produced, with the same de
 webhook also announced is therefore decided once: the processor's idempotency is keyed on that key.
 
 "Decided" is asked of a `DecisionLookup`; `OrderRecordDecisions` answers from the order processor's
-records (`orders.records.OrderStore`: a record with a `decision`). Without one, every listed item is
+records (`orders.ports.OrderStore`: a record with a `decision`). Without one, every listed item is
 queued (still safe, only more messages). Items younger than `min_age_seconds` are left to their
 webhook, which is most likely on its way. A failure to list stops the sweep (reported); a failure to
 queue one item is reported and the sweep goes on.
@@ -33,7 +33,7 @@ from offergrid_integration.offergrid.models import OrderItem, OrderItemStatus
 from offergrid_integration.queueing import QueuePort, QueueSendError, send_queued_message
 
 if TYPE_CHECKING:
-    from offergrid_integration.orders.records import OrderStore
+    from offergrid_integration.orders.ports import OrderStore
 
 __all__ = [
     "SWEEP_STATUSES",

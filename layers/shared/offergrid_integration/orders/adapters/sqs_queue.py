@@ -3,7 +3,7 @@
 A message SQS cannot hold (body plus attributes over `SQS_MAX_MESSAGE_BYTES`) is kept in the
 claim-check bucket and queued as a `wire.ClaimCheck` pointing at it, with the message's own
 attributes (docs/decisions.md#17); without a bucket it is `MessageTooLarge`. The order processor
-reads it back with the same `S3ClaimChecks` (`orders.pipeline`).
+reads it back with the same `S3ClaimChecks` (`orders.processor`).
 """
 
 from __future__ import annotations
