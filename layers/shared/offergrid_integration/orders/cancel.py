@@ -1,10 +1,7 @@
-"""`order.cancelled`: cancel the items of an order, and their work orders.
-
-Find the items (by itemId, else our records by orderId, else listing orders: docs/decisions.md#4),
-cancel their work orders, record it, and PATCH `cancelled` only where the lifecycle allows it (never
-out of a terminal status, never twice). A cancellation that finds a decision in flight (an intended
-decision on a still decidable item) is a `RecordConflict`: retried once the decision has landed, it
-then cancels the decided item.
+"""`order.cancelled`: cancel the items of an order (by itemId, else our records and Offergrid's
+listings by orderId: docs/decisions.md#4) and their work orders, PATCHing `cancelled` only where the
+lifecycle allows it. A decision in flight is a `RecordConflict`: retried after it lands, the
+cancellation then cancels the decided item.
 """
 
 from __future__ import annotations
@@ -26,13 +23,10 @@ from offergrid_integration.orders.ports import (
 )
 from offergrid_integration.orders.steps import (
     MAX_NOTES,
-    decision_in_flight,
     fetch_item,
     patch_status,
     record_for,
 )
-
-__all__ = ["CANCELLABLE_LISTING", "handle_order_cancelled"]
 
 # The item statuses a cancellation without itemId looks for at Offergrid (docs/decisions.md#4): the
 # ones that can still be cancelled or decided. Older items need nothing.
@@ -122,7 +116,7 @@ def _cancel_item(
     item = listed
     now = ports.now()
     record = record_for(ports, item, now)
-    if decision_in_flight(record, now):
+    if record.decision_in_flight(now):
         raise RecordConflict(f"order record {item_id!r} has a decision in flight; cancel after it")
 
     status = parse_status(item.status)

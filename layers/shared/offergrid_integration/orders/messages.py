@@ -41,18 +41,6 @@ from offergrid_integration.orders.provider_events import (
 )
 from offergrid_integration.orders.repairs import handle_reconcile_cancel, handle_reconcile_open
 
-__all__ = [
-    "EVENT_USE_CASES",
-    "EventMessage",
-    "EventUseCase",
-    "MalformedMessage",
-    "OrdersMessage",
-    "StatusChangeMessage",
-    "UnhandledMessage",
-    "dispatch",
-    "parse_queue_message",
-]
-
 DEDUP_KEY_ATTRIBUTE: Final = "dedupKey"
 EVENT_KINDS: Final = frozenset(EventType)
 REPAIR_KINDS: Final = frozenset({RECONCILE_OPEN, RECONCILE_CANCEL})

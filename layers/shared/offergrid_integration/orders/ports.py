@@ -36,33 +36,6 @@ from offergrid_integration.offergrid.models import OrderItem, OrderItemStatus, S
 if TYPE_CHECKING:  # the offer sync reads records without the serviceability rules' imports
     from offergrid_integration.orders.serviceability import ServiceabilityChecker
 
-__all__ = [
-    "ACCEPTED_DETAIL_TYPE",
-    "CANCELLED_DETAIL_TYPE",
-    "DECISION_IN_FLIGHT_SECONDS",
-    "DEFAULT_CONTACT_WITHIN_HOURS",
-    "EVENT_SOURCE",
-    "MAX_HISTORY",
-    "ORDER_ID_INDEX",
-    "OUTCOME_METRICS",
-    "Decision",
-    "FailureReason",
-    "HistoryEntry",
-    "ListedItemReads",
-    "OrderItemsApi",
-    "OrderOutcome",
-    "OrderRecord",
-    "OrderStore",
-    "OutcomeKind",
-    "Ports",
-    "RecordConflict",
-    "WorkOrder",
-    "WorkOrderPublishError",
-    "WorkOrderReader",
-    "WorkOrderSink",
-    "WorkOrderWriteConflict",
-    "work_order_id_for",
-]
 
 DEFAULT_CONTACT_WITHIN_HOURS: Final = 24
 # An intended decision older than this cannot be in flight any more: no invocation lasts longer
@@ -226,6 +199,17 @@ class OrderRecord(_Model):
         )
         del self.history[:-MAX_HISTORY]
         self.updated_at = at
+
+    def decision_in_flight(self, now: datetime) -> bool:
+        """An accept/reject was started (intent saved) by an invocation that may still be running: its
+        PATCH may not have landed yet, or it has and the work order is not open yet."""
+        deadline = self.decision_deadline
+        return (
+            self.decision is None
+            and self.intended_decision is not None
+            and deadline is not None
+            and now < deadline
+        )
 
     def to_item(self) -> dict[str, Any]:
         """The DynamoDB item (None fields left out, so sparse indexes stay sparse)."""

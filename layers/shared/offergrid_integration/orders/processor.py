@@ -60,17 +60,6 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-__all__ = [
-    "IDEMPOTENCY_KEY_PREFIX",
-    "NotAnSqsEvent",
-    "PartialBatchResponse",
-    "ProcessorRuntime",
-    "ProcessorSettings",
-    "RecordPipeline",
-    "SqsBatch",
-    "SqsRecord",
-    "sqs_records",
-]
 
 _log = logging.getLogger(__name__)
 

@@ -1,20 +1,7 @@
-"""The provider's own status changes (Decision 9): `workorder.status_changed` on EventBridge, and
-their push to Offergrid (`handle_status_change`).
-
-A rule on the provider's bus delivers each whole event to the orders queue (no input transformer):
-
-    {"version": "0", "id": "<event id>", "detail-type": "workorder.status_changed",
-     "source": "<anything, e.g. acme.fulfilment>", "time": "...", ...,
-     "detail": {"id": "WO-123", "offergridItemId": "item-1", "status": "scheduled",
-                "notes": "Technician booked", "appointmentDate": "2026-12-01T09:00:00Z",
-                "technicianId": "tech-7"}}
-
-Mapping to `PATCH /provider/orders/{offergridItemId}/status`: `status` (scheduled, in_progress,
-completed, failed, active) -> `status`; `notes` -> `providerNotes`; `appointmentDate` ->
-`scheduledFor` (required with `scheduled`); `id` and `technicianId` -> `metadata.workOrderId` and
-`metadata.technicianId`. Anything unusable is an `InvalidProviderEvent` (permanent). The push is
-checked against the lifecycle (no regression, no move out of a terminal status, no PATCH of the
-current status) and made only for items we accepted (docs/decisions.md#11).
+"""The provider's own status changes (Decision 9): `workorder.status_changed` on EventBridge, whole
+events routed to the orders queue (their fields and mapping to the PATCH: events/README.md), and
+their push to Offergrid: checked against the lifecycle and made only for items we accepted
+(docs/decisions.md#11). An unusable event is an `InvalidProviderEvent` (permanent).
 """
 
 from __future__ import annotations
@@ -46,17 +33,6 @@ from offergrid_integration.orders.ports import (
     Ports,
 )
 from offergrid_integration.orders.steps import fetch_item, patch_status, record_for, record_permanent_failure
-
-__all__ = [
-    "STATUS_CHANGED_DETAIL_TYPE",
-    "InvalidProviderEvent",
-    "ProviderEventReason",
-    "ProviderStatusChange",
-    "WorkOrderStatus",
-    "handle_status_change",
-    "is_provider_event",
-    "parse_provider_event",
-]
 
 STATUS_CHANGED_DETAIL_TYPE: Final = "workorder.status_changed"
 MAX_NOTES_LENGTH: Final = 2_000

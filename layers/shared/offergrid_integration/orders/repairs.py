@@ -1,8 +1,6 @@
-"""Reconciliation repairs (orders/reconcile.py queues them; docs/order-state-machine.md).
-
-`reconcile.open_work_order` opens the missing work order of an item Offergrid shows in provider
-work; `reconcile.cancel_work_order` cancels the open work order of an item whose work ended at
-Offergrid. Both re-check on fresh state and never PATCH Offergrid.
+"""The reconciliation's repairs (`orders.reconcile` queues them; docs/order-state-machine.md): open
+the missing work order of an item in provider work, cancel the open one of an item whose work ended
+at Offergrid. Both re-check on fresh state (the reconciler's view is minutes old), never PATCH.
 """
 
 from __future__ import annotations
@@ -25,17 +23,7 @@ from offergrid_integration.orders.ports import (
     WorkOrderReader,
     work_order_id_for,
 )
-from offergrid_integration.orders.steps import decision_in_flight, fetch_item, new_work_order, record_for
-
-__all__ = [
-    "ADOPTED_REASON",
-    "PROVIDER_WORK",
-    "RESUMED_REASON",
-    "WORK_ENDED",
-    "handle_reconcile_cancel",
-    "handle_reconcile_open",
-    "pushed_by_us",
-]
+from offergrid_integration.orders.steps import fetch_item, new_work_order, record_for
 
 # Offergrid statuses in which the provider still has work to do: the item needs an open work order.
 PROVIDER_WORK: Final = frozenset(
@@ -70,7 +58,7 @@ def _repair_target(
         return fetched
     now = ports.now()
     record = record_for(ports, fetched, now)
-    if decision_in_flight(record, now):
+    if record.decision_in_flight(now):
         raise RecordConflict(f"order record {fetched.id!r} has a decision in flight; repair after it")
     return fetched, record, now
 

@@ -59,27 +59,6 @@ from offergrid_integration.orders.ports import (
     WorkOrder,
 )
 
-__all__ = [
-    "ADDRESS_FIELDS",
-    "CUSTOMER_FIELDS",
-    "MAX_NOTES",
-    "MIN_WANTED",
-    "BatchItemReads",
-    "Prefetch",
-    "already_in_status",
-    "decision_in_flight",
-    "fetch_item",
-    "for_decision",
-    "is_full_read",
-    "missing_for_decision",
-    "new_record",
-    "new_work_order",
-    "patch_status",
-    "permanent_reason",
-    "record_for",
-    "record_permanent_failure",
-]
-
 MAX_NOTES: Final = 1_000
 MIN_WANTED: Final = 2  # for one item a listing page cannot save anything over its GET
 # The customer and service-address fields a decision and its work order read (wire names).
@@ -270,14 +249,6 @@ def already_in_status(client: OrderItemsApi, item_id: str, target: OrderItemStat
             raise
         return None
     return item if parse_status(item.status) is target else None
-
-
-def decision_in_flight(record: OrderRecord, now: datetime) -> bool:
-    """An accept/reject was started (intent saved) by an invocation that may still be running: its
-    PATCH may not have landed yet, or it has and the work order is not open yet."""
-    if record.intended_decision is None or record.decision is not None or record.decision_deadline is None:
-        return False
-    return now < record.decision_deadline
 
 
 def new_work_order(

@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
     from mypy_boto3_events import EventBridgeClient
 
-__all__ = ["DynamoDBEventBridgeWorkOrders", "DynamoDBOrderStore", "DynamoDBWorkOrderIndex"]
 
 _WRITE_ATTEMPTS: Final = 3
 

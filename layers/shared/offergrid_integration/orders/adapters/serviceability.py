@@ -29,15 +29,6 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_ssm import SSMClient
 
-__all__ = [
-    "DEFAULT_HOOK_TIMEOUT",
-    "MAX_RULES_BYTES",
-    "HttpsHookChecker",
-    "S3DocumentProvider",
-    "S3RulesSource",
-    "SsmRulesSource",
-    "build_serviceability_checker",
-]
 
 MAX_RULES_BYTES: Final = 5 * 1024 * 1024
 DEFAULT_HOOK_TIMEOUT: Final = 5.0
@@ -105,8 +96,7 @@ class S3DocumentProvider(BaseProvider):
         return read_s3_object(name, self._client, max_bytes=max_bytes)
 
     def _get_multiple(self, path: str, **sdk_options: Any) -> dict[str, str]:
-        """Powertools' `BaseProvider` requires it (for `get_multiple`); the rules are one document,
-        read with `get`, so nothing calls it, and a caller that did would be told so."""
+        """Required by Powertools' `BaseProvider`; the rules are one document, read with `get`."""
         raise NotImplementedError("S3 documents are read one at a time")
 
 
@@ -122,13 +112,8 @@ class S3RulesSource(_ProviderRulesSource):
 
 
 class HttpsHookChecker:
-    """Asks the provider's own serviceability API.
-
-    Request: `POST <url>` with `{"itemId", "orderId", "offerId", "serviceAddress": {street, city,
-    state, zipCode, country}}`. Answer: 200 with `{"serviceable": true|false, "reason": "..."}`.
-    Anything else (connection error, timeout, other status, another body) is
-    `ServiceabilityUnavailable`, so the order is retried, never rejected by accident.
-    """
+    """The provider's own serviceability API (docs/configuration.md, "Coverage rules"): any answer
+    but the documented one is `ServiceabilityUnavailable`, so the order is retried, never rejected."""
 
     def __init__(
         self, url: str, *, timeout: float = DEFAULT_HOOK_TIMEOUT, transport: httpx.BaseTransport | None = None
@@ -179,8 +164,8 @@ def build_serviceability_checker(
     ssm_client: SSMClient | None = None,
     s3_client: S3Client | None = None,
 ) -> ServiceabilityChecker:
-    """The provider's hook if configured, else rules from S3 if configured, else from SSM. The clients
-    are the function's own (default: the container's, `aws.clients()`)."""
+    """The provider's hook if configured, else rules from S3 if configured, else from SSM (clients:
+    the container's by default)."""
     if hook_url:
         return HttpsHookChecker(hook_url)
     source: RulesSource
