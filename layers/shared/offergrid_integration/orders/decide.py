@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from offergrid_integration.contract import OffergridEvent
 from offergrid_integration.observability import logger
@@ -20,11 +21,8 @@ from offergrid_integration.orders.lifecycle import AFTER_ACCEPTANCE, is_decidabl
 from offergrid_integration.orders.ports import (
     Decision,
     FailureReason,
-    OrderItemsApi,
     OrderOutcome,
-    OrderRecord,
     OutcomeKind,
-    Ports,
     RecordConflict,
     work_order_id_for,
 )
@@ -35,6 +33,9 @@ from offergrid_integration.orders.steps import (
     patch_status,
     record_for,
 )
+
+if TYPE_CHECKING:
+    from offergrid_integration.orders.ports import OrderItemsApi, OrderRecord, Ports
 
 
 def acceptance_notes(contact_by: datetime, hours: int, work_order_id: str) -> str:
@@ -192,6 +193,7 @@ def _finish_accept(
 def _reject(
     client: OrderItemsApi, ports: Ports, record: OrderRecord, reason: str, dedup_key: str | None
 ) -> OrderOutcome:
+
     now = ports.now()
     record.intended_decision = Decision.REJECTED
     record.decision_deadline = ports.decision_deadline(now)

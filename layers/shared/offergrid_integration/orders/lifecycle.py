@@ -36,6 +36,10 @@ TERMINAL_STATUSES: Final = frozenset({S.REJECTED, S.CANCELLED, S.FAILED, S.ACTIV
 DECIDABLE_STATUSES: Final = frozenset({S.PENDING, S.SUBMITTED_TO_PROVIDER})
 # The statuses an accepted item can be in afterwards, short of a cancellation.
 AFTER_ACCEPTANCE: Final = frozenset({S.ACCEPTED, S.SCHEDULED, S.IN_PROGRESS, S.COMPLETED, S.ACTIVE, S.FAILED})
+# The statuses in which the provider still has work to do: the item needs an open work order.
+PROVIDER_WORK: Final = frozenset({S.ACCEPTED, S.SCHEDULED, S.IN_PROGRESS})
+# The statuses that end the provider's work when Offergrid (not our fulfilment) put the item there.
+WORK_ENDED: Final = frozenset({S.CANCELLED, S.REJECTED, S.FAILED})
 
 
 class TransitionReason(StrEnum):

@@ -211,6 +211,10 @@ class OrderRecord(_Model):
             and now < deadline
         )
 
+    def pushed(self, status: OrderItemStatus) -> bool:
+        """Whether our fulfilment pushed `status` to Offergrid (a work order it ended is not a drift)."""
+        return any(entry.action == "status_pushed" and entry.status == status.value for entry in self.history)
+
     def to_item(self) -> dict[str, Any]:
         """The DynamoDB item (None fields left out, so sparse indexes stay sparse)."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)

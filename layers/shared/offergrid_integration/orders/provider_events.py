@@ -10,7 +10,7 @@ import hashlib
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -26,13 +26,13 @@ from offergrid_integration.orders.lifecycle import (
 from offergrid_integration.orders.ports import (
     Decision,
     FailureReason,
-    OrderItemsApi,
     OrderOutcome,
-    OrderRecord,
     OutcomeKind,
-    Ports,
 )
 from offergrid_integration.orders.steps import fetch_item, patch_status, record_for, record_permanent_failure
+
+if TYPE_CHECKING:
+    from offergrid_integration.orders.ports import OrderItemsApi, OrderRecord, Ports
 
 STATUS_CHANGED_DETAIL_TYPE: Final = "workorder.status_changed"
 MAX_NOTES_LENGTH: Final = 2_000
@@ -206,6 +206,7 @@ def parse_provider_event(body: object) -> ProviderStatusChange:
 def handle_status_change(
     change: ProviderStatusChange, *, ports: Ports, client: OrderItemsApi, dedup_key: str | None = None
 ) -> OrderOutcome:
+
     dedup_key = dedup_key or change.dedup_key
     fetched = fetch_item(client, ports, change.item_id, None, dedup_key)
     if isinstance(fetched, OrderOutcome):

@@ -45,9 +45,8 @@ from offergrid_integration.metrics_names import (
 from offergrid_integration.observability import item_log_scope, logger
 from offergrid_integration.offergrid.errors import NotFoundError, OffergridError, RateBudgetExhausted
 from offergrid_integration.offergrid.models import OrderItem, OrderItemStatus
-from offergrid_integration.orders.lifecycle import is_decidable, parse_status
+from offergrid_integration.orders.lifecycle import PROVIDER_WORK, WORK_ENDED, is_decidable, parse_status
 from offergrid_integration.orders.ports import Decision, OrderRecord, OrderStore, WorkOrder, work_order_id_for
-from offergrid_integration.orders.repairs import PROVIDER_WORK, WORK_ENDED, pushed_by_us
 from offergrid_integration.queueing import QueuePort, QueueSendError, send_queued_message
 from offergrid_integration.ratelimit.buckets import RateBudget
 
@@ -356,7 +355,7 @@ def _classify(
                 f"still {item.status} at Offergrid with an open work order",
                 open_work_order,
             )
-        elif status is S.CANCELLED or not pushed_by_us(record, status):
+        elif status is S.CANCELLED or not (record is not None and record.pushed(status)):
             drift(DriftKind.OPEN_WORK_ORDER_FOR_ENDED_ITEM, f"{item.status} at Offergrid", open_work_order)
         return
     # Provider work at Offergrid and no open work order.

@@ -6,41 +6,27 @@ at Offergrid. Both re-check on fresh state (the reconciler's view is minutes old
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from offergrid_integration.contract import OffergridEvent
 from offergrid_integration.offergrid.models import OrderItem, OrderItemStatus
-from offergrid_integration.orders.lifecycle import parse_status
+from offergrid_integration.orders.lifecycle import PROVIDER_WORK, WORK_ENDED, parse_status
 from offergrid_integration.orders.ports import (
     Decision,
     FailureReason,
-    OrderItemsApi,
     OrderOutcome,
-    OrderRecord,
     OutcomeKind,
-    Ports,
     RecordConflict,
     WorkOrderReader,
     work_order_id_for,
 )
 from offergrid_integration.orders.steps import fetch_item, new_work_order, record_for
 
-# Offergrid statuses in which the provider still has work to do: the item needs an open work order.
-PROVIDER_WORK: Final = frozenset(
-    {OrderItemStatus.ACCEPTED, OrderItemStatus.SCHEDULED, OrderItemStatus.IN_PROGRESS}
-)
-# Statuses that end the provider's work when Offergrid (not our fulfilment) put the item there.
-WORK_ENDED: Final = frozenset({OrderItemStatus.CANCELLED, OrderItemStatus.REJECTED, OrderItemStatus.FAILED})
+if TYPE_CHECKING:
+    from offergrid_integration.orders.ports import OrderItemsApi, OrderRecord, Ports
+
 ADOPTED_REASON: Final = "accepted at Offergrid outside this integration; adopted by reconciliation"
 RESUMED_REASON: Final = "serviceable; our acceptance's work order opened by reconciliation"
-
-
-def pushed_by_us(record: OrderRecord | None, status: OrderItemStatus) -> bool:
-    """Whether our fulfilment pushed `status` to Offergrid for this item (then its work order ended
-    with fulfilment's knowledge: not a drift)."""
-    return record is not None and any(
-        entry.action == "status_pushed" and entry.status == status.value for entry in record.history
-    )
 
 
 def _repair_target(
@@ -120,7 +106,7 @@ def handle_reconcile_cancel(
         return target
     item, record, now = target
     status = parse_status(item.status)
-    if status not in WORK_ENDED or (status is not OrderItemStatus.CANCELLED and pushed_by_us(record, status)):
+    if status not in WORK_ENDED or (status is not OrderItemStatus.CANCELLED and record.pushed(status)):
         return _no_repair(ports, record, f"item is {item.status} now: work order kept", dedup_key)
     reason = event.reason or f"{item.status} at Offergrid"
     cancelled = ports.work_orders.cancel(work_order_id_for(item.id), item_id=item.id, reason=reason, at=now)
