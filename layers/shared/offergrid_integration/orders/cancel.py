@@ -69,12 +69,9 @@ def handle_order_cancelled(
 def _items_to_cancel(
     event: OffergridEvent, ports: Ports, client: OrderItemsApi
 ) -> list[tuple[str, OrderItem | None]]:
-    """docs/decisions.md#4: the itemId; else every item of the order, from our records AND from
-    Offergrid (the items whose webhook has not arrived yet), listing each status that can still be
-    cancelled or decided, every page.
-
-    Items found by listing come with their listed state (not fetched again); the others are None.
-    """
+    """docs/decisions.md#4: the itemId; else every item of the order, in our records and at Offergrid
+    (whose webhook may not have come yet: each status that can still be cancelled or decided, every
+    page). A listed item comes with its listed state (not fetched again); the others with None."""
     if event.item_id:
         return [(event.item_id, None)]
     assert event.order_id is not None
@@ -102,12 +99,8 @@ def _cancel_item(
     *,
     whole_order: bool = False,
 ) -> tuple[str, bool]:
-    """Cancel one item (`listed`: its state from a listing, so not fetched again).
-
-    Returns what was done (for the outcome's reason) and whether the item is now cancelled. The
-    work order is cancelled only with the item: one that Offergrid cannot cancel (active, completed,
-    failed...) keeps its work order. `RecordConflict` while a decision on the item is in flight.
-    """
+    """Cancel one item; returns what was done and whether it is now cancelled. Its work order is
+    cancelled only with the item (one Offergrid cannot cancel keeps it)."""
     if listed is None:
         fetched = fetch_item(client, ports, item_id, event.order_id, dedup_key)
         if isinstance(fetched, OrderOutcome):

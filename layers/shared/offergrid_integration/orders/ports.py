@@ -66,11 +66,8 @@ class OrderItemsApi(Protocol):
 
 @runtime_checkable
 class ListedItemReads(Protocol):
-    """Reads that may answer an item from a listing instead of its GET (`orders.steps.
-    BatchItemReads`). A use case about to decide an item or write its work order asks them for a
-    full read (`steps.fetch_item(full=True)`, docs/decisions.md#16): a listed element only if it
-    holds everything the decision needs (`steps.is_full_read`), else a GET. Any other
-    `OrderItemsApi` answers with a GET, the read a decision is defined on."""
+    """Reads that may answer an item from a listing (`steps.BatchItemReads`), asked for a full read
+    before a decision or a work order (docs/decisions.md#16); any other `OrderItemsApi` GETs."""
 
     def get_full_order_item(self, item_id: str) -> OrderItem: ...
 

@@ -52,14 +52,10 @@ def _repair_target(
 def handle_reconcile_open(
     event: OffergridEvent, *, ports: Ports, client: OrderItemsApi, dedup_key: str | None = None
 ) -> OrderOutcome:
-    """Open the missing work order of an item Offergrid shows accepted/scheduled/in_progress.
-
-    Re-checked here, on fresh state, because the reconciler's view is minutes old: the item must
-    still imply provider work, no decision on it may be in flight (`RecordConflict`: retried after
-    it), and our record must not say cancelled or rejected (that drift is reported, never repaired).
-    An item accepted by hand (record `decided_elsewhere`, or none) is *adopted*: its record becomes
-    `accepted`, so fulfilment statuses may be pushed for it (docs/decisions.md#11). Never PATCHes.
-    """
+    """Open the missing work order of an item Offergrid shows in provider work, if that still holds,
+    no decision is in flight, and our record does not say cancelled or rejected (that drift is
+    reported, never repaired). An item accepted by hand is *adopted*: its record becomes `accepted`,
+    so fulfilment statuses may be pushed for it (docs/decisions.md#11)."""
     target = _repair_target(event, ports, client, dedup_key)
     if isinstance(target, OrderOutcome):
         return target
