@@ -138,14 +138,6 @@ class ProviderStatusChange(BaseModel):
             key = f"{STATUS_CHANGED_DETAIL_TYPE}:sha256:{digest}:{self.status.value}"
         return key
 
-    def metadata(self) -> dict[str, str]:
-        metadata: dict[str, str] = {}
-        if self.work_order_id:
-            metadata["workOrderId"] = self.work_order_id
-        if self.technician_id:
-            metadata["technicianId"] = self.technician_id
-        return metadata
-
     def to_status_update(self) -> StatusUpdate:
         # Only what the event carries is set: StatusUpdate sends every field set, even to null.
         fields: dict[str, Any] = {"status": self.target_status}
@@ -153,8 +145,9 @@ class ProviderStatusChange(BaseModel):
             fields["provider_notes"] = self.notes
         if self.status is WorkOrderStatus.SCHEDULED and self.scheduled_for is not None:
             fields["scheduled_for"] = self.scheduled_for
-        if metadata := self.metadata():
-            fields["metadata"] = metadata
+        metadata = {"workOrderId": self.work_order_id, "technicianId": self.technician_id}
+        if any(metadata.values()):
+            fields["metadata"] = {name: value for name, value in metadata.items() if value}
         return StatusUpdate(**fields)
 
 

@@ -5,7 +5,7 @@ unless given. Text from Offergrid is written valid and bounded (docs/decisions.m
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
@@ -43,17 +43,8 @@ class DynamoDBOrderStore(aws.TableAdapter):
     def find_by_order(self, order_id: str) -> list[OrderRecord]:
         from boto3.dynamodb.conditions import Key
 
-        records: list[OrderRecord] = []
-        kwargs: dict[str, Any] = {
-            "IndexName": ORDER_ID_INDEX,
-            "KeyConditionExpression": Key("orderId").eq(order_id),
-        }
-        while True:
-            response = self.table.query(**kwargs)
-            records.extend(OrderRecord.model_validate(item) for item in response.get("Items", []))
-            if "LastEvaluatedKey" not in response:
-                return records
-            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        query = {"IndexName": ORDER_ID_INDEX, "KeyConditionExpression": Key("orderId").eq(order_id)}
+        return [OrderRecord.model_validate(item) for item in _every_page(self.table.query, query)]
 
     def save(self, record: OrderRecord) -> OrderRecord:
         from botocore.exceptions import ClientError
@@ -84,14 +75,9 @@ class DynamoDBWorkOrderIndex(aws.TableAdapter):
     def open_work_orders(self) -> Iterator[WorkOrder]:
         from boto3.dynamodb.conditions import Attr
 
-        kwargs: dict[str, Any] = {"FilterExpression": Attr("status").eq("open"), "ConsistentRead": True}
-        while True:
-            response = self.table.scan(**kwargs)
-            for item in response.get("Items", []):
-                yield WorkOrder.model_validate(item)
-            if "LastEvaluatedKey" not in response:
-                return
-            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        scan = {"FilterExpression": Attr("status").eq("open"), "ConsistentRead": True}
+        for item in _every_page(self.table.scan, scan):
+            yield WorkOrder.model_validate(item)
 
     def get(self, work_order_id: str) -> WorkOrder | None:
         item = self.table.get_item(Key={"workOrderId": work_order_id}, ConsistentRead=True).get("Item")
@@ -193,3 +179,13 @@ class DynamoDBEventBridgeWorkOrders(DynamoDBWorkOrderIndex):
                 entry.get("ErrorCode", "?") for entry in response.get("Entries", []) if "ErrorCode" in entry
             }
             raise WorkOrderPublishError(f"EventBridge rejected {detail_type}: {', '.join(sorted(codes))}")
+
+
+def _every_page(read: Callable[..., Any], kwargs: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every item of a DynamoDB query or scan, page after page."""
+    while True:
+        response = read(**kwargs)
+        yield from response.get("Items", [])
+        if "LastEvaluatedKey" not in response:
+            return
+        kwargs = {**kwargs, "ExclusiveStartKey": response["LastEvaluatedKey"]}
