@@ -53,9 +53,9 @@ for path in (str(ROOT), str(ROOT / "layers" / "shared")):
         sys.path.insert(0, path)
 
 from devtools.offergrid_fake import OffergridFake
+from offergrid_integration.catalog.apply import SyncDependencies, SyncOptions, run_offer_sync
 from offergrid_integration.catalog.mapping import CatalogMapping, RawRow, RowError, default_mapping
 from offergrid_integration.catalog.plan import OfferPlanner
-from offergrid_integration.catalog.service import SyncDependencies, SyncOptions, run_offer_sync
 from offergrid_integration.catalog.sources import (
     CatalogCheck,
     CatalogFormat,

@@ -42,6 +42,7 @@ _LAYER = str(Path(__file__).resolve().parents[1] / "layers" / "shared")
 if _LAYER not in sys.path:
     sys.path.insert(0, _LAYER)
 
+from offergrid_integration.catalog.apply import SyncDependencies, SyncOptions, run_offer_sync
 from offergrid_integration.catalog.guard import DEFAULT_REMOVAL_PERCENT, RemovalGuard
 from offergrid_integration.catalog.mapping import (
     CatalogMapping,
@@ -51,7 +52,6 @@ from offergrid_integration.catalog.mapping import (
 )
 from offergrid_integration.catalog.plan import MissingOfferPolicy
 from offergrid_integration.catalog.report import RunStatus, SyncReport
-from offergrid_integration.catalog.service import SyncDependencies, SyncOptions, run_offer_sync
 from offergrid_integration.catalog.sources import (
     CatalogFormat,
     CatalogReadError,

@@ -17,27 +17,38 @@ from offergrid_integration.container import Container, init_phase
 with init_phase():  # the GC paused while the imports and the init allocate (container.init_phase)
     from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-    from offergrid_integration.catalog.report import MetricsSink
-    from offergrid_integration.catalog.runtime import OfferSync
+    from offergrid_integration.catalog.apply import SyncDependencies, SyncOptions, run_offer_sync
+    from offergrid_integration.catalog.mapping import (
+        CatalogMapping,
+        MappingError,
+        default_mapping,
+        load_mapping,
+    )
+    from offergrid_integration.catalog.report import SyncReport
     from offergrid_integration.catalog.settings import SyncSettings
-    from offergrid_integration.catalog.state import SyncStateStore
+    from offergrid_integration.catalog.sources import (
+        CatalogReadError,
+        CatalogSource,
+        open_catalog_source,
+        read_s3_object,
+    )
+    from offergrid_integration.catalog.state import DynamoDBSyncState, SyncStateStore
     from offergrid_integration.clock import SYSTEM_CLOCK, Clock
-    from offergrid_integration.config import load_settings
+    from offergrid_integration.config import ConfigurationError, load_settings
+    from offergrid_integration.metrics_names import MetricsSink
     from offergrid_integration.observability import log_metrics, logger, metrics, tracer
     from offergrid_integration.offergrid.client import ApiKeyProvider, OffergridClient
     from offergrid_integration.offergrid.wiring import client_from_settings
     from offergrid_integration.orders.adapters.dynamodb import DynamoDBOrderStore
     from offergrid_integration.orders.adapters.sqs_queue import SqsQueue
-    from offergrid_integration.orders.ports import OrderStore
-    from offergrid_integration.orders.sweep import DecisionLookup, OrderRecordDecisions, sweep_missed_orders
+    from offergrid_integration.orders.sweep import OrderRecordDecisions, sweep_missed_orders
     from offergrid_integration.ratelimit import Lane, RateBudget
+    from offergrid_integration.secrets import Secret, parse_api_key
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
-    from mypy_boto3_s3 import S3Client
 
     from offergrid_integration.orders.reconcile import CappedRateBudget, WorkOrderIndex
-    from offergrid_integration.queueing import QueuePort
 
 SCHEDULED_EVENT_DETAIL_TYPE: Final = "Scheduled Event"
 EXPECTED_SHAPES: Final = (
@@ -103,7 +114,7 @@ def schedule_input(event: object) -> ScheduleInput:
 
 class SyncRuntime:
     """The jobs' adapters for a container: one background-lane client for the sweep and the sync, and the
-    reconciliation's own, capped at its share of the hourly budget.
+    reconciliation's own, capped at its share of the hourly budget; the Offergrid client is not the sync's.
     """
 
     def __init__(
@@ -113,11 +124,6 @@ class SyncRuntime:
         clock: Clock = SYSTEM_CLOCK,
         api_key: ApiKeyProvider | None = None,
         state: SyncStateStore | None = None,
-        queue: QueuePort | None = None,
-        decisions: DecisionLookup | None = None,
-        s3_client: S3Client | None = None,
-        orders: OrderStore | None = None,
-        work_orders: WorkOrderIndex | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock
@@ -126,24 +132,48 @@ class SyncRuntime:
         self.client = client_from_settings(
             settings, remaining_time=self.remaining_time, clock=clock, api_key=api_key, lane=Lane.BACKGROUND
         )
-        self.sync = OfferSync(settings, clock=clock, state=state, s3_client=s3_client)
-        self.queue: QueuePort = queue or SqsQueue(settings.orders_queue_url, client_on_first_send=True)
-        store = DynamoDBOrderStore(settings.orders_table) if settings.orders_table else None
-        if decisions is None and store is not None:
-            decisions = OrderRecordDecisions(store)
-        self.decisions = decisions
-        self.orders = orders if orders is not None else store
-        self._work_orders = work_orders
+        self.state = state or DynamoDBSyncState(settings.sync_state_table, clock=clock)
+        self.queue = SqsQueue(settings.orders_queue_url, client_on_first_send=True)
+        self.orders = DynamoDBOrderStore(settings.orders_table) if settings.orders_table else None
+        self.decisions = OrderRecordDecisions(self.orders) if self.orders is not None else None
         self.reconcile_budget: CappedRateBudget | None = None
 
-    @property
+    @cached_property
+    def catalog(self) -> CatalogSource:
+        settings = self.settings
+        key: Callable[[], str] | None = None
+        if settings.catalog_api_key_secret:
+            key = Secret(
+                settings.catalog_api_key_secret, parse_api_key, max_age_seconds=settings.secrets_cache_seconds
+            )
+        return open_catalog_source(
+            settings.catalog_source_uri,
+            settings.catalog_format,
+            api_key=key,
+            api_key_header=settings.catalog_api_key_header,
+        )
+
+    def mapping(self) -> CatalogMapping:
+        """The configured mapping, read on every run (a new document needs no deploy); the default one
+        once per process."""
+        uri = self.settings.catalog_mapping
+        if uri is None:
+            return default_mapping()
+        try:
+            return load_mapping(read_s3_object(uri))
+        except (CatalogReadError, MappingError) as error:
+            raise ConfigurationError(
+                f"CATALOG_MAPPING: {error}", problems={"CATALOG_MAPPING": str(error)}
+            ) from None
+
+    @cached_property
     def work_orders(self) -> WorkOrderIndex | None:
         """The reconciliation's work-order index (`WORK_ORDERS_TABLE`), made with its module."""
-        if self._work_orders is None and self.settings.work_orders_table:
-            from offergrid_integration.orders.adapters.dynamodb import DynamoDBWorkOrderIndex
+        if not self.settings.work_orders_table:
+            return None
+        from offergrid_integration.orders.adapters.dynamodb import DynamoDBWorkOrderIndex
 
-            self._work_orders = DynamoDBWorkOrderIndex(self.settings.work_orders_table)
-        return self._work_orders
+        return DynamoDBWorkOrderIndex(self.settings.work_orders_table)
 
     def remaining_time(self) -> float:
         """Seconds left in the current invocation (infinite outside one)."""
@@ -178,17 +208,25 @@ class SyncRuntime:
             if request.reconcile:
                 result["reconcile"] = self.reconcile(request.dry_run, correlation_id, metrics)
             if request.sync:
-                report = self.sync.run(
-                    self.client,
-                    dry_run=request.dry_run,
-                    skus=request.skus,
-                    remaining_time=self.remaining_time,
-                    metrics=metrics,
-                )
-                result["sync"] = report.to_dict()
+                result["sync"] = self.sync(request, metrics).to_dict()
             return result
         finally:
             self._remaining = None
+
+    def sync(self, request: ScheduleInput, metrics: MetricsSink | None) -> SyncReport:
+        settings = self.settings
+        deps = SyncDependencies(
+            self.catalog, self.mapping(), self.client, self.state, clock=self.clock, metrics=metrics
+        )
+        options = SyncOptions(
+            dry_run=request.dry_run,
+            skus=request.skus,
+            missing_policy=settings.missing_offer_policy,
+            min_time_left=settings.sync_min_time_left_seconds,
+            max_writes=settings.sync_max_writes_per_run,
+            removal_guard=settings.removal_guard,
+        )
+        return run_offer_sync(deps, options, remaining_time=self.remaining_time)
 
     @cached_property
     def reconcile_client(self) -> OffergridClient:

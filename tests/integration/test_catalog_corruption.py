@@ -27,9 +27,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from devtools.offergrid_fake import OffergridFake
+from offergrid_integration.catalog.apply import SyncDependencies, SyncOptions, run_offer_sync
 from offergrid_integration.catalog.guard import RemovalGuard
 from offergrid_integration.catalog.mapping import default_mapping
-from offergrid_integration.catalog.service import SyncDependencies, SyncOptions, run_offer_sync
 from offergrid_integration.catalog.sources import MANIFEST_SUFFIX, S3CatalogSource
 from offergrid_integration.catalog.state import InMemorySyncState
 from offergrid_integration.clock import ScaledClock

@@ -16,11 +16,10 @@ import httpx
 import pytest
 
 from devtools.offergrid_fake import OffergridFake
-from offergrid_integration.catalog.compare import canonical
+from offergrid_integration.catalog.apply import SyncDependencies, SyncOptions, run_offer_sync
 from offergrid_integration.catalog.mapping import default_mapping
-from offergrid_integration.catalog.plan import MissingOfferPolicy
+from offergrid_integration.catalog.plan import MissingOfferPolicy, canonical
 from offergrid_integration.catalog.report import RunStatus, SyncReport
-from offergrid_integration.catalog.service import SyncDependencies, SyncOptions, run_offer_sync
 from offergrid_integration.catalog.sources import CatalogFormat, S3CatalogSource
 from offergrid_integration.catalog.state import DynamoDBSyncState
 from offergrid_integration.clock import ScaledClock

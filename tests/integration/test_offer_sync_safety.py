@@ -488,8 +488,8 @@ def test_the_cli_checks_a_local_catalog_and_its_manifest(
 
 # --- helpers ---------------------------------------------------------------------------------------
 def _run(fake: OffergridFake, uri: str, state: Any, clock: ScaledClock, **kwargs: Any) -> SyncReport:
+    from offergrid_integration.catalog.apply import SyncDependencies, SyncOptions, run_offer_sync
     from offergrid_integration.catalog.mapping import default_mapping
-    from offergrid_integration.catalog.service import SyncDependencies, SyncOptions, run_offer_sync
     from offergrid_integration.catalog.sources import S3CatalogSource
     from tests.integration.test_offer_sync import make_client
 

@@ -11,6 +11,7 @@ from devtools.offergrid_fake import OffergridFake
 from offergrid_integration.catalog.apply import ListingConfirmation, apply_plan
 from offergrid_integration.catalog.mapping import DesiredOffer, RawRow, default_mapping
 from offergrid_integration.catalog.plan import ChangeKind, OfferChange
+from offergrid_integration.catalog.report import SyncReport
 from offergrid_integration.clock import ScaledClock
 from offergrid_integration.offergrid.client import OffergridClient
 from offergrid_integration.offergrid.models import OfferCreate
@@ -46,6 +47,15 @@ def client(fake: OffergridFake) -> Iterator[OffergridClient]:
         yield client
 
 
+def apply(
+    changes: list[OfferChange], client: OffergridClient, confirm_created: ListingConfirmation | None = None
+) -> SyncReport:
+    """`apply_plan` into a fresh report (its `counts` are the writes done)."""
+    report = SyncReport(run_id="r", started_at=0.0)
+    apply_plan(changes, client, report, confirm_created=confirm_created)
+    return report
+
+
 def create_change() -> OfferChange:
     mapped = map_all(default_mapping(), [RawRow(1, dict(PRODUCT))])
     (change,) = plan(mapped.offers, []).writes
@@ -69,10 +79,10 @@ def test_a_create_sends_the_desired_offers_create_body(
     monkeypatch.setattr(DesiredOffer, "create_body", counting_create_body)
 
     # When it is applied
-    result = apply_plan([change], client)
+    result = apply([change], client)
 
     # Then the body sent is the one DesiredOffer builds, and the fake holds the offer
-    assert result.done == {"create": 1}
+    assert result.counts == {"create": 1}
     assert len(built) == 1
     [post] = fake.calls_matching("POST")
     assert post.body == built[0].to_wire()
@@ -97,11 +107,11 @@ def test_a_409_whose_offer_holds_the_catalog_values_is_confirmed_with_one_listin
     seed_existing(fake, change)
 
     # When the create is applied and answered 409
-    result = apply_plan([change], client, confirm_created=ListingConfirmation(client, [change]))
+    result = apply([change], client, confirm_created=ListingConfirmation(client, [change]))
 
     # Then a listing confirms it: created, not a failure
     assert result.failures == []
-    assert result.done == {"create": 1}
+    assert result.counts == {"create": 1}
     assert result.confirmed_on_retry == ["TV-ESSENTIALS"]
     assert [call.status for call in fake.calls] == [409, 200]
     assert len(fake.calls_matching("GET", "/provider/offers")) == 1
@@ -113,9 +123,9 @@ def test_a_409_for_an_offer_with_other_values_stays_a_failure(
     change = create_change()
     seed_existing(fake, change, monthlyPrice=10.0, name="Hand-made")
 
-    result = apply_plan([change], client, confirm_created=ListingConfirmation(client, [change]))
+    result = apply([change], client, confirm_created=ListingConfirmation(client, [change]))
 
-    assert result.done == {}
+    assert result.counts == {}
     assert [(f.sku, f.status_code) for f in result.failures] == [("TV-ESSENTIALS", 409)]
     assert result.confirmed_on_retry == []
 
@@ -124,7 +134,7 @@ def test_without_a_confirmation_a_409_is_a_failure(fake: OffergridFake, client: 
     change = create_change()
     seed_existing(fake, change)
 
-    result = apply_plan([change], client)
+    result = apply([change], client)
 
     assert [(f.sku, f.status_code) for f in result.failures] == [("TV-ESSENTIALS", 409)]
     assert fake.calls_matching("GET") == []
@@ -136,10 +146,10 @@ def test_a_failed_confirmation_listing_keeps_the_409(fake: OffergridFake, client
     seed_existing(fake, change)
     fake.inject_fault("status", status=500, method="GET", path="/provider/offers")
 
-    result = apply_plan([change], client, confirm_created=ListingConfirmation(client, [change]))
+    result = apply([change], client, confirm_created=ListingConfirmation(client, [change]))
 
     assert [(f.sku, f.status_code) for f in result.failures] == [("TV-ESSENTIALS", 409)]
-    assert result.done == {}
+    assert result.counts == {}
 
 
 def test_a_confirmation_listing_the_rate_budget_refuses_keeps_the_409(fake: OffergridFake) -> None:
@@ -155,11 +165,11 @@ def test_a_confirmation_listing_the_rate_budget_refuses_keeps_the_409(fake: Offe
         max_retries=0,
     ) as client:
         # When the create is answered 409 and the confirming listing finds no token
-        result = apply_plan([change], client, confirm_created=ListingConfirmation(client, [change]))
+        result = apply([change], client, confirm_created=ListingConfirmation(client, [change]))
 
     # Then it confirms nothing: the 409 stays a failure (the next run's listing settles it)
     assert [(f.sku, f.status_code) for f in result.failures] == [("TV-ESSENTIALS", 409)]
-    assert result.done == {}
+    assert result.counts == {}
     assert fake.calls_matching("GET") == []
 
 
@@ -167,16 +177,16 @@ def test_a_delete_answered_404_is_done(fake: OffergridFake, client: OffergridCli
     # Given an offer that is already gone (our earlier attempt deleted it, its answer lost)
     gone = OfferChange(ChangeKind.DELETE, "OLD-1", "no-longer-there", {})
 
-    result = apply_plan([gone], client)
+    result = apply([gone], client)
 
     assert result.failures == []
-    assert result.done == {"delete": 1}
+    assert result.counts == {"delete": 1}
     assert [call.status for call in fake.calls_matching("DELETE")] == [404]
 
 
 def test_an_update_answered_404_is_still_a_failure(fake: OffergridFake, client: OffergridClient) -> None:
     change = OfferChange(ChangeKind.DEACTIVATE, "OLD-1", "no-longer-there", {"status": "inactive"})
 
-    result = apply_plan([change], client)
+    result = apply([change], client)
 
     assert [(f.sku, f.status_code) for f in result.failures] == [("OLD-1", 404)]

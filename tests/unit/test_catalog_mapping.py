@@ -197,7 +197,7 @@ def test_sample_catalog_json_and_csv_map_to_the_same_offers(mapping: CatalogMapp
         "energy",
     }
     # CSV cells are strings: the same catalog must give the same (normalised) fields.
-    from offergrid_integration.catalog.compare import canonical
+    from offergrid_integration.catalog.plan import canonical
 
     assert [canonical(dict(o.fields)) for o in from_csv.offers] == [
         canonical(dict(o.fields)) for o in from_json.offers

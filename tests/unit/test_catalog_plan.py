@@ -9,9 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from offergrid_integration.catalog.compare import canonical
 from offergrid_integration.catalog.mapping import DesiredOffer
-from offergrid_integration.catalog.plan import ChangeKind, MissingOfferPolicy, OfferPlanner
+from offergrid_integration.catalog.plan import ChangeKind, MissingOfferPolicy, OfferPlanner, canonical
 from offergrid_integration.offergrid.models import Offer
 from tests.fixtures.catalog import plan
 

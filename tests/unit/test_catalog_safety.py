@@ -12,16 +12,17 @@ from typing import Any
 
 import pytest
 
+from offergrid_integration.catalog.apply import SyncDependencies, SyncOptions, run_offer_sync
 from offergrid_integration.catalog.mapping import (
     CatalogMapping,
     DesiredOffer,
+    NeededColumns,
     RawRow,
     RowError,
     default_mapping,
 )
 from offergrid_integration.catalog.plan import ChangeKind, MissingOfferPolicy
 from offergrid_integration.catalog.report import RunStatus
-from offergrid_integration.catalog.service import SyncDependencies, SyncOptions, run_offer_sync
 from offergrid_integration.catalog.sources import CatalogFormat, FileCatalogSource
 from offergrid_integration.catalog.state import InMemorySyncState
 from offergrid_integration.offergrid.models import Offer, OfferCreate, OfferUpdate
@@ -487,20 +488,18 @@ def test_the_default_mapping_needs_the_columns_that_decide_an_offer() -> None:
     mapping = default_mapping()
     assert mapping.needed_sources == ("sku", "productName", "type", "price", "isActive")
 
-    columns = mapping.needed_columns()
+    columns = NeededColumns(mapping.needed_sources)
     assert columns.absent == []  # no row seen: nothing to say
     columns.see(RawRow(1, {"sku": "A", "productName": "x", "type": "tv", "price": ""}))
     columns.see(RawRow(2, {"sku": "B", "isActive": None}))  # a key with no value is a key
     assert columns.absent == []
-    columns = mapping.needed_columns()
+    columns = NeededColumns(mapping.needed_sources)
     columns.see(RawRow(1, product("A") | {"isActive": None} | {"price": 1}))
     columns.see(RawRow(2, {k: v for k, v in product("B").items() if k != "isActive"}))
     assert columns.absent == []
 
 
 def test_a_nested_needed_source_is_looked_up_by_its_path() -> None:
-    from offergrid_integration.catalog.mapping import NeededColumns
-
     columns = NeededColumns(["pricing.monthly", "sku"])
     columns.see(RawRow(1, {"sku": "A", "pricing": {"yearly": 1}}))
     assert columns.absent == ["pricing.monthly"]

@@ -57,7 +57,7 @@ def test_the_sync_init_leaves_what_a_run_may_not_need_to_that_run() -> None:
     found = json.loads(done.stdout.strip().splitlines()[-1])
     # The runtime was built at init (so what follows is what the init left out, not a lazy module)
     assert found["runtime"] == "SyncRuntime"
-    assert "offergrid_integration.catalog.runtime" in found["modules"]
+    assert "offergrid_integration.catalog.apply" in found["modules"]
     # Neither the reconciliation (its own schedule) nor the processor's message parsing (the queue's
     # contract is stdlib: offergrid_integration.contract, no model to build)
     assert not {

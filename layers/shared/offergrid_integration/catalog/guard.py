@@ -8,29 +8,15 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from offergrid_integration.catalog.plan import OfferChange
 
 DEFAULT_REMOVAL_PERCENT: Final = 10.0
 DEFAULT_REMOVAL_MINIMUM: Final = 5
-
-
-class LeavingSale(Protocol):
-    """What the guard reads of a change that takes an offer off sale (an `OfferChange`)."""
-
-    @property
-    def sku(self) -> str: ...
-
-    @property
-    def offer_id(self) -> str | None: ...
-
-    @property
-    def body(self) -> Mapping[str, Any]: ...
-
-    @property
-    def kind(self) -> StrEnum: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,9 +30,6 @@ class RemovalGuard:
 
     def allowance(self, live: int) -> int:
         return max(self.minimum, math.floor(live * self.percent / 100 + 1e-9))
-
-    def describe(self, live: int) -> str:
-        return f"max({self.minimum}, {self.percent:g} % of {live} live offers) = {self.allowance(live)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +47,7 @@ class Verdict:
 
 
 def judge(
-    leaving: Sequence[LeavingSale],
+    leaving: Sequence[OfferChange],
     guard: RemovalGuard | None,
     *,
     live: int,
@@ -85,7 +68,7 @@ def judge(
     elif guard is not None and len(leaving) > guard.allowance(live):
         reason = (
             f"{len(leaving)} offers would leave sale, more than the removal guard allows in one run: "
-            f"{guard.describe(live)}"
+            f"max({guard.minimum}, {guard.percent:g} % of {live} live offers) = {guard.allowance(live)}"
         )
     else:
         return Verdict()
@@ -93,7 +76,7 @@ def judge(
     return Verdict(reason, token, confirmed=guard is not None and guard.confirm == token)
 
 
-def removal_token(changes: Iterable[LeavingSale]) -> str:
+def removal_token(changes: Iterable[OfferChange]) -> str:
     """A short digest of the changes (kind, SKU, offer id, the status set): what an override confirms."""
     digest = hashlib.sha256()
     for change in sorted(changes, key=lambda c: (c.sku, c.kind.value, c.offer_id or "")):

@@ -85,10 +85,6 @@ class FieldRule(BaseModel):
             raise ValueError("a rule needs exactly one of 'from' (a source field) or 'value' (a constant)")
         return self
 
-    @property
-    def label(self) -> str:
-        return self.source if self.source is not None else "<constant>"
-
 
 class MappingDocument(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
@@ -234,10 +230,6 @@ class CatalogMapping:
             and (rule.required or rule.default is not None or rule.nullable or rule.nullable_when)
         )
 
-    def needed_columns(self) -> NeededColumns:
-        """A tracker of the `needed_sources` the rows of one read have."""
-        return NeededColumns(self.needed_sources)
-
     @property
     def owned_fields(self) -> list[str]:
         """The offer fields (wire names) this mapping can write: the ones the sync compares."""
@@ -288,7 +280,7 @@ def _apply(
     try:
         value = _resolve(rule, row, out)
     except Invalid as invalid:
-        problems.append(f"{label} ({rule.label}): {invalid.reason}")
+        problems.append(f"{label} ({rule.source or '<constant>'}): {invalid}")
         return
     if value is not _MISSING:
         out[key] = value

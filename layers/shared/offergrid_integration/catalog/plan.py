@@ -2,7 +2,9 @@
 
 Creates what Offergrid lacks, PATCHes only differing owned fields, and applies `MissingOfferPolicy` to
 offers missing from the catalog; every change off sale goes through `guard` (docs/decisions.md#13, #15).
-It plans from streams, keeping well under 1 KB per SKU.
+It plans from streams, keeping well under 1 KB per SKU. Values are compared as Offergrid holds them
+(`59.9` = `59.90`, `null` = absent); `serviceSpecificData` key by key, sent whole since a PATCH replaces
+a field's value.
 """
 
 from __future__ import annotations
@@ -11,12 +13,14 @@ import json
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Final
 
-from offergrid_integration.catalog.compare import differences, wire_values
+from pydantic import BaseModel
+
 from offergrid_integration.catalog.guard import RemovalGuard, judge
-from offergrid_integration.catalog.mapping import DesiredOffer, RowError
+from offergrid_integration.catalog.mapping import SERVICE_SPECIFIC_DATA, DesiredOffer, RowError
 from offergrid_integration.offergrid.models import Offer, OfferStatus
 
 
@@ -30,8 +34,10 @@ class MissingOfferPolicy(StrEnum):
 
 
 class ChangeKind(StrEnum):
-    CREATE = "create"
+    """In the order writes are applied."""
+
     UPDATE = "update"
+    CREATE = "create"
     DEACTIVATE = "deactivate"
     ARCHIVE = "archive"
     DELETE = "delete"
@@ -50,13 +56,7 @@ _POLICY_CHANGE: Final = {
     MissingOfferPolicy.ARCHIVE: (ChangeKind.ARCHIVE, OfferStatus.ARCHIVED.value),
 }
 _DEFAULT_GUARD: Final = RemovalGuard()
-_WRITE_ORDER: Final = (
-    ChangeKind.UPDATE,
-    ChangeKind.CREATE,
-    ChangeKind.DEACTIVATE,
-    ChangeKind.ARCHIVE,
-    ChangeKind.DELETE,
-)
+_WRITE_ORDER: Final = {kind: position for position, kind in enumerate(ChangeKind)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,13 +111,12 @@ class CatalogDiff:
     @property
     def writes(self) -> list[OfferChange]:
         """Every write, in the order they are applied."""
-        by_kind: dict[ChangeKind, list[OfferChange]] = {kind: [] for kind in _WRITE_ORDER}
-        for change in (*self.updates, *self.creates, *self.missing):
-            by_kind[change.kind].append(change)
-        return [change for kind in _WRITE_ORDER for change in by_kind[kind]]
+        return sorted(
+            (*self.updates, *self.creates, *self.missing), key=lambda change: _WRITE_ORDER[change.kind]
+        )
 
     def counts(self) -> dict[str, int]:
-        counts = {kind.value: 0 for kind in _WRITE_ORDER}
+        counts = {kind.value: 0 for kind in ChangeKind}
         for change in self.writes:
             counts[change.kind.value] += 1
         counts["unchanged"] = len(self.unchanged)
@@ -192,7 +191,7 @@ class OfferPlanner:
             return entry[_ROW]
         shape = tuple(offer.fields)
         shape = self._shapes.setdefault(shape, shape)
-        desired = _encode(list(offer.fields.values()))  # in `shape` order
+        desired = _ENCODER.encode(list(offer.fields.values()))  # in `shape` order
         self._entries[offer.sku] = (desired, shape, offer.row, *entry[_OFFER_ID:])
         self.desired_count += 1
         return None
@@ -240,7 +239,10 @@ class OfferPlanner:
         status = None if status is None else self._statuses.setdefault(status, status)
         entry = self._entries[sku] = (*entry[:_OFFER_ID], offer_id, created, status)
         if entry[_DESIRED] is not None:  # only an offer the catalog also has is compared
-            values = wire_values(offer, self._owned if self._owned is not None else _all_fields(offer))
+            owned = self._owned
+            if owned is None:
+                owned = tuple(offer.model_dump(by_alias=True, exclude_none=True))
+            values = wire_values(offer, owned)
             body, before = differences(_decode(entry), values)
             if body:
                 self._updates[sku] = OfferChange(ChangeKind.UPDATE, sku, offer_id, body, before)
@@ -327,16 +329,8 @@ _ENCODER: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 _DECODER: Final = json.JSONDecoder()
 
 
-def _encode(values: list[Any]) -> str:
-    return _ENCODER.encode(values)
-
-
 def _decode(entry: _Entry) -> dict[str, Any]:
     return dict(zip(entry[_SHAPE], _DECODER.decode(entry[_DESIRED] or "[]"), strict=True))
-
-
-def _all_fields(offer: Offer) -> list[str]:
-    return list(offer.model_dump(by_alias=True, exclude_none=True))
 
 
 def _takes_off_sale(body: Mapping[str, Any]) -> bool:
@@ -373,3 +367,68 @@ def _missing_change(
         return None
     kind, target = _POLICY_CHANGE[policy]
     return OfferChange(kind, sku, offer_id, {"status": target}, {"status": status})
+
+
+# --- comparing values ------------------------------------------------------------------------------
+def differences(
+    desired: Mapping[str, Any], current: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(PATCH body, current values) for the owned fields whose normalised values differ."""
+    body: dict[str, Any] = {}
+    before: dict[str, Any] = {}
+    for name, value in desired.items():
+        now = current.get(name)
+        if name == SERVICE_SPECIFIC_DATA and isinstance(value, Mapping):
+            now_map = now if isinstance(now, Mapping) else {}
+            if not all(same(v, now_map.get(k)) for k, v in value.items()):
+                body[name] = {**now_map, **value}
+                before[name] = now
+        elif not same(value, now):
+            body[name] = value
+            before[name] = now
+    return body, before
+
+
+def wire_values(offer: Offer, names: Iterable[str]) -> dict[str, Any]:
+    """The offer's current values of `names` (wire names), as plain JSON types."""
+    extra = offer.model_extra or {}
+    values: dict[str, Any] = {}
+    for name in names:
+        attribute = _ATTRIBUTES.get(name)
+        value = getattr(offer, attribute) if attribute is not None else extra.get(name)
+        if isinstance(value, BaseModel):
+            value = value.model_dump(mode="json", by_alias=True)
+        values[name] = value
+    return values
+
+
+_ATTRIBUTES: Final = {(info.alias or name): name for name, info in Offer.model_fields.items()} | {
+    name: name for name in Offer.model_fields
+}
+
+
+def same(desired: Any, current: Any) -> bool:
+    """Whether two values are equal once normalised (`canonical`). Plain equality first: it decides
+    the common case (an unchanged offer) without normalising anything."""
+    if desired == current and isinstance(desired, bool) == isinstance(current, bool):
+        return True
+    return bool(canonical(desired) == canonical(current))
+
+
+def canonical(value: Any) -> Any:
+    """A value normalised for comparison: numbers as normalised decimals (`59.9 == 59.90 == 5.99e1`,
+    `100 == 100.0`), enums as their values, objects without their null members (null == absent)."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return value.value if isinstance(value, StrEnum) else value
+    if isinstance(value, int | float | Decimal):
+        number = Decimal(str(value)) if not isinstance(value, Decimal) else value
+        return number.normalize() + 0  # `+ 0` turns -0 into 0
+    if isinstance(value, dict | Mapping):
+        return {str(k): canonical(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list | tuple):
+        return [canonical(item) for item in value]
+    if isinstance(value, BaseModel):
+        return canonical(value.model_dump(mode="json", by_alias=True))
+    return value

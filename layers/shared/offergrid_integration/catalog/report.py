@@ -10,42 +10,16 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final
 
-from offergrid_integration.metrics_names import (
-    MAX_LISTED,
-    OFFER_SYNC_ARCHIVED,
-    OFFER_SYNC_CATALOG_INCOMPLETE,
-    OFFER_SYNC_CREATED,
-    OFFER_SYNC_DEACTIVATED,
-    OFFER_SYNC_DELETED,
-    OFFER_SYNC_FAILED,
-    OFFER_SYNC_INCOMPLETE,
-    OFFER_SYNC_INVALID_ROWS,
-    OFFER_SYNC_LOCKED,
-    OFFER_SYNC_PENDING,
-    OFFER_SYNC_REMOVALS_REFUSED,
-    OFFER_SYNC_RUN_FAILED,
-    OFFER_SYNC_SUCCEEDED,
-    OFFER_SYNC_UNATTRIBUTABLE_ROWS,
-    OFFER_SYNC_UNCHANGED,
-    OFFER_SYNC_UPDATED,
-    MetricsSink,
-)
-
-__all__ = [
-    "MAX_LISTED",
-    "ApplyFailure",
-    "MetricsSink",
-    "RunStatus",
-    "SyncReport",
-]
+from offergrid_integration import metrics_names as metric
+from offergrid_integration.metrics_names import MAX_LISTED, MetricsSink
 
 # The writes, by action, and the metric that counts this invocation's.
 WRITE_METRICS: Final = {
-    "create": OFFER_SYNC_CREATED,
-    "update": OFFER_SYNC_UPDATED,
-    "deactivate": OFFER_SYNC_DEACTIVATED,
-    "archive": OFFER_SYNC_ARCHIVED,
-    "delete": OFFER_SYNC_DELETED,
+    "create": metric.OFFER_SYNC_CREATED,
+    "update": metric.OFFER_SYNC_UPDATED,
+    "deactivate": metric.OFFER_SYNC_DEACTIVATED,
+    "archive": metric.OFFER_SYNC_ARCHIVED,
+    "delete": metric.OFFER_SYNC_DELETED,
 }
 
 
@@ -138,6 +112,9 @@ class SyncReport:
     def wrote(self) -> int:
         return sum(self.counts.get(action, 0) for action in WRITE_METRICS)
 
+    def stop(self, status: RunStatus, reason: str) -> None:
+        self.status, self.stop_reason = status, reason
+
     def count(self, action: str, n: int = 1) -> None:
         self.counts[action] = self.counts.get(action, 0) + n
         self.totals[action] = self.totals.get(action, 0) + n
@@ -189,23 +166,20 @@ class SyncReport:
         return text
 
     def emit_metrics(self, metrics: MetricsSink) -> None:
-        for action, name in WRITE_METRICS.items():
-            metrics.add_metric(name, "Count", self.counts.get(action, 0))
-        metrics.add_metric(OFFER_SYNC_UNCHANGED, "Count", self.planned.get("unchanged", 0))
-        metrics.add_metric(OFFER_SYNC_FAILED, "Count", self.failed_this_invocation)
-        metrics.add_metric(OFFER_SYNC_INVALID_ROWS, "Count", self.rows_invalid)
-        # A dry run refuses nothing for real: only runs that write raise the removal alarms.
-        real = not self.dry_run
-        metrics.add_metric(OFFER_SYNC_UNATTRIBUTABLE_ROWS, "Count", self.unattributable_rows if real else 0)
-        metrics.add_metric(OFFER_SYNC_REMOVALS_REFUSED, "Count", self.refused if real else 0)
-        metrics.add_metric(
-            OFFER_SYNC_CATALOG_INCOMPLETE, "Count", int(bool(self.catalog_problems)) if real else 0
-        )
-        metrics.add_metric(OFFER_SYNC_PENDING, "Count", self.pending)
-        metrics.add_metric(OFFER_SYNC_INCOMPLETE, "Count", int(self.status is RunStatus.INCOMPLETE))
-        metrics.add_metric(OFFER_SYNC_RUN_FAILED, "Count", int(self.status is RunStatus.FAILED))
-        metrics.add_metric(OFFER_SYNC_LOCKED, "Count", int(self.status is RunStatus.LOCKED))
-        # The heartbeat the offer-sync-not-succeeding alarm watches (a dry run is not the schedule's).
-        metrics.add_metric(
-            OFFER_SYNC_SUCCEEDED, "Count", int(self.status is RunStatus.COMPLETE and not self.dry_run)
-        )
+        real = not self.dry_run  # a dry run refuses nothing for real: only runs that write raise the alarms
+        values = {name: self.counts.get(action, 0) for action, name in WRITE_METRICS.items()} | {
+            metric.OFFER_SYNC_UNCHANGED: self.planned.get("unchanged", 0),
+            metric.OFFER_SYNC_FAILED: self.failed_this_invocation,
+            metric.OFFER_SYNC_INVALID_ROWS: self.rows_invalid,
+            metric.OFFER_SYNC_UNATTRIBUTABLE_ROWS: self.unattributable_rows if real else 0,
+            metric.OFFER_SYNC_REMOVALS_REFUSED: self.refused if real else 0,
+            metric.OFFER_SYNC_CATALOG_INCOMPLETE: int(bool(self.catalog_problems)) if real else 0,
+            metric.OFFER_SYNC_PENDING: self.pending,
+            metric.OFFER_SYNC_INCOMPLETE: int(self.status is RunStatus.INCOMPLETE),
+            metric.OFFER_SYNC_RUN_FAILED: int(self.status is RunStatus.FAILED),
+            metric.OFFER_SYNC_LOCKED: int(self.status is RunStatus.LOCKED),
+            # The heartbeat the offer-sync-not-succeeding alarm watches (a dry run is not the schedule's).
+            metric.OFFER_SYNC_SUCCEEDED: int(self.status is RunStatus.COMPLETE and real),
+        }
+        for name, value in values.items():
+            metrics.add_metric(name, "Count", value)

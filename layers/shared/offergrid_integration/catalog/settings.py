@@ -12,8 +12,6 @@ from offergrid_integration.catalog.sources import CatalogFormat
 from offergrid_integration.config import CommonSettings, NonBlankStr, QueueUrl, S3Uri, SecretId, http_url
 from offergrid_integration.s3 import parse_s3_uri
 
-__all__ = ["CatalogUri", "S3Uri", "SyncSettings"]
-
 
 def _catalog_uri(value: str) -> str:
     value = value.strip()

@@ -20,10 +20,8 @@ from offergrid_integration.clock import SYSTEM_CLOCK, Clock
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-LOCK_PK: Final = "offer-sync#lock"
-LOCK_SK: Final = "lock"
-CHECKPOINT_PK: Final = "offer-sync#checkpoint"
-CHECKPOINT_SK: Final = "current"
+_LOCK: Final[dict[str, Any]] = {"pk": {"S": "offer-sync#lock"}, "sk": {"S": "lock"}}
+_CHECKPOINT: Final[dict[str, Any]] = {"pk": {"S": "offer-sync#checkpoint"}, "sk": {"S": "current"}}
 REPORT_PK: Final = "offer-sync#report"
 CHECKPOINT_TTL_SECONDS: Final = 7 * 24 * 3600
 REPORT_TTL_SECONDS: Final = 90 * 24 * 3600
@@ -155,8 +153,7 @@ class DynamoDBSyncState:
             self.client.put_item(
                 TableName=self.table_name,
                 Item={
-                    "pk": {"S": LOCK_PK},
-                    "sk": {"S": LOCK_SK},
+                    **_LOCK,
                     "owner": {"S": owner},
                     "lock_expires_at": {"N": f"{expires:.3f}"},
                     "expires_at": {"N": str(int(expires + LOCK_TTL_GRACE_SECONDS))},
@@ -175,7 +172,7 @@ class DynamoDBSyncState:
         try:
             self.client.delete_item(
                 TableName=self.table_name,
-                Key={"pk": {"S": LOCK_PK}, "sk": {"S": LOCK_SK}},
+                Key=_LOCK,
                 ConditionExpression="#owner = :owner",
                 ExpressionAttributeNames={"#owner": "owner"},
                 ExpressionAttributeValues={":owner": {"S": owner}},
@@ -187,7 +184,7 @@ class DynamoDBSyncState:
     def load_checkpoint(self) -> SyncCheckpoint | None:
         response = self.client.get_item(
             TableName=self.table_name,
-            Key={"pk": {"S": CHECKPOINT_PK}, "sk": {"S": CHECKPOINT_SK}},
+            Key=_CHECKPOINT,
             ConsistentRead=True,
         )
         item = response.get("Item")
@@ -199,8 +196,7 @@ class DynamoDBSyncState:
         self.client.put_item(
             TableName=self.table_name,
             Item={
-                "pk": {"S": CHECKPOINT_PK},
-                "sk": {"S": CHECKPOINT_SK},
+                **_CHECKPOINT,
                 "run_id": {"S": checkpoint.run_id},
                 "data": {"S": checkpoint.to_json()},
                 "expires_at": {"N": str(int(self._clock.now() + CHECKPOINT_TTL_SECONDS))},
@@ -208,9 +204,7 @@ class DynamoDBSyncState:
         )
 
     def clear_checkpoint(self) -> None:
-        self.client.delete_item(
-            TableName=self.table_name, Key={"pk": {"S": CHECKPOINT_PK}, "sk": {"S": CHECKPOINT_SK}}
-        )
+        self.client.delete_item(TableName=self.table_name, Key=_CHECKPOINT)
 
     def save_report(self, report: dict[str, Any]) -> None:
         self.client.put_item(

@@ -15,9 +15,7 @@ _MAX_VALUE_IN_REASON: Final = 40
 
 
 class Invalid(Exception):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+    """A value that breaks its rule; the message is the reason."""
 
 
 def lookup(row: Mapping[str, Any], source: str, default: Any = None) -> Any:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Protocol
 from offergrid_integration.catalog.sources.check import (
     MANIFEST_SUFFIX,
     CatalogCheck,
-    CatalogManifest,
+    CatalogItem,
     CatalogReadError,
     ManifestStatus,
 )
@@ -20,7 +20,6 @@ from offergrid_integration.catalog.sources.formats import CatalogFormat, detect_
 from offergrid_integration.catalog.sources.https import HttpsCatalogSource
 from offergrid_integration.catalog.sources.local_file import FileCatalogSource
 from offergrid_integration.catalog.sources.s3 import S3CatalogSource, read_s3_object
-from offergrid_integration.catalog.sources.text import CatalogItem
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -30,7 +29,6 @@ __all__ = [
     "CatalogCheck",
     "CatalogFormat",
     "CatalogItem",
-    "CatalogManifest",
     "CatalogReadError",
     "CatalogSource",
     "FileCatalogSource",

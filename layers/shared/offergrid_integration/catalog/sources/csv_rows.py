@@ -12,16 +12,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from offergrid_integration.catalog.mapping import RawRow, RowError
-from offergrid_integration.catalog.sources.check import CatalogCheck, CatalogReadError
-from offergrid_integration.catalog.sources.text import (
+from offergrid_integration.catalog.sources.check import (
     CUT_ROW,
     MAX_CANDIDATE_CHARS,
+    CatalogCheck,
     CatalogItem,
+    CatalogReadError,
     attributed,
     ends_a_line,
     sku_text,
 )
-from offergrid_integration.catalog.sources.text import lines as physical_lines
+from offergrid_integration.catalog.sources.check import lines as physical_lines
 
 
 class _RecordingLines:

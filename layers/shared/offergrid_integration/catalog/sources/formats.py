@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager
 from enum import StrEnum
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from offergrid_integration.catalog.sources.check import CatalogCheck, CatalogReadError
+from offergrid_integration.catalog.sources.check import (
+    MANIFEST_SUFFIX,
+    CatalogCheck,
+    CatalogItem,
+    CatalogReadError,
+    decode,
+)
 from offergrid_integration.catalog.sources.csv_rows import parse_csv
 from offergrid_integration.catalog.sources.json_array import parse_json
 from offergrid_integration.catalog.sources.json_lines import parse_json_lines
-from offergrid_integration.catalog.sources.text import CatalogItem, decode
 
 MAX_CATALOG_BYTES: Final = 200 * 1024 * 1024
 CHUNK_BYTES: Final = 1024 * 1024
@@ -83,3 +89,29 @@ def limited(chunks: Iterable[bytes], max_bytes: int, where: str) -> Iterator[byt
 def chunks_of(stream: Any, max_bytes: int, where: str) -> Iterator[bytes]:
     """The chunks of a binary stream (`read(n)`), at most `max_bytes` in all."""
     return limited(iter(lambda: bytes(stream.read(CHUNK_BYTES)), b""), max_bytes, where)
+
+
+class StoredCatalog:
+    """A catalog stored as an object or a file at `description`, its manifest beside it
+    (`<description>.manifest.json`); a subclass opens each."""
+
+    def __init__(self, location: str, catalog_format: CatalogFormat) -> None:
+        self.description = location
+        self._format = detect_format(location) if catalog_format is CatalogFormat.AUTO else catalog_format
+
+    def rows(
+        self, sku_field: str | None = "sku", *, check: CatalogCheck | None = None
+    ) -> Iterator[CatalogItem]:
+        check = check if check is not None else CatalogCheck()
+        check.read_manifest(self.description + MANIFEST_SUFFIX, self._manifest)
+        with self._open() as stream:
+            chunks = chunks_of(stream, MAX_CATALOG_BYTES, self.description)
+            yield from iter_catalog(chunks, self._format, sku_field, check)
+
+    def _manifest(self) -> bytes | None:
+        """The manifest's bytes (None: there is none); `ManifestUnreadable` when it cannot be read."""
+        raise NotImplementedError
+
+    def _open(self) -> AbstractContextManager[Any]:
+        """The catalog as a binary stream (`read(n)`); `CatalogReadError` when it cannot be read."""
+        raise NotImplementedError

@@ -12,9 +12,9 @@ from offergrid_integration.catalog.sources.check import (
     MANIFEST_SUFFIX,
     MAX_MANIFEST_BYTES,
     CatalogCheck,
+    CatalogItem,
     CatalogReadError,
     ManifestUnreadable,
-    expect_manifest,
 )
 from offergrid_integration.catalog.sources.formats import (
     CHUNK_BYTES,
@@ -24,7 +24,6 @@ from offergrid_integration.catalog.sources.formats import (
     iter_catalog,
     limited,
 )
-from offergrid_integration.catalog.sources.text import CatalogItem
 from offergrid_integration.config import http_url
 
 HTTPS_TIMEOUT_SECONDS: Final = 30.0
@@ -39,7 +38,6 @@ class HttpsCatalogSource:
         api_key: Callable[[], str] | None = None,
         api_key_header: str = "x-api-key",
         transport: httpx.BaseTransport | None = None,
-        max_bytes: int = MAX_CATALOG_BYTES,
     ) -> None:
         try:
             self._url = http_url(url, allow_query=True)
@@ -49,7 +47,6 @@ class HttpsCatalogSource:
         self._api_key = api_key
         self._header = api_key_header
         self._transport = transport
-        self._max_bytes = max_bytes
 
     @property
     def description(self) -> str:
@@ -66,8 +63,8 @@ class HttpsCatalogSource:
         check = check if check is not None else CatalogCheck()
         try:
             with httpx.Client(transport=self._transport, timeout=HTTPS_TIMEOUT_SECONDS) as client:
-                expect_manifest(
-                    check, self.description + MANIFEST_SUFFIX, lambda: self._manifest(client, headers)
+                check.read_manifest(
+                    self.description + MANIFEST_SUFFIX, lambda: self._manifest(client, headers)
                 )
                 yield from self._catalog(client, headers, sku_field, check)
         except httpx.HTTPError as exc:
@@ -102,5 +99,5 @@ class HttpsCatalogSource:
             catalog_format = self._format
             if catalog_format is CatalogFormat.AUTO:
                 catalog_format = detect_format(self._url, response.headers.get("content-type"))
-            chunks = limited(response.iter_bytes(CHUNK_BYTES), self._max_bytes, self.description)
+            chunks = limited(response.iter_bytes(CHUNK_BYTES), MAX_CATALOG_BYTES, self.description)
             yield from iter_catalog(chunks, catalog_format, sku_field, check)

@@ -10,8 +10,14 @@ from collections.abc import Iterator
 from typing import Any, Final
 
 from offergrid_integration.catalog.mapping import RawRow, RowError
-from offergrid_integration.catalog.sources.check import CatalogCheck, CatalogReadError
-from offergrid_integration.catalog.sources.text import MAX_ROW_CHARS, CatalogItem, attributed, skus_in_value
+from offergrid_integration.catalog.sources.check import (
+    MAX_ROW_CHARS,
+    CatalogCheck,
+    CatalogItem,
+    CatalogReadError,
+    attributed,
+    skus_in_value,
+)
 
 ENVELOPE_KEYS: Final = ("products", "items", "offers", "data")
 _CUT_ELEMENT: Final = (

@@ -8,9 +8,9 @@ import json
 from collections.abc import Iterator
 
 from offergrid_integration.catalog.mapping import RawRow, RowError
-from offergrid_integration.catalog.sources.check import CatalogCheck
-from offergrid_integration.catalog.sources.text import (
+from offergrid_integration.catalog.sources.check import (
     CUT_ROW,
+    CatalogCheck,
     CatalogItem,
     attributed,
     ends_a_line,
