@@ -23,7 +23,7 @@ in S3 on the same DynamoDB budget. Each figure is in fake-clock minutes:
 
 "before" is main's pattern: one first-come first-served budget for every caller. "lanes" is the
 budget with priority lanes (ratelimit.py): the sync only above the orders' reserve (40 %).
-Both run the processor with batched reads (orders/item_reads.py: a batch's new orders read with one
+Both run the processor with batched reads (orders/steps.py BatchItemReads: a batch's new orders read with one
 pending listing, then a PATCH each). The issue's goals: >= 80 decided/min (the GET + PATCH pattern
 caps it at ~46), <= 1.2 calls/item, zero 429s, p95 during a sync <= 2x idle.
 """
@@ -77,7 +77,7 @@ from offergrid_integration.config import load_settings
 from offergrid_integration.observability import logger
 from offergrid_integration.offergrid.wiring import client_from_settings
 from offergrid_integration.orders.adapters.sqs_queue import SqsQueue
-from offergrid_integration.orders.settings import ProcessorSettings
+from offergrid_integration.orders.processor import ProcessorSettings
 from offergrid_integration.ratelimit import Lane
 from offergrid_integration.webhooks.ingress import WebhookIngress
 

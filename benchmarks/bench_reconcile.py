@@ -30,9 +30,8 @@ from devtools.offergrid_fake.answers import DOCUMENTED
 from offergrid_integration.clock import SYSTEM_CLOCK
 from offergrid_integration.observability import logger
 from offergrid_integration.offergrid.client import OffergridClient
+from offergrid_integration.orders.ports import Decision, OrderRecord, WorkOrder, work_order_id_for
 from offergrid_integration.orders.reconcile import max_calls_per_run, reconcile
-from offergrid_integration.orders.records import Decision, OrderRecord
-from offergrid_integration.orders.workorders import WorkOrder, work_order_id_for
 
 API_KEY = "test-api-key"
 OPEN = ("accepted", "scheduled", "in_progress")

@@ -70,7 +70,7 @@ from offergrid_integration.offergrid.models import (
     OrderItemStatus,
     PricingType,
 )
-from offergrid_integration.orders.pipeline import IDEMPOTENCY_KEY_PREFIX
+from offergrid_integration.orders.processor import IDEMPOTENCY_KEY_PREFIX
 from offergrid_integration.secrets import parse_api_key, parse_webhook_secrets
 
 SAMCONFIG: Final = REPO_ROOT / "samconfig.toml"
@@ -261,7 +261,7 @@ def check_queue(stack: Stack, payload: dict[str, Any], *, wait: float) -> Check:
     persistence = DynamoDBPersistenceLayer(
         table_name=stack.output("IdempotencyTableName"), boto3_client=stack.aws("dynamodb")
     )
-    # The processor's idempotency: keyed on the message's dedup key (orders/runtime.py, orders/pipeline.py).
+    # The processor's idempotency: keyed on the message's dedup key (orders/processor.py).
     persistence.configure(IdempotencyConfig(event_key_jmespath="dedupKey"), key_prefix=IDEMPOTENCY_KEY_PREFIX)
     started = time.monotonic()
     while True:

@@ -2,7 +2,7 @@
 
 - the delivery archive (`archive.S3DeliveryArchive` on the `DeliveryArchiveUri` output);
 - the webhook secrets, every value (current and previous: `secrets.parse_webhook_secrets`);
-- the order processor's record of an item and its work order (`orders.records`, `orders.workorders`);
+- the order processor's record of an item and its work order (`orders.ports`, `orders.ports`);
 - the processor's idempotency records, by dedup key (`DedupRecords`: Powertools' own persistence layer,
   configured as the processor's, so the key a message is remembered under is computed the same way);
 - Offergrid's current view of an item (`OffergridClient`, on a deployed stack's shared rate budget, as
@@ -35,9 +35,8 @@ if _LAYER not in sys.path:
 from offergrid_integration.archive import S3DeliveryArchive
 from offergrid_integration.clock import SYSTEM_CLOCK
 from offergrid_integration.offergrid.client import OffergridClient
-from offergrid_integration.orders.pipeline import IDEMPOTENCY_KEY_PREFIX
-from offergrid_integration.orders.records import OrderRecord
-from offergrid_integration.orders.workorders import WorkOrder, work_order_id_for
+from offergrid_integration.orders.ports import OrderRecord, WorkOrder, work_order_id_for
+from offergrid_integration.orders.processor import IDEMPOTENCY_KEY_PREFIX
 from offergrid_integration.ratelimit import Lane, budget_id_for_api_key, build_rate_budget
 from offergrid_integration.secrets import SecretFormatError, parse_api_key, parse_webhook_secrets
 
@@ -128,7 +127,7 @@ class DedupRecords:
     """The order processor's idempotency records, looked up and forgotten by dedup key.
 
     The processor remembers a message under Powertools' key for `{"dedupKey": ...}` with its key prefix
-    (`orders.pipeline`, `orders.runtime`): this is the same persistence layer, configured the same way,
+    (`orders.processor`, `orders.processor`): this is the same persistence layer, configured the same way,
     so it finds the very record (tests/e2e/test_archive_replay.py checks it against the
     processor)."""
 

@@ -62,8 +62,7 @@ from offergrid_integration.contract import (
     normalise_payload,
 )
 from offergrid_integration.offergrid.errors import NotFoundError, OffergridError
-from offergrid_integration.orders.records import OrderRecord
-from offergrid_integration.orders.workorders import WorkOrder
+from offergrid_integration.orders.ports import OrderRecord, WorkOrder
 from offergrid_integration.signature import load_json
 
 __all__ = ["ItemTrace", "TimelineEntry", "insights_query", "trace_item"]

@@ -23,7 +23,7 @@ _app: Any = importlib.import_module(_module_name)
 _clock = ScaledClock(float(os.environ["OFFERGRID_DEMO_TIME_SCALE"]))
 
 if hasattr(_app, "Runtime"):  # the order processor
-    from offergrid_integration.orders.settings import ProcessorSettings
+    from offergrid_integration.orders.processor import ProcessorSettings
 
     _app.reset()
     _app.configure(_app.Runtime(load_settings(ProcessorSettings), clock=_clock))

@@ -3,7 +3,7 @@
 An SQS partial batch response lists only the records to retry (`batchItemFailures`): a record that
 ended in a permanent failure (an item Offergrid answers 404 for, a message that is not ours) is
 recorded, counted and deleted, so `{"batchItemFailures": []}` says nothing of it. Each record's
-outcome is in the processor's log instead (`orders.pipeline.report`: `decision`, `failure`, `reason`,
+outcome is in the processor's log instead (`orders.processor.report`: `decision`, `failure`, `reason`,
 `itemIds`, and `retryable` for one that will be retried); `record_outcomes` reads them from the log
 lines of the invocation, and `summary` says them in a line, so a 404 in a batch shows (and fails the
 invoke) instead of hiding behind an empty list.
@@ -43,7 +43,7 @@ class RecordOutcome:
 
 def record_outcomes(log_lines: Iterable[str]) -> list[RecordOutcome]:
     """Each record's outcome, from the order processor's JSON log lines: its `order message ...`
-    lines (`orders.pipeline`); every other line is skipped."""
+    lines (`orders.processor`); every other line is skipped."""
     outcomes = []
     for line in log_lines:
         try:

@@ -39,7 +39,7 @@ with init_phase():  # the GC paused while the imports and the init allocate (con
     from offergrid_integration.observability import log_metrics, logger, metrics, tracer
     from offergrid_integration.offergrid.client import ApiKeyProvider, OffergridClient
     from offergrid_integration.offergrid.wiring import client_from_settings
-    from offergrid_integration.orders.adapters.order_store import DynamoDBOrderStore
+    from offergrid_integration.orders.adapters.dynamodb import DynamoDBOrderStore
     from offergrid_integration.orders.adapters.sqs_queue import SqsQueue
     from offergrid_integration.orders.sweep import OrderRecordDecisions, sweep_missed_orders
     from offergrid_integration.ratelimit import Lane, RateBudget
@@ -171,7 +171,7 @@ class SyncRuntime:
         """The reconciliation's work-order index (`WORK_ORDERS_TABLE`), made with its module."""
         if not self.settings.work_orders_table:
             return None
-        from offergrid_integration.orders.adapters.work_order_index import DynamoDBWorkOrderIndex
+        from offergrid_integration.orders.adapters.dynamodb import DynamoDBWorkOrderIndex
 
         return DynamoDBWorkOrderIndex(self.settings.work_orders_table)
 

@@ -1,5 +1,5 @@
 """Lambda entry of the order processor: orders queue (SQS) -> one use case per message -> partial batch.
-Wiring only; the record pipeline is `orders.pipeline`.
+Wiring only; the processor is `orders.processor`.
 """
 
 from __future__ import annotations
@@ -12,10 +12,12 @@ with init_phase():  # the GC paused while the imports and the init allocate (con
     from offergrid_integration import aws
     from offergrid_integration.config import load_settings
     from offergrid_integration.observability import log_metrics, logger, tracer
-    from offergrid_integration.orders.batch import PartialBatchResponse
-    from offergrid_integration.orders.pipeline import IDEMPOTENCY_KEY_PREFIX
-    from offergrid_integration.orders.runtime import ProcessorRuntime as Runtime
-    from offergrid_integration.orders.settings import ProcessorSettings
+    from offergrid_integration.orders.processor import (
+        IDEMPOTENCY_KEY_PREFIX,
+        PartialBatchResponse,
+        ProcessorSettings,
+    )
+    from offergrid_integration.orders.processor import ProcessorRuntime as Runtime
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext

@@ -21,8 +21,8 @@ from devtools.stack_reads import DedupRecords
 from devtools.stack_target import Target
 from offergrid_integration.archive import ArchivedDelivery
 from offergrid_integration.contract import normalise_payload
-from offergrid_integration.orders.pipeline import IDEMPOTENCY_KEY_PREFIX
-from offergrid_integration.orders.records import Decision
+from offergrid_integration.orders.ports import Decision
+from offergrid_integration.orders.processor import IDEMPOTENCY_KEY_PREFIX
 from offergrid_integration.signature import compact_json, sign
 from tests.fixtures.local_stack import empty_queues
 

@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 
 from devtools.offergrid_fake import OffergridFake
 from offergrid_integration.contract import EventType
-from offergrid_integration.orders.workorders import work_order_id_for
+from offergrid_integration.orders.ports import work_order_id_for
 from offergrid_integration.signature import sign
 from tests.fixtures.offergrid_fake import OffergridFakeFactory
 from tests.integration import test_order_processor as base

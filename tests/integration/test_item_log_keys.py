@@ -21,8 +21,8 @@ from devtools.offergrid_fake import OffergridFake
 from offergrid_integration.clock import SYSTEM_CLOCK
 from offergrid_integration.observability import logger
 from offergrid_integration.offergrid.client import OffergridClient
+from offergrid_integration.orders.adapters.dynamodb import DynamoDBWorkOrderIndex
 from offergrid_integration.orders.adapters.sqs_queue import SqsQueue
-from offergrid_integration.orders.adapters.work_order_index import DynamoDBWorkOrderIndex
 from offergrid_integration.orders.reconcile import reconcile
 from offergrid_integration.orders.sweep import OrderRecordDecisions, sweep_missed_orders
 from tests.fixtures.offergrid_fake import TEST_API_KEY

@@ -13,9 +13,9 @@ from devtools.offergrid_fake import OffergridFake
 from offergrid_integration.clock import SYSTEM_CLOCK
 from offergrid_integration.contract import QueuedMessage, dedup_key_for, normalise_payload
 from offergrid_integration.offergrid.client import OffergridClient
-from offergrid_integration.orders.adapters.order_store import DynamoDBOrderStore
+from offergrid_integration.orders.adapters.dynamodb import DynamoDBOrderStore
 from offergrid_integration.orders.adapters.sqs_queue import SqsQueue
-from offergrid_integration.orders.records import Decision, OrderRecord
+from offergrid_integration.orders.ports import Decision, OrderRecord
 from offergrid_integration.orders.sweep import OrderRecordDecisions, sweep_missed_orders
 from offergrid_integration.ratelimit import InProcessRateBudget, RateWindow
 from tests.fixtures.offergrid_fake import TEST_API_KEY, OffergridFakeFactory

@@ -1,6 +1,6 @@
 """Batched reads (issue 16): a batch's items read with one pending listing instead of a GET each,
 through the real handler (its batch processor brackets the batch), against moto and the fake in
-both answer modes. The listing's rule is in `orders/item_reads.py`.
+both answer modes. The listing's rule is in `orders/steps.py` (`BatchItemReads`).
 
 Listings here hold full items (`sparse_listings=False`) in the mode's envelopes unless a test is
 about summaries: the "other" mode's listing summaries cannot stand in for a GET, and a test says so.
@@ -21,11 +21,9 @@ from offergrid_integration.clock import ScaledClock
 from offergrid_integration.config import load_settings
 from offergrid_integration.offergrid import MAX_RETRIES
 from offergrid_integration.offergrid.models import OrderItem, OrderItemStatus, StatusUpdate
-from offergrid_integration.orders.batch import SqsRecord
-from offergrid_integration.orders.item_reads import BatchItemReads, Prefetch
-from offergrid_integration.orders.settings import ProcessorSettings
-from offergrid_integration.orders.steps import is_full_read
-from offergrid_integration.orders.workorders import work_order_id_for
+from offergrid_integration.orders.ports import work_order_id_for
+from offergrid_integration.orders.processor import ProcessorSettings, SqsRecord
+from offergrid_integration.orders.steps import BatchItemReads, Prefetch, is_full_read
 from tests.fixtures.aws import FakeLambdaContext
 from tests.fixtures.offergrid_fake import OffergridFakeFactory
 from tests.integration.test_order_processor import (

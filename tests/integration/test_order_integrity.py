@@ -18,9 +18,14 @@ from offergrid_integration.clock import Clock
 from offergrid_integration.contract import OffergridEvent
 from offergrid_integration.offergrid.client import OffergridClient
 from offergrid_integration.orders.cancel import handle_order_cancelled
-from offergrid_integration.orders.ports import OrderOutcome, Ports
-from offergrid_integration.orders.records import RecordConflict
-from offergrid_integration.orders.workorders import WorkOrder, WorkOrderSink, work_order_id_for
+from offergrid_integration.orders.ports import (
+    OrderOutcome,
+    Ports,
+    RecordConflict,
+    WorkOrder,
+    WorkOrderSink,
+    work_order_id_for,
+)
 from tests.fixtures.processor import use_client, use_ports
 from tests.integration import test_order_processor as base
 from tests.integration.test_order_invariants import AnswerShaper

@@ -9,7 +9,7 @@ delivery at any port call (the deterministic form of two instances racing), cras
 invocation mid-way (its deadline left to pass), and the answer Offergrid gives to the next status
 PATCH: the item, an empty 200, a message-only 200, 204, a 5xx, or the change applied and the answer
 lost. Batches as the processor runs them (issue 16): several messages whose `order.created` items
-are read with one pending listing (`orders.item_reads.BatchItemReads`), and a listing gone stale
+are read with one pending listing (`orders.steps.BatchItemReads`), and a listing gone stale
 before its use (an item cancelled, accepted or rejected in the dashboard, or moved on to
 submitted_to_provider, after the listing was read). In the "other" answer mode an example lists
 full items in pages of two (so the listing is used) or summaries (so it is not).
@@ -55,17 +55,17 @@ from devtools.offergrid_fake.answers import Answers
 from offergrid_integration.contract import queued_message_for_order_item, utc_from_epoch
 from offergrid_integration.offergrid.client import OffergridClient
 from offergrid_integration.offergrid.models import OrderItemStatus
-from offergrid_integration.orders.adapters.order_store import DynamoDBOrderStore
-from offergrid_integration.orders.adapters.rules_sources import build_serviceability_checker
-from offergrid_integration.orders.adapters.work_order_index import DynamoDBWorkOrderIndex
-from offergrid_integration.orders.adapters.work_orders import DynamoDBEventBridgeWorkOrders
-from offergrid_integration.orders.item_reads import BatchItemReads
-from offergrid_integration.orders.messages import OrdersMessage, parse_queue_message
-from offergrid_integration.orders.pipeline import wanted_item_ids
-from offergrid_integration.orders.ports import FailureReason, OrderItemsApi, Ports
+from offergrid_integration.orders.adapters.dynamodb import (
+    DynamoDBEventBridgeWorkOrders,
+    DynamoDBOrderStore,
+    DynamoDBWorkOrderIndex,
+)
+from offergrid_integration.orders.adapters.serviceability import build_serviceability_checker
+from offergrid_integration.orders.messages import OrdersMessage, dispatch, parse_queue_message
+from offergrid_integration.orders.ports import FailureReason, OrderItemsApi, Ports, work_order_id_for
+from offergrid_integration.orders.processor import wanted_item_ids
 from offergrid_integration.orders.reconcile import reconcile
-from offergrid_integration.orders.registry import dispatch
-from offergrid_integration.orders.workorders import work_order_id_for
+from offergrid_integration.orders.steps import BatchItemReads
 from tests.integration.test_order_processor import RULES_PARAMETER, TEXAS, Stack, create_stack, status_event
 
 # item -> order; item-c is outside the coverage rules (rejected), item-d shares order-2 with item-c

@@ -21,13 +21,11 @@ from devtools.offergrid_fake import OffergridFake
 from functions.order_processor import app
 from offergrid_integration.clock import Clock, ScaledClock
 from offergrid_integration.config import load_settings
-from offergrid_integration.orders import pipeline
-from offergrid_integration.orders.adapters.order_store import DynamoDBOrderStore
-from offergrid_integration.orders.batch import NotAnSqsEvent
+from offergrid_integration.orders import processor as pipeline
+from offergrid_integration.orders.adapters.dynamodb import DynamoDBOrderStore
 from offergrid_integration.orders.messages import parse_queue_message
-from offergrid_integration.orders.records import Decision, OrderRecord
-from offergrid_integration.orders.settings import ProcessorSettings
-from offergrid_integration.orders.workorders import work_order_id_for
+from offergrid_integration.orders.ports import Decision, OrderRecord, work_order_id_for
+from offergrid_integration.orders.processor import NotAnSqsEvent, ProcessorSettings
 from tests.fixtures.aws import FakeLambdaContext
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"

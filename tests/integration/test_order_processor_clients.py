@@ -14,7 +14,7 @@ from functions.order_processor import app
 from offergrid_integration import aws
 from offergrid_integration.clock import ScaledClock
 from offergrid_integration.config import load_settings
-from offergrid_integration.orders.settings import ProcessorSettings
+from offergrid_integration.orders.processor import ProcessorSettings
 from tests.fixtures.aws import FakeLambdaContext, record_boto_clients
 from tests.integration.test_order_processor import ITEM, ORDER, Stack, create_stack, load_event
 

@@ -18,7 +18,7 @@ from devtools.offergrid_fake import OffergridFake
 from functions.order_processor import app
 from offergrid_integration.clock import SYSTEM_CLOCK, ScaledClock
 from offergrid_integration.config import load_settings
-from offergrid_integration.orders.settings import ProcessorSettings
+from offergrid_integration.orders.processor import ProcessorSettings
 from tests.fixtures.aws import FakeLambdaContext
 from tests.integration import test_order_processor as base
 from tests.integration.test_order_processor import (

@@ -19,9 +19,15 @@ from offergrid_integration.clock import ScaledClock
 from offergrid_integration.contract import OffergridEvent
 from offergrid_integration.offergrid.client import OffergridClient
 from offergrid_integration.orders.cancel import handle_order_cancelled
-from offergrid_integration.orders.ports import OrderOutcome, Ports
-from offergrid_integration.orders.records import Decision, OrderRecord, OrderStore, RecordConflict
-from offergrid_integration.orders.workorders import work_order_id_for
+from offergrid_integration.orders.ports import (
+    Decision,
+    OrderOutcome,
+    OrderRecord,
+    OrderStore,
+    Ports,
+    RecordConflict,
+    work_order_id_for,
+)
 from tests.fixtures.processor import use_client, use_ports
 from tests.integration import test_order_processor as base
 from tests.integration.test_order_processor import (

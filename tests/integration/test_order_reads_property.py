@@ -37,7 +37,7 @@ from hypothesis import strategies as st
 
 from devtools.offergrid_fake import OffergridFake
 from functions.order_processor import app
-from offergrid_integration.orders.workorders import work_order_id_for
+from offergrid_integration.orders.ports import work_order_id_for
 from tests.fixtures.offergrid_fake import OffergridFakeFactory
 from tests.integration.test_order_batched_reads import Harness, created
 from tests.integration.test_order_processor import RULES_PARAMETER, create_stack

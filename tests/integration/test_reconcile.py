@@ -24,22 +24,24 @@ from offergrid_integration.catalog.settings import SyncSettings
 from offergrid_integration.clock import SYSTEM_CLOCK, Clock
 from offergrid_integration.config import load_settings
 from offergrid_integration.offergrid.client import OffergridClient
+from offergrid_integration.orders.adapters.dynamodb import (
+    DynamoDBEventBridgeWorkOrders,
+    DynamoDBWorkOrderIndex,
+)
 from offergrid_integration.orders.adapters.sqs_queue import SqsQueue
-from offergrid_integration.orders.adapters.work_order_index import DynamoDBWorkOrderIndex
-from offergrid_integration.orders.adapters.work_orders import DynamoDBEventBridgeWorkOrders
+from offergrid_integration.orders.ports import (
+    Decision,
+    WorkOrder,
+    WorkOrderSink,
+    work_order_id_for,
+)
 from offergrid_integration.orders.reconcile import (
     CappedRateBudget,
     ReconcileReport,
     max_calls_per_run,
     reconcile,
 )
-from offergrid_integration.orders.records import Decision
 from offergrid_integration.orders.repairs import ADOPTED_REASON
-from offergrid_integration.orders.workorders import (
-    WorkOrder,
-    WorkOrderSink,
-    work_order_id_for,
-)
 from tests.fixtures.aws import FakeLambdaContext
 from tests.fixtures.offergrid_fake import TEST_API_KEY
 from tests.fixtures.processor import use_ports

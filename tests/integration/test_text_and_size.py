@@ -22,8 +22,8 @@ import pytest
 from devtools.offergrid_fake import OffergridFake
 from functions.order_processor import app as processor_app
 from functions.webhook_ingress import app as webhook_app
-from offergrid_integration.orders import pipeline
-from offergrid_integration.orders.workorders import work_order_id_for
+from offergrid_integration.orders import processor as pipeline
+from offergrid_integration.orders.ports import work_order_id_for
 from offergrid_integration.signature import sign
 from tests.fixtures.aws import FakeLambdaContext
 from tests.integration import test_order_processor as base

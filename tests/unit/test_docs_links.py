@@ -86,7 +86,7 @@ def test_every_decision_cited_by_the_code_exists():
 
 
 def test_every_file_the_decisions_and_facts_name_exists():
-    # `orders/records.py` is a module of the layer; `events/...`, `devtools/...` are repo paths
+    # `orders/ports.py` is a module of the layer; `events/...`, `devtools/...` are repo paths
     layer = REPO / "layers" / "shared" / "offergrid_integration"
     named = 0
     for page in (DECISIONS, REPO / "docs" / "offergrid-api.md"):

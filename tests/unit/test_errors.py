@@ -14,9 +14,8 @@ from offergrid_integration.offergrid.errors import (
     UnreadableResponseError,
     error_class_for_status,
 )
-from offergrid_integration.orders.records import RecordConflict
+from offergrid_integration.orders.ports import RecordConflict, WorkOrderPublishError, WorkOrderWriteConflict
 from offergrid_integration.orders.serviceability import ServiceabilityUnavailable
-from offergrid_integration.orders.workorders import WorkOrderPublishError, WorkOrderWriteConflict
 
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 408, 409, 418, 422, 429, 500, 502, 503, 504])

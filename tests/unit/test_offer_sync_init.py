@@ -17,7 +17,7 @@ SCRIPT = """
 import json, sys
 import app
 from offergrid_integration import aws
-from offergrid_integration.orders.records import OrderRecord
+from offergrid_integration.orders.ports import OrderRecord
 
 made = aws.clients().__dict__  # the cached properties made so far
 services = ("dynamodb", "tables", "s3", "secretsmanager", "events", "ssm")

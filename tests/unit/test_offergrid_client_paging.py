@@ -22,7 +22,7 @@ from offergrid_integration.offergrid.client import OffergridClient
 from offergrid_integration.offergrid.errors import InternalServerError, UnexpectedResponseError
 from offergrid_integration.offergrid.models import OrderItem, OrderItemStatus
 from offergrid_integration.offergrid.paging import Page, parse_page
-from offergrid_integration.orders.item_reads import BatchItemReads
+from offergrid_integration.orders.steps import BatchItemReads
 from tests.fixtures.offergrid_fake import TEST_API_KEY, OffergridFakeFactory
 
 PAGED_STYLES = [style for style in LIST_STYLES if style != "array"]

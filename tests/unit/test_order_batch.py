@@ -1,4 +1,4 @@
-"""The orders queue's partial-batch runner (`orders/batch.py`): SQS's ReportBatchItemFailures
+"""The orders queue's partial-batch runner (`orders/processor.py`): SQS's ReportBatchItemFailures
 contract for every event shape an SQS trigger (or a person testing it) sends."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from offergrid_integration.orders.batch import NotAnSqsEvent, SqsBatch, SqsRecord, sqs_records
+from offergrid_integration.orders.processor import NotAnSqsEvent, SqsBatch, SqsRecord, sqs_records
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 STANDARD_ARN = "arn:aws:sqs:eu-west-1:123456789012:offergrid-orders"

@@ -16,12 +16,12 @@ from offergrid_integration.contract import (
     utc_from_epoch,
 )
 from offergrid_integration.orders.messages import (
+    EVENT_USE_CASES,
     EventMessage,
     StatusChangeMessage,
     UnhandledMessage,
     parse_queue_message,
 )
-from offergrid_integration.orders.registry import EVENT_USE_CASES
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 

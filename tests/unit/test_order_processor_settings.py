@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from offergrid_integration.config import ConfigurationError, load_settings
-from offergrid_integration.orders.settings import ProcessorSettings
+from offergrid_integration.orders.processor import ProcessorSettings
 
 VALID = {
     "OFFERGRID_API_KEY_SECRET": "offergrid/dev/api-key",

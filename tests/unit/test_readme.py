@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from devtools.local.template import Template, load_template
 from offergrid_integration.catalog.settings import SyncSettings
 from offergrid_integration.config import env_var_names
-from offergrid_integration.orders.settings import ProcessorSettings
+from offergrid_integration.orders.processor import ProcessorSettings
 from offergrid_integration.webhooks.ingress import WebhookIngressSettings
 
 REPO = Path(__file__).resolve().parents[2]

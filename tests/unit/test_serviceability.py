@@ -15,12 +15,12 @@ from offergrid_integration.config import ConfigurationError
 from offergrid_integration.errors import TransientError
 from offergrid_integration.offergrid.models import OrderItem, ServiceAddress
 from offergrid_integration.orders import serviceability
-from offergrid_integration.orders.adapters.rules_sources import (
+from offergrid_integration.orders.adapters.serviceability import (
+    HttpsHookChecker,
     S3RulesSource,
     SsmRulesSource,
     build_serviceability_checker,
 )
-from offergrid_integration.orders.adapters.serviceability_hook import HttpsHookChecker
 from offergrid_integration.orders.serviceability import (
     DEFAULT_COVERAGE_RULES,
     CoverageRulesChecker,
@@ -332,7 +332,7 @@ def test_hook_wins_over_rules_when_configured() -> None:
 
 
 def test_s3_rules_over_the_size_limit_are_unavailable(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    from offergrid_integration.orders.adapters import rules_sources
+    from offergrid_integration.orders.adapters import serviceability as rules_sources
 
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket="rules", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})

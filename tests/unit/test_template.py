@@ -324,7 +324,7 @@ def _emitted_metric_names() -> set[str]:
                 emitted.add(literal)
             elif constant:
                 emitted.add(getattr(names, constant))
-    # The outcome -> metric tables beside their result types (emitted by `orders.pipeline.report`
+    # The outcome -> metric tables beside their result types (emitted by `orders.processor.report`
     # and `webhooks.results.report`, which count nothing else by variable name)
     from offergrid_integration.orders.ports import OUTCOME_METRICS
     from offergrid_integration.webhooks.results import (

@@ -99,7 +99,7 @@ CATALOGUE: Final[dict[str, MetricInfo]] = {
     "WebhookVerified": _WEBHOOK,
     "WebhookStale": _WEBHOOK,
     "WebhookArchiveFailed": _WEBHOOK,
-    # order processor (orders/pipeline.py, orders/serviceability.py)
+    # order processor (orders/processor.py, orders/serviceability.py)
     "OrderAccepted": _PROCESSOR,
     "OrderRejected": _PROCESSOR,
     "OrderCancelled": _PROCESSOR,

@@ -1,10 +1,7 @@
-"""`order.cancelled`: cancel the items of an order, and their work orders.
-
-Find the items (by itemId, else our records by orderId, else listing orders: docs/decisions.md#4),
-cancel their work orders, record it, and PATCH `cancelled` only where the lifecycle allows it (never
-out of a terminal status, never twice). A cancellation that finds a decision in flight (an intended
-decision on a still decidable item) is a `RecordConflict`: retried once the decision has landed, it
-then cancels the decided item.
+"""`order.cancelled`: cancel the items of an order (by itemId, else our records and Offergrid's
+listings by orderId: docs/decisions.md#4) and their work orders, PATCHing `cancelled` only where the
+lifecycle allows it. A decision in flight is a `RecordConflict`: retried after it lands, the
+cancellation then cancels the decided item.
 """
 
 from __future__ import annotations
@@ -14,18 +11,22 @@ from typing import Final
 from offergrid_integration.contract import OffergridEvent
 from offergrid_integration.offergrid.models import OrderItem, OrderItemStatus, StatusUpdate
 from offergrid_integration.orders.lifecycle import allowed_targets, is_decidable, parse_status
-from offergrid_integration.orders.ports import FailureReason, OrderItemsApi, OrderOutcome, OutcomeKind, Ports
-from offergrid_integration.orders.records import Decision, RecordConflict
+from offergrid_integration.orders.ports import (
+    Decision,
+    FailureReason,
+    OrderItemsApi,
+    OrderOutcome,
+    OutcomeKind,
+    Ports,
+    RecordConflict,
+    work_order_id_for,
+)
 from offergrid_integration.orders.steps import (
     MAX_NOTES,
-    decision_in_flight,
     fetch_item,
     patch_status,
     record_for,
 )
-from offergrid_integration.orders.workorders import work_order_id_for
-
-__all__ = ["CANCELLABLE_LISTING", "handle_order_cancelled"]
 
 # The item statuses a cancellation without itemId looks for at Offergrid (docs/decisions.md#4): the
 # ones that can still be cancelled or decided. Older items need nothing.
@@ -68,12 +69,9 @@ def handle_order_cancelled(
 def _items_to_cancel(
     event: OffergridEvent, ports: Ports, client: OrderItemsApi
 ) -> list[tuple[str, OrderItem | None]]:
-    """docs/decisions.md#4: the itemId; else every item of the order, from our records AND from
-    Offergrid (the items whose webhook has not arrived yet), listing each status that can still be
-    cancelled or decided, every page.
-
-    Items found by listing come with their listed state (not fetched again); the others are None.
-    """
+    """docs/decisions.md#4: the itemId; else every item of the order, in our records and at Offergrid
+    (whose webhook may not have come yet: each status that can still be cancelled or decided, every
+    page). A listed item comes with its listed state (not fetched again); the others with None."""
     if event.item_id:
         return [(event.item_id, None)]
     assert event.order_id is not None
@@ -101,12 +99,8 @@ def _cancel_item(
     *,
     whole_order: bool = False,
 ) -> tuple[str, bool]:
-    """Cancel one item (`listed`: its state from a listing, so not fetched again).
-
-    Returns what was done (for the outcome's reason) and whether the item is now cancelled. The
-    work order is cancelled only with the item: one that Offergrid cannot cancel (active, completed,
-    failed...) keeps its work order. `RecordConflict` while a decision on the item is in flight.
-    """
+    """Cancel one item; returns what was done and whether it is now cancelled. Its work order is
+    cancelled only with the item (one Offergrid cannot cancel keeps it)."""
     if listed is None:
         fetched = fetch_item(client, ports, item_id, event.order_id, dedup_key)
         if isinstance(fetched, OrderOutcome):
@@ -115,7 +109,7 @@ def _cancel_item(
     item = listed
     now = ports.now()
     record = record_for(ports, item, now)
-    if decision_in_flight(record, now):
+    if record.decision_in_flight(now):
         raise RecordConflict(f"order record {item_id!r} has a decision in flight; cancel after it")
 
     status = parse_status(item.status)

@@ -1,17 +1,10 @@
 """`order.created`: decide every order item once (docs/order-state-machine.md).
 
-Fetch the item with a full read (docs/decisions.md#16, `steps`: a GET, or a listed element that
-holds everything the decision and the work order read, with content; anything less is read with a
-GET, so a decision from a listing equals the decision from a GET); if it is still
-pending/submitted_to_provider, check serviceability on what a decision reads, then accept
-(PATCH `accepted`, providerNotes saying when the customer will be contacted, open a work order) or
-reject (PATCH `rejected`, the reason in providerNotes); if it is not, record that it was decided
-elsewhere and stop.
-
-Crash safety: before the accept/reject PATCH the intended decision is saved on the record; a retry
-that finds the item already in that status finishes the work (opens the work order, records the
-decision) instead of deciding again. A PATCH refused with 409/422 is checked by re-reading the item
-(`steps.patch_status`). Idempotency keyed on the dedup key comes on top (`orders.pipeline`).
+The item is read in full (`steps`, docs/decisions.md#16); still pending/submitted_to_provider, it is
+accepted (PATCH `accepted`, providerNotes saying when the customer will be contacted, a work order
+opened) or rejected (the reason in providerNotes) by the coverage rules; otherwise it was decided
+elsewhere. Crash safety: the intended decision is saved before the PATCH, so a retry that finds the
+item already in that status finishes the work instead of deciding again.
 """
 
 from __future__ import annotations
@@ -19,24 +12,30 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from offergrid_integration.contract import OffergridEvent
 from offergrid_integration.observability import logger
 from offergrid_integration.offergrid.models import OrderItem, OrderItemStatus, StatusUpdate
 from offergrid_integration.orders.lifecycle import AFTER_ACCEPTANCE, is_decidable, parse_status
-from offergrid_integration.orders.ports import FailureReason, OrderItemsApi, OrderOutcome, OutcomeKind, Ports
-from offergrid_integration.orders.records import Decision, OrderRecord, RecordConflict
+from offergrid_integration.orders.ports import (
+    Decision,
+    FailureReason,
+    OrderOutcome,
+    OutcomeKind,
+    RecordConflict,
+    work_order_id_for,
+)
 from offergrid_integration.orders.steps import (
-    decision_in_flight,
     fetch_item,
     for_decision,
     new_work_order,
     patch_status,
     record_for,
 )
-from offergrid_integration.orders.workorders import work_order_id_for
 
-__all__ = ["acceptance_notes", "handle_order_created"]
+if TYPE_CHECKING:
+    from offergrid_integration.orders.ports import OrderItemsApi, OrderRecord, Ports
 
 
 def acceptance_notes(contact_by: datetime, hours: int, work_order_id: str) -> str:
@@ -74,7 +73,7 @@ def handle_order_created(
             return _keep_cancelled(ports, record, item, dedup_key, "accepted, then cancelled on Offergrid")
         if record.intended_decision is Decision.REJECTED and status is OrderItemStatus.REJECTED:
             return _finish_reject(ports, record, record.decision_reason or "rejected", dedup_key)
-        if decision_in_flight(record, now):
+        if record.decision_in_flight(now):
             # Another worker (the webhook and the sweep, say) is deciding this item right now.
             raise RecordConflict(f"order record {item_id!r} has a decision in flight")
     if record.decision is Decision.ACCEPTED and status is OrderItemStatus.CANCELLED:
@@ -194,6 +193,7 @@ def _finish_accept(
 def _reject(
     client: OrderItemsApi, ports: Ports, record: OrderRecord, reason: str, dedup_key: str | None
 ) -> OrderOutcome:
+
     now = ports.now()
     record.intended_decision = Decision.REJECTED
     record.decision_deadline = ports.decision_deadline(now)

@@ -1,13 +1,9 @@
 """The documented order-item lifecycle and the one check every status change goes through.
 
-Happy path: pending -> submitted_to_provider -> accepted -> scheduled -> in_progress -> completed
--> active; moving forward along it may skip steps (a pending item is accepted directly, a provider
-may report `in_progress` without a `scheduled` first). Failure edges: pending/submitted_to_provider
--> rejected; accepted/scheduled/in_progress -> cancelled; in_progress -> failed.
-
-Rejected, cancelled and failed are terminal (docs/offergrid-api.md); `active` is too in practice:
-nothing follows it. Setting the status an item already has is refused as well: we never send such a PATCH. The
-Offergrid fake (devtools/offergrid_fake/lifecycle.py) enforces the same rules with a 422.
+Forward along the happy path, steps may be skipped; failure edges: pending/submitted_to_provider ->
+rejected; accepted/scheduled/in_progress -> cancelled; in_progress -> failed. Rejected, cancelled,
+failed and (in practice) active are terminal; setting the current status is refused too. The fake
+(devtools/offergrid_fake/lifecycle.py) enforces the same rules with a 422.
 """
 
 from __future__ import annotations
@@ -16,20 +12,6 @@ from enum import StrEnum
 from typing import Final
 
 from offergrid_integration.offergrid.models import OrderItemStatus
-
-__all__ = [
-    "AFTER_ACCEPTANCE",
-    "DECIDABLE_STATUSES",
-    "HAPPY_PATH",
-    "TERMINAL_STATUSES",
-    "InvalidTransition",
-    "TransitionReason",
-    "allowed_targets",
-    "check_transition",
-    "is_decidable",
-    "is_terminal",
-    "parse_status",
-]
 
 S = OrderItemStatus
 
@@ -54,6 +36,10 @@ TERMINAL_STATUSES: Final = frozenset({S.REJECTED, S.CANCELLED, S.FAILED, S.ACTIV
 DECIDABLE_STATUSES: Final = frozenset({S.PENDING, S.SUBMITTED_TO_PROVIDER})
 # The statuses an accepted item can be in afterwards, short of a cancellation.
 AFTER_ACCEPTANCE: Final = frozenset({S.ACCEPTED, S.SCHEDULED, S.IN_PROGRESS, S.COMPLETED, S.ACTIVE, S.FAILED})
+# The statuses in which the provider still has work to do: the item needs an open work order.
+PROVIDER_WORK: Final = frozenset({S.ACCEPTED, S.SCHEDULED, S.IN_PROGRESS})
+# The statuses that end the provider's work when Offergrid (not our fulfilment) put the item there.
+WORK_ENDED: Final = frozenset({S.CANCELLED, S.REJECTED, S.FAILED})
 
 
 class TransitionReason(StrEnum):

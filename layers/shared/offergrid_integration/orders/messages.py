@@ -1,15 +1,13 @@
-"""What arrives on the orders queue, parsed into one typed message (`OrdersMessage`).
+"""What arrives on the orders queue, parsed into one typed message, and the registry of use cases.
 
-Two body shapes share the queue: the envelope of `contract.QueuedMessage` (the ingress, the sweep,
-the reconciliation; its dedup key the envelope's or, when absent, the `dedupKey` attribute), and a
-raw EventBridge event from the rule on the provider's bus (`detail-type` `workorder.status_changed`;
-its dedup key item + target status + event id, Decision 3).
-
-The message's `kind` (the event type or detail-type) picks its class: an `EventMessage` for the
-Offergrid event types we act on and the reconciliation's repairs (only from source `reconcile`), a
-`StatusChangeMessage` for the provider's status change, an `UnhandledMessage` for anything else
-(Decision 2: kept, logged, never failed). `orders.registry` runs the use case of each kind. A body
-that is neither shape is a `MalformedMessage` (permanent: logged and counted, not retried).
+Two body shapes share the queue: `contract.QueuedMessage`'s envelope (the ingress, the sweep, the
+reconciliation; its dedup key the envelope's, else the `dedupKey` attribute) and a raw EventBridge
+event from the provider's bus (`workorder.status_changed`; dedup key item + target status + event
+id, Decision 3). The `kind` picks the class: `EventMessage` (the Offergrid event types, and the
+repairs from source `reconcile` only), `StatusChangeMessage`, else `UnhandledMessage` (Decision 2:
+kept, logged, never failed). Neither shape: `MalformedMessage` (permanent: counted, not retried).
+Adding an event type: a member of `contract.EventType`, a use case, its line in `EVENT_USE_CASES`
+(docs/architecture.md, "Add an event type").
 """
 
 from __future__ import annotations
@@ -17,7 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from offergrid_integration.contract import (
     RECONCILE_CANCEL,
@@ -30,27 +28,20 @@ from offergrid_integration.contract import (
 )
 from offergrid_integration.errors import PermanentError
 from offergrid_integration.identifiers import identifier_problem
-from offergrid_integration.orders.ports import FailureReason
+from offergrid_integration.orders.cancel import handle_order_cancelled
+from offergrid_integration.orders.decide import handle_order_created
+from offergrid_integration.orders.ports import FailureReason, OrderItemsApi, OrderOutcome, OutcomeKind, Ports
 from offergrid_integration.orders.provider_events import (
     STATUS_CHANGED_DETAIL_TYPE,
     InvalidProviderEvent,
     ProviderStatusChange,
+    handle_status_change,
     is_provider_event,
     parse_provider_event,
 )
-
-__all__ = [
-    "EventMessage",
-    "MalformedMessage",
-    "OrdersMessage",
-    "StatusChangeMessage",
-    "UnhandledMessage",
-    "parse_queue_message",
-]
+from offergrid_integration.orders.repairs import handle_reconcile_cancel, handle_reconcile_open
 
 DEDUP_KEY_ATTRIBUTE: Final = "dedupKey"
-# Kinds that are an `EventMessage`: every Offergrid event type we know, and (from source
-# "reconcile" only) the reconciliation's repairs.
 EVENT_KINDS: Final = frozenset(EventType)
 REPAIR_KINDS: Final = frozenset({RECONCILE_OPEN, RECONCILE_CANCEL})
 
@@ -153,3 +144,29 @@ def _provider_message(payload: dict[str, Any]) -> StatusChangeMessage | Unhandle
         correlation_id=change.source_event_id,
         change=change,
     )
+
+
+class EventUseCase(Protocol):
+    """A use case for an event message: transient errors propagate, permanent ones are an outcome."""
+
+    def __call__(
+        self, event: OffergridEvent, *, ports: Ports, client: OrderItemsApi, dedup_key: str | None = None
+    ) -> OrderOutcome: ...
+
+
+EVENT_USE_CASES: Final[Mapping[str, EventUseCase]] = {
+    EventType.ORDER_CREATED: handle_order_created,
+    EventType.ORDER_CANCELLED: handle_order_cancelled,
+    RECONCILE_OPEN: handle_reconcile_open,
+    RECONCILE_CANCEL: handle_reconcile_cancel,
+}
+
+
+def dispatch(message: OrdersMessage, *, ports: Ports, client: OrderItemsApi) -> OrderOutcome:
+    """Run the use case for `message`. Transient errors propagate; permanent ones are an OrderOutcome."""
+    if isinstance(message, StatusChangeMessage):
+        return handle_status_change(message.change, ports=ports, client=client, dedup_key=message.dedup_key)
+    if isinstance(message, EventMessage) and (use_case := EVENT_USE_CASES.get(message.kind)) is not None:
+        return use_case(message.event, ports=ports, client=client, dedup_key=message.dedup_key)
+    # Decision 2: unknown event types are kept and logged, never failed.
+    return OrderOutcome(OutcomeKind.IGNORED, f"no handler for {message.kind!r}")

@@ -1,19 +1,7 @@
-"""The provider's own status changes (Decision 9): `workorder.status_changed` on EventBridge.
-
-The provider's fulfilment system puts events on the custom bus; a rule delivers each whole event
-(no input transformer) to the orders queue, so an SQS message body is the EventBridge envelope:
-
-    {"version": "0", "id": "<event id>", "detail-type": "workorder.status_changed",
-     "source": "<anything, e.g. acme.fulfilment>", "time": "...", ...,
-     "detail": {"id": "WO-123", "offergridItemId": "item-1", "status": "scheduled",
-                "notes": "Technician booked", "appointmentDate": "2026-12-01T09:00:00Z",
-                "technicianId": "tech-7"}}
-
-Mapping to `PATCH /provider/orders/{offergridItemId}/status`: `status` (scheduled, in_progress,
-completed, failed, active) -> `status`; `notes` -> `providerNotes`; `appointmentDate` ->
-`scheduledFor` (required with `scheduled`); `id` and `technicianId` -> `metadata.workOrderId` and
-`metadata.technicianId`. The dedup key is the item + the target status + the EventBridge event id
-(Decision 3). Anything unusable is an `InvalidProviderEvent` (permanent: retrying cannot fix it).
+"""The provider's own status changes (Decision 9): `workorder.status_changed` on EventBridge, whole
+events routed to the orders queue (their fields and mapping to the PATCH: events/README.md), and
+their push to Offergrid: checked against the lifecycle and made only for items we accepted
+(docs/decisions.md#11). An unusable event is an `InvalidProviderEvent` (permanent).
 """
 
 from __future__ import annotations
@@ -22,23 +10,29 @@ import hashlib
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from offergrid_integration.contract import MAX_DEDUP_KEY_LENGTH, dedup_key_part
 from offergrid_integration.identifiers import identifier_problem
-from offergrid_integration.offergrid.models import OrderItemStatus, StatusUpdate
+from offergrid_integration.offergrid.models import OrderItem, OrderItemStatus, StatusUpdate
+from offergrid_integration.orders.lifecycle import (
+    AFTER_ACCEPTANCE,
+    InvalidTransition,
+    check_transition,
+    parse_status,
+)
+from offergrid_integration.orders.ports import (
+    Decision,
+    FailureReason,
+    OrderOutcome,
+    OutcomeKind,
+)
+from offergrid_integration.orders.steps import fetch_item, patch_status, record_for, record_permanent_failure
 
-__all__ = [
-    "STATUS_CHANGED_DETAIL_TYPE",
-    "InvalidProviderEvent",
-    "ProviderEventReason",
-    "ProviderStatusChange",
-    "WorkOrderStatus",
-    "is_provider_event",
-    "parse_provider_event",
-]
+if TYPE_CHECKING:
+    from offergrid_integration.orders.ports import OrderItemsApi, OrderRecord, Ports
 
 STATUS_CHANGED_DETAIL_TYPE: Final = "workorder.status_changed"
 MAX_NOTES_LENGTH: Final = 2_000
@@ -144,14 +138,6 @@ class ProviderStatusChange(BaseModel):
             key = f"{STATUS_CHANGED_DETAIL_TYPE}:sha256:{digest}:{self.status.value}"
         return key
 
-    def metadata(self) -> dict[str, str]:
-        metadata: dict[str, str] = {}
-        if self.work_order_id:
-            metadata["workOrderId"] = self.work_order_id
-        if self.technician_id:
-            metadata["technicianId"] = self.technician_id
-        return metadata
-
     def to_status_update(self) -> StatusUpdate:
         # Only what the event carries is set: StatusUpdate sends every field set, even to null.
         fields: dict[str, Any] = {"status": self.target_status}
@@ -159,8 +145,9 @@ class ProviderStatusChange(BaseModel):
             fields["provider_notes"] = self.notes
         if self.status is WorkOrderStatus.SCHEDULED and self.scheduled_for is not None:
             fields["scheduled_for"] = self.scheduled_for
-        if metadata := self.metadata():
-            fields["metadata"] = metadata
+        metadata = {"workOrderId": self.work_order_id, "technicianId": self.technician_id}
+        if any(metadata.values()):
+            fields["metadata"] = {name: value for name, value in metadata.items() if value}
         return StatusUpdate(**fields)
 
 
@@ -206,4 +193,69 @@ def parse_provider_event(body: object) -> ProviderStatusChange:
         notes=detail.notes or None,
         scheduled_for=detail.appointment_date,
         occurred_at=time if isinstance(time, str) else None,
+    )
+
+
+def handle_status_change(
+    change: ProviderStatusChange, *, ports: Ports, client: OrderItemsApi, dedup_key: str | None = None
+) -> OrderOutcome:
+
+    dedup_key = dedup_key or change.dedup_key
+    fetched = fetch_item(client, ports, change.item_id, None, dedup_key)
+    if isinstance(fetched, OrderOutcome):
+        return fetched
+    item = fetched
+    now = ports.now()
+    record = record_for(ports, item, now)
+    if change.work_order_id and not record.work_order_id:
+        record.work_order_id = change.work_order_id
+    target = change.target_status
+
+    if not _accepted_by_us(record, item):
+        return record_permanent_failure(
+            ports,
+            item_id=item.id,
+            order_id=item.order_id,
+            failure=FailureReason.ITEM_NOT_ACCEPTED,
+            detail=f"{target.value} for an item we did not accept (it is {item.status}; "
+            f"our decision: {record.decision.value if record.decision else 'none'})",
+            dedup_key=dedup_key,
+            status=str(item.status),
+        )
+    if parse_status(item.status) is target:
+        record.add_history(now, "status_unchanged", status=target.value, dedup_key=dedup_key)
+        ports.orders.save(record)
+        return OrderOutcome(OutcomeKind.STATUS_UNCHANGED, f"item is already {target.value}", (item.id,))
+    try:
+        check_transition(item.status, target)
+    except InvalidTransition as exc:
+        return record_permanent_failure(
+            ports,
+            item_id=item.id,
+            order_id=item.order_id,
+            failure=FailureReason.INVALID_TRANSITION,
+            detail=f"{exc.current} -> {exc.target} ({exc.problem.value})",
+            dedup_key=dedup_key,
+            status=str(item.status),
+        )
+    patched = patch_status(client, ports, record, change.to_status_update(), dedup_key)
+    if isinstance(patched, OrderOutcome):
+        return patched
+    record.offergrid_status = patched
+    record.add_history(
+        now, "status_pushed", status=record.offergrid_status, detail=change.notes, dedup_key=dedup_key
+    )
+    ports.orders.save(record)
+    return OrderOutcome(OutcomeKind.STATUS_PUSHED, f"{item.status} -> {target.value}", (item.id,))
+
+
+def _accepted_by_us(record: OrderRecord, item: OrderItem) -> bool:
+    """docs/decisions.md#11: fulfilment statuses are pushed only for items we accepted (recorded, or
+    our accept PATCH landed and its work order is being opened right now)."""
+    if record.decision is Decision.ACCEPTED:
+        return True
+    return (
+        record.decision is None
+        and record.intended_decision is Decision.ACCEPTED
+        and parse_status(item.status) in AFTER_ACCEPTANCE
     )

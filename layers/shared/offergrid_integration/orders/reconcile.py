@@ -1,27 +1,14 @@
-"""The scheduled reconciliation (issue 15): find and repair drift between Offergrid and our work orders.
+"""The scheduled reconciliation (issue 15): find and repair drift between Offergrid and our work orders
+(lost webhooks, clicks in the Offergrid dashboard, our own failures; the sweep only sees `pending`).
 
-Webhooks get lost, people click in the Offergrid dashboard, our own systems fail. The sweep only
-catches items still `pending`; this looks at everything after the decision:
-
-1. list the items Offergrid holds in every status after a decision (`RECONCILE_STATUSES`: the ones
-   that imply provider work, the ones that end it, and completed/active), every page
-   (docs/decisions.md#5);
-2. read our open work orders (a scan of the work-orders table) and, for each listed item that
-   needs one, its order record and stored work order;
-3. classify each difference as a `DriftKind` (each one's cause and handling: docs/runbooks/reconcile.md):
-   `missing_work_order` is repaired by opening the work order (`offergrid.order.accepted`),
-   `open_work_order_for_ended_item` by cancelling it (`offergrid.order.cancelled`);
-   `unknown_work_order` (Offergrid answers 404) and `decision_mismatch` are reported: a person decides.
-4. repair what is safe through the normal processor path: one message per repair on the orders
-   queue (source `reconcile`, event `reconcile.open_work_order` / `reconcile.cancel_work_order`,
-   dedup key `<event>:<itemId>`), which `orders.repairs.handle_reconcile_open/_cancel` carry out
-   after re-reading the item, exactly once like every other message. Never a status to Offergrid.
-
-Items whose decision is in flight (our accept/reject being written right now) are skipped: the next
-run sees them settled. `lookback_seconds` bounds how far back: listed items created earlier (when
-the listing says when) and work orders opened earlier are left alone. The API calls a run may make
-are capped (`CappedRateBudget`, a share of the hourly budget): a run that reaches the cap stops,
-repairs what it classified from complete listings and reports itself `incomplete`.
+List every status after a decision (`RECONCILE_STATUSES`, every page: docs/decisions.md#5), read our
+open work orders and, per listed item that needs one, its record and work order, and classify each
+difference as a `DriftKind` (causes and handling: docs/runbooks/reconcile.md). What is safe is
+repaired through the processor: one orders-queue message per repair (source `reconcile`, dedup key
+`<event>:<itemId>`), which `orders.repairs` carries out after re-reading the item; never a status
+to Offergrid. Items with a decision in flight are left to the next run; `lookback_seconds` bounds
+how far back; a run's API calls are capped (`CappedRateBudget`): at the cap it stops, repairs what
+complete listings classified and reports itself `incomplete`.
 """
 
 from __future__ import annotations
@@ -58,25 +45,10 @@ from offergrid_integration.metrics_names import (
 from offergrid_integration.observability import item_log_scope, logger
 from offergrid_integration.offergrid.errors import NotFoundError, OffergridError, RateBudgetExhausted
 from offergrid_integration.offergrid.models import OrderItem, OrderItemStatus
-from offergrid_integration.orders.lifecycle import is_decidable, parse_status
-from offergrid_integration.orders.records import Decision, OrderRecord, OrderStore
-from offergrid_integration.orders.repairs import PROVIDER_WORK, WORK_ENDED, pushed_by_us
-from offergrid_integration.orders.workorders import WorkOrder, work_order_id_for
+from offergrid_integration.orders.lifecycle import PROVIDER_WORK, WORK_ENDED, is_decidable, parse_status
+from offergrid_integration.orders.ports import Decision, OrderRecord, OrderStore, WorkOrder, work_order_id_for
 from offergrid_integration.queueing import QueuePort, QueueSendError, send_queued_message
 from offergrid_integration.ratelimit.buckets import RateBudget
-
-__all__ = [
-    "HOURLY_BUDGET",
-    "RECONCILE_STATUSES",
-    "CappedRateBudget",
-    "Drift",
-    "DriftKind",
-    "ReconcileReport",
-    "WorkOrderIndex",
-    "max_calls_per_run",
-    "reconcile",
-    "repair_message",
-]
 
 HOURLY_BUDGET: Final = 10_000  # docs/decisions.md#6
 S = OrderItemStatus
@@ -179,11 +151,8 @@ class ReconcileReport:
 
     def emit_metrics(self, metrics: MetricsSink) -> None:
         metrics.add_metric(RECONCILE_MISSING_WORK_ORDER, "Count", self.count(DriftKind.MISSING_WORK_ORDER))
-        metrics.add_metric(
-            RECONCILE_OPEN_WORK_ORDER_FOR_ENDED_ITEM,
-            "Count",
-            self.count(DriftKind.OPEN_WORK_ORDER_FOR_ENDED_ITEM),
-        )
+        ended = self.count(DriftKind.OPEN_WORK_ORDER_FOR_ENDED_ITEM)
+        metrics.add_metric(RECONCILE_OPEN_WORK_ORDER_FOR_ENDED_ITEM, "Count", ended)
         metrics.add_metric(RECONCILE_UNKNOWN_WORK_ORDER, "Count", self.count(DriftKind.UNKNOWN_WORK_ORDER))
         metrics.add_metric(RECONCILE_DECISION_MISMATCH, "Count", self.count(DriftKind.DECISION_MISMATCH))
         metrics.add_metric(RECONCILE_REPAIRS_QUEUED, "Count", len(self.queued))
@@ -193,7 +162,6 @@ class ReconcileReport:
         metrics.add_metric(RECONCILE_RUNS, "Count", 0 if self.dry_run else 1)
 
 
-# --- ports -----------------------------------------------------------------------------------------
 class OrderReader(Protocol):
     """What the reconciler needs of `OffergridClient`."""
 
@@ -236,7 +204,6 @@ def max_calls_per_run(budget_share: float, interval_minutes: int) -> int:
     return max(1, int(per_hour * min(interval_minutes, 60) / 60))
 
 
-# --- the run ---------------------------------------------------------------------------------------
 def repair_message(drift: Drift, *, now: float, correlation_id: str | None) -> QueuedMessage:
     """The orders-queue message that repairs `drift` (it must have a `repair`)."""
     assert drift.repair is not None
@@ -363,7 +330,7 @@ def _classify(
     if open_work_order is None and not needs_work:
         return  # nothing open for an item that needs nothing
     record = orders.get(item.id)
-    if record is not None and _in_flight(record, now):
+    if record is not None and record.decision_in_flight(datetime.fromtimestamp(now, UTC)):
         report.in_flight += 1
         return
 
@@ -388,7 +355,7 @@ def _classify(
                 f"still {item.status} at Offergrid with an open work order",
                 open_work_order,
             )
-        elif status is S.CANCELLED or not pushed_by_us(record, status):
+        elif status is S.CANCELLED or not (record is not None and record.pushed(status)):
             drift(DriftKind.OPEN_WORK_ORDER_FOR_ENDED_ITEM, f"{item.status} at Offergrid", open_work_order)
         return
     # Provider work at Offergrid and no open work order.
@@ -415,15 +382,6 @@ def _classify(
         lost = record is not None and record.decision is Decision.ACCEPTED
         how = "work order lost" if lost else "accepted by hand at Offergrid"
         drift(DriftKind.MISSING_WORK_ORDER, f"{item.status} at Offergrid, no work order ({how})", None)
-
-
-def _in_flight(record: OrderRecord, now: float) -> bool:
-    return (
-        record.decision is None
-        and record.intended_decision is not None
-        and record.decision_deadline is not None
-        and datetime.fromtimestamp(now, UTC) < record.decision_deadline
-    )
 
 
 def _decision(record: OrderRecord | None) -> str | None:

@@ -1,49 +1,32 @@
-"""Reconciliation repairs (orders/reconcile.py queues them; docs/order-state-machine.md).
-
-`reconcile.open_work_order` opens the missing work order of an item Offergrid shows in provider
-work; `reconcile.cancel_work_order` cancels the open work order of an item whose work ended at
-Offergrid. Both re-check on fresh state and never PATCH Offergrid.
+"""The reconciliation's repairs (`orders.reconcile` queues them; docs/order-state-machine.md): open
+the missing work order of an item in provider work, cancel the open one of an item whose work ended
+at Offergrid. Both re-check on fresh state (the reconciler's view is minutes old), never PATCH.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from offergrid_integration.contract import OffergridEvent
 from offergrid_integration.offergrid.models import OrderItem, OrderItemStatus
-from offergrid_integration.orders.lifecycle import parse_status
-from offergrid_integration.orders.ports import FailureReason, OrderItemsApi, OrderOutcome, OutcomeKind, Ports
-from offergrid_integration.orders.records import Decision, OrderRecord, RecordConflict
-from offergrid_integration.orders.steps import decision_in_flight, fetch_item, new_work_order, record_for
-from offergrid_integration.orders.workorders import WorkOrderReader, work_order_id_for
-
-__all__ = [
-    "ADOPTED_REASON",
-    "PROVIDER_WORK",
-    "RESUMED_REASON",
-    "WORK_ENDED",
-    "handle_reconcile_cancel",
-    "handle_reconcile_open",
-    "pushed_by_us",
-]
-
-# Offergrid statuses in which the provider still has work to do: the item needs an open work order.
-PROVIDER_WORK: Final = frozenset(
-    {OrderItemStatus.ACCEPTED, OrderItemStatus.SCHEDULED, OrderItemStatus.IN_PROGRESS}
+from offergrid_integration.orders.lifecycle import PROVIDER_WORK, WORK_ENDED, parse_status
+from offergrid_integration.orders.ports import (
+    Decision,
+    FailureReason,
+    OrderOutcome,
+    OutcomeKind,
+    RecordConflict,
+    WorkOrderReader,
+    work_order_id_for,
 )
-# Statuses that end the provider's work when Offergrid (not our fulfilment) put the item there.
-WORK_ENDED: Final = frozenset({OrderItemStatus.CANCELLED, OrderItemStatus.REJECTED, OrderItemStatus.FAILED})
+from offergrid_integration.orders.steps import fetch_item, new_work_order, record_for
+
+if TYPE_CHECKING:
+    from offergrid_integration.orders.ports import OrderItemsApi, OrderRecord, Ports
+
 ADOPTED_REASON: Final = "accepted at Offergrid outside this integration; adopted by reconciliation"
 RESUMED_REASON: Final = "serviceable; our acceptance's work order opened by reconciliation"
-
-
-def pushed_by_us(record: OrderRecord | None, status: OrderItemStatus) -> bool:
-    """Whether our fulfilment pushed `status` to Offergrid for this item (then its work order ended
-    with fulfilment's knowledge: not a drift)."""
-    return record is not None and any(
-        entry.action == "status_pushed" and entry.status == status.value for entry in record.history
-    )
 
 
 def _repair_target(
@@ -61,7 +44,7 @@ def _repair_target(
         return fetched
     now = ports.now()
     record = record_for(ports, fetched, now)
-    if decision_in_flight(record, now):
+    if record.decision_in_flight(now):
         raise RecordConflict(f"order record {fetched.id!r} has a decision in flight; repair after it")
     return fetched, record, now
 
@@ -69,14 +52,10 @@ def _repair_target(
 def handle_reconcile_open(
     event: OffergridEvent, *, ports: Ports, client: OrderItemsApi, dedup_key: str | None = None
 ) -> OrderOutcome:
-    """Open the missing work order of an item Offergrid shows accepted/scheduled/in_progress.
-
-    Re-checked here, on fresh state, because the reconciler's view is minutes old: the item must
-    still imply provider work, no decision on it may be in flight (`RecordConflict`: retried after
-    it), and our record must not say cancelled or rejected (that drift is reported, never repaired).
-    An item accepted by hand (record `decided_elsewhere`, or none) is *adopted*: its record becomes
-    `accepted`, so fulfilment statuses may be pushed for it (docs/decisions.md#11). Never PATCHes.
-    """
+    """Open the missing work order of an item Offergrid shows in provider work, if that still holds,
+    no decision is in flight, and our record does not say cancelled or rejected (that drift is
+    reported, never repaired). An item accepted by hand is *adopted*: its record becomes `accepted`,
+    so fulfilment statuses may be pushed for it (docs/decisions.md#11)."""
     target = _repair_target(event, ports, client, dedup_key)
     if isinstance(target, OrderOutcome):
         return target
@@ -123,7 +102,7 @@ def handle_reconcile_cancel(
         return target
     item, record, now = target
     status = parse_status(item.status)
-    if status not in WORK_ENDED or (status is not OrderItemStatus.CANCELLED and pushed_by_us(record, status)):
+    if status not in WORK_ENDED or (status is not OrderItemStatus.CANCELLED and record.pushed(status)):
         return _no_repair(ports, record, f"item is {item.status} now: work order kept", dedup_key)
     reason = event.reason or f"{item.status} at Offergrid"
     cancelled = ports.work_orders.cancel(work_order_id_for(item.id), item_id=item.id, reason=reason, at=now)

@@ -1,41 +1,7 @@
-"""Can we serve this order item's address? The port and the coverage-rules document.
-
-Coverage rules (the default checker) are one JSON document, kept in an SSM parameter (the template
-creates it with a working default) or, for larger sets, an S3 object:
-
-    {
-      "version": 1,
-      "defaultCountry": "US",
-      "allow": [
-        {"countries": ["US"], "states": ["CA", "NV"]},
-        {"zipPrefixes": ["100", "112"]},
-        {"zipCodes": ["30301", "30302"]}
-      ],
-      "deny": [
-        {"zipCodes": ["94999"]},
-        {"countries": ["US"], "states": ["NV"], "zipPrefixes": ["893"]}
-      ]
-    }
-
-- A rule has any of `countries`, `states`, `zipCodes`, `zipPrefixes` (at least one, non-empty). It
-  matches an address when the address matches **every** list the rule has (country in
-  `countries`, state in `states`, ZIP in `zipCodes` or starting with one of `zipPrefixes`; when a
-  rule has both ZIP lists, either may match).
-- An address is serviceable when it matches at least one `allow` rule and no `deny` rule (deny
-  wins). `allow` must hold at least one rule: an empty allow list would reject every order.
-- Comparison ignores case and spaces (`sw1a 1aa` = `SW1A1AA`); a US ZIP+4 (`94105-1234`) also
-  matches its 5-digit ZIP. Countries are ISO codes; `USA` / `United States` are read as `US`.
-  `defaultCountry` is the country of an address that has none.
-
-A rule set that is missing, unreadable or invalid raises `ServiceabilityUnavailable`: a
-configuration error that is **transient** (the message is retried and alarms fire), never a reason
-to reject orders. Rules are read through Powertools parameters (`SSMProvider`, or an S3 provider)
-and cached for `SERVICEABILITY_CACHE_SECONDS`; once rules were read, a failed refresh keeps using
-the last good ones (logged, and counted as `ServiceabilityRulesStale`).
-
-Adapters (`orders/adapters/`): `rules_sources` (`SsmRulesSource`, the default; `S3RulesSource`,
-`s3://bucket/key`) and `serviceability_hook` (`HttpsHookChecker`, a provider's own serviceability
-API: POST the address, answer `{"serviceable": bool, "reason"}`).
+"""Can we serve this order item's address? The port, and the coverage rules (the document's format:
+docs/configuration.md, "Coverage rules"). Rules that cannot be read are `ServiceabilityUnavailable`,
+transient: a configuration mistake retries orders, never rejects them. The sources are in
+`orders/adapters/serviceability.py`.
 """
 
 from __future__ import annotations
@@ -54,19 +20,6 @@ from offergrid_integration.metrics_names import SERVICEABILITY_RULES_STALE
 from offergrid_integration.observability import logger, metrics
 from offergrid_integration.offergrid.models import OrderItem, ServiceAddress
 
-__all__ = [
-    "DEFAULT_COVERAGE_RULES",
-    "CoverageRule",
-    "CoverageRules",
-    "CoverageRulesChecker",
-    "RulesSource",
-    "ServiceabilityChecker",
-    "ServiceabilityCode",
-    "ServiceabilityDecision",
-    "ServiceabilityUnavailable",
-    "parse_coverage_rules",
-]
-
 DEFAULT_RULES_MAX_AGE: Final = 300.0
 # What a fresh deploy uses (the template's default parameter value): every US address.
 DEFAULT_COVERAGE_RULES: Final = '{"version":1,"defaultCountry":"US","allow":[{"countries":["US"]}],"deny":[]}'
@@ -81,12 +34,8 @@ _COUNTRY_ALIASES: Final = {
 
 
 class ServiceabilityUnavailable(TransientError):
-    """Serviceability cannot be decided now (rules missing/unreadable/invalid, hook down).
-
-    Transient on purpose: the order message is retried (and ends in the DLQ, which alarms) rather
-    than every order being rejected because of a configuration mistake. Not a `ConfigurationError`:
-    a hook that is down or rules being replaced are not a wrong environment.
-    """
+    """Serviceability cannot be decided now (rules missing/unreadable/invalid, hook down). Not a
+    `ConfigurationError`: a hook that is down or rules being replaced are not a wrong environment."""
 
     def __init__(self, message: str, *, problems: Mapping[str, str] | None = None) -> None:
         super().__init__(message)
@@ -114,9 +63,6 @@ class ServiceabilityChecker(Protocol):
         ...
 
 
-# ---------------------------------------------------------------------------------------------------
-# The rules document
-# ---------------------------------------------------------------------------------------------------
 def _compact(value: str) -> str:
     return "".join(value.split()).upper()
 
@@ -239,15 +185,11 @@ def parse_coverage_rules(document: str | bytes) -> CoverageRules:
         ) from None
 
 
-# ---------------------------------------------------------------------------------------------------
-# Where the rules come from
-# ---------------------------------------------------------------------------------------------------
 class RulesSource(Protocol):
     description: str
 
     def load(self, *, max_age: int) -> str | bytes:
-        """The raw document, read at most every `max_age` seconds (Powertools parameters cache it);
-        `ServiceabilityUnavailable` when it cannot be read."""
+        """The raw document, read at most every `max_age` seconds; `ServiceabilityUnavailable` if not."""
         ...
 
     def keep(self, document: str | bytes, *, max_age: int) -> None:
@@ -256,10 +198,8 @@ class RulesSource(Protocol):
 
 
 class CoverageRulesChecker:
-    """Decides from a coverage-rules document that its source re-reads at most every `max_age`
-    seconds (Powertools parameters' cache). A refresh that fails (unreadable, or an invalid new
-    document) keeps the last good rules for another `max_age`, logged and counted
-    (`ServiceabilityRulesStale`); only when no rules were ever read is it `ServiceabilityUnavailable`."""
+    """Decides from the rules its source re-reads at most every `max_age` seconds. A failed refresh
+    keeps the last good rules for another `max_age`, logged and counted (`ServiceabilityRulesStale`)."""
 
     def __init__(self, source: RulesSource, *, max_age_seconds: float = DEFAULT_RULES_MAX_AGE) -> None:
         self._source = source

@@ -1,25 +1,31 @@
 """The steps the order use cases share: read the item, keep our record of it, PATCH its status,
-record a permanent failure, and the work order an accepted item gets.
+record a permanent failure, the work order an accepted item gets, and one batch's reads.
 
 **What a decision reads** (docs/decisions.md#16), defined once here: the coverage rules and the work
 order read an item's `orderId`, `offerId`, `offerName`, `notes`, its customer (`fullName`, `email`,
 `phone`) and its service address (`street`, `city`, `state`, `zipCode`, `country`), and nothing
-else (`for_decision`, `new_work_order`). A *full read* holds each of them with content (a non-blank
-string; `notes` present, null meaning none) and no unreadable field (`missing_for_decision`). A use
-case that decides or writes a work order reads the item with `fetch_item(full=True)`: a GET, or a
-listed element only if it is a full read (`ports.ListedItemReads`). A GET is the item as Offergrid
-holds it, and is decided on as it is, whatever it lacks (no address: rejected, `address_missing`; no
-customer: accepted, its work order without one): a listed element stands in for it only when the
-decision and work order from both are bound to be the same.
+else (`for_decision`, `new_work_order`). A *full read* holds each with content (a non-blank string;
+`notes` present, null meaning none) and no unreadable field (`missing_for_decision`). A use case
+that decides or writes a work order reads with `fetch_item(full=True)`: a GET, or a listed element
+only if it is a full read. A GET is decided on as it is, whatever it lacks; a listed element stands
+in for it only when the decision and work order from both are bound to be the same.
 
-Errors: transient ones (`TransientError`: connection, 408/429/5xx, rate budget, a record conflict)
-propagate so the message is retried, and so do 401/403 (a wrong key or role: configuration).
-Permanent ones (404, other 4xx) are recorded on the order record and returned as an `OrderOutcome`
-with a `failure`, so the message is not retried.
+**Batched reads** (issue 16; the rule: docs/order-state-machine.md): `BatchItemReads` is the
+`OrderItemsApi` the use cases get while one SQS batch runs. `prefetch` lists the pending items
+(only for at least `MIN_WANTED` items; a further page only while pages read <= wanted items found,
+so a listing costs at most one request beyond the GETs it replaces; a failure stops it). A listed
+item answers its first read in the batch (as fresh as a GET made at the listing; a later read, the
+409/422 re-read, is a GET); a full read only if it is one; a PATCH drops it. Nothing outlives the batch.
+
+Errors: transient ones (connection, 408/429/5xx, rate budget, a record conflict) and 401/403 (a
+wrong key or role) propagate, so the message is retried; permanent ones (404, other 4xx) are
+recorded on the order record and returned as an `OrderOutcome` with a `failure`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -47,31 +53,14 @@ from offergrid_integration.orders.ports import (
     ListedItemReads,
     OrderItemsApi,
     OrderOutcome,
+    OrderRecord,
     OutcomeKind,
     Ports,
+    WorkOrder,
 )
-from offergrid_integration.orders.records import OrderRecord
-from offergrid_integration.orders.workorders import WorkOrder
-
-__all__ = [
-    "ADDRESS_FIELDS",
-    "CUSTOMER_FIELDS",
-    "MAX_NOTES",
-    "already_in_status",
-    "decision_in_flight",
-    "fetch_item",
-    "for_decision",
-    "is_full_read",
-    "missing_for_decision",
-    "new_record",
-    "new_work_order",
-    "patch_status",
-    "permanent_reason",
-    "record_for",
-    "record_permanent_failure",
-]
 
 MAX_NOTES: Final = 1_000
+MIN_WANTED: Final = 2  # for one item a listing page cannot save anything over its GET
 # The customer and service-address fields a decision and its work order read (wire names).
 CUSTOMER_FIELDS: Final = ("fullName", "email", "phone")
 ADDRESS_FIELDS: Final = ("street", "city", "state", "zipCode", "country")
@@ -262,14 +251,6 @@ def already_in_status(client: OrderItemsApi, item_id: str, target: OrderItemStat
     return item if parse_status(item.status) is target else None
 
 
-def decision_in_flight(record: OrderRecord, now: datetime) -> bool:
-    """An accept/reject was started (intent saved) by an invocation that may still be running: its
-    PATCH may not have landed yet, or it has and the work order is not open yet."""
-    if record.intended_decision is None or record.decision is not None or record.decision_deadline is None:
-        return False
-    return now < record.decision_deadline
-
-
 def new_work_order(
     ports: Ports, item: OrderItem, work_order_id: str, now: datetime, *, contact_by: datetime | None = None
 ) -> WorkOrder:
@@ -287,3 +268,85 @@ def new_work_order(
         contact_by=contact_by or now + timedelta(hours=ports.contact_within_hours),
         created_at=now,
     )
+
+
+@dataclass(frozen=True)
+class Prefetch:
+    """What one batch's listing did: items wanted, found (as full reads), pages read, why it
+    stopped, and wanted items listed only as summaries (each read with a GET for its decision)."""
+
+    wanted: int
+    found: int
+    pages: int
+    stopped: str
+    summaries: int = 0
+
+
+class BatchItemReads:
+    """An `OrderItemsApi` over `client` for one batch: a listed item stands in for its first GET."""
+
+    def __init__(self, client: OrderItemsApi) -> None:
+        self._client = client
+        self._listed: dict[str, OrderItem] = {}
+
+    def prefetch(self, item_ids: Iterable[str]) -> Prefetch:
+        """Read the wanted items from the pending listing, as the module's rule says."""
+        wanted = set(item_ids)
+        if len(wanted) < MIN_WANTED:
+            return Prefetch(len(wanted), 0, 0, "too few items")
+        listed: dict[str, OrderItem] = {}
+        found = pages = 0
+        stopped = "listing ended"
+        try:
+            for page in self._client.list_order_pages(OrderItemStatus.PENDING, max_retries=0):
+                pages += 1
+                listed.update((item.id, item) for item in page if item.id in wanted)
+                found = sum(1 for item in listed.values() if is_full_read(item))
+                if found == len(wanted):
+                    stopped = "all found"
+                    break
+                if pages > found:
+                    stopped = "pages no longer paid for"
+                    break
+        except Exception as exc:  # an optimisation: whatever stops it, each item is read with a GET
+            logger.warning(
+                "batched read of order items failed: each item is read on its own",
+                extra={"error": type(exc).__name__, "wanted": len(wanted), "pages": pages},
+            )
+            stopped = f"failed: {type(exc).__name__}"
+        self._listed = listed
+        prefetch = Prefetch(len(wanted), found, pages, stopped, summaries=len(listed) - found)
+        logger.info(
+            "order items read in a batch",
+            extra={
+                "wanted": prefetch.wanted,
+                "found": prefetch.found,
+                "summaries": prefetch.summaries,
+                "pages": pages,
+                "stopped": stopped,
+            },
+        )
+        return prefetch
+
+    def get_order_item(self, item_id: str) -> OrderItem:
+        """The item's state: its listed element (whatever else it holds) on the first read, else a GET."""
+        listed = self._listed.pop(item_id, None)
+        return listed if listed is not None else self._client.get_order_item(item_id)
+
+    def get_full_order_item(self, item_id: str) -> OrderItem:
+        """A read a decision may be made from (`ports.ListedItemReads`): the listed element if it
+        is a full read, else a GET."""
+        listed = self._listed.pop(item_id, None)
+        return listed if listed is not None and is_full_read(listed) else self._client.get_order_item(item_id)
+
+    def update_order_item_status(self, item_id: str, update: StatusUpdate) -> OrderItem | None:
+        self._listed.pop(item_id, None)
+        return self._client.update_order_item_status(item_id, update)
+
+    def list_orders(self, status: OrderItemStatus | None = None) -> Iterator[OrderItem]:
+        return self._client.list_orders(status)
+
+    def list_order_pages(
+        self, status: OrderItemStatus | None = None, *, max_retries: int | None = None
+    ) -> Iterator[list[OrderItem]]:
+        return self._client.list_order_pages(status, max_retries=max_retries)

@@ -1,15 +1,9 @@
 """The missed-order sweep (docs/decisions.md#7): decide orders even when webhooks never arrive.
 
-List `pending` and `submitted_to_provider` order items and queue every one we have not decided yet
-as the `order.created` message its webhook would have produced, with the same dedup key
-(`order.created:<itemId>`, built by `contract.queued_message_for_order_item`). An item a
-webhook also announced is therefore decided once: the processor's idempotency is keyed on that key.
-
-"Decided" is asked of a `DecisionLookup`; `OrderRecordDecisions` answers from the order processor's
-records (`orders.records.OrderStore`: a record with a `decision`). Without one, every listed item is
-queued (still safe, only more messages). Items younger than `min_age_seconds` are left to their
-webhook, which is most likely on its way. A failure to list stops the sweep (reported); a failure to
-queue one item is reported and the sweep goes on.
+Every listed `pending` / `submitted_to_provider` item not decided yet (`DecisionLookup`; without
+one, every item) is queued as the `order.created` message its webhook would have made, with the
+same dedup key, so it is decided once. Items younger than `min_age_seconds` are left to their
+webhook. A failure to list stops the sweep; a failure to queue one item is reported, the rest go on.
 """
 
 from __future__ import annotations
@@ -33,16 +27,8 @@ from offergrid_integration.offergrid.models import OrderItem, OrderItemStatus
 from offergrid_integration.queueing import QueuePort, QueueSendError, send_queued_message
 
 if TYPE_CHECKING:
-    from offergrid_integration.orders.records import OrderStore
+    from offergrid_integration.orders.ports import OrderStore
 
-__all__ = [
-    "SWEEP_STATUSES",
-    "DecisionLookup",
-    "OrderLister",
-    "OrderRecordDecisions",
-    "SweepReport",
-    "sweep_missed_orders",
-]
 
 SWEEP_STATUSES: Final = (OrderItemStatus.PENDING, OrderItemStatus.SUBMITTED_TO_PROVIDER)
 

@@ -1,10 +1,6 @@
-"""`QueuePort` on Amazon SQS (standard queue), with boto3, and its claim checks in S3.
-
-A message SQS cannot hold (body plus attributes over `SQS_MAX_MESSAGE_BYTES`) is kept in the
-claim-check bucket and queued as a `wire.ClaimCheck` pointing at it, with the message's own
-attributes (docs/decisions.md#17); without a bucket it is `MessageTooLarge`. The order processor
-reads it back with the same `S3ClaimChecks` (`orders.pipeline`).
-"""
+"""`QueuePort` on Amazon SQS (standard queue), and its claim checks in S3: a message SQS cannot hold
+is kept in the claim-check bucket and its `ClaimCheck` queued instead (docs/decisions.md#17);
+without a bucket it is `MessageTooLarge`. The processor reads it back with `S3ClaimChecks`."""
 
 from __future__ import annotations
 
@@ -32,7 +28,6 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs.client import SQSClient
     from mypy_boto3_sqs.type_defs import MessageAttributeValueTypeDef
 
-__all__ = ["CLAIM_CHECK_PREFIX", "S3ClaimChecks", "SqsQueue"]
 
 # Offergrid waits for our answer: fail fast enough for a 5xx to reach it (and a retry to follow)
 # well within API Gateway's 29 s, while botocore's standard mode still retries throttling twice.
@@ -47,14 +42,9 @@ _MISSING_CODES = frozenset({"NoSuchKey", "NoSuchBucket", "404"})
 
 
 class SqsQueue:
-    """The orders queue. Without `client`, its own SQS client with the fail-fast timeouts above, from
-    the container's session (`aws.clients()`; boto3 reads `AWS_ENDPOINT_URL` itself, so the local
-    stack and the tests reach moto): made now (the webhook, at init, for its first request), or with
-    `client_on_first_send=True` on the first `send`, once (the offer sync, whose dry runs and quiet
-    sweeps send nothing).
-
-    `claim_checks` keeps a message too large for the queue (`max_message_bytes`) and queues its claim
-    check instead; without it such a message is `MessageTooLarge`."""
+    """The orders queue. Without `client`, its own fail-fast client from the container's session: made
+    now (the webhook, at init), or with `client_on_first_send=True` on the first `send` (the offer
+    sync, whose dry runs and quiet sweeps send nothing)."""
 
     def __init__(
         self,
@@ -74,7 +64,7 @@ class SqsQueue:
 
     @property
     def client(self) -> SQSClient:
-        """The SQS client (made here the first time when it was left to the first send)."""
+        """Made here the first time when it was left to the first send."""
         return self._client.get()
 
     def send(self, message_body: str, attributes: dict[str, str]) -> str | None:
@@ -100,12 +90,8 @@ class SqsQueue:
 
 
 class S3ClaimChecks:
-    """Queue bodies too large for SQS, kept as objects of one bucket (the claim-check pattern).
-
-    The S3 client is made on the first `put` or `get` (by `client_factory`, default the container's
-    session with the fail-fast timeouts above): a webhook whose messages all fit the queue never
-    makes one. `bucket` is where `put` writes; `get` reads where the claim check points (the
-    function's role decides what it may read)."""
+    """Queue bodies too large for SQS, one object each. The S3 client is made on first use, so a webhook
+    whose messages all fit never makes one; `get` reads where the check points (the role decides)."""
 
     def __init__(
         self, bucket: str | None = None, *, client_factory: Callable[[], S3Client] | None = None

@@ -1,22 +1,26 @@
-"""The coverage rules' sources: an SSM parameter (the default) or an S3 object, read through
-Powertools parameters (its cache and `max_age`), and the choice of checker from the settings."""
+"""Where the serviceability decision comes from: the coverage rules in an SSM parameter (the
+default) or an S3 object, read through Powertools parameters (its cache and `max_age`), or the
+provider's own HTTPS API (`HttpsHookChecker`); `build_serviceability_checker` picks one."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final
 
+import httpx
 from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.parameters.base import BaseProvider
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 
 from offergrid_integration import aws
 from offergrid_integration.config import ConfigurationError
-from offergrid_integration.orders.adapters.serviceability_hook import HttpsHookChecker
+from offergrid_integration.offergrid.models import OrderItem
 from offergrid_integration.orders.serviceability import (
     DEFAULT_RULES_MAX_AGE,
     CoverageRulesChecker,
     RulesSource,
     ServiceabilityChecker,
+    ServiceabilityCode,
+    ServiceabilityDecision,
     ServiceabilityUnavailable,
 )
 from offergrid_integration.s3 import S3ReadError, parse_s3_uri, read_s3_object
@@ -25,15 +29,9 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_ssm import SSMClient
 
-__all__ = [
-    "MAX_RULES_BYTES",
-    "S3DocumentProvider",
-    "S3RulesSource",
-    "SsmRulesSource",
-    "build_serviceability_checker",
-]
 
 MAX_RULES_BYTES: Final = 5 * 1024 * 1024
+DEFAULT_HOOK_TIMEOUT: Final = 5.0
 
 
 class _ProviderRulesSource:
@@ -98,8 +96,7 @@ class S3DocumentProvider(BaseProvider):
         return read_s3_object(name, self._client, max_bytes=max_bytes)
 
     def _get_multiple(self, path: str, **sdk_options: Any) -> dict[str, str]:
-        """Powertools' `BaseProvider` requires it (for `get_multiple`); the rules are one document,
-        read with `get`, so nothing calls it, and a caller that did would be told so."""
+        """Required by Powertools' `BaseProvider`; the rules are one document, read with `get`."""
         raise NotImplementedError("S3 documents are read one at a time")
 
 
@@ -114,6 +111,50 @@ class S3RulesSource(_ProviderRulesSource):
         super().__init__(provider, description, description)
 
 
+class HttpsHookChecker:
+    """The provider's own serviceability API (docs/configuration.md, "Coverage rules"): any answer
+    but the documented one is `ServiceabilityUnavailable`, so the order is retried, never rejected."""
+
+    def __init__(
+        self, url: str, *, timeout: float = DEFAULT_HOOK_TIMEOUT, transport: httpx.BaseTransport | None = None
+    ) -> None:
+        self.url = url
+        self._http = httpx.Client(transport=transport, timeout=timeout, follow_redirects=False)
+
+    def check(self, item: OrderItem) -> ServiceabilityDecision:
+        address = item.service_address.to_wire() if item.service_address else None
+        payload = {
+            "itemId": item.id,
+            "orderId": item.order_id,
+            "offerId": item.offer_id,
+            "serviceAddress": address,
+        }
+        try:
+            response = self._http.post(self.url, json=payload)
+        except httpx.HTTPError as exc:
+            raise ServiceabilityUnavailable(
+                f"serviceability hook unreachable: {type(exc).__name__}"
+            ) from None
+        if response.status_code != 200:
+            raise ServiceabilityUnavailable(f"serviceability hook answered {response.status_code}")
+        try:
+            body = response.json()
+        except ValueError:
+            raise ServiceabilityUnavailable(
+                "serviceability hook answered something other than JSON"
+            ) from None
+        if not isinstance(body, dict) or not isinstance(body.get("serviceable"), bool):
+            raise ServiceabilityUnavailable("serviceability hook answer has no boolean 'serviceable'")
+        reason = body.get("reason")
+        serviceable: bool = body["serviceable"]
+        if not isinstance(reason, str) or not reason.strip():
+            reason = "Serviceable." if serviceable else "The service address is outside our coverage area."
+        return ServiceabilityDecision(serviceable, ServiceabilityCode.HOOK, reason.strip()[:500])
+
+    def close(self) -> None:
+        self._http.close()
+
+
 def build_serviceability_checker(
     *,
     rules_parameter: str | None,
@@ -123,8 +164,8 @@ def build_serviceability_checker(
     ssm_client: SSMClient | None = None,
     s3_client: S3Client | None = None,
 ) -> ServiceabilityChecker:
-    """The provider's hook if configured, else rules from S3 if configured, else from SSM. The clients
-    are the function's own (default: the container's, `aws.clients()`)."""
+    """The provider's hook if configured, else rules from S3 if configured, else from SSM (clients:
+    the container's by default)."""
     if hook_url:
         return HttpsHookChecker(hook_url)
     source: RulesSource

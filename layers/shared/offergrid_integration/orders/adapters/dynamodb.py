@@ -1,16 +1,22 @@
-"""The work orders in DynamoDB, announced on the provider's EventBridge bus (`workorders.WorkOrderSink`
-and `WorkOrderReader`; the races and what is announced: `orders.workorders`)."""
+"""The order records and the work orders in DynamoDB (`ports.OrderStore`, `ports.WorkOrderSink`,
+the reconciliation's `WorkOrderIndex`), work orders announced on the provider's EventBridge bus; the
+races and what is announced: `orders.ports`. Each table is made on first use (`aws.TableAdapter`)
+unless given. Text from Offergrid is written valid and bounded (docs/decisions.md#17)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from offergrid_integration import aws
-from offergrid_integration.orders.workorders import (
+from offergrid_integration.orders.ports import (
     ACCEPTED_DETAIL_TYPE,
     CANCELLED_DETAIL_TYPE,
     EVENT_SOURCE,
+    ORDER_ID_INDEX,
+    OrderRecord,
+    RecordConflict,
     WorkOrder,
     WorkOrderPublishError,
     WorkOrderWriteConflict,
@@ -21,12 +27,64 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
     from mypy_boto3_events import EventBridgeClient
 
-__all__ = ["DynamoDBEventBridgeWorkOrders"]
 
 _WRITE_ATTEMPTS: Final = 3
 
 
-class DynamoDBEventBridgeWorkOrders:
+class DynamoDBOrderStore(aws.TableAdapter):
+    """Order records in DynamoDB: partition key `itemId` (S), GSI `byOrderId` (`orderId` S, ALL).
+    The table is made on first use (`aws.TableAdapter`)."""
+
+    def get(self, item_id: str) -> OrderRecord | None:
+        response = self.table.get_item(Key={"itemId": item_id}, ConsistentRead=True)
+        item = response.get("Item")
+        return None if item is None else OrderRecord.model_validate(item)
+
+    def find_by_order(self, order_id: str) -> list[OrderRecord]:
+        from boto3.dynamodb.conditions import Key
+
+        query = {"IndexName": ORDER_ID_INDEX, "KeyConditionExpression": Key("orderId").eq(order_id)}
+        return [OrderRecord.model_validate(item) for item in _every_page(self.table.query, query)]
+
+    def save(self, record: OrderRecord) -> OrderRecord:
+        from botocore.exceptions import ClientError
+
+        saved = record.model_copy(update={"version": record.version + 1}, deep=True)
+        condition: dict[str, Any]
+        if record.version == 0:
+            condition = {"ConditionExpression": "attribute_not_exists(itemId)"}
+        else:
+            condition = {
+                "ConditionExpression": "version = :expected",
+                "ExpressionAttributeValues": {":expected": record.version},
+            }
+        try:
+            # Text from Offergrid (a reason, a note) is written valid and bounded (docs/decisions.md#17).
+            item = valid_texts(saved.to_item(), max_length=MAX_STORED_TEXT)
+            self.table.put_item(Item=item, **condition)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                raise RecordConflict(f"order record {record.item_id!r} changed concurrently") from None
+            raise
+        return saved
+
+
+class DynamoDBWorkOrderIndex(aws.TableAdapter):
+    """The work orders by id, and every open one (a scan: the reconciliation's `WorkOrderIndex`)."""
+
+    def open_work_orders(self) -> Iterator[WorkOrder]:
+        from boto3.dynamodb.conditions import Attr
+
+        scan = {"FilterExpression": Attr("status").eq("open"), "ConsistentRead": True}
+        for item in _every_page(self.table.scan, scan):
+            yield WorkOrder.model_validate(item)
+
+    def get(self, work_order_id: str) -> WorkOrder | None:
+        item = self.table.get_item(Key={"workOrderId": work_order_id}, ConsistentRead=True).get("Item")
+        return None if item is None else WorkOrder.model_validate(item)
+
+
+class DynamoDBEventBridgeWorkOrders(DynamoDBWorkOrderIndex):
     def __init__(
         self,
         table_name: str,
@@ -35,15 +93,10 @@ class DynamoDBEventBridgeWorkOrders:
         table: Table | None = None,
         events: EventBridgeClient | None = None,
     ) -> None:
-        """`table`, `events`: what to use (default: the container's, `aws.clients()`)."""
-        self.table_name = table_name
+        """`events`: the EventBridge client (default: the container's, `aws.clients()`)."""
+        super().__init__(table_name, table=table)
         self.event_bus_name = event_bus_name
-        self.table: Table = table if table is not None else aws.clients().tables.Table(table_name)
         self.events: EventBridgeClient = events if events is not None else aws.clients().events
-
-    def get(self, work_order_id: str) -> WorkOrder | None:
-        item = self.table.get_item(Key={"workOrderId": work_order_id}, ConsistentRead=True).get("Item")
-        return None if item is None else WorkOrder.model_validate(item)
 
     def open(self, work_order: WorkOrder) -> WorkOrder:
         for _ in range(_WRITE_ATTEMPTS):
@@ -126,3 +179,13 @@ class DynamoDBEventBridgeWorkOrders:
                 entry.get("ErrorCode", "?") for entry in response.get("Entries", []) if "ErrorCode" in entry
             }
             raise WorkOrderPublishError(f"EventBridge rejected {detail_type}: {', '.join(sorted(codes))}")
+
+
+def _every_page(read: Callable[..., Any], kwargs: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every item of a DynamoDB query or scan, page after page."""
+    while True:
+        response = read(**kwargs)
+        yield from response.get("Items", [])
+        if "LastEvaluatedKey" not in response:
+            return
+        kwargs = {**kwargs, "ExclusiveStartKey": response["LastEvaluatedKey"]}
