@@ -8,9 +8,7 @@ never carries it.
 
 from __future__ import annotations
 
-import io
 import json
-import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -19,7 +17,6 @@ import pytest
 
 from devtools.offergrid_fake import OffergridFake
 from offergrid_integration.clock import SYSTEM_CLOCK
-from offergrid_integration.observability import logger
 from offergrid_integration.offergrid.client import OffergridClient
 from offergrid_integration.orders.adapters.sqs_queue import SqsQueue
 from offergrid_integration.orders.adapters.work_order_index import DynamoDBWorkOrderIndex
@@ -37,15 +34,8 @@ invoke = base.invoke
 
 
 @pytest.fixture
-def lines() -> Iterator[Callable[[], list[dict[str, Any]]]]:
-    buffer = io.StringIO()
-    handler = logger.registered_handler
-    assert isinstance(handler, logging.StreamHandler)
-    previous = handler.setStream(buffer)
-    try:
-        yield lambda: [json.loads(line) for line in buffer.getvalue().splitlines() if line.startswith("{")]
-    finally:
-        handler.setStream(previous)
+def lines(log_output: Callable[[], str]) -> Callable[[], list[dict[str, Any]]]:
+    return lambda: [json.loads(line) for line in log_output().splitlines() if line.startswith("{")]
 
 
 @pytest.fixture
