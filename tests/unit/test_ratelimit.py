@@ -51,6 +51,7 @@ from offergrid_integration.ratelimit.reference import (
     date_header_seconds,
     reference_time_for,
 )
+from tests.fixtures.aws import create_table
 from tests.fixtures.budgets import LaneView, snapshot
 
 T0 = 1_800_000_000.0
@@ -90,13 +91,7 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def dynamodb(aws: None) -> Any:
-    client = boto3.client("dynamodb")
-    client.create_table(
-        TableName=TABLE,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    client = create_table(TABLE, "pk")
     client.update_time_to_live(
         TableName=TABLE, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
     )
