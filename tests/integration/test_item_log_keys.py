@@ -9,7 +9,7 @@ never carries it.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import boto3
@@ -22,7 +22,7 @@ from offergrid_integration.orders.adapters.sqs_queue import SqsQueue
 from offergrid_integration.orders.adapters.work_order_index import DynamoDBWorkOrderIndex
 from offergrid_integration.orders.reconcile import reconcile
 from offergrid_integration.orders.sweep import OrderRecordDecisions, sweep_missed_orders
-from tests.fixtures.offergrid_fake import TEST_API_KEY
+from tests.fixtures.offergrid_fake import OffergridClientFactory
 from tests.integration import test_order_processor as base
 from tests.integration.test_order_processor import ORDER, Invoke, Stack, sqs_event, status_event, webhook_body
 
@@ -39,11 +39,8 @@ def lines(log_output: Callable[[], str]) -> Callable[[], list[dict[str, Any]]]:
 
 
 @pytest.fixture
-def client(fake: OffergridFake) -> Iterator[OffergridClient]:
-    with OffergridClient(
-        base_url=fake.base_url, api_key=lambda *, force_refresh=False: TEST_API_KEY, max_retries=0
-    ) as client:
-        yield client
+def client(fake: OffergridFake, offergrid_client_factory: OffergridClientFactory) -> OffergridClient:
+    return offergrid_client_factory(fake, max_retries=0)
 
 
 @pytest.fixture

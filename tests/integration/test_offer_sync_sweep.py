@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,7 +17,7 @@ from offergrid_integration.orders.adapters.sqs_queue import SqsQueue
 from offergrid_integration.orders.records import Decision, OrderRecord
 from offergrid_integration.orders.sweep import OrderRecordDecisions, sweep_missed_orders
 from offergrid_integration.ratelimit import InProcessRateBudget, RateWindow
-from tests.fixtures.offergrid_fake import TEST_API_KEY, OffergridFakeFactory
+from tests.fixtures.offergrid_fake import TEST_API_KEY, OffergridClientFactory, OffergridFakeFactory
 
 ORDERS_TABLE = "orders"
 
@@ -29,11 +28,8 @@ def fake(offergrid_fake_factory: OffergridFakeFactory) -> OffergridFake:
 
 
 @pytest.fixture
-def client(fake: OffergridFake) -> Iterator[OffergridClient]:
-    with OffergridClient(
-        base_url=fake.base_url, api_key=lambda *, force_refresh=False: TEST_API_KEY, max_retries=0
-    ) as client:
-        yield client
+def client(fake: OffergridFake, offergrid_client_factory: OffergridClientFactory) -> OffergridClient:
+    return offergrid_client_factory(fake, max_retries=0)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ by the order processor handling the queued repair message, exactly once.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -41,7 +41,7 @@ from offergrid_integration.orders.workorders import (
     work_order_id_for,
 )
 from tests.fixtures.aws import FakeLambdaContext
-from tests.fixtures.offergrid_fake import TEST_API_KEY
+from tests.fixtures.offergrid_fake import TEST_API_KEY, OffergridClientFactory
 from tests.fixtures.processor import use_ports
 from tests.integration import test_order_processor as base
 from tests.integration.test_order_integrity import LaterClock
@@ -71,11 +71,8 @@ def orders_queue(aws: None) -> str:
 
 
 @pytest.fixture
-def client(fake: OffergridFake) -> Iterator[OffergridClient]:
-    with OffergridClient(
-        base_url=fake.base_url, api_key=lambda *, force_refresh=False: TEST_API_KEY, max_retries=0
-    ) as client:
-        yield client
+def client(fake: OffergridFake, offergrid_client_factory: OffergridClientFactory) -> OffergridClient:
+    return offergrid_client_factory(fake, max_retries=0)
 
 
 Reconcile = Callable[..., ReconcileReport]

@@ -101,6 +101,7 @@ def make_client(
 ) -> Callable[..., OffergridClient]:
     def make(**kwargs: Any) -> OffergridClient:
         kwargs.setdefault("api_key", KeyProvider())
+        kwargs.setdefault("timeout", 5.0)
         return offergrid_client_factory(offergrid_fake, **kwargs)
 
     return make

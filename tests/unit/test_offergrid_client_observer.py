@@ -88,7 +88,7 @@ class WaitingBudget:
 def make_client(
     offergrid_fake: OffergridFake, offergrid_client_factory: OffergridClientFactory
 ) -> Callable[..., OffergridClient]:
-    return functools.partial(offergrid_client_factory, offergrid_fake)
+    return functools.partial(offergrid_client_factory, offergrid_fake, timeout=5.0)
 
 
 @pytest.fixture

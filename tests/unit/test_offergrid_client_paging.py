@@ -18,7 +18,6 @@ import pytest
 from devtools.offergrid_fake import OffergridFake
 from devtools.offergrid_fake.answers import Answers, resolve_answers
 from devtools.offergrid_fake.pagination import LIST_MISBEHAVIOURS, LIST_STYLES
-from offergrid_integration.offergrid import DEFAULT_TIMEOUT
 from offergrid_integration.offergrid.client import OffergridClient
 from offergrid_integration.offergrid.errors import InternalServerError, UnexpectedResponseError
 from offergrid_integration.offergrid.models import OrderItem, OrderItemStatus
@@ -39,7 +38,6 @@ UNLIMITED = {"per_minute": 1_000_000, "per_hour": 1_000_000}
 def make_client(offergrid_client_factory: OffergridClientFactory) -> Callable[..., OffergridClient]:
     def make(fake: OffergridFake, **kwargs: Any) -> OffergridClient:
         kwargs.setdefault("clock", RecordingClock())
-        kwargs.setdefault("timeout", DEFAULT_TIMEOUT)  # the client's own
         return offergrid_client_factory(fake, **kwargs)
 
     return make

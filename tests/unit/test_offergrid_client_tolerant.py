@@ -9,6 +9,7 @@ item id "." (8).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import logging
 from collections.abc import Callable
@@ -73,7 +74,7 @@ class RecordingObserver:
 
 @pytest.fixture
 def make_client(offergrid_client_factory: OffergridClientFactory) -> OffergridClientFactory:
-    return offergrid_client_factory
+    return functools.partial(offergrid_client_factory, timeout=5.0)
 
 
 @pytest.fixture
