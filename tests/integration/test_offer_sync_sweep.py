@@ -18,6 +18,7 @@ from offergrid_integration.orders.records import Decision, OrderRecord
 from offergrid_integration.orders.sweep import OrderRecordDecisions, sweep_missed_orders
 from offergrid_integration.ratelimit import InProcessRateBudget, RateWindow
 from tests.fixtures.offergrid_fake import TEST_API_KEY, OffergridClientFactory, OffergridFakeFactory
+from tests.fixtures.queues import receive_all
 
 ORDERS_TABLE = "orders"
 
@@ -49,15 +50,7 @@ def order_store(aws: None) -> DynamoDBOrderStore:
 
 
 def received(queue_url: str) -> list[dict[str, Any]]:
-    sqs = boto3.client("sqs")
-    messages: list[dict[str, Any]] = []
-    while batch := sqs.receive_message(
-        QueueUrl=queue_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
-    ).get("Messages", []):
-        messages.extend(dict(message) for message in batch)
-        for message in batch:
-            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
-    return messages
+    return receive_all(boto3.client("sqs"), queue_url)
 
 
 def record_decision(store: DynamoDBOrderStore, item_id: str, decision: Decision) -> None:

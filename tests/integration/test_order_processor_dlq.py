@@ -17,9 +17,9 @@ import boto3
 from devtools.offergrid_fake import OffergridFake
 from functions.order_processor import app
 from offergrid_integration.contract import QueuedMessage, normalise_payload, utc_from_epoch
-from tests.fixtures import event_source
+from tests.fixtures import queues
 from tests.fixtures.aws import FakeLambdaContext
-from tests.fixtures.event_source import queue_with_dlq
+from tests.fixtures.queues import queue_with_dlq
 from tests.integration import test_order_processor as base
 from tests.integration.test_order_processor import Stack, patches
 
@@ -53,7 +53,7 @@ def drain(queue_url: str, queue_arn: str, *, max_rounds: int = 10) -> int:
         response = app.lambda_handler(event, FakeLambdaContext())
         return {failure["itemIdentifier"] for failure in response["batchItemFailures"]}
 
-    return event_source.drain(queue_url, queue_arn, handle, max_rounds=max_rounds)
+    return queues.drain(queue_url, queue_arn, handle, max_rounds=max_rounds)
 
 
 def test_a_poison_message_ends_in_the_dlq_and_nothing_else_is_lost(

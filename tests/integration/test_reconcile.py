@@ -43,6 +43,7 @@ from offergrid_integration.orders.workorders import (
 from tests.fixtures.aws import FakeLambdaContext
 from tests.fixtures.offergrid_fake import TEST_API_KEY, OffergridClientFactory
 from tests.fixtures.processor import use_ports
+from tests.fixtures.queues import receive_all
 from tests.integration import test_order_processor as base
 from tests.integration.test_order_integrity import LaterClock
 from tests.integration.test_order_processor import (
@@ -108,15 +109,7 @@ def run_reconcile(client: OffergridClient, stack: Stack, orders_queue: str) -> R
 
 def queued(queue_url: str) -> list[dict[str, Any]]:
     """The orders-queue messages (taken off the queue) as the processor's SQS records carry them."""
-    sqs = boto3.client("sqs")
-    bodies: list[dict[str, Any]] = []
-    while batch := sqs.receive_message(
-        QueueUrl=queue_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
-    ).get("Messages", []):
-        for message in batch:
-            bodies.append(json.loads(message["Body"]))
-            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
-    return bodies
+    return [json.loads(message["Body"]) for message in receive_all(boto3.client("sqs"), queue_url)]
 
 
 def kinds(report: ReconcileReport) -> list[tuple[str, str]]:

@@ -26,7 +26,7 @@ from offergrid_integration.orders import pipeline
 from offergrid_integration.orders.workorders import work_order_id_for
 from offergrid_integration.webhooks.signature import sign
 from tests.fixtures.aws import FakeLambdaContext
-from tests.fixtures.event_source import drain, queue_with_dlq
+from tests.fixtures.queues import drain, queue_with_dlq
 from tests.integration import test_order_processor as base
 from tests.integration.test_order_processor import Stack, patches, status_event
 
