@@ -158,21 +158,34 @@ class MemorySource:
         return iter_catalog([self._data], CatalogFormat.JSON, sku_field, check)
 
 
-def seeded_fake(offers: list[dict[str, Any]]) -> OffergridFake:
-    fake = OffergridFake(api_keys=(API_KEY,), time_scale=TIME_SCALE)
+def seeded_fake(offers: list[dict[str, Any]], **options: Any) -> OffergridFake:
+    fake = OffergridFake(api_keys=(API_KEY,), time_scale=TIME_SCALE, **options)
     for offer in offers:  # straight into the state: add_offer checks SKU uniqueness in O(n)
         fake.offers[offer["id"]] = json.loads(json.dumps(offer))
     return fake.start()
 
 
-def client_for(fake: OffergridFake, clock: ScaledClock) -> OffergridClient:
+def client_for(fake: OffergridFake, clock: ScaledClock, budget: RateBudget | None = None) -> OffergridClient:
     return OffergridClient(
         base_url=fake.base_url,
         api_key=lambda *, force_refresh=False: API_KEY,
-        rate_budget=InProcessRateBudget(clock=clock),
+        rate_budget=budget if budget is not None else InProcessRateBudget(clock=clock),
         clock=clock,
         # Clock seconds: 600 on a 60x clock is 10 real seconds, enough to serialise 10,000 offers.
         timeout=600.0,
+    )
+
+
+def sync_dependencies(
+    rows: list[dict[str, Any]], client: OffergridClient, clock: ScaledClock
+) -> SyncDependencies:
+    """The sync of `rows` (the catalog file's JSON, in memory) through `client`, with a fresh state."""
+    return SyncDependencies(
+        source=MemorySource(json.dumps(rows).encode()),
+        mapping=default_mapping(),
+        client=client,
+        state=InMemorySyncState(clock),
+        clock=clock,
     )
 
 
@@ -182,13 +195,7 @@ def sync_calls(rows: list[dict[str, Any]], offers: list[dict[str, Any]]) -> None
     fake = seeded_fake(offers)
     try:
         with client_for(fake, clock) as client:
-            deps = SyncDependencies(
-                source=MemorySource(json.dumps(rows).encode()),
-                mapping=default_mapping(),
-                client=client,
-                state=InMemorySyncState(clock),
-                clock=clock,
-            )
+            deps = sync_dependencies(rows, client, clock)
             started = time.perf_counter()
             report = run_offer_sync(deps, SyncOptions())
             elapsed = time.perf_counter() - started
@@ -230,21 +237,10 @@ def paged_no_change(count: int) -> None:
     """The no-change run against a paged listing (Decision 5): still listing calls only, one per page."""
     rows, offers = catalog_and_offers(count, 0.0)
     clock = ScaledClock(TIME_SCALE)
-    fake = OffergridFake(
-        api_keys=(API_KEY,), time_scale=TIME_SCALE, list_style="envelope-cursor", page_size=500
-    )
-    for offer in offers:
-        fake.offers[offer["id"]] = offer
-    fake.start()
+    fake = seeded_fake(offers, list_style="envelope-cursor", page_size=500)
     try:
         with client_for(fake, clock) as client:
-            deps = SyncDependencies(
-                source=MemorySource(json.dumps(rows).encode()),
-                mapping=default_mapping(),
-                client=client,
-                state=InMemorySyncState(clock),
-                clock=clock,
-            )
+            deps = sync_dependencies(rows, client, clock)
             report = run_offer_sync(deps, SyncOptions())
         print(
             f"no-change run, listing paged 500 per page: {len(fake.calls)} calls ({_calls_by_kind(fake)}); "
@@ -432,21 +428,8 @@ def first_import(count: int, scale: float, shared: bool) -> None:
             )
         else:
             budget = InProcessRateBudget(clock=clock, lane=Lane.BACKGROUND)
-        client = OffergridClient(
-            base_url=fake.base_url,
-            api_key=lambda *, force_refresh=False: API_KEY,
-            rate_budget=budget,
-            clock=clock,
-            timeout=600.0,
-        )
-        with client:
-            deps = SyncDependencies(
-                source=MemorySource(json.dumps(rows).encode()),
-                mapping=default_mapping(),
-                client=client,
-                state=InMemorySyncState(clock),
-                clock=clock,
-            )
+        with client_for(fake, clock, budget) as client:
+            deps = sync_dependencies(rows, client, clock)
             started = time.perf_counter()
             report = run_offer_sync(deps, SyncOptions())
             elapsed = time.perf_counter() - started

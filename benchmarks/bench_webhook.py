@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import re
@@ -100,6 +101,16 @@ def heaviest_imports(limit: int = 8) -> list[tuple[str, float]]:
         if match and 3 <= len(match.group(2)) <= 5:  # the handler's direct and second-level imports
             top.append((match.group(3), int(match.group(1)) / 1000))
     return sorted(top, key=lambda item: item[1], reverse=True)[:limit]
+
+
+def timed(call: Callable[[], Any], times: int) -> tuple[list[float], Any]:
+    """Microseconds each of `times` calls took, and what the last one returned."""
+    samples, result = [], None
+    for _ in range(times):
+        started = time.perf_counter_ns()
+        result = call()
+        samples.append((time.perf_counter_ns() - started) / 1000)
+    return samples, result
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -186,26 +197,15 @@ def warm(requests: int) -> dict[str, Any]:
         for label, call in cases.items():
             for _ in range(min(200, requests)):  # warm-up
                 call()
-            samples = []
-            for _ in range(requests):
-                started = time.perf_counter_ns()
-                call()
-                samples.append((time.perf_counter_ns() - started) / 1000)
+            samples, _ = timed(call, requests)
             figures[label] = {"p50": percentile(samples, 0.50), "p99": percentile(samples, 0.99)}
-        samples = []
-        for _ in range(20):
-            started = time.perf_counter_ns()
-            response = app.lambda_handler(large, context)
-            samples.append((time.perf_counter_ns() - started) / 1000)
-        assert response["statusCode"] == 200
-        figures["handler, 255 KiB body"] = {"p50": percentile(samples, 0.5), "p99": max(samples)}
-        samples = []
-        for _ in range(5):
-            started = time.perf_counter_ns()
-            response = app.lambda_handler(largest, context)
-            samples.append((time.perf_counter_ns() - started) / 1000)
-        assert response["statusCode"] == 200
-        figures["handler, 6 MiB non-ASCII body"] = {"p50": percentile(samples, 0.5), "p99": max(samples)}
+        for label, body_event, times in (
+            ("handler, 255 KiB body", large, 20),
+            ("handler, 6 MiB non-ASCII body", largest, 5),
+        ):
+            samples, response = timed(functools.partial(app.lambda_handler, body_event, context), times)
+            assert response["statusCode"] == 200
+            figures[label] = {"p50": percentile(samples, 0.5), "p99": max(samples)}
     import resource
 
     return {"latency_us": figures, "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from importlib.util import find_spec
+from pathlib import Path
 
 _NEEDED = ("boto3", "httpx", "pydantic", "aws_lambda_powertools", "moto")
 
@@ -32,3 +33,9 @@ def _check_interpreter() -> None:
 # under .venv-sam) are not tools a user runs.
 if sys.argv[:1] == ["-m"]:
     _check_interpreter()
+
+# The tools import the layer's package (`offergrid_integration`) from the repo, where it is not
+# installed: on the path once, for every devtools module.
+_LAYER = str(Path(__file__).resolve().parents[1] / "layers" / "shared")
+if _LAYER not in sys.path:
+    sys.path.insert(0, _LAYER)

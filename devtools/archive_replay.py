@@ -32,27 +32,18 @@ longer verifying, the queue refused it) or the window holds none that match; 2 n
 done (a flag at fault, no stack, an AWS call refused).
 """
 
-# ruff: noqa: E402 - the layer is put on sys.path before its modules are imported
 from __future__ import annotations
 
 import argparse
 import re
-import sys
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any, Final
 
 from devtools.stack_reads import DedupRecords, archive_of, order_record, webhook_secrets
 from devtools.stack_target import ReplayError, Target
-
-# `python -m devtools.replay` from the repo root: the layer's package is not installed.
-_LAYER = str(Path(__file__).resolve().parents[1] / "layers" / "shared")
-if _LAYER not in sys.path:
-    sys.path.insert(0, _LAYER)
-
 from offergrid_integration.archive import ArchivedDelivery, S3DeliveryArchive
 from offergrid_integration.contract import EventType, OffergridEvent, PayloadReason, dedup_key_for
 from offergrid_integration.orders.adapters.sqs_queue import S3ClaimChecks, SqsQueue

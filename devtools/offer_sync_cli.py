@@ -21,7 +21,6 @@ error or when an AWS call failed (no region, no credentials, no such table/bucke
 denied): one line on stderr, no traceback; 141 when stdout was closed (`| head`), quietly.
 """
 
-# ruff: noqa: E402 - the layer is put on sys.path before its modules are imported
 from __future__ import annotations
 
 import argparse
@@ -29,19 +28,12 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from devtools.cli_output import quiet_on_closed_pipe
 from devtools.report_lines import plan_lines, report_line, sync_line
-
-# `python -m devtools.offer_sync_cli` from the repo root: the layer's package is not installed.
-_LAYER = str(Path(__file__).resolve().parents[1] / "layers" / "shared")
-if _LAYER not in sys.path:
-    sys.path.insert(0, _LAYER)
-
 from offergrid_integration.catalog.apply import SyncDependencies, SyncOptions, run_offer_sync
 from offergrid_integration.catalog.guard import DEFAULT_REMOVAL_PERCENT, RemovalGuard
 from offergrid_integration.catalog.mapping import (

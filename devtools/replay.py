@@ -34,7 +34,7 @@ import os
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Final
 
@@ -504,22 +504,40 @@ def cmd_sync(args: argparse.Namespace) -> int:
     request: dict[str, Any] = {"dryRun": args.dry_run, "sweep": False, "sync": True}
     if args.sku:
         request["skus"] = args.sku
+    return _run_offer_sync(
+        args,
+        request,
+        "sync",
+        show=lambda report, where: [f"{sync_line(report, skus=args.sku)} ({where})", *plan_lines(report)],
+        problem=lambda result, _: sync_problem(result) or unmatched_skus(result, args.sku),
+    )
+
+
+def _run_offer_sync(
+    args: argparse.Namespace,
+    request: dict[str, Any],
+    key: str,
+    *,
+    show: Callable[[dict[str, Any], str], list[str]],
+    problem: Callable[[Any, Any], str | None],
+) -> int:
+    """Invoke the offer sync function and print its `key` report with `show` (report, where it ran);
+    the exit code: 1 when the function failed or `problem` (result, report) names one."""
     target = Target.from_args(args)
     ok, result, log = _invoke_offer_sync(args, target, request)
-    report = result.get("sync") if ok and isinstance(result, dict) else None
-    # stdout: one line for a person, or with --json the result alone (`| jq` works); stderr: problems.
+    report = result.get(key) if ok and isinstance(result, dict) else None
+    # stdout: lines for a person, or with --json the result alone (`| jq` works); stderr: problems.
     if args.json:
         _say(json.dumps(result, indent=2))
     elif isinstance(report, dict):
-        _say(f"{sync_line(report, skus=args.sku)} ({target.where})")
-        for line in plan_lines(report):
+        for line in show(report, target.where):
             _say(line)
     if not ok:
         _note(f"error: the offer sync function failed: {_function_error(result)}{log}")
         return 1
-    problem = sync_problem(result) or unmatched_skus(result, args.sku)
-    if problem is not None:
-        _note(f"error: {problem}{log}")
+    found = problem(result, report)
+    if found is not None:
+        _note(f"error: {found}{log}")
         return 1
     return 0
 
@@ -566,21 +584,13 @@ def _invoke_offer_sync(
 # ---------------------------------------------------------------------------------------------------
 def cmd_reconcile(args: argparse.Namespace) -> int:
     request: dict[str, Any] = {"dryRun": args.dry_run, "sweep": False, "sync": False, "reconcile": True}
-    target = Target.from_args(args)
-    ok, result, log = _invoke_offer_sync(args, target, request)
-    report = result.get("reconcile") if ok and isinstance(result, dict) else None
-    if args.json:
-        _say(json.dumps(result, indent=2))
-    elif isinstance(report, dict):
-        _say(format_differences(report))
-    if not ok:
-        _note(f"error: the offer sync function failed: {_function_error(result)}{log}")
-        return 1
-    problem = reconcile_problem(report)
-    if problem is not None:
-        _note(f"error: {problem}{log}")
-        return 1
-    return 0
+    return _run_offer_sync(
+        args,
+        request,
+        "reconcile",
+        show=lambda report, _: [format_differences(report)],
+        problem=lambda _, report: reconcile_problem(report),
+    )
 
 
 def format_differences(report: dict[str, Any]) -> str:
@@ -795,11 +805,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--sku", action="append", help="only these SKUs (repeatable; default: the whole catalog)"
     )
     sync.add_argument("--dry-run", action="store_true", help="print the plan, write nothing")
-    sync.add_argument(
-        "--function", default=DEFAULT_SYNC_FUNCTION, help="logical id (default OfferSyncFunction)"
-    )
-    sync.add_argument("--function-name", help="deployed function name (default: the <function>Name output)")
-    sync.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE)
+    _function_arguments(sync)
     sync.set_defaults(handler=cmd_sync)
 
     rec = sub.add_parser(
@@ -810,33 +816,45 @@ def build_parser() -> argparse.ArgumentParser:
         "print each difference between Offergrid and the work orders, and what was (or would be) repaired.",
     )
     rec.add_argument("--dry-run", action="store_true", help="print the differences, queue no repair")
-    rec.add_argument(
-        "--function", default=DEFAULT_SYNC_FUNCTION, help="logical id (default OfferSyncFunction)"
-    )
-    rec.add_argument("--function-name", help="deployed function name (default: the <function>Name output)")
-    rec.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE)
+    _function_arguments(rec)
     rec.set_defaults(handler=cmd_reconcile)
 
-    window = sub.add_parser(
-        "archive",
-        parents=[where],
-        help="re-deliver a time window of archived webhook deliveries through the orders queue",
-        description=archive_replay.__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    archive_replay.add_arguments(window)
-    window.set_defaults(handler=cmd_archive)
-
-    story = sub.add_parser(
-        "trace",
-        parents=[where],
-        help="one order item's story: deliveries, queue messages, decision, work order, Offergrid's view",
-        description=trace.__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    trace.add_arguments(story)
-    story.set_defaults(handler=cmd_trace)
+    # The commands whose module documents and parses them (its docstring is the command's help).
+    for name, module, text, handler in (
+        (
+            "archive",
+            archive_replay,
+            "re-deliver a time window of archived webhook deliveries through the orders queue",
+            cmd_archive,
+        ),
+        (
+            "trace",
+            trace,
+            "one order item's story: deliveries, queue messages, decision, work order, Offergrid's view",
+            cmd_trace,
+        ),
+    ):
+        command = sub.add_parser(
+            name,
+            parents=[where],
+            help=text,
+            description=module.__doc__,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        module.add_arguments(command)
+        command.set_defaults(handler=handler)
     return parser
+
+
+def _function_arguments(command: argparse.ArgumentParser) -> None:
+    """Which offer sync function a command invokes: the local one of the template, or a deployed one."""
+    command.add_argument(
+        "--function", default=DEFAULT_SYNC_FUNCTION, help="logical id (default OfferSyncFunction)"
+    )
+    command.add_argument(
+        "--function-name", help="deployed function name (default: the <function>Name output)"
+    )
+    command.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE)
 
 
 def main(argv: list[str] | None = None) -> int:

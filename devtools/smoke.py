@@ -40,6 +40,9 @@ from pathlib import Path
 from typing import Any, Final
 
 import boto3
+from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
+from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyItemNotFoundError
+from aws_lambda_powertools.utilities.idempotency.persistence.dynamodb import DynamoDBPersistenceLayer
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -49,16 +52,6 @@ from devtools.local.runtime import REPO_ROOT
 from devtools.local.stack import DEFAULT_STACK_FILE, DEFAULT_TEMPLATE, LAMBDA_URL
 from devtools.local.template import Template, TemplateError, load_template
 from devtools.replay import sync_problem
-
-_LAYER: Final = str(REPO_ROOT / "layers" / "shared")
-if _LAYER not in sys.path:
-    sys.path.insert(0, _LAYER)
-
-# ruff: noqa: E402 - the layer is put on sys.path before its modules (and the hook's) are imported
-from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
-from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyItemNotFoundError
-from aws_lambda_powertools.utilities.idempotency.persistence.dynamodb import DynamoDBPersistenceLayer
-
 from functions.deploy_hook.app import deploy_check_payload, signed_delivery
 from offergrid_integration.contract import DEPLOY_CHECK_EVENT, dedup_key_for, normalise_payload
 from offergrid_integration.offergrid.client import OffergridClient

@@ -11,13 +11,10 @@
 The clients are the `Target`'s: the local moto server, or the usual AWS credentials.
 """
 
-# ruff: noqa: E402 - the layer is put on sys.path before its modules are imported
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -26,12 +23,6 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyIt
 from botocore.exceptions import BotoCoreError, ClientError
 
 from devtools.stack_target import ReplayError, Target
-
-# `python -m devtools.replay` from the repo root: the layer's package is not installed.
-_LAYER = str(Path(__file__).resolve().parents[1] / "layers" / "shared")
-if _LAYER not in sys.path:
-    sys.path.insert(0, _LAYER)
-
 from offergrid_integration.archive import S3DeliveryArchive
 from offergrid_integration.clock import SYSTEM_CLOCK
 from offergrid_integration.offergrid.client import OffergridClient

@@ -27,13 +27,11 @@ status: 0 the item is known somewhere; 1 nothing anywhere knows it; 2 nothing wa
 fault, no stack, an AWS call refused).
 """
 
-# ruff: noqa: E402 - the layer is put on sys.path before its modules are imported
 from __future__ import annotations
 
 import argparse
 import contextlib
 import json
-import sys
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -45,12 +43,6 @@ from botocore.exceptions import BotoCoreError, ClientError
 from devtools.archive_replay import parse_when, read_window
 from devtools.stack_reads import DedupRecords, archive_of, offergrid_client, order_record, work_order
 from devtools.stack_target import ReplayError, Target
-
-# `python -m devtools.replay` from the repo root: the layer's package is not installed.
-_LAYER = str(Path(__file__).resolve().parents[1] / "layers" / "shared")
-if _LAYER not in sys.path:
-    sys.path.insert(0, _LAYER)
-
 from offergrid_integration.archive import ArchivedDelivery
 from offergrid_integration.contract import (
     RECONCILE_CANCEL,

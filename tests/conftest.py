@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, settings
 
 pytest_plugins = [
     "tests.fixtures.aws",
+    "tests.fixtures.logs",
     "tests.fixtures.offergrid_fake",
     "tests.fixtures.sqs_limits",
 ]

@@ -24,16 +24,16 @@ import binascii
 import fnmatch
 import json
 import re
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from devtools.local.http import LocalHttpServer
 from devtools.local.runtime import InvokeResult
 from devtools.local.template import ACCOUNT_ID, FunctionSpec, Template
 
@@ -283,50 +283,27 @@ Invoker = Callable[[str, dict[str, Any], str], InvokeResult]
 
 
 @dataclass
-class LocalApiGateway:
+class LocalApiGateway(LocalHttpServer):
     """`invoke(function_id, event, request_id)` runs the function (a worker)."""
 
+    name: ClassVar[str] = "local API"
     routes: list[ApiRoute]
     invoke: Invoker
     host: str = "127.0.0.1"
     port: int = 0
     requests_served: int = 0
     _server: ThreadingHTTPServer | None = field(default=None, init=False, repr=False)
-    _thread: threading.Thread | None = field(default=None, init=False, repr=False)
-
-    @property
-    def base_url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("the local API is not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
 
     def url_for(self, route: ApiRoute) -> str:
         return f"{self.base_url}/{route.stage}{route.path}"
 
-    def start(self) -> LocalApiGateway:
+    def handler_class(self) -> type[BaseHTTPRequestHandler]:
         gateway = self
 
         class Handler(_ProxyHandler):
             api = gateway
 
-        self._server = ThreadingHTTPServer((self.host, self.port), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="local-apigw", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> LocalApiGateway:
-        return self.start()
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()
+        return Handler
 
     def handle(
         self, method: str, raw_path: str, headers: list[tuple[str, str]], body: bytes, source_ip: str

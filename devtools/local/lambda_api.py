@@ -24,9 +24,10 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 from urllib.parse import unquote, urlsplit
 
+from devtools.local.http import LocalHttpServer
 from devtools.local.runtime import InvokeResult
 
 __all__ = ["LocalLambdaApi", "function_id_of"]
@@ -50,9 +51,10 @@ def function_id_of(name: str) -> str:
 
 
 @dataclass
-class LocalLambdaApi:
+class LocalLambdaApi(LocalHttpServer):
     """`invoke(function_id, event)` runs a function (a worker); `known()` lists the function ids."""
 
+    name: ClassVar[str] = "local Lambda API"
     invoke: Invoker
     known: Callable[[], list[str]]
     host: str = "127.0.0.1"
@@ -61,29 +63,13 @@ class LocalLambdaApi:
     _server: ThreadingHTTPServer | None = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
-    @property
-    def base_url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("the local Lambda API is not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def start(self) -> LocalLambdaApi:
+    def handler_class(self) -> type[BaseHTTPRequestHandler]:
         api = self
 
         class Handler(_Handler):
             lambda_api = api
 
-        self._server = ThreadingHTTPServer((self.host, self.port), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, name="local-lambda-api", daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        return Handler
 
     def hook_status(self, deployment_id: str) -> str | None:
         """The last status a hook reported for `deployment_id`, if any."""

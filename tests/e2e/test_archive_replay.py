@@ -25,6 +25,7 @@ from offergrid_integration.orders.ports import Decision
 from offergrid_integration.orders.processor import IDEMPOTENCY_KEY_PREFIX
 from offergrid_integration.signature import compact_json, sign
 from tests.fixtures.local_stack import empty_queues
+from tests.fixtures.queues import receive_all
 
 SERVICEABLE = {
     "street": "1 Market St",
@@ -88,18 +89,7 @@ def run(local: LocalEnvironment, *argv: str) -> int:
 def queued(local: LocalEnvironment) -> list[dict[str, Any]]:
     """The orders queue's messages, received (hidden 30 s) and released again."""
     assert local.stack is not None
-    sqs = local.stack.client("sqs")
-    url = local.stack.outputs["OrdersQueueUrl"]
-    messages: list[dict[str, Any]] = []
-    while batch := sqs.receive_message(
-        QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], VisibilityTimeout=30
-    ).get("Messages", []):
-        messages.extend(batch)
-    for message in messages:
-        sqs.change_message_visibility(
-            QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
-        )
-    return messages
+    return receive_all(local.stack.client("sqs"), local.stack.outputs["OrdersQueueUrl"], keep=True)
 
 
 def patches(local: LocalEnvironment, item_id: str) -> int:

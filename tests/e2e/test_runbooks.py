@@ -36,6 +36,7 @@ from tests.e2e.runbook_blocks import (
     split_python_module,
 )
 from tests.fixtures.local_stack import empty_queues
+from tests.fixtures.queues import receive_all
 
 RUNBOOK_FILES = sorted(RUNBOOKS.glob("*.md"))
 PARSERS: dict[str, Callable[[], Any]] = {
@@ -198,20 +199,7 @@ def runner(local: LocalEnvironment, monkeypatch: pytest.MonkeyPatch) -> Iterator
 
 def _messages(local: LocalEnvironment, output: str) -> list[dict[str, Any]]:
     assert local.stack is not None
-    messages: list[dict[str, Any]] = []
-    sqs = local.stack.client("sqs")
-    while batch := sqs.receive_message(
-        QueueUrl=local.stack.outputs[output],
-        MaxNumberOfMessages=10,
-        MessageAttributeNames=["All"],
-        VisibilityTimeout=30,
-    ).get("Messages", []):
-        messages.extend(batch)
-    for message in messages:  # leave them where they were
-        sqs.change_message_visibility(
-            QueueUrl=local.stack.outputs[output], ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
-        )
-    return messages
+    return receive_all(local.stack.client("sqs"), local.stack.outputs[output], keep=True)
 
 
 def _dead_letter(local: LocalEnvironment, output: str, *keys: str) -> list[str]:

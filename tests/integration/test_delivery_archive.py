@@ -7,9 +7,7 @@ silence alarm (`WebhookVerified`) and for stale deliveries, and the `itemId` key
 
 from __future__ import annotations
 
-import io
 import json
-import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -19,7 +17,6 @@ import pytest
 from functions.webhook_ingress import app
 from offergrid_integration.archive import ArchivedDelivery
 from offergrid_integration.contract import DEPLOY_CHECK_EVENT
-from offergrid_integration.observability import logger as shared_logger
 from offergrid_integration.observability import metrics
 from offergrid_integration.signature import compact_json, sign, verify_signature
 from tests.integration.test_webhook_ingress import emf_metrics, load_event, log_lines
@@ -67,18 +64,6 @@ def invoke(stack: dict[str, str], lambda_context: Any) -> Callable[[dict[str, An
         return response
 
     return _invoke
-
-
-@pytest.fixture
-def log_output() -> Iterator[Callable[[], str]]:
-    buffer = io.StringIO()
-    handler = shared_logger.registered_handler
-    assert isinstance(handler, logging.StreamHandler)
-    previous = handler.setStream(buffer)
-    try:
-        yield buffer.getvalue
-    finally:
-        handler.setStream(previous)
 
 
 def archived(prefix: str = "") -> dict[str, bytes]:

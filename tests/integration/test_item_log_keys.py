@@ -8,10 +8,8 @@ never carries it.
 
 from __future__ import annotations
 
-import io
 import json
-import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import boto3
@@ -19,13 +17,12 @@ import pytest
 
 from devtools.offergrid_fake import OffergridFake
 from offergrid_integration.clock import SYSTEM_CLOCK
-from offergrid_integration.observability import logger
 from offergrid_integration.offergrid.client import OffergridClient
 from offergrid_integration.orders.adapters.dynamodb import DynamoDBWorkOrderIndex
 from offergrid_integration.orders.adapters.sqs_queue import SqsQueue
 from offergrid_integration.orders.reconcile import reconcile
 from offergrid_integration.orders.sweep import OrderRecordDecisions, sweep_missed_orders
-from tests.fixtures.offergrid_fake import TEST_API_KEY
+from tests.fixtures.offergrid_fake import OffergridClientFactory
 from tests.integration import test_order_processor as base
 from tests.integration.test_order_processor import ORDER, Invoke, Stack, sqs_event, status_event, webhook_body
 
@@ -37,23 +34,13 @@ invoke = base.invoke
 
 
 @pytest.fixture
-def lines() -> Iterator[Callable[[], list[dict[str, Any]]]]:
-    buffer = io.StringIO()
-    handler = logger.registered_handler
-    assert isinstance(handler, logging.StreamHandler)
-    previous = handler.setStream(buffer)
-    try:
-        yield lambda: [json.loads(line) for line in buffer.getvalue().splitlines() if line.startswith("{")]
-    finally:
-        handler.setStream(previous)
+def lines(log_output: Callable[[], str]) -> Callable[[], list[dict[str, Any]]]:
+    return lambda: [json.loads(line) for line in log_output().splitlines() if line.startswith("{")]
 
 
 @pytest.fixture
-def client(fake: OffergridFake) -> Iterator[OffergridClient]:
-    with OffergridClient(
-        base_url=fake.base_url, api_key=lambda *, force_refresh=False: TEST_API_KEY, max_retries=0
-    ) as client:
-        yield client
+def client(fake: OffergridFake, offergrid_client_factory: OffergridClientFactory) -> OffergridClient:
+    return offergrid_client_factory(fake, max_retries=0)
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ from offergrid_integration.clock import ScaledClock
 from offergrid_integration.offergrid.client import OffergridClient
 from offergrid_integration.offergrid.models import Offer
 from offergrid_integration.ratelimit import InProcessRateBudget, RateWindow
+from tests.fixtures.aws import create_table
 from tests.fixtures.catalog import map_all, parse
 from tests.fixtures.offergrid_fake import TEST_API_KEY, OffergridFakeFactory
 from tests.integration.test_order_invariants import ManualClock
@@ -64,16 +65,7 @@ def catalog(aws: None) -> Callable[..., str]:
     """Put a catalog (list of products, or raw text) in S3; returns its URI."""
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
-    dynamodb = boto3.client("dynamodb")
-    dynamodb.create_table(
-        TableName=STATE_TABLE,
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_table(STATE_TABLE, "pk", "sk")
 
     def put(products: Any, key: str = CATALOG_KEY) -> str:
         body = products if isinstance(products, str | bytes) else json.dumps(products)

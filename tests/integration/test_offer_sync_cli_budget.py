@@ -14,6 +14,7 @@ from devtools import offer_sync_cli
 from offergrid_integration.clock import ScaledClock, SkewedClock
 from offergrid_integration.offergrid.errors import RateBudgetExhausted
 from offergrid_integration.ratelimit import DynamoDBRateBudget, Lane, budget_id_for_api_key
+from tests.fixtures.aws import create_table
 from tests.fixtures.offergrid_fake import TEST_API_KEY, fake_http_client
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
@@ -26,13 +27,7 @@ def test_cli_with_the_api_key_secret_uses_the_functions_budget_item(aws, offergr
     secret_arn = boto3.client("secretsmanager").create_secret(
         Name="offergrid-integration/dev/api-key", SecretString=TEST_API_KEY
     )["ARN"]
-    dynamodb = boto3.client("dynamodb")
-    dynamodb.create_table(
-        TableName=TABLE,
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    dynamodb = create_table(TABLE, "pk")
 
     # When the CLI plans against Offergrid with that secret and table
     code = offer_sync_cli.main(
@@ -89,12 +84,7 @@ def test_cli_on_a_laptop_30s_fast_leaves_the_orders_their_pace(
     secret_arn = boto3.client("secretsmanager").create_secret(
         Name="offergrid-integration/dev/api-key", SecretString=TEST_API_KEY
     )["ARN"]
-    boto3.client("dynamodb").create_table(
-        TableName=TABLE,
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_table(TABLE, "pk")
     catalog = tmp_path / "catalog.json"
     catalog.write_text(json.dumps([bench_fiber(n) for n in range(400)]))
     # And an operator's laptop whose clock is 30 s fast: the CLI reads the true clock through it

@@ -23,7 +23,7 @@ from offergrid_integration.observability import logger
 from offergrid_integration.orders.adapters.sqs_queue import SqsQueue
 from offergrid_integration.orders.reconcile import CappedRateBudget
 from offergrid_integration.ratelimit import Lane
-from tests.fixtures.aws import record_boto_clients
+from tests.fixtures.aws import create_table, record_boto_clients
 from tests.fixtures.offergrid_fake import TEST_API_KEY, OffergridFakeFactory
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,22 +43,8 @@ def stack(aws: None, fake: OffergridFake, monkeypatch: pytest.MonkeyPatch) -> di
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
     s3.upload_file(str(SAMPLES / "catalog.csv"), BUCKET, "exports/catalog.csv")
-    dynamodb = boto3.client("dynamodb")
-    dynamodb.create_table(
-        TableName="offer-sync-state",
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    dynamodb.create_table(
-        TableName="orders",
-        AttributeDefinitions=[{"AttributeName": "itemId", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "itemId", "KeyType": "HASH"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_table("offer-sync-state", "pk", "sk")
+    create_table("orders", "itemId")
     boto3.client("secretsmanager").create_secret(Name="offergrid/test/api-key", SecretString=TEST_API_KEY)
     queue_url = boto3.client("sqs").create_queue(QueueName="orders")["QueueUrl"]
     environment = {

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,7 +17,8 @@ from offergrid_integration.orders.adapters.sqs_queue import SqsQueue
 from offergrid_integration.orders.ports import Decision, OrderRecord
 from offergrid_integration.orders.sweep import OrderRecordDecisions, sweep_missed_orders
 from offergrid_integration.ratelimit import InProcessRateBudget, RateWindow
-from tests.fixtures.offergrid_fake import TEST_API_KEY, OffergridFakeFactory
+from tests.fixtures.offergrid_fake import TEST_API_KEY, OffergridClientFactory, OffergridFakeFactory
+from tests.fixtures.queues import receive_all
 
 ORDERS_TABLE = "orders"
 
@@ -29,11 +29,8 @@ def fake(offergrid_fake_factory: OffergridFakeFactory) -> OffergridFake:
 
 
 @pytest.fixture
-def client(fake: OffergridFake) -> Iterator[OffergridClient]:
-    with OffergridClient(
-        base_url=fake.base_url, api_key=lambda *, force_refresh=False: TEST_API_KEY, max_retries=0
-    ) as client:
-        yield client
+def client(fake: OffergridFake, offergrid_client_factory: OffergridClientFactory) -> OffergridClient:
+    return offergrid_client_factory(fake, max_retries=0)
 
 
 @pytest.fixture
@@ -53,15 +50,7 @@ def order_store(aws: None) -> DynamoDBOrderStore:
 
 
 def received(queue_url: str) -> list[dict[str, Any]]:
-    sqs = boto3.client("sqs")
-    messages: list[dict[str, Any]] = []
-    while batch := sqs.receive_message(
-        QueueUrl=queue_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
-    ).get("Messages", []):
-        messages.extend(dict(message) for message in batch)
-        for message in batch:
-            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
-    return messages
+    return receive_all(boto3.client("sqs"), queue_url)
 
 
 def record_decision(store: DynamoDBOrderStore, item_id: str, decision: Decision) -> None:

@@ -8,6 +8,7 @@ from aws_lambda_powertools.utilities import parameters
 from offergrid_integration.config import CommonSettings, load_settings
 from offergrid_integration.offergrid.wiring import client_from_settings
 from offergrid_integration.ratelimit import InProcessRateBudget, Lane, budget_id_for_api_key
+from tests.fixtures.aws import create_table
 
 SECRET_NAME = "offergrid/test/api-key"
 TABLE = "rate-limit"
@@ -18,13 +19,7 @@ def test_instances_before_and_after_a_key_rotation_share_one_budget(aws, offergr
     fake = offergrid_fake_factory(api_keys=("old-api-key-0001", "new-api-key-0002"))
     secrets = boto3.client("secretsmanager")
     secret_arn = secrets.create_secret(Name=SECRET_NAME, SecretString="old-api-key-0001")["ARN"]
-    dynamodb = boto3.client("dynamodb")
-    dynamodb.create_table(
-        TableName=TABLE,
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    dynamodb = create_table(TABLE, "pk")
     settings = load_settings(
         CommonSettings,
         {

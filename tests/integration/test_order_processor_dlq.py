@@ -10,7 +10,6 @@ workorder.status_changed) targeting the queue.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from typing import Any
 
 import boto3
@@ -18,7 +17,9 @@ import boto3
 from devtools.offergrid_fake import OffergridFake
 from functions.order_processor import app
 from offergrid_integration.contract import QueuedMessage, normalise_payload, utc_from_epoch
+from tests.fixtures import queues
 from tests.fixtures.aws import FakeLambdaContext
+from tests.fixtures.queues import queue_with_dlq
 from tests.integration import test_order_processor as base
 from tests.integration.test_order_processor import Stack, patches
 
@@ -28,23 +29,6 @@ runtime_factory = base.runtime_factory
 runtime = base.runtime
 
 MAX_RECEIVE_COUNT = 2
-
-
-def create_orders_queue() -> tuple[str, str, str]:
-    """(queue url, queue arn, DLQ url) with a redrive policy of MAX_RECEIVE_COUNT."""
-    sqs = boto3.client("sqs")
-    dlq_url = sqs.create_queue(QueueName="orders-dlq")["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(MAX_RECEIVE_COUNT)}
-    queue_url = sqs.create_queue(QueueName="orders", Attributes={"RedrivePolicy": json.dumps(redrive)})[
-        "QueueUrl"
-    ]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    return queue_url, queue_arn, dlq_url
 
 
 def send_webhook(queue_url: str, payload: dict[str, Any]) -> None:
@@ -62,54 +46,22 @@ def send_webhook(queue_url: str, payload: dict[str, Any]) -> None:
     )
 
 
-def as_lambda_record(message: Mapping[str, Any], queue_arn: str) -> dict[str, Any]:
-    return {
-        "messageId": message["MessageId"],
-        "receiptHandle": message["ReceiptHandle"],
-        "body": message["Body"],
-        "attributes": message.get("Attributes", {}),
-        "messageAttributes": {
-            name: {"stringValue": value.get("StringValue"), "dataType": value["DataType"]}
-            for name, value in message.get("MessageAttributes", {}).items()
-        },
-        "md5OfBody": message["MD5OfBody"],
-        "eventSource": "aws:sqs",
-        "eventSourceARN": queue_arn,
-        "awsRegion": "eu-west-1",
-    }
-
-
 def drain(queue_url: str, queue_arn: str, *, max_rounds: int = 10) -> int:
     """Play the SQS event source until the queue is empty; returns the number of invocations."""
-    sqs = boto3.client("sqs")
-    for rounds in range(max_rounds):
-        messages = sqs.receive_message(
-            QueueUrl=queue_url,
-            MaxNumberOfMessages=10,
-            VisibilityTimeout=360,
-            AttributeNames=["All"],
-            MessageAttributeNames=["All"],
-        ).get("Messages", [])
-        if not messages:
-            return rounds
-        event = {"Records": [as_lambda_record(message, queue_arn) for message in messages]}
+
+    def handle(event: dict[str, Any]) -> set[str]:
         response = app.lambda_handler(event, FakeLambdaContext())
-        failed = {failure["itemIdentifier"] for failure in response["batchItemFailures"]}
-        for message in messages:
-            if message["MessageId"] in failed:
-                sqs.change_message_visibility(
-                    QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
-                )
-            else:
-                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
-    raise AssertionError(f"the queue did not drain in {max_rounds} rounds")
+        return {failure["itemIdentifier"] for failure in response["batchItemFailures"]}
+
+    return queues.drain(queue_url, queue_arn, handle, max_rounds=max_rounds)
 
 
 def test_a_poison_message_ends_in_the_dlq_and_nothing_else_is_lost(
     fake: OffergridFake, stack: Stack, runtime: app.Runtime
 ) -> None:
     # Given the orders queue with its DLQ and the rule routing provider status events to it
-    queue_url, queue_arn, dlq_url = create_orders_queue()
+    orders = queue_with_dlq(MAX_RECEIVE_COUNT)
+    queue_url, queue_arn, dlq_url = orders.url, orders.arn, orders.dlq_url
     events = boto3.client("events")
     events.put_rule(
         Name="workorder-status-to-orders",

@@ -3,16 +3,12 @@ names the secret and the AWS error code, never the value, and the record is retr
 
 from __future__ import annotations
 
-import io
 import json
-import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import boto3
-import pytest
 
 from devtools.offergrid_fake import OffergridFake
-from offergrid_integration.observability import logger
 from tests.integration import test_order_processor as base
 from tests.integration.test_order_processor import API_KEY_SECRET, ITEM, ORDER, Invoke, Stack, load_event
 
@@ -24,19 +20,6 @@ runtime = base.runtime
 invoke = base.invoke
 
 API_KEY_VALUE = "test-api-key"  # what create_stack puts in the secret
-
-
-@pytest.fixture
-def log_output() -> Iterator[Callable[[], str]]:
-    """What the shared Powertools logger wrote (its handler's stream, swapped for a buffer)."""
-    buffer = io.StringIO()
-    handler = logger.registered_handler
-    assert isinstance(handler, logging.StreamHandler)
-    previous = handler.setStream(buffer)
-    try:
-        yield buffer.getvalue
-    finally:
-        handler.setStream(previous)
 
 
 def _warnings(output: str) -> list[dict[str, object]]:

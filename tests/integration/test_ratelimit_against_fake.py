@@ -33,6 +33,7 @@ from offergrid_integration.ratelimit import (
     budget_id_for_api_key,
 )
 from offergrid_integration.ratelimit.buckets import MAX_REFERENCE_WIDTH, WAIT_SAFETY_MARGIN, DateHeaderTime
+from tests.fixtures.aws import create_table
 from tests.fixtures.budgets import LaneView, snapshot
 from tests.fixtures.offergrid_fake import TEST_API_KEY, OffergridFakeFactory
 
@@ -194,13 +195,7 @@ def moto_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     server.start()
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
-    client = boto3.client("dynamodb", endpoint_url=endpoint)
-    client.create_table(
-        TableName=TABLE,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    client = create_table(TABLE, "pk", client=boto3.client("dynamodb", endpoint_url=endpoint))
     try:
         yield endpoint
     finally:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import boto3
 import pytest
 
 from offergrid_integration.ratelimit import Lane
+from tests.fixtures.aws import create_table
 from tests.fixtures.budget_world import (
     T0,
     Host,
@@ -32,13 +32,7 @@ MINUTES = 10.0
 
 @pytest.fixture
 def dynamodb(aws: None) -> Any:
-    client = boto3.client("dynamodb")
-    client.create_table(
-        TableName=TABLE,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    client = create_table(TABLE, "pk")
     return client
 
 

@@ -20,7 +20,6 @@ import os
 import random
 from typing import Any
 
-import boto3
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -28,6 +27,7 @@ from hypothesis import strategies as st
 from offergrid_integration.clock import SkewedClock
 from offergrid_integration.ratelimit import DynamoDBRateBudget, Lane, RateBudget
 from offergrid_integration.ratelimit.buckets import DateHeaderTime
+from tests.fixtures.aws import create_table
 from tests.fixtures.budget_world import T0, Host, VirtualTime, simulate
 
 pytestmark = pytest.mark.slow
@@ -47,13 +47,7 @@ _budget_ids = itertools.count()
 
 @pytest.fixture
 def dynamodb(aws: None) -> Any:
-    client = boto3.client("dynamodb")
-    client.create_table(
-        TableName=TABLE,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    client = create_table(TABLE, "pk")
     return client
 
 

@@ -8,7 +8,7 @@ by the order processor handling the queued repair message, exactly once.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -43,8 +43,9 @@ from offergrid_integration.orders.reconcile import (
 )
 from offergrid_integration.orders.repairs import ADOPTED_REASON
 from tests.fixtures.aws import FakeLambdaContext
-from tests.fixtures.offergrid_fake import TEST_API_KEY
+from tests.fixtures.offergrid_fake import TEST_API_KEY, OffergridClientFactory
 from tests.fixtures.processor import use_ports
+from tests.fixtures.queues import receive_all
 from tests.integration import test_order_processor as base
 from tests.integration.test_order_integrity import LaterClock
 from tests.integration.test_order_processor import (
@@ -73,11 +74,8 @@ def orders_queue(aws: None) -> str:
 
 
 @pytest.fixture
-def client(fake: OffergridFake) -> Iterator[OffergridClient]:
-    with OffergridClient(
-        base_url=fake.base_url, api_key=lambda *, force_refresh=False: TEST_API_KEY, max_retries=0
-    ) as client:
-        yield client
+def client(fake: OffergridFake, offergrid_client_factory: OffergridClientFactory) -> OffergridClient:
+    return offergrid_client_factory(fake, max_retries=0)
 
 
 Reconcile = Callable[..., ReconcileReport]
@@ -113,15 +111,7 @@ def run_reconcile(client: OffergridClient, stack: Stack, orders_queue: str) -> R
 
 def queued(queue_url: str) -> list[dict[str, Any]]:
     """The orders-queue messages (taken off the queue) as the processor's SQS records carry them."""
-    sqs = boto3.client("sqs")
-    bodies: list[dict[str, Any]] = []
-    while batch := sqs.receive_message(
-        QueueUrl=queue_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
-    ).get("Messages", []):
-        for message in batch:
-            bodies.append(json.loads(message["Body"]))
-            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
-    return bodies
+    return [json.loads(message["Body"]) for message in receive_all(boto3.client("sqs"), queue_url)]
 
 
 def kinds(report: ReconcileReport) -> list[tuple[str, str]]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -26,6 +26,7 @@ from offergrid_integration.orders import processor as pipeline
 from offergrid_integration.orders.ports import work_order_id_for
 from offergrid_integration.signature import sign
 from tests.fixtures.aws import FakeLambdaContext
+from tests.fixtures.queues import drain, queue_with_dlq
 from tests.integration import test_order_processor as base
 from tests.integration.test_order_processor import Stack, patches, status_event
 
@@ -48,23 +49,6 @@ def webhook_event(body: str, *, secret: str = DEV_SECRET) -> dict[str, Any]:
     event["body"] = body
     event["headers"]["X-Offergrid-Signature"] = sign(body, secret, prefix=True)
     return event
-
-
-def as_lambda_record(message: Mapping[str, Any], queue_arn: str) -> dict[str, Any]:
-    return {
-        "messageId": message["MessageId"],
-        "receiptHandle": message["ReceiptHandle"],
-        "body": message["Body"],
-        "attributes": message.get("Attributes", {}),
-        "messageAttributes": {
-            name: {"stringValue": value.get("StringValue"), "dataType": value["DataType"]}
-            for name, value in message.get("MessageAttributes", {}).items()
-        },
-        "md5OfBody": message["MD5OfBody"],
-        "eventSource": "aws:sqs",
-        "eventSourceARN": queue_arn,
-        "awsRegion": "eu-west-1",
-    }
 
 
 @dataclass
@@ -94,33 +78,19 @@ class Delivery:
     def drain(self, *, max_rounds: int = 3 * MAX_RECEIVE_COUNT) -> None:
         """Play Lambda's SQS event source until the queue is empty: a listed failure, or every
         record of a batch whose invocation raised, becomes visible again at once."""
-        sqs = boto3.client("sqs")
-        for _ in range(max_rounds):
-            messages = sqs.receive_message(
-                QueueUrl=self.queue_url,
-                MaxNumberOfMessages=10,
-                VisibilityTimeout=360,
-                AttributeNames=["All"],
-                MessageAttributeNames=["All"],
-            ).get("Messages", [])
-            if not messages:
-                return
-            event = {"Records": [as_lambda_record(message, self.queue_arn) for message in messages]}
+
+        def handle(event: dict[str, Any]) -> set[str]:
             try:
                 response = processor_app.lambda_handler(event, FakeLambdaContext(timeout_seconds=60))
                 failed = {failure["itemIdentifier"] for failure in response["batchItemFailures"]}
             except Exception as exc:  # the invocation failed: SQS retries the whole batch
                 self.batch_errors.append(type(exc).__name__)
-                failed = {message["MessageId"] for message in messages}
-            for message in messages:
-                if message["MessageId"] in failed:
-                    self.failures[message["MessageId"]] = self.failures.get(message["MessageId"], 0) + 1
-                    sqs.change_message_visibility(
-                        QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
-                    )
-                else:
-                    sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
-        raise AssertionError(f"the queue did not drain in {max_rounds} rounds")
+                failed = {record["messageId"] for record in event["Records"]}
+            for message_id in failed:
+                self.failures[message_id] = self.failures.get(message_id, 0) + 1
+            return failed
+
+        drain(self.queue_url, self.queue_arn, handle, max_rounds=max_rounds)
 
     def dead_letters(self) -> list[dict[str, Any]]:
         """What reached the DLQ since the last look (taken off it)."""
@@ -143,30 +113,18 @@ def delivery(
     sqs_as_documented: list[int],
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Delivery]:
-    sqs = boto3.client("sqs")
-    dlq_url = sqs.create_queue(QueueName="orders-dlq")["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(MAX_RECEIVE_COUNT)}
-    queue_url = sqs.create_queue(
-        QueueName="orders",
-        Attributes={"RedrivePolicy": json.dumps(redrive), "MaximumMessageSize": str(SQS_MAX_MESSAGE_BYTES)},
-    )["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
+    orders = queue_with_dlq(MAX_RECEIVE_COUNT, MaximumMessageSize=str(SQS_MAX_MESSAGE_BYTES))
     bucket = f"claim-checks-{uuid.uuid4().hex[:8]}"
     boto3.client("s3").create_bucket(
         Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
     )
     boto3.client("secretsmanager").create_secret(Name=WEBHOOK_SECRET_NAME, SecretString=DEV_SECRET)
     monkeypatch.setenv("OFFERGRID_WEBHOOK_SECRET", WEBHOOK_SECRET_NAME)
-    monkeypatch.setenv("ORDERS_QUEUE_URL", queue_url)
+    monkeypatch.setenv("ORDERS_QUEUE_URL", orders.url)
     monkeypatch.setenv("CLAIM_CHECK_BUCKET", bucket)
     monkeypatch.delenv("WEBHOOK_MAX_BODY_BYTES", raising=False)
     webhook_app.reset()
-    yield Delivery(queue_url, queue_arn, dlq_url, bucket)
+    yield Delivery(orders.url, orders.arn, orders.dlq_url, bucket)
     webhook_app.reset()
 
 

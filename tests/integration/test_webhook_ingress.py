@@ -6,9 +6,7 @@ is not, on the queue afterwards (read back with `receive_message`), plus logs an
 
 from __future__ import annotations
 
-import io
 import json
-import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +17,6 @@ from botocore.exceptions import EndpointConnectionError
 from botocore.stub import Stubber
 
 from functions.webhook_ingress import app
-from offergrid_integration.observability import logger as shared_logger
 from offergrid_integration.observability import metric_dimensions, metrics
 from offergrid_integration.orders.adapters.sqs_queue import SqsQueue
 from offergrid_integration.queueing import QueueSendError
@@ -72,18 +69,6 @@ def ingress_env(monkeypatch: pytest.MonkeyPatch, queue_url: str, webhook_secret:
     app.reset()
     yield
     app.reset()
-
-
-@pytest.fixture
-def log_output() -> Iterator[Callable[[], str]]:
-    buffer = io.StringIO()
-    handler = shared_logger.registered_handler
-    assert isinstance(handler, logging.StreamHandler)
-    previous = handler.setStream(buffer)
-    try:
-        yield buffer.getvalue
-    finally:
-        handler.setStream(previous)
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ sqs = base.sqs
 queue_url = base.queue_url
 webhook_secret = base.webhook_secret
 ingress_env = base.ingress_env
-log_output = base.log_output
 invoke = base.invoke
 queued = base.queued
 

@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.runbook_blocks import setup_exports
+from tests.fixtures.docs import sh_commands
 
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 180.0
@@ -241,18 +242,7 @@ def _documented_make_examples() -> list[list[str]]:
 
 def readme_commands() -> list[str]:
     """The README's shell lines (continuations joined), as a user copies them."""
-    commands: list[str] = []
-    for block in re.findall(r"^```sh\n(.*?)^```", (REPO / "README.md").read_text(), flags=re.M | re.S):
-        pending = ""
-        for raw in block.splitlines():
-            line = raw.strip()
-            if line.endswith("\\"):
-                pending += line[:-1] + " "
-                continue
-            line, pending = pending + line, ""
-            if line and not line.startswith("#"):
-                commands.append(line)
-    return commands
+    return sh_commands((REPO / "README.md").read_text())
 
 
 def test_every_documented_make_example_succeeds_as_written(stack_file: Path) -> None:

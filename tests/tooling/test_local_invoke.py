@@ -17,6 +17,7 @@ import pytest
 
 from devtools.local.__main__ import local_invoke
 from devtools.local.__main__ import main as local_main
+from devtools.local.events import trigger_of
 from devtools.local.runtime import FunctionWorker
 from devtools.local.stack import SAMPLE_CATALOG, LocalEnvironment
 from devtools.local.template import FunctionSpec
@@ -33,16 +34,6 @@ WEBHOOK_STATUS = {
     "sam_apigateway_aws_proxy.json": 401,
     "sam_apigateway_http_api_proxy.json": 401,
     "http_api_webhook_get.json": 405,
-}
-# Which function takes an event file, by the trigger type its name starts with.
-TRIGGERS = {
-    "webhook_": ("Api",),
-    "http_api_webhook_": ("Api", "HttpApi"),
-    "sam_apigateway_": ("Api", "HttpApi"),
-    "sqs_": ("SQS",),
-    "sam_sqs_": ("SQS",),
-    "scheduled_": ("ScheduleV2", "Schedule"),
-    "sam_cloudwatch_scheduled_": ("ScheduleV2", "Schedule"),
 }
 WEBHOOK_PREFIXES = ("webhook_", "http_api_webhook_", "sam_apigateway_")
 
@@ -65,13 +56,14 @@ def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalEnvironment
 
 
 def _function_for(env: LocalEnvironment, event_file: str) -> FunctionSpec:
-    for prefix, types in TRIGGERS.items():
-        if event_file.startswith(prefix):
-            for spec in env.specs.values():
-                if spec.events_of_type(*types) and env.has_code(spec.logical_id):
-                    return spec
-            pytest.skip(f"template.yaml has no function with a {'/'.join(types)} event (with code) yet")
-    raise AssertionError(f"events/{event_file}: no rule says which function takes it; add one to this test")
+    """Which function takes an event file, by the trigger type its name starts with (local invoke's rule)."""
+    types = trigger_of(event_file)
+    if types is None:
+        raise AssertionError(f"events/{event_file}: no TRIGGERS rule (devtools/local/events.py) takes it")
+    for spec in env.specs.values():
+        if spec.events_of_type(*types) and env.has_code(spec.logical_id):
+            return spec
+    pytest.skip(f"template.yaml has no function with a {'/'.join(types)} event (with code) yet")
 
 
 def _invoke(local: LocalEnvironment, function_id: str, event: Path, *extra: str) -> tuple[int, str, str]:
@@ -90,7 +82,7 @@ def _invoke(local: LocalEnvironment, function_id: str, event: Path, *extra: str)
 def test_every_sample_event_has_a_rule():
     assert SAMPLE_EVENTS, "events/ is empty"
     for path in SAMPLE_EVENTS:
-        assert path.name.startswith((*TRIGGERS, "eventbridge_")), path.name
+        assert trigger_of(path.name) is not None or path.name.startswith("eventbridge_"), path.name
 
 
 @pytest.mark.parametrize(

@@ -35,6 +35,7 @@ from devtools.local.stack import (
 )
 from devtools.local.template import TemplateError
 from offergrid_integration.signature import sign
+from tests.fixtures.queues import receive_all
 
 REPO = Path(__file__).resolve().parents[2]
 COMMITTED_ENV_VARS = REPO / "events" / "env.json"
@@ -87,16 +88,7 @@ def _committed_for(env: LocalEnvironment) -> str:
 
 def _queue_messages(env: LocalEnvironment, logical_id: str) -> list[dict[str, Any]]:
     assert env.stack is not None
-    sqs = env.stack.client("sqs")
-    url = env.stack.ref(logical_id)
-    messages: list[dict[str, Any]] = []
-    while batch := sqs.receive_message(
-        QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], VisibilityTimeout=30
-    ).get("Messages", []):
-        messages.extend(batch)
-    for message in messages:
-        sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-    return messages
+    return receive_all(env.stack.client("sqs"), env.stack.ref(logical_id))
 
 
 def _run(*argv: str) -> tuple[int, str, str]:

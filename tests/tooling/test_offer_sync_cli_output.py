@@ -17,6 +17,7 @@ import pytest
 from devtools import offer_sync_cli
 from devtools.offergrid_fake import OffergridFake
 from offergrid_integration.catalog.state import DynamoDBSyncState
+from tests.fixtures.aws import create_table
 from tests.fixtures.offergrid_fake import TEST_API_KEY
 
 REPO = Path(__file__).resolve().parents[2]
@@ -57,15 +58,7 @@ def test_plan_of_the_whole_catalog_says_rows_read_and_valid(
 
 def test_reports_json_is_one_document_and_the_default_one_line_each(aws: None) -> None:
     # Given two stored run reports
-    boto3.client("dynamodb").create_table(
-        TableName="offer-sync-state",
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_table("offer-sync-state", "pk", "sk")
     state = DynamoDBSyncState("offer-sync-state", client=boto3.client("dynamodb"))
     for run, finished in (("run-a", 1_800_000_000.0), ("run-b", 1_800_000_600.0)):
         state.save_report(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,7 +16,7 @@ from offergrid_integration.offergrid.client import OffergridClient
 from offergrid_integration.offergrid.models import OfferCreate
 from offergrid_integration.ratelimit import InProcessRateBudget, RateWindow
 from tests.fixtures.catalog import map_all, plan
-from tests.fixtures.offergrid_fake import TEST_API_KEY, OffergridFakeFactory
+from tests.fixtures.offergrid_fake import TEST_API_KEY, OffergridClientFactory, OffergridFakeFactory
 
 PRODUCT = {
     "sku": "TV-ESSENTIALS",
@@ -37,14 +36,8 @@ def fake(offergrid_fake_factory: OffergridFakeFactory) -> OffergridFake:
 
 
 @pytest.fixture
-def client(fake: OffergridFake) -> Iterator[OffergridClient]:
-    with OffergridClient(
-        base_url=fake.base_url,
-        api_key=lambda *, force_refresh=False: TEST_API_KEY,
-        clock=ScaledClock(60.0),
-        max_retries=0,
-    ) as client:
-        yield client
+def client(fake: OffergridFake, offergrid_client_factory: OffergridClientFactory) -> OffergridClient:
+    return offergrid_client_factory(fake, clock=ScaledClock(60.0), max_retries=0)
 
 
 def apply(

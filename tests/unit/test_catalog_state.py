@@ -11,6 +11,7 @@ from offergrid_integration.catalog.state import (
     SyncCheckpoint,
     SyncStateStore,
 )
+from tests.fixtures.aws import create_table
 
 TABLE = "offer-sync-state"
 
@@ -27,15 +28,7 @@ class ManualClock:
 
 
 def _create_table() -> None:
-    boto3.client("dynamodb").create_table(
-        TableName=TABLE,
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_table(TABLE, "pk", "sk")
 
 
 @pytest.fixture(params=["memory", "dynamodb"])

@@ -21,6 +21,7 @@ import pytest
 
 from devtools.cfn_yaml import load_template as load_cfn
 from devtools.local.template import Template, load_template
+from tests.unit.test_template import ROLLED_OUT
 
 REPO = Path(__file__).resolve().parents[2]
 MAKE = shutil.which("make")
@@ -135,15 +136,7 @@ def test_the_deployed_rollout_per_environment_as_cloudformation_gets_it(env: str
     resources = json.loads(done.stdout)["Resources"]
     # Then each rolled-out function has a deployment group with the environment's strategy, the
     # rollback alarms, automatic rollback, and the hook before traffic
-    for function_id, alarms in {
-        "WebhookIngressFunction": {"WebhookIngressNewVersionErrorsAlarm", "WebhookApi5xxAlarm"},
-        "OrderProcessorFunction": {
-            "OrderProcessorNewVersionErrorsAlarm",
-            "OrdersDeadLetterQueueGrowingAlarm",
-            "OrderRejectionsJumpAlarm",
-            "OrderPermanentFailuresJumpAlarm",
-        },
-    }.items():
+    for function_id, alarms in ROLLED_OUT.items():
         group = resources[f"{function_id}DeploymentGroup"]["Properties"]
         config = group["DeploymentConfigName"]["Fn::Sub"]
         assert config == [

@@ -29,19 +29,6 @@ SIGNATURE = "sha256=" + "ab12" * 16
 REGISTERED = "registered-secret-4c1d"  # registered below; appears nowhere else by chance
 
 
-@pytest.fixture
-def log_output() -> Iterator[Callable[[], str]]:
-    """What the shared Powertools logger wrote (its handler's stream, swapped for a buffer)."""
-    buffer = io.StringIO()
-    handler = logger.registered_handler
-    assert isinstance(handler, logging.StreamHandler)
-    previous = handler.setStream(buffer)
-    try:
-        yield buffer.getvalue
-    finally:
-        handler.setStream(previous)
-
-
 def _lines(output: str) -> list[dict[str, object]]:
     # Every line must still be valid JSON after redaction (CloudWatch Logs Insights parses it).
     return [json.loads(line) for line in output.splitlines() if line.strip()]

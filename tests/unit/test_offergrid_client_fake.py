@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
@@ -17,6 +17,7 @@ import boto3
 import httpx
 import pytest
 
+from devtools.offergrid_fake import OffergridFake
 from offergrid_integration.clock import ScaledClock
 from offergrid_integration.offergrid import MAX_RETRIES, MAX_RETRY_AFTER
 from offergrid_integration.offergrid.client import OffergridClient
@@ -48,12 +49,9 @@ from offergrid_integration.offergrid.models import (
     StatusUpdate,
 )
 from offergrid_integration.secrets import Secret, parse_api_key
+from tests.fixtures.offergrid_fake import OffergridClientFactory
 
 KEY = "test-api-key"
-
-
-def no_jitter() -> float:
-    return 0.0
 
 
 class KeyProvider:
@@ -98,21 +96,15 @@ class RecordingClock:
 
 
 @pytest.fixture
-def make_client(offergrid_fake) -> Iterator[Callable[..., OffergridClient]]:
-    clients: list[OffergridClient] = []
-
+def make_client(
+    offergrid_fake: OffergridFake, offergrid_client_factory: OffergridClientFactory
+) -> Callable[..., OffergridClient]:
     def make(**kwargs: Any) -> OffergridClient:
-        kwargs.setdefault("base_url", offergrid_fake.base_url)
         kwargs.setdefault("api_key", KeyProvider())
-        kwargs.setdefault("rng", no_jitter)
         kwargs.setdefault("timeout", 5.0)
-        client = OffergridClient(**kwargs)
-        clients.append(client)
-        return client
+        return offergrid_client_factory(offergrid_fake, **kwargs)
 
-    yield make
-    for client in clients:
-        client.close()
+    return make
 
 
 @pytest.fixture

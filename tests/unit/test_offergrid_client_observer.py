@@ -6,6 +6,7 @@ advances a manual clock, so budget waits are exact and take no real time.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -32,13 +33,10 @@ from offergrid_integration.offergrid.errors import (
     RateBudgetExhausted,
 )
 from offergrid_integration.offergrid.observer import MetricsObserver, default_observer
+from tests.fixtures.offergrid_fake import OffergridClientFactory
 
 KEY = "test-api-key"
 NAMESPACE = "ObserverTest"
-
-
-def no_jitter() -> float:
-    return 0.0
 
 
 class RecordingObserver:
@@ -87,21 +85,10 @@ class WaitingBudget:
 
 
 @pytest.fixture
-def make_client(offergrid_fake: OffergridFake) -> Iterator[Callable[..., OffergridClient]]:
-    clients: list[OffergridClient] = []
-
-    def make(**kwargs: Any) -> OffergridClient:
-        kwargs.setdefault("base_url", offergrid_fake.base_url)
-        kwargs.setdefault("api_key", lambda *, force_refresh=False: KEY)
-        kwargs.setdefault("rng", no_jitter)
-        kwargs.setdefault("timeout", 5.0)
-        client = OffergridClient(**kwargs)
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        client.close()
+def make_client(
+    offergrid_fake: OffergridFake, offergrid_client_factory: OffergridClientFactory
+) -> Callable[..., OffergridClient]:
+    return functools.partial(offergrid_client_factory, offergrid_fake, timeout=5.0)
 
 
 @pytest.fixture

@@ -23,40 +23,24 @@ from offergrid_integration.offergrid.errors import InternalServerError, Unexpect
 from offergrid_integration.offergrid.models import OrderItem, OrderItemStatus
 from offergrid_integration.offergrid.paging import Page, parse_page
 from offergrid_integration.orders.steps import BatchItemReads
-from tests.fixtures.offergrid_fake import TEST_API_KEY, OffergridFakeFactory
+from tests.fixtures.offergrid_fake import (
+    TEST_API_KEY,
+    OffergridClientFactory,
+    OffergridFakeFactory,
+    RecordingClock,
+)
 
 PAGED_STYLES = [style for style in LIST_STYLES if style != "array"]
 UNLIMITED = {"per_minute": 1_000_000, "per_hour": 1_000_000}
 
 
-class RecordingClock:
-    """`now()` frozen, `sleep()` only records: retries cost no real time."""
-
-    def __init__(self) -> None:
-        self.sleeps: list[float] = []
-
-    def now(self) -> float:
-        return 1_800_000_000.0
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-
-
 @pytest.fixture
-def make_client() -> Iterator[Callable[..., OffergridClient]]:
-    clients: list[OffergridClient] = []
-
+def make_client(offergrid_client_factory: OffergridClientFactory) -> Callable[..., OffergridClient]:
     def make(fake: OffergridFake, **kwargs: Any) -> OffergridClient:
-        kwargs.setdefault("api_key", lambda *, force_refresh=False: TEST_API_KEY)
-        kwargs.setdefault("rng", lambda: 0.0)
         kwargs.setdefault("clock", RecordingClock())
-        client = OffergridClient(base_url=fake.base_url, **kwargs)
-        clients.append(client)
-        return client
+        return offergrid_client_factory(fake, **kwargs)
 
-    yield make
-    for client in clients:
-        client.close()
+    return make
 
 
 def listing_fake(

@@ -9,9 +9,10 @@ item id "." (8).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -42,23 +43,15 @@ from offergrid_integration.offergrid.models import (
     StatusUpdate,
 )
 from offergrid_integration.offergrid.observer import MetricsObserver
-from tests.fixtures.offergrid_fake import TEST_API_KEY, OffergridFakeFactory
+from tests.fixtures.offergrid_fake import (
+    TEST_API_KEY,
+    OffergridClientFactory,
+    OffergridFakeFactory,
+    RecordingClock,
+)
 
 ACCEPT = StatusUpdate(status=OrderItemStatus.ACCEPTED, provider_notes="We can serve this")
 PAGED_STYLES = [style for style in LIST_STYLES if style != "array"]
-
-
-class RecordingClock:
-    """`now()` frozen, `sleep()` only records: what the client would have waited, in no real time."""
-
-    def __init__(self) -> None:
-        self.sleeps: list[float] = []
-
-    def now(self) -> float:
-        return 1_800_000_000.0
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
 
 
 class RecordingObserver:
@@ -80,22 +73,8 @@ class RecordingObserver:
 
 
 @pytest.fixture
-def make_client() -> Iterator[Callable[..., OffergridClient]]:
-    clients: list[OffergridClient] = []
-
-    def make(fake: OffergridFake | None = None, **kwargs: Any) -> OffergridClient:
-        if fake is not None:
-            kwargs.setdefault("base_url", fake.base_url)
-        kwargs.setdefault("api_key", lambda *, force_refresh=False: TEST_API_KEY)
-        kwargs.setdefault("rng", lambda: 0.0)
-        kwargs.setdefault("timeout", 5.0)
-        client = OffergridClient(**kwargs)
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        client.close()
+def make_client(offergrid_client_factory: OffergridClientFactory) -> OffergridClientFactory:
+    return functools.partial(offergrid_client_factory, timeout=5.0)
 
 
 @pytest.fixture

@@ -49,6 +49,7 @@ from offergrid_integration.ratelimit.buckets import (
     refill,
 )
 from offergrid_integration.ratelimit.budgets import TTL_SECONDS
+from tests.fixtures.aws import create_table
 from tests.fixtures.budgets import LaneView, snapshot
 
 T0 = 1_800_000_000.0
@@ -88,13 +89,7 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def dynamodb(aws: None) -> Any:
-    client = boto3.client("dynamodb")
-    client.create_table(
-        TableName=TABLE,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    client = create_table(TABLE, "pk")
     client.update_time_to_live(
         TableName=TABLE, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
     )
@@ -615,7 +610,33 @@ BACKGROUND_MINUTE = 58  # floor(97 * 0.6)
 BACKGROUND_TOKEN = 60 / 55  # its allowance refills (58 - 3) per minute
 
 
-class BusyClock(FakeClock):
+class OrdersWhileSleeping(FakeClock):
+    """A `FakeClock` on which orders are taken (`orders.acquire()`, once `orders` is set) while a
+    background caller sleeps: `take_orders` says which, up to the end of the sleep; an order's own
+    sleep is a plain one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.orders: RateBudget | None = None
+        self._in_orders = False
+
+    def sleep(self, seconds: float) -> None:
+        if self._in_orders or self.orders is None:
+            super().sleep(seconds)
+            return
+        end = self.time + max(0.0, seconds)
+        self._in_orders = True
+        try:
+            self.take_orders(self.orders, end)
+        finally:
+            self._in_orders = False
+        self.time = max(self.time, end)
+
+    def take_orders(self, orders: RateBudget, end: float) -> None:
+        raise NotImplementedError
+
+
+class BusyClock(OrdersWhileSleeping):
     """A `FakeClock` on which orders keep arriving while a background caller sleeps.
 
     Whenever something other than an order sleeps, `orders.acquire()` is called back to back for
@@ -626,23 +647,12 @@ class BusyClock(FakeClock):
     def __init__(self, busy_until: float) -> None:
         super().__init__()
         self.busy_until = busy_until
-        self.orders: RateBudget | None = None
         self.released: list[tuple[float, Lane]] = []
-        self._in_orders = False
 
-    def sleep(self, seconds: float) -> None:
-        if self._in_orders or self.orders is None:
-            super().sleep(seconds)
-            return
-        end = self.time + max(0.0, seconds)
-        self._in_orders = True
-        try:
-            while self.time < min(end, self.busy_until):
-                self.orders.acquire()
-                self.released.append((self.time, Lane.ORDERS))
-        finally:
-            self._in_orders = False
-        self.time = max(self.time, end)
+    def take_orders(self, orders: RateBudget, end: float) -> None:
+        while self.time < min(end, self.busy_until):
+            orders.acquire()
+            self.released.append((self.time, Lane.ORDERS))
 
 
 LaneFactory = Callable[..., tuple[RateBudget, RateBudget]]
@@ -775,7 +785,7 @@ def test_after_an_order_burst_the_background_waits_until_the_orders_are_idle(
     assert clock.now() - last_order == pytest.approx(ORDERS_IDLE_AFTER, abs=0.01)
 
 
-class TrickleClock(FakeClock):
+class TrickleClock(OrdersWhileSleeping):
     """A `FakeClock` on which one order arrives every `every` seconds, taken (`orders.acquire()`)
     while a background caller sleeps; every order's release is recorded."""
 
@@ -783,25 +793,14 @@ class TrickleClock(FakeClock):
         super().__init__()
         self.every = every
         self.next_order = T0
-        self.orders: RateBudget | None = None
         self.released: list[float] = []
-        self._in_orders = False
 
-    def sleep(self, seconds: float) -> None:
-        if self._in_orders or self.orders is None:
-            super().sleep(seconds)
-            return
-        end = self.time + max(0.0, seconds)
-        self._in_orders = True
-        try:
-            while self.next_order <= end:
-                self.time = max(self.time, self.next_order)
-                self.orders.acquire(remaining_time=60)
-                self.released.append(self.time)
-                self.next_order += self.every
-        finally:
-            self._in_orders = False
-        self.time = max(self.time, end)
+    def take_orders(self, orders: RateBudget, end: float) -> None:
+        while self.next_order <= end:
+            self.time = max(self.time, self.next_order)
+            orders.acquire(remaining_time=60)
+            self.released.append(self.time)
+            self.next_order += self.every
 
 
 def test_orders_below_the_background_share_leave_it_the_rest_of_its_share(make_lanes: LaneFactory) -> None:

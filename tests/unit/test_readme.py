@@ -14,6 +14,7 @@ from offergrid_integration.catalog.settings import SyncSettings
 from offergrid_integration.config import env_var_names
 from offergrid_integration.orders.processor import ProcessorSettings
 from offergrid_integration.webhooks.ingress import WebhookIngressSettings
+from tests.fixtures.docs import sh_commands
 
 REPO = Path(__file__).resolve().parents[2]
 README = (REPO / "README.md").read_text(encoding="utf-8")
@@ -90,18 +91,7 @@ def test_variables_marked_not_set_are_really_not_set_by_the_template(template: T
 
 
 def _readme_commands() -> list[str]:
-    commands: list[str] = []
-    for block in re.findall(r"^```sh\n(.*?)^```", README, flags=re.M | re.S):
-        pending = ""
-        for raw in block.splitlines():
-            line = raw.strip()
-            if line.endswith("\\"):
-                pending += line[:-1] + " "
-                continue
-            line, pending = pending + line, ""
-            if line and not line.startswith("#"):
-                commands.append(line)
-    return commands
+    return sh_commands(README)
 
 
 def test_every_make_target_in_the_readme_exists():

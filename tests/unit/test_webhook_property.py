@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from functions.webhook_ingress import app
 from offergrid_integration.signature import compact_json, sign
+from tests.fixtures.queues import receive_all
 
 DEV_SECRET = "local-dev-webhook-secret"
 HEADER_NAMES = ["x-offergrid-signature", "X-Offergrid-Signature", "X-OFFERGRID-SIGNATURE"]
@@ -71,15 +72,6 @@ def deployed(aws: None, monkeypatch: pytest.MonkeyPatch, lambda_context: Any) ->
     app.reset()
     yield sqs, queue_url, lambda_context
     app.reset()
-
-
-def drain(sqs: Any, queue_url: str) -> list[dict[str, Any]]:
-    messages: list[dict[str, Any]] = []
-    while batch := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", []):
-        for message in batch:
-            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
-        messages.extend(batch)
-    return messages
 
 
 def signature_for(mode: str, raw: bytes, random_text: str) -> str | list[str] | None:
@@ -146,7 +138,7 @@ def test_random_requests_never_5xx_and_queue_only_when_correctly_signed(
     }
 
     response = app.lambda_handler(event, lambda_context)
-    queued = drain(sqs, queue_url)
+    queued = receive_all(sqs, queue_url)
 
     status = response["statusCode"]
     assert status < 500, response
