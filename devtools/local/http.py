@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import threading
+from abc import ABC, abstractmethod
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar, Self
 
 __all__ = ["LocalHttpServer"]
 
 
-class LocalHttpServer:
+class LocalHttpServer(ABC):
     """Serves `handler_class()` on `host:port` (port 0: a free one) from `start()` to `stop()`, in a
     daemon thread; a subclass (a dataclass) holds `host`, `port` and `_server`."""
 
@@ -18,8 +19,9 @@ class LocalHttpServer:
     port: int
     _server: ThreadingHTTPServer | None
 
+    @abstractmethod
     def handler_class(self) -> type[BaseHTTPRequestHandler]:
-        raise NotImplementedError
+        """The request handler the server runs."""
 
     @property
     def base_url(self) -> str:

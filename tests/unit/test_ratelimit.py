@@ -10,6 +10,7 @@ import math
 import random
 import threading
 import time
+from abc import ABC, abstractmethod
 from bisect import bisect_right
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -610,7 +611,7 @@ BACKGROUND_MINUTE = 58  # floor(97 * 0.6)
 BACKGROUND_TOKEN = 60 / 55  # its allowance refills (58 - 3) per minute
 
 
-class OrdersWhileSleeping(FakeClock):
+class OrdersWhileSleeping(FakeClock, ABC):
     """A `FakeClock` on which orders are taken (`orders.acquire()`, once `orders` is set) while a
     background caller sleeps: `take_orders` says which, up to the end of the sleep; an order's own
     sleep is a plain one."""
@@ -632,8 +633,9 @@ class OrdersWhileSleeping(FakeClock):
             self._in_orders = False
         self.time = max(self.time, end)
 
+    @abstractmethod
     def take_orders(self, orders: RateBudget, end: float) -> None:
-        raise NotImplementedError
+        """Take order tokens until `end` while something else sleeps."""
 
 
 class BusyClock(OrdersWhileSleeping):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
 from enum import StrEnum
@@ -91,7 +92,7 @@ def chunks_of(stream: Any, max_bytes: int, where: str) -> Iterator[bytes]:
     return limited(iter(lambda: bytes(stream.read(CHUNK_BYTES)), b""), max_bytes, where)
 
 
-class StoredCatalog:
+class StoredCatalog(ABC):
     """A catalog stored as an object or a file at `description`, its manifest beside it
     (`<description>.manifest.json`); a subclass opens each."""
 
@@ -108,10 +109,10 @@ class StoredCatalog:
             chunks = chunks_of(stream, MAX_CATALOG_BYTES, self.description)
             yield from iter_catalog(chunks, self._format, sku_field, check)
 
+    @abstractmethod
     def _manifest(self) -> bytes | None:
         """The manifest's bytes (None: there is none); `ManifestUnreadable` when it cannot be read."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _open(self) -> AbstractContextManager[Any]:
         """The catalog as a binary stream (`read(n)`); `CatalogReadError` when it cannot be read."""
-        raise NotImplementedError
