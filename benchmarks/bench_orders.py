@@ -76,9 +76,9 @@ from offergrid_integration.clock import ScaledClock
 from offergrid_integration.config import load_settings
 from offergrid_integration.observability import logger
 from offergrid_integration.offergrid.wiring import client_from_settings
-from offergrid_integration.orders.adapters.sqs_queue import SqsQueue
 from offergrid_integration.orders.processor import ProcessorSettings
 from offergrid_integration.ratelimit import Lane
+from offergrid_integration.sqs_queue import SqsQueue
 from offergrid_integration.webhooks.ingress import WebhookIngress
 
 API_KEY = "test-api-key"

@@ -46,9 +46,9 @@ from devtools.stack_reads import DedupRecords, archive_of, order_record, webhook
 from devtools.stack_target import ReplayError, Target
 from offergrid_integration.archive import ArchivedDelivery, S3DeliveryArchive
 from offergrid_integration.contract import EventType, OffergridEvent, PayloadReason, dedup_key_for
-from offergrid_integration.orders.adapters.sqs_queue import S3ClaimChecks, SqsQueue
 from offergrid_integration.orders.ports import Decision
 from offergrid_integration.queueing import QueuePort
+from offergrid_integration.sqs_queue import S3ClaimChecks, SqsQueue
 from offergrid_integration.webhooks.ingress import WebhookIngress
 from offergrid_integration.webhooks.results import IngressOutcome, IngressResult
 

@@ -40,10 +40,10 @@ with init_phase():  # the GC paused while the imports and the init allocate (con
     from offergrid_integration.offergrid.client import ApiKeyProvider, OffergridClient
     from offergrid_integration.offergrid.wiring import client_from_settings
     from offergrid_integration.orders.adapters.dynamodb import DynamoDBOrderStore
-    from offergrid_integration.orders.adapters.sqs_queue import SqsQueue
     from offergrid_integration.orders.sweep import OrderRecordDecisions, sweep_missed_orders
     from offergrid_integration.ratelimit import Lane, RateBudget
     from offergrid_integration.secrets import Secret, parse_api_key
+    from offergrid_integration.sqs_queue import SqsQueue
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext

@@ -16,8 +16,8 @@ with init_phase():  # the GC paused while the imports and the init allocate (con
     from offergrid_integration import aws
     from offergrid_integration.archive import ARCHIVE_WAIT_SECONDS, BackgroundArchive, S3DeliveryArchive
     from offergrid_integration.observability import log_metrics, logger
-    from offergrid_integration.orders.adapters.sqs_queue import S3ClaimChecks, SqsQueue
     from offergrid_integration.secrets import Secret, parse_webhook_secrets
+    from offergrid_integration.sqs_queue import S3ClaimChecks, SqsQueue
     from offergrid_integration.webhooks.ingress import WebhookIngress, WebhookIngressSettings
     from offergrid_integration.webhooks.results import report
 

@@ -19,9 +19,9 @@ from devtools.offergrid_fake import OffergridFake
 from offergrid_integration.clock import SYSTEM_CLOCK
 from offergrid_integration.offergrid.client import OffergridClient
 from offergrid_integration.orders.adapters.dynamodb import DynamoDBWorkOrderIndex
-from offergrid_integration.orders.adapters.sqs_queue import SqsQueue
 from offergrid_integration.orders.reconcile import reconcile
 from offergrid_integration.orders.sweep import OrderRecordDecisions, sweep_missed_orders
+from offergrid_integration.sqs_queue import SqsQueue
 from tests.fixtures.offergrid_fake import OffergridClientFactory
 from tests.integration import test_order_processor as base
 from tests.integration.test_order_processor import ORDER, Invoke, Stack, sqs_event, status_event, webhook_body

@@ -20,9 +20,9 @@ from offergrid_integration.catalog.settings import SyncSettings
 from offergrid_integration.clock import ScaledClock
 from offergrid_integration.config import ConfigurationError, load_settings
 from offergrid_integration.observability import logger
-from offergrid_integration.orders.adapters.sqs_queue import SqsQueue
 from offergrid_integration.orders.reconcile import CappedRateBudget
 from offergrid_integration.ratelimit import Lane
+from offergrid_integration.sqs_queue import SqsQueue
 from tests.fixtures.aws import create_table, record_boto_clients
 from tests.fixtures.offergrid_fake import TEST_API_KEY, OffergridFakeFactory
 

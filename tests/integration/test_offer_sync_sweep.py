@@ -13,10 +13,10 @@ from offergrid_integration.clock import SYSTEM_CLOCK
 from offergrid_integration.contract import QueuedMessage, dedup_key_for, normalise_payload
 from offergrid_integration.offergrid.client import OffergridClient
 from offergrid_integration.orders.adapters.dynamodb import DynamoDBOrderStore
-from offergrid_integration.orders.adapters.sqs_queue import SqsQueue
 from offergrid_integration.orders.ports import Decision, OrderRecord
 from offergrid_integration.orders.sweep import OrderRecordDecisions, sweep_missed_orders
 from offergrid_integration.ratelimit import InProcessRateBudget, RateWindow
+from offergrid_integration.sqs_queue import SqsQueue
 from tests.fixtures.offergrid_fake import TEST_API_KEY, OffergridClientFactory, OffergridFakeFactory
 from tests.fixtures.queues import receive_all
 

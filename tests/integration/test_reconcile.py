@@ -28,7 +28,6 @@ from offergrid_integration.orders.adapters.dynamodb import (
     DynamoDBEventBridgeWorkOrders,
     DynamoDBWorkOrderIndex,
 )
-from offergrid_integration.orders.adapters.sqs_queue import SqsQueue
 from offergrid_integration.orders.ports import (
     Decision,
     WorkOrder,
@@ -42,6 +41,7 @@ from offergrid_integration.orders.reconcile import (
     reconcile,
 )
 from offergrid_integration.orders.repairs import ADOPTED_REASON
+from offergrid_integration.sqs_queue import SqsQueue
 from tests.fixtures.aws import FakeLambdaContext
 from tests.fixtures.offergrid_fake import TEST_API_KEY, OffergridClientFactory
 from tests.fixtures.processor import use_ports

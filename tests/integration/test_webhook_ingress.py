@@ -18,7 +18,6 @@ from botocore.stub import Stubber
 
 from functions.webhook_ingress import app
 from offergrid_integration.observability import metric_dimensions, metrics
-from offergrid_integration.orders.adapters.sqs_queue import SqsQueue
 from offergrid_integration.queueing import QueueSendError
 from offergrid_integration.secrets import MIN_REFRESH_INTERVAL_SECONDS, Secret, parse_webhook_secrets
 from offergrid_integration.signature import (
@@ -27,6 +26,7 @@ from offergrid_integration.signature import (
     sign,
     verify_signature,
 )
+from offergrid_integration.sqs_queue import SqsQueue
 from offergrid_integration.webhooks.ingress import WebhookIngress
 from scripts import make_sample_events
 

@@ -12,7 +12,6 @@ import pytest
 from botocore.stub import Stubber
 
 from offergrid_integration.contract import QueuedMessage, normalise_payload, utc_from_epoch
-from offergrid_integration.orders.adapters.sqs_queue import S3ClaimChecks, SqsQueue
 from offergrid_integration.queueing import (
     SQS_MAX_MESSAGE_BYTES,
     ClaimCheck,
@@ -21,6 +20,7 @@ from offergrid_integration.queueing import (
     QueueSendError,
     sqs_message_size,
 )
+from offergrid_integration.sqs_queue import S3ClaimChecks, SqsQueue
 
 BUCKET = "claim-checks-test"
 ATTRIBUTES = {"dedupKey": "order.created:i-1", "eventType": "order.created", "source": "webhook"}

@@ -16,8 +16,8 @@ import pytest
 
 from devtools.cfn_yaml import load_template
 from offergrid_integration.archive import ARCHIVE_PREFIX, CHECKS_PREFIX
-from offergrid_integration.orders.adapters.sqs_queue import CLAIM_CHECK_PREFIX
 from offergrid_integration.queueing import SQS_MAX_MESSAGE_BYTES
+from offergrid_integration.sqs_queue import CLAIM_CHECK_PREFIX
 from offergrid_integration.webhooks.ingress import MAX_STALE_TOLERANCE_SECONDS
 from offergrid_integration.webhooks.results import DEFAULT_TOLERANCE_SECONDS, StaleMode
 

@@ -96,7 +96,7 @@ class ClaimCheckMissing(LookupError):
 
 
 class ClaimCheckStore(Protocol):
-    """Where bodies too large for the queue are kept (`orders.adapters.sqs_queue.S3ClaimChecks`)."""
+    """Where bodies too large for the queue are kept (`sqs_queue.S3ClaimChecks`)."""
 
     def put(self, message_body: str) -> ClaimCheck:
         """Keep `message_body`; `QueueSendError` when it was not kept."""

@@ -35,7 +35,6 @@ from offergrid_integration.offergrid.client import ApiKeyProvider
 from offergrid_integration.offergrid.wiring import client_from_settings
 from offergrid_integration.orders.adapters.dynamodb import DynamoDBEventBridgeWorkOrders, DynamoDBOrderStore
 from offergrid_integration.orders.adapters.serviceability import build_serviceability_checker
-from offergrid_integration.orders.adapters.sqs_queue import S3ClaimChecks
 from offergrid_integration.orders.messages import (
     EventMessage,
     MalformedMessage,
@@ -55,6 +54,7 @@ from offergrid_integration.orders.ports import (
 from offergrid_integration.orders.steps import BatchItemReads, Prefetch, record_permanent_failure
 from offergrid_integration.queueing import ClaimCheck, ClaimCheckMissing, ClaimCheckStore
 from offergrid_integration.secrets import SecretUnavailableError
+from offergrid_integration.sqs_queue import S3ClaimChecks
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
